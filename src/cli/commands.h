@@ -1,0 +1,11 @@
+// Each subcommand lives in its own file and registers itself on the app with add_<name>_command.
+// The callback it installs runs the command; errors are thrown as wattmoe::Error and reported by main.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace wattmoe::cli {
+
+void add_info_command(CLI::App& app);
+void add_forward_command(CLI::App& app);
+
+}  // namespace wattmoe::cli

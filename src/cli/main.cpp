@@ -1,0 +1,25 @@
+// wattmoe: the command-line entry point. One line of error text and a non-zero exit on bad input.
+#include <cstdio>
+#include <exception>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"wattmoe: run Mixture-of-Experts language models inside a power, energy and thermal budget"};
+  app.require_subcommand(1);
+  wattmoe::cli::add_info_command(app);
+  wattmoe::cli::add_forward_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const wattmoe::Error& e) {
+    std::fprintf(stderr, "wattmoe: error: %s\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "wattmoe: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
