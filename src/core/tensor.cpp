@@ -69,14 +69,14 @@ Tensor Tensor::to(DType t) const {
 
 std::vector<float> Tensor::to_f32_vector() const {
   WATTMOE_CHECK(device_ == Device::CPU);
-  std::vector<float> v(size_t(numel()));
+  std::vector<float> v(static_cast<size_t>(numel()));
   convert_to_f32(dtype_, data_, v.data(), v.size());
   return v;
 }
 
 std::vector<double> Tensor::to_f64_vector() const {
   WATTMOE_CHECK(device_ == Device::CPU);
-  std::vector<double> v(size_t(numel()));
+  std::vector<double> v(static_cast<size_t>(numel()));
   convert_to_f64(dtype_, data_, v.data(), v.size());
   return v;
 }

@@ -1,0 +1,387 @@
+#include "model/transformer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/linear.h"
+#include "ops/norm.h"
+#include "ops/rope.h"
+#include "ops/softmax.h"
+
+namespace wattmoe {
+
+namespace {
+
+template <class T>
+void resize(std::vector<T>& v, int64_t n) {
+  v.assign(size_t(n), T(0));
+}
+
+template <class T>
+void add_into(T* dst, const T* src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
+// SwiGLU FFN over rows x[n, H]: out[n, H] = down(silu(gate·x) ⊙ up·x). Saves g, u, a in `s` (y not used here).
+template <class T>
+void ffn_forward(const FfnView<T>& w, const T* x, int64_t n, int64_t H, int64_t I, FfnActs<T>& s, T* out) {
+  resize(s.g, n * I), resize(s.u, n * I), resize(s.a, n * I);
+  ops::linear_fwd<T>(x, w.gate, nullptr, s.g.data(), n, H, I);
+  ops::linear_fwd<T>(x, w.up, nullptr, s.u.data(), n, H, I);
+  ops::swiglu_fwd<T>(s.g.data(), s.u.data(), s.a.data(), n * I);
+  ops::linear_fwd<T>(s.a.data(), w.down, nullptr, out, n, I, H);
+}
+
+// Backward of ffn_forward: accumulates weight grads into gw and dx (input grad) from dout.
+template <class T>
+void ffn_backward(const FfnView<T>& w, const FfnView<T>& gw, const T* x, int64_t n, int64_t H, int64_t I,
+                  const FfnActs<T>& s, const T* dout, T* dx) {
+  std::vector<T> da(size_t(n * I)), dg(size_t(n * I)), du(size_t(n * I));
+  ops::linear_bwd<T>(s.a.data(), w.down, dout, da.data(), gw.down, nullptr, n, I, H);
+  ops::swiglu_bwd<T>(s.g.data(), s.u.data(), da.data(), dg.data(), du.data(), n * I);
+  ops::linear_bwd<T>(x, w.gate, dg.data(), dx, gw.gate, nullptr, n, H, I);
+  ops::linear_bwd<T>(x, w.up, du.data(), dx, gw.up, nullptr, n, H, I);
+}
+
+}  // namespace
+
+template <class T>
+Transformer<T>::Transformer(ModelConfig c) : cfg_(std::move(c)), layout_(ParamLayout::build(cfg_)) {}
+
+template <class T>
+void Transformer<T>::forward(const T* params, const int32_t* ids, int B, int S, Activations<T>& acts,
+                             KvCache<T>* cache, const RouterSelect<T>& select) const {
+  const ModelConfig& c = cfg_;
+  const int64_t N = int64_t(B) * S, H = c.hidden_size;
+  WATTMOE_CHECK(B >= 1 && S >= 1);
+  WATTMOE_CHECK(!cache || B == 1, "a KV cache serves one sequence");
+  for (int64_t i = 0; i < N; ++i)
+    WATTMOE_REQUIRE(ids[i] >= 0 && ids[i] < c.vocab_size, "input id {} at position {} is outside the vocabulary [0, {})",
+                    ids[i], i, c.vocab_size);
+  acts.B = B, acts.S = S;
+  acts.pos0 = cache ? cache->length : 0;
+  WATTMOE_REQUIRE(!cache || acts.pos0 + S <= cache->capacity, "sequence of {} tokens exceeds the KV cache ({} of {} used)",
+                  S, acts.pos0, cache->capacity);
+  acts.layers.resize(size_t(c.num_layers));
+  const ModelView<T> w = ModelView<T>::bind(c, layout_, const_cast<T*>(params));
+
+  std::vector<T> x(size_t(N * H));
+  for (int64_t i = 0; i < N; ++i) std::memcpy(&x[i * H], w.embed + int64_t(ids[i]) * H, sizeof(T) * H);
+  for (int l = 0; l < c.num_layers; ++l) layer_forward(w.layers[l], l, acts.layers[l], acts, cache, select, x);
+  if (cache) cache->length += S;
+
+  acts.x_final = x;
+  resize(acts.h_final, N * H), resize(acts.rstd_final, N);
+  ops::rmsnorm_fwd<T>(x.data(), w.final_norm, acts.h_final.data(), acts.rstd_final.data(), N, H, c.rms_norm_eps);
+  resize(acts.logits, N * c.vocab_size);
+  ops::linear_fwd<T>(acts.h_final.data(), w.lm_head, nullptr, acts.logits.data(), N, H, c.vocab_size);
+}
+
+template <class T>
+void Transformer<T>::layer_forward(const LayerView<T>& w, int l, LayerActs<T>& a, const Activations<T>& acts,
+                                   KvCache<T>* cache, const RouterSelect<T>& select, std::vector<T>& x) const {
+  const ModelConfig& c = cfg_;
+  const int64_t N = acts.tokens(), H = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), S = acts.S;
+  a.x_in = x;
+  resize(a.h_attn, N * H), resize(a.rstd_attn, N);
+  ops::rmsnorm_fwd<T>(x.data(), w.ln_attn, a.h_attn.data(), a.rstd_attn.data(), N, H, c.rms_norm_eps);
+
+  resize(a.q, N * qd), resize(a.k, N * kvd), resize(a.v, N * kvd);
+  ops::linear_fwd<T>(a.h_attn.data(), w.wq, w.bq, a.q.data(), N, H, qd);
+  ops::linear_fwd<T>(a.h_attn.data(), w.wk, w.bk, a.k.data(), N, H, kvd);
+  ops::linear_fwd<T>(a.h_attn.data(), w.wv, w.bv, a.v.data(), N, H, kvd);
+  if (c.qk_norm) {  // OLMoE: RMSNorm over the whole projection, before the head split
+    a.q_pre = a.q, a.k_pre = a.k;
+    resize(a.rstd_q, N), resize(a.rstd_k, N);
+    ops::rmsnorm_fwd<T>(a.q_pre.data(), w.q_norm, a.q.data(), a.rstd_q.data(), N, qd, c.rms_norm_eps);
+    ops::rmsnorm_fwd<T>(a.k_pre.data(), w.k_norm, a.k.data(), a.rstd_k.data(), N, kvd, c.rms_norm_eps);
+  }
+  if (c.clip_qkv > 0) {  // OLMoE: clamp after the norms
+    a.q_clip = a.q, a.k_clip = a.k, a.v_clip = a.v;
+    const T lim = T(c.clip_qkv);
+    for (auto* v : {&a.q, &a.k, &a.v})
+      for (auto& e : *v) e = std::clamp(e, -lim, lim);
+  }
+  const ops::RopeTable rope = ops::rope_table(acts.pos0, S, c.head_dim, c.rope_theta);
+  for (int b = 0; b < acts.B; ++b) {
+    ops::rope_apply<T>(a.q.data() + b * S * qd, S, c.num_heads, c.head_dim, qd, rope, acts.pos0, false);
+    ops::rope_apply<T>(a.k.data() + b * S * kvd, S, c.num_kv_heads, c.head_dim, kvd, rope, acts.pos0, false);
+  }
+
+  // Attention, one sequence at a time; with a cache the keys/values are the cached ones plus these.
+  const int64_t Tk = acts.pos0 + S;
+  resize(a.att, N * qd);
+  resize(a.probs, int64_t(acts.B) * c.num_heads * S * Tk);
+  for (int b = 0; b < acts.B; ++b) {
+    const T *k = a.k.data() + b * S * kvd, *v = a.v.data() + b * S * kvd;
+    if (cache) {
+      std::copy(a.k.begin(), a.k.end(), cache->k[l].begin() + acts.pos0 * kvd);
+      std::copy(a.v.begin(), a.v.end(), cache->v[l].begin() + acts.pos0 * kvd);
+      k = cache->k[l].data(), v = cache->v[l].data();
+    }
+    ops::AttnShape sh{S, Tk, acts.pos0, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
+    ops::attention_fwd<T>(a.q.data() + b * S * qd, k, v, a.att.data() + b * S * qd,
+                          a.probs.data() + b * c.num_heads * S * Tk, sh);
+  }
+  std::vector<T> o(size_t(N * H));
+  ops::linear_fwd<T>(a.att.data(), w.wo, nullptr, o.data(), N, qd, H);
+  add_into(x.data(), o.data(), N * H);
+
+  a.x_mid = x;
+  resize(a.h_ffn, N * H), resize(a.rstd_ffn, N);
+  ops::rmsnorm_fwd<T>(x.data(), w.ln_ffn, a.h_ffn.data(), a.rstd_ffn.data(), N, H, c.rms_norm_eps);
+  std::vector<T> out(size_t(N * H), T(0));
+  if (w.moe) {
+    moe_forward(w, l, a, N, select, out);
+  } else {
+    ffn_forward<T>(w.dense, a.h_ffn.data(), N, H, c.intermediate_size, a.shared, out.data());
+  }
+  add_into(x.data(), out.data(), N * H);
+}
+
+template <class T>
+void Transformer<T>::moe_forward(const LayerView<T>& w, int l, LayerActs<T>& a, int64_t N,
+                                 const RouterSelect<T>& select, std::vector<T>& out) const {
+  const ModelConfig& c = cfg_;
+  const int64_t H = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
+  resize(a.router_logits, N * E), resize(a.router_probs, N * E), resize(a.drouter, N * E);
+  ops::linear_fwd<T>(a.h_ffn.data(), w.router, nullptr, a.router_logits.data(), N, H, E);
+  ops::softmax_fwd<T>(a.router_logits.data(), a.router_probs.data(), N, E);
+  if (select) {
+    select(l, a.router_logits.data(), a.router_probs.data(), N, a.routing);
+    WATTMOE_CHECK(a.routing.tokens == N && a.routing.experts == E && int64_t(a.routing.expert.size()) == N * a.routing.k);
+  } else {
+    select_topk<T>(a.router_probs.data(), N, int(E), c.top_k, a.routing);
+  }
+  const int k = a.routing.k;
+  resize(a.route_weight, N * k);
+  for (int64_t t = 0; t < N; ++t) {
+    T sum = 0;
+    for (int s = 0; s < k; ++s) {
+      const int32_t e = a.routing.expert[t * k + s];
+      if (e >= 0) sum += (a.route_weight[t * k + s] = a.router_probs[t * E + e]);
+    }
+    if (c.norm_topk_prob && sum > T(0))
+      for (int s = 0; s < k; ++s) a.route_weight[t * k + s] /= sum;
+  }
+
+  a.dispatch = build_dispatch(a.routing);
+  const int64_t R = a.dispatch.rows();
+  std::vector<T> xe(size_t(R * H));
+  for (int64_t r = 0; r < R; ++r) std::memcpy(&xe[r * H], &a.h_ffn[a.dispatch.token[r] * H], sizeof(T) * H);
+  resize(a.experts.g, R * I), resize(a.experts.u, R * I), resize(a.experts.a, R * I), resize(a.experts.y, R * H);
+  for (int e = 0; e < E; ++e) {
+    const int64_t r0 = a.dispatch.offsets[e], n = a.dispatch.offsets[e + 1] - r0;
+    if (n == 0) continue;
+    FfnActs<T> s;
+    ffn_forward<T>(w.experts[e], &xe[r0 * H], n, H, I, s, &a.experts.y[r0 * H]);
+    std::copy(s.g.begin(), s.g.end(), a.experts.g.begin() + r0 * I);
+    std::copy(s.u.begin(), s.u.end(), a.experts.u.begin() + r0 * I);
+    std::copy(s.a.begin(), s.a.end(), a.experts.a.begin() + r0 * I);
+  }
+  // Combine in token order (then slot order), independent of how rows were grouped.
+  std::vector<int64_t> row_of(size_t(N * k), -1);
+  for (int64_t r = 0; r < R; ++r) row_of[a.dispatch.token[r] * k + a.dispatch.slot[r]] = r;
+  for (int64_t t = 0; t < N; ++t)
+    for (int s = 0; s < k; ++s) {
+      const int64_t r = row_of[t * k + s];
+      if (r < 0) continue;
+      const T wt = a.route_weight[t * k + s];
+      for (int64_t j = 0; j < H; ++j) out[t * H + j] += wt * a.experts.y[r * H + j];
+    }
+
+  if (w.shared.gate) {  // Qwen2-MoE: + sigmoid(g·x) · shared_expert(x)
+    const int64_t SI = c.shared_expert_intermediate_size;
+    resize(a.shared.y, N * H), resize(a.shared_gate_logit, N);
+    ffn_forward<T>(w.shared, a.h_ffn.data(), N, H, SI, a.shared, a.shared.y.data());
+    ops::linear_fwd<T>(a.h_ffn.data(), w.shared_gate, nullptr, a.shared_gate_logit.data(), N, H, 1);
+    for (int64_t t = 0; t < N; ++t) {
+      const T sg = ops::sigmoid(a.shared_gate_logit[t]);
+      for (int64_t j = 0; j < H; ++j) out[t * H + j] += sg * a.shared.y[t * H + j];
+    }
+  }
+}
+
+template <class T>
+AuxLossValues Transformer<T>::router_aux_losses(Activations<T>& acts, double lb_coef, double z_coef) const {
+  const int64_t N = acts.tokens(), E = cfg_.num_experts;
+  AuxLossValues v;
+  // transformers' load_balancing_loss_func over the concatenation of all MoE layers' router logits:
+  //   E · Σ_e f_e · P_e, f_e = (top-k selections of e) / rows, P_e = mean router probability of e over rows.
+  // The selection is the model's own top-k of the probabilities, whatever policy routed the tokens.
+  int moe_layers = 0;
+  for (const auto& a : acts.layers) moe_layers += a.router_probs.empty() ? 0 : 1;
+  if (moe_layers == 0) return v;
+  const double rows = double(N) * moe_layers;
+  std::vector<double> f(size_t(E), 0.0), P(size_t(E), 0.0);
+  Routing top;
+  for (const auto& a : acts.layers) {
+    if (a.router_probs.empty()) continue;
+    select_topk<T>(a.router_probs.data(), N, int(E), cfg_.top_k, top);
+    for (int64_t e = 0; e < E; ++e) f[e] += top.counts[e] / rows;
+    for (int64_t t = 0; t < N; ++t)
+      for (int64_t e = 0; e < E; ++e) P[e] += double(a.router_probs[t * E + e]) / rows;
+  }
+  for (int64_t e = 0; e < E; ++e) v.load_balance += double(E) * f[e] * P[e];
+  for (auto& a : acts.layers) {
+    if (a.router_probs.empty()) continue;
+    std::vector<T> dp(size_t(N * E));
+    for (int64_t t = 0; t < N; ++t)
+      for (int64_t e = 0; e < E; ++e) dp[t * E + e] = T(lb_coef * double(E) * f[e] / rows);
+    if (lb_coef != 0) ops::softmax_bwd<T>(a.router_probs.data(), dp.data(), a.drouter.data(), N, E);
+    // Router z-loss (ST-MoE): mean over rows of logsumexp(logits)², gradient 2·lse·softmax / rows.
+    for (int64_t t = 0; t < N; ++t) {
+      const T lse = ops::logsumexp<T>(&a.router_logits[t * E], E);
+      v.z += double(lse) * double(lse) / rows;
+      if (z_coef != 0)
+        for (int64_t e = 0; e < E; ++e) a.drouter[t * E + e] += T(z_coef * 2.0 * double(lse) / rows) * a.router_probs[t * E + e];
+    }
+  }
+  return v;
+}
+
+template <class T>
+void Transformer<T>::backward(const T* params, const int32_t* ids, const T* dlogits, Activations<T>& acts,
+                              T* grads) const {
+  const ModelConfig& c = cfg_;
+  const int64_t N = acts.tokens(), H = c.hidden_size;
+  WATTMOE_CHECK(acts.pos0 == 0, "backward through a KV-cached forward is not supported");
+  const ModelView<T> w = ModelView<T>::bind(c, layout_, const_cast<T*>(params));
+  ModelView<T> g = ModelView<T>::bind(c, layout_, grads);
+
+  std::vector<T> dh(size_t(N * H), T(0)), dx(size_t(N * H), T(0));
+  ops::linear_bwd<T>(acts.h_final.data(), w.lm_head, dlogits, dh.data(), g.lm_head, nullptr, N, H, c.vocab_size);
+  ops::rmsnorm_bwd<T>(acts.x_final.data(), w.final_norm, acts.rstd_final.data(), dh.data(), dx.data(), g.final_norm,
+                      N, H);
+  for (int l = c.num_layers - 1; l >= 0; --l) layer_backward(w.layers[l], g.layers[l], l, acts.layers[l], acts, dx);
+  for (int64_t i = 0; i < N; ++i) add_into(g.embed + int64_t(ids[i]) * H, &dx[i * H], H);
+}
+
+template <class T>
+void Transformer<T>::layer_backward(const LayerView<T>& w, LayerView<T>& g, int l, LayerActs<T>& a,
+                                    const Activations<T>& acts, std::vector<T>& dx) const {
+  const ModelConfig& c = cfg_;
+  const int64_t N = acts.tokens(), H = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), S = acts.S;
+
+  // FFN half: dx holds ∂L/∂x_out; x_out = x_mid + ffn(norm(x_mid)).
+  std::vector<T> dh(size_t(N * H), T(0));
+  if (w.moe) {
+    moe_backward(w, g, a, N, dx.data(), dh);
+  } else {
+    ffn_backward<T>(w.dense, g.dense, a.h_ffn.data(), N, H, c.intermediate_size, a.shared, dx.data(), dh.data());
+  }
+  ops::rmsnorm_bwd<T>(a.x_mid.data(), w.ln_ffn, a.rstd_ffn.data(), dh.data(), dx.data(), g.ln_ffn, N, H);
+
+  // Attention half: x_mid = x_in + o_proj(attn(...)).
+  std::vector<T> datt(size_t(N * qd), T(0));
+  ops::linear_bwd<T>(a.att.data(), w.wo, dx.data(), datt.data(), g.wo, nullptr, N, qd, H);
+  std::vector<T> dq(size_t(N * qd), T(0)), dk(size_t(N * kvd), T(0)), dv(size_t(N * kvd), T(0));
+  for (int b = 0; b < acts.B; ++b) {
+    ops::AttnShape sh{S, S, 0, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
+    ops::attention_bwd<T>(a.q.data() + b * S * qd, a.k.data() + b * S * kvd, a.v.data() + b * S * kvd,
+                          a.probs.data() + b * c.num_heads * S * S, datt.data() + b * S * qd, dq.data() + b * S * qd,
+                          dk.data() + b * S * kvd, dv.data() + b * S * kvd, sh);
+  }
+  const ops::RopeTable rope = ops::rope_table(0, S, c.head_dim, c.rope_theta);
+  for (int b = 0; b < acts.B; ++b) {
+    ops::rope_apply<T>(dq.data() + b * S * qd, S, c.num_heads, c.head_dim, qd, rope, 0, true);
+    ops::rope_apply<T>(dk.data() + b * S * kvd, S, c.num_kv_heads, c.head_dim, kvd, rope, 0, true);
+  }
+  if (c.clip_qkv > 0) {  // clamp passes the gradient only inside [-clip, clip] (as torch.clamp does)
+    const T lim = T(c.clip_qkv);
+    auto mask = [&](std::vector<T>& d, const std::vector<T>& pre) {
+      for (size_t i = 0; i < d.size(); ++i)
+        if (pre[i] < -lim || pre[i] > lim) d[i] = T(0);
+    };
+    mask(dq, a.q_clip), mask(dk, a.k_clip), mask(dv, a.v_clip);
+  }
+  if (c.qk_norm) {
+    std::vector<T> dq_pre(size_t(N * qd), T(0)), dk_pre(size_t(N * kvd), T(0));
+    ops::rmsnorm_bwd<T>(a.q_pre.data(), w.q_norm, a.rstd_q.data(), dq.data(), dq_pre.data(), g.q_norm, N, qd);
+    ops::rmsnorm_bwd<T>(a.k_pre.data(), w.k_norm, a.rstd_k.data(), dk.data(), dk_pre.data(), g.k_norm, N, kvd);
+    dq.swap(dq_pre), dk.swap(dk_pre);
+  }
+  std::fill(dh.begin(), dh.end(), T(0));
+  ops::linear_bwd<T>(a.h_attn.data(), w.wq, dq.data(), dh.data(), g.wq, g.bq, N, H, qd);
+  ops::linear_bwd<T>(a.h_attn.data(), w.wk, dk.data(), dh.data(), g.wk, g.bk, N, H, kvd);
+  ops::linear_bwd<T>(a.h_attn.data(), w.wv, dv.data(), dh.data(), g.wv, g.bv, N, H, kvd);
+  ops::rmsnorm_bwd<T>(a.x_in.data(), w.ln_attn, a.rstd_attn.data(), dh.data(), dx.data(), g.ln_attn, N, H);
+}
+
+template <class T>
+void Transformer<T>::moe_backward(const LayerView<T>& w, LayerView<T>& g, LayerActs<T>& a, int64_t N, const T* dout,
+                                  std::vector<T>& dh) const {
+  const ModelConfig& c = cfg_;
+  const int64_t H = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
+  const int k = a.routing.k;
+  const int64_t R = a.dispatch.rows();
+
+  // Routed experts: row r carries token t's slot s; y_r enters the output scaled by its weight.
+  std::vector<T> dweight(size_t(N * k), T(0)), dy(size_t(R * H)), xe(size_t(R * H)), dxe(size_t(R * H), T(0));
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t t = a.dispatch.token[r], s = a.dispatch.slot[r];
+    const T wt = a.route_weight[t * k + s];
+    T dot = 0;
+    for (int64_t j = 0; j < H; ++j) {
+      dy[r * H + j] = wt * dout[t * H + j];
+      dot += dout[t * H + j] * a.experts.y[r * H + j];
+    }
+    dweight[t * k + s] = dot;
+    std::memcpy(&xe[r * H], &a.h_ffn[t * H], sizeof(T) * H);
+  }
+  for (int e = 0; e < E; ++e) {
+    const int64_t r0 = a.dispatch.offsets[e], n = a.dispatch.offsets[e + 1] - r0;
+    if (n == 0) continue;
+    FfnActs<T> s;
+    s.g.assign(a.experts.g.begin() + r0 * I, a.experts.g.begin() + (r0 + n) * I);
+    s.u.assign(a.experts.u.begin() + r0 * I, a.experts.u.begin() + (r0 + n) * I);
+    s.a.assign(a.experts.a.begin() + r0 * I, a.experts.a.begin() + (r0 + n) * I);
+    ffn_backward<T>(w.experts[e], g.experts[e], &xe[r0 * H], n, H, I, s, &dy[r0 * H], &dxe[r0 * H]);
+  }
+  for (int64_t r = 0; r < R; ++r) add_into(&dh[a.dispatch.token[r] * H], &dxe[r * H], H);
+
+  // Weights → router probabilities (w_s = p_s, or p_s / Σ p when renormalised) → logits.
+  std::vector<T> dprobs(size_t(N * E), T(0));
+  for (int64_t t = 0; t < N; ++t) {
+    T sum = 0, wdot = 0;
+    for (int s = 0; s < k; ++s) {
+      const int32_t e = a.routing.expert[t * k + s];
+      if (e < 0) continue;
+      sum += a.router_probs[t * E + e];
+      wdot += dweight[t * k + s] * a.route_weight[t * k + s];
+    }
+    for (int s = 0; s < k; ++s) {
+      const int32_t e = a.routing.expert[t * k + s];
+      if (e < 0) continue;
+      dprobs[t * E + e] += c.norm_topk_prob && sum > T(0) ? (dweight[t * k + s] - wdot) / sum : dweight[t * k + s];
+    }
+  }
+  std::vector<T> dlogits = a.drouter;  // auxiliary losses' contribution
+  ops::softmax_bwd<T>(a.router_probs.data(), dprobs.data(), dlogits.data(), N, E);
+  ops::linear_bwd<T>(a.h_ffn.data(), w.router, dlogits.data(), dh.data(), g.router, nullptr, N, H, E);
+
+  if (w.shared.gate) {
+    const int64_t SI = c.shared_expert_intermediate_size;
+    std::vector<T> dys(static_cast<size_t>(N * H)), dgl(static_cast<size_t>(N));
+    for (int64_t t = 0; t < N; ++t) {
+      const T sg = ops::sigmoid(a.shared_gate_logit[t]);
+      T dot = 0;
+      for (int64_t j = 0; j < H; ++j) {
+        dys[t * H + j] = sg * dout[t * H + j];
+        dot += dout[t * H + j] * a.shared.y[t * H + j];
+      }
+      dgl[t] = dot * sg * (T(1) - sg);
+    }
+    ffn_backward<T>(w.shared, g.shared, a.h_ffn.data(), N, H, SI, a.shared, dys.data(), dh.data());
+    ops::linear_bwd<T>(a.h_ffn.data(), w.shared_gate, dgl.data(), dh.data(), g.shared_gate, nullptr, N, H, 1);
+  }
+}
+
+template class Transformer<float>;
+template class Transformer<double>;
+
+}  // namespace wattmoe

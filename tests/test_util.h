@@ -1,0 +1,44 @@
+// Helpers shared by the tests: paths to committed fixtures, scratch directories, error norms.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace wattmoe::test {
+
+inline std::string source_path(const std::string& rel) { return std::string(WATTMOE_SOURCE_DIR) + "/" + rel; }
+
+// A fresh, empty directory unique to the running test.
+inline std::string scratch_dir(const std::string& tag) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::filesystem::path p = std::filesystem::temp_directory_path() /
+                            ("wattmoe_" + std::string(info->test_suite_name()) + "_" + info->name() + "_" + tag);
+  std::string s = p.string();
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return s;
+}
+
+template <class A, class B>
+double max_abs_diff(const A& a, const B& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double m = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) m = std::max(m, std::abs(double(a[i]) - double(b[i])));
+  return m;
+}
+
+// ‖a − b‖₂ / ‖b‖₂ (b is the reference).
+template <class A, class B>
+double rel_l2(const A& a, const B& b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    num += (double(a[i]) - double(b[i])) * (double(a[i]) - double(b[i]));
+    den += double(b[i]) * double(b[i]);
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
+}  // namespace wattmoe::test
