@@ -21,9 +21,12 @@ void run_info(const std::string& dir, bool as_json) {
     bytes_by_dtype[std::string(dtype_name(i.dtype))] += int64_t(i.end - i.begin);
     stored_bytes += int64_t(i.end - i.begin);
   }
-  for (const ParamSpec& s : layout.specs())
+  for (const ParamSpec& s : layout.specs()) {
     WATTMOE_REQUIRE(ck.has(s.name), "{}: missing tensor {} (config.json implies shape {})", dir, s.name,
                     shape_str(s.shape));
+    WATTMOE_REQUIRE(ck.info(s.name).shape == s.shape, "{}: tensor {} has shape {} but config.json implies {}", dir,
+                    s.name, shape_str(ck.info(s.name).shape), shape_str(s.shape));
+  }
   int moe_layers = 0;
   for (int l = 0; l < c.num_layers; ++l) moe_layers += c.is_moe_layer(l);
   Json j;

@@ -7,5 +7,10 @@ namespace wattmoe::cli {
 
 void add_info_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_data_command(CLI::App& app);
+void add_telemetry_command(CLI::App& app);
 
 }  // namespace wattmoe::cli

@@ -10,6 +10,11 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   wattmoe::cli::add_info_command(app);
   wattmoe::cli::add_forward_command(app);
+  wattmoe::cli::add_train_command(app);
+  wattmoe::cli::add_eval_command(app);
+  wattmoe::cli::add_generate_command(app);
+  wattmoe::cli::add_data_command(app);
+  wattmoe::cli::add_telemetry_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

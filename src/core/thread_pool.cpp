@@ -38,7 +38,7 @@ void ThreadPool::worker(int id) {
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t min_chunk) {
   if (n <= 0) return;
   int64_t threads = std::min<int64_t>(size(), std::max<int64_t>(1, n / std::max<int64_t>(1, min_chunk)));
-  if (threads <= 1 || workers_.empty()) {
+  if (threads <= 1 || workers_.empty() || busy_.exchange(true)) {
     fn(0, n);
     return;
   }
@@ -56,6 +56,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
   std::unique_lock<std::mutex> l(mu_);
   done_cv_.wait(l, [&] { return pending_ == 0; });
   job_ = nullptr;
+  busy_.store(false);
 }
 
 ThreadPool& default_pool() {

@@ -2,6 +2,7 @@
 // Chunking depends only on n and the thread count, so results that do not reduce across chunks are
 // bitwise reproducible.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -20,6 +21,8 @@ class ThreadPool {
 
   int size() const { return int(workers_.size()) + 1; }
   // fn(begin, end) on disjoint chunks; the calling thread takes part. Blocks until all are done.
+  // If another thread is already running a parallel_for on this pool, the call runs fn(0, n) inline instead
+  // (so code running on several threads of its own may still call it safely).
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t min_chunk = 1);
 
  private:
@@ -32,6 +35,7 @@ class ThreadPool {
   uint64_t generation_ = 0;
   int pending_ = 0;
   bool stop_ = false;
+  std::atomic<bool> busy_{false};
 };
 
 // The process-wide pool used by CPU ops (created on first use; size from WATTMOE_THREADS or the core count).

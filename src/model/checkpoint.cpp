@@ -16,9 +16,10 @@ ModelWeights<T> load_model(const std::string& dir) {
   m.dir = dir;
   m.config = load_model_config(dir);
   m.layout = ParamLayout::build(m.config);
-  m.params.assign(size_t(m.layout.total()), T(0));
   CheckpointReader ck = CheckpointReader::open(dir);
   std::set<std::string> dtypes;
+  // Validate every tensor against config.json before allocating: a config that claims a huge model next to a small
+  // checkpoint must fail with a message, not an allocation failure.
   for (const ParamSpec& s : m.layout.specs()) {
     WATTMOE_REQUIRE(ck.has(s.name), "{}: missing tensor {} (config.json implies shape {})", dir, s.name,
                     shape_str(s.shape));
@@ -28,6 +29,9 @@ ModelWeights<T> load_model(const std::string& dir) {
     WATTMOE_REQUIRE(dtype_is_float(info.dtype), "{}: tensor {} has dtype {}, expected a float type", dir, s.name,
                     dtype_name(info.dtype));
     dtypes.insert(std::string(dtype_name(info.dtype)));
+  }
+  m.params.assign(size_t(m.layout.total()), T(0));
+  for (const ParamSpec& s : m.layout.specs()) {
     Tensor t = ck.get(s.name);
     T* dst = m.params.data() + s.offset;
     if constexpr (std::is_same_v<T, double>) {

@@ -5,6 +5,9 @@
 
 namespace wattmoe::ops {
 
+// Threads the BLAS library may use per call (1 when the caller parallelises across calls itself).
+void set_blas_threads(int n);
+
 // C[M,N] = alpha · op(A)·op(B) + beta · C, row-major; op(X) = Xᵀ when trans_x.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,

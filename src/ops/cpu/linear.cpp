@@ -6,6 +6,8 @@
 
 namespace wattmoe::ops {
 
+void set_blas_threads(int n) { openblas_set_num_threads(n); }
+
 template <>
 void gemm<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

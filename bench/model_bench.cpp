@@ -1,0 +1,55 @@
+// CPU throughput of the MoE transformer: forward and forward+backward tokens/s for a preset's model shape.
+// Prints JSON lines (one per mode) so that bench/cpu_vs_torch.py can put them beside PyTorch's numbers.
+//   model_bench [preset=small] [batch] [seq] [repeats]
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/timer.h"
+#include "model/objective.h"
+#include "model/transformer.h"
+#include "ops/loss.h"
+#include "train/trainer.h"
+
+using namespace wattmoe;
+
+int main(int argc, char** argv) {
+  const std::string preset = argc > 1 ? argv[1] : "small";
+  TrainConfig tc = train_preset(preset);
+  const int B = argc > 2 ? std::atoi(argv[2]) : tc.batch, S = argc > 3 ? std::atoi(argv[3]) : tc.seq;
+  const int reps = argc > 4 ? std::atoi(argv[4]) : 5;
+  Transformer<float> model(tc.model);
+  std::vector<float> params(size_t(model.layout().total())), grads(params.size());
+  init_params(tc.model, model.layout(), params.data(), 1);
+  Rng rng(7);
+  std::vector<int32_t> ids(size_t(B) * S), tg(ids.size());
+  for (auto& t : ids) t = int32_t(rng.below(uint64_t(tc.model.vocab_size)));
+  for (auto& t : tg) t = int32_t(rng.below(uint64_t(tc.model.vocab_size)));
+  Activations<float> acts;
+  std::vector<float> dlogits;
+  for (const char* mode : {"forward", "forward_backward"}) {
+    const bool bwd = std::string(mode) == "forward_backward";
+    std::vector<double> times;
+    for (int r = 0; r < reps + 1; ++r) {  // first run warms up
+      Timer t;
+      model.forward(params.data(), ids.data(), B, S, acts);
+      if (bwd) {
+        dlogits.resize(acts.logits.size());
+        ops::nll_loss<float>(acts.logits.data(), tg.data(), int64_t(B) * S, tc.model.vocab_size, dlogits.data(),
+                             1.0 / (B * S));
+        model.router_aux_losses(acts, 0.01, 0.0);
+        std::fill(grads.begin(), grads.end(), 0.f);
+        model.backward(params.data(), ids.data(), dlogits.data(), acts, grads.data());
+      }
+      if (r > 0) times.push_back(t.seconds());
+    }
+    std::sort(times.begin(), times.end());
+    const double med = times[times.size() / 2];
+    fmt::print("{{\"engine\": \"wattmoe\", \"preset\": \"{}\", \"mode\": \"{}\", \"batch\": {}, \"seq\": {}, "
+               "\"median_s\": {:.6f}, \"tokens_per_s\": {:.1f}}}\n",
+               preset, mode, B, S, med, double(B) * S / med);
+  }
+}

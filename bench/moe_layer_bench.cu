@@ -1,0 +1,295 @@
+// Times our MoE layer forward (ops/moe_cuda.h) on one GPU and prints one JSON line per token count, which
+// bench/moe_layer_torch.py reads to put it beside the PyTorch paths. Default shape: Mixtral (H=4096, I=14336, E=8,
+// k=2), bf16, random weights (std 1/sqrt(fan_in)) and random inputs (std 1), so routing is roughly balanced.
+//
+// Time: CUDA events around each forward (stream launches; and separately replays of a captured CUDA graph), median
+// of --reps after warm-up. Energy: NVML's total-energy counter (read only, through dlopen of libnvidia-ml), sampled
+// by a background thread while the forward runs back to back for --window seconds; power = energy between the first
+// and last counter tick inside the window / the time between them; J per forward = power × wall time per forward.
+// Idle power is measured the same way with the GPU idle, before anything runs.
+//
+//   moe_layer_bench [--tokens 1,8,64,512,4096,16384] [--H 4096 --I 14336 --E 8 --k 2] [--reps 30] [--window 1.0]
+//                   [--block-m 0|64|128] [--decode-max 8] [--no-energy]
+#include <cuda_runtime.h>
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <stdexcept>
+
+#include "ops/moe_cuda.h"
+
+namespace {
+
+#define CK(call)                                                                                   \
+  do {                                                                                             \
+    cudaError_t e_ = (call);                                                                       \
+    if (e_ != cudaSuccess) {                                                                       \
+      std::fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+      std::exit(2);                                                                                \
+    }                                                                                              \
+  } while (0)
+
+using Clock = std::chrono::steady_clock;
+double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+// Uniform(-a, a) bf16 from a counter hash: fills gigabytes on the device in milliseconds.
+__global__ void fill_uniform(uint16_t* p, size_t n, float a, uint64_t seed) {
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n; i += size_t(gridDim.x) * blockDim.x) {
+    uint64_t z = (i + 1) * 0x9e3779b97f4a7c15ull + seed;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    const float u = float(z >> 40) * (1.0f / 16777216.0f);  // [0,1)
+    const float v = (2.f * u - 1.f) * a;
+    uint32_t b;
+    std::memcpy(&b, &v, 4);
+    p[i] = uint16_t((b + 0x7fffu + ((b >> 16) & 1u)) >> 16);
+  }
+}
+
+void fill(uint16_t* p, size_t n, double std, uint64_t seed) {
+  fill_uniform<<<1024, 256>>>(p, n, float(std * 1.7320508075688772), seed);
+  CK(cudaGetLastError());
+}
+
+// NVML, read-only, loaded at run time so the binary needs no NVML at link time.
+struct Nvml {
+  using Fn0 = int (*)();
+  using FnPci = int (*)(const char*, void**);
+  using FnEnergy = int (*)(void*, unsigned long long*);
+  void* lib = nullptr;
+  void* dev = nullptr;
+  FnEnergy energy = nullptr;
+
+  bool open(int cuda_device) {
+    lib = dlopen("libnvidia-ml.so.1", RTLD_NOW);
+    if (!lib) return false;
+    auto init = reinterpret_cast<Fn0>(dlsym(lib, "nvmlInit_v2"));
+    auto by_pci = reinterpret_cast<FnPci>(dlsym(lib, "nvmlDeviceGetHandleByPciBusId_v2"));
+    energy = reinterpret_cast<FnEnergy>(dlsym(lib, "nvmlDeviceGetTotalEnergyConsumption"));
+    if (!init || !by_pci || !energy || init() != 0) return false;
+    char bus[64];
+    if (cudaDeviceGetPCIBusId(bus, sizeof bus, cuda_device) != cudaSuccess) return false;
+    return by_pci(bus, &dev) == 0;
+  }
+  bool read(unsigned long long* mj) const { return energy(dev, mj) == 0; }
+};
+
+// Samples the energy counter every ~2 ms; ticks() are the (time, mJ) points where the counter changed.
+class EnergySampler {
+ public:
+  explicit EnergySampler(const Nvml& n) : nvml_(n) {
+    th_ = std::thread([this] {
+      unsigned long long last = 0;
+      bool have = false;
+      while (!stop_.load()) {
+        unsigned long long v;
+        const auto t = Clock::now();
+        if (nvml_.read(&v) && (!have || v != last)) {
+          ticks_.push_back({t, v});
+          last = v, have = true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    });
+  }
+  // Mean power (W) from the first tick at/after t0 to the last tick at/before t1; -1 if fewer than 2 or < 0.2 s.
+  double stop_and_power(Clock::time_point t0, Clock::time_point t1) {
+    stop_.store(true);
+    th_.join();
+    const Tick* a = nullptr;
+    const Tick* b = nullptr;
+    for (const auto& k : ticks_) {
+      if (k.t >= t0 && !a) a = &k;
+      if (k.t <= t1) b = &k;
+    }
+    if (!a || !b || secs(a->t, b->t) < 0.2) return -1;
+    return double(b->mj - a->mj) * 1e-3 / secs(a->t, b->t);
+  }
+
+ private:
+  struct Tick {
+    Clock::time_point t;
+    unsigned long long mj;
+  };
+  const Nvml& nvml_;
+  std::atomic<bool> stop_{false};
+  std::vector<Tick> ticks_;
+  std::thread th_;
+};
+
+std::vector<int> parse_list(const char* s) {
+  std::vector<int> v;
+  for (const char* p = s; *p;) {
+    v.push_back(std::atoi(p));
+    while (*p && *p != ',') ++p;
+    if (*p == ',') ++p;
+  }
+  return v;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+double quantile(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[size_t(q * double(v.size() - 1) + 0.5)];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int H = 4096, I = 14336, E = 8, k = 2, reps = 30, block_m = 0, decode_max = 8;
+  double window = 1.0;
+  bool energy = true;
+  std::vector<int> tokens = {1, 8, 64, 512, 4096, 16384};
+  for (int i = 1; i < argc; ++i) {
+    auto is = [&](const char* f) { return std::strcmp(argv[i], f) == 0 && i + 1 < argc; };
+    if (is("--tokens")) tokens = parse_list(argv[++i]);
+    else if (is("--H")) H = std::atoi(argv[++i]);
+    else if (is("--I")) I = std::atoi(argv[++i]);
+    else if (is("--E")) E = std::atoi(argv[++i]);
+    else if (is("--k")) k = std::atoi(argv[++i]);
+    else if (is("--reps")) reps = std::atoi(argv[++i]);
+    else if (is("--window")) window = std::atof(argv[++i]);
+    else if (is("--block-m")) block_m = std::atoi(argv[++i]);
+    else if (is("--decode-max")) decode_max = std::atoi(argv[++i]);
+    else if (std::strcmp(argv[i], "--no-energy") == 0) energy = false;
+    else {
+      std::fprintf(stderr, "unknown or incomplete flag %s (see the header of bench/moe_layer_bench.cu)\n", argv[i]);
+      return 2;
+    }
+  }
+  const int maxT = *std::max_element(tokens.begin(), tokens.end());
+
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  Nvml nvml;
+  const bool have_nvml = energy && nvml.open(0);
+  std::printf("{\"device\":\"%s\",\"sms\":%d,\"H\":%d,\"I\":%d,\"E\":%d,\"k\":%d,\"nvml\":%s}\n", prop.name,
+              prop.multiProcessorCount, H, I, E, k, have_nvml ? "true" : "false");
+
+  double idle_w = -1;
+  if (have_nvml) {  // idle first, before any kernel heats the card
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EnergySampler smp(nvml);
+    const auto t0 = Clock::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    idle_w = smp.stop_and_power(t0, Clock::now());
+    std::printf("{\"idle_w\":%.1f}\n", idle_w);
+  }
+
+  try {
+    const size_t nr = size_t(E) * H, ne = size_t(E) * I * H;
+    uint16_t *router, *gate, *up, *down, *x, *out;
+    CK(cudaMalloc(&router, nr * 2));
+    CK(cudaMalloc(&gate, ne * 2));
+    CK(cudaMalloc(&up, ne * 2));
+    CK(cudaMalloc(&down, ne * 2));
+    CK(cudaMalloc(&x, size_t(maxT) * H * 2));
+    CK(cudaMalloc(&out, size_t(maxT) * H * 2));
+    fill(router, nr, 1.0 / std::sqrt(double(H)), 1);
+    fill(gate, ne, 1.0 / std::sqrt(double(H)), 2);
+    fill(up, ne, 1.0 / std::sqrt(double(H)), 3);
+    fill(down, ne, 1.0 / std::sqrt(double(I)), 4);
+    fill(x, size_t(maxT) * H, 1.0, 5);
+
+    wattmoe::MoeCudaOptions opt;
+    opt.block_m = block_m;
+    opt.decode_max_tokens = decode_max;
+    wattmoe::MoeLayerCuda layer({H, I, E, k, true}, maxT, opt);
+    layer.use_device_weights(router, gate, up, down);
+    std::fprintf(stderr, "workspace %.1f MB for max T %d\n", double(layer.workspace_bytes()) / 1e6, maxT);
+
+    cudaStream_t s;
+    CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    cudaEvent_t e0, e1;
+    CK(cudaEventCreate(&e0));
+    CK(cudaEventCreate(&e1));
+
+    for (int T : tokens) {
+      for (int i = 0; i < 3; ++i) layer.forward(x, out, T, s);
+      CK(cudaStreamSynchronize(s));
+      std::vector<int32_t> counts(static_cast<size_t>(E));
+      CK(cudaMemcpy(counts.data(), layer.expert_counts(), size_t(E) * 4, cudaMemcpyDeviceToHost));
+      const int active = int(std::count_if(counts.begin(), counts.end(), [](int c) { return c > 0; }));
+      std::vector<uint16_t> o(static_cast<size_t>(H));
+      CK(cudaMemcpy(o.data(), out, size_t(H) * 2, cudaMemcpyDeviceToHost));
+      bool finite = true;
+      for (uint16_t b : o) finite = finite && ((b & 0x7f80) != 0x7f80);
+
+      std::vector<double> ms;
+      for (int r = 0; r < reps; ++r) {
+        CK(cudaEventRecord(e0, s));
+        layer.forward(x, out, T, s);
+        CK(cudaEventRecord(e1, s));
+        CK(cudaEventSynchronize(e1));
+        float m;
+        CK(cudaEventElapsedTime(&m, e0, e1));
+        ms.push_back(m);
+      }
+      // The same forward captured once and replayed: launch gaps removed.
+      cudaGraph_t g;
+      cudaGraphExec_t ge;
+      CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+      layer.forward(x, out, T, s);
+      CK(cudaStreamEndCapture(s, &g));
+      CK(cudaGraphInstantiate(&ge, g, 0));
+      for (int i = 0; i < 3; ++i) CK(cudaGraphLaunch(ge, s));
+      std::vector<double> gms;
+      for (int r = 0; r < reps; ++r) {
+        CK(cudaEventRecord(e0, s));
+        CK(cudaGraphLaunch(ge, s));
+        CK(cudaEventRecord(e1, s));
+        CK(cudaEventSynchronize(e1));
+        float m;
+        CK(cudaEventElapsedTime(&m, e0, e1));
+        gms.push_back(m);
+      }
+      CK(cudaGraphExecDestroy(ge));
+      CK(cudaGraphDestroy(g));
+
+      double watts = -1, per_fwd_s = 0;
+      long iters = 0;
+      if (have_nvml) {
+        EnergySampler smp(nvml);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        const auto t0 = Clock::now();
+        Clock::time_point t1;
+        do {
+          for (int i = 0; i < 8; ++i) layer.forward(x, out, T, s);
+          iters += 8;
+          CK(cudaStreamSynchronize(s));
+          t1 = Clock::now();
+        } while (secs(t0, t1) < window);
+        per_fwd_s = secs(t0, t1) / double(iters);
+        watts = smp.stop_and_power(t0, t1);
+      }
+      const double j_tok = watts > 0 ? watts * per_fwd_s / T : -1;
+      std::printf(
+          "{\"impl\":\"wattmoe\",\"T\":%d,\"path\":\"%s\",\"ms\":%.4f,\"ms_p10\":%.4f,\"ms_p90\":%.4f,"
+          "\"graph_ms\":%.4f,\"active_experts\":%d,\"finite\":%s,\"watts\":%.1f,\"loop_ms\":%.4f,\"iters\":%ld,"
+          "\"j_per_token\":%.6g}\n",
+          T, layer.path_for(T) == 0 ? "decode" : (layer.path_for(T) == 64 ? "gemm64" : "gemm128"), median(ms),
+          quantile(ms, 0.1), quantile(ms, 0.9), median(gms), active, finite ? "true" : "false", watts,
+          per_fwd_s * 1e3, iters, j_tok);
+      std::fflush(stdout);
+    }
+    cudaFree(router), cudaFree(gate), cudaFree(up), cudaFree(down), cudaFree(x), cudaFree(out);
+  } catch (const std::exception& err) {  // wattmoe::Error: bad shape or CUDA failure
+    std::fprintf(stderr, "moe_layer_bench: %s\n", err.what());
+    return 1;
+  }
+  return 0;
+}

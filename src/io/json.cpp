@@ -1,0 +1,66 @@
+#include "io/json.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+namespace wattmoe {
+
+std::string read_text_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  WATTMOE_REQUIRE(fd >= 0, "{}: cannot open ({})", path, std::strerror(errno));
+  std::string s;
+  struct stat st {};
+  bool is_dir = ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+  char buf[1 << 16];
+  ssize_t r = 0;
+  int err = 0;
+  while (!is_dir && (r = ::read(fd, buf, sizeof buf)) != 0) {
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      err = errno;
+      break;
+    }
+    s.append(buf, size_t(r));
+  }
+  ::close(fd);
+  WATTMOE_REQUIRE(!is_dir, "{}: cannot open (is a directory)", path);
+  WATTMOE_REQUIRE(err == 0, "{}: cannot read ({})", path, std::strerror(err));
+  return s;
+}
+
+Json read_json_file(const std::string& path) {
+  std::string text = read_text_file(path);
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    fail("{}: malformed JSON: {} (byte {})", path, e.what(), e.byte);
+  } catch (const Json::exception& e) {
+    fail("{}: malformed JSON: {}", path, e.what());
+  }
+}
+
+void write_json_file(const std::string& path, const Json& j, int indent) {
+  std::string text;
+  try {
+    text = j.dump(indent) + "\n";
+  } catch (const Json::exception& e) {  // invalid UTF-8 in a string
+    fail("{}: cannot write JSON: {}", path, e.what());
+  }
+  AtomicFile f(path);
+  f.write(text.data(), text.size());
+  f.commit();
+}
+
+bool file_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+}  // namespace wattmoe

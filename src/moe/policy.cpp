@@ -1,0 +1,341 @@
+#include "moe/policy.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace wattmoe {
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Validation
+
+void validate_knobs(const PolicyKnobs& kn, int E, int model_k) {
+  WATTMOE_REQUIRE(E >= 1, "routing policy: number of experts E = {}: expected E >= 1", E);
+  WATTMOE_REQUIRE(model_k >= 1 && model_k <= E, "routing policy: model k = {}: expected 1 <= k <= E = {}", model_k, E);
+  WATTMOE_REQUIRE(std::isfinite(kn.lambda) && kn.lambda >= 0.f,
+                  "policy knob lambda = {}: expected a finite value >= 0", kn.lambda);
+  WATTMOE_REQUIRE(kn.p > 0.f && kn.p <= 1.f, "policy knob p = {}: expected 0 < p <= 1", kn.p);
+  WATTMOE_REQUIRE(kn.beta >= 0.f && kn.beta <= 1.f, "policy knob beta = {}: expected 0 <= beta <= 1", kn.beta);
+  WATTMOE_REQUIRE(kn.k_max >= 0 && kn.k_max <= E,
+                  "policy knob k_max = {}: expected 1 <= k_max <= E = {} (or 0 for the model's k = {})", kn.k_max, E,
+                  model_k);
+  const int K = resolved_k_max(kn, model_k);
+  WATTMOE_REQUIRE(kn.k_min >= 1, "policy knob k_min = {}: expected k_min >= 1", kn.k_min);
+  WATTMOE_REQUIRE(kn.k_min <= K, "policy knob k_min = {} exceeds k_max = {}: expected 1 <= k_min <= k_max", kn.k_min,
+                  K);
+  WATTMOE_REQUIRE(!std::isnan(kn.budget_j) && kn.budget_j >= 0,
+                  "policy knob budget_j = {}: expected joules >= 0 (inf for no budget)", kn.budget_j);
+  WATTMOE_REQUIRE(kn.reuse_min_tokens >= 0, "policy knob reuse_min_tokens = {}: expected >= 0 (0 = off)",
+                  kn.reuse_min_tokens);
+  if (!kn.mask.empty()) {
+    WATTMOE_REQUIRE(int64_t(kn.mask.size()) == E,
+                    "policy knob mask has {} entries: expected one per expert (E = {}) or none", kn.mask.size(), E);
+    WATTMOE_REQUIRE(std::find(kn.mask.begin(), kn.mask.end(), false) != kn.mask.end(),
+                    "policy knob mask prunes all {} experts: expected at least one expert left", E);
+  }
+}
+
+void validate_costs(const ExpertCosts& c, int E, bool required) {
+  if (!required && c.fixed.empty() && c.per_token.empty()) return;
+  auto check = [E](const std::vector<float>& v, const char* what, const char* unit) {
+    WATTMOE_REQUIRE(int64_t(v.size()) == E, "expert costs: {} ({}) has {} entries: expected one per expert (E = {})",
+                    what, unit, v.size(), E);
+    for (size_t e = 0; e < v.size(); ++e)
+      WATTMOE_REQUIRE(std::isfinite(v[e]) && v[e] >= 0.f,
+                      "expert costs: {}[{}] = {}: expected a finite number of joules >= 0 ({})", what, e, v[e], unit);
+  };
+  check(c.fixed, "fixed", "a_e, J per step if the expert is activated");
+  check(c.per_token, "per_token", "b_e, J per (token, expert) pair");
+}
+
+int resolved_k_max(const PolicyKnobs& kn, int model_k) { return kn.k_max > 0 ? kn.k_max : model_k; }
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Energy
+
+double routing_energy(const Routing& r, const ExpertCosts& c) {
+  validate_costs(c, r.experts, true);
+  std::vector<char> active(size_t(r.experts), 0);
+  double j = 0;
+  for (int32_t e : r.expert) {
+    if (e < 0) continue;
+    j += c.per_token[size_t(e)];
+    active[size_t(e)] = 1;
+  }
+  for (int e = 0; e < r.experts; ++e)
+    if (active[size_t(e)]) j += c.fixed[size_t(e)];
+  return j;
+}
+
+std::vector<double> per_token_cost(const ExpertCosts& c, int64_t n) {
+  WATTMOE_REQUIRE(n >= 1, "per_token_cost: n = {} tokens: expected n >= 1", n);
+  WATTMOE_REQUIRE(c.fixed.size() == c.per_token.size(), "expert costs: fixed has {} entries, per_token {}: expected equal",
+                  c.fixed.size(), c.per_token.size());
+  std::vector<double> out(c.fixed.size());
+  for (size_t e = 0; e < out.size(); ++e) out[e] = double(c.fixed[e]) / double(n) + double(c.per_token[e]);
+  return out;
+}
+
+template <class T>
+double expected_expert_energy(const T* probs, int64_t n, int E, const ExpertCosts& costs) {
+  validate_costs(costs, E, true);
+  if (n == 0) return 0;
+  const std::vector<double> c = per_token_cost(costs, n);
+  double j = 0;
+  for (int64_t t = 0; t < n; ++t)
+    for (int e = 0; e < E; ++e) j += double(probs[t * E + e]) * c[size_t(e)];
+  return j;
+}
+
+template double expected_expert_energy<float>(const float*, int64_t, int, const ExpertCosts&);
+template double expected_expert_energy<double>(const double*, int64_t, int, const ExpertCosts&);
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Policies
+
+namespace {
+
+template <class T>
+void require_no_nan(const T* v, int64_t n, int E, const char* what) {
+  WATTMOE_CHECK(v != nullptr || n == 0, "{} is null", what);
+  for (int64_t i = 0; i < n * E; ++i)
+    WATTMOE_REQUIRE(!std::isnan(v[i]), "routing policy: {} of token {} expert {} is NaN", what, i / E, i % E);
+}
+
+// The unmasked experts of one row in descending score, ties to the lower index; the first min(K, unmasked) go to
+// out[0..). Returns how many were written. Same comparator as select_topk, so an unmasked row matches it exactly.
+template <class S>
+int rank_row(const S* s, int E, const std::vector<bool>& mask, int K, std::vector<int32_t>& idx, int32_t* out) {
+  idx.clear();
+  for (int e = 0; e < E; ++e)
+    if (mask.empty() || !mask[size_t(e)]) idx.push_back(e);
+  const int m = std::min<int>(K, int(idx.size()));
+  std::partial_sort(idx.begin(), idx.begin() + m, idx.end(),
+                    [s](int32_t a, int32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); });
+  std::copy(idx.begin(), idx.begin() + m, out);
+  return m;
+}
+
+// Validates and resets out to [n, K]; returns K.
+template <class T>
+int prepare(const T* probs, int64_t n, int E, int model_k, const ExpertCosts& costs, const PolicyKnobs& kn,
+            bool needs_costs, Routing& out) {
+  validate_knobs(kn, E, model_k);
+  validate_costs(costs, E, needs_costs);
+  WATTMOE_REQUIRE(n >= 0, "routing policy: n = {} tokens: expected n >= 0", n);
+  require_no_nan(probs, n, E, "router prob");
+  const int K = resolved_k_max(kn, model_k);
+  out.reset(n, K, E);
+  return K;
+}
+
+template <class T>
+void topk_rows(const T* probs, int64_t n, int E, int K, const std::vector<bool>& mask, Routing& out) {
+  std::vector<int32_t> idx;
+  for (int64_t t = 0; t < n; ++t) rank_row(probs + t * E, E, mask, K, idx, &out.expert[size_t(t * K)]);
+}
+
+template <class D>
+class PolicyBase : public RoutingPolicy {
+ public:
+  void select(const float* logits, const float* probs, int64_t n, int E, int model_k, const ExpertCosts& costs,
+              const PolicyKnobs& knobs, Routing& out) const override {
+    static_cast<const D&>(*this).template run<float>(logits, probs, n, E, model_k, costs, knobs, out);
+  }
+  void select(const double* logits, const double* probs, int64_t n, int E, int model_k, const ExpertCosts& costs,
+              const PolicyKnobs& knobs, Routing& out) const override {
+    static_cast<const D&>(*this).template run<double>(logits, probs, n, E, model_k, costs, knobs, out);
+  }
+};
+
+class TopKPolicy final : public PolicyBase<TopKPolicy> {
+ public:
+  explicit TopKPolicy(std::string name) : name_(std::move(name)) {}
+  std::string name() const override { return name_; }
+  template <class T>
+  void run(const T*, const T* probs, int64_t n, int E, int model_k, const ExpertCosts& costs, const PolicyKnobs& kn,
+           Routing& out) const {
+    const int K = prepare(probs, n, E, model_k, costs, kn, false, out);
+    topk_rows(probs, n, E, K, kn.mask, out);
+    out.recount();
+  }
+
+ private:
+  std::string name_;
+};
+
+class CostPolicy final : public PolicyBase<CostPolicy> {
+ public:
+  std::string name() const override { return "cost"; }
+  template <class T>
+  void run(const T* logits, const T* probs, int64_t n, int E, int model_k, const ExpertCosts& costs,
+           const PolicyKnobs& kn, Routing& out) const {
+    const int K = prepare(probs, n, E, model_k, costs, kn, true, out);
+    if (n == 0) return out.recount();
+    if (kn.lambda == 0.f) {  // rank by probability: exactly topk (softmax rounding could tie distinct logits)
+      topk_rows(probs, n, E, K, kn.mask, out);
+      return out.recount();
+    }
+    require_no_nan(logits, n, E, "router logit");
+    const std::vector<double> c = per_token_cost(costs, n);
+    const double mean = std::accumulate(c.begin(), c.end(), 0.0) / double(E);
+    auto pass = [&](const std::vector<double>& price) {
+      std::vector<double> s(static_cast<size_t>(E));
+      std::vector<int32_t> idx;
+      for (int64_t t = 0; t < n; ++t) {
+        for (int e = 0; e < E; ++e)
+          s[size_t(e)] = double(logits[t * E + e]) - double(kn.lambda) * (mean > 0 ? price[size_t(e)] / mean : 0.0);
+        rank_row(s.data(), E, kn.mask, K, idx, &out.expert[size_t(t * K)]);
+      }
+      out.recount();
+    };
+    pass(c);
+    if (kn.reuse_min_tokens > 0) {  // second pass: fixed cost of experts already in use is sunk
+      std::vector<double> c2 = c;
+      for (int e = 0; e < E; ++e)
+        if (out.counts[size_t(e)] >= kn.reuse_min_tokens) c2[size_t(e)] = double(costs.per_token[size_t(e)]);
+      pass(c2);
+    }
+  }
+};
+
+class TopPPolicy final : public PolicyBase<TopPPolicy> {
+ public:
+  std::string name() const override { return "top_p"; }
+  template <class T>
+  void run(const T*, const T* probs, int64_t n, int E, int model_k, const ExpertCosts& costs, const PolicyKnobs& kn,
+           Routing& out) const {
+    const int K = prepare(probs, n, E, model_k, costs, kn, false, out);
+    std::vector<int32_t> idx;
+    for (int64_t t = 0; t < n; ++t) {
+      int32_t* row = &out.expert[size_t(t * K)];
+      const int cnt = rank_row(probs + t * E, E, kn.mask, K, idx, row);
+      int m = cnt;
+      double cum = 0;
+      for (int s = 0; s < cnt; ++s) {
+        cum += double(probs[t * E + row[s]]);
+        if (cum >= double(kn.p)) {
+          m = s + 1;
+          break;
+        }
+      }
+      m = std::min(std::max(m, kn.k_min), cnt);
+      for (int s = m; s < K; ++s) row[s] = -1;
+    }
+    out.recount();
+  }
+};
+
+class SkipPolicy final : public PolicyBase<SkipPolicy> {
+ public:
+  std::string name() const override { return "skip"; }
+  template <class T>
+  void run(const T*, const T* probs, int64_t n, int E, int model_k, const ExpertCosts& costs, const PolicyKnobs& kn,
+           Routing& out) const {
+    const int K = prepare(probs, n, E, model_k, costs, kn, false, out);
+    std::vector<int32_t> idx;
+    for (int64_t t = 0; t < n; ++t) {
+      int32_t* row = &out.expert[size_t(t * K)];
+      const int cnt = rank_row(probs + t * E, E, kn.mask, K, idx, row);
+      if (cnt == 0) continue;
+      const double thr = double(kn.beta) * double(probs[t * E + row[0]]);
+      // Slots are in descending probability, so the dropped slots form a suffix.
+      for (int s = std::max(kn.k_min, 1); s < cnt; ++s)
+        if (double(probs[t * E + row[s]]) < thr) {
+          for (int r = s; r < K; ++r) row[r] = -1;
+          break;
+        }
+    }
+    out.recount();
+  }
+};
+
+class BudgetPolicy final : public PolicyBase<BudgetPolicy> {
+ public:
+  std::string name() const override { return "budget"; }
+  template <class T>
+  void run(const T*, const T* probs, int64_t n, int E, int model_k, const ExpertCosts& costs, const PolicyKnobs& kn,
+           Routing& out) const {
+    const int K = prepare(probs, n, E, model_k, costs, kn, true, out);
+    topk_rows(probs, n, E, K, kn.mask, out);  // the candidates: each token's top-K, best first
+    std::vector<char> keep(out.expert.size(), 0), active(size_t(E), 0);
+    double spent = 0;
+    struct Cand {
+      double w;
+      int64_t token;
+      int slot;
+    };
+    std::vector<std::vector<Cand>> cand(static_cast<size_t>(E));
+    for (int64_t t = 0; t < n; ++t)
+      for (int s = 0; s < K; ++s) {
+        const int32_t e = out.expert[size_t(t * K + s)];
+        if (e < 0) break;
+        if (s < kn.k_min) {  // the floor, paid whatever the budget
+          keep[size_t(t * K + s)] = 1;
+          spent += costs.per_token[size_t(e)];
+          if (!active[size_t(e)]) active[size_t(e)] = 1, spent += costs.fixed[size_t(e)];
+        } else {
+          cand[size_t(e)].push_back({double(probs[t * E + e]), t, s});
+        }
+      }
+    // All of an expert's candidates share one price, so its best candidate is the one of highest weight (then lower
+    // token), and the global best is the best of these E heads. An expert whose head does not fit never will: its
+    // price falls only once one of its own candidates is added, and what is left of the budget only shrinks.
+    for (auto& v : cand)
+      std::stable_sort(v.begin(), v.end(), [](const Cand& a, const Cand& b) { return a.w > b.w; });
+    std::vector<size_t> head(size_t(E), 0);
+    std::vector<char> alive(size_t(E), 1);
+    for (;;) {
+      int best = -1;
+      double best_ratio = 0;
+      for (int e = 0; e < E; ++e) {
+        if (!alive[size_t(e)] || head[size_t(e)] == cand[size_t(e)].size()) continue;
+        const double price = double(costs.per_token[size_t(e)]) + (active[size_t(e)] ? 0.0 : costs.fixed[size_t(e)]);
+        if (!(spent + price <= kn.budget_j)) {
+          alive[size_t(e)] = 0;
+          continue;
+        }
+        const Cand& c = cand[size_t(e)][head[size_t(e)]];
+        const double ratio = price > 0 ? c.w / price : std::numeric_limits<double>::infinity();
+        if (best < 0 || ratio > best_ratio ||
+            (ratio == best_ratio && c.token < cand[size_t(best)][head[size_t(best)]].token))
+          best = e, best_ratio = ratio;  // equal ratio and token: the lower expert (visited first) stays
+      }
+      if (best < 0) break;
+      const Cand& c = cand[size_t(best)][head[size_t(best)]++];
+      keep[size_t(c.token * K + c.slot)] = 1;
+      spent += double(costs.per_token[size_t(best)]) + (active[size_t(best)] ? 0.0 : costs.fixed[size_t(best)]);
+      active[size_t(best)] = 1;
+    }
+    for (int64_t t = 0; t < n; ++t) {  // compact each row, keeping the descending-probability order
+      int32_t* row = &out.expert[size_t(t * K)];
+      int w = 0;
+      for (int s = 0; s < K; ++s)
+        if (keep[size_t(t * K + s)]) row[w++] = row[s];
+      for (; w < K; ++w) row[w] = -1;
+    }
+    out.recount();
+  }
+};
+
+}  // namespace
+
+const std::vector<std::string>& policy_names() {
+  static const std::vector<std::string> names = {"topk", "cost", "top_p", "skip", "budget", "mask"};
+  return names;
+}
+
+std::unique_ptr<RoutingPolicy> make_policy(const std::string& name) {
+  if (name == "topk" || name == "mask") return std::make_unique<TopKPolicy>(name);
+  if (name == "cost") return std::make_unique<CostPolicy>();
+  if (name == "top_p") return std::make_unique<TopPPolicy>();
+  if (name == "skip") return std::make_unique<SkipPolicy>();
+  if (name == "budget") return std::make_unique<BudgetPolicy>();
+  std::string valid;
+  for (const auto& s : policy_names()) valid += (valid.empty() ? "" : ", ") + s;
+  fail("unknown routing policy '{}': expected one of {}", name, valid);
+}
+
+}  // namespace wattmoe

@@ -1,0 +1,204 @@
+// Host side of MoeLayerCuda (ops/moe_cuda.h): workspace layout, weight upload, path choice and the launch
+// sequence of one forward, each stage inside an NVTX range named <name>.router / .permute / .gate_up / .down /
+// .combine.
+#include <nvtx3/nvToolsExt.h>
+
+#include <algorithm>
+#include <string>
+
+#include "core/error.h"
+#include "ops/cuda/moe_kernels.h"
+#include "ops/moe_cuda.h"
+
+namespace wattmoe {
+namespace cuda {
+
+void cuda_fail(cudaError_t e, const char* call, const char* file, int line) {
+  throw Error(std::string(file) + ":" + std::to_string(line) + ": CUDA error " + cudaGetErrorName(e) + " (" +
+              cudaGetErrorString(e) + ") in " + call);
+}
+
+}  // namespace cuda
+
+namespace {
+
+using cuda::bf16;
+
+class NvtxRange {
+ public:
+  explicit NvtxRange(const std::string& name) { nvtxRangePushA(name.c_str()); }
+  ~NvtxRange() { nvtxRangePop(); }
+  NvtxRange(const NvtxRange&) = delete;
+  NvtxRange& operator=(const NvtxRange&) = delete;
+};
+
+size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+// Padded row capacity of the permuted layout for T tokens and M-tile bm (routing-independent upper bound).
+int rows_capacity(int T, int k, int E, int bm) {
+  const long long rows = (long long)T * k + (long long)E * (bm - 1);
+  return int((rows + bm - 1) / bm * bm);
+}
+
+}  // namespace
+
+MoeLayerCuda::MoeLayerCuda(const MoeShape& shape, int max_tokens, const MoeCudaOptions& opt)
+    : shape_(shape), opt_(opt), max_tokens_(max_tokens) {
+  const int H = shape.hidden, I = shape.intermediate, E = shape.experts, k = shape.top_k;
+  WATTMOE_REQUIRE(H > 0 && H % 8 == 0, "MoeLayerCuda: hidden size {} must be a positive multiple of 8 (16-byte rows)",
+                  H);
+  WATTMOE_REQUIRE(I > 0 && I % 8 == 0,
+                  "MoeLayerCuda: intermediate size {} must be a positive multiple of 8 (16-byte rows)", I);
+  WATTMOE_REQUIRE(E >= 1 && E <= cuda::kMaxExperts, "MoeLayerCuda: {} experts, supported 1..{}", E,
+                  cuda::kMaxExperts);
+  WATTMOE_REQUIRE(k >= 1 && k <= E, "MoeLayerCuda: top_k {} must be in 1..{} (experts)", k, E);
+  WATTMOE_REQUIRE(max_tokens >= 1, "MoeLayerCuda: max_tokens {} must be >= 1", max_tokens);
+  WATTMOE_REQUIRE(opt.decode_max_tokens >= 0 && opt.decode_max_tokens <= cuda::kDecodeMaxTokens,
+                  "MoeLayerCuda: decode_max_tokens {} must be in 0..{}", opt.decode_max_tokens,
+                  cuda::kDecodeMaxTokens);
+  WATTMOE_REQUIRE(opt.block_m == 0 || opt.block_m == 64 || opt.block_m == 128,
+                  "MoeLayerCuda: block_m {} must be 0 (auto), 64 or 128", opt.block_m);
+  WATTMOE_REQUIRE((long long)max_tokens * k < (1ll << 30), "MoeLayerCuda: max_tokens {} × k {} too large", max_tokens,
+                  k);
+
+  max_rows_ = std::max(rows_capacity(max_tokens, k, E, 64), rows_capacity(max_tokens, k, E, 128));
+  const size_t pairs = size_t(max_tokens) * k;
+  size_t o = 0;
+  auto take = [&](size_t bytes) {
+    const size_t at = o;
+    o = align_up(o + bytes, 256);
+    return at;
+  };
+  off_logits_ = take(size_t(max_tokens) * E * 2);
+  off_ids_ = take(pairs * 4);
+  off_w_ = take(pairs * 4);
+  off_counts_ = take(size_t(E) * 4);
+  off_stok_ = take(size_t(max_rows_) * 4);
+  off_sw_ = take(size_t(max_rows_) * 4);
+  off_inv_ = take(pairs * 4);
+  off_tiles_ = take(size_t(max_rows_ / 64) * 4);
+  off_h_ = take(size_t(max_rows_) * I * 2);
+  off_y_ = take(size_t(max_rows_) * H * 2);
+  ws_bytes_ = o;
+  int dev = 0, major = 0;
+  WATTMOE_CUDA_CALL(cudaGetDevice(&dev));
+  WATTMOE_CUDA_CALL(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  sm90_ = major == 9;
+  WATTMOE_CUDA_CALL(cudaMalloc(&ws_, ws_bytes_));
+  cuda::prepare_gemm_kernels();
+  if (sm90_) cuda::prepare_gemm_sm90_kernels();
+}
+
+MoeLayerCuda::~MoeLayerCuda() {
+  cudaFree(ws_);
+  cudaFree(owned_weights_);
+}
+
+void MoeLayerCuda::upload(const uint16_t* router, const uint16_t* gate, const uint16_t* up, const uint16_t* down) {
+  const size_t H = shape_.hidden, I = shape_.intermediate, E = shape_.experts;
+  const size_t nr = E * H * 2, ne = E * I * H * 2;
+  if (owned_weights_) {
+    WATTMOE_CUDA_CALL(cudaFree(owned_weights_));
+    owned_weights_ = nullptr;
+  }
+  WATTMOE_CUDA_CALL(cudaMalloc(&owned_weights_, align_up(nr, 256) + 3 * ne));
+  char* p = static_cast<char*>(owned_weights_);
+  char* pr = p;
+  char* pg = p + align_up(nr, 256);
+  char* pu = pg + ne;
+  char* pd = pu + ne;
+  WATTMOE_CUDA_CALL(cudaMemcpy(pr, router, nr, cudaMemcpyHostToDevice));
+  WATTMOE_CUDA_CALL(cudaMemcpy(pg, gate, ne, cudaMemcpyHostToDevice));
+  WATTMOE_CUDA_CALL(cudaMemcpy(pu, up, ne, cudaMemcpyHostToDevice));
+  WATTMOE_CUDA_CALL(cudaMemcpy(pd, down, ne, cudaMemcpyHostToDevice));
+  router_ = pr, gate_ = pg, up_ = pu, down_ = pd;
+}
+
+void MoeLayerCuda::use_device_weights(const void* router, const void* gate, const void* up, const void* down) {
+  WATTMOE_REQUIRE(router && gate && up && down, "MoeLayerCuda::use_device_weights: null weight pointer");
+  router_ = router, gate_ = gate, up_ = up, down_ = down;
+}
+
+int MoeLayerCuda::path_for(int T) const {
+  if (T <= opt_.decode_max_tokens) return 0;
+  if (!sm90_) return 64;  // the 128-row tiles are wgmma kernels
+  if (opt_.block_m) return opt_.block_m;
+  // Tokens per expert decide: big groups fill 128-row wgmma tiles, small ones waste less padding with 64.
+  return (long long)T * shape_.top_k >= 64ll * shape_.experts ? 128 : 64;  // measured crossover, H200 (docs)
+}
+
+void MoeLayerCuda::forward(const void* x, void* out, int T, cudaStream_t stream) {
+  WATTMOE_REQUIRE(T >= 1 && T <= max_tokens_, "MoeLayerCuda::forward: T={} outside 1..{} (max_tokens)", T,
+                  max_tokens_);
+  WATTMOE_REQUIRE(router_ && gate_ && up_ && down_, "MoeLayerCuda::forward: no weights (call upload first)");
+  const int H = shape_.hidden, I = shape_.intermediate, E = shape_.experts, k = shape_.top_k;
+  char* ws = static_cast<char*>(ws_);
+  auto* logits = reinterpret_cast<bf16*>(ws + off_logits_);
+  auto* ids = reinterpret_cast<int*>(ws + off_ids_);
+  auto* wts = reinterpret_cast<float*>(ws + off_w_);
+  auto* counts = reinterpret_cast<int*>(ws + off_counts_);
+  auto* h = reinterpret_cast<bf16*>(ws + off_h_);
+  auto* y = reinterpret_cast<bf16*>(ws + off_y_);
+  const auto* xb = static_cast<const bf16*>(x);
+  auto* ob = static_cast<bf16*>(out);
+  const auto* wg = static_cast<const bf16*>(gate_);
+  const auto* wu = static_cast<const bf16*>(up_);
+  const auto* wd = static_cast<const bf16*>(down_);
+
+  {
+    NvtxRange r(opt_.name + ".router");
+    WATTMOE_CUDA_CALL(cudaMemsetAsync(counts, 0, size_t(E) * 4, stream));
+    cuda::launch_route({xb, static_cast<const bf16*>(router_), T, H, E, k, shape_.renorm, logits, ids, wts, counts},
+                       stream);
+  }
+  const int bm = path_for(T);
+  if (bm == 0) {
+    const cuda::DecodeArgs d{xb, wg, wu, wd, ids, wts, counts, T, k, H, I, E, h, y};
+    {
+      NvtxRange r(opt_.name + ".gate_up");
+      cuda::launch_decode_gate_up(d, stream);
+    }
+    {
+      NvtxRange r(opt_.name + ".down");
+      cuda::launch_decode_down(d, stream);
+    }
+    NvtxRange r(opt_.name + ".combine");
+    cuda::launch_combine(y, nullptr, T, k, H, ob, stream);
+    return;
+  }
+  const int rows = rows_capacity(T, k, E, bm), tiles = rows / bm;
+  auto* stok = reinterpret_cast<int*>(ws + off_stok_);
+  auto* sw = reinterpret_cast<float*>(ws + off_sw_);
+  auto* inv = reinterpret_cast<int*>(ws + off_inv_);
+  auto* tile_e = reinterpret_cast<int*>(ws + off_tiles_);
+  {
+    NvtxRange r(opt_.name + ".permute");
+    cuda::launch_permute({ids, wts, counts, T, k, E, bm, rows, tiles, stok, sw, inv, tile_e}, stream);
+  }
+  const cuda::GroupedGemmArgs g{xb, wg, wu, wd, stok, sw, tile_e, H, I, tiles, bm, h, y};
+  {
+    NvtxRange r(opt_.name + ".gate_up");
+    bm == 128 ? cuda::launch_gate_up_sm90(g, stream) : cuda::launch_gate_up(g, stream);
+  }
+  {
+    NvtxRange r(opt_.name + ".down");
+    bm == 128 ? cuda::launch_down_sm90(g, stream) : cuda::launch_down(g, stream);
+  }
+  NvtxRange r(opt_.name + ".combine");
+  cuda::launch_combine(y, inv, T, k, H, ob, stream);
+}
+
+const uint16_t* MoeLayerCuda::router_logits() const {
+  return reinterpret_cast<const uint16_t*>(static_cast<const char*>(ws_) + off_logits_);
+}
+const int32_t* MoeLayerCuda::topk_ids() const {
+  return reinterpret_cast<const int32_t*>(static_cast<const char*>(ws_) + off_ids_);
+}
+const float* MoeLayerCuda::topk_weights() const {
+  return reinterpret_cast<const float*>(static_cast<const char*>(ws_) + off_w_);
+}
+const int32_t* MoeLayerCuda::expert_counts() const {
+  return reinterpret_cast<const int32_t*>(static_cast<const char*>(ws_) + off_counts_);
+}
+
+}  // namespace wattmoe

@@ -1,0 +1,157 @@
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "energy/cost_analytic.h"
+#include "energy/cost_calibration.h"
+#include "energy/cost_table.h"
+#include "energy/sim_gpu.h"
+#include "energy_test_util.h"
+
+namespace wattmoe {
+namespace {
+
+using energy_test::error_of;
+using energy_test::TempDir;
+using energy_test::write_text;
+
+// A Mixtral-shaped expert: H=4096, I=14336, bf16.
+const ExpertShape kMixtral{4096, 14336, 2, 2, 3};
+
+TEST(AnalyticCost, FixedPartDominatesDecodeAndMarginalPartPrefill) {
+  AnalyticCostModel m = AnalyticCostModel::uniform(2, 8, kMixtral, HardwareCoeffs{});
+  const double weights = 3.0 * 4096 * 14336 * 2;  // 352 MB read once per step
+  ExpertCost d = m.expert_cost(0, 3, 1);
+  EXPECT_NEAR(d.seconds.a, weights / 3.35e12 + 4e-6, 1e-9);
+  EXPECT_GT(d.joules.a, 20 * d.joules.b);  // at T=1 the weight read is nearly everything
+  // The tangent touches the exact roofline at the operating point.
+  for (double t : {1.0, 64.0, 512.0, 4096.0}) {
+    ExpertCost c = m.expert_cost(1, 0, t);
+    EXPECT_NEAR(c.joules.at(t), m.exact_joules(1, 0, t), 1e-9 * m.exact_joules(1, 0, t)) << t;
+    EXPECT_NEAR(c.seconds.at(t), m.exact_seconds(1, 0, t), 1e-12) << t;
+  }
+  // Past the ridge point time grows with tokens: the marginal cost includes static power for the FLOP time.
+  ExpertCost p = m.expert_cost(0, 0, 4096);
+  EXPECT_NEAR(p.seconds.b, 6.0 * 4096 * 14336 / 989e12, 1e-15);
+  EXPECT_GT(p.joules.b, d.joules.b);
+  EXPECT_EQ(m.joules(0, 0, 0), 0);  // an expert with no tokens costs nothing
+}
+
+TEST(AnalyticCost, MatchesTheSimulatorWhenUnthrottled) {
+  SimGpuParams sp;
+  sp.power_limit_w = 1e5;  // no cap: the analytic model assumes the max clock
+  SimulatedGpu gpu(sp);
+  AnalyticCostModel m = AnalyticCostModel::uniform(1, 4, kMixtral, HardwareCoeffs::from_sim(sp));
+  for (double t : {1.0, 100.0, 3000.0}) {
+    gpu.run(Work{m.flops(0, 0, t), m.bytes(0, 0, t), "expert"});
+    EXPECT_NEAR(gpu.last_run().joules, m.exact_joules(0, 0, t), 1e-9 * gpu.last_run().joules) << t;
+    EXPECT_NEAR(gpu.last_run().seconds, m.exact_seconds(0, 0, t), 1e-12) << t;
+  }
+}
+
+TEST(AnalyticCost, ExpertsDifferByShapeAndPrecision) {
+  ExpertShape fp8 = kMixtral;
+  fp8.weight_bytes = 1;
+  AnalyticCostModel m({{kMixtral, fp8}}, HardwareCoeffs{});
+  EXPECT_LT(m.expert_cost(0, 1, 1).joules.a, m.expert_cost(0, 0, 1).joules.a);
+  RoutingCosts rc = m.routing_costs(0, 4);
+  ASSERT_EQ(rc.per_token_j.size(), 2u);
+  ExpertCost c = m.expert_cost(0, 0, 4);
+  EXPECT_FLOAT_EQ(rc.activation_j[0], float(c.joules.a));
+  EXPECT_FLOAT_EQ(rc.marginal_j[0], float(c.joules.b));
+  EXPECT_FLOAT_EQ(rc.per_token_j[0], float(c.joules.b + c.joules.a / 4));
+  EXPECT_LT(rc.per_token_j[1], rc.per_token_j[0]);
+  std::string e = error_of([&] { m.joules(0, 2, 1); });
+  EXPECT_NE(e.find("expert 2 out of range [0, 2)"), std::string::npos) << e;
+  e = error_of([&] { AnalyticCostModel({{ExpertShape{0, 10}}}, HardwareCoeffs{}); });
+  EXPECT_NE(e.find("layer 0 expert 0: hidden, ffn"), std::string::npos) << e;
+}
+
+TEST(CostTable, SaveLoadRoundTrip) {
+  TempDir dir;
+  AnalyticCostModel a = AnalyticCostModel::uniform(3, 4, kMixtral, HardwareCoeffs{});
+  save_cost_table(dir.file("costs.json"), a, 16, "sim-h100");
+  ProfiledCostModel t = ProfiledCostModel::load(dir.file("costs.json"));
+  EXPECT_EQ(t.device(), "sim-h100");
+  ASSERT_EQ(t.num_layers(), 3);
+  ASSERT_EQ(t.num_experts(2), 4);
+  for (int l = 0; l < 3; ++l)
+    for (int e = 0; e < 4; ++e) {
+      EXPECT_DOUBLE_EQ(t.joules(l, e, 16), a.joules(l, e, 16));
+      EXPECT_DOUBLE_EQ(t.seconds(l, e, 16), a.seconds(l, e, 16));
+    }
+  EXPECT_DOUBLE_EQ(t.layer_joules(1, {0, 3, 0, 9}), t.joules(1, 1, 3) + t.joules(1, 3, 9));
+}
+
+TEST(CostTable, CorruptOrInconsistentTablesNameFileAndField) {
+  TempDir dir;
+  const std::string expert = R"({"a_j": 0.1, "b_j": 0.001, "a_s": 1e-4, "b_s": 1e-7, "spread": 0.05})";
+  auto table = [&](const std::string& layers, const std::string& extra = "") {
+    return R"({"format": "wattmoe.cost_table.v1", )" + extra + R"("layers": )" + layers + "}";
+  };
+  struct Case {
+    std::string text, expect;
+  };
+  const Case cases[] = {
+      {table("[{\"experts\": [" + expert + ", {\"a_j\": 0.1, \"a_s\": 0, \"b_s\": 0}]}]"),
+       "layers[0].experts[1].b_j: missing field"},
+      {table("[{\"experts\": [{\"a_j\": 0.1, \"b_j\": -1, \"a_s\": 0, \"b_s\": 0}]}]"),
+       "layers[0].experts[0].b_j: expected a number >= 0, got -1"},
+      {table("[{\"experts\": [" + expert + "]}, {\"layer\": 5, \"experts\": [" + expert + "]}]"),
+       "layers[1].layer: says layer 5 at position 1"},
+      {table("[{\"experts\": [" + expert + "]}, {\"experts\": [" + expert + ", " + expert + "]}]", "\"num_experts\": 1, "),
+       "layers[1].experts: has 2 experts but num_experts says 1"},
+      {table("[{\"experts\": [" + expert + "]}]", "\"num_layers\": 2, "), "num_layers: says 2 but the layers array has 1"},
+      {table("[{\"experts\": []}]"), "layers[0].experts: expected at least one expert"},
+      {table("[{\"experts\": [{\"a_j\": 0.1, \"b_j\": 0, \"a_s\": 0, \"b_s\": 0, \"sprad\": 1}]}]"),
+       "layers[0].experts[0].sprad: unknown field"},
+      {table("[{\"experts\": [{\"a_j\": \"x\", \"b_j\": 0, \"a_s\": 0, \"b_s\": 0}]}]"),
+       "layers[0].experts[0].a_j: expected a number"},
+      {R"({"format": "v0", "layers": []})", "format: expected \"wattmoe.cost_table.v1\""},
+      {R"({"format": "wattmoe.cost_table.v1", "layers": [)", "malformed JSON"},
+  };
+  for (const Case& c : cases) {
+    write_text(dir.file("costs.json"), c.text);
+    std::string e = error_of([&] { ProfiledCostModel::load(dir.file("costs.json")); });
+    EXPECT_NE(e.find("costs.json"), std::string::npos) << e;
+    EXPECT_NE(e.find(c.expect), std::string::npos) << "want: " << c.expect << "\ngot:  " << e;
+  }
+}
+
+TEST(Calibration, ConvergesToTheMeasuredRatio) {
+  auto base = std::make_shared<AnalyticCostModel>(AnalyticCostModel::uniform(2, 4, kMixtral, HardwareCoeffs{}));
+  CalibratedCostModel cal(base, CalibrationOptions{0.2, true});
+  EXPECT_EQ(cal.joules_factor(0, 1), 1.0);
+  // Expert 1 of layer 0 really costs 1.3× the prediction (hotter card, slower memory, ...).
+  for (int i = 0; i < 50; ++i) {
+    const double t = 1 + i % 7;
+    cal.observe_expert(0, 1, t, 1.3 * base->joules(0, 1, t), 0.9 * base->seconds(0, 1, t));
+  }
+  EXPECT_NEAR(cal.joules_factor(0, 1), 1.3, 1e-9);
+  EXPECT_NEAR(cal.seconds_factor(0, 1), 0.9, 1e-9);
+  EXPECT_NEAR(cal.joules(0, 1, 5), 1.3 * base->joules(0, 1, 5), 1e-9);
+  // Experts not observed themselves take their layer's factor; other layers are untouched.
+  EXPECT_NEAR(cal.joules_factor(0, 2), 1.3, 1e-9);
+  EXPECT_EQ(cal.joules_factor(1, 2), 1.0);
+
+  // A whole-layer measurement moves the layer factor, which per-layer calibration uses for every expert.
+  CalibratedCostModel layer_cal(base, CalibrationOptions{0.5, false});
+  const std::vector<int> counts{3, 0, 1, 0};
+  layer_cal.observe_layer(1, counts, 0.8 * base->layer_joules(1, counts));
+  EXPECT_NEAR(layer_cal.joules_factor(1, 3), 0.8, 1e-9);
+  layer_cal.observe_layer(1, counts, 1.0 * base->layer_joules(1, counts));
+  EXPECT_GT(layer_cal.joules_factor(1, 3), 0.8);
+  EXPECT_LT(layer_cal.joules_factor(1, 3), 1.0);
+  RoutingCosts rc = layer_cal.routing_costs(1, 1);
+  EXPECT_NEAR(rc.activation_j[0], layer_cal.joules_factor(1, 0) * base->expert_cost(1, 0, 1).joules.a, 1e-6);
+
+  std::string e = error_of([&] { cal.observe_expert(0, 0, 2, -1); });
+  EXPECT_NE(e.find("measured joules"), std::string::npos) << e;
+  e = error_of([&] { cal.observe_layer(0, {0, 0, 0, 0}, 1.0); });
+  EXPECT_NE(e.find("no tokens"), std::string::npos) << e;
+  e = error_of([&] { cal.observe_layer(0, {1, 2}, 1.0); });
+  EXPECT_NE(e.find("expected 4 per-expert token counts"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace wattmoe

@@ -1,0 +1,77 @@
+// Helpers for the energy tests: a temporary directory per test, file writes, fake sensors, error assertions.
+#pragma once
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <string>
+
+#include "core/error.h"
+#include "core/timer.h"
+#include "energy/sensor.h"
+
+namespace wattmoe::energy_test {
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = ::testing::TempDir() + "wattmoe_energy_" + std::to_string(::getpid()) + "_" +
+            (info ? std::string(info->name()) : "x") + "_" + std::to_string(counter++);
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+inline void write_text(const std::string& path, const std::string& text) {
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << text;
+}
+
+// Runs fn and returns the wattmoe::Error message ("" and a test failure if nothing was thrown).
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a wattmoe::Error";
+  return "";
+}
+
+// A scripted sensor: sample i has time t(i), constant power, counter = energy(i). Throws after `fail_after`
+// successful reads (a GPU that falls off the bus).
+class FakeSensor : public PowerSensor {
+ public:
+  Capabilities caps;
+  std::function<Sample(size_t)> make;
+  size_t fail_after = size_t(-1);
+  size_t reads = 0;
+  double clock = 0;
+
+  std::string name() const override { return "fake"; }
+  Capabilities capabilities() const override { return caps; }
+  Sample read() override {
+    if (reads >= fail_after) throw Error("fake: nvmlDeviceGetPowerUsage: GPU is lost (code 15)");
+    Sample s = make(reads++);
+    clock = s.time_s;
+    return s;
+  }
+  double now() override { return caps.virtual_time ? clock : now_seconds(); }
+};
+
+}  // namespace wattmoe::energy_test

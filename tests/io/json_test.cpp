@@ -1,0 +1,45 @@
+#include "io/json.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "io_test_util.h"
+
+namespace wattmoe {
+namespace {
+
+using test::expect_error;
+using test::TempDir;
+
+TEST(Json, RoundTripsAtomically) {
+  TempDir d;
+  const std::string path = d.file("c.json");
+  Json j = {{"rope_theta", 1e6}, {"layers", {1, 2, 3}}, {"name", "ü"}};
+  write_json_file(path, j);
+  EXPECT_EQ(read_json_file(path), j);
+  EXPECT_NE(::access((path + ".tmp").c_str(), F_OK), 0);
+  write_json_file(path, Json{{"v", 2}}, -1);  // overwrite in place
+  EXPECT_EQ(read_text_file(path), "{\"v\":2}\n");
+  EXPECT_TRUE(file_exists(path));
+  EXPECT_FALSE(file_exists(d.file("none.json")));
+  EXPECT_FALSE(file_exists(d.path()));
+}
+
+TEST(Json, ErrorsNameTheFile) {
+  TempDir d;
+  const std::string bad = d.file("bad.json");
+  test::write_bytes(bad, "{\n  \"a\": 1,\n  \"b\": tru}");
+  expect_error([&] { read_json_file(bad); }, bad + ": ", "malformed JSON: ");
+  expect_error([&] { read_json_file(bad); }, bad + ": ", "line 3, column");
+  expect_error([&] { read_json_file(bad); }, bad + ": ", "(byte 23)");
+  expect_error([&] { read_json_file(d.file("none.json")); }, d.file("none.json") + ": ",
+               "cannot open (No such file or directory)");
+  expect_error([&] { read_text_file(d.path()); }, d.path() + ": ", "cannot open (is a directory)");
+  expect_error([&] { write_json_file(d.file("no/dir.json"), Json::object()); }, d.file("no/dir.json") + ": ",
+               "cannot create temporary file");
+  expect_error([&] { write_json_file(d.file("u.json"), Json("\xff")); }, d.file("u.json") + ": ",
+               "cannot write JSON");
+}
+
+}  // namespace
+}  // namespace wattmoe
