@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""CPU throughput of wattmoe beside PyTorch eager + transformers on the same model shape, same machine, same run.
+
+Runs build/bench/model_bench (ours) and transformers' MixtralForCausalLM with the `small` preset's shape (vocab 256,
+hidden 128, 4 layers, 4/2 heads, 8 experts top-2, expert FFN 256), batch 16 x 128 tokens, fp32, the same number of
+threads for both, and prints tokens/s for forward and forward+backward (NLL + load-balancing loss) with the ratio
+ours / PyTorch. Needs torch + transformers (not CI):
+    python bench/cpu_vs_torch.py [--threads N] [--reps 5] [--json OUT]
+"""
+import argparse, json, os, platform, statistics, subprocess, sys, time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--threads", type=int, default=os.cpu_count())
+ap.add_argument("--reps", type=int, default=5)
+ap.add_argument("--batch", type=int, default=16)
+ap.add_argument("--seq", type=int, default=128)
+ap.add_argument("--bench", default=os.path.join(os.path.dirname(__file__), "..", "build", "bench", "model_bench"))
+ap.add_argument("--json")
+a = ap.parse_args()
+
+env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.threads), WATTMOE_THREADS=str(a.threads))
+out = subprocess.run([a.bench, "small", str(a.batch), str(a.seq), str(a.reps)], env=env, check=True,
+                     capture_output=True, text=True).stdout
+ours = {r["mode"]: r for r in map(json.loads, out.strip().splitlines())}
+
+import torch
+from transformers import MixtralConfig, MixtralForCausalLM
+
+torch.set_num_threads(a.threads)
+torch.manual_seed(0)
+cfg = MixtralConfig(vocab_size=256, hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4,
+                    num_key_value_heads=2, num_local_experts=8, num_experts_per_tok=2, rope_theta=1e4,
+                    rms_norm_eps=1e-5, tie_word_embeddings=False, router_aux_loss_coef=0.01,
+                    max_position_embeddings=4096, output_router_logits=True)
+model = MixtralForCausalLM(cfg).float()
+ids = torch.randint(0, 256, (a.batch, a.seq))
+
+
+def timed(fn):
+    fn()  # warm-up
+    ts = []
+    for _ in range(a.reps):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def fwd():
+    with torch.no_grad():
+        model(ids, output_router_logits=False)
+
+
+def fwd_bwd():
+    model.zero_grad(set_to_none=True)
+    model(ids, labels=ids, output_router_logits=True).loss.backward()
+
+
+torch_s = {"forward": timed(fwd), "forward_backward": timed(fwd_bwd)}
+tokens = a.batch * a.seq
+rows = []
+print(f"CPU: {platform.processor() or platform.machine()}, {a.threads} threads; torch {torch.__version__}, "
+      f"batch {a.batch} x {a.seq} tokens, fp32, median of {a.reps}")
+print(f"{'mode':<18}{'wattmoe tok/s':>15}{'PyTorch tok/s':>15}{'ratio':>8}")
+for mode in ("forward", "forward_backward"):
+    o = tokens / ours[mode]["median_s"]
+    t = tokens / torch_s[mode]
+    rows.append({"mode": mode, "wattmoe_tokens_per_s": o, "torch_tokens_per_s": t, "ratio": o / t})
+    print(f"{mode:<18}{o:>15.0f}{t:>15.0f}{o / t:>7.2f}x")
+if a.json:
+    with open(a.json, "w") as f:
+        json.dump({"threads": a.threads, "torch": torch.__version__, "rows": rows}, f, indent=2)
