@@ -3,7 +3,8 @@
 
 Runs build/bench/model_bench (ours) and transformers' MixtralForCausalLM with the `small` preset's shape (vocab 256,
 hidden 128, 4 layers, 4/2 heads, 8 experts top-2, expert FFN 256), batch 16 x 128 tokens, fp32, the same number of
-threads for both, and prints tokens/s for forward and forward+backward (NLL + load-balancing loss) with the ratio
+threads for both, and prints tokens/s for forward, forward+backward (NLL + load-balancing loss) and a training step (+ clipping,
+AdamW) with the ratio
 ours / PyTorch. Needs torch + transformers (not CI):
     python bench/cpu_vs_torch.py [--threads N] [--reps 5] [--json OUT]
 """
@@ -56,13 +57,22 @@ def fwd_bwd():
     model(ids, labels=ids, output_router_logits=True).loss.backward()
 
 
-torch_s = {"forward": timed(fwd), "forward_backward": timed(fwd_bwd)}
+opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
+
+
+def train_step():
+    fwd_bwd()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+
+
+torch_s = {"forward": timed(fwd), "forward_backward": timed(fwd_bwd), "train_step": timed(train_step)}
 tokens = a.batch * a.seq
 rows = []
 print(f"CPU: {platform.processor() or platform.machine()}, {a.threads} threads; torch {torch.__version__}, "
       f"batch {a.batch} x {a.seq} tokens, fp32, median of {a.reps}")
 print(f"{'mode':<18}{'wattmoe tok/s':>15}{'PyTorch tok/s':>15}{'ratio':>8}")
-for mode in ("forward", "forward_backward"):
+for mode in ("forward", "forward_backward", "train_step"):
     o = tokens / ours[mode]["median_s"]
     t = tokens / torch_s[mode]
     rows.append({"mode": mode, "wattmoe_tokens_per_s": o, "torch_tokens_per_s": t, "ratio": o / t})

@@ -1,4 +1,5 @@
-// CPU throughput of the MoE transformer: forward and forward+backward tokens/s for a preset's model shape.
+// CPU throughput of the MoE transformer: forward, forward+backward and a full training step (with clipping and
+// AdamW) in tokens/s for a preset's model shape.
 // Prints JSON lines (one per mode) so that bench/cpu_vs_torch.py can put them beside PyTorch's numbers.
 //   model_bench [preset=small] [batch] [seq] [repeats]
 #include <fmt/format.h>
@@ -12,6 +13,7 @@
 #include "model/objective.h"
 #include "model/transformer.h"
 #include "ops/loss.h"
+#include "train/optimizer.h"
 #include "train/trainer.h"
 
 using namespace wattmoe;
@@ -30,8 +32,9 @@ int main(int argc, char** argv) {
   for (auto& t : tg) t = int32_t(rng.below(uint64_t(tc.model.vocab_size)));
   Activations<float> acts;
   std::vector<float> dlogits;
-  for (const char* mode : {"forward", "forward_backward"}) {
-    const bool bwd = std::string(mode) == "forward_backward";
+  AdamW opt(model.layout(), tc.adamw);
+  for (const char* mode : {"forward", "forward_backward", "train_step"}) {
+    const bool bwd = std::string(mode) != "forward", step = std::string(mode) == "train_step";
     std::vector<double> times;
     for (int r = 0; r < reps + 1; ++r) {  // first run warms up
       Timer t;
@@ -43,6 +46,10 @@ int main(int argc, char** argv) {
         model.router_aux_losses(acts, 0.01, 0.0);
         std::fill(grads.begin(), grads.end(), 0.f);
         model.backward(params.data(), ids.data(), dlogits.data(), acts, grads.data());
+      }
+      if (step) {  // what one optimizer step of the trainer adds: clipping and AdamW
+        clip_grad_norm(grads.data(), int64_t(grads.size()), 1.0);
+        opt.step(params.data(), grads.data(), 1e-4);
       }
       if (r > 0) times.push_back(t.seconds());
     }

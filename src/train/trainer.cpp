@@ -90,6 +90,7 @@ TrainSummary train(const TrainConfig& cfg) {
   ModelConfig mc = cfg.model;
   mc.router_aux_loss_coef = cfg.lb_coef;
   mc.router_z_loss_coef = cfg.z_coef;
+  mc.max_position_embeddings = cfg.seq;  // the context the model is trained for (generate stops there)
   Transformer<float> model(mc);
   const ParamLayout& layout = model.layout();
   std::vector<float> params(size_t(layout.total())), grads(params.size());

@@ -5,50 +5,34 @@
 #include <vector>
 
 #include "core/error.h"
-#include "core/thread_pool.h"
+#include "ops/linear.h"
 
 namespace wattmoe::ops {
 
+// Per head: scores = scale · Q Kᵀ and out = P V as GEMMs over strided head slices (the heads of a token are
+// interleaved in its row), with the causal mask and softmax applied row by row in between.
 template <class T>
 void attention_fwd(const T* q, const T* k, const T* v, T* out, T* probs, const AttnShape& s) {
   WATTMOE_CHECK(s.n_heads % s.n_kv == 0 && s.Tk >= s.pos0 + s.Tq);
   const int64_t group = s.n_heads / s.n_kv, hd = s.hd;
   const T scale = T(1) / std::sqrt(T(hd));
-  // Heads are independent: parallel over heads, each with its own score row.
-  default_pool().parallel_for(s.n_heads, [&](int64_t h0, int64_t h1) {
-    std::vector<T> row(size_t(s.Tk));
-    for (int64_t h = h0; h < h1; ++h) {
-      const int64_t kvh = h / group;
-      for (int64_t t = 0; t < s.Tq; ++t) {
-        const T* qt = q + t * s.q_stride + h * hd;
-        const int64_t n = s.pos0 + t + 1;  // visible keys
-        T mx = -INFINITY;
-        for (int64_t j = 0; j < n; ++j) {
-          const T* kj = k + j * s.kv_stride + kvh * hd;
-          T dot = 0;
-          for (int64_t d = 0; d < hd; ++d) dot += qt[d] * kj[d];
-          row[j] = dot * scale;
-          mx = std::max(mx, row[j]);
-        }
-        T sum = 0;
-        for (int64_t j = 0; j < n; ++j) sum += (row[j] = std::exp(row[j] - mx));
-        const T inv = T(1) / sum;
-        T* o = out + t * s.q_stride + h * hd;
-        std::fill(o, o + hd, T(0));
-        for (int64_t j = 0; j < n; ++j) {
-          const T p = row[j] * inv;
-          const T* vj = v + j * s.kv_stride + kvh * hd;
-          for (int64_t d = 0; d < hd; ++d) o[d] += p * vj[d];
-          row[j] = p;
-        }
-        if (probs) {
-          T* pr = probs + (h * s.Tq + t) * s.Tk;
-          std::copy(row.begin(), row.begin() + n, pr);
-          std::fill(pr + n, pr + s.Tk, T(0));
-        }
-      }
+  std::vector<T> scratch(probs ? 0 : static_cast<size_t>(s.Tq * s.Tk));
+  for (int64_t h = 0; h < s.n_heads; ++h) {
+    const int64_t kvh = h / group;
+    T* P = probs ? probs + h * s.Tq * s.Tk : scratch.data();
+    gemm<T>(false, true, s.Tq, s.Tk, hd, scale, q + h * hd, s.q_stride, k + kvh * hd, s.kv_stride, T(0), P, s.Tk);
+    for (int64_t t = 0; t < s.Tq; ++t) {
+      T* row = P + t * s.Tk;
+      const int64_t n = s.pos0 + t + 1;  // visible keys
+      const T mx = *std::max_element(row, row + n);
+      T sum = 0;
+      for (int64_t j = 0; j < n; ++j) sum += (row[j] = std::exp(row[j] - mx));
+      const T inv = T(1) / sum;
+      for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+      std::fill(row + n, row + s.Tk, T(0));
     }
-  });
+    gemm<T>(false, false, s.Tq, hd, s.Tk, T(1), P, s.Tk, v + kvh * hd, s.kv_stride, T(0), out + h * hd, s.q_stride);
+  }
 }
 
 template <class T>
@@ -56,40 +40,29 @@ void attention_bwd(const T* q, const T* k, const T* v, const T* probs, const T* 
                    const AttnShape& s) {
   const int64_t group = s.n_heads / s.n_kv, hd = s.hd;
   const T scale = T(1) / std::sqrt(T(hd));
-  // Parallel over KV heads: each owns its dk/dv slice and the dq slices of its query heads.
-  default_pool().parallel_for(s.n_kv, [&](int64_t g0, int64_t g1) {
-    std::vector<T> dp(size_t(s.Tk));
-    for (int64_t kvh = g0; kvh < g1; ++kvh) {
-      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
-        for (int64_t t = 0; t < s.Tq; ++t) {
-          const int64_t n = s.pos0 + t + 1;
-          const T* p = probs + (h * s.Tq + t) * s.Tk;
-          const T* dot = dout + t * s.q_stride + h * hd;
-          T sum = 0;
-          for (int64_t j = 0; j < n; ++j) {
-            const T* vj = v + j * s.kv_stride + kvh * hd;
-            T a = 0;
-            for (int64_t d = 0; d < hd; ++d) a += dot[d] * vj[d];
-            dp[j] = a;
-            sum += a * p[j];
-          }
-          const T* qt = q + t * s.q_stride + h * hd;
-          T* dqt = dq + t * s.q_stride + h * hd;
-          for (int64_t j = 0; j < n; ++j) {
-            const T ds = p[j] * (dp[j] - sum) * scale;  // ∂L/∂score (pre-scale logits)
-            const T* kj = k + j * s.kv_stride + kvh * hd;
-            T* dkj = dk + j * s.kv_stride + kvh * hd;
-            T* dvj = dv + j * s.kv_stride + kvh * hd;
-            for (int64_t d = 0; d < hd; ++d) {
-              dqt[d] += ds * kj[d];
-              dkj[d] += ds * qt[d];
-              dvj[d] += p[j] * dot[d];
-            }
-          }
-        }
-      }
+  std::vector<T> dS(static_cast<size_t>(s.Tq * s.Tk));
+  for (int64_t h = 0; h < s.n_heads; ++h) {
+    const int64_t kvh = h / group;
+    const T* P = probs + h * s.Tq * s.Tk;
+    const T* dO = dout + h * hd;
+    // dP = dO Vᵀ (into dS), dV += Pᵀ dO
+    gemm<T>(false, true, s.Tq, s.Tk, hd, T(1), dO, s.q_stride, v + kvh * hd, s.kv_stride, T(0), dS.data(), s.Tk);
+    gemm<T>(true, false, s.Tk, hd, s.Tq, T(1), P, s.Tk, dO, s.q_stride, T(1), dv + kvh * hd, s.kv_stride);
+    // dScore = P ⊙ (dP − Σ_j P·dP) · scale (masked entries have P = 0)
+    for (int64_t t = 0; t < s.Tq; ++t) {
+      const T* p = P + t * s.Tk;
+      T* d = dS.data() + t * s.Tk;
+      const int64_t n = s.pos0 + t + 1;
+      T dot = 0;
+      for (int64_t j = 0; j < n; ++j) dot += p[j] * d[j];
+      for (int64_t j = 0; j < n; ++j) d[j] = p[j] * (d[j] - dot) * scale;
+      std::fill(d + n, d + s.Tk, T(0));
     }
-  });
+    gemm<T>(false, false, s.Tq, hd, s.Tk, T(1), dS.data(), s.Tk, k + kvh * hd, s.kv_stride, T(1), dq + h * hd,
+            s.q_stride);
+    gemm<T>(true, false, s.Tk, hd, s.Tq, T(1), dS.data(), s.Tk, q + h * hd, s.q_stride, T(1), dk + kvh * hd,
+            s.kv_stride);
+  }
 }
 
 template void attention_fwd<float>(const float*, const float*, const float*, float*, float*, const AttnShape&);
