@@ -2,6 +2,9 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <string>
@@ -21,6 +24,28 @@ inline std::string scratch_dir(const std::string& tag) {
   std::filesystem::create_directories(p);
   return s;
 }
+
+// A unique directory under the gtest temp dir, removed when the test ends.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};  // unique names within this process (tests may run in parallel)
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = ::testing::TempDir() + "wattmoe_" + std::to_string(::getpid()) + "_" +
+            (info ? std::string(info->name()) : "x") + "_" + std::to_string(counter++);
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
 
 template <class A, class B>
 double max_abs_diff(const A& a, const B& b) {

@@ -9,32 +9,14 @@
 #include <functional>
 #include <string>
 
+#include "../test_util.h"
 #include "core/error.h"
 #include "core/timer.h"
 #include "energy/sensor.h"
 
 namespace wattmoe::energy_test {
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = ::testing::TempDir() + "wattmoe_energy_" + std::to_string(::getpid()) + "_" +
-            (info ? std::string(info->name()) : "x") + "_" + std::to_string(counter++);
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test::TempDir;
 
 inline void write_text(const std::string& path, const std::string& text) {
   std::filesystem::create_directories(std::filesystem::path(path).parent_path());

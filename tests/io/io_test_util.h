@@ -9,31 +9,10 @@
 #include <fstream>
 #include <string>
 
+#include "../test_util.h"
 #include "core/error.h"
 
 namespace wattmoe::test {
-
-// A unique directory under the gtest temp dir, removed when the test ends.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};  // unique names within this process (tests may run in parallel)
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = ::testing::TempDir() + "wattmoe_io_" + std::to_string(::getpid()) + "_" +
-            (info ? std::string(info->name()) : "x") + "_" + std::to_string(counter++);
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 inline void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary);
