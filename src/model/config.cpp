@@ -1,6 +1,7 @@
 #include "model/config.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 
@@ -30,6 +31,7 @@ int64_t ModelConfig::num_parameters() const {
     if (qk_norm) n += q_dim() + kv_dim();
     if (is_moe_layer(l)) {
       n += int64_t(num_experts) * H + int64_t(num_experts) * 3 * H * moe_intermediate_size;
+      n += int64_t(num_experts) * 3 * lora_rank * (H + moe_intermediate_size);  // A [r, in] + B [out, r] per matrix
       if (shared_expert_intermediate_size > 0) n += 3 * H * shared_expert_intermediate_size + H;
     } else {
       n += 3 * H * intermediate_size;
@@ -42,7 +44,9 @@ int64_t ModelConfig::active_parameters() const {
   const int64_t H = hidden_size;
   int64_t inactive = 0;
   for (int l = 0; l < num_layers; ++l)
-    if (is_moe_layer(l)) inactive += int64_t(num_experts - top_k) * 3 * H * moe_intermediate_size;
+    if (is_moe_layer(l))
+      inactive += int64_t(num_experts - top_k) * 3 *
+                  (H * moe_intermediate_size + int64_t(lora_rank) * (H + moe_intermediate_size));
   return num_parameters() - inactive;
 }
 
@@ -70,6 +74,11 @@ void ModelConfig::validate(const std::string& what) const {
     WATTMOE_REQUIRE(l >= 0 && l < num_layers, "{}: mlp_only_layers names layer {} of {}", what, l, num_layers);
   for (int l = 0; l < num_layers; ++l)
     if (!is_moe_layer(l)) pos("intermediate_size (dense layers)", intermediate_size);
+  const int max_rank = std::min(hidden_size, moe_intermediate_size);
+  WATTMOE_REQUIRE(lora_rank >= 0 && lora_rank <= max_rank,
+                  "{}: wattmoe_lora_rank must be in [0, {}] (the smaller dimension of an expert matrix), got {}", what,
+                  max_rank, lora_rank);
+  WATTMOE_REQUIRE(std::isfinite(lora_scale), "{}: wattmoe_lora_scale must be a finite number, got {}", what, lora_scale);
 }
 
 namespace {
@@ -165,6 +174,9 @@ ModelConfig parse_model_config(const Json& j, const std::string& what) {
                       "{}: use_sliding_window=true is not supported", what);
       break;
   }
+  // Engine-only LoRA adapters on the routed experts (absent in HF configs).
+  c.lora_rank = get_or<int>(j, "wattmoe_lora_rank", 0, what);
+  c.lora_scale = float(get_or<double>(j, "wattmoe_lora_scale", 1.0, what));
   c.validate(what);
   return c;
 }
@@ -216,6 +228,10 @@ Json model_config_to_json(const ModelConfig& c) {
       j["mlp_only_layers"] = c.mlp_only_layers;
       j["use_sliding_window"] = false;
       break;
+  }
+  if (c.lora_rank > 0) {
+    j["wattmoe_lora_rank"] = c.lora_rank;
+    j["wattmoe_lora_scale"] = double(c.lora_scale);
   }
   return j;
 }

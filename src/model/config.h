@@ -40,6 +40,10 @@ struct ModelConfig {
   double router_aux_loss_coef = 0.01;
   double router_z_loss_coef = 0.0;
   std::string torch_dtype = "float32";
+  // Engine-only: LoRA adapters on every routed expert's gate/up/down (model/lora.h). lora_rank 0 = none.
+  // Written to config.json as wattmoe_lora_rank / wattmoe_lora_scale only when lora_rank > 0.
+  int lora_rank = 0;
+  float lora_scale = 1.f;          // LoRA output multiplier (alpha / r): y = x·Wᵀ + lora_scale·(x·Aᵀ)·Bᵀ
 
   bool is_moe_layer(int layer) const;
   int q_dim() const { return num_heads * head_dim; }

@@ -1,6 +1,7 @@
 #include "model/params.h"
 
 #include "core/error.h"
+#include "model/grad_mask.h"
 
 namespace wattmoe {
 
@@ -14,6 +15,20 @@ std::string expert_name(const ModelConfig& c, int layer, int expert, const char*
   }
   return layer_prefix(layer) + "mlp.experts." + std::to_string(expert) + "." + w + "_proj.weight";
 }
+
+namespace {
+
+std::string with_suffix(const std::string& weight_name, const char* suffix) {
+  const std::string w = ".weight";
+  WATTMOE_CHECK(weight_name.size() > w.size() && weight_name.compare(weight_name.size() - w.size(), w.size(), w) == 0,
+                "{} is not a weight name", weight_name);
+  return weight_name.substr(0, weight_name.size() - w.size()) + suffix;
+}
+
+}  // namespace
+
+std::string lora_A_name(const std::string& weight_name) { return with_suffix(weight_name, ".lora_A.weight"); }
+std::string lora_B_name(const std::string& weight_name) { return with_suffix(weight_name, ".lora_B.weight"); }
 
 void ParamLayout::add(std::string name, Shape shape, ParamKind kind, int layer, int expert) {
   ParamSpec s;
@@ -32,7 +47,7 @@ const ParamSpec* ParamLayout::find(const std::string& name) const {
 
 ParamLayout ParamLayout::build(const ModelConfig& c) {
   ParamLayout L;
-  const int64_t H = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
+  const int64_t H = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size, r = c.lora_rank;
   L.add("model.embed_tokens.weight", {c.vocab_size, H}, ParamKind::Embedding);
   for (int l = 0; l < c.num_layers; ++l) {
     const std::string p = layer_prefix(l);
@@ -58,6 +73,15 @@ ParamLayout ParamLayout::build(const ModelConfig& c) {
         L.add(expert_name(c, l, e, "gate"), {I, H}, ParamKind::Expert, l, e);
         L.add(expert_name(c, l, e, "up"), {I, H}, ParamKind::Expert, l, e);
         L.add(expert_name(c, l, e, "down"), {H, I}, ParamKind::Expert, l, e);
+        if (r > 0) {  // adapters of W[out, in]: A [r, in], B [out, r]
+          for (const char* which : {"gate", "up", "down"}) {
+            const bool down = which[0] == 'd';
+            const int64_t in = down ? I : H, out = down ? H : I;
+            const std::string n = expert_name(c, l, e, which);
+            L.add(lora_A_name(n), {r, in}, ParamKind::Lora, l, e);
+            L.add(lora_B_name(n), {out, r}, ParamKind::Lora, l, e);
+          }
+        }
       }
       if (c.shared_expert_intermediate_size > 0) {
         const int64_t S = c.shared_expert_intermediate_size;
@@ -79,15 +103,18 @@ ParamLayout ParamLayout::build(const ModelConfig& c) {
 }
 
 template <class T>
-ModelView<T> ModelView<T>::bind(const ModelConfig& c, const ParamLayout& L, T* base) {
+ModelView<T> ModelView<T>::bind(const ModelConfig& c, const ParamLayout& L, T* base, const GradMask* mask) {
+  WATTMOE_CHECK(!mask || mask->needs.size() == L.specs().size(), "gradient mask has {} entries for {} tensors",
+                mask ? mask->needs.size() : 0, L.specs().size());
+  auto ptr = [&](const ParamSpec* s) -> T* { return mask && !mask->need(*s, L) ? nullptr : base + s->offset; };
   auto at = [&](const std::string& name) -> T* {
     const ParamSpec* s = L.find(name);
     WATTMOE_CHECK(s != nullptr, "no parameter {}", name);
-    return base + s->offset;
+    return ptr(s);
   };
   auto opt = [&](const std::string& name) -> T* {
     const ParamSpec* s = L.find(name);
-    return s ? base + s->offset : nullptr;
+    return s ? ptr(s) : nullptr;
   };
   ModelView v;
   v.embed = at("model.embed_tokens.weight");
@@ -110,9 +137,18 @@ ModelView<T> ModelView<T>::bind(const ModelConfig& c, const ParamLayout& L, T* b
     lv.moe = c.is_moe_layer(l);
     if (lv.moe) {
       lv.router = at((c.arch == Arch::Mixtral ? p + "block_sparse_moe." : p + "mlp.") + "gate.weight");
-      for (int e = 0; e < c.num_experts; ++e)
-        lv.experts.push_back({at(expert_name(c, l, e, "gate")), at(expert_name(c, l, e, "up")),
-                              at(expert_name(c, l, e, "down"))});
+      for (int e = 0; e < c.num_experts; ++e) {
+        FfnView<T> f;
+        const std::string gn = expert_name(c, l, e, "gate"), un = expert_name(c, l, e, "up"),
+                          dn = expert_name(c, l, e, "down");
+        f.gate = at(gn), f.up = at(un), f.down = at(dn);
+        if (c.lora_rank > 0) {
+          f.gate_A = at(lora_A_name(gn)), f.gate_B = at(lora_B_name(gn));
+          f.up_A = at(lora_A_name(un)), f.up_B = at(lora_B_name(un));
+          f.down_A = at(lora_A_name(dn)), f.down_B = at(lora_B_name(dn));
+        }
+        lv.experts.push_back(f);
+      }
       lv.shared = {opt(p + "mlp.shared_expert.gate_proj.weight"), opt(p + "mlp.shared_expert.up_proj.weight"),
                    opt(p + "mlp.shared_expert.down_proj.weight")};
       lv.shared_gate = opt(p + "mlp.shared_expert_gate.weight");

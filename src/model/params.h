@@ -13,7 +13,12 @@
 
 namespace wattmoe {
 
-enum class ParamKind { Embedding, Norm, Attention, Bias, Router, Expert, SharedExpert, SharedGate, DenseMlp, LmHead };
+struct GradMask;
+
+// Lora: a low-rank adapter factor of one routed expert's matrix (model/lora.h); present only when lora_rank > 0.
+enum class ParamKind {
+  Embedding, Norm, Attention, Bias, Router, Expert, SharedExpert, SharedGate, DenseMlp, LmHead, Lora
+};
 
 struct ParamSpec {
   std::string name;
@@ -21,7 +26,7 @@ struct ParamSpec {
   int64_t offset = 0, numel = 0;
   ParamKind kind = ParamKind::Attention;
   int layer = -1;   // -1 for non-layer tensors
-  int expert = -1;  // expert index for ParamKind::Expert
+  int expert = -1;  // expert index for ParamKind::Expert and ParamKind::Lora
   bool is_matrix() const { return shape.size() == 2; }
 };
 
@@ -42,6 +47,10 @@ class ParamLayout {
 template <class T>
 struct FfnView {  // SwiGLU block: down(silu(gate·x) ⊙ up·x)
   T *gate = nullptr, *up = nullptr, *down = nullptr;
+  // LoRA factors of each matrix W[out, in]: A [r, in], B [out, r]; W·x becomes W·x + lora_scale·B·(A·x).
+  // All null when the model has no adapters (and always for the shared expert and the dense MLP).
+  T *gate_A = nullptr, *gate_B = nullptr, *up_A = nullptr, *up_B = nullptr, *down_A = nullptr, *down_B = nullptr;
+  bool has_lora() const { return gate_A != nullptr; }
 };
 
 template <class T>
@@ -62,11 +71,15 @@ template <class T>
 struct ModelView {
   T *embed = nullptr, *final_norm = nullptr, *lm_head = nullptr;  // lm_head == embed when tied
   std::vector<LayerView<T>> layers;
-  static ModelView bind(const ModelConfig& c, const ParamLayout& layout, T* base);
+  // With a mask, tensors whose needs[] is 0 bind to null (backward reads a null gradient pointer as "skip").
+  static ModelView bind(const ModelConfig& c, const ParamLayout& layout, T* base, const GradMask* mask = nullptr);
 };
 
 // Checkpoint tensor names (HF layout) — one place for every architecture's spelling.
 std::string layer_prefix(int layer);
 std::string expert_name(const ModelConfig& c, int layer, int expert, const char* which);  // which: gate|up|down
+// PEFT-style adapter names: a weight name's ".weight" becomes ".lora_A.weight" / ".lora_B.weight".
+std::string lora_A_name(const std::string& weight_name);
+std::string lora_B_name(const std::string& weight_name);
 
 }  // namespace wattmoe

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "model/lora_linear.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/linear.h"
@@ -26,25 +27,52 @@ void add_into(T* dst, const T* src, int64_t n) {
   for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
 }
 
-// SwiGLU FFN over rows x[n, H]: out[n, H] = down(silu(gate·x) ⊙ up·x). Saves g, u, a in `s` (y not used here).
+// LoRA of the routed experts (null factors when absent): scale and rank.
+struct LoraDims {
+  double scale = 1;
+  int64_t rank = 0;
+};
+
+// SwiGLU FFN over rows x[n, H]: out[n, H] = down(silu(gate·x) ⊙ up·x), each projection with its LoRA branch when
+// the view has one. Saves g, u, a in `s` (y not used here).
 template <class T>
-void ffn_forward(const FfnView<T>& w, const T* x, int64_t n, int64_t H, int64_t I, FfnActs<T>& s, T* out) {
+void ffn_forward(const FfnView<T>& w, const T* x, int64_t n, int64_t H, int64_t I, FfnActs<T>& s, T* out,
+                 const LoraDims& lo = {}) {
   resize(s.g, n * I), resize(s.u, n * I), resize(s.a, n * I);
+  const T ls = T(lo.scale);
   ops::linear_fwd<T>(x, w.gate, nullptr, s.g.data(), n, H, I);
+  if (w.has_lora()) lora_fwd<T>(x, w.gate_A, w.gate_B, ls, s.g.data(), n, H, I, lo.rank);
   ops::linear_fwd<T>(x, w.up, nullptr, s.u.data(), n, H, I);
+  if (w.has_lora()) lora_fwd<T>(x, w.up_A, w.up_B, ls, s.u.data(), n, H, I, lo.rank);
   ops::swiglu_fwd<T>(s.g.data(), s.u.data(), s.a.data(), n * I);
   ops::linear_fwd<T>(s.a.data(), w.down, nullptr, out, n, I, H);
+  if (w.has_lora()) lora_fwd<T>(s.a.data(), w.down_A, w.down_B, ls, out, n, I, H, lo.rank);
 }
 
-// Backward of ffn_forward: accumulates weight grads into gw and dx (input grad) from dout.
+// Backward of ffn_forward: accumulates weight grads into gw and dx (input grad) from dout. Null pointers in gw (and a
+// null dx) are skipped; when nothing below the down projection is wanted, the gate/up half is skipped.
 template <class T>
 void ffn_backward(const FfnView<T>& w, const FfnView<T>& gw, const T* x, int64_t n, int64_t H, int64_t I,
-                  const FfnActs<T>& s, const T* dout, T* dx) {
-  std::vector<T> da(size_t(n * I)), dg(size_t(n * I)), du(size_t(n * I));
-  ops::linear_bwd<T>(s.a.data(), w.down, dout, da.data(), gw.down, nullptr, n, I, H);
+                  const FfnActs<T>& s, const T* dout, T* dx, const LoraDims& lo = {}) {
+  const bool lora = w.has_lora();
+  const T ls = T(lo.scale);
+  const bool lower = dx || gw.gate || gw.up || gw.gate_A || gw.gate_B || gw.up_A || gw.up_B;
+  std::vector<T> da(size_t(lower ? n * I : 0)), dg(da.size()), du(da.size());
+  ops::linear_bwd<T>(s.a.data(), w.down, dout, lower ? da.data() : nullptr, gw.down, nullptr, n, I, H);
+  if (lora)
+    lora_bwd<T>(s.a.data(), w.down_A, w.down_B, ls, dout, lower ? da.data() : nullptr, gw.down_A, gw.down_B, n, I, H,
+                lo.rank);
+  if (!lower) return;
   ops::swiglu_bwd<T>(s.g.data(), s.u.data(), da.data(), dg.data(), du.data(), n * I);
   ops::linear_bwd<T>(x, w.gate, dg.data(), dx, gw.gate, nullptr, n, H, I);
+  if (lora) lora_bwd<T>(x, w.gate_A, w.gate_B, ls, dg.data(), dx, gw.gate_A, gw.gate_B, n, H, I, lo.rank);
   ops::linear_bwd<T>(x, w.up, du.data(), dx, gw.up, nullptr, n, H, I);
+  if (lora) lora_bwd<T>(x, w.up_A, w.up_B, ls, du.data(), dx, gw.up_A, gw.up_B, n, H, I, lo.rank);
+}
+
+template <class T>
+bool any_grad(const FfnView<T>& g) {
+  return g.gate || g.up || g.down || g.gate_A || g.gate_B || g.up_A || g.up_B || g.down_A || g.down_B;
 }
 
 }  // namespace
@@ -148,6 +176,7 @@ void Transformer<T>::moe_forward(const LayerView<T>& w, int l, LayerActs<T>& a, 
                                  const RouterSelect<T>& select, std::vector<T>& out) const {
   const ModelConfig& c = cfg_;
   const int64_t H = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
+  const LoraDims lora{c.lora_scale, c.lora_rank};
   resize(a.router_logits, N * E), resize(a.router_probs, N * E), resize(a.drouter, N * E);
   ops::linear_fwd<T>(a.h_ffn.data(), w.router, nullptr, a.router_logits.data(), N, H, E);
   ops::softmax_fwd<T>(a.router_logits.data(), a.router_probs.data(), N, E);
@@ -178,7 +207,7 @@ void Transformer<T>::moe_forward(const LayerView<T>& w, int l, LayerActs<T>& a, 
     const int64_t r0 = a.dispatch.offsets[e], n = a.dispatch.offsets[e + 1] - r0;
     if (n == 0) continue;
     FfnActs<T> s;
-    ffn_forward<T>(w.experts[e], &xe[r0 * H], n, H, I, s, &a.experts.y[r0 * H]);
+    ffn_forward<T>(w.experts[e], &xe[r0 * H], n, H, I, s, &a.experts.y[r0 * H], lora);
     std::copy(s.g.begin(), s.g.end(), a.experts.g.begin() + r0 * I);
     std::copy(s.u.begin(), s.u.end(), a.experts.u.begin() + r0 * I);
     std::copy(s.a.begin(), s.a.end(), a.experts.a.begin() + r0 * I);
@@ -246,39 +275,61 @@ AuxLossValues Transformer<T>::router_aux_losses(Activations<T>& acts, double lb_
 
 template <class T>
 void Transformer<T>::backward(const T* params, const int32_t* ids, const T* dlogits, Activations<T>& acts,
-                              T* grads) const {
+                              T* grads, const GradMask* mask) const {
   const ModelConfig& c = cfg_;
   const int64_t N = acts.tokens(), H = c.hidden_size;
   WATTMOE_CHECK(acts.pos0 == 0, "backward through a KV-cached forward is not supported");
+  WATTMOE_CHECK(!mask || mask->needs.size() == layout_.specs().size(), "gradient mask has {} entries for {} tensors",
+                mask ? mask->needs.size() : 0, layout_.specs().size());
+  if (mask && !mask->any()) return;
   const ModelView<T> w = ModelView<T>::bind(c, layout_, const_cast<T*>(params));
-  ModelView<T> g = ModelView<T>::bind(c, layout_, grads);
+  // Gradients of tensors the mask does not need bind to null: every op below skips a null gradient.
+  ModelView<T> g = ModelView<T>::bind(c, layout_, grads, mask);
+  // The pass goes down to layer `lowest` (−1: through every layer into the embedding).
+  const int lowest = mask ? mask->lowest_layer(layout_) : -1;
+  const bool into_layers = lowest < c.num_layers;
 
   std::vector<T> dh(size_t(N * H), T(0)), dx(size_t(N * H), T(0));
-  ops::linear_bwd<T>(acts.h_final.data(), w.lm_head, dlogits, dh.data(), g.lm_head, nullptr, N, H, c.vocab_size);
-  ops::rmsnorm_bwd<T>(acts.x_final.data(), w.final_norm, acts.rstd_final.data(), dh.data(), dx.data(), g.final_norm,
-                      N, H);
-  for (int l = c.num_layers - 1; l >= 0; --l) layer_backward(w.layers[l], g.layers[l], l, acts.layers[l], acts, dx);
-  for (int64_t i = 0; i < N; ++i) add_into(g.embed + int64_t(ids[i]) * H, &dx[i * H], H);
+  const bool need_dh = into_layers || g.final_norm;
+  ops::linear_bwd<T>(acts.h_final.data(), w.lm_head, dlogits, need_dh ? dh.data() : nullptr, g.lm_head, nullptr, N, H,
+                     c.vocab_size);
+  if (!need_dh) return;
+  ops::rmsnorm_bwd<T>(acts.x_final.data(), w.final_norm, acts.rstd_final.data(), dh.data(),
+                      into_layers ? dx.data() : nullptr, g.final_norm, N, H);
+  for (int l = c.num_layers - 1; l >= std::max(lowest, 0); --l)
+    layer_backward(w.layers[l], g.layers[l], l, acts.layers[l], acts, dx, l > lowest);
+  if (g.embed && lowest < 0)
+    for (int64_t i = 0; i < N; ++i) add_into(g.embed + int64_t(ids[i]) * H, &dx[i * H], H);
 }
 
 template <class T>
 void Transformer<T>::layer_backward(const LayerView<T>& w, LayerView<T>& g, int l, LayerActs<T>& a,
-                                    const Activations<T>& acts, std::vector<T>& dx) const {
+                                    const Activations<T>& acts, std::vector<T>& dx, bool need_dx_in) const {
   const ModelConfig& c = cfg_;
   const int64_t N = acts.tokens(), H = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), S = acts.S;
+  // What this layer must produce (all true in a full backward): the input gradient, the q/k/v branch (its weights,
+  // q/k norms, ln_attn, or anything below), the attention half, and the FFN half's input gradient.
+  const bool need_qkv = need_dx_in || g.ln_attn || g.wq || g.wk || g.wv || g.bq || g.bk || g.bv || g.q_norm || g.k_norm;
+  const bool need_attn = need_qkv || g.wo;
+  const bool need_dh_ffn = need_attn || g.ln_ffn;
 
   // FFN half: dx holds ∂L/∂x_out; x_out = x_mid + ffn(norm(x_mid)).
   std::vector<T> dh(size_t(N * H), T(0));
   if (w.moe) {
-    moe_backward(w, g, a, N, dx.data(), dh);
-  } else {
-    ffn_backward<T>(w.dense, g.dense, a.h_ffn.data(), N, H, c.intermediate_size, a.shared, dx.data(), dh.data());
+    moe_backward(w, g, a, N, dx.data(), dh, need_dh_ffn);
+  } else if (need_dh_ffn || any_grad(g.dense)) {
+    ffn_backward<T>(w.dense, g.dense, a.h_ffn.data(), N, H, c.intermediate_size, a.shared, dx.data(),
+                    need_dh_ffn ? dh.data() : nullptr);
   }
-  ops::rmsnorm_bwd<T>(a.x_mid.data(), w.ln_ffn, a.rstd_ffn.data(), dh.data(), dx.data(), g.ln_ffn, N, H);
+  if (!need_dh_ffn) return;
+  ops::rmsnorm_bwd<T>(a.x_mid.data(), w.ln_ffn, a.rstd_ffn.data(), dh.data(), need_attn ? dx.data() : nullptr,
+                      g.ln_ffn, N, H);
+  if (!need_attn) return;
 
   // Attention half: x_mid = x_in + o_proj(attn(...)).
   std::vector<T> datt(size_t(N * qd), T(0));
-  ops::linear_bwd<T>(a.att.data(), w.wo, dx.data(), datt.data(), g.wo, nullptr, N, qd, H);
+  ops::linear_bwd<T>(a.att.data(), w.wo, dx.data(), need_qkv ? datt.data() : nullptr, g.wo, nullptr, N, qd, H);
+  if (!need_qkv) return;
   std::vector<T> dq(size_t(N * qd), T(0)), dk(size_t(N * kvd), T(0)), dv(size_t(N * kvd), T(0));
   for (int b = 0; b < acts.B; ++b) {
     ops::AttnShape sh{S, S, 0, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
@@ -306,17 +357,21 @@ void Transformer<T>::layer_backward(const LayerView<T>& w, LayerView<T>& g, int 
     dq.swap(dq_pre), dk.swap(dk_pre);
   }
   std::fill(dh.begin(), dh.end(), T(0));
-  ops::linear_bwd<T>(a.h_attn.data(), w.wq, dq.data(), dh.data(), g.wq, g.bq, N, H, qd);
-  ops::linear_bwd<T>(a.h_attn.data(), w.wk, dk.data(), dh.data(), g.wk, g.bk, N, H, kvd);
-  ops::linear_bwd<T>(a.h_attn.data(), w.wv, dv.data(), dh.data(), g.wv, g.bv, N, H, kvd);
-  ops::rmsnorm_bwd<T>(a.x_in.data(), w.ln_attn, a.rstd_attn.data(), dh.data(), dx.data(), g.ln_attn, N, H);
+  T* dha = need_dx_in || g.ln_attn ? dh.data() : nullptr;  // ∂L/∂h_attn
+  ops::linear_bwd<T>(a.h_attn.data(), w.wq, dq.data(), dha, g.wq, g.bq, N, H, qd);
+  ops::linear_bwd<T>(a.h_attn.data(), w.wk, dk.data(), dha, g.wk, g.bk, N, H, kvd);
+  ops::linear_bwd<T>(a.h_attn.data(), w.wv, dv.data(), dha, g.wv, g.bv, N, H, kvd);
+  if (dha)
+    ops::rmsnorm_bwd<T>(a.x_in.data(), w.ln_attn, a.rstd_attn.data(), dh.data(), need_dx_in ? dx.data() : nullptr,
+                        g.ln_attn, N, H);
 }
 
 template <class T>
 void Transformer<T>::moe_backward(const LayerView<T>& w, LayerView<T>& g, LayerActs<T>& a, int64_t N, const T* dout,
-                                  std::vector<T>& dh) const {
+                                  std::vector<T>& dh, bool need_dh) const {
   const ModelConfig& c = cfg_;
   const int64_t H = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
+  const LoraDims lora{c.lora_scale, c.lora_rank};
   const int k = a.routing.k;
   const int64_t R = a.dispatch.rows();
 
@@ -335,36 +390,41 @@ void Transformer<T>::moe_backward(const LayerView<T>& w, LayerView<T>& g, LayerA
   }
   for (int e = 0; e < E; ++e) {
     const int64_t r0 = a.dispatch.offsets[e], n = a.dispatch.offsets[e + 1] - r0;
-    if (n == 0) continue;
+    if (n == 0 || !(need_dh || any_grad(g.experts[e]))) continue;
     FfnActs<T> s;
     s.g.assign(a.experts.g.begin() + r0 * I, a.experts.g.begin() + (r0 + n) * I);
     s.u.assign(a.experts.u.begin() + r0 * I, a.experts.u.begin() + (r0 + n) * I);
     s.a.assign(a.experts.a.begin() + r0 * I, a.experts.a.begin() + (r0 + n) * I);
-    ffn_backward<T>(w.experts[e], g.experts[e], &xe[r0 * H], n, H, I, s, &dy[r0 * H], &dxe[r0 * H]);
+    ffn_backward<T>(w.experts[e], g.experts[e], &xe[r0 * H], n, H, I, s, &dy[r0 * H],
+                    need_dh ? &dxe[r0 * H] : nullptr, lora);
   }
-  for (int64_t r = 0; r < R; ++r) add_into(&dh[a.dispatch.token[r] * H], &dxe[r * H], H);
+  if (need_dh)
+    for (int64_t r = 0; r < R; ++r) add_into(&dh[a.dispatch.token[r] * H], &dxe[r * H], H);
 
   // Weights → router probabilities (w_s = p_s, or p_s / Σ p when renormalised) → logits.
-  std::vector<T> dprobs(size_t(N * E), T(0));
-  for (int64_t t = 0; t < N; ++t) {
-    T sum = 0, wdot = 0;
-    for (int s = 0; s < k; ++s) {
-      const int32_t e = a.routing.expert[t * k + s];
-      if (e < 0) continue;
-      sum += a.router_probs[t * E + e];
-      wdot += dweight[t * k + s] * a.route_weight[t * k + s];
+  if (need_dh || g.router) {
+    std::vector<T> dprobs(size_t(N * E), T(0));
+    for (int64_t t = 0; t < N; ++t) {
+      T sum = 0, wdot = 0;
+      for (int s = 0; s < k; ++s) {
+        const int32_t e = a.routing.expert[t * k + s];
+        if (e < 0) continue;
+        sum += a.router_probs[t * E + e];
+        wdot += dweight[t * k + s] * a.route_weight[t * k + s];
+      }
+      for (int s = 0; s < k; ++s) {
+        const int32_t e = a.routing.expert[t * k + s];
+        if (e < 0) continue;
+        dprobs[t * E + e] += c.norm_topk_prob && sum > T(0) ? (dweight[t * k + s] - wdot) / sum : dweight[t * k + s];
+      }
     }
-    for (int s = 0; s < k; ++s) {
-      const int32_t e = a.routing.expert[t * k + s];
-      if (e < 0) continue;
-      dprobs[t * E + e] += c.norm_topk_prob && sum > T(0) ? (dweight[t * k + s] - wdot) / sum : dweight[t * k + s];
-    }
+    std::vector<T> dlogits = a.drouter;  // auxiliary losses' contribution
+    ops::softmax_bwd<T>(a.router_probs.data(), dprobs.data(), dlogits.data(), N, E);
+    ops::linear_bwd<T>(a.h_ffn.data(), w.router, dlogits.data(), need_dh ? dh.data() : nullptr, g.router, nullptr, N,
+                       H, E);
   }
-  std::vector<T> dlogits = a.drouter;  // auxiliary losses' contribution
-  ops::softmax_bwd<T>(a.router_probs.data(), dprobs.data(), dlogits.data(), N, E);
-  ops::linear_bwd<T>(a.h_ffn.data(), w.router, dlogits.data(), dh.data(), g.router, nullptr, N, H, E);
 
-  if (w.shared.gate) {
+  if (w.shared.gate && (need_dh || any_grad(g.shared) || g.shared_gate)) {
     const int64_t SI = c.shared_expert_intermediate_size;
     std::vector<T> dys(static_cast<size_t>(N * H)), dgl(static_cast<size_t>(N));
     for (int64_t t = 0; t < N; ++t) {
@@ -376,8 +436,11 @@ void Transformer<T>::moe_backward(const LayerView<T>& w, LayerView<T>& g, LayerA
       }
       dgl[t] = dot * sg * (T(1) - sg);
     }
-    ffn_backward<T>(w.shared, g.shared, a.h_ffn.data(), N, H, SI, a.shared, dys.data(), dh.data());
-    ops::linear_bwd<T>(a.h_ffn.data(), w.shared_gate, dgl.data(), dh.data(), g.shared_gate, nullptr, N, H, 1);
+    if (need_dh || any_grad(g.shared))
+      ffn_backward<T>(w.shared, g.shared, a.h_ffn.data(), N, H, SI, a.shared, dys.data(),
+                      need_dh ? dh.data() : nullptr);
+    ops::linear_bwd<T>(a.h_ffn.data(), w.shared_gate, dgl.data(), need_dh ? dh.data() : nullptr, g.shared_gate,
+                       nullptr, N, H, 1);
   }
 }
 

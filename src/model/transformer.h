@@ -7,12 +7,14 @@
 //   x ─ RMSNorm ─ q,k,v proj (+bias) ─ [q/k norm] ─ [clip] ─ RoPE ─ causal GQA ─ o proj ─ +x
 //     ─ RMSNorm ─ router logits ─ softmax ─ select (policy) ─ weights (renormalised by the arch's rule)
 //       ─ experts (SwiGLU) × weight ─ [+ sigmoid(gate)·shared expert] ─ +x          (or a dense SwiGLU MLP)
+// With ModelConfig::lora_rank > 0 every routed expert's gate/up/down projection adds its LoRA branch (model/lora.h).
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <vector>
 
 #include "model/config.h"
+#include "model/grad_mask.h"
 #include "model/kv_cache.h"
 #include "model/params.h"
 #include "moe/dispatch.h"
@@ -78,18 +80,22 @@ class Transformer {
   // acts.drouter so that backward carries them.
   AuxLossValues router_aux_losses(Activations<T>& acts, double lb_coef, double z_coef) const;
 
-  // Accumulates ∂L/∂params into grads given dlogits [B·S, V] (and each layer's drouter).
-  void backward(const T* params, const int32_t* ids, const T* dlogits, Activations<T>& acts, T* grads) const;
+  // Accumulates ∂L/∂params into grads given dlogits [B·S, V] (and each layer's drouter). With a mask
+  // (model/grad_mask.h; null = every tensor) only the needed tensors' gradients are computed, the others' regions of
+  // `grads` are left untouched, and the pass stops below the lowest layer holding a needed tensor.
+  void backward(const T* params, const int32_t* ids, const T* dlogits, Activations<T>& acts, T* grads,
+                const GradMask* mask = nullptr) const;
 
  private:
   void layer_forward(const LayerView<T>& w, int l, LayerActs<T>& a, const Activations<T>& acts, KvCache<T>* cache,
                      const RouterSelect<T>& select, std::vector<T>& x) const;
+  // need_dx_in: whether dx must carry ∂L/∂(layer input) on return (false for the lowest layer of a masked pass).
   void layer_backward(const LayerView<T>& w, LayerView<T>& g, int l, LayerActs<T>& a, const Activations<T>& acts,
-                      std::vector<T>& dx) const;
+                      std::vector<T>& dx, bool need_dx_in) const;
   void moe_forward(const LayerView<T>& w, int l, LayerActs<T>& a, int64_t N, const RouterSelect<T>& select,
                    std::vector<T>& out) const;
   void moe_backward(const LayerView<T>& w, LayerView<T>& g, LayerActs<T>& a, int64_t N, const T* dout,
-                    std::vector<T>& dh) const;
+                    std::vector<T>& dh, bool need_dh) const;
 
   ModelConfig cfg_;
   ParamLayout layout_;

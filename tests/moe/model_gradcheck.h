@@ -104,6 +104,7 @@ inline const char* kind_name(ParamKind k) {
     case ParamKind::SharedGate: return "shared_gate";
     case ParamKind::DenseMlp: return "dense_mlp";
     case ParamKind::LmHead: return "lm_head";
+    case ParamKind::Lora: return "lora";
   }
   return "?";
 }

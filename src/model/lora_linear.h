@@ -1,0 +1,18 @@
+// The low-rank branch of a LoRA-adapted projection, forward beside backward. For x [n, in], A [r, in], B [out, r]:
+//   forward   y += s · (x·Aᵀ)·Bᵀ     (y already holds x·Wᵀ; this adds, so a zero B leaves y bitwise as it was)
+//   backward  with t = x·Aᵀ [n, r] and dt = s · dy·B [n, r]:
+//             dB += s · dyᵀ·t,  dA += dtᵀ·x,  dx += dt·A      (all accumulate; any of dx, dA, dB may be null)
+// Used by the model's expert FFNs (model/transformer.cpp); the base GEMM x·Wᵀ stays ops::linear_*.
+#pragma once
+#include <cstdint>
+
+namespace wattmoe {
+
+template <class T>
+void lora_fwd(const T* x, const T* A, const T* B, T s, T* y, int64_t n, int64_t in, int64_t out, int64_t r);
+
+template <class T>
+void lora_bwd(const T* x, const T* A, const T* B, T s, const T* dy, T* dx, T* dA, T* dB, int64_t n,
+              int64_t in, int64_t out, int64_t r);
+
+}  // namespace wattmoe
