@@ -1,0 +1,97 @@
+// DegradationLadder: what the controller does when the effort knob alone cannot hold the budget.
+//
+//   rung 0  knob control on the chosen policy (u moves the policy's knob)
+//   rung 1  top-1 routing
+//   rung 2  top-1 with the most expensive experts masked, one more expert per level (1, 2, …, max_masked;
+//   never
+//           all): per layer, experts in descending cost, ties toward the lower index (layer_expert_costs)
+//   rung 3  rung 2's deepest mask (or top-1 without costs) with smaller batches: batch_scales (½, then ¼)
+// Levels number these positions 0, 1, 2, …; a move is always one level.
+//
+// Down one level when u has been saturated at 1 for `dwell` consecutive steps and the measurement is still
+// above target (or the thermal guard reports its floor at maximum and still heating). Up one level when u has
+// been below u_up for `dwell_up` consecutive steps (headroom returned) and the level above is predicted to
+// fit: the ladder remembers the last measurement at every level (at level 0 only with u at 1, the state it
+// left) and predicts the level above as y_now · memory[above] / memory[here], which must be ≤ target·(1 −
+// climb_margin). Without the prediction, a target between two levels would make the ladder cycle between
+// them. On a climb the caller resets u to 1: the cheapest end of the level above, the state the prediction is
+// about.
+//
+// Each move is kept as a LadderEvent (and logged) with its reason.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace wattmoe {
+
+struct LadderConfig {
+  bool enabled = true;
+  int dwell = 8;               // ≥ 1 steps at u = 1 and above target before going down
+  int dwell_up = 8;            // ≥ 1 steps with u < u_up before going up
+  double u_up = 0.3;           // in (0, 1)
+  double climb_margin = 0.02;  // in [0, 0.5): predicted level above must be this far under the target
+  bool top1 = true;            // include rung 1
+  int max_masked = -1;         // rung 2 depth; -1 = E/2; in [0, E−1]
+  std::vector<std::vector<double>>
+      layer_expert_costs;                          // [layers][E], finite ≥ 0, any unit; empty = no rung 2
+  std::vector<double> batch_scales = {0.5, 0.25};  // rung 3, strictly decreasing, each in (0, 1)
+};
+
+void validate(const LadderConfig& c, int num_experts, const std::string& where = "degradation ladder");
+
+struct LadderLevel {
+  int rung = 0;
+  int masked = 0;  // experts masked per layer
+  double batch_scale = 1.0;
+};
+
+struct LadderEvent {
+  int64_t step = 0;
+  int from_level = 0, to_level = 0;
+  int from_rung = 0, to_rung = 0;
+  std::string reason;
+};
+
+// What one update asks of the ladder.
+struct LadderInput {
+  int64_t step = 0;
+  double u = 0;         // the effort just computed (after the floor)
+  double measured = 0;  // the measurement of the step that just ended (it ran at the current level)
+  double target = 1;
+  bool above_target = false;  // measured above target beyond the controller's deadband
+  bool thermal_critical = false;
+  const char* unit = "W";
+};
+
+class DegradationLadder {
+ public:
+  DegradationLadder(LadderConfig c, int num_experts);
+
+  // Returns +1 (went down a level: cheaper), −1 (went up) or 0.
+  int update(const LadderInput& in);
+
+  int level() const { return level_; }
+  int num_levels() const { return int(levels_.size()); }
+  const LadderLevel& current() const { return levels_[size_t(level_)]; }
+  const std::vector<LadderLevel>& levels() const { return levels_; }
+  const std::vector<LadderEvent>& events() const { return events_; }
+  // Per-layer masks of the current level ([layers][E], true = pruned); empty when nothing is masked.
+  std::vector<std::vector<bool>> masks() const;
+  // The experts masked first in each layer (most expensive first), for tests and reports.
+  const std::vector<std::vector<int>>& mask_order() const { return order_; }
+
+ private:
+  LadderConfig c_;
+  int E_;
+  std::vector<LadderLevel> levels_;
+  std::vector<std::vector<int>> order_;
+  std::map<int, double> memory_;  // level → last measurement there
+  int level_ = 0;
+  int high_steps_ = 0, low_steps_ = 0;
+  double u_prev_ = 0;
+  std::vector<LadderEvent> events_;
+};
+
+}  // namespace wattmoe

@@ -1,0 +1,219 @@
+// DegradationLadder: the levels it builds, mask order, the dwell rules for going down and up, the climb
+// prediction that keeps it from cycling between two levels, bad configs; then in closed loop: an infeasible
+// budget takes it down and a raised one brings it back to knob control.
+#include "control/ladder.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "control_test_util.h"
+
+namespace wattmoe {
+namespace {
+
+using control_test::controller_for;
+using control_test::error_of;
+using control_test::mixtral_plant;
+using control_test::response;
+using control_test::run_loop;
+
+LadderConfig small_ladder() {
+  LadderConfig c;
+  c.dwell = 3;
+  c.dwell_up = 2;
+  c.layer_expert_costs = {{1, 5, 3, 5}, {2, 2, 9, 0}};  // ties toward the lower index
+  c.max_masked = 2;
+  return c;
+}
+
+TEST(Ladder, BuildsLevelsAndMasksMostExpensiveFirst) {
+  DegradationLadder l(small_ladder(), 4);
+  // 0: knobs, 1: top-1, 2-3: one and two masked, 4-5: batch ½ and ¼ with two masked.
+  ASSERT_EQ(l.num_levels(), 6);
+  const int rungs[6] = {0, 1, 2, 2, 3, 3};
+  const int masked[6] = {0, 0, 1, 2, 2, 2};
+  const double scale[6] = {1, 1, 1, 1, 0.5, 0.25};
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(l.levels()[size_t(i)].rung, rungs[i]);
+    EXPECT_EQ(l.levels()[size_t(i)].masked, masked[i]);
+    EXPECT_EQ(l.levels()[size_t(i)].batch_scale, scale[i]);
+  }
+  EXPECT_EQ(l.mask_order()[0], (std::vector<int>{1, 3, 2, 0}));
+  EXPECT_EQ(l.mask_order()[1], (std::vector<int>{2, 0, 1, 3}));
+  EXPECT_TRUE(l.masks().empty());
+
+  LadderConfig off;
+  off.enabled = false;
+  EXPECT_EQ(DegradationLadder(off, 8).num_levels(), 1);
+  LadderConfig no_costs;  // no cost vectors: no rung 2
+  EXPECT_EQ(DegradationLadder(no_costs, 8).num_levels(), 4);
+  LadderConfig deep = small_ladder();
+  deep.max_masked = 3;  // E − 1: the most allowed, never all
+  EXPECT_EQ(DegradationLadder(deep, 4).levels()[4].masked, 3);
+}
+
+TEST(Ladder, GoesDownAfterDwellStepsSaturatedAboveTarget) {
+  DegradationLadder l(small_ladder(), 4);
+  LadderInput in;
+  in.target = 100;
+  auto step = [&](double u, double y) {
+    in.step++;
+    in.u = u;
+    in.measured = y;
+    in.above_target = y > in.target * 1.02;
+    return l.update(in);
+  };
+  // Saturated but within target: never moves.
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(step(1.0, 101), 0);
+  // Above target but not saturated: never moves.
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(step(0.99, 150), 0);
+  // Saturated and above: exactly after `dwell` steps, one level.
+  EXPECT_EQ(step(1.0, 150), 0);
+  EXPECT_EQ(step(1.0, 150), 0);
+  EXPECT_EQ(step(1.0, 150), +1);
+  EXPECT_EQ(l.level(), 1);
+  ASSERT_EQ(l.events().size(), 1u);
+  EXPECT_EQ(l.events()[0].to_rung, 1);
+  EXPECT_NE(l.events()[0].reason.find("above target"), std::string::npos);
+  for (int i = 0; i < 3; ++i) step(1.0, 140);
+  EXPECT_EQ(l.level(), 2);
+  auto m = l.masks();
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_EQ(m[0], (std::vector<bool>{false, true, false, false}));
+  EXPECT_EQ(m[1], (std::vector<bool>{false, false, true, false}));
+  // To the bottom, and no further.
+  for (int i = 0; i < 30; ++i) step(1.0, 130);
+  EXPECT_EQ(l.level(), l.num_levels() - 1);
+  EXPECT_EQ(l.current().batch_scale, 0.25);
+  for (const auto& m2 : l.masks()) EXPECT_LT(std::count(m2.begin(), m2.end(), true), 4);  // never all
+}
+
+TEST(Ladder, ClimbsOnlyWhenTheLevelAboveIsPredictedToFit) {
+  LadderConfig c = small_ladder();
+  c.layer_expert_costs.clear();
+  DegradationLadder l(c, 4);  // 0, 1, batch ½, batch ¼
+  LadderInput in;
+  in.target = 100;
+  auto step = [&](double u, double y) {
+    in.step++;
+    in.u = u;
+    in.measured = y;
+    in.above_target = y > in.target * 1.02;
+    return l.update(in);
+  };
+  // Level 0 at u = 1 draws 130; down to level 1 (still 130: top-1 = the knob's end here), then to batch ½
+  // (70).
+  for (int i = 0; i < 3; ++i) step(1.0, 130);
+  ASSERT_EQ(l.level(), 1);
+  for (int i = 0; i < 3; ++i) step(1.0, 130);
+  ASSERT_EQ(l.level(), 2);
+  // Headroom at level 2 (70 < 100) and u low — but level 1 is predicted at 70 × 130/70 = 130 > 100: stay.
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(step(0.0, 70), 0);
+  EXPECT_EQ(l.level(), 2);
+  // The target rises to 140: 130 fits. u has been low for longer than dwell_up already: it climbs at once,
+  // one level only.
+  in.target = 140;
+  EXPECT_EQ(step(0.0, 70), -1);
+  EXPECT_EQ(l.level(), 1);
+  EXPECT_NE(l.events().back().reason.find("predicts 130"), std::string::npos);
+  // At level 1 the next climb needs dwell_up fresh steps with u low (the caller reset u to 1 on the climb).
+  EXPECT_EQ(step(1.0, 130), 0);
+  EXPECT_EQ(step(0.1, 130), 0);
+  EXPECT_EQ(step(0.1, 130), -1);  // level 0 at u = 1 measured 130: fits 140
+  EXPECT_EQ(l.level(), 0);
+  // Back down to level 1 to check that thermal-critical reports block climbing.
+  for (int i = 0; i < 3; ++i) step(1.0, 150);
+  ASSERT_EQ(l.level(), 1);
+  in.thermal_critical = true;
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(step(0.0, 100), 0);
+  in.thermal_critical = false;
+  EXPECT_EQ(step(0.0, 100), 0);  // level 0 at u = 1 drew 150 > 140
+  in.target = 160;
+  EXPECT_EQ(step(0.0, 100), -1);
+}
+
+TEST(Ladder, BadConfigIsAClearError) {
+  auto bad = [](auto edit, int E = 4) {
+    LadderConfig c = small_ladder();
+    edit(c);
+    return error_of([&] { DegradationLadder l(c, E); });
+  };
+  EXPECT_NE(bad([](LadderConfig& c) { c.dwell = 0; }).find("dwell"), std::string::npos);
+  EXPECT_NE(bad([](LadderConfig& c) { c.dwell_up = -2; }).find("dwell_up"), std::string::npos);
+  EXPECT_NE(bad([](LadderConfig& c) { c.u_up = 1; }).find("u_up"), std::string::npos);
+  EXPECT_NE(bad([](LadderConfig& c) { c.u_up = kNaN; }).find("u_up"), std::string::npos);
+  EXPECT_NE(bad([](LadderConfig& c) { c.climb_margin = 0.7; }).find("climb_margin"), std::string::npos);
+  EXPECT_NE(bad([](LadderConfig& c) { c.max_masked = 4; }).find("never all"), std::string::npos);
+  EXPECT_NE(bad([](LadderConfig& c) { c.layer_expert_costs[1].pop_back(); }).find("layer_expert_costs[1]"),
+            std::string::npos);
+  EXPECT_NE(bad([](LadderConfig& c) { c.layer_expert_costs[0][2] = -1; }).find("layer_expert_costs[0][2]"),
+            std::string::npos);
+  EXPECT_NE(bad([](LadderConfig& c) { c.layer_expert_costs[0][2] = kNaN; }).find("finite"),
+            std::string::npos);
+  EXPECT_NE(bad([](LadderConfig& c) {
+              c.batch_scales = {0.5, 0.5};
+            }).find("strictly decreasing"),
+            std::string::npos);
+  EXPECT_NE(bad([](LadderConfig& c) { c.batch_scales = {1.0}; }).find("batch_scales[0]"), std::string::npos);
+  EXPECT_NE(bad([](LadderConfig& c) {}, 0).find("num_experts"), std::string::npos);
+}
+
+// Per-layer costs for the Mixtral-shaped plant (any ranking will do; the plant's experts are all the same
+// size).
+std::vector<std::vector<double>> plant_costs(int layers, int E) {
+  std::vector<std::vector<double>> c(static_cast<size_t>(layers),
+                                     std::vector<double>(static_cast<size_t>(E)));
+  for (int l = 0; l < layers; ++l)
+    for (int e = 0; e < E; ++e) c[size_t(l)][size_t(e)] = 1.0 + 0.1 * double((e * 5 + l * 3) % E);
+  return c;
+}
+
+TEST(Ladder, ClosedLoopDescendsWhenInfeasibleAndClimbsBackWhenTheTargetRises) {
+  // 250 W is below what knob control reaches (~303 W at u = 1): the ladder must go down; then 420 W is within
+  // knob range again: it must climb all the way back and hold the budget at rung 0.
+  SimPlant plant(mixtral_plant());
+  ControllerConfig cc = controller_for(plant.config(), "cost", 250);
+  cc.ladder.layer_expert_costs = plant_costs(plant.config().layers, plant.config().num_experts);
+  Controller ctl(cc);
+  const int steps = 400, raise_at = 150;
+  auto t = run_loop(ctl, plant, steps, [&](int i) {
+    if (i == raise_at) ctl.set_target(420);
+  });
+  int deepest = 0, last_descent = 0;
+  for (int i = 0; i < raise_at; ++i) {
+    deepest = std::max(deepest, t.rung[size_t(i)]);
+    if (i > 0 && t.level[size_t(i)] > t.level[size_t(i - 1)]) last_descent = i;
+  }
+  std::printf(
+      "ladder: deepest rung %d before the raise (last move at step %d), power at step %d: %.1f W "
+      "(target 250)\n",
+      deepest, last_descent, raise_at - 1, t.measured[size_t(raise_at - 1)]);
+  for (const auto& e : ctl.ladder().events())
+    std::printf("  step %lld: level %d -> %d: %s\n", (long long)e.step, e.from_level, e.to_level,
+                e.reason.c_str());
+  EXPECT_EQ(deepest, 3);
+  EXPECT_LE(t.measured[size_t(raise_at - 1)], 250 * 1.02);  // the budget holds at the bottom rung
+  // Levels go down one at a time and never up while the target is infeasible at rung 0.
+  for (int i = 1; i < raise_at; ++i) EXPECT_GE(t.level[size_t(i)], t.level[size_t(i - 1)]);
+  // Back at rung 0 after the raise and holding 420 W.
+  EXPECT_EQ(t.rung.back(), 0);
+  int back = -1;
+  for (int i = raise_at; i < steps; ++i)
+    if (t.level[size_t(i)] == 0) {
+      back = i;
+      break;
+    }
+  ASSERT_GE(back, 0);
+  for (int i = back; i < steps; ++i) EXPECT_EQ(t.level[size_t(i)], 0);  // and stays there
+  const auto r = response(t.measured, t.u, back, steps, 420, true, 40);
+  std::printf(
+      "ladder: back at rung 0 %d steps after the raise; then settled in %d steps, steady error %.2f%%\n",
+      back - raise_at, r.settle, 100 * r.steady_error);
+  EXPECT_LE(r.steady_error, 0.05);
+  // Every move is logged with a reason.
+  for (const auto& e : ctl.ladder().events()) EXPECT_FALSE(e.reason.empty());
+}
+
+}  // namespace
+}  // namespace wattmoe
