@@ -1,0 +1,199 @@
+#include "adapt/adapter.h"
+
+#include <algorithm>
+
+#include "adapt/anchor.h"
+#include "adapt/token_objectives.h"
+#include "adapt/window_score.h"
+#include "core/error.h"
+#include "core/timer.h"
+#include "model/lora.h"
+
+namespace wattmoe {
+
+DriftSignal parse_drift_signal(const std::string& s) {
+  if (s == "loss") return DriftSignal::Loss;
+  if (s == "entropy") return DriftSignal::Entropy;
+  fail("unknown drift signal \"{}\" (expected loss or entropy)", s);
+}
+
+namespace {
+
+ModelConfig adapted_config(const ModelConfig& base, const AdapterConfig& c) {
+  ModelConfig m = base;
+  if (c.lora_rank > 0) m.lora_rank = c.lora_rank, m.lora_scale = c.lora_scale;
+  return m;
+}
+
+}  // namespace
+
+void validate_adapter_config(const AdapterConfig& c, const ModelConfig& base) {
+  WATTMOE_REQUIRE(c.lora_rank >= 0, "lora_rank must be >= 0 (0 = no adapters), got {}", c.lora_rank);
+  WATTMOE_REQUIRE(c.lora_rank == 0 || base.lora_rank == 0,
+                  "lora_rank {}: the model already has rank-{} adapters (use lora_rank 0 to adapt them)", c.lora_rank,
+                  base.lora_rank);
+  WATTMOE_REQUIRE(std::isfinite(c.lora_scale), "lora_scale must be finite, got {}", c.lora_scale);
+  validate_param_groups(c.groups, adapted_config(base, c));
+  validate_adapt_optim(c.optim);
+  WATTMOE_REQUIRE(c.steps_per_window >= 1, "steps_per_window must be >= 1, got {}", c.steps_per_window);
+  validate_objective_weights(c.objective);
+  if (c.objective.energy > 0) {
+    WATTMOE_REQUIRE(!c.expert_costs.empty(), "the energy objective (weight {}) needs expert costs",
+                    c.objective.energy);
+    validate_layer_costs(c.expert_costs, base.num_layers, base.num_experts);
+  } else if (!c.expert_costs.empty()) {
+    validate_layer_costs(c.expert_costs, base.num_layers, base.num_experts);
+  }
+  validate_triggers(c.triggers);
+  validate_page_hinkley(c.drift.test);
+  WATTMOE_REQUIRE(c.drift.enabled || !(c.triggers.on_drift || c.reset_on_drift),
+                  "the drift trigger and reset_on_drift need drift detection (drift.enabled)");
+  validate_collapse_guard(c.guard);
+  validate_source_guard(c.source_guard);
+  WATTMOE_REQUIRE(std::isfinite(c.teacher_momentum) && c.teacher_momentum >= 0 && c.teacher_momentum < 1,
+                  "teacher_momentum must be in [0, 1), got {}", c.teacher_momentum);
+  WATTMOE_REQUIRE(c.teacher || !c.predict_with_teacher, "predict_with_teacher needs the EMA teacher (teacher = true)");
+}
+
+TestTimeAdapter::TestTimeAdapter(const ModelConfig& base, const float* base_params, AdapterConfig cfg)
+    : cfg_(std::move(cfg)), triggers_((validate_adapter_config(cfg_, base), cfg_.triggers)), guard_(cfg_.guard),
+      source_guard_(cfg_.source_guard) {
+  if (cfg_.lora_rank > 0) {
+    ModelConfig with;
+    params_ = expand_with_lora(base, base_params, cfg_.lora_rank, cfg_.lora_scale, cfg_.lora_seed, &with);
+    model_ = std::make_unique<Transformer<float>>(with);
+  } else {
+    model_ = std::make_unique<Transformer<float>>(base);
+    params_.assign(base_params, base_params + model_->layout().total());
+  }
+  const ModelConfig& mc = model_->config();
+  const ParamLayout& layout = model_->layout();
+  WATTMOE_CHECK(int64_t(params_.size()) == layout.total());
+  source_ = params_;
+  grads_.assign(params_.size(), 0.f);
+  ranges_ = trainable_ranges(cfg_.groups, mc, layout);
+  mask_ = make_grad_mask(cfg_.groups, mc, layout);
+  opt_ = std::make_unique<AdaptOptimizer>(layout, make_trainable_mask(cfg_.groups, mc, layout), ranges_, cfg_.optim);
+  if (cfg_.drift.enabled) drift_ = std::make_unique<PageHinkley>(cfg_.drift.test);
+  if (cfg_.teacher) teacher_ = std::make_unique<EmaTeacher>(cfg_.teacher_momentum, ranges_, source_);
+}
+
+void TestTimeAdapter::set_expert_costs(LayerCosts costs) {
+  validate_layer_costs(costs, model_->config().num_layers, model_->config().num_experts);
+  cfg_.expert_costs = std::move(costs);
+}
+
+void TestTimeAdapter::reset() {
+  for (const ParamRange& r : ranges_)
+    std::copy(source_.begin() + r.offset, source_.begin() + r.offset + r.numel, params_.begin() + r.offset);
+  opt_->reset();
+  if (teacher_) teacher_->reset(source_.data());
+  adapted_ = false;
+}
+
+LossComponents TestTimeAdapter::adapt_steps(const int32_t* ids, int S, const RouterSelect<float>& select,
+                                            bool acts_ready, WindowOutcome* r) {
+  const int32_t* targets = ids + 1;
+  const LayerCosts* costs = cfg_.expert_costs.empty() ? nullptr : &cfg_.expert_costs;
+  LossComponents first;
+  for (int step = 0; step < cfg_.steps_per_window; ++step) {
+    if (step > 0 || !acts_ready) model_->forward(params_.data(), ids, 1, S, acts_, nullptr, select);
+    for (const ParamRange& g : ranges_) std::fill(grads_.begin() + g.offset, grads_.begin() + g.offset + g.numel, 0.f);
+    LossComponents lc = adapt_loss<float>(*model_, acts_, targets, cfg_.objective, costs, dlogits_);
+    if (cfg_.objective.anchor > 0) {
+      lc.anchor = l2_anchor<float>(params_.data(), source_.data(), ranges_, cfg_.objective.anchor, grads_.data());
+      lc.total += cfg_.objective.anchor * lc.anchor;
+    }
+    model_->backward(params_.data(), ids, dlogits_.data(), acts_, grads_.data(), &mask_);
+    const double norm = opt_->step(params_.data(), grads_.data());
+    if (teacher_) teacher_->update(params_.data());
+    adapted_ = true;
+    if (step == 0) first = lc;
+    if (r) r->steps = step + 1, r->grad_norm = norm;
+  }
+  return first;
+}
+
+LossComponents TestTimeAdapter::adapt_on(const int32_t* ids, int S, const RouterSelect<float>& select) {
+  WATTMOE_REQUIRE(S >= 1, "a window needs at least 2 tokens (S >= 1), got S = {}", S);
+  return adapt_steps(ids, S, select, false, nullptr);
+}
+
+WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const RouterSelect<float>& select,
+                                      const std::optional<Sample>& sensor) {
+  WindowOutcome r;
+  Timer timer;
+  const bool was_adapted = adapted_;
+  const bool by_teacher = cfg_.predict_with_teacher;
+  // The weights under test (the adapted ones that predict); on probation the reported score is the source's.
+  const float* tested = by_teacher ? teacher_->params() : params_.data();
+  const bool probation = source_guard_.on_probation() && was_adapted;
+  r.probation = probation;
+  WindowScore ws = score_window(*model_, probation ? source_.data() : tested, ids, S, select, acts_);
+  r.infer_seconds = timer.seconds();
+  timer.reset();
+  r.nats = ws.nats, r.tokens = ws.tokens, r.entropy = ws.entropy, r.experts_per_token = ws.experts_per_token;
+  r.counts = std::move(ws.counts);
+  const double loss = r.nats_per_token();
+
+  const double signal = cfg_.drift.signal == DriftSignal::Loss ? loss : r.entropy;
+  if (drift_ && std::isfinite(signal)) r.drift = drift_->update(signal);
+  const TriggerDecision d = triggers_.decide({window_, loss, r.drift, sensor ? &*sensor : nullptr});
+  r.trigger = d.reason;
+  r.suspended = source_guard_.begin_window() && d.fire;
+
+  // The comparison with θ₀: on probation the tested weights' score of this window (before adapting on it), live every
+  // check_every-th window the source's (after adapting: acts_ is free then).
+  const bool compare = source_guard_.due(was_adapted);
+  if (compare && probation) {
+    r.source_nats = r.nats;
+    r.tested_nats = score_window(*model_, tested, ids, S, select, acts_).nats;
+  }
+  if (d.fire && !r.suspended) {
+    const bool measure = cfg_.triggers.adaptive;
+    const int V = model_->config().vocab_size;
+    // The student's activations and loss before adapting: the scoring forward's, unless the teacher or the source
+    // scored (then the student's forward on probation, else a fresh one).
+    bool acts_ready = !by_teacher && !probation;
+    double before = loss;
+    if (!by_teacher && compare && probation) {
+      acts_ready = true, before = r.tested_nats / double(r.tokens);
+    } else if (!acts_ready) {
+      model_->forward(params_.data(), ids, 1, S, acts_, nullptr, select);
+      before = next_token_nll<float>(acts_.logits.data(), ids + 1, S, V, 0, nullptr);
+      acts_ready = true;
+    }
+    r.loss = adapt_steps(ids, S, select, acts_ready, &r);
+    r.adapted = true;
+    if (measure) {
+      model_->forward(params_.data(), ids, 1, S, acts_, nullptr, select);
+      const double after = next_token_nll<float>(acts_.logits.data(), ids + 1, S, V, 0, nullptr);
+      r.gain = before > 0 ? (before - after) / before : 0;
+      triggers_.report_gain(r.gain);
+    }
+  }
+  if (compare && !probation) {
+    r.tested_nats = r.nats;
+    r.source_nats = score_window(*model_, source_.data(), ids, S, select, acts_).nats;
+  }
+
+  // Reasons to reset, the first wins. The collapse guard judges the reported weights only when they are adapted.
+  std::string why = guard_.check({loss, r.entropy, &r.counts}, was_adapted && !probation);
+  if (compare) {
+    ++source_checks_;
+    const std::string worse = source_guard_.record(r.tested_nats / double(r.tokens), r.source_nats / double(r.tokens));
+    if (why.empty()) why = worse;
+  }
+  if (why.empty() && r.drift && cfg_.reset_on_drift && adapted_) why = "drift";
+  if (why.empty() && cfg_.episodic && adapted_) why = "episodic";
+  if (!why.empty()) {
+    reset();
+    ++resets_;
+    r.reset = why;
+  }
+  r.adapt_seconds = timer.seconds();
+  ++window_;
+  return r;
+}
+
+}  // namespace wattmoe

@@ -1,0 +1,149 @@
+// TestTimeAdapter: an MoE LM that reads a stream window by window and adapts itself online — router, RMSNorm gains
+// and per-expert LoRA (or any parameter groups, adapt/param_groups.h) — to hold quality under domain shift and under
+// cheaper routing.
+//
+// Prequential protocol of process(), per window of S+1 tokens:
+//   1. score: forward ids[0..S-1] with the current weights θ (or the EMA teacher's, predict_with_teacher) and the
+//      caller's router selection; NLL of the targets ids[1..S] is the reported quality — computed BEFORE adapting on
+//      the window, so nothing leaks — with the window's entropy, expert use per layer and experts per token.
+//   2. adapt, when a trigger fires (adapt/triggers.h; drift from a Page-Hinkley test on the loss or entropy):
+//      L = weighted objectives (adapt/adapt_loss.h) + anchor, masked backward (only the trainable groups' gradients,
+//      stopping below the lowest trainable layer), clipped optimizer step; steps_per_window times. The first step
+//      reuses the scoring forward's activations (unless the teacher scored); later steps run a fresh forward.
+//   3. source guard (source_guard.check_every > 0, adapt/stability.h): θ is compared with θ₀ on the same window —
+//      live, every check_every-th window scored with θ is scored again with θ₀ after step 2; on probation (θ not yet
+//      trusted: at the start and after a failure) step 1 reports θ₀'s score and θ is scored beside it, before step 2.
+//      The extra forward never enters the reported score. When the running comparison finds θ worse than θ₀ by more
+//      than the margin, θ is reset ("worse_than_source") and adaptation is suspended for a backoff that doubles with
+//      consecutive failures; suspended windows are scored with θ₀ and not adapted.
+//   4. guard: a collapse (adapt/stability.h; judged on windows reported with adapted weights), the source guard, a
+//      drift alarm with reset_on_drift, or episodic mode (the first reason wins) resets θ to the source weights θ₀
+//      and the optimizer (and teacher) state.
+// infer_seconds covers step 1; adapt_seconds everything after it (steady clock), the source check's forward included.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "adapt/adapt_loss.h"
+#include "adapt/adapt_optimizer.h"
+#include "adapt/page_hinkley.h"
+#include "adapt/param_groups.h"
+#include "adapt/stability.h"
+#include "adapt/triggers.h"
+#include "energy/sensor.h"
+#include "model/transformer.h"
+
+namespace wattmoe {
+
+enum class DriftSignal { Loss, Entropy };
+DriftSignal parse_drift_signal(const std::string& s);  // "loss" | "entropy"
+
+struct DriftConfig {
+  bool enabled = false;
+  DriftSignal signal = DriftSignal::Loss;  // the window's nats/token, or its mean next-token entropy
+  PageHinkleyConfig test;
+};
+
+struct AdapterConfig {
+  ParamGroups groups{.router = true, .norms = true};
+  int lora_rank = 0;             // > 0: add rank-r LoRA adapters to every routed expert (fresh: B = 0)
+  float lora_scale = 1.f;
+  uint64_t lora_seed = 1234;
+  AdaptOptimConfig optim;
+  int steps_per_window = 1;      // ≥ 1
+  ObjectiveWeights objective;
+  LayerCosts expert_costs;       // per-token expert costs for the energy objective (adapt/router_objectives.h)
+  TriggerConfig triggers{.always = true};
+  DriftConfig drift;
+  CollapseGuardConfig guard;
+  SourceGuardConfig source_guard;  // check_every = 0: off
+  bool reset_on_drift = false;
+  bool teacher = false;          // keep an EMA teacher θ_T
+  double teacher_momentum = 0.99;
+  bool predict_with_teacher = false;  // score windows with θ_T (needs teacher)
+  bool episodic = false;         // reset to θ₀ after every adapted window
+};
+
+// Error naming the field and what was expected (also checks the groups against the adapted model's config).
+void validate_adapter_config(const AdapterConfig& c, const ModelConfig& base);
+
+struct WindowOutcome {
+  double nats = 0;               // Σ −log p over the window's targets (before adapting on it)
+  int64_t tokens = 0;
+  double entropy = 0;            // mean next-token entropy, nats
+  double experts_per_token = 0;
+  std::vector<std::vector<int64_t>> counts;  // [layer][expert] (token, expert) pairs; empty rows for dense layers
+  bool drift = false;            // the drift detector alarmed on this window
+  bool adapted = false;
+  int steps = 0;                 // optimizer steps taken on this window
+  std::string trigger;           // reasons that fired, '|'-joined; empty when none
+  std::string reset;             // why θ went back to θ₀ after this window; empty when it did not
+  bool suspended = false;        // a source-guard backoff kept this window from adapting
+  bool probation = false;        // reported with θ₀ while the adapted weights are on probation
+  double tested_nats = std::nan("");  // when the source guard compared: Σ −log p with the adapted weights; else NaN
+  double source_nats = std::nan("");  // when the source guard compared: Σ −log p with θ₀; else NaN
+  LossComponents loss;           // the first adaptation step's objective values
+  double grad_norm = 0;          // the last step's gradient norm before clipping
+  double gain = std::nan("");    // relative loss gain of the adaptation (measured for the adaptive trigger)
+  double infer_seconds = 0, adapt_seconds = 0;
+  double nats_per_token() const { return tokens ? nats / double(tokens) : 0; }
+};
+
+class TestTimeAdapter {
+ public:
+  // base_params: base.num_parameters() values in ParamLayout::build(base) order (copied).
+  TestTimeAdapter(const ModelConfig& base, const float* base_params, AdapterConfig cfg);
+  TestTimeAdapter(const TestTimeAdapter&) = delete;
+  TestTimeAdapter& operator=(const TestTimeAdapter&) = delete;
+
+  // ids: S + 1 tokens. sensor: this window's reading for the power/thermal triggers (may be empty).
+  WindowOutcome process(const int32_t* ids, int S, const RouterSelect<float>& select = nullptr,
+                       const std::optional<Sample>& sensor = std::nullopt);
+
+  // Adapts on one window now, whatever the triggers say (steps_per_window steps, fresh forward). Returns the first
+  // step's objective values.
+  LossComponents adapt_on(const int32_t* ids, int S, const RouterSelect<float>& select = nullptr);
+
+  void reset();  // θ ← θ₀, fresh optimizer state, teacher ← θ₀
+  void set_expert_costs(LayerCosts costs);  // validated; used by the energy objective from the next step on
+
+  const Transformer<float>& model() const { return *model_; }
+  const ModelConfig& model_config() const { return model_->config(); }
+  const std::vector<float>& params() const { return params_; }
+  const std::vector<float>& source() const { return source_; }
+  const float* teacher_params() const { return teacher_ ? teacher_->params() : nullptr; }
+  const std::vector<ParamRange>& trainable() const { return ranges_; }
+  const AdapterConfig& config() const { return cfg_; }
+  int64_t windows() const { return window_; }
+  int64_t resets() const { return resets_; }
+  int64_t source_checks() const { return source_checks_; }
+  const SourceGuard& source_guard() const { return source_guard_; }
+  bool adapted() const { return adapted_; }  // θ has moved since the last reset
+  int trigger_interval() const { return triggers_.interval(); }
+
+ private:
+  LossComponents adapt_steps(const int32_t* ids, int S, const RouterSelect<float>& select, bool acts_ready,
+                             WindowOutcome* r);
+
+  AdapterConfig cfg_;
+  std::unique_ptr<Transformer<float>> model_;
+  std::vector<float> params_, source_, grads_;
+  std::vector<ParamRange> ranges_;
+  GradMask mask_;
+  std::unique_ptr<AdaptOptimizer> opt_;
+  std::unique_ptr<PageHinkley> drift_;
+  Triggers triggers_;
+  CollapseGuard guard_;
+  SourceGuard source_guard_;
+  std::unique_ptr<EmaTeacher> teacher_;
+  Activations<float> acts_;
+  std::vector<float> dlogits_;
+  int64_t window_ = 0, resets_ = 0, source_checks_ = 0;
+  bool adapted_ = false;
+};
+
+}  // namespace wattmoe

@@ -1,0 +1,53 @@
+// Helpers shared by the adaptation tests: tiny random MoE models (tests/moe/model_gradcheck.h configs) in float,
+// token streams, and a central-difference derivative.
+#pragma once
+#include <cmath>
+#include <functional>
+#include <vector>
+
+#include "../moe/model_gradcheck.h"
+#include "model/lora.h"
+#include "train/data.h"
+
+namespace wattmoe::test {
+
+// A float Mixtral-shaped model (2 layers, 4 experts, top-2, V = 29) with random weights.
+struct TinyModel {
+  ModelConfig config;
+  std::vector<float> params;
+};
+inline TinyModel tiny_model(uint64_t seed = 5, int layers = 2) {
+  TinyModel m;
+  m.config = mixtral_config(layers);
+  m.params = random_params<float>(ParamLayout::build(m.config), seed);
+  return m;
+}
+
+// A byte-like stream of n random ids (bytes = tokens).
+inline TokenStream random_stream(int64_t n, int vocab, uint64_t seed) {
+  TokenStream s;
+  s.path = "random";
+  s.tokens = random_ids(int(n), vocab, seed);
+  s.bytes = n;
+  return s;
+}
+
+// A stream that repeats one short random motif (easy to predict once learned).
+inline TokenStream motif_stream(int64_t n, int vocab, int motif, uint64_t seed) {
+  TokenStream s = random_stream(n, vocab, seed);
+  const std::vector<int32_t> m = random_ids(motif, vocab, seed + 1);
+  for (int64_t i = 0; i < n; ++i) s.tokens[size_t(i)] = m[size_t(i % motif)];
+  return s;
+}
+
+inline double central_difference(const std::function<double()>& f, double& x, double h) {
+  const double x0 = x;
+  x = x0 + h;
+  const double fp = f();
+  x = x0 - h;
+  const double fm = f();
+  x = x0;
+  return (fp - fm) / (2 * h);
+}
+
+}  // namespace wattmoe::test
