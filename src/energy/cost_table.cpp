@@ -20,7 +20,9 @@ ProfiledCostModel::ProfiledCostModel(std::vector<std::vector<ExpertCost>> layers
 ProfiledCostModel ProfiledCostModel::from_json(const Json& j, const std::string& where) {
   JsonWhere w{where, ""};
   WATTMOE_REQUIRE(j.is_object(), "{}: expected a JSON object (a cost table)", where);
-  json_no_unknown_keys(j, w, {"format", "device", "num_layers", "num_experts", "layers"});
+  // The profiler's extension fields (energy/profiler.h: profile_to_json) are accepted and not read here.
+  json_no_unknown_keys(j, w, {"format", "device", "num_layers", "num_experts", "layers", "blocks", "token_counts",
+                              "sensor", "simulated", "method", "idle_w", "command", "options", "hardware"});
   const Json& fmt_v = json_member(j, w, "format");
   WATTMOE_REQUIRE(fmt_v.is_string() && fmt_v.get<std::string>() == kFormat, "{}: expected \"{}\", got {}",
                   w.key("format").str(), kFormat, fmt_v.dump());
@@ -57,7 +59,7 @@ ProfiledCostModel ProfiledCostModel::from_json(const Json& j, const std::string&
       JsonWhere we = wl.key("experts").index(e);
       const Json& ej = experts[e];
       WATTMOE_REQUIRE(ej.is_object(), "{}: expected an object", we.str());
-      json_no_unknown_keys(ej, we, {"a_j", "b_j", "a_s", "b_s", "spread"});
+      json_no_unknown_keys(ej, we, {"a_j", "b_j", "a_s", "b_s", "spread", "name", "measurements", "fit"});
       ExpertCost c;
       c.joules.a = json_number(ej, we, "a_j", {}, 0.0);
       c.joules.b = json_number(ej, we, "b_j", {}, 0.0);

@@ -2,6 +2,8 @@
 //   {"format": "wattmoe.cost_table.v1", "device": "...", "num_layers": L, "num_experts": E,
 //    "layers": [{"layer": 0, "experts": [{"a_j": .., "b_j": .., "a_s": .., "b_s": .., "spread": ..}, ...]}, ...]}
 // "device", "num_layers", "num_experts" and "layer" are optional; when present they must agree with the arrays.
+// The profiler's extension fields (energy/profiler.h) are accepted and ignored: top-level "blocks", "token_counts",
+// "sensor", "simulated", "method", "idle_w", "command", "options", "hardware"; per expert "name", "measurements", "fit".
 // Loading errors name the file and the field (layers[2].experts[5].b_j).
 #pragma once
 #include <string>
