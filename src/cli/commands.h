@@ -12,5 +12,7 @@ void add_eval_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_data_command(CLI::App& app);
 void add_telemetry_command(CLI::App& app);
+void add_profile_command(CLI::App& app);
+void add_run_command(CLI::App& app);
 
 }  // namespace wattmoe::cli

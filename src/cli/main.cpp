@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   wattmoe::cli::add_generate_command(app);
   wattmoe::cli::add_data_command(app);
   wattmoe::cli::add_telemetry_command(app);
+  wattmoe::cli::add_profile_command(app);
+  wattmoe::cli::add_run_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

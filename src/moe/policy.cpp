@@ -1,4 +1,5 @@
 #include "moe/policy.h"
+#include "moe/policy_select.h"
 
 #include <algorithm>
 #include <cmath>
@@ -336,6 +337,31 @@ std::unique_ptr<RoutingPolicy> make_policy(const std::string& name) {
   std::string valid;
   for (const auto& s : policy_names()) valid += (valid.empty() ? "" : ", ") + s;
   fail("unknown routing policy '{}': expected one of {}", name, valid);
+}
+
+}  // namespace wattmoe
+
+namespace wattmoe {
+
+double RoutingEnergyTally::total_joules() const {
+  double s = 0;
+  for (double j : joules) s += j;
+  return s;
+}
+
+double RoutingEnergyTally::joules_per_token() const {
+  double s = 0;
+  for (size_t l = 0; l < joules.size(); ++l)
+    if (tokens[l] > 0) s += joules[l] / double(tokens[l]);
+  return s;
+}
+
+double RoutingEnergyTally::experts_per_token() const {
+  double s = 0;
+  int n = 0;
+  for (size_t l = 0; l < tokens.size(); ++l)
+    if (tokens[l] > 0) s += double(pairs[l]) / double(tokens[l]), ++n;
+  return n ? s / n : 0;
 }
 
 }  // namespace wattmoe

@@ -45,3 +45,40 @@ PolicySelectFn<T> make_policy_select(std::shared_ptr<const RoutingPolicy> policy
 }
 
 }  // namespace wattmoe
+
+namespace wattmoe {
+
+// What the routing decisions of a run cost by the expert cost vectors (joules by routing_energy per layer-step), so
+// an evaluation reports expected expert energy per token beside quality. Not thread-safe: one forward at a time.
+struct RoutingEnergyTally {
+  std::vector<double> joules;    // per layer
+  std::vector<int64_t> tokens;   // tokens routed per layer (a token counts once per layer)
+  std::vector<int64_t> pairs;    // (token, expert) pairs per layer
+  double total_joules() const;
+  // Σ_layers joules / tokens of one layer: the expected expert energy of one token through the whole model.
+  double joules_per_token() const;
+  double experts_per_token() const;  // mean over the layers that routed anything
+};
+
+// Wraps a selection callback: every layer-step's routing is priced with that layer's costs (layer_costs as in
+// make_policy_select: one per layer, or one for all) and added to `tally`.
+template <class T>
+PolicySelectFn<T> tally_routing_energy(PolicySelectFn<T> inner, std::vector<ExpertCosts> layer_costs,
+                                       std::shared_ptr<RoutingEnergyTally> tally) {
+  WATTMOE_REQUIRE(inner && tally && !layer_costs.empty(), "tally_routing_energy: needs a selection, costs and a tally");
+  return [inner = std::move(inner), costs = std::move(layer_costs), tally](int layer, const T* logits, const T* probs,
+                                                                            int64_t n, Routing& out) {
+    inner(layer, logits, probs, n, out);
+    const ExpertCosts& c = costs.size() == 1 ? costs[0] : costs.at(size_t(layer));
+    if (tally->joules.size() <= size_t(layer)) {
+      tally->joules.resize(size_t(layer) + 1, 0.0);
+      tally->tokens.resize(size_t(layer) + 1, 0);
+      tally->pairs.resize(size_t(layer) + 1, 0);
+    }
+    tally->joules[size_t(layer)] += routing_energy(out, c);
+    tally->tokens[size_t(layer)] += n;
+    for (int32_t cnt : out.counts) tally->pairs[size_t(layer)] += cnt;
+  };
+}
+
+}  // namespace wattmoe
