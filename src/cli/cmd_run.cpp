@@ -180,7 +180,8 @@ void run_run(const RunArgs& a) {
   std::unique_ptr<Tokenizer> tok = model_tokenizer(a.model, a.tokenizer, m.config.vocab_size);
   const TokenStream stream = load_token_stream(a.data, *tok, 2);
   const double tokens_per_step = double(a.seq) * a.streams;
-  const RoutingSetup routing = make_routing(a.routing, m.config, tokens_per_step);
+  RoutingSetup routing = make_routing(a.routing, m.config, tokens_per_step);
+  routing.tally_fixed_share = 1.0 / a.streams;
   const auto schedule = parse_schedule(a.budget_schedule);
 
   SimGpuParams gp = a.sim_params.empty() ? SimGpuParams{} : load_sim_params(a.sim_params);
@@ -245,7 +246,8 @@ void run_run(const RunArgs& a) {
              {"expert_j", expert_j}, {"sim", sample_json(sample)}, {"sim_step_j", st.joules},
              {"sim_step_s", st.seconds}, {"sim_power_w", st.power_w()}, {"sim_j_per_token", st.joules_per_token()},
              {"infer_s", r.infer_seconds}, {"adapt_s", r.adapt_seconds}, {"adapted", r.adapted},
-             {"trigger", r.trigger}, {"reset", r.reset}, {"drift", r.drift}};
+             {"trigger", r.trigger}, {"reset", r.reset}, {"drift", r.drift}, {"suspended", r.suspended},
+             {"probation", r.probation}};
       if (r.adapted)
         j["loss"] = Json{{"nll", r.loss.nll}, {"entropy", r.loss.entropy}, {"energy", r.loss.energy},
                          {"router_entropy", r.loss.router_entropy}, {"anchor", r.loss.anchor}, {"total", r.loss.total}};
@@ -285,7 +287,9 @@ void run_run(const RunArgs& a) {
          {"experts_per_token", res.experts_per_token}, {"expert_j_per_token", tally->joules_per_token()},
          {"routing", routing.describe()}, {"infer_seconds", res.infer_seconds}, {"adapt_seconds", res.adapt_seconds},
          {"adapt_infer_ratio", res.adapt_infer_ratio()}, {"adapted_windows", res.adapted_windows},
-         {"resets", res.resets}, {"drift_alarms", res.drift_alarms}, {"expert_counts", counts_json(res.counts)},
+         {"resets", res.resets}, {"reset_reasons", res.reset_reasons}, {"drift_alarms", res.drift_alarms},
+         {"source_checks", res.source_checks}, {"suspended_windows", res.suspended_windows},
+         {"probation_windows", res.probation_windows}, {"expert_counts", counts_json(res.counts)},
          {"expert_counts_first", counts_json(res.counts_first)}, {"expert_counts_last", counts_json(res.counts_last)}};
   s["sim"] = Json{{"label", "simulated GPU (not measured)"}, {"gpu", gp.name}, {"streams", a.streams},
                   {"step_period_s", a.period_s}, {"expert_shape", {shape.hidden, shape.ffn}}, {"joules", sim_j},

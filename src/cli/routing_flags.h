@@ -40,6 +40,9 @@ struct RoutingSetup {
   std::shared_ptr<const CostModel> cost_model;
   std::vector<ExpertCosts> layer_costs;  // one per model layer (dense layers get zeros)
   int num_experts = 0, model_k = 0;
+  // Share of an expert's fixed step cost a_e charged to the tokens the tally sees: 1 when a forward pass is the
+  // whole step; 1/streams when each window stands for `streams` windows routed alike in one step (wattmoe run).
+  double tally_fixed_share = 1.0;
   // The selection callback (policy + knobs + costs), priced into `tally` when given.
   PolicySelectFn<float> select(std::shared_ptr<RoutingEnergyTally> tally = nullptr) const;
   PolicySelectFn<float> select_with(const PolicyKnobs& k, const std::string& policy_name,

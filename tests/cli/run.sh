@@ -84,6 +84,9 @@ bad "policy" --policy fastest
 bad "ttt-trigger" --ttt --ttt-trigger sometimes
 bad "group" --ttt --ttt-groups router,gills
 bad "lr" --ttt --ttt-lr -1
+bad "ttt-source-check" --ttt --ttt-source-check -1
+bad "ttt-source-margin" --ttt --ttt-source-margin -0.1
+bad "ttt-backoff" --ttt --ttt-backoff -2
 bad "control-policy\|policy" --power-budget 300 --control-policy fastest
 
 [ $failures -eq 0 ] && echo "run.sh: all checks passed"
