@@ -16,6 +16,8 @@ Experiments:
   overhead  adaptation cost vs gain: every window vs triggers / adaptive frequency / top layers only
   energy    energy-aware adaptation on clean kjv val: cheap routing + TTT vs the static curve
   long      a 1M-token mixed stream: guarded entropy TTT vs unadapted, worst 50k-token window
+  tune      learning rate / rank / steps for the shift runs, on bytes 40k-80k of the noisy val text (disjoint from
+            the reported first 40 kB)
 """
 import argparse, concurrent.futures as cf, json, math, os, shlex, subprocess, sys, time
 
@@ -24,7 +26,7 @@ ap.add_argument("--bin", default="build/wattmoe")
 ap.add_argument("--model", default="models/kjv-small")
 ap.add_argument("--data-dir", default="data")
 ap.add_argument("--out", default="results")
-ap.add_argument("--only", default="policy,control,shift,overhead,energy,long")
+ap.add_argument("--only", default="policy,control,shift,overhead,energy,long,tune")
 ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
 ap.add_argument("--quick", action="store_true", help="tiny slices, to check the pipeline (numbers meaningless)")
 ap.add_argument("--analyse-only", action="store_true")
@@ -91,6 +93,18 @@ if only("shift"):
                 "--ttt-entropy", "1", *GUARDS)
     job("shift/clean_none", "run", "--data", f"{D}/kjv.val.txt", "--max-tokens", str(SLICE))
 
+if only("tune"):
+    for shift in ["noise10", "caps"]:
+        path = os.path.join(a.out, f"tune_{shift}.txt")
+        if not os.path.exists(path):
+            open(path, "wb").write(open(f"{D}/kjv.val.{shift}.txt", "rb").read()[SLICE:2 * SLICE])
+        job(f"tune/{shift}_none", "run", "--data", path)
+        for lr in ["1e-2", "2e-2", "4e-2"]:
+            for rank in ["4", "16"]:
+                for steps in ["1", "2"]:
+                    job(f"tune/{shift}_lora_lr{lr}_r{rank}_s{steps}", "run", "--data", path, *TTT, "--ttt-groups",
+                        "router,norms,lora", "--lora-rank", rank, "--ttt-lr", lr, "--ttt-steps", steps)
+
 if only("overhead"):
     data = f"{D}/kjv.val.noise10.txt"
     base = ["--data", data, "--max-tokens", str(SLICE), *TTT, *GROUPS["router+norms+lora"]]
@@ -103,6 +117,15 @@ if only("overhead"):
         "router,norms,lora,top=1", "--lora-rank", "4", "--ttt-lr", "1e-2")
     job("overhead/top1_layer_every_4", "run", "--data", data, "--max-tokens", str(SLICE), *TTT, "--ttt-groups",
         "router,norms,lora,top=1", "--lora-rank", "4", "--ttt-lr", "1e-2", "--ttt-trigger", "every", "--ttt-every", "4")
+    # The same without the source guard (its shadow forward is most of the cost when adapting only the top layer).
+    top1 = ["--data", data, "--max-tokens", str(SLICE), *TTT, "--ttt-groups", "router,norms,lora,top=1", "--lora-rank",
+            "4", "--ttt-lr", "1e-2", "--ttt-source-check", "0"]
+    job("overhead/noguard_every_window", "run", *base, "--ttt-source-check", "0")
+    job("overhead/noguard_top1_layer", "run", *top1)
+    for k in [2, 4, 8, 16]:
+        job(f"overhead/noguard_top1_layer_every_{k}", "run", *top1, "--ttt-trigger", "every", "--ttt-every", str(k))
+    job("overhead/noguard_top1_layer_complexity", "run", *top1, "--ttt-trigger", "complexity", "--ttt-complexity",
+        "1.1")
 
 if only("energy"):
     vt = ["--max-tokens", str(VAL_TOKENS)] if VAL_TOKENS else []
@@ -113,6 +136,9 @@ if only("energy"):
     job("energy/ttt_top1", "run", *base, "--k-max", "1", *ttt)
     job("energy/ttt_top1_lr1e-2", "run", *base, "--k-max", "1", *TTT, "--ttt-groups", "router,norms,lora",
         "--lora-rank", "4", "--ttt-lr", "1e-2")
+    for m in ["0", "3"]:
+        job(f"energy/ttt_top1_mask{m}", "run", *base, "--k-max", "1", "--mask", m, *ttt)
+    job("energy/ttt_top1_noguard", "run", *base, "--k-max", "1", *ttt, "--ttt-source-check", "0")
     job("energy/ttt_top1_all", "run", *base, "--k-max", "1", *TTT, "--ttt-groups", "all", "--ttt-lr", "1e-3")
     job("energy/ttt_top1_all_3e-4", "run", *base, "--k-max", "1", *TTT, "--ttt-groups", "all", "--ttt-lr", "3e-4")
     for b in ["0.5", "0.7"]:
@@ -209,12 +235,15 @@ if only("policy") and load("policy/topk_k2"):
     table(["policy", "bits/byte", "vs top-2", "experts/token", "expert energy vs top-2"], rows)
 
 
-def settle_stats(rows, start, end, target, band=0.05):
-    """Overshoot (max relative excess over the target after the step) and windows until power stays within band."""
+def settle_stats(rows, start, end, target, before, band=0.05):
+    """After a target change from `before` to `target` at window `start`: overshoot = how far power goes past the new
+    target in the direction of the change (relative), windows until it stays within ±band, and the second half's
+    mean and worst relative error."""
     p = [r["sim_power_w"] for r in rows[start:end]]
     if not p:
         return 0.0, None, float("nan"), float("nan")
-    over = max(0.0, max((x - target) / target for x in p))
+    sign = 1.0 if target > before else -1.0
+    over = max(0.0, max(sign * (x - target) / target for x in p))
     settle = None
     for i in range(len(p)):
         if all(abs(x - target) / target <= band for x in p[i:]):
@@ -228,12 +257,14 @@ def settle_stats(rows, start, end, target, band=0.05):
 if only("control") and log_rows("control/step"):
     rows = log_rows("control/step")
     md.append("### Power budget with target steps (simulated GPU, kjv val, skip-β knob)\n")
-    segs = [(0, 150, 320), (150, 400, 280), (400, len(rows) - 1, 340)]  # the last (partial) window is excluded
+    # (start, end, target, previous level); the first segment starts from full top-2 power (~390 W); the last
+    # (partial) window is excluded.
+    segs = [(0, 150, 320, rows[0]["sim_power_w"]), (150, 400, 280, 320), (400, len(rows) - 1, 340, 280)]
     trows = []
-    for s, e, t in segs:
+    for s, e, t, before in segs:
         if e <= s:
             continue
-        over, settle, ss, worst = settle_stats(rows, s, e, t)
+        over, settle, ss, worst = settle_stats(rows, s, e, t, before)
         trows.append([f"{s}–{e}", f"{t} W", f"{100 * ss:+.2f}%", f"{100 * worst:.2f}%", f"{100 * over:.1f}%",
                       settle if settle is not None else "never"])
     table(["windows", "target", "mean error (2nd half)", "worst |error| (2nd half)", "overshoot", "windows to ±5%"],
@@ -273,6 +304,21 @@ if only("shift"):
     table(["shift", "run", "bits/byte", "gap closed", "adapt/infer time", "resets"], trows)
     if clean:
         md.append(f"clean: {clean['bits_per_byte']:.4f} bits/byte\n")
+
+if only("tune"):
+    md.append("### Tuning (bytes 40k–80k of the shifted val text; router+norms+LoRA, next-token objective)\n")
+    trows = []
+    for shift in ["noise10", "caps"]:
+        none = load(f"tune/{shift}_none")
+        if not none:
+            continue
+        for name in [n for n in jobs if n.startswith(f"tune/{shift}_")]:
+            r = load(name)
+            if r:
+                trows.append([shift, name.split("/")[1][len(shift) + 1:], f"{r['bits_per_byte']:.4f}",
+                              f"{100 * (r['bits_per_byte'] / none['bits_per_byte'] - 1):+.1f}%",
+                              f"{r['adapt_infer_ratio']:.2f}"])
+    table(["shift", "run", "bits/byte", "vs none", "adapt/infer"], trows)
 
 if only("overhead") and load("overhead/every_window") and load("shift/noise10_none"):
     md.append("### Adaptation overhead (10% noise, router+norms+LoRA)\n")
