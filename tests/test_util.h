@@ -7,10 +7,24 @@
 #include <atomic>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+
 namespace wattmoe::test {
+
+// Runs fn and returns the wattmoe::Error message ("" and a test failure if nothing was thrown).
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a wattmoe::Error";
+  return "";
+}
 
 inline std::string source_path(const std::string& rel) { return std::string(WATTMOE_SOURCE_DIR) + "/" + rel; }
 

@@ -1,5 +1,6 @@
 // Helpers for the control tests: error capture, plant/controller configurations, and step-response metrics.
 #pragma once
+#include "../test_util.h"
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,16 +15,7 @@
 
 namespace wattmoe::control_test {
 
-// Runs fn and returns the wattmoe::Error message ("" and a test failure if nothing was thrown).
-inline std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a wattmoe::Error";
-  return "";
-}
+using wattmoe::test::error_of;
 
 // The default plant: Mixtral-shaped, 2 batches of 2048 tokens per 0.25 s step on the H100-like simulator. At
 // rung 0 it spans about 466 W (u = 0) to 303 W (u = 1), linear in u.

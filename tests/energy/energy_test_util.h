@@ -1,5 +1,6 @@
 // Helpers for the energy tests: a temporary directory per test, file writes, fake sensors, error assertions.
 #pragma once
+#include "../test_util.h"
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -24,16 +25,7 @@ inline void write_text(const std::string& path, const std::string& text) {
   f << text;
 }
 
-// Runs fn and returns the wattmoe::Error message ("" and a test failure if nothing was thrown).
-inline std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a wattmoe::Error";
-  return "";
-}
+using wattmoe::test::error_of;
 
 // A scripted sensor: sample i has time t(i), constant power, counter = energy(i). Throws after `fail_after`
 // successful reads (a GPU that falls off the bus).
