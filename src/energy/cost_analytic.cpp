@@ -9,7 +9,7 @@ namespace wattmoe {
 
 HardwareCoeffs HardwareCoeffs::from_sim(const SimGpuParams& p) {
   HardwareCoeffs h;
-  h.static_w = p.idle_w;
+  h.static_w = p.idle_w + p.active_w;
   h.pj_per_flop = p.pj_per_flop;
   h.pj_per_byte = p.pj_per_byte;
   h.peak_flops = p.peak_flops;

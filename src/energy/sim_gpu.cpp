@@ -31,7 +31,7 @@ double SimulatedGpu::work_power_w(const Work& w, double x) const {
   double t = work_seconds(w, x);
   if (t <= 0) return p_.idle_w;
   double dyn_j = 1e-12 * (p_.pj_per_flop * std::pow(x, p_.clock_power_exponent - 1) * w.flops + p_.pj_per_byte * w.bytes);
-  return p_.idle_w + dyn_j / t;
+  return p_.idle_w + p_.active_w + dyn_j / t;
 }
 
 SimulatedGpu::Limit SimulatedGpu::thermal_limit() const {

@@ -3,7 +3,7 @@
 // advances its own clock. Same sequence of calls → bitwise the same samples.
 //
 //   time(f)  = max(flops / (peak_flops·f/f_max), bytes / bandwidth) + launch_overhead
-//   power(f) = idle_w + (pJ/FLOP·(f/f_max)^(k-1)·flops + pJ/byte·bytes) / time(f)
+//   power(f) = idle_w + active_w + (pJ/FLOP·(f/f_max)^(k-1)·flops + pJ/byte·bytes) / time(f)
 // The clock f starts at the thermal limit (f_max when cool); if power(f) exceeds power_limit_w, f is lowered
 // (bisection) until it fits, stretching time (reason sw_power_cap). Temperature follows
 // dT/dt = (P·R_th − (T − T_ambient)) / tau, integrated exactly over constant-power segments; above

@@ -15,6 +15,7 @@ struct NumField {
 };
 const NumField kNum[] = {
     {"idle_w", &SimGpuParams::idle_w},
+    {"active_w", &SimGpuParams::active_w},
     {"power_limit_w", &SimGpuParams::power_limit_w},
     {"pj_per_flop", &SimGpuParams::pj_per_flop},
     {"pj_per_byte", &SimGpuParams::pj_per_byte},
@@ -50,8 +51,10 @@ void validate(const SimGpuParams& p, const std::string& where) {
     WATTMOE_REQUIRE(v >= 0, "{}: {}: expected a number >= 0, got {}", where, name, v);
   };
   nonneg(p.idle_w, "idle_w");
-  WATTMOE_REQUIRE(p.power_limit_w > p.idle_w, "{}: power_limit_w: expected more than idle_w ({} W), got {} W", where,
-                  p.idle_w, p.power_limit_w);
+  nonneg(p.active_w, "active_w");
+  WATTMOE_REQUIRE(p.power_limit_w > p.idle_w + p.active_w,
+                  "{}: power_limit_w: expected more than idle_w + active_w ({} W), got {} W", where,
+                  p.idle_w + p.active_w, p.power_limit_w);
   nonneg(p.pj_per_flop, "pj_per_flop");
   nonneg(p.pj_per_byte, "pj_per_byte");
   WATTMOE_REQUIRE(p.clock_power_exponent >= 1, "{}: clock_power_exponent: expected >= 1 (power must grow with the "

@@ -13,6 +13,7 @@ struct SimGpuParams {
   std::string name = "sim-h100";
   // Power.
   double idle_w = 80;             // board power with nothing running
+  double active_w = 0;            // extra power whenever work runs, whatever it does (raised clocks, the chip awake)
   double power_limit_w = 700;     // the enforced cap; above it the clock is lowered (reason sw_power_cap)
   double pj_per_flop = 1.75;      // dynamic energy per FLOP at the max SM clock
   double pj_per_byte = 60;        // dynamic energy per byte moved to/from HBM (HBM has its own clock: not scaled)
