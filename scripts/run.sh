@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the main job on the embedded default: the shipped model
-# (models/kjv-small) scored on the kjv validation text, a sample generation, and live telemetry from NVML when a GPU
-# is present, else from the simulated GPU (labelled as such).
+# (models/kjv-small) scored on the kjv validation text, a sample generation, the model reading noisy text under a
+# power budget while adapting itself online (power from the simulated GPU: the model runs on the CPU), and live
+# telemetry from NVML when a GPU is present, else from the simulated GPU (labelled as such).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/build.sh"
@@ -12,4 +13,10 @@ data=${WATTMOE_DATA:-$root/data}
 "$w" info --model "$model"
 "$w" eval --model "$model" --data "$data/kjv.val.txt" --max-tokens 65536
 "$w" generate --model "$model" --prompt "And God said" --max-new 160 --seed 1
+# Budget 320 W (top-2 would draw ~390 W simulated), next-token TTT of router, norms and LoRA; per-window log in
+# build/run.jsonl, summary on stdout.
+"$w" run --model "$model" --data "$data/kjv.val.noise10.txt" --max-tokens 20000 --expert-shape 4096x14336 \
+  --power-budget 320 --ttt --ttt-optimizer adamw --ttt-groups router,norms,lora --lora-rank 4 --ttt-lr 1e-2 \
+  --log "$root/build/run.jsonl" --summary "$root/build/run_summary.json"
+python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(json.dumps({k: s[k] for k in ['bits_per_byte','experts_per_token','adapt_infer_ratio']} | {'sim_mean_power_w': s['sim']['mean_power_w'], 'label': s['sim']['label']}, indent=1))" "$root/build/run_summary.json"
 "$w" telemetry --duration 3 --interval-ms 250
