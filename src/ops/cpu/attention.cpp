@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "ops/cpu/vec_math.h"
 #include "ops/linear.h"
 
 namespace wattmoe::ops {
@@ -25,8 +26,9 @@ void attention_fwd(const T* q, const T* k, const T* v, T* out, T* probs, const A
       T* row = P + t * s.Tk;
       const int64_t n = s.pos0 + t + 1;  // visible keys
       const T mx = *std::max_element(row, row + n);
+      for (int64_t j = 0; j < n; ++j) row[j] = vexp<T>(row[j] - mx);  // vectorised; the sum below keeps j order
       T sum = 0;
-      for (int64_t j = 0; j < n; ++j) sum += (row[j] = std::exp(row[j] - mx));
+      for (int64_t j = 0; j < n; ++j) sum += row[j];
       const T inv = T(1) / sum;
       for (int64_t j = 0; j < n; ++j) row[j] *= inv;
       std::fill(row + n, row + s.Tk, T(0));
