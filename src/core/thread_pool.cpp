@@ -1,7 +1,10 @@
 #include "core/thread_pool.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+
+#include "core/error.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -22,6 +25,10 @@ inline void cpu_relax() {
 // How long an idle worker (or a caller waiting for workers) spins before it sleeps (or yields): long enough to
 // bridge the gap between the parallel regions of one layer, short enough not to steal a shared core for long.
 constexpr int kSpinIters = 4000;  // tens of microseconds of pause instructions
+
+// The pool default_pool() returns on this thread (null: the process-wide one). Set for a pool's workers and by
+// PoolScope; it selects where work runs, never what is computed.
+thread_local ThreadPool* t_pool = nullptr;
 
 }  // namespace
 
@@ -49,6 +56,7 @@ void ThreadPool::work_share(int id) {
 }
 
 void ThreadPool::worker(int id) {
+  t_pool = this;
   uint64_t seen = 0;
   for (;;) {
     uint64_t g = generation_.load(std::memory_order_acquire);
@@ -111,12 +119,25 @@ void ThreadPool::run_tasks(int64_t n, const std::function<void(int64_t)>& fn) {
   launch();
 }
 
+int parse_thread_count(const char* value) {
+  if (!value || !*value) return 0;
+  char* end = nullptr;
+  errno = 0;
+  const long n = std::strtol(value, &end, 10);
+  WATTMOE_REQUIRE(errno == 0 && *end == '\0' && n >= 1 && n <= 1024,
+                  "WATTMOE_THREADS=\"{}\": expected a whole number of threads from 1 to 1024 (unset: one per core)",
+                  value);
+  return int(n);
+}
+
 ThreadPool& default_pool() {
-  static ThreadPool pool([] {
-    const char* env = std::getenv("WATTMOE_THREADS");
-    return env ? std::atoi(env) : 0;
-  }());
+  if (t_pool) return *t_pool;
+  static ThreadPool pool(parse_thread_count(std::getenv("WATTMOE_THREADS")));
   return pool;
 }
+
+PoolScope::PoolScope(ThreadPool& pool) : prev_(t_pool) { t_pool = &pool; }
+
+PoolScope::~PoolScope() { t_pool = prev_; }
 
 }  // namespace wattmoe

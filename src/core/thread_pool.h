@@ -56,7 +56,26 @@ class ThreadPool {
   std::atomic<bool> busy_{false};
 };
 
-// The process-wide pool used by CPU ops (created on first use; size from WATTMOE_THREADS or the core count).
+// The thread count WATTMOE_THREADS asks for: null or empty = 0 (one per core), else a whole number 1..1024;
+// anything else throws Error naming the variable.
+int parse_thread_count(const char* value);
+
+// The pool the CPU ops use: on a pool's worker thread, that pool (so nested calls run inline); else the innermost
+// PoolScope of the calling thread; else the process-wide pool (created on first use; size from WATTMOE_THREADS or
+// the core count).
 ThreadPool& default_pool();
+
+// While alive, default_pool() on this thread returns `pool`: lets tests run the same ops on pools of different sizes
+// in one process (and a program keep separate pools for separate work).
+class PoolScope {
+ public:
+  explicit PoolScope(ThreadPool& pool);
+  ~PoolScope();
+  PoolScope(const PoolScope&) = delete;
+  PoolScope& operator=(const PoolScope&) = delete;
+
+ private:
+  ThreadPool* prev_;
+};
 
 }  // namespace wattmoe

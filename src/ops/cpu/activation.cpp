@@ -1,48 +1,61 @@
 #include "ops/activation.h"
 
-#include "core/thread_pool.h"
+#include <type_traits>
+
 #include "ops/cpu/vec_math.h"
+
+// The elementwise loops are built twice, for AVX2 and for the x86-64 baseline, and the loader picks one per machine
+// (GCC target_clones). Without FMA contraction (off in ISO C++ mode) both do the same float operations per element,
+// so they give the same bits. Threading is the caller's (the model runs experts as tasks); this file stays free of
+// the thread pool so that the GPU tests' reference build can use it alone.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define WATTMOE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define WATTMOE_CLONES
+#endif
 
 namespace wattmoe::ops {
 
 namespace {
-constexpr int64_t kMinChunk = 1 << 14;  // elements per thread below which threading costs more than it saves
+
+template <class T>
+inline T sigmoid_fast(T x) {
+  return T(1) / (T(1) + vexp<T>(-x));
 }
+
+WATTMOE_CLONES void swiglu_fwd_f32(const float* g, const float* u, float* h, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) h[i] = g[i] * sigmoid_fast(g[i]) * u[i];
+}
+
+WATTMOE_CLONES void swiglu_bwd_f32(const float* g, const float* u, const float* dh, float* dg, float* du, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = sigmoid_fast(g[i]);
+    du[i] += dh[i] * g[i] * s;
+    dg[i] += dh[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+  }
+}
+
+}  // namespace
 
 template <class T>
 void swiglu_fwd(const T* g, const T* u, T* h, int64_t n) {
-  default_pool().parallel_for(
-      n,
-      [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) {
-          const T s = T(1) / (T(1) + vexp<T>(-g[i]));
-          h[i] = g[i] * s * u[i];
-        }
-      },
-      kMinChunk);
+  if constexpr (std::is_same_v<T, float>) {
+    swiglu_fwd_f32(g, u, h, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) h[i] = g[i] * sigmoid_fast(g[i]) * u[i];
+  }
 }
 
 template <class T>
 void swiglu_bwd(const T* g, const T* u, const T* dh, T* dg, T* du, int64_t n) {
-  default_pool().parallel_for(
-      n,
-      [&](int64_t b, int64_t e) {
-        if (du && dg) {  // the common case, one pass (and one exp) for both
-          for (int64_t i = b; i < e; ++i) {
-            const T s = T(1) / (T(1) + vexp<T>(-g[i]));
-            du[i] += dh[i] * g[i] * s;
-            dg[i] += dh[i] * u[i] * s * (T(1) + g[i] * (T(1) - s));
-          }
-        } else if (du) {
-          for (int64_t i = b; i < e; ++i) du[i] += dh[i] * g[i] * (T(1) / (T(1) + vexp<T>(-g[i])));
-        } else if (dg) {
-          for (int64_t i = b; i < e; ++i) {
-            const T s = T(1) / (T(1) + vexp<T>(-g[i]));
-            dg[i] += dh[i] * u[i] * s * (T(1) + g[i] * (T(1) - s));
-          }
-        }
-      },
-      kMinChunk);
+  if constexpr (std::is_same_v<T, float>) {
+    if (dg && du) return swiglu_bwd_f32(g, u, dh, dg, du, n);
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const T s = sigmoid_fast(g[i]);
+    if (du) du[i] += dh[i] * g[i] * s;
+    if (dg) dg[i] += dh[i] * u[i] * s * (T(1) + g[i] * (T(1) - s));
+  }
 }
 
 template void swiglu_fwd<float>(const float*, const float*, float*, int64_t);
