@@ -43,6 +43,23 @@ void add_into_rows(T* dst, const T* src, int64_t rows, int64_t H) {
       std::max<int64_t>(1, 16384 / std::max<int64_t>(H, 1)));
 }
 
+// dst = src for [rows, H] buffers, rows in parallel (a residual-stream copy is 1 MB per layer).
+template <class T>
+void copy_rows(std::vector<T>& dst, const std::vector<T>& src, int64_t rows, int64_t H) {
+  dst.resize(src.size());
+  default_pool().parallel_for(
+      rows, [&](int64_t b, int64_t e) { std::memcpy(&dst[b * H], &src[b * H], sizeof(T) * (e - b) * H); },
+      std::max<int64_t>(1, 16384 / std::max<int64_t>(H, 1)));
+}
+
+// Zeroes p[rows, H], rows in parallel.
+template <class T>
+void zero_rows(T* p, int64_t rows, int64_t H) {
+  default_pool().parallel_for(
+      rows, [&](int64_t b, int64_t e) { std::memset(static_cast<void*>(p + b * H), 0, sizeof(T) * (e - b) * H); },
+      std::max<int64_t>(1, 16384 / std::max<int64_t>(H, 1)));
+}
+
 // Experts in decreasing row count (ties: lower index first), so that the largest start first when run as tasks.
 std::vector<int> experts_by_size(const Dispatch& d) {
   std::vector<int> order(d.offsets.size() - 1);
@@ -111,7 +128,12 @@ void Transformer<T>::forward(const T* params, const int32_t* ids, int B, int S, 
 
   std::vector<T>& x = acts.x_final;  // the residual stream; after the last layer, the final norm's input
   resize(x, N * H);
-  for (int64_t i = 0; i < N; ++i) std::memcpy(&x[i * H], w.embed + int64_t(ids[i]) * H, sizeof(T) * H);
+  default_pool().parallel_for(
+      N,
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) std::memcpy(&x[i * H], w.embed + int64_t(ids[i]) * H, sizeof(T) * H);
+      },
+      64);
   for (int l = 0; l < c.num_layers; ++l) layer_forward(w.layers[l], l, acts.layers[l], acts, cache, select, x);
   if (cache) cache->length += S;
 
@@ -126,7 +148,7 @@ void Transformer<T>::layer_forward(const LayerView<T>& w, int l, LayerActs<T>& a
                                    KvCache<T>* cache, const RouterSelect<T>& select, std::vector<T>& x) const {
   const ModelConfig& c = cfg_;
   const int64_t N = acts.tokens(), H = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), S = acts.S;
-  a.x_in = x;
+  copy_rows(a.x_in, x, N, H);
   resize(a.h_attn, N * H), resize(a.rstd_attn, N);
   ops::rmsnorm_fwd<T>(x.data(), w.ln_attn, a.h_attn.data(), a.rstd_attn.data(), N, H, c.rms_norm_eps);
 
@@ -170,7 +192,7 @@ void Transformer<T>::layer_forward(const LayerView<T>& w, int l, LayerActs<T>& a
   ops::linear_fwd<T>(a.att.data(), w.wo, nullptr, o.data(), N, qd, H);
   add_into_rows(x.data(), o.data(), N, H);
 
-  a.x_mid = x;
+  copy_rows(a.x_mid, x, N, H);
   resize(a.h_ffn, N * H), resize(a.rstd_ffn, N);
   ops::rmsnorm_fwd<T>(x.data(), w.ln_ffn, a.h_ffn.data(), a.rstd_ffn.data(), N, H, c.rms_norm_eps);
   if (w.moe) {
@@ -312,7 +334,13 @@ void Transformer<T>::backward(const T* params, const int32_t* ids, const T* dlog
   ops::rmsnorm_bwd<T>(acts.x_final.data(), w.final_norm, acts.rstd_final.data(), dh.data(), dx.data(), g.final_norm,
                       N, H);
   for (int l = c.num_layers - 1; l >= 0; --l) layer_backward(w.layers[l], g.layers[l], l, acts.layers[l], acts, dx);
-  for (int64_t i = 0; i < N; ++i) add_into(g.embed + int64_t(ids[i]) * H, &dx[i * H], H);
+  // Embedding rows gather from every token that used them: split by columns, tokens in order within each.
+  default_pool().parallel_for(
+      H,
+      [&](int64_t j0, int64_t j1) {
+        for (int64_t i = 0; i < N; ++i) add_into(g.embed + int64_t(ids[i]) * H + j0, &dx[i * H + j0], j1 - j0);
+      },
+      std::max<int64_t>(8, 16384 / std::max<int64_t>(N, 1)));
 }
 
 template <class T>
@@ -332,13 +360,15 @@ void Transformer<T>::layer_backward(const LayerView<T>& w, LayerView<T>& g, int 
 
   // Attention half: x_mid = x_in + o_proj(attn(...)).
   Scratch<T> datt(size_t(N * qd));
-  datt.zero();
+  zero_rows(datt.data(), N, qd);
   ops::linear_bwd<T>(a.att.data(), w.wo, dx.data(), datt.data(), g.wo, nullptr, N, qd, H);
   Scratch<T> dq(size_t(N * qd)), dk(size_t(N * kvd)), dv(size_t(N * kvd));
-  dq.zero(), dk.zero(), dv.zero();
   // Attention backward and inverse RoPE, one sequence per task (each writes only its own rows of dq, dk, dv).
   const ops::RopeTable rope = ops::rope_table(0, S, c.head_dim, c.rope_theta);
   default_pool().run_tasks(acts.B, [&](int64_t b) {
+    std::fill(dq.data() + b * S * qd, dq.data() + (b + 1) * S * qd, T(0));
+    std::fill(dk.data() + b * S * kvd, dk.data() + (b + 1) * S * kvd, T(0));
+    std::fill(dv.data() + b * S * kvd, dv.data() + (b + 1) * S * kvd, T(0));
     ops::AttnShape sh{S, S, 0, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
     ops::attention_bwd<T>(a.q.data() + b * S * qd, a.k.data() + b * S * kvd, a.v.data() + b * S * kvd,
                           a.probs.data() + b * c.num_heads * S * S, datt.data() + b * S * qd, dq.data() + b * S * qd,

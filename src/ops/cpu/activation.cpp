@@ -4,15 +4,9 @@
 
 #include "ops/cpu/vec_math.h"
 
-// The elementwise loops are built twice, for AVX2 and for the x86-64 baseline, and the loader picks one per machine
-// (GCC target_clones). Without FMA contraction (off in ISO C++ mode) both do the same float operations per element,
-// so they give the same bits. Threading is the caller's (the model runs experts as tasks); this file stays free of
-// the thread pool so that the GPU tests' reference build can use it alone.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define WATTMOE_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define WATTMOE_CLONES
-#endif
+// The float loops are built for AVX2 and the baseline (WATTMOE_CLONES, same bits). Threading is the caller's (the
+// model runs experts as tasks): this file stays free of the thread pool so that the GPU tests' reference build can
+// use it alone.
 
 namespace wattmoe::ops {
 

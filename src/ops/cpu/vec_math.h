@@ -11,6 +11,15 @@
 #include <cmath>
 #include <cstdint>
 
+// Marks a function to be built twice, for AVX2 and for the x86-64 baseline, the loader picking one per machine (GCC
+// target_clones). Without FMA contraction (off in ISO C++ mode) both do the same float operations per element, so
+// they give the same bits; only loops without reductions across elements should use it.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define WATTMOE_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define WATTMOE_CLONES
+#endif
+
 namespace wattmoe::ops {
 
 // a if c else b, as bit operations: a float ternary would become a branch (GCC does not speculate float arithmetic
