@@ -418,15 +418,25 @@ void Transformer<T>::moe_backward(const LayerView<T>& w, LayerView<T>& g, LayerA
     if (n == 0) return;
     Scratch<T> dy(size_t(n * H)), xe(size_t(n * H));
     for (int64_t r = r0; r < r0 + n; ++r) {
-      const int64_t t = a.dispatch.token[r], s = a.dispatch.slot[r];
-      const T wt = a.route_weight[t * k + s];
-      T dot = 0;
-      for (int64_t j = 0; j < H; ++j) {
-        dy[(r - r0) * H + j] = wt * dout[t * H + j];
-        dot += dout[t * H + j] * a.experts.y[r * H + j];
-      }
-      dweight[t * k + s] = dot;
+      const int64_t t = a.dispatch.token[r];
+      const T wt = a.route_weight[t * k + a.dispatch.slot[r]];
+      for (int64_t j = 0; j < H; ++j) dy[(r - r0) * H + j] = wt * dout[t * H + j];
       std::memcpy(&xe[(r - r0) * H], &a.h_ffn[t * H], sizeof(T) * H);
+    }
+    // ∂L/∂weight = dout[t]·y_r: each a sum in j order, four rows at a time (four independent sums in flight).
+    constexpr int64_t kRows = 4;
+    for (int64_t r = r0; r < r0 + n; r += kRows) {
+      const int64_t m = std::min(kRows, r0 + n - r);
+      const T* o[kRows];
+      const T* y[kRows];
+      T dot[kRows] = {};
+      for (int64_t q = 0; q < kRows; ++q) {
+        const int64_t rq = r + std::min(q, m - 1);  // short tail: repeat the last row (its result is not stored)
+        o[q] = dout + int64_t(a.dispatch.token[rq]) * H, y[q] = &a.experts.y[rq * H];
+      }
+      for (int64_t j = 0; j < H; ++j)
+        for (int64_t q = 0; q < kRows; ++q) dot[q] += o[q][j] * y[q][j];
+      for (int64_t q = 0; q < m; ++q) dweight[a.dispatch.token[r + q] * k + a.dispatch.slot[r + q]] = dot[q];
     }
     std::fill(&dxe[r0 * H], &dxe[(r0 + n) * H], T(0));
     ffn_backward<T>(w.experts[e], g.experts[e], xe.data(), n, H, I, &a.experts.g[r0 * I], &a.experts.u[r0 * I],
