@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <utility>
 
 #include "core/error.h"
 
@@ -55,6 +56,15 @@ void ThreadPool::work_share(int id) {
   }
 }
 
+void ThreadPool::run_share(int id) noexcept {
+  try {
+    work_share(id);
+  } catch (...) {
+    std::lock_guard<std::mutex> l(error_mu_);
+    if (!error_) error_ = std::current_exception();
+  }
+}
+
 void ThreadPool::worker(int id) {
   t_pool = this;
   uint64_t seen = 0;
@@ -71,7 +81,7 @@ void ThreadPool::worker(int id) {
     }
     if (stop_.load()) return;
     seen = g;
-    work_share(id);
+    run_share(id);
     pending_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
@@ -83,7 +93,7 @@ void ThreadPool::launch() {
     generation_.fetch_add(1, std::memory_order_release);
   }
   cv_.notify_all();
-  work_share(0);
+  run_share(0);
   for (int spin = 0; pending_.load(std::memory_order_acquire) != 0; ++spin) {
     if (spin < kSpinIters) {
       cpu_relax();
@@ -92,7 +102,9 @@ void ThreadPool::launch() {
     }
   }
   range_fn_ = nullptr, task_fn_ = nullptr;
+  std::exception_ptr error = std::exchange(error_, nullptr);
   busy_.store(false);
+  if (error) std::rethrow_exception(error);
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t min_chunk) {

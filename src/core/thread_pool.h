@@ -12,6 +12,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -33,6 +34,8 @@ class ThreadPool {
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t min_chunk = 1);
   // fn(i) for every i in [0, n), each task on whichever thread claims it next; the calling thread takes part.
   // Blocks until all are done; inline (in index order) when the pool is busy or has one thread.
+  // In both calls an exception thrown by fn on any thread is rethrown here once all threads are done (the first
+  // one, when several throw; work not yet started may be skipped); the pool stays usable.
   void run_tasks(int64_t n, const std::function<void(int64_t)>& fn);
   // Whether a job is running now (a call made now would run inline): callers use it to skip splitting work that
   // would then run on one thread anyway.
@@ -41,6 +44,7 @@ class ThreadPool {
  private:
   void worker(int id);
   void work_share(int id);
+  void run_share(int id) noexcept;  // work_share, keeping the first exception for the caller
   void launch();  // publishes the job set in job_* to the workers, then waits for all of them to finish it
   std::vector<std::thread> workers_;
   std::mutex mu_;
@@ -54,6 +58,8 @@ class ThreadPool {
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
   std::atomic<bool> busy_{false};
+  std::mutex error_mu_;
+  std::exception_ptr error_;
 };
 
 // The thread count WATTMOE_THREADS asks for: null or empty = 0 (one per core), else a whole number 1..1024;

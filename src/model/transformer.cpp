@@ -438,7 +438,7 @@ void Transformer<T>::moe_backward(const LayerView<T>& w, LayerView<T>& g, LayerA
         for (int64_t q = 0; q < kRows; ++q) dot[q] += o[q][j] * y[q][j];
       for (int64_t q = 0; q < m; ++q) dweight[a.dispatch.token[r + q] * k + a.dispatch.slot[r + q]] = dot[q];
     }
-    std::fill(&dxe[r0 * H], &dxe[(r0 + n) * H], T(0));
+    std::fill(dxe.data() + r0 * H, dxe.data() + (r0 + n) * H, T(0));
     ffn_backward<T>(w.experts[e], g.experts[e], xe.data(), n, H, I, &a.experts.g[r0 * I], &a.experts.u[r0 * I],
                     &a.experts.a[r0 * I], dy.data(), &dxe[r0 * H]);
   });

@@ -87,6 +87,26 @@ TEST(ThreadPool, CallsFromSeveralThreadsAtOnce) {
   for (int64_t s : sums) EXPECT_EQ(s, 50 * 120);
 }
 
+TEST(ThreadPool, ExceptionsReachTheCallerAndThePoolStaysUsable) {
+  for (int threads : {1, 3}) {
+    ThreadPool pool(threads);
+    std::atomic<int> ran{0};
+    EXPECT_THROW(pool.run_tasks(64,
+                                [&](int64_t i) {
+                                  ran++;
+                                  if (i == 40) throw Error("task 40 failed");
+                                }),
+                 Error);
+    EXPECT_GE(ran.load(), 41);  // at least every task up to the failing one ran
+    EXPECT_THROW(pool.parallel_for(100, [&](int64_t b, int64_t) { if (b > 0 || threads == 1) throw Error("chunk"); }),
+                 Error);
+    std::atomic<int64_t> sum{0};
+    pool.run_tasks(10, [&](int64_t i) { sum += i; });
+    EXPECT_EQ(sum.load(), 45);
+    EXPECT_FALSE(pool.busy());
+  }
+}
+
 TEST(ThreadPool, ThreadCountFromEnvironment) {
   EXPECT_EQ(parse_thread_count(nullptr), 0);
   EXPECT_EQ(parse_thread_count(""), 0);

@@ -40,7 +40,7 @@ void blas_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const
 // where the element sits in the call (its edge kernels accumulate differently), so a split that followed the thread
 // count would change results with it. With the blocks fixed, 1 or N threads give the same bits.
 // Blocks are at least 64 rows and 8M multiply-adds (below that a split costs more than a second core saves), at
-// most 8; tests/ops/linear_test.cpp checks the thread-count independence.
+// most 8; tests/ops/thread_count_test.cpp checks the thread-count independence.
 template <class T>
 void gemm_tiled(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
                 int64_t ldb, T beta, T* C, int64_t ldc) {
