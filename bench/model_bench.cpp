@@ -5,7 +5,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "core/rng.h"
@@ -17,6 +19,17 @@
 #include "train/trainer.h"
 
 using namespace wattmoe;
+
+namespace {
+// FNV-1a over the bytes of a float buffer: a fingerprint that tells whether two builds (or thread counts) give
+// bitwise identical results.
+uint64_t fingerprint(const std::vector<float>& v) {
+  uint64_t h = 1469598103934665603ull;
+  const auto* p = reinterpret_cast<const unsigned char*>(v.data());
+  for (size_t i = 0; i < v.size() * sizeof(float); ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   const std::string preset = argc > 1 ? argv[1] : "small";
@@ -33,6 +46,7 @@ int main(int argc, char** argv) {
   Activations<float> acts;
   std::vector<float> dlogits;
   AdamW opt(model.layout(), tc.adamw);
+  uint64_t logits_fp = 0, grads_fp = 0;
   for (const char* mode : {"forward", "forward_backward", "train_step"}) {
     const bool bwd = std::string(mode) != "forward", step = std::string(mode) == "train_step";
     std::vector<double> times;
@@ -46,6 +60,7 @@ int main(int argc, char** argv) {
         model.router_aux_losses(acts, 0.01, 0.0);
         std::fill(grads.begin(), grads.end(), 0.f);
         model.backward(params.data(), ids.data(), dlogits.data(), acts, grads.data());
+        if (!step && r == 0) logits_fp = fingerprint(acts.logits), grads_fp = fingerprint(grads);
       }
       if (step) {  // what one optimizer step of the trainer adds: clipping and AdamW
         clip_grad_norm(grads.data(), int64_t(grads.size()), 1.0);
@@ -59,4 +74,8 @@ int main(int argc, char** argv) {
                "\"median_s\": {:.6f}, \"tokens_per_s\": {:.1f}}}\n",
                preset, mode, B, S, med, double(B) * S / med);
   }
+  // Fingerprints of the first forward+backward (same weights and inputs every run): equal across thread counts and
+  // across changes that keep results bitwise.
+  fmt::print("{{\"engine\": \"wattmoe\", \"mode\": \"fingerprint\", \"logits\": \"{:016x}\", \"grads\": \"{:016x}\"}}\n",
+             logits_fp, grads_fp);
 }

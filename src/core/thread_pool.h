@@ -1,10 +1,18 @@
-// A fixed pool of worker threads and a blocking parallel_for over [0, n) in contiguous chunks.
-// Chunking depends only on n and the thread count, so results that do not reduce across chunks are
-// bitwise reproducible.
+// A fixed pool of worker threads: a blocking parallel_for over [0, n) in contiguous chunks, and run_tasks over n
+// independent tasks claimed one at a time (dynamic load balance).
+//
+// Reproducibility: the pool never decides what is computed, only which thread computes it. parallel_for's chunks
+// depend on n and the thread count, so use it only where chunks do not reduce into each other (row-wise ops);
+// run_tasks' tasks are fixed by the caller (their number and contents must not depend on the thread count), so any
+// work split into tasks gives bitwise the same result on 1 or N threads.
+//
+// Workers spin briefly after each job before sleeping, so that the many short parallel regions of one training step
+// do not each pay a thread wake-up.
 #pragma once
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -21,24 +29,59 @@ class ThreadPool {
 
   int size() const { return int(workers_.size()) + 1; }
   // fn(begin, end) on disjoint chunks; the calling thread takes part. Blocks until all are done.
-  // If another thread is already running a parallel_for on this pool, the call runs fn(0, n) inline instead
-  // (so code running on several threads of its own may still call it safely).
+  // Runs inline (fn(0, n)) when fewer than 2 chunks of min_chunk fit, or when the pool is already running a job:
+  // code running on the pool's threads (or on several threads of its own) may call it safely.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t min_chunk = 1);
+  // fn(i) for every i in [0, n), each task on whichever thread claims it next; the calling thread takes part.
+  // Blocks until all are done; inline (in index order) when the pool is busy or has one thread.
+  // In both calls an exception thrown by fn on any thread is rethrown here once all threads are done (the first
+  // one, when several throw; work not yet started may be skipped); the pool stays usable.
+  void run_tasks(int64_t n, const std::function<void(int64_t)>& fn);
+  // Whether a job is running now (a call made now would run inline): callers use it to skip splitting work that
+  // would then run on one thread anyway.
+  bool busy() const { return busy_.load(std::memory_order_relaxed); }
 
  private:
   void worker(int id);
+  void work_share(int id);
+  void run_share(int id) noexcept;  // work_share, keeping the first exception for the caller
+  void launch();  // publishes the job set in job_* to the workers, then waits for all of them to finish it
   std::vector<std::thread> workers_;
   std::mutex mu_;
-  std::condition_variable cv_, done_cv_;
-  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  std::condition_variable cv_;
+  // The current job (valid while a generation is in flight).
+  const std::function<void(int64_t, int64_t)>* range_fn_ = nullptr;
+  const std::function<void(int64_t)>* task_fn_ = nullptr;
   int64_t n_ = 0, chunk_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<int64_t> next_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
   std::atomic<bool> busy_{false};
+  std::mutex error_mu_;
+  std::exception_ptr error_;
 };
 
-// The process-wide pool used by CPU ops (created on first use; size from WATTMOE_THREADS or the core count).
+// The thread count WATTMOE_THREADS asks for: null or empty = 0 (one per core), else a whole number 1..1024;
+// anything else throws Error naming the variable.
+int parse_thread_count(const char* value);
+
+// The pool the CPU ops use: on a pool's worker thread, that pool (so nested calls run inline); else the innermost
+// PoolScope of the calling thread; else the process-wide pool (created on first use; size from WATTMOE_THREADS or
+// the core count).
 ThreadPool& default_pool();
+
+// While alive, default_pool() on this thread returns `pool`: lets tests run the same ops on pools of different sizes
+// in one process (and a program keep separate pools for separate work).
+class PoolScope {
+ public:
+  explicit PoolScope(ThreadPool& pool);
+  ~PoolScope();
+  PoolScope(const PoolScope&) = delete;
+  PoolScope& operator=(const PoolScope&) = delete;
+
+ private:
+  ThreadPool* prev_;
+};
 
 }  // namespace wattmoe

@@ -5,6 +5,8 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/scratch.h"
+#include "core/thread_pool.h"
 #include "model/lora_linear.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
@@ -17,8 +19,15 @@ namespace wattmoe {
 
 namespace {
 
+// Sizes a buffer that the caller then overwrites completely: no zero fill (re-zeroing every activation buffer of a
+// step cost ~10% of a forward). Buffers that are accumulated into use resize_zero.
 template <class T>
 void resize(std::vector<T>& v, int64_t n) {
+  v.resize(size_t(n));
+}
+
+template <class T>
+void resize_zero(std::vector<T>& v, int64_t n) {
   v.assign(size_t(n), T(0));
 }
 
@@ -33,37 +42,79 @@ struct LoraDims {
   int64_t rank = 0;
 };
 
+// Row-parallel add_into for [N, H] buffers.
+template <class T>
+void add_into_rows(T* dst, const T* src, int64_t rows, int64_t H) {
+  default_pool().parallel_for(
+      rows, [&](int64_t b, int64_t e) { add_into(dst + b * H, src + b * H, (e - b) * H); },
+      std::max<int64_t>(1, 16384 / std::max<int64_t>(H, 1)));
+}
+
+// dst = src for [rows, H] buffers, rows in parallel (a residual-stream copy is 1 MB per layer).
+template <class T>
+void copy_rows(std::vector<T>& dst, const std::vector<T>& src, int64_t rows, int64_t H) {
+  dst.resize(src.size());
+  default_pool().parallel_for(
+      rows, [&](int64_t b, int64_t e) { std::memcpy(&dst[b * H], &src[b * H], sizeof(T) * (e - b) * H); },
+      std::max<int64_t>(1, 16384 / std::max<int64_t>(H, 1)));
+}
+
+// Zeroes p[rows, H], rows in parallel.
+template <class T>
+void zero_rows(T* p, int64_t rows, int64_t H) {
+  default_pool().parallel_for(
+      rows, [&](int64_t b, int64_t e) { std::memset(static_cast<void*>(p + b * H), 0, sizeof(T) * (e - b) * H); },
+      std::max<int64_t>(1, 16384 / std::max<int64_t>(H, 1)));
+}
+
+// Experts in decreasing row count (ties: lower index first), so that the largest start first when run as tasks.
+std::vector<int> experts_by_size(const Dispatch& d) {
+  std::vector<int> order(d.offsets.size() - 1);
+  for (size_t e = 0; e < order.size(); ++e) order[e] = int(e);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return d.offsets[a + 1] - d.offsets[a] > d.offsets[b + 1] - d.offsets[b];
+  });
+  return order;
+}
+
 // SwiGLU FFN over rows x[n, H]: out[n, H] = down(silu(gate·x) ⊙ up·x), each projection with its LoRA branch when
-// the view has one. Saves g, u, a in `s` (y not used here).
+// the view has one. Saves g, u, a [n, I] where pointed.
+template <class T>
+void ffn_forward(const FfnView<T>& w, const T* x, int64_t n, int64_t H, int64_t I, T* g, T* u, T* a, T* out,
+                 const LoraDims& lo = {}) {
+  const T ls = T(lo.scale);
+  ops::linear_fwd<T>(x, w.gate, nullptr, g, n, H, I);
+  if (w.has_lora()) lora_fwd<T>(x, w.gate_A, w.gate_B, ls, g, n, H, I, lo.rank);
+  ops::linear_fwd<T>(x, w.up, nullptr, u, n, H, I);
+  if (w.has_lora()) lora_fwd<T>(x, w.up_A, w.up_B, ls, u, n, H, I, lo.rank);
+  ops::swiglu_fwd<T>(g, u, a, n * I);
+  ops::linear_fwd<T>(a, w.down, nullptr, out, n, I, H);
+  if (w.has_lora()) lora_fwd<T>(a, w.down_A, w.down_B, ls, out, n, I, H, lo.rank);
+}
+
+// The same, saving g, u, a in `s` (y not used here).
 template <class T>
 void ffn_forward(const FfnView<T>& w, const T* x, int64_t n, int64_t H, int64_t I, FfnActs<T>& s, T* out,
                  const LoraDims& lo = {}) {
   resize(s.g, n * I), resize(s.u, n * I), resize(s.a, n * I);
-  const T ls = T(lo.scale);
-  ops::linear_fwd<T>(x, w.gate, nullptr, s.g.data(), n, H, I);
-  if (w.has_lora()) lora_fwd<T>(x, w.gate_A, w.gate_B, ls, s.g.data(), n, H, I, lo.rank);
-  ops::linear_fwd<T>(x, w.up, nullptr, s.u.data(), n, H, I);
-  if (w.has_lora()) lora_fwd<T>(x, w.up_A, w.up_B, ls, s.u.data(), n, H, I, lo.rank);
-  ops::swiglu_fwd<T>(s.g.data(), s.u.data(), s.a.data(), n * I);
-  ops::linear_fwd<T>(s.a.data(), w.down, nullptr, out, n, I, H);
-  if (w.has_lora()) lora_fwd<T>(s.a.data(), w.down_A, w.down_B, ls, out, n, I, H, lo.rank);
+  ffn_forward<T>(w, x, n, H, I, s.g.data(), s.u.data(), s.a.data(), out, lo);
 }
 
 // Backward of ffn_forward: accumulates weight grads into gw and dx (input grad) from dout. Null pointers in gw (and a
 // null dx) are skipped; when nothing below the down projection is wanted, the gate/up half is skipped.
 template <class T>
-void ffn_backward(const FfnView<T>& w, const FfnView<T>& gw, const T* x, int64_t n, int64_t H, int64_t I,
-                  const FfnActs<T>& s, const T* dout, T* dx, const LoraDims& lo = {}) {
+void ffn_backward(const FfnView<T>& w, const FfnView<T>& gw, const T* x, int64_t n, int64_t H, int64_t I, const T* g,
+                  const T* u, const T* a, const T* dout, T* dx, const LoraDims& lo = {}) {
   const bool lora = w.has_lora();
   const T ls = T(lo.scale);
   const bool lower = dx || gw.gate || gw.up || gw.gate_A || gw.gate_B || gw.up_A || gw.up_B;
-  std::vector<T> da(size_t(lower ? n * I : 0)), dg(da.size()), du(da.size());
-  ops::linear_bwd<T>(s.a.data(), w.down, dout, lower ? da.data() : nullptr, gw.down, nullptr, n, I, H);
+  Scratch<T> da(size_t(lower ? n * I : 0)), dg(da.size()), du(da.size());
+  da.zero(), dg.zero(), du.zero();
+  ops::linear_bwd<T>(a, w.down, dout, lower ? da.data() : nullptr, gw.down, nullptr, n, I, H);
   if (lora)
-    lora_bwd<T>(s.a.data(), w.down_A, w.down_B, ls, dout, lower ? da.data() : nullptr, gw.down_A, gw.down_B, n, I, H,
-                lo.rank);
+    lora_bwd<T>(a, w.down_A, w.down_B, ls, dout, lower ? da.data() : nullptr, gw.down_A, gw.down_B, n, I, H, lo.rank);
   if (!lower) return;
-  ops::swiglu_bwd<T>(s.g.data(), s.u.data(), da.data(), dg.data(), du.data(), n * I);
+  ops::swiglu_bwd<T>(g, u, da.data(), dg.data(), du.data(), n * I);
   ops::linear_bwd<T>(x, w.gate, dg.data(), dx, gw.gate, nullptr, n, H, I);
   if (lora) lora_bwd<T>(x, w.gate_A, w.gate_B, ls, dg.data(), dx, gw.gate_A, gw.gate_B, n, H, I, lo.rank);
   ops::linear_bwd<T>(x, w.up, du.data(), dx, gw.up, nullptr, n, H, I);
@@ -73,6 +124,12 @@ void ffn_backward(const FfnView<T>& w, const FfnView<T>& gw, const T* x, int64_t
 template <class T>
 bool any_grad(const FfnView<T>& g) {
   return g.gate || g.up || g.down || g.gate_A || g.gate_B || g.up_A || g.up_B || g.down_A || g.down_B;
+}
+
+template <class T>
+void ffn_backward(const FfnView<T>& w, const FfnView<T>& gw, const T* x, int64_t n, int64_t H, int64_t I,
+                  const FfnActs<T>& s, const T* dout, T* dx, const LoraDims& lo = {}) {
+  ffn_backward<T>(w, gw, x, n, H, I, s.g.data(), s.u.data(), s.a.data(), dout, dx, lo);
 }
 
 }  // namespace
@@ -97,12 +154,17 @@ void Transformer<T>::forward(const T* params, const int32_t* ids, int B, int S, 
   acts.layers.resize(size_t(c.num_layers));
   const ModelView<T> w = ModelView<T>::bind(c, layout_, const_cast<T*>(params));
 
-  std::vector<T> x(size_t(N * H));
-  for (int64_t i = 0; i < N; ++i) std::memcpy(&x[i * H], w.embed + int64_t(ids[i]) * H, sizeof(T) * H);
+  std::vector<T>& x = acts.x_final;  // the residual stream; after the last layer, the final norm's input
+  resize(x, N * H);
+  default_pool().parallel_for(
+      N,
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) std::memcpy(&x[i * H], w.embed + int64_t(ids[i]) * H, sizeof(T) * H);
+      },
+      64);
   for (int l = 0; l < c.num_layers; ++l) layer_forward(w.layers[l], l, acts.layers[l], acts, cache, select, x);
   if (cache) cache->length += S;
 
-  acts.x_final = x;
   resize(acts.h_final, N * H), resize(acts.rstd_final, N);
   ops::rmsnorm_fwd<T>(x.data(), w.final_norm, acts.h_final.data(), acts.rstd_final.data(), N, H, c.rms_norm_eps);
   resize(acts.logits, N * c.vocab_size);
@@ -114,7 +176,7 @@ void Transformer<T>::layer_forward(const LayerView<T>& w, int l, LayerActs<T>& a
                                    KvCache<T>* cache, const RouterSelect<T>& select, std::vector<T>& x) const {
   const ModelConfig& c = cfg_;
   const int64_t N = acts.tokens(), H = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), S = acts.S;
-  a.x_in = x;
+  copy_rows(a.x_in, x, N, H);
   resize(a.h_attn, N * H), resize(a.rstd_attn, N);
   ops::rmsnorm_fwd<T>(x.data(), w.ln_attn, a.h_attn.data(), a.rstd_attn.data(), N, H, c.rms_norm_eps);
 
@@ -135,16 +197,15 @@ void Transformer<T>::layer_forward(const LayerView<T>& w, int l, LayerActs<T>& a
       for (auto& e : *v) e = std::clamp(e, -lim, lim);
   }
   const ops::RopeTable rope = ops::rope_table(acts.pos0, S, c.head_dim, c.rope_theta);
-  for (int b = 0; b < acts.B; ++b) {
-    ops::rope_apply<T>(a.q.data() + b * S * qd, S, c.num_heads, c.head_dim, qd, rope, acts.pos0, false);
-    ops::rope_apply<T>(a.k.data() + b * S * kvd, S, c.num_kv_heads, c.head_dim, kvd, rope, acts.pos0, false);
-  }
 
-  // Attention, one sequence at a time; with a cache the keys/values are the cached ones plus these.
+  // RoPE and attention, one sequence per task (sequences are independent); with a cache (B = 1) the keys/values
+  // are the cached ones plus these.
   const int64_t Tk = acts.pos0 + S;
   resize(a.att, N * qd);
   resize(a.probs, int64_t(acts.B) * c.num_heads * S * Tk);
-  for (int b = 0; b < acts.B; ++b) {
+  default_pool().run_tasks(acts.B, [&](int64_t b) {
+    ops::rope_apply<T>(a.q.data() + b * S * qd, S, c.num_heads, c.head_dim, qd, rope, acts.pos0, false);
+    ops::rope_apply<T>(a.k.data() + b * S * kvd, S, c.num_kv_heads, c.head_dim, kvd, rope, acts.pos0, false);
     const T *k = a.k.data() + b * S * kvd, *v = a.v.data() + b * S * kvd;
     if (cache) {
       std::copy(a.k.begin(), a.k.end(), cache->k[l].begin() + acts.pos0 * kvd);
@@ -154,30 +215,31 @@ void Transformer<T>::layer_forward(const LayerView<T>& w, int l, LayerActs<T>& a
     ops::AttnShape sh{S, Tk, acts.pos0, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
     ops::attention_fwd<T>(a.q.data() + b * S * qd, k, v, a.att.data() + b * S * qd,
                           a.probs.data() + b * c.num_heads * S * Tk, sh);
-  }
-  std::vector<T> o(size_t(N * H));
+  });
+  Scratch<T> o(size_t(N * H));
   ops::linear_fwd<T>(a.att.data(), w.wo, nullptr, o.data(), N, qd, H);
-  add_into(x.data(), o.data(), N * H);
+  add_into_rows(x.data(), o.data(), N, H);
 
-  a.x_mid = x;
+  copy_rows(a.x_mid, x, N, H);
   resize(a.h_ffn, N * H), resize(a.rstd_ffn, N);
   ops::rmsnorm_fwd<T>(x.data(), w.ln_ffn, a.h_ffn.data(), a.rstd_ffn.data(), N, H, c.rms_norm_eps);
-  std::vector<T> out(size_t(N * H), T(0));
   if (w.moe) {
-    moe_forward(w, l, a, N, select, out);
+    moe_forward(w, l, a, N, select, x);  // adds the MoE output into x
   } else {
+    Scratch<T> out(size_t(N * H));
     ffn_forward<T>(w.dense, a.h_ffn.data(), N, H, c.intermediate_size, a.shared, out.data());
+    add_into_rows(x.data(), out.data(), N, H);
   }
-  add_into(x.data(), out.data(), N * H);
 }
 
+// Adds the layer's MoE output (routed experts × weights, + the gated shared expert) into out [N, H].
 template <class T>
 void Transformer<T>::moe_forward(const LayerView<T>& w, int l, LayerActs<T>& a, int64_t N,
                                  const RouterSelect<T>& select, std::vector<T>& out) const {
   const ModelConfig& c = cfg_;
   const int64_t H = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
   const LoraDims lora{c.lora_scale, c.lora_rank};
-  resize(a.router_logits, N * E), resize(a.router_probs, N * E), resize(a.drouter, N * E);
+  resize(a.router_logits, N * E), resize(a.router_probs, N * E), resize_zero(a.drouter, N * E);
   ops::linear_fwd<T>(a.h_ffn.data(), w.router, nullptr, a.router_logits.data(), N, H, E);
   ops::softmax_fwd<T>(a.router_logits.data(), a.router_probs.data(), N, E);
   if (select) {
@@ -187,7 +249,7 @@ void Transformer<T>::moe_forward(const LayerView<T>& w, int l, LayerActs<T>& a, 
     select_topk<T>(a.router_probs.data(), N, int(E), c.top_k, a.routing);
   }
   const int k = a.routing.k;
-  resize(a.route_weight, N * k);
+  resize_zero(a.route_weight, N * k);
   for (int64_t t = 0; t < N; ++t) {
     T sum = 0;
     for (int s = 0; s < k; ++s) {
@@ -200,39 +262,51 @@ void Transformer<T>::moe_forward(const LayerView<T>& w, int l, LayerActs<T>& a, 
 
   a.dispatch = build_dispatch(a.routing);
   const int64_t R = a.dispatch.rows();
-  std::vector<T> xe(size_t(R * H));
-  for (int64_t r = 0; r < R; ++r) std::memcpy(&xe[r * H], &a.h_ffn[a.dispatch.token[r] * H], sizeof(T) * H);
   resize(a.experts.g, R * I), resize(a.experts.u, R * I), resize(a.experts.a, R * I), resize(a.experts.y, R * H);
-  for (int e = 0; e < E; ++e) {
+  // One task per expert (its rows stay one GEMM, as on one thread): gather its rows, then its FFN.
+  Scratch<T> xe(size_t(R * H));
+  const std::vector<int> order = experts_by_size(a.dispatch);
+  default_pool().run_tasks(E, [&](int64_t i) {
+    const int e = order[size_t(i)];
     const int64_t r0 = a.dispatch.offsets[e], n = a.dispatch.offsets[e + 1] - r0;
-    if (n == 0) continue;
-    FfnActs<T> s;
-    ffn_forward<T>(w.experts[e], &xe[r0 * H], n, H, I, s, &a.experts.y[r0 * H], lora);
-    std::copy(s.g.begin(), s.g.end(), a.experts.g.begin() + r0 * I);
-    std::copy(s.u.begin(), s.u.end(), a.experts.u.begin() + r0 * I);
-    std::copy(s.a.begin(), s.a.end(), a.experts.a.begin() + r0 * I);
-  }
-  // Combine in token order (then slot order), independent of how rows were grouped.
-  std::vector<int64_t> row_of(size_t(N * k), -1);
-  for (int64_t r = 0; r < R; ++r) row_of[a.dispatch.token[r] * k + a.dispatch.slot[r]] = r;
-  for (int64_t t = 0; t < N; ++t)
-    for (int s = 0; s < k; ++s) {
-      const int64_t r = row_of[t * k + s];
-      if (r < 0) continue;
-      const T wt = a.route_weight[t * k + s];
-      for (int64_t j = 0; j < H; ++j) out[t * H + j] += wt * a.experts.y[r * H + j];
-    }
+    if (n == 0) return;
+    for (int64_t r = r0; r < r0 + n; ++r)
+      std::memcpy(&xe[r * H], &a.h_ffn[a.dispatch.token[r] * H], sizeof(T) * H);
+    ffn_forward<T>(w.experts[e], &xe[r0 * H], n, H, I, &a.experts.g[r0 * I], &a.experts.u[r0 * I],
+                   &a.experts.a[r0 * I], &a.experts.y[r0 * H], lora);
+  });
 
   if (w.shared.gate) {  // Qwen2-MoE: + sigmoid(g·x) · shared_expert(x)
     const int64_t SI = c.shared_expert_intermediate_size;
     resize(a.shared.y, N * H), resize(a.shared_gate_logit, N);
     ffn_forward<T>(w.shared, a.h_ffn.data(), N, H, SI, a.shared, a.shared.y.data());
     ops::linear_fwd<T>(a.h_ffn.data(), w.shared_gate, nullptr, a.shared_gate_logit.data(), N, H, 1);
-    for (int64_t t = 0; t < N; ++t) {
-      const T sg = ops::sigmoid(a.shared_gate_logit[t]);
-      for (int64_t j = 0; j < H; ++j) out[t * H + j] += sg * a.shared.y[t * H + j];
-    }
   }
+  // Combine per token: Σ over slots in slot order (+ the shared expert), independent of how rows were grouped,
+  // then one add into out (the same sums as building the whole MoE output first).
+  Scratch<int64_t> row_of(size_t(N * k));
+  std::fill(row_of.begin(), row_of.end(), int64_t(-1));
+  for (int64_t r = 0; r < R; ++r) row_of[a.dispatch.token[r] * k + a.dispatch.slot[r]] = r;
+  default_pool().parallel_for(
+      N,
+      [&](int64_t t0, int64_t t1) {
+        std::vector<T> acc(static_cast<size_t>(H));
+        for (int64_t t = t0; t < t1; ++t) {
+          std::fill(acc.begin(), acc.end(), T(0));
+          for (int s = 0; s < k; ++s) {
+            const int64_t r = row_of[t * k + s];
+            if (r < 0) continue;
+            const T wt = a.route_weight[t * k + s];
+            for (int64_t j = 0; j < H; ++j) acc[j] += wt * a.experts.y[r * H + j];
+          }
+          if (w.shared.gate) {
+            const T sg = ops::sigmoid(a.shared_gate_logit[t]);
+            for (int64_t j = 0; j < H; ++j) acc[j] += sg * a.shared.y[t * H + j];
+          }
+          for (int64_t j = 0; j < H; ++j) out[t * H + j] += acc[j];
+        }
+      },
+      64);
 }
 
 template <class T>
@@ -289,7 +363,9 @@ void Transformer<T>::backward(const T* params, const int32_t* ids, const T* dlog
   const int lowest = mask ? mask->lowest_layer(layout_) : -1;
   const bool into_layers = lowest < c.num_layers;
 
-  std::vector<T> dh(size_t(N * H), T(0)), dx(size_t(N * H), T(0));
+  std::vector<T> dx(size_t(N * H), T(0));
+  Scratch<T> dh(size_t(N * H));
+  dh.zero();
   const bool need_dh = into_layers || g.final_norm;
   ops::linear_bwd<T>(acts.h_final.data(), w.lm_head, dlogits, need_dh ? dh.data() : nullptr, g.lm_head, nullptr, N, H,
                      c.vocab_size);
@@ -298,8 +374,14 @@ void Transformer<T>::backward(const T* params, const int32_t* ids, const T* dlog
                       into_layers ? dx.data() : nullptr, g.final_norm, N, H);
   for (int l = c.num_layers - 1; l >= std::max(lowest, 0); --l)
     layer_backward(w.layers[l], g.layers[l], l, acts.layers[l], acts, dx, l > lowest);
+  // Embedding rows gather from every token that used them: split by columns, tokens in order within each.
   if (g.embed && lowest < 0)
-    for (int64_t i = 0; i < N; ++i) add_into(g.embed + int64_t(ids[i]) * H, &dx[i * H], H);
+    default_pool().parallel_for(
+        H,
+        [&](int64_t j0, int64_t j1) {
+          for (int64_t i = 0; i < N; ++i) add_into(g.embed + int64_t(ids[i]) * H + j0, &dx[i * H + j0], j1 - j0);
+        },
+        std::max<int64_t>(8, 16384 / std::max<int64_t>(N, 1)));
 }
 
 template <class T>
@@ -327,34 +409,38 @@ void Transformer<T>::layer_backward(const LayerView<T>& w, LayerView<T>& g, int 
   if (!need_attn) return;
 
   // Attention half: x_mid = x_in + o_proj(attn(...)).
-  std::vector<T> datt(size_t(N * qd), T(0));
+  Scratch<T> datt(size_t(need_qkv ? N * qd : 0));
+  if (need_qkv) zero_rows(datt.data(), N, qd);
   ops::linear_bwd<T>(a.att.data(), w.wo, dx.data(), need_qkv ? datt.data() : nullptr, g.wo, nullptr, N, qd, H);
   if (!need_qkv) return;
-  std::vector<T> dq(size_t(N * qd), T(0)), dk(size_t(N * kvd), T(0)), dv(size_t(N * kvd), T(0));
-  for (int b = 0; b < acts.B; ++b) {
+  Scratch<T> dq(size_t(N * qd)), dk(size_t(N * kvd)), dv(size_t(N * kvd));
+  // Attention backward and inverse RoPE, one sequence per task (each writes only its own rows of dq, dk, dv).
+  const ops::RopeTable rope = ops::rope_table(0, S, c.head_dim, c.rope_theta);
+  default_pool().run_tasks(acts.B, [&](int64_t b) {
+    std::fill(dq.data() + b * S * qd, dq.data() + (b + 1) * S * qd, T(0));
+    std::fill(dk.data() + b * S * kvd, dk.data() + (b + 1) * S * kvd, T(0));
+    std::fill(dv.data() + b * S * kvd, dv.data() + (b + 1) * S * kvd, T(0));
     ops::AttnShape sh{S, S, 0, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
     ops::attention_bwd<T>(a.q.data() + b * S * qd, a.k.data() + b * S * kvd, a.v.data() + b * S * kvd,
                           a.probs.data() + b * c.num_heads * S * S, datt.data() + b * S * qd, dq.data() + b * S * qd,
                           dk.data() + b * S * kvd, dv.data() + b * S * kvd, sh);
-  }
-  const ops::RopeTable rope = ops::rope_table(0, S, c.head_dim, c.rope_theta);
-  for (int b = 0; b < acts.B; ++b) {
     ops::rope_apply<T>(dq.data() + b * S * qd, S, c.num_heads, c.head_dim, qd, rope, 0, true);
     ops::rope_apply<T>(dk.data() + b * S * kvd, S, c.num_kv_heads, c.head_dim, kvd, rope, 0, true);
-  }
+  });
   if (c.clip_qkv > 0) {  // clamp passes the gradient only inside [-clip, clip] (as torch.clamp does)
     const T lim = T(c.clip_qkv);
-    auto mask = [&](std::vector<T>& d, const std::vector<T>& pre) {
+    auto mask = [&](Scratch<T>& d, const std::vector<T>& pre) {
       for (size_t i = 0; i < d.size(); ++i)
         if (pre[i] < -lim || pre[i] > lim) d[i] = T(0);
     };
     mask(dq, a.q_clip), mask(dk, a.k_clip), mask(dv, a.v_clip);
   }
   if (c.qk_norm) {
-    std::vector<T> dq_pre(size_t(N * qd), T(0)), dk_pre(size_t(N * kvd), T(0));
+    Scratch<T> dq_pre(size_t(N * qd)), dk_pre(size_t(N * kvd));
+    dq_pre.zero(), dk_pre.zero();
     ops::rmsnorm_bwd<T>(a.q_pre.data(), w.q_norm, a.rstd_q.data(), dq.data(), dq_pre.data(), g.q_norm, N, qd);
     ops::rmsnorm_bwd<T>(a.k_pre.data(), w.k_norm, a.rstd_k.data(), dk.data(), dk_pre.data(), g.k_norm, N, kvd);
-    dq.swap(dq_pre), dk.swap(dk_pre);
+    std::copy(dq_pre.begin(), dq_pre.end(), dq.begin()), std::copy(dk_pre.begin(), dk_pre.end(), dk.begin());
   }
   std::fill(dh.begin(), dh.end(), T(0));
   T* dha = need_dx_in || g.ln_attn ? dh.data() : nullptr;  // ∂L/∂h_attn
@@ -376,30 +462,66 @@ void Transformer<T>::moe_backward(const LayerView<T>& w, LayerView<T>& g, LayerA
   const int64_t R = a.dispatch.rows();
 
   // Routed experts: row r carries token t's slot s; y_r enters the output scaled by its weight.
-  std::vector<T> dweight(size_t(N * k), T(0)), dy(size_t(R * H)), xe(size_t(R * H)), dxe(size_t(R * H), T(0));
-  for (int64_t r = 0; r < R; ++r) {
-    const int64_t t = a.dispatch.token[r], s = a.dispatch.slot[r];
-    const T wt = a.route_weight[t * k + s];
-    T dot = 0;
-    for (int64_t j = 0; j < H; ++j) {
-      dy[r * H + j] = wt * dout[t * H + j];
-      dot += dout[t * H + j] * a.experts.y[r * H + j];
-    }
-    dweight[t * k + s] = dot;
-    std::memcpy(&xe[r * H], &a.h_ffn[t * H], sizeof(T) * H);
-  }
-  for (int e = 0; e < E; ++e) {
+  // One task per expert: its rows' dy = weight · dout and ∂L/∂weight, then its FFN backward (its own weight
+  // gradients, its rows of dxe).
+  // ∂L/∂weight feeds only the router's gradient and the input gradient; dxe only the input gradient.
+  const bool need_dweight = need_dh || g.router;
+  std::vector<T> dweight(size_t(N * k), T(0));
+  Scratch<T> dxe(size_t(need_dh ? R * H : 0));
+  const std::vector<int> order = experts_by_size(a.dispatch);
+  default_pool().run_tasks(E, [&](int64_t i) {
+    const int e = order[size_t(i)];
     const int64_t r0 = a.dispatch.offsets[e], n = a.dispatch.offsets[e + 1] - r0;
-    if (n == 0 || !(need_dh || any_grad(g.experts[e]))) continue;
-    FfnActs<T> s;
-    s.g.assign(a.experts.g.begin() + r0 * I, a.experts.g.begin() + (r0 + n) * I);
-    s.u.assign(a.experts.u.begin() + r0 * I, a.experts.u.begin() + (r0 + n) * I);
-    s.a.assign(a.experts.a.begin() + r0 * I, a.experts.a.begin() + (r0 + n) * I);
-    ffn_backward<T>(w.experts[e], g.experts[e], &xe[r0 * H], n, H, I, s, &dy[r0 * H],
-                    need_dh ? &dxe[r0 * H] : nullptr, lora);
+    if (n == 0) return;
+    // ∂L/∂weight = dout[t]·y_r (wanted for the router's gradient or the input gradient): each a sum in j order,
+    // four rows at a time (four independent sums in flight).
+    if (need_dweight) {
+      constexpr int64_t kRows = 4;
+      for (int64_t r = r0; r < r0 + n; r += kRows) {
+        const int64_t m = std::min(kRows, r0 + n - r);
+        const T* o[kRows];
+        const T* y[kRows];
+        T dot[kRows] = {};
+        for (int64_t q = 0; q < kRows; ++q) {
+          const int64_t rq = r + std::min(q, m - 1);  // short tail: repeat the last row (its result is not stored)
+          o[q] = dout + int64_t(a.dispatch.token[rq]) * H, y[q] = &a.experts.y[rq * H];
+        }
+        for (int64_t j = 0; j < H; ++j)
+          for (int64_t q = 0; q < kRows; ++q) dot[q] += o[q][j] * y[q][j];
+        for (int64_t q = 0; q < m; ++q) dweight[a.dispatch.token[r + q] * k + a.dispatch.slot[r + q]] = dot[q];
+      }
+    }
+    // The expert's FFN backward, unless neither its input gradient nor any of its weight gradients is wanted.
+    if (!(need_dh || any_grad(g.experts[e]))) return;
+    Scratch<T> dy(size_t(n * H)), xe(size_t(n * H));
+    for (int64_t r = r0; r < r0 + n; ++r) {
+      const int64_t t = a.dispatch.token[r];
+      const T wt = a.route_weight[t * k + a.dispatch.slot[r]];
+      for (int64_t j = 0; j < H; ++j) dy[(r - r0) * H + j] = wt * dout[t * H + j];
+      std::memcpy(&xe[(r - r0) * H], &a.h_ffn[t * H], sizeof(T) * H);
+    }
+    if (need_dh) std::fill(dxe.data() + r0 * H, dxe.data() + (r0 + n) * H, T(0));
+    ffn_backward<T>(w.experts[e], g.experts[e], xe.data(), n, H, I, &a.experts.g[r0 * I], &a.experts.u[r0 * I],
+                    &a.experts.a[r0 * I], dy.data(), need_dh ? &dxe[r0 * H] : nullptr, lora);
+  });
+  // dh[t] += its rows of dxe in row order (the order one pass over the rows would add them).
+  if (need_dh) {
+    Scratch<int64_t> row_of(size_t(N * k));
+    std::fill(row_of.begin(), row_of.end(), int64_t(-1));
+    for (int64_t r = 0; r < R; ++r) row_of[a.dispatch.token[r] * k + a.dispatch.slot[r]] = r;
+    default_pool().parallel_for(
+        N,
+        [&](int64_t t0, int64_t t1) {
+          std::vector<int64_t> rows(static_cast<size_t>(k));
+          for (int64_t t = t0; t < t1; ++t) {
+            std::copy(&row_of[t * k], &row_of[t * k] + k, rows.begin());
+            std::sort(rows.begin(), rows.end());
+            for (int64_t r : rows)
+              if (r >= 0) add_into(&dh[t * H], &dxe[r * H], H);
+          }
+        },
+        64);
   }
-  if (need_dh)
-    for (int64_t r = 0; r < R; ++r) add_into(&dh[a.dispatch.token[r] * H], &dxe[r * H], H);
 
   // Weights → router probabilities (w_s = p_s, or p_s / Σ p when renormalised) → logits.
   if (need_dh || g.router) {
@@ -426,7 +548,8 @@ void Transformer<T>::moe_backward(const LayerView<T>& w, LayerView<T>& g, LayerA
 
   if (w.shared.gate && (need_dh || any_grad(g.shared) || g.shared_gate)) {
     const int64_t SI = c.shared_expert_intermediate_size;
-    std::vector<T> dys(static_cast<size_t>(N * H)), dgl(static_cast<size_t>(N));
+    Scratch<T> dys(size_t(N * H));
+    std::vector<T> dgl(static_cast<size_t>(N));
     for (int64_t t = 0; t < N; ++t) {
       const T sg = ops::sigmoid(a.shared_gate_logit[t]);
       T dot = 0;

@@ -5,10 +5,13 @@
 
 namespace wattmoe::ops {
 
-// Threads the BLAS library may use per call (1 when the caller parallelises across calls itself).
+// Threads the BLAS library may use inside one call. The first gemm sets it to 1: products large enough to split are
+// split into fixed tiles across the engine's thread pool (core/thread_pool.h) instead, which keeps results the same
+// on any number of threads (OpenBLAS' own threading does not). Raising it again gives that up.
 void set_blas_threads(int n);
 
-// C[M,N] = alpha · op(A)·op(B) + beta · C, row-major; op(X) = Xᵀ when trans_x.
+// C[M,N] = alpha · op(A)·op(B) + beta · C, row-major; op(X) = Xᵀ when trans_x. Large products run as tiles of C on
+// the default pool; the tiles depend on the shape only.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
           int64_t ldb, T beta, T* C, int64_t ldc);

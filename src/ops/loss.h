@@ -1,5 +1,7 @@
 // Losses over logits[rows, V]. Each returns the SUM over scored rows (the caller divides) and, when dlogits is not
 // null, OVERWRITES dlogits with `scale` × ∂(sum)/∂logits (rows not scored get 0).
+// Rows run in parallel on the default pool; the per-row values are added in row order (the same sum on any number
+// of threads).
 #pragma once
 #include <cstdint>
 

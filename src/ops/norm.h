@@ -1,4 +1,6 @@
 // RMSNorm over the last dimension: y = w ⊙ x · r, r = (mean(x²) + eps)^-½, computed in T (fp32 on CPU, as HF does).
+// Rows run in parallel on the default pool; dw is split by columns, each still summed over the rows in order, so
+// results do not depend on the thread count.
 #pragma once
 #include <cstdint>
 

@@ -2,12 +2,39 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
+#include "ops/cpu/vec_math.h"
 #include "ops/linear.h"
 
 namespace wattmoe::ops {
+
+namespace {
+
+WATTMOE_CLONES void exp_shifted_f32(float* row, int64_t n, float mx) {
+  for (int64_t j = 0; j < n; ++j) row[j] = exp_fast(row[j] - mx);
+}
+
+// One row of scores → probabilities over its n visible keys, zeros for the Tk − n masked ones. The sum keeps key
+// order (a serial loop), so the row is the same whichever build of the exp loop runs.
+template <class T>
+void softmax_causal_row(T* row, int64_t n, int64_t Tk) {
+  const T mx = *std::max_element(row, row + n);
+  if constexpr (std::is_same_v<T, float>) {
+    exp_shifted_f32(row, n, mx);
+  } else {
+    for (int64_t j = 0; j < n; ++j) row[j] = vexp<T>(row[j] - mx);
+  }
+  T sum = 0;
+  for (int64_t j = 0; j < n; ++j) sum += row[j];
+  const T inv = T(1) / sum;
+  for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+  std::fill(row + n, row + Tk, T(0));
+}
+
+}  // namespace
 
 // Per head: scores = scale · Q Kᵀ and out = P V as GEMMs over strided head slices (the heads of a token are
 // interleaved in its row), with the causal mask and softmax applied row by row in between.
@@ -21,16 +48,7 @@ void attention_fwd(const T* q, const T* k, const T* v, T* out, T* probs, const A
     const int64_t kvh = h / group;
     T* P = probs ? probs + h * s.Tq * s.Tk : scratch.data();
     gemm<T>(false, true, s.Tq, s.Tk, hd, scale, q + h * hd, s.q_stride, k + kvh * hd, s.kv_stride, T(0), P, s.Tk);
-    for (int64_t t = 0; t < s.Tq; ++t) {
-      T* row = P + t * s.Tk;
-      const int64_t n = s.pos0 + t + 1;  // visible keys
-      const T mx = *std::max_element(row, row + n);
-      T sum = 0;
-      for (int64_t j = 0; j < n; ++j) sum += (row[j] = std::exp(row[j] - mx));
-      const T inv = T(1) / sum;
-      for (int64_t j = 0; j < n; ++j) row[j] *= inv;
-      std::fill(row + n, row + s.Tk, T(0));
-    }
+    for (int64_t t = 0; t < s.Tq; ++t) softmax_causal_row<T>(P + t * s.Tk, s.pos0 + t + 1, s.Tk);
     gemm<T>(false, false, s.Tq, hd, s.Tk, T(1), P, s.Tk, v + kvh * hd, s.kv_stride, T(0), out + h * hd, s.q_stride);
   }
 }
