@@ -45,7 +45,9 @@ inline float exp_fast(float x) {
   p = p * r + 5.0000001201e-1f;
   p = p * (r * r) + r + 1.0f;
   // 2^n as 2^(n-1)·2 so that n = 128 (x near ln(FLT_MAX)) still has an exponent field.
-  const float half_scale = std::bit_cast<float>(uint32_t(int32_t(n) + 126) << 23);
+  // (A NaN input makes n NaN; converting that to int is undefined, so it converts 0 instead: y is NaN anyway via p.)
+  const float n_int = select_bits(n != n, 0.0f, n);
+  const float half_scale = std::bit_cast<float>(uint32_t(int32_t(n_int) + 126) << 23);
   const float y = (p * half_scale) * 2.0f;
   return select_bits(x < kLo, 0.0f, select_bits(x > kHi, std::bit_cast<float>(0x7f800000u), y));
 }
