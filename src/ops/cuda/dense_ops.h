@@ -1,0 +1,108 @@
+// The engine's dense ops on the GPU, forward beside backward, mirroring the CPU ops in ops/*.h (same layouts, same
+// meaning of every argument; read those headers for the maths). T is float or bf16; every reduction and product
+// accumulates in fp32. All pointers are device memory; every call is asynchronous on ctx.stream() unless it says it
+// synchronises. Backward functions ACCUMULATE into their outputs (dx += …), as on the CPU; null outputs are skipped.
+// Saved statistics (rstd, attention probabilities) are fp32 whatever T is.
+#pragma once
+#include <cstdint>
+
+#include "ops/attention.h"  // AttnShape
+#include "ops/cuda/context.h"
+#include "ops/rope.h"       // RopeTable (host)
+
+namespace wattmoe::cuda {
+
+// C[M,N] = alpha·op(A)·op(B) + beta·C, row-major, op(X) = Xᵀ when trans_x (cuBLAS, fp32 compute).
+template <class T>
+void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const T* A,
+          int64_t lda, const T* B, int64_t ldb, float beta, T* C, int64_t ldc);
+
+// y[M,out] = x[M,in]·W[out,in]ᵀ + b (b may be null). Overwrites y.
+template <class T>
+void linear_fwd(Context& ctx, const T* x, const T* W, const T* b, T* y, int64_t M, int64_t in, int64_t out);
+// dx += dy·W, dW += dyᵀ·x, db += Σ_rows dy; any of dx, dW, db may be null.
+template <class T>
+void linear_bwd(Context& ctx, const T* x, const T* W, const T* dy, T* dx, T* dW, T* db, int64_t M, int64_t in,
+                int64_t out);
+
+// RMSNorm over rows of length dim; rstd [rows] may be null; y may alias x.
+template <class T>
+void rmsnorm_fwd(Context& ctx, const T* x, const T* w, T* y, float* rstd, int64_t rows, int64_t dim, double eps);
+template <class T>
+void rmsnorm_bwd(Context& ctx, const T* x, const T* w, const float* rstd, const T* dy, T* dx, T* dw, int64_t rows,
+                 int64_t dim);
+
+// RoPE tables on the device (float cos/sin [n_pos, half], from the host table that matches transformers).
+struct DeviceRope {
+  int64_t pos0 = 0, n_pos = 0, half = 0;
+  DeviceBuffer<float> cos, sin;
+  void upload(Context& ctx, const ops::RopeTable& t);
+};
+// In place on x[B·S tokens, n_heads, head_dim] (row stride `stride`); token i has position pos0 + i % S.
+template <class T>
+void rope_apply(Context& ctx, T* x, int64_t B, int64_t S, int64_t n_heads, int64_t head_dim, int64_t stride,
+                const DeviceRope& tab, int64_t pos0, bool inverse);
+
+// h = silu(g)·u over n elements; backward accumulates dg, du (either may be null).
+template <class T>
+void swiglu_fwd(Context& ctx, const T* g, const T* u, T* h, int64_t n);
+template <class T>
+void swiglu_bwd(Context& ctx, const T* g, const T* u, const T* dh, T* dg, T* du, int64_t n);
+
+// Row-wise softmax over [rows, n] (y may alias x); dx += y ⊙ (dy − Σ y·dy).
+template <class T>
+void softmax_fwd(Context& ctx, const T* x, T* y, int64_t rows, int64_t n);
+template <class T>
+void softmax_bwd(Context& ctx, const T* y, const T* dy, T* dx, int64_t rows, int64_t n);
+
+// Causal GQA attention over `batch` sequences at once. Sequence b reads q + b·Tq·q_stride, k/v + b·Tk·kv_stride,
+// writes out + b·Tq·(n_heads·hd) and probs + b·n_heads·Tq·Tk (probs may be null for inference; masked entries 0).
+template <class T>
+void attention_fwd(Context& ctx, const T* q, const T* k, const T* v, T* out, float* probs, const ops::AttnShape& s,
+                   int64_t batch);
+// Accumulates dq, dk, dv from dout and the saved probs (same batching).
+template <class T>
+void attention_bwd(Context& ctx, const T* q, const T* k, const T* v, const float* probs, const T* dout, T* dq, T* dk,
+                   T* dv, const ops::AttnShape& s, int64_t batch);
+
+// Losses over logits [rows, V]. Return the SUM over scored rows (these two synchronise: they read it back) and, when
+// dlogits is not null, OVERWRITE it with scale·∂sum/∂logits (0 on rows not scored; target < 0 skips a row).
+template <class T>
+double nll_loss(Context& ctx, const T* logits, const int32_t* targets, int64_t rows, int64_t V, T* dlogits,
+                double scale);
+template <class T>
+double entropy_loss(Context& ctx, const T* logits, int64_t rows, int64_t V, T* dlogits, double scale);
+
+// out[i, :] = table[ids[i], :] for i < n; backward: dtable[ids[i], :] += dout[i, :].
+template <class T>
+void embedding_fwd(Context& ctx, const T* table, const int32_t* ids, T* out, int64_t n, int64_t H);
+template <class T>
+void embedding_bwd(Context& ctx, const int32_t* ids, const T* dout, T* dtable, int64_t n, int64_t H);
+
+// Element-wise helpers: y += alpha·x; x = clamp(x, −lim, lim) keeping the pre-clamp copy in `pre` when not null;
+// clamp backward zeroes dy where |pre| > lim; dst = convert(src).
+template <class T>
+void axpy(Context& ctx, float alpha, const T* x, T* y, int64_t n);
+template <class T>
+void clamp_fwd(Context& ctx, T* x, T* pre, float lim, int64_t n);
+template <class T>
+void clamp_bwd(Context& ctx, const T* pre, float lim, T* dy, int64_t n);
+template <class Dst, class Src>
+void convert(Context& ctx, const Src* src, Dst* dst, int64_t n);
+
+// Gated rows (Qwen2-MoE shared expert): out[t,:] += sigmoid(gate[t])·y[t,:]; backward: dy[t,:] += s·dout[t,:],
+// dgate[t] += s(1−s)·⟨dout[t], y[t]⟩ (either may be null).
+template <class T>
+void gated_add_fwd(Context& ctx, const T* gate, const T* y, T* out, int64_t rows, int64_t H);
+template <class T>
+void gated_add_bwd(Context& ctx, const T* gate, const T* y, const T* dout, T* dy, T* dgate, int64_t rows, int64_t H);
+
+// Optimiser on fp32 master weights (train/optimizer.h semantics): decoupled weight decay only where decay[i] != 0,
+// update only where trainable[i] != 0 (null = all). t is the 1-based step. sum_squares synchronises.
+void adamw_step(Context& ctx, float* params, const float* grads, float* m, float* v, const uint8_t* decay,
+                const uint8_t* trainable, int64_t n, double lr, double beta1, double beta2, double eps,
+                double weight_decay, int64_t t);
+double sum_squares(Context& ctx, const float* x, int64_t n);
+void scale(Context& ctx, float* x, float alpha, int64_t n);
+
+}  // namespace wattmoe::cuda
