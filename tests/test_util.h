@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "io/safetensors.h"
 
 namespace wattmoe::test {
 
@@ -29,6 +31,25 @@ inline std::string error_of(const std::function<void()>& fn) {
 inline std::string source_path(const std::string& rel) { return std::string(WATTMOE_SOURCE_DIR) + "/" + rel; }
 
 // A fresh, empty directory unique to the running test.
+// The HF golden fixtures (tests/fixtures/NAME with a config.json), sorted by name.
+inline std::vector<std::string> fixture_names() {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(source_path("tests/fixtures")))
+    if (std::filesystem::exists(e.path() / "config.json")) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A fixture's input_ids (I64 [B, S] in DIR/input.safetensors) as int32, with its shape.
+inline std::vector<int32_t> read_fixture_ids(const std::string& dir, int* B, int* S) {
+  SafetensorsFile f = SafetensorsFile::open(dir + "/input.safetensors");
+  Tensor t = f.get("input_ids");
+  *B = int(t.size(0)), *S = int(t.size(1));
+  std::vector<int32_t> ids;
+  for (int64_t i = 0; i < t.numel(); ++i) ids.push_back(int32_t(t.data<int64_t>()[i]));
+  return ids;
+}
+
 inline std::string scratch_dir(const std::string& tag) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::filesystem::path p = std::filesystem::temp_directory_path() /

@@ -11,22 +11,6 @@
 namespace wattmoe {
 namespace {
 
-std::vector<std::string> fixture_names() {
-  std::vector<std::string> out;
-  for (const auto& e : std::filesystem::directory_iterator(test::source_path("tests/fixtures")))
-    if (std::filesystem::exists(e.path() / "config.json")) out.push_back(e.path().filename().string());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::vector<int32_t> read_ids(const std::string& dir, int* B, int* S) {
-  SafetensorsFile f = SafetensorsFile::open(dir + "/input.safetensors");
-  Tensor t = f.get("input_ids");
-  *B = int(t.size(0)), *S = int(t.size(1));
-  std::vector<int32_t> ids;
-  for (int64_t i = 0; i < t.numel(); ++i) ids.push_back(int32_t(t.data<int64_t>()[i]));
-  return ids;
-}
 
 // Tolerances. fp32: logits 1e-4 and router logits 1e-5 absolute (the bar); gradients 1e-3 relative L2 per
 // tensor. Tensors whose true gradient is zero (router of a top-1 renormalised model, aux loss at k = E) hold only
@@ -43,7 +27,7 @@ void check_fixture(const std::string& name, const Tol& tol) {
   const std::string dir = test::source_path("tests/fixtures/" + name);
   ModelWeights<T> m = load_model<T>(dir);
   int B = 0, S = 0;
-  std::vector<int32_t> ids = read_ids(dir, &B, &S);
+  std::vector<int32_t> ids = test::read_fixture_ids(dir, &B, &S);
   Transformer<T> model(m.config);
 
   for (const char* which : {"entropy", "nll", "aux"}) {
@@ -76,14 +60,14 @@ void check_fixture(const std::string& name, const Tol& tol) {
   }
 }
 
-TEST(Golden, FixturesExist) { EXPECT_GE(fixture_names().size(), 7u); }
+TEST(Golden, FixturesExist) { EXPECT_GE(test::fixture_names().size(), 7u); }
 
 TEST(Golden, Fp32MatchesTransformers) {
-  for (const auto& name : fixture_names()) check_fixture<float>(name, {1e-4, 1e-5, 1e-3, 1e-6});
+  for (const auto& name : test::fixture_names()) check_fixture<float>(name, {1e-4, 1e-5, 1e-3, 1e-6});
 }
 
 TEST(Golden, Fp64MatchesTransformers) {
-  for (const auto& name : fixture_names()) check_fixture<double>(name, {1e-6, 1e-6, 1e-5, 1e-6});
+  for (const auto& name : test::fixture_names()) check_fixture<double>(name, {1e-6, 1e-6, 1e-5, 1e-6});
 }
 
 }  // namespace

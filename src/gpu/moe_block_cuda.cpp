@@ -1,0 +1,255 @@
+// The MoE block of TransformerCuda (forward, backward) and the auxiliary router losses. Routing, the route weights'
+// renormalisation and its backward run on the host with the CPU model's own code and order of operations; the rows
+// (gather, expert FFNs, combine, ∂L/∂weight dot products) run on the GPU. See gpu/transformer_cuda.h.
+#include <algorithm>
+#include <type_traits>
+
+#include "core/error.h"
+#include "gpu/device_acts.h"
+#include "gpu/transformer_cuda.h"
+#include "ops/cuda/dense_ops.h"
+#include "ops/cuda/moe_rows.h"
+#include "ops/softmax.h"
+
+namespace wattmoe::gpu {
+
+namespace {
+
+void download_into(Context& ctx, const DeviceBuffer<float>& d, std::vector<float>& h) {
+  h.resize(d.size());
+  if (!h.empty())
+    WATTMOE_CUDA_CALL(cudaMemcpyAsync(h.data(), d.data(), sizeof(float) * h.size(), cudaMemcpyDeviceToHost,
+                                      ctx.stream()));
+  ctx.sync();
+}
+
+// d (float or bf16) to the host as float; `staging` holds the widened copy for bf16.
+template <class T>
+void download_f32(Context& ctx, const DeviceBuffer<T>& d, DeviceBuffer<float>& staging, std::vector<float>& h) {
+  if constexpr (std::is_same_v<T, float>) {
+    download_into(ctx, d, h);
+  } else {
+    staging.resize(d.size());
+    cuda::convert<float, T>(ctx, d.data(), staging.data(), int64_t(d.size()));
+    download_into(ctx, staging, h);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void TransformerCudaT<T>::moe_forward(int l, const RouterSelect<float>& select) {
+  const ModelConfig& c = cfg_;
+  const LayerView<T>& w = w_.layers[size_t(l)];
+  DeviceActs<T>& A = *acts_;
+  DeviceLayerActs<T>& a = A.layers[size_t(l)];
+  HostRouting& hr = host_[size_t(l)];
+  const int64_t N = tokens(), H = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
+  const LoraDims lora{c.lora_scale, c.lora_rank};
+
+  a.router_logits.resize(size_t(N * E)), a.router_probs.resize(size_t(N * E));
+  cuda::linear_fwd<T>(ctx_, a.h_ffn.data(), w.router, nullptr, a.router_logits.data(), N, H, E);
+  cuda::softmax_fwd<T>(ctx_, a.router_logits.data(), a.router_probs.data(), N, E);
+  download_f32(ctx_, a.router_logits, A.f32, hr.logits);
+  download_f32(ctx_, a.router_probs, A.f32, hr.probs);
+  hr.drouter.assign(size_t(N * E), 0.f);
+
+  // Selection and weights on the host, exactly as Transformer::moe_forward.
+  if (select) {
+    select(l, hr.logits.data(), hr.probs.data(), N, hr.routing);
+    WATTMOE_CHECK(hr.routing.tokens == N && hr.routing.experts == E &&
+                  int64_t(hr.routing.expert.size()) == N * hr.routing.k);
+  } else {
+    select_topk<float>(hr.probs.data(), N, int(E), c.top_k, hr.routing);
+  }
+  const int k = hr.routing.k;
+  hr.weight.assign(size_t(N * k), 0.f);
+  for (int64_t t = 0; t < N; ++t) {
+    float sum = 0;
+    for (int s = 0; s < k; ++s) {
+      const int32_t e = hr.routing.expert[t * k + s];
+      if (e >= 0) sum += (hr.weight[t * k + s] = hr.probs[t * E + e]);
+    }
+    if (c.norm_topk_prob && sum > 0.f)
+      for (int s = 0; s < k; ++s) hr.weight[t * k + s] /= sum;
+  }
+  hr.dispatch = build_dispatch(hr.routing);
+  const Dispatch& d = hr.dispatch;
+  const int64_t R = d.rows();
+  std::vector<float> row_w(static_cast<size_t>(R));
+  std::vector<int64_t> row_of(size_t(N * k), -1);
+  for (int64_t r = 0; r < R; ++r) {
+    row_w[r] = hr.weight[size_t(d.token[r]) * k + d.slot[r]];
+    row_of[size_t(d.token[r]) * k + d.slot[r]] = r;
+  }
+  a.row_token.upload(d.token, ctx_.stream());
+  a.row_weight.upload(row_w, ctx_.stream());
+  a.row_of.upload(row_of, ctx_.stream());
+  a.slot_weight.upload(hr.weight, ctx_.stream());
+  ctx_.sync();  // the host vectors above go out of scope
+
+  a.xe.resize(size_t(R * H));
+  a.experts.g.resize(size_t(R * I)), a.experts.u.resize(size_t(R * I)), a.experts.a.resize(size_t(R * I));
+  a.experts.y.resize(size_t(R * H));
+  cuda::gather_rows(ctx_, a.h_ffn.data(), a.row_token.data(), nullptr, a.xe.data(), R, H);
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t r0 = d.offsets[e], n = d.offsets[e + 1] - r0;
+    if (n == 0) continue;
+    ffn_fwd(ctx_, w.experts[e], a.xe.data() + r0 * H, n, H, I, a.experts.g.data() + r0 * I,
+            a.experts.u.data() + r0 * I, a.experts.a.data() + r0 * I, a.experts.y.data() + r0 * H, lora, A.scratch);
+  }
+
+  // Σ over slots in slot order (+ the gated shared expert) into a zeroed block, then one add into x (the CPU's sums).
+  A.moe_out.resize(size_t(N * H)), A.moe_out.zero(ctx_.stream());
+  cuda::sum_rows(ctx_, a.experts.y.data(), a.row_of.data(), a.slot_weight.data(), A.moe_out.data(), N, k, H);
+  if (w.shared.gate) {  // Qwen2-MoE: + sigmoid(g·x) · shared_expert(x)
+    const int64_t SI = c.shared_expert_intermediate_size;
+    a.shared.g.resize(size_t(N * SI)), a.shared.u.resize(size_t(N * SI)), a.shared.a.resize(size_t(N * SI));
+    a.shared.y.resize(size_t(N * H)), a.shared_gate_logit.resize(size_t(N));
+    ffn_fwd(ctx_, w.shared, a.h_ffn.data(), N, H, SI, a.shared.g.data(), a.shared.u.data(), a.shared.a.data(),
+            a.shared.y.data(), {}, A.scratch);
+    cuda::linear_fwd<T>(ctx_, a.h_ffn.data(), w.shared_gate, nullptr, a.shared_gate_logit.data(), N, H, 1);
+    cuda::gated_add_fwd<T>(ctx_, a.shared_gate_logit.data(), a.shared.y.data(), A.moe_out.data(), N, H);
+  }
+  cuda::axpy<T>(ctx_, 1.f, A.moe_out.data(), A.x.data(), N * H);
+}
+
+template <class T>
+void TransformerCudaT<T>::moe_backward(int l, bool need_dh) {
+  const ModelConfig& c = cfg_;
+  const LayerView<T>& w = w_.layers[size_t(l)];
+  const LayerView<T>& g = g_.layers[size_t(l)];
+  DeviceActs<T>& A = *acts_;
+  DeviceLayerActs<T>& a = A.layers[size_t(l)];
+  HostRouting& hr = host_[size_t(l)];
+  const int64_t N = tokens(), H = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
+  const LoraDims lora{c.lora_scale, c.lora_rank};
+  const int k = hr.routing.k;
+  const Dispatch& d = hr.dispatch;
+  const int64_t R = d.rows();
+  const T* dout = A.dx.data();  // ∂L/∂(layer output)
+  T* dh = A.dh.data();          // zeroed by the caller
+
+  // Routed experts: dy_r = weight_r · dout[token_r]; ∂L/∂weight_r = ⟨dout[token_r], y_r⟩.
+  const bool need_dweight = need_dh || g.router;
+  std::vector<float> dweight(size_t(N * k), 0.f);
+  if (need_dweight && R > 0) {
+    A.dweight_rows.resize(size_t(R));
+    cuda::row_dots(ctx_, dout, a.row_token.data(), a.experts.y.data(), A.dweight_rows.data(), R, H);
+    std::vector<float> dw;
+    download_into(ctx_, A.dweight_rows, dw);
+    for (int64_t r = 0; r < R; ++r) dweight[size_t(d.token[r]) * k + d.slot[r]] = dw[r];
+  }
+  bool any_expert = need_dh;
+  for (int64_t e = 0; e < E && !any_expert; ++e) any_expert = any_grad(g.experts[e]);
+  if (any_expert && R > 0) {
+    A.dy_rows.resize(size_t(R * H));
+    cuda::gather_rows(ctx_, dout, a.row_token.data(), a.row_weight.data(), A.dy_rows.data(), R, H);
+    if (need_dh) A.dxe.resize(size_t(R * H)), A.dxe.zero(ctx_.stream());
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t r0 = d.offsets[e], n = d.offsets[e + 1] - r0;
+      if (n == 0 || !(need_dh || any_grad(g.experts[e]))) continue;
+      ffn_bwd(ctx_, w.experts[e], g.experts[e], a.xe.data() + r0 * H, n, H, I, a.experts.g.data() + r0 * I,
+              a.experts.u.data() + r0 * I, a.experts.a.data() + r0 * I, A.dy_rows.data() + r0 * H,
+              need_dh ? A.dxe.data() + r0 * H : nullptr, lora, A.scratch);
+    }
+    if (need_dh) {  // dh[t] += its rows of dxe in row order (as the CPU adds them)
+      std::vector<int64_t> rows(size_t(N * k), -1);
+      for (int64_t r = 0; r < R; ++r) rows[size_t(d.token[r]) * k + d.slot[r]] = r;
+      for (int64_t t = 0; t < N; ++t) std::sort(rows.begin() + t * k, rows.begin() + (t + 1) * k);
+      // sorted ascending puts the −1 entries first; sum_rows skips them
+      A.row_of_sorted.upload(rows, ctx_.stream());
+      cuda::sum_rows(ctx_, A.dxe.data(), A.row_of_sorted.data(), nullptr, dh, N, k, H);
+      ctx_.sync();  // `rows` goes out of scope
+    }
+  }
+
+  // Weights → router probabilities (w_s = p_s, or p_s / Σ p when renormalised) → logits, on the host.
+  if (need_dh || g.router) {
+    std::vector<float> dprobs(size_t(N * E), 0.f);
+    for (int64_t t = 0; t < N; ++t) {
+      float sum = 0, wdot = 0;
+      for (int s = 0; s < k; ++s) {
+        const int32_t e = hr.routing.expert[t * k + s];
+        if (e < 0) continue;
+        sum += hr.probs[t * E + e];
+        wdot += dweight[t * k + s] * hr.weight[t * k + s];
+      }
+      for (int s = 0; s < k; ++s) {
+        const int32_t e = hr.routing.expert[t * k + s];
+        if (e < 0) continue;
+        dprobs[t * E + e] += c.norm_topk_prob && sum > 0.f ? (dweight[t * k + s] - wdot) / sum : dweight[t * k + s];
+      }
+    }
+    std::vector<float> dlogits = hr.drouter;  // auxiliary losses' contribution
+    ops::softmax_bwd<float>(hr.probs.data(), dprobs.data(), dlogits.data(), N, E);
+    if constexpr (std::is_same_v<T, float>) {
+      A.drouter_logits.upload(dlogits, ctx_.stream());
+    } else {
+      A.drouter_f32.upload(dlogits, ctx_.stream());
+      A.drouter_logits.resize(dlogits.size());
+      cuda::convert<T, float>(ctx_, A.drouter_f32.data(), A.drouter_logits.data(), int64_t(dlogits.size()));
+    }
+    cuda::linear_bwd<T>(ctx_, a.h_ffn.data(), w.router, A.drouter_logits.data(), need_dh ? dh : nullptr, g.router,
+                            nullptr, N, H, E);
+    ctx_.sync();  // `dlogits` goes out of scope
+  }
+
+  if (w.shared.gate && (need_dh || any_grad(g.shared) || g.shared_gate)) {
+    const int64_t SI = c.shared_expert_intermediate_size;
+    A.dys.resize(size_t(N * H)), A.dgl.resize(size_t(N));
+    A.dys.zero(ctx_.stream()), A.dgl.zero(ctx_.stream());
+    cuda::gated_add_bwd<T>(ctx_, a.shared_gate_logit.data(), a.shared.y.data(), dout, A.dys.data(), A.dgl.data(),
+                               N, H);
+    if (need_dh || any_grad(g.shared))
+      ffn_bwd(ctx_, w.shared, g.shared, a.h_ffn.data(), N, H, SI, a.shared.g.data(), a.shared.u.data(),
+              a.shared.a.data(), A.dys.data(), need_dh ? dh : nullptr, {}, A.scratch);
+    cuda::linear_bwd<T>(ctx_, a.h_ffn.data(), w.shared_gate, A.dgl.data(), need_dh ? dh : nullptr,
+                            g.shared_gate, nullptr, N, H, 1);
+  }
+}
+
+template <class T>
+AuxLossValues TransformerCudaT<T>::router_aux_losses(double lb_coef, double z_coef) {
+  const int64_t N = tokens(), E = cfg_.num_experts;
+  AuxLossValues v;
+  // Transformer::router_aux_losses on the host copies of the probabilities (see there for the definitions).
+  int moe_layers = 0;
+  for (const auto& hr : host_) moe_layers += hr.probs.empty() ? 0 : 1;
+  if (moe_layers == 0) return v;
+  const double rows = double(N) * moe_layers;
+  std::vector<double> f(size_t(E), 0.0), P(size_t(E), 0.0);
+  Routing top;
+  for (const auto& hr : host_) {
+    if (hr.probs.empty()) continue;
+    select_topk<float>(hr.probs.data(), N, int(E), cfg_.top_k, top);
+    for (int64_t e = 0; e < E; ++e) f[e] += top.counts[e] / rows;
+    for (int64_t t = 0; t < N; ++t)
+      for (int64_t e = 0; e < E; ++e) P[e] += double(hr.probs[t * E + e]) / rows;
+  }
+  for (int64_t e = 0; e < E; ++e) v.load_balance += double(E) * f[e] * P[e];
+  for (auto& hr : host_) {
+    if (hr.probs.empty()) continue;
+    std::vector<float> dp(size_t(N * E));
+    for (int64_t t = 0; t < N; ++t)
+      for (int64_t e = 0; e < E; ++e) dp[t * E + e] = float(lb_coef * double(E) * f[e] / rows);
+    if (lb_coef != 0) ops::softmax_bwd<float>(hr.probs.data(), dp.data(), hr.drouter.data(), N, E);
+    for (int64_t t = 0; t < N; ++t) {
+      const float lse = ops::logsumexp<float>(&hr.logits[t * E], E);
+      v.z += double(lse) * double(lse) / rows;
+      if (z_coef != 0)
+        for (int64_t e = 0; e < E; ++e)
+          hr.drouter[t * E + e] += float(z_coef * 2.0 * double(lse) / rows) * hr.probs[t * E + e];
+    }
+  }
+  return v;
+}
+
+template void TransformerCudaT<float>::moe_forward(int, const RouterSelect<float>&);
+template void TransformerCudaT<bf16>::moe_forward(int, const RouterSelect<float>&);
+template void TransformerCudaT<float>::moe_backward(int, bool);
+template void TransformerCudaT<bf16>::moe_backward(int, bool);
+template AuxLossValues TransformerCudaT<float>::router_aux_losses(double, double);
+template AuxLossValues TransformerCudaT<bf16>::router_aux_losses(double, double);
+
+}  // namespace wattmoe::gpu

@@ -1,0 +1,170 @@
+// The MoE transformer on the GPU: the same maths, parameter layout and routing as model/transformer.h (the CPU model
+// it mirrors op for op), with weights, gradients and activations in device memory. T is the compute type:
+//   TransformerCuda      = TransformerCudaT<float>: training and parity (forward, losses, backward), all fp32.
+//   TransformerCudaBf16  = TransformerCudaT<bf16>:  mixed precision, inference and training (rules below).
+//
+// Precision rules for T = bf16:
+//   - Master weights params() are fp32; the forward and backward read a bf16 copy (round to nearest even), refreshed
+//     by upload_params and sync_weights() (call it after changing params() on the device, e.g. after an optimiser
+//     step).
+//   - Activations, dlogits and activation gradients are stored in bf16. Every product and reduction accumulates in
+//     fp32 (cuBLAS fp32 compute, fp32 block sums); normalisation statistics, attention probabilities, route weights,
+//     their gradients and the host-side routing maths stay fp32.
+//   - Gradients: one backward computes each tensor's gradient in bf16 (an fp32-accumulated product rounded once into
+//     a zeroed bf16 scratch, grads()), then adds it into the fp32 master gradients master_grads() in fp32. So
+//     gradients ACCUMULATE across backward calls in fp32, as for T = float, and an optimiser on fp32 master weights
+//     (cuda::adamw_step(params(), master_grads(), …) then sync_weights()) works unchanged.
+//   - zero_grads, upload_grads and download_grads act on the fp32 master gradients for both T.
+//
+// One object owns: the fp32 master weights (device, ParamLayout order — the same flat layout as the CPU buffer, so
+// checkpoints and optimiser state carry over unchanged), the fp32 master gradients, the activations of the last
+// forward (what backward needs), dlogits, and optionally a KV cache. Call order for a training step:
+//   forward(ids) → nll(targets, scale, true) [or write dlogits() yourself] → [router_aux_losses] → backward(mask)
+// Every call queues work on ctx.stream() (a non-blocking stream) and may return before it has run; the download_*
+// and upload_* functions synchronise. Touching params()/grads() from another stream or with plain cudaMemcpy needs a
+// ctx.sync() first.
+//
+// Routing runs on the HOST, as on the CPU: each MoE layer's router logits and probabilities are computed on the GPU,
+// copied to the host ([N, E], small), and selected by the same code (select_topk, or the RouterSelect policy), then
+// renormalised by the arch's rule and dispatched by build_dispatch. So at equal probabilities the routing is
+// bit-identical to the CPU model's and every routing policy works unchanged. Backward likewise pulls
+// ∂L/∂(route weight) [R] to the host, pushes it through the renormalisation and the softmax there (plus the
+// auxiliary losses' drouter), and uploads ∂L/∂(router logits). Cost: one synchronising round trip per MoE layer in
+// forward and one in backward (fine for training at our sizes; a decode loop would want the on-device route kernel).
+//
+// With T = bf16 the host selects on the bf16 probabilities (widened to float), so near-ties may select differently
+// from the fp32 model (1 slot in 84 in the parity test's cases).
+//
+// Decoding (B = 1): reset_cache(capacity) then forward_cached(ids, S) any number of times; each call runs S tokens at
+// positions cache_length() … cache_length() + S − 1 against the cached keys/values (after RoPE and clipping, as
+// KvCache on the CPU; stored in T) and appends its own. Logits are those of the S new tokens. backward() refuses a
+// cached forward (as the CPU model does); a plain forward() leaves the cache as it is.
+// Thread-safety: none; one object per Context, used from one thread.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/config.h"
+#include "model/grad_mask.h"
+#include "model/objective.h"
+#include "model/params.h"
+#include "model/transformer.h"  // RouterSelect, AuxLossValues
+#include "moe/dispatch.h"
+#include "moe/routing.h"
+#include "ops/cuda/context.h"
+
+namespace wattmoe::gpu {
+
+using cuda::bf16;
+
+template <class T>
+struct DeviceActs;  // per-layer device activations (device_acts.h)
+
+// What the host keeps of one layer's routing from the last forward (empty for dense layers): for telemetry, the
+// auxiliary losses and backward.
+struct HostRouting {
+  std::vector<float> logits, probs;  // [N, E]
+  std::vector<float> weight;         // [N, k] route weights (0 for unused slots)
+  std::vector<float> drouter;        // [N, E] ∂(aux losses)/∂logits, added by router_aux_losses, zeroed by forward
+  Routing routing;
+  Dispatch dispatch;
+};
+
+template <class T>
+class TransformerCudaT {
+ public:
+  TransformerCudaT(ModelConfig c, cuda::Context& ctx);
+  ~TransformerCudaT();
+  TransformerCudaT(const TransformerCudaT&) = delete;
+  TransformerCudaT& operator=(const TransformerCudaT&) = delete;
+
+  const ModelConfig& config() const { return cfg_; }
+  const ParamLayout& layout() const { return layout_; }
+  cuda::Context& context() { return ctx_; }
+
+  // fp32 master weights, layout order (layout().total() values). upload/download synchronise. After changing
+  // params() on the device with T = bf16, call sync_weights() to refresh the bf16 copy the forward reads.
+  void upload_params(const float* host);
+  void download_params(float* host) const;
+  float* params() { return params_.data(); }  // device
+  const float* params() const { return params_.data(); }
+  void sync_weights();                         // bf16: weights = round(params); float: nothing (they are the same)
+  // Gradients, layout order. T = float: the fp32 gradients backward accumulates into (== master_grads()).
+  // T = bf16: the bf16 gradients of the LAST backward only (scratch, zeroed by each backward; regions of tensors a
+  // mask leaves out stay 0), already added into master_grads(); read-only in spirit.
+  T* grads() { return grads_.data(); }        // device
+  // fp32 gradients accumulated over backward calls (both T); what an optimiser on the master weights reads.
+  float* master_grads();                       // device
+  void zero_grads();                           // asynchronous; the fp32 master gradients
+  void upload_grads(const float* host);        // synchronises; the fp32 master gradients
+  void download_grads(float* host) const;      // synchronises; the fp32 master gradients
+
+  // ids [B, S] on the host (checked against the vocabulary). Positions start at 0. Synchronises once per MoE layer.
+  void forward(const int32_t* host_ids, int B, int S, const RouterSelect<float>& select = nullptr);
+  // Decoding with a device KV cache (B = 1; see the header comment). reset_cache allocates room for `capacity`
+  // positions (reusing memory when it fits) and empties it. forward_cached needs cache_length() + S ≤ capacity.
+  void reset_cache(int64_t capacity);
+  void forward_cached(const int32_t* host_ids, int S, const RouterSelect<float>& select = nullptr);
+  int64_t cache_length() const { return cache_len_; }
+  int64_t cache_capacity() const { return cache_cap_; }
+
+  int batch() const { return B_; }
+  int seq() const { return S_; }
+  int64_t tokens() const { return int64_t(B_) * S_; }
+
+  const T* logits() const;                   // device [B·S, V] of the last forward
+  std::vector<float> download_logits() const;  // synchronises (bf16 widened to float)
+  // Device [B·S, V]: what backward reads. forward zeroes it; nll/objective with want_grad overwrite it; or write it.
+  T* dlogits();
+
+  // Σ over rows with target ≥ 0 of −log p(target | row) (targets [B·S] on the host, −1 = not scored); with want_grad
+  // OVERWRITES dlogits with scale·∂sum/∂logits (0 on unscored rows). Synchronises.
+  double nll(const int32_t* host_targets, double scale, bool want_grad);
+  // The CPU's objective_loss (model/objective.h) over the last forward: mean loss; with want_grad, dlogits = its
+  // gradient. ids are the forward's ids (kept from forward).
+  double objective(Objective obj, bool want_grad);
+
+  // As Transformer::router_aux_losses (same definitions, computed on the host from the saved probabilities): returns
+  // the values and, for non-zero coefficients, adds coef × gradient into each MoE layer's drouter for backward.
+  AuxLossValues router_aux_losses(double lb_coef, double z_coef);
+
+  // Accumulates ∂L/∂params into grads() from dlogits() (and each layer's drouter). Mask semantics as
+  // Transformer::backward: unneeded tensors' gradient regions untouched, the pass stops below the lowest needed
+  // layer. Synchronises once per MoE layer.
+  // T = bf16: the gradients are computed in bf16 into grads(), then added in fp32 into master_grads() (only the
+  // tensors the mask needs). Refuses a forward_cached() forward.
+  void backward(const GradMask* mask = nullptr);
+
+  // Routing of layer l in the last forward (host; empty vectors for dense layers).
+  const HostRouting& routing(int layer) const { return host_[size_t(layer)]; }
+
+ private:
+  void forward_impl(const int32_t* host_ids, int B, int S, bool cached, const RouterSelect<float>& select);
+  void layer_forward(int l, const RouterSelect<float>& select);
+  void moe_forward(int l, const RouterSelect<float>& select);
+  void layer_backward(int l, bool need_dx_in);
+  void moe_backward(int l, bool need_dh);
+
+  ModelConfig cfg_;
+  ParamLayout layout_;
+  cuda::Context& ctx_;
+  cuda::DeviceBuffer<float> params_;
+  cuda::DeviceBuffer<T> weights_, grads_;  // weights_: the bf16 copy (empty for float: params_ serves)
+  cuda::DeviceBuffer<float> master_, widen_;  // bf16 only: fp32 master gradients; fp32 staging of grads_
+  std::vector<cuda::DeviceBuffer<T>> cache_k_, cache_v_;  // per layer [cache_cap_, kv_dim]
+  int64_t cache_cap_ = 0, cache_len_ = 0;
+  int64_t pos0_ = 0;      // position of the last forward's first token (its cache length before)
+  bool cached_ = false;   // whether the last forward used the cache
+  ModelView<T> w_;                          // the weights the forward reads
+  int B_ = 0, S_ = 0;
+  std::vector<int32_t> ids_;  // host copy of the last forward's ids
+  std::unique_ptr<DeviceActs<T>> acts_;
+  std::vector<HostRouting> host_;
+  ModelView<T> g_;  // during backward: grads bound with the mask (unneeded tensors null)
+};
+
+using TransformerCuda = TransformerCudaT<float>;
+using TransformerCudaBf16 = TransformerCudaT<bf16>;
+
+}  // namespace wattmoe::gpu

@@ -1,0 +1,23 @@
+// Row gathers and combines for the GPU transformer's MoE block (gpu/transformer_cuda.h). T is float or bf16; sums and
+// products are in fp32, weights and dot products are fp32. All pointers are device memory; launches are asynchronous
+// on ctx.stream().
+//   gather_rows:  dst[r, :] = (scale ? scale[r] : 1) · src[idx[r], :]                 r < rows   (overwrites dst)
+//   sum_rows:     dst[t, :] += Σ_{s<k, row_of[t,s] ≥ 0} (weight ? weight[t,s] : 1) · src[row_of[t,s], :]
+//                 summed in s order into a zero accumulator, then added to dst once (the CPU combine's order)
+//   row_dots:     out[r] = ⟨a[idx[r], :], b[r, :]⟩ (per-lane sums in j order, then a fixed tree)  (overwrites out)
+#pragma once
+#include <cstdint>
+
+#include "ops/cuda/context.h"
+
+namespace wattmoe::cuda {
+
+template <class T>
+void gather_rows(Context& ctx, const T* src, const int32_t* idx, const float* scale, T* dst, int64_t rows, int64_t H);
+template <class T>
+void sum_rows(Context& ctx, const T* src, const int64_t* row_of, const float* weight, T* dst, int64_t N, int k,
+              int64_t H);
+template <class T>
+void row_dots(Context& ctx, const T* a, const int32_t* idx, const T* b, float* out, int64_t rows, int64_t H);
+
+}  // namespace wattmoe::cuda
