@@ -4,33 +4,48 @@
 #include "cli/routing_flags.h"
 #include "eval/evaluate.h"
 #include "model/checkpoint.h"
+#if WATTMOE_WITH_CUDA
+#include "gpu/evaluate_cuda.h"
+#endif
 
 namespace wattmoe::cli {
 
 namespace {
 
 struct EvalArgs {
-  std::string model = default_model_dir(), data = "data/kjv.val.txt", tokenizer;
+  std::string model = default_model_dir(), data = "data/kjv.val.txt", tokenizer, device = "cpu";
   int seq = 128, batch = 16;
   int64_t max_tokens = 0;
   RoutingArgs routing;
 };
 
 void run_eval(const EvalArgs& a) {
+  const bool cuda = use_cuda_device(a.device);  // before any work: a GPU-less machine fails at once
   ModelWeights<float> m = load_model<float>(a.model);
   std::unique_ptr<Tokenizer> tok = model_tokenizer(a.model, a.tokenizer, m.config.vocab_size);
   const TokenStream s = load_token_stream(a.data, *tok, 2);
-  Transformer<float> model(m.config);
   const RoutingSetup routing = make_routing(a.routing, m.config, double(a.seq) * a.batch);
   auto tally = std::make_shared<RoutingEnergyTally>();
-  const EvalResult r = evaluate(model, m.params.data(), s, a.seq, a.batch, a.max_tokens, routing.select(tally));
+  EvalResult r;
+#if WATTMOE_WITH_CUDA
+  if (cuda) {  // fp32 on the GPU; routing (and so every policy) runs on the host as on the CPU
+    cuda::Context ctx(0);
+    gpu::TransformerCuda model(m.config, ctx);
+    model.upload_params(m.params.data());
+    r = gpu::evaluate_cuda(model, s, a.seq, a.batch, a.max_tokens, routing.select(tally));
+  }
+#endif
+  if (!cuda) {
+    Transformer<float> model(m.config);
+    r = evaluate(model, m.params.data(), s, a.seq, a.batch, a.max_tokens, routing.select(tally));
+  }
   Json use = Json::object();
   for (size_t l = 0; l < r.expert_counts.size(); ++l)
     if (!r.expert_counts[l].empty()) use[std::to_string(l)] = r.expert_counts[l];
   Json j{{"model", a.model}, {"data", a.data}, {"tokenizer", tok->describe()}, {"bits_per_byte", r.bits_per_byte()},
          {"nats_per_token", r.nats_per_token()}, {"perplexity", r.perplexity()}, {"tokens", r.tokens},
          {"bytes", r.bytes}, {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_second()},
-         {"experts_per_token", r.experts_per_token}, {"expert_counts", use}, {"seq", a.seq}, {"batch", a.batch},
+         {"experts_per_token", r.experts_per_token}, {"expert_counts", use}, {"seq", a.seq}, {"batch", a.batch}, {"device", a.device},
          {"routing", routing.describe()}, {"expert_j_per_token", tally->joules_per_token()}};
   fmt::print("{}\n", j.dump(2));
 }
@@ -46,6 +61,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--seq", a->seq, "window length (windows of seq+1 tokens, stride seq)")->capture_default_str();
   cmd->add_option("--batch", a->batch, "windows per forward pass")->capture_default_str();
   cmd->add_option("--max-tokens", a->max_tokens, "score only the first N tokens (0: all)");
+  cmd->add_option("--device", a->device, kDeviceHelp)->capture_default_str();
   add_routing_flags(cmd, a->routing);
   cmd->callback([a] { run_eval(*a); });
 }

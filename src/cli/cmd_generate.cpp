@@ -1,5 +1,7 @@
-// wattmoe generate: sample a continuation of a prompt with a KV cache.
+// wattmoe generate: sample a continuation of a prompt with a KV cache, on the CPU or (--device cuda) on GPU 0 with
+// TransformerCuda's device KV cache in fp32 or bf16 (--precision). Sampling runs on the host from the last logits row.
 #include <cstdio>
+#include <functional>
 
 #include "cli/commands.h"
 #include "cli/defaults.h"
@@ -8,6 +10,10 @@
 #include "eval/sample.h"
 #include "model/checkpoint.h"
 #include "model/transformer.h"
+#if WATTMOE_WITH_CUDA
+#include "gpu/transformer_cuda.h"
+#include "ops/cuda/context.h"
+#endif
 
 namespace wattmoe::cli {
 
@@ -18,9 +24,44 @@ struct GenArgs {
   int max_new = 200, context = 0;
   double temperature = 0.8, top_p = 0.95;
   uint64_t seed = 0;
+  std::string device = "cpu", precision = "fp32";
 };
 
+// The model behind the sampling loop: prefill(ids) or step(&next) runs tokens through the model with its cache and
+// returns the logits row of the last one.
+struct Decoder {
+  std::function<const float*(const int32_t* ids, int n)> run;
+};
+
+#if WATTMOE_WITH_CUDA
+template <class Model>
+struct GpuDecode {  // members die in reverse order: the model before its context
+  cuda::Context ctx;
+  Model model;
+  std::vector<float> logits;
+  GpuDecode(const ModelConfig& c) : model(c, ctx) {}
+};
+
+template <class Model>
+Decoder gpu_decoder(const ModelWeights<float>& m, int total) {
+  auto g = std::make_shared<GpuDecode<Model>>(m.config);
+  g->model.upload_params(m.params.data());
+  g->model.reset_cache(total);
+  const int V = m.config.vocab_size;
+  return {[g, V](const int32_t* ids, int n) {
+    g->model.forward_cached(ids, n);
+    g->logits = g->model.download_logits();  // [n, V]; one row at decode
+    return g->logits.data() + size_t(n - 1) * size_t(V);
+  }};
+}
+#endif
+
 void run_generate(const GenArgs& a) {
+  // Flags first: a wrong device or precision fails before any work.
+  WATTMOE_REQUIRE(a.precision == "fp32" || a.precision == "bf16", "--precision {}: expected fp32 or bf16",
+                  a.precision);
+  const bool gpu = use_cuda_device(a.device);
+  WATTMOE_REQUIRE(gpu || a.precision == "fp32", "--precision bf16 needs --device cuda");
   ModelWeights<float> m = load_model<float>(a.model);
   std::unique_ptr<Tokenizer> tok = model_tokenizer(a.model, a.tokenizer, m.config.vocab_size);
   std::vector<int32_t> ids = tok->encode(a.prompt);
@@ -31,26 +72,39 @@ void run_generate(const GenArgs& a) {
                   ids.size(), context);
   WATTMOE_REQUIRE(a.max_new >= 0, "generate: --max-new must be >= 0");
   const int total = std::min<int>(context, int(ids.size()) + a.max_new);
+  const int V = m.config.vocab_size;
+  Decoder dec;
   Transformer<float> model(m.config);
-  KvCache<float> cache(m.config.num_layers, total, m.config.kv_dim());
+  KvCache<float> cache(m.config.num_layers, gpu ? 1 : total, m.config.kv_dim());
   Activations<float> acts;
+  if (gpu) {
+#if WATTMOE_WITH_CUDA
+    dec = a.precision == "bf16" ? gpu_decoder<gpu::TransformerCudaBf16>(m, total)
+                                : gpu_decoder<gpu::TransformerCuda>(m, total);
+#endif
+  } else {
+    dec.run = [&](const int32_t* x, int n) {
+      model.forward(m.params.data(), x, 1, n, acts, &cache);
+      return acts.logits.data() + size_t(n - 1) * size_t(V);
+    };
+  }
   Rng rng(a.seed);
   Timer timer;
-  model.forward(m.params.data(), ids.data(), 1, int(ids.size()), acts, &cache);
+  const float* last = dec.run(ids.data(), int(ids.size()));
+  int length = int(ids.size());
   const double prefill_s = timer.seconds();
-  const int V = m.config.vocab_size;
   std::fputs(a.prompt.c_str(), stdout);
   std::vector<int32_t> out;
   Timer decode;
-  while (int(cache.length) < total) {
-    const float* last = acts.logits.data() + (acts.logits.size() / size_t(V) - 1) * size_t(V);
+  while (length < total) {
     int32_t next = sample_token(last, V, a.temperature, a.top_p, rng);
     if (next >= tok->vocab_size()) next = 0;  // a byte model never emits these; guard larger model vocabularies
     if (tok->eos_id() && next == *tok->eos_id()) break;
     out.push_back(next);
     std::fputs(tok->decode(std::span<const int32_t>(&next, 1)).c_str(), stdout);
     std::fflush(stdout);
-    model.forward(m.params.data(), &next, 1, 1, acts, &cache);
+    last = dec.run(&next, 1);
+    ++length;
   }
   std::fputs("\n", stdout);
   log_info("prompt {} tokens ({:.3f} s), generated {} tokens at {:.1f} tok/s", ids.size(), prefill_s, out.size(),
@@ -70,6 +124,9 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--temperature", a->temperature, "0 for greedy")->capture_default_str();
   cmd->add_option("--top-p", a->top_p, "nucleus sampling mass in (0, 1]")->capture_default_str();
   cmd->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
+  cmd->add_option("--device", a->device, kDeviceHelp)->capture_default_str();
+  cmd->add_option("--precision", a->precision, "fp32, or bf16 (with --device cuda: bf16 weights and activations)")
+      ->capture_default_str();
   cmd->callback([a] { run_generate(*a); });
 }
 

@@ -1,14 +1,21 @@
 // wattmoe train: pre-train an MoE language model from a preset on a text corpus (resumable).
 #include "cli/commands.h"
+#include "cli/defaults.h"
 #include "core/log.h"
+#include "io/json.h"
+#include "model/config.h"
 #include "train/trainer.h"
+#if WATTMOE_WITH_CUDA
+#include "gpu/trainer_cuda.h"
+#endif
 
 namespace wattmoe::cli {
 
 namespace {
 
 struct TrainArgs {
-  std::string preset = "tiny", train_file = "data/kjv.train.txt", val_file = "data/kjv.val.txt", out;
+  std::string preset = "tiny", train_file = "data/kjv.train.txt", val_file = "data/kjv.val.txt", out, device = "cpu",
+              model_config;
   int steps = 0, batch = 0, seq = 0, accum = 0, stop_after = 0, eval_every = 0, ckpt_every = 0, shards = 0;
   double lr = 0, lb_coef = -1, z_coef = -1;
   uint64_t seed = 1234;
@@ -16,11 +23,13 @@ struct TrainArgs {
 };
 
 void run_train(const TrainArgs& a) {
+  const bool cuda = use_cuda_device(a.device);  // before any work: a GPU-less machine fails at once
   TrainConfig c = train_preset(a.preset);
   c.train_file = a.train_file, c.val_file = a.val_file, c.out_dir = a.out, c.seed = a.seed;
   c.resume = !a.no_resume;
   c.stop_after = a.stop_after;
   c.shards = a.shards;
+  if (!a.model_config.empty()) c.model = parse_model_config(read_json_file(a.model_config), a.model_config);
   if (a.steps > 0) c.steps = a.steps, c.lr.total = a.steps;
   if (a.batch > 0) c.batch = a.batch;
   if (a.seq > 0) c.seq = a.seq;
@@ -30,9 +39,14 @@ void run_train(const TrainArgs& a) {
   if (a.lr > 0) c.lr.peak = c.adamw.lr = a.lr;
   if (a.lb_coef >= 0) c.lb_coef = a.lb_coef;
   if (a.z_coef >= 0) c.z_coef = a.z_coef;
-  log_info("training preset {} ({} params) on {} → {}", c.preset, c.model.num_parameters(), c.train_file, c.out_dir);
-  const TrainSummary s = train(c);
-  Json j{{"preset", c.preset}, {"out", c.out_dir}, {"first_step", s.first_step}, {"last_step", s.last_step},
+  log_info("training preset {} ({} params) on {} → {} ({})", c.preset, c.model.num_parameters(), c.train_file,
+           c.out_dir, a.device);
+  TrainSummary s;
+#if WATTMOE_WITH_CUDA
+  if (cuda) s = gpu::train_cuda(c);
+#endif
+  if (!cuda) s = train(c);
+  Json j{{"preset", c.preset}, {"device", a.device}, {"out", c.out_dir}, {"first_step", s.first_step}, {"last_step", s.last_step},
          {"final_train_loss", s.final_train_loss}, {"final_val_bpb", s.final_val_bpb}, {"seconds", s.seconds},
          {"tokens_per_s", s.tokens_per_second}};
   fmt::print("{}\n", j.dump());
@@ -48,6 +62,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--train", a->train_file, "training text file")->capture_default_str();
   cmd->add_option("--val", a->val_file, "validation text file")->capture_default_str();
   cmd->add_option("--out", a->out, "output directory (model, checkpoint/, metrics.jsonl)")->required();
+  cmd->add_option("--model-config", a->model_config,
+                  "an HF config.json whose model shape replaces the preset's (the preset keeps the schedule)");
   cmd->add_option("--steps", a->steps, "override the preset's number of optimizer steps");
   cmd->add_option("--batch", a->batch, "override the batch size (sequences per micro-batch)");
   cmd->add_option("--seq", a->seq, "override the sequence length");
@@ -60,7 +76,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--stop-after", a->stop_after, "stop after N steps of this run (with a checkpoint)");
   cmd->add_option("--shards", a->shards,
                   "data-parallel shards per micro-batch, one thread each (default: min(batch, cores)); results "
-                  "depend on the shard count, never on timing");
+                  "depend on the shard count, never on timing (--device cpu only)");
+  cmd->add_option("--device", a->device, kDeviceHelp)->capture_default_str();
   cmd->add_option("--seed", a->seed, "data order and initialisation seed")->capture_default_str();
   cmd->add_flag("--no-resume", a->no_resume, "start from scratch even if OUT/checkpoint exists");
   cmd->callback([a] { run_train(*a); });

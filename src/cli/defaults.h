@@ -1,4 +1,4 @@
-// Defaults shared by the subcommands: the shipped model, and the tokenizer that goes with a checkpoint.
+// Defaults shared by the subcommands: the shipped model, the tokenizer that goes with a checkpoint, and --device.
 #pragma once
 #include <memory>
 #include <string>
@@ -13,5 +13,11 @@ std::string default_model_dir();
 // `spec` if given ("bytes" or a tokenizer.json path); else DIR/tokenizer.json when present; else bytes. Checks the
 // tokenizer's vocabulary fits the model.
 std::unique_ptr<Tokenizer> model_tokenizer(const std::string& model_dir, const std::string& spec, int model_vocab);
+
+// The --device flag of train and eval: "cpu" (default) or "cuda". Returns whether the command runs on the GPU. Error
+// for another name, and for cuda when this wattmoe was built without CUDA or no CUDA device is visible — checked
+// before any work, so a CPU-only machine fails at once with a message that says what to do.
+inline constexpr const char* kDeviceHelp = "cpu (default) or cuda (the model, its gradients and optimizer on GPU 0)";
+bool use_cuda_device(const std::string& device);
 
 }  // namespace wattmoe::cli

@@ -4,6 +4,7 @@
 // is one byte).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/transformer.h"
@@ -24,7 +25,19 @@ struct EvalResult {
   double tokens_per_second() const { return seconds > 0 ? double(tokens) / seconds : 0; }
 };
 
+// Scores one batch of windows for evaluate_windows: returns Σ −log p(target) in nats over ids/targets [B, len], and
+// leaves each MoE layer's routing of that batch readable through `routing` until the next call.
+struct BatchScorer {
+  std::function<double(const int32_t* ids, const int32_t* targets, int B, int len)> score;
+  std::function<const Routing&(int layer)> routing;
+};
+
+// The window protocol and its bookkeeping, whatever runs the model (the CPU here, the GPU in gpu/evaluate_cuda.h).
 // max_tokens > 0 limits the evaluation to the stream's first max_tokens + 1 tokens.
+EvalResult evaluate_windows(const ModelConfig& c, const TokenStream& s, int seq, int batch, int64_t max_tokens,
+                            const BatchScorer& scorer);
+
+// The CPU model over evaluate_windows.
 EvalResult evaluate(const Transformer<float>& model, const float* params, const TokenStream& s, int seq, int batch,
                     int64_t max_tokens = 0, const RouterSelect<float>& select = nullptr);
 

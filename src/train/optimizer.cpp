@@ -8,9 +8,13 @@ namespace wattmoe {
 
 AdamW::AdamW(const ParamLayout& layout, AdamWConfig cfg)
     : layout_(layout), cfg_(cfg), m_(size_t(layout.total()), 0.f), v_(size_t(layout.total()), 0.f),
-      decay_(size_t(layout.total()), 0) {
+      decay_(weight_decay_mask(layout)) {}
+
+std::vector<uint8_t> weight_decay_mask(const ParamLayout& layout) {
+  std::vector<uint8_t> decay(size_t(layout.total()), 0);
   for (const ParamSpec& s : layout.specs())
-    if (s.is_matrix()) std::fill(decay_.begin() + s.offset, decay_.begin() + s.offset + s.numel, 1);
+    if (s.is_matrix()) std::fill(decay.begin() + s.offset, decay.begin() + s.offset + s.numel, 1);
+  return decay;
 }
 
 void AdamW::set_trainable(std::vector<uint8_t> mask) {
@@ -34,32 +38,36 @@ void AdamW::step(float* p, const float* g, double lr) {
   }
 }
 
-void AdamW::save(const std::string& path) const {
+void AdamW::save(const std::string& path) const { save_adam_moments(path, layout_, m_.data(), v_.data(), t_); }
+
+void AdamW::load(const std::string& path) { t_ = load_adam_moments(path, layout_, m_.data(), v_.data()); }
+
+void save_adam_moments(const std::string& path, const ParamLayout& layout, const float* m, const float* v,
+                       int64_t step) {
   std::vector<std::pair<std::string, Tensor>> out;
-  for (const ParamSpec& s : layout_.specs()) {
-    out.emplace_back("exp_avg." + s.name,
-                     Tensor::from_vector(std::vector<float>(m_.begin() + s.offset, m_.begin() + s.offset + s.numel), s.shape));
-    out.emplace_back("exp_avg_sq." + s.name,
-                     Tensor::from_vector(std::vector<float>(v_.begin() + s.offset, v_.begin() + s.offset + s.numel), s.shape));
+  for (const ParamSpec& s : layout.specs()) {
+    out.emplace_back("exp_avg." + s.name, Tensor::from_vector(std::vector<float>(m + s.offset, m + s.offset + s.numel), s.shape));
+    out.emplace_back("exp_avg_sq." + s.name, Tensor::from_vector(std::vector<float>(v + s.offset, v + s.offset + s.numel), s.shape));
   }
-  write_safetensors(path, out, {{"step", std::to_string(t_)}});
+  write_safetensors(path, out, {{"step", std::to_string(step)}});
 }
 
-void AdamW::load(const std::string& path) {
+int64_t load_adam_moments(const std::string& path, const ParamLayout& layout, float* m, float* v) {
   SafetensorsFile f = SafetensorsFile::open(path);
   auto it = f.metadata().find("step");
   WATTMOE_REQUIRE(it != f.metadata().end(), "{}: optimizer state has no step in its metadata", path);
-  t_ = std::stoll(it->second);
-  for (const ParamSpec& s : layout_.specs()) {
-    for (auto [prefix, buf] : {std::pair{"exp_avg.", &m_}, std::pair{"exp_avg_sq.", &v_}}) {
+  const int64_t step = std::stoll(it->second);
+  for (const ParamSpec& s : layout.specs()) {
+    for (auto [prefix, buf] : {std::pair{"exp_avg.", m}, std::pair{"exp_avg_sq.", v}}) {
       const std::string name = prefix + s.name;
       WATTMOE_REQUIRE(f.has(name), "{}: missing optimizer tensor {}", path, name);
       Tensor t = f.get(name);
       WATTMOE_REQUIRE(t.dtype() == DType::F32 && t.shape() == s.shape, "{}: {} has {} {}, expected F32 {}", path, name,
                       dtype_name(t.dtype()), shape_str(t.shape()), shape_str(s.shape));
-      std::copy(t.data<float>(), t.data<float>() + s.numel, buf->begin() + s.offset);
+      std::copy(t.data<float>(), t.data<float>() + s.numel, buf + s.offset);
     }
   }
+  return step;
 }
 
 double clip_grad_norm(float* g, int64_t n, double max_norm) {

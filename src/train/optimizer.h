@@ -36,6 +36,15 @@ class AdamW {
   int64_t t_ = 0;
 };
 
+// What AdamW::save/load read and write, shared with the GPU trainer: one safetensors file with "exp_avg.NAME" and
+// "exp_avg_sq.NAME" per tensor of the layout (F32, the tensor's shape) and the step in its metadata.
+void save_adam_moments(const std::string& path, const ParamLayout& layout, const float* m, const float* v,
+                       int64_t step);
+int64_t load_adam_moments(const std::string& path, const ParamLayout& layout, float* m, float* v);  // returns the step
+
+// 1 where AdamW decays (matrices), 0 elsewhere; [layout.total()].
+std::vector<uint8_t> weight_decay_mask(const ParamLayout& layout);
+
 // Global L2 norm of a gradient buffer; scales it in place to max_norm when larger. Returns the norm before clipping.
 double clip_grad_norm(float* grads, int64_t n, double max_norm);
 

@@ -30,6 +30,106 @@ namespace {
 volatile std::sig_atomic_t g_stop_requested = 0;
 extern "C" void on_stop_signal(int) { g_stop_requested = 1; }
 
+}  // namespace
+
+namespace train_detail {
+
+StopOnSignal::StopOnSignal() {
+  prev_int_ = std::signal(SIGINT, on_stop_signal);
+  prev_term_ = std::signal(SIGTERM, on_stop_signal);
+  g_stop_requested = 0;
+}
+StopOnSignal::~StopOnSignal() {
+  std::signal(SIGINT, prev_int_);
+  std::signal(SIGTERM, prev_term_);
+}
+bool StopOnSignal::requested() const { return g_stop_requested != 0; }
+
+TrainData prepare_training(const TrainConfig& cfg) {
+  WATTMOE_REQUIRE(!cfg.out_dir.empty(), "train: --out is required");
+  WATTMOE_REQUIRE(cfg.steps > 0 && cfg.batch > 0 && cfg.seq > 1 && cfg.accum > 0,
+                  "train: steps, batch, accum must be positive and seq > 1");
+  cfg.model.validate("train preset " + cfg.preset);
+  std::unique_ptr<Tokenizer> tok = make_tokenizer(cfg.tokenizer);
+  WATTMOE_REQUIRE(tok->vocab_size() <= cfg.model.vocab_size, "train: tokenizer vocabulary {} exceeds the model's {}",
+                  tok->vocab_size(), cfg.model.vocab_size);
+  TrainData d;
+  d.train = load_token_stream(cfg.train_file, *tok, cfg.seq + 2);
+  d.val = load_token_stream(cfg.val_file, *tok, 2);
+  fs::create_directories(cfg.out_dir);
+  d.model = cfg.model;
+  d.model.router_aux_loss_coef = cfg.lb_coef;
+  d.model.router_z_loss_coef = cfg.z_coef;
+  d.model.max_position_embeddings = cfg.seq;  // the context the model is trained for (generate stops there)
+  return d;
+}
+
+Json state_json(const TrainConfig& cfg, int step) {
+  return Json{{"step", step}, {"preset", cfg.preset}, {"seed", cfg.seed}, {"train_file", cfg.train_file}};
+}
+
+int resume_or_init(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout, std::vector<float>& params,
+                   const std::function<void(const std::string&)>& load_optimizer) {
+  ResumePoint rp = find_resume_point(cfg, mc, layout);
+  if (rp.dir.empty()) {
+    init_params(mc, layout, params.data(), cfg.seed);
+    return 0;
+  }
+  params = std::move(rp.params);
+  load_optimizer(rp.dir + "/optimizer.safetensors");
+  log_info("resuming from {} at step {}", rp.dir, rp.step);
+  return rp.step;
+}
+
+StepBook::StepBook(const TrainConfig& cfg, int start)
+    : cfg_(cfg), start_(start), metrics_(fs::path(cfg.out_dir) / "metrics.jsonl", std::ios::app),
+      tty_(isatty(STDERR_FILENO)) {
+  WATTMOE_REQUIRE(metrics_.good(), "{}/metrics.jsonl: cannot open for writing", cfg.out_dir);
+  sum_.first_step = start;
+}
+
+bool StepBook::after_step(int done, const Step& s, const std::function<EvalResult(int64_t)>& eval,
+                          const std::function<void(int)>& checkpoint) {
+  WATTMOE_REQUIRE(std::isfinite(s.loss), "train: loss became {} at step {} (lower the learning rate?)", s.loss,
+                  done - 1);
+  tokens_done_ += s.tokens;
+  sum_.final_train_loss = s.loss;
+  const double el = timer_.seconds(), tps = double(tokens_done_) / std::max(el, 1e-9);
+  if (done % cfg_.log_every == 0 || done == cfg_.steps) {
+    metrics_ << Json{{"step", done}, {"loss", s.loss}, {"lb_loss", s.lb}, {"z_loss", s.z}, {"lr", s.lr},
+                     {"grad_norm", s.grad_norm}, {"tokens_per_s", tps}, {"elapsed_s", el}}.dump()
+             << "\n";
+    metrics_.flush();
+    if (tty_ || log_timer_.seconds() > 10 || done == cfg_.steps) {
+      const double eta = double(cfg_.steps - done) * el / double(done - start_);
+      print_progress(tty_, done, cfg_.steps, s.loss, s.lb, s.lr, tps, eta);
+      log_timer_.reset();
+    }
+  }
+  const bool stop = stop_signal_.requested() || (cfg_.stop_after > 0 && done - start_ >= cfg_.stop_after);
+  if (done % cfg_.eval_every == 0 || done == cfg_.steps) {
+    const EvalResult ev = eval(done == cfg_.steps ? 0 : cfg_.eval_tokens);
+    metrics_ << Json{{"step", done}, {"val_bpb", ev.bits_per_byte()}, {"val_nats_per_token", ev.nats_per_token()},
+                     {"val_tokens", ev.tokens}}.dump()
+             << "\n";
+    metrics_.flush();
+    if (tty_) fmt::print(stderr, "\n");
+    log_info("step {}: val {:.4f} bits/byte on {} tokens", done, ev.bits_per_byte(), ev.tokens);
+    sum_.final_val_bpb = ev.bits_per_byte();
+  }
+  if (done % cfg_.ckpt_every == 0 || done == cfg_.steps || stop) checkpoint(done);
+  if (stop && stop_signal_.requested()) log_warn("stopped at step {} on request; checkpoint written", done);
+  return stop;
+}
+
+TrainSummary StepBook::finish(int last_step) {
+  if (tty_) fmt::print(stderr, "\n");
+  sum_.last_step = last_step;
+  sum_.seconds = timer_.seconds();
+  sum_.tokens_per_second = double(tokens_done_) / std::max(sum_.seconds, 1e-9);
+  return sum_;
+}
+
 std::string fmt_duration(double s) {
   const int64_t t = int64_t(s);
   return t >= 3600 ? fmt::format("{}h{:02d}m", t / 3600, int(t % 3600 / 60)) : fmt::format("{}m{:02d}s", t / 60, int(t % 60));
@@ -37,12 +137,12 @@ std::string fmt_duration(double s) {
 
 // Writes DIR/checkpoint.tmp then swaps it in, so an interrupted write never destroys the last good checkpoint.
 void write_checkpoint(const std::string& out, const ModelConfig& mc, const ParamLayout& layout, const float* params,
-                      const AdamW& opt, const Json& state) {
+                      const std::function<void(const std::string&)>& save_optimizer, const Json& state) {
   const fs::path dir = fs::path(out) / "checkpoint", tmp = fs::path(out) / "checkpoint.tmp",
                  old = fs::path(out) / "checkpoint.old";
   fs::remove_all(tmp);
   save_model<float>(tmp.string(), mc, layout, params);
-  opt.save((tmp / "optimizer.safetensors").string());
+  save_optimizer((tmp / "optimizer.safetensors").string());
   write_json_file((tmp / "trainer_state.json").string(), state);
   fs::remove_all(old);
   if (fs::exists(dir)) fs::rename(dir, old);
@@ -51,15 +151,31 @@ void write_checkpoint(const std::string& out, const ModelConfig& mc, const Param
   save_model<float>(out, mc, layout, params);  // the latest weights, loadable by every command
 }
 
-fs::path find_checkpoint(const std::string& out) {
+ResumePoint find_resume_point(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout) {
+  ResumePoint r;
+  if (!cfg.resume) return r;
   for (const char* name : {"checkpoint", "checkpoint.old"}) {
-    fs::path p = fs::path(out) / name;
-    if (fs::exists(p / "trainer_state.json")) return p;
+    const fs::path p = fs::path(cfg.out_dir) / name;
+    if (!fs::exists(p / "trainer_state.json")) continue;
+    ModelWeights<float> w = load_model<float>(p.string());
+    WATTMOE_REQUIRE(w.config.arch == mc.arch && w.layout.total() == layout.total() &&
+                        w.config.hidden_size == mc.hidden_size && w.config.num_layers == mc.num_layers,
+                    "{}: the checkpoint's architecture differs from preset {} (use a new --out or --no-resume)",
+                    p.string(), cfg.preset);
+    r.dir = p.string();
+    r.params = std::move(w.params);
+    r.step = read_json_file((p / "trainer_state.json").string()).at("step").get<int>();
+    return r;
   }
-  return {};
+  return r;
 }
 
-}  // namespace
+void print_progress(bool tty, int done, int steps, double loss, double lb, double lr, double tps, double eta_s) {
+  fmt::print(stderr, "{}step {}/{} | loss {:.4f} | lb {:.3f} | lr {:.2e} | {:.0f} tok/s | ETA {}{}", tty ? "\r" : "",
+             done, steps, loss, lb, lr, tps, fmt_duration(eta_s), tty ? "   " : "\n");
+}
+
+}  // namespace train_detail
 
 void init_params(const ModelConfig& c, const ParamLayout& layout, float* params, uint64_t seed) {
   Rng rng(seed);
@@ -76,53 +192,17 @@ void init_params(const ModelConfig& c, const ParamLayout& layout, float* params,
 }
 
 TrainSummary train(const TrainConfig& cfg) {
-  WATTMOE_REQUIRE(!cfg.out_dir.empty(), "train: --out is required");
-  WATTMOE_REQUIRE(cfg.steps > 0 && cfg.batch > 0 && cfg.seq > 1 && cfg.accum > 0,
-                  "train: steps, batch, accum must be positive and seq > 1");
-  cfg.model.validate("train preset " + cfg.preset);
-  std::unique_ptr<Tokenizer> tok = make_tokenizer(cfg.tokenizer);
-  WATTMOE_REQUIRE(tok->vocab_size() <= cfg.model.vocab_size, "train: tokenizer vocabulary {} exceeds the model's {}",
-                  tok->vocab_size(), cfg.model.vocab_size);
-  const TokenStream train_s = load_token_stream(cfg.train_file, *tok, cfg.seq + 2);
-  const TokenStream val_s = load_token_stream(cfg.val_file, *tok, 2);
-  fs::create_directories(cfg.out_dir);
-
-  ModelConfig mc = cfg.model;
-  mc.router_aux_loss_coef = cfg.lb_coef;
-  mc.router_z_loss_coef = cfg.z_coef;
-  mc.max_position_embeddings = cfg.seq;  // the context the model is trained for (generate stops there)
+  const train_detail::TrainData data = train_detail::prepare_training(cfg);
+  const TokenStream &train_s = data.train, &val_s = data.val;
+  const ModelConfig& mc = data.model;
   Transformer<float> model(mc);
   const ParamLayout& layout = model.layout();
   std::vector<float> params(size_t(layout.total())), grads(params.size());
   AdamW opt(layout, cfg.adamw);
-  int start = 0;
-  const fs::path ck = cfg.resume ? find_checkpoint(cfg.out_dir) : fs::path();
-  if (!ck.empty()) {
-    ModelWeights<float> w = load_model<float>(ck.string());
-    WATTMOE_REQUIRE(w.config.arch == mc.arch && w.layout.total() == layout.total() &&
-                        w.config.hidden_size == mc.hidden_size && w.config.num_layers == mc.num_layers,
-                    "{}: the checkpoint's architecture differs from preset {} (use a new --out or --no-resume)",
-                    ck.string(), cfg.preset);
-    params = std::move(w.params);
-    opt.load((ck / "optimizer.safetensors").string());
-    start = read_json_file((ck / "trainer_state.json").string()).at("step").get<int>();
-    log_info("resuming from {} at step {}", ck.string(), start);
-  } else {
-    init_params(mc, layout, params.data(), cfg.seed);
-  }
+  const int start =
+      train_detail::resume_or_init(cfg, mc, layout, params, [&](const std::string& path) { opt.load(path); });
 
-  std::ofstream metrics(fs::path(cfg.out_dir) / "metrics.jsonl", std::ios::app);
-  WATTMOE_REQUIRE(metrics.good(), "{}/metrics.jsonl: cannot open for writing", cfg.out_dir);
-  auto prev_int = std::signal(SIGINT, on_stop_signal);
-  auto prev_term = std::signal(SIGTERM, on_stop_signal);
-  g_stop_requested = 0;
-  const bool tty = isatty(STDERR_FILENO);
-
-  TrainSummary sum;
-  sum.first_step = start;
-  Timer timer, log_timer;
-  int64_t tokens_done = 0;
-  double last_loss = 0;
+  train_detail::StepBook book(cfg, start);
   const int shards = std::max(1, std::min(cfg.batch, cfg.shards > 0 ? cfg.shards
                                                                       : int(std::thread::hardware_concurrency())));
   WATTMOE_REQUIRE(cfg.batch % shards == 0, "train: batch {} is not divisible into {} shards", cfg.batch, shards);
@@ -137,9 +217,6 @@ TrainSummary train(const TrainConfig& cfg) {
   std::vector<Shard> work(static_cast<size_t>(shards));
   for (auto& w : work) w.grads.assign(params.size(), 0.0f);
   std::vector<int32_t> in, tg;
-  auto state_json = [&](int step) {
-    return Json{{"step", step}, {"preset", cfg.preset}, {"seed", cfg.seed}, {"train_file", cfg.train_file}};
-  };
   int step = start;
   for (; step < cfg.steps; ++step) {
     double loss = 0, lb = 0, z = 0;
@@ -173,55 +250,23 @@ TrainSummary train(const TrainConfig& cfg) {
       for (const auto& w : work) g += w.grads[i];
       grads[i] = g;
     }
-    WATTMOE_REQUIRE(std::isfinite(loss), "train: loss became {} at step {} (lower the learning rate?)", loss, step);
     const double gnorm = clip_grad_norm(grads.data(), int64_t(grads.size()), cfg.clip);
     const double lr = cfg.lr.at(step);
     opt.step(params.data(), grads.data(), lr);
-    tokens_done += int64_t(cfg.batch) * cfg.seq * cfg.accum;
-    last_loss = loss;
-    const int done = step + 1;
-    const double el = timer.seconds(), tps = double(tokens_done) / std::max(el, 1e-9);
-    if (done % cfg.log_every == 0 || done == cfg.steps) {
-      metrics << Json{{"step", done}, {"loss", loss}, {"lb_loss", lb}, {"z_loss", z}, {"lr", lr}, {"grad_norm", gnorm},
-                      {"tokens_per_s", tps}, {"elapsed_s", el}}.dump()
-              << "\n";
-      metrics.flush();
-      if (tty || log_timer.seconds() > 10 || done == cfg.steps) {
-        const double eta = double(cfg.steps - done) * el / double(done - start);
-        fmt::print(stderr, "{}step {}/{} | loss {:.4f} | lb {:.3f} | lr {:.2e} | {:.0f} tok/s | ETA {}{}", tty ? "\r" : "",
-                   done, cfg.steps, loss, lb, lr, tps, fmt_duration(eta), tty ? "   " : "\n");
-        log_timer.reset();
-      }
-    }
-    const bool stop = g_stop_requested || (cfg.stop_after > 0 && done - start >= cfg.stop_after);
-    if (done % cfg.eval_every == 0 || done == cfg.steps) {
-      const EvalResult ev = evaluate(model, params.data(), val_s, cfg.seq, cfg.batch,
-                                     done == cfg.steps ? 0 : cfg.eval_tokens);
-      metrics << Json{{"step", done}, {"val_bpb", ev.bits_per_byte()}, {"val_nats_per_token", ev.nats_per_token()},
-                      {"val_tokens", ev.tokens}}.dump()
-              << "\n";
-      metrics.flush();
-      if (tty) fmt::print(stderr, "\n");
-      log_info("step {}: val {:.4f} bits/byte on {} tokens", done, ev.bits_per_byte(), ev.tokens);
-      sum.final_val_bpb = ev.bits_per_byte();
-    }
-    if (done % cfg.ckpt_every == 0 || done == cfg.steps || stop) {
-      write_checkpoint(cfg.out_dir, mc, layout, params.data(), opt, state_json(done));
-    }
+    const bool stop = book.after_step(
+        step + 1, {loss, lb, z, lr, gnorm, int64_t(cfg.batch) * cfg.seq * cfg.accum},
+        [&](int64_t max_tokens) { return evaluate(model, params.data(), val_s, cfg.seq, cfg.batch, max_tokens); },
+        [&](int done) {
+          train_detail::write_checkpoint(cfg.out_dir, mc, layout, params.data(),
+                                         [&](const std::string& path) { opt.save(path); },
+                                         train_detail::state_json(cfg, done));
+        });
     if (stop) {
       ++step;
-      if (g_stop_requested) log_warn("stopped at step {} on request; checkpoint written", done);
       break;
     }
   }
-  std::signal(SIGINT, prev_int);
-  std::signal(SIGTERM, prev_term);
-  if (tty) fmt::print(stderr, "\n");
-  sum.last_step = step;
-  sum.final_train_loss = last_loss;
-  sum.seconds = timer.seconds();
-  sum.tokens_per_second = double(tokens_done) / std::max(sum.seconds, 1e-9);
-  return sum;
+  return book.finish(step);
 }
 
 }  // namespace wattmoe

@@ -7,9 +7,16 @@
 //   DIR/metrics.jsonl                        one JSON object per logged step / validation
 #pragma once
 #include <cstdint>
+#include <fstream>
+#include <functional>
 #include <string>
+#include <vector>
 
+#include "core/timer.h"
+#include "eval/evaluate.h"
+#include "io/json.h"
 #include "model/config.h"
+#include "train/data.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 
@@ -46,5 +53,84 @@ TrainSummary train(const TrainConfig& cfg);
 
 // Fills params with the initialisation our trainer uses (normal(0, 0.02) matrices, unit norm gains, zero biases).
 void init_params(const ModelConfig& c, const ParamLayout& layout, float* params, uint64_t seed);
+
+// The parts of the loop that the CPU trainer shares with the GPU one (gpu/trainer_cuda.cpp), so that both write the
+// same checkpoints, resume the same way and print the same progress lines.
+namespace train_detail {
+
+// The checks, token streams and model config every run starts from (the preset's config with the run's auxiliary
+// loss coefficients and context length); creates the output directory. Errors name the flag or file.
+struct TrainData {
+  TokenStream train, val;
+  ModelConfig model;
+};
+TrainData prepare_training(const TrainConfig& cfg);
+
+// While alive, SIGINT/SIGTERM set a flag instead of killing the process (the loop then checkpoints and returns);
+// the previous handlers come back on destruction.
+class StopOnSignal {
+ public:
+  StopOnSignal();
+  ~StopOnSignal();
+  StopOnSignal(const StopOnSignal&) = delete;
+  StopOnSignal& operator=(const StopOnSignal&) = delete;
+  bool requested() const;
+
+ private:
+  void (*prev_int_)(int) = nullptr;
+  void (*prev_term_)(int) = nullptr;
+};
+
+// DIR/checkpoint/{model, optimizer.safetensors (written by save_optimizer(path)), trainer_state.json} through
+// DIR/checkpoint.tmp swapped in, then the latest weights in DIR itself.
+void write_checkpoint(const std::string& out, const ModelConfig& mc, const ParamLayout& layout, const float* params,
+                      const std::function<void(const std::string& path)>& save_optimizer, const Json& state);
+Json state_json(const TrainConfig& cfg, int step);  // trainer_state.json
+
+// Where a resumed run starts: DIR/checkpoint (or checkpoint.old) when cfg.resume and present — its weights and step;
+// the caller loads DIR/optimizer.safetensors itself. dir is empty when there is nothing to resume. Error when the
+// checkpoint's architecture differs from the preset's.
+struct ResumePoint {
+  std::string dir;
+  int step = 0;
+  std::vector<float> params;
+};
+ResumePoint find_resume_point(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout);
+// Resumes (weights into params, the optimizer through load_optimizer(DIR/checkpoint/optimizer.safetensors)) or
+// initialises params with cfg.seed; returns the first step to run.
+int resume_or_init(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout, std::vector<float>& params,
+                   const std::function<void(const std::string& path)>& load_optimizer);
+
+// What both training loops (CPU here, GPU in gpu/trainer_cuda.h) do around the maths of a step: metrics.jsonl, the
+// progress line, evaluation and checkpoints on schedule, stopping on a signal or --stop-after, and the summary.
+class StepBook {
+ public:
+  StepBook(const TrainConfig& cfg, int start);  // opens DIR/metrics.jsonl for appending; starts the clocks
+  struct Step {
+    double loss = 0, lb = 0, z = 0, lr = 0, grad_norm = 0;
+    int64_t tokens = 0;  // tokens the step trained on
+  };
+  // After the optimizer step `done` (1-based): logs it, evaluates (eval(max_tokens), 0 = the whole val text) and
+  // checkpoints (checkpoint(done)) when due. Returns true when training must stop after this step.
+  bool after_step(int done, const Step& s, const std::function<EvalResult(int64_t max_tokens)>& eval,
+                  const std::function<void(int done)>& checkpoint);
+  TrainSummary finish(int last_step);  // the run's summary (call once, after the loop)
+
+ private:
+  const TrainConfig& cfg_;
+  int start_;
+  std::ofstream metrics_;
+  StopOnSignal stop_signal_;
+  bool tty_;
+  Timer timer_, log_timer_;
+  int64_t tokens_done_ = 0;
+  TrainSummary sum_;
+};
+
+std::string fmt_duration(double seconds);
+// "step 10/3000 | loss … | lb … | lr … | N tok/s | ETA …" on stderr ('\r'-updated on a terminal).
+void print_progress(bool tty, int done, int steps, double loss, double lb, double lr, double tps, double eta_s);
+
+}  // namespace train_detail
 
 }  // namespace wattmoe
