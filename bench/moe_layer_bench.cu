@@ -9,7 +9,8 @@
 // Idle power is measured the same way with the GPU idle, before anything runs.
 //
 //   moe_layer_bench [--tokens 1,8,64,512,4096,16384] [--H 4096 --I 14336 --E 8 --k 2] [--reps 30] [--window 1.0]
-//                   [--block-m 0|64|128] [--decode-max 8] [--no-energy]
+//                   [--block-m 0|64|128] [--decode-max 8] [--sm90 0|1|2|3] [--no-energy]
+// --sm90: kernel of the 128-row tiles (MoeCudaOptions::sm90_kernel: 0 auto, 1 cp.async, 2 TMA, 3 TMA multicast).
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 
@@ -150,7 +151,7 @@ double quantile(std::vector<double> v, double q) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int H = 4096, I = 14336, E = 8, k = 2, reps = 30, block_m = 0, decode_max = 8;
+  int H = 4096, I = 14336, E = 8, k = 2, reps = 30, block_m = 0, decode_max = 8, sm90 = 0;
   double window = 1.0;
   bool energy = true;
   std::vector<int> tokens = {1, 8, 64, 512, 4096, 16384};
@@ -165,6 +166,7 @@ int main(int argc, char** argv) {
     else if (is("--window")) window = std::atof(argv[++i]);
     else if (is("--block-m")) block_m = std::atoi(argv[++i]);
     else if (is("--decode-max")) decode_max = std::atoi(argv[++i]);
+    else if (is("--sm90")) sm90 = std::atoi(argv[++i]);
     else if (std::strcmp(argv[i], "--no-energy") == 0) energy = false;
     else {
       std::fprintf(stderr, "unknown or incomplete flag %s (see the header of bench/moe_layer_bench.cu)\n", argv[i]);
@@ -208,6 +210,7 @@ int main(int argc, char** argv) {
     wattmoe::MoeCudaOptions opt;
     opt.block_m = block_m;
     opt.decode_max_tokens = decode_max;
+    opt.sm90_kernel = sm90;
     wattmoe::MoeLayerCuda layer({H, I, E, k, true}, maxT, opt);
     layer.use_device_weights(router, gate, up, down);
     std::fprintf(stderr, "workspace %.1f MB for max T %d\n", double(layer.workspace_bytes()) / 1e6, maxT);
@@ -277,13 +280,22 @@ int main(int argc, char** argv) {
         watts = smp.stop_and_power(t0, t1);
       }
       const double j_tok = watts > 0 ? watts * per_fwd_s / T : -1;
+      // FNV-1a of the whole output: kernel variants that sum in the same order (WATTMOE_SM90=cp vs the TMA default)
+      // must print the same hash on the same inputs.
+      std::vector<uint16_t> all(size_t(T) * H);
+      CK(cudaMemcpy(all.data(), out, all.size() * 2, cudaMemcpyDeviceToHost));
+      unsigned long long hash = 1469598103934665603ull;
+      for (uint16_t b : all) {
+        finite = finite && ((b & 0x7f80) != 0x7f80);
+        hash = (hash ^ b) * 1099511628211ull;
+      }
       std::printf(
           "{\"impl\":\"wattmoe\",\"T\":%d,\"path\":\"%s\",\"ms\":%.4f,\"ms_p10\":%.4f,\"ms_p90\":%.4f,"
           "\"graph_ms\":%.4f,\"active_experts\":%d,\"finite\":%s,\"watts\":%.1f,\"loop_ms\":%.4f,\"iters\":%ld,"
-          "\"j_per_token\":%.6g}\n",
+          "\"j_per_token\":%.6g,\"out_hash\":\"%016llx\"}\n",
           T, layer.path_for(T) == 0 ? "decode" : (layer.path_for(T) == 64 ? "gemm64" : "gemm128"), median(ms),
           quantile(ms, 0.1), quantile(ms, 0.9), median(gms), active, finite ? "true" : "false", watts,
-          per_fwd_s * 1e3, iters, j_tok);
+          per_fwd_s * 1e3, iters, j_tok, hash);
       std::fflush(stdout);
     }
     cudaFree(router), cudaFree(gate), cudaFree(up), cudaFree(down), cudaFree(x), cudaFree(out);

@@ -96,9 +96,10 @@ struct GpuResult {
   std::vector<float> w;
 };
 
-GpuResult run_gpu(const MoeCase& c, const Weights& w, const std::vector<uint16_t>& x) {
+GpuResult run_gpu(const MoeCase& c, const Weights& w, const std::vector<uint16_t>& x, int sm90_kernel = 0) {
   MoeShape shape{c.H, c.I, c.E, c.k, c.renorm};
   MoeCudaOptions opt;
+  opt.sm90_kernel = sm90_kernel;
   opt.decode_max_tokens = c.block_m < 0 ? 8 : 0;
   opt.block_m = c.block_m > 0 ? c.block_m : 0;
   MoeLayerCuda layer(shape, c.T, opt);
@@ -242,6 +243,21 @@ TEST_P(MoeLayerTest, MatchesCpuReference) {
   if (HasFatalFailure()) return;
   check_output(c, w, x, g, wref);
 
+  // 128-row tiles: every Hopper kernel (1 cp.async, 2 TMA, 3 TMA + cluster multicast; auto picks 1 at these sizes)
+  // meets the reference, and all three give the same bits (same wgmma sequence over the same k order).
+  if (c.block_m == 128) {
+    int major = 0;
+    ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
+    if (major == 9)
+      for (int v : {1, 2, 3}) {
+        SCOPED_TRACE("sm90_kernel " + std::to_string(v));
+        const GpuResult gv = run_gpu(c, w, x, v);
+        check_output(c, w, x, gv, wref);
+        EXPECT_EQ(gv.ids, g.ids);
+        EXPECT_EQ(gv.out, g.out);
+      }
+  }
+
   // Case-specific routing facts.
   if (c.route == Route::OneExpert) {
     EXPECT_EQ(g.counts[0], c.T);
@@ -294,6 +310,9 @@ const MoeCase kCases[] = {
   {"prefill128_long_k",     64, 4096, 1024,  8,  2, true, 128, Route::Random},
   {"prefill128_dead",      200,  264,  328,  8,  2, false,128, Route::DeadExpert},
   {"prefill128_all_tie",   130,  128,  128,  8,  2, true, 128, Route::AllTie},
+  // More tiles than SMs (gate_up 24 × 6 = 144): the persistent sm90 kernel runs several tiles per CTA, its stage ring
+  // wraps across tiles, and an odd I leaves a partial N-tile.
+  {"prefill128_many_tiles",1030, 520,  712,  8,  2, true, 128, Route::Random},
   {"auto_t9",                9,  256,  320,  8,  2, true,   0, Route::Random},
   {"auto_t700",            700,  256,  320,  8,  2, true,   0, Route::Random},
 };
@@ -323,8 +342,12 @@ TEST(MoeLayerCuda, RunTwiceBitwiseEqual) {
 // The forward captures into a CUDA graph (no host synchronisation on the routing) and a replay on new inputs gives
 // exactly what an eager forward gives.
 TEST(MoeLayerCuda, GraphReplayMatchesEager) {
-  for (int T : {5, 100, 600}) {  // decode, 64-row tiles, 128-row tiles
+  // decode, 64-row tiles, 128-row tiles (auto: cp.async), 128-row TMA + cluster multicast (tensor maps and the
+  // cluster launch captured too)
+  for (int T : {5, 100, 600, 601}) {
     const MoeCase c{"graph", T, 256, 192, 8, 2, true, 0, Route::Random};
+    MoeCudaOptions opt;
+    opt.sm90_kernel = T == 601 ? 3 : 0;
     Weights w;
     std::vector<uint16_t> x1, x2;
     make_inputs(c, 11 + T, w, x1);
@@ -332,7 +355,7 @@ TEST(MoeLayerCuda, GraphReplayMatchesEager) {
       Weights unused;
       make_inputs(c, 99 + T, unused, x2);
     }
-    MoeLayerCuda layer({c.H, c.I, c.E, c.k, c.renorm}, T);
+    MoeLayerCuda layer({c.H, c.I, c.E, c.k, c.renorm}, T, opt);
     layer.upload(w.router.data(), w.gate.data(), w.up.data(), w.down.data());
     const size_t nx = size_t(T) * c.H;
     void *dx = nullptr, *dout = nullptr;
@@ -367,6 +390,9 @@ TEST(MoeLayerCuda, GraphReplayMatchesEager) {
 
 TEST(MoeLayerCuda, RejectsBadShapesWithAClearError) {
   EXPECT_THROW(MoeLayerCuda({100, 64, 8, 2, true}, 4), Error);  // H not a multiple of 8
+  MoeCudaOptions bad_kernel;
+  bad_kernel.sm90_kernel = 4;
+  EXPECT_THROW(MoeLayerCuda({64, 64, 8, 2, true}, 4, bad_kernel), Error);  // no such Hopper kernel
   EXPECT_THROW(MoeLayerCuda({64, 60, 8, 2, true}, 4), Error);   // I not a multiple of 8
   EXPECT_THROW(MoeLayerCuda({64, 64, 8, 9, true}, 4), Error);   // k > E
   EXPECT_THROW(MoeLayerCuda({64, 64, 300, 2, true}, 4), Error); // E > 256

@@ -25,9 +25,6 @@ struct GemmCfg {
   static constexpr int kGroupM = 16;
 };
 
-// Byte offset of 16-byte chunk `c` (0..7) of tile row `r` (128 bytes a row), XOR-swizzled against bank conflicts.
-__device__ __forceinline__ uint32_t swz(int r, int c) { return uint32_t(r * 128 + ((c ^ (r & 7)) << 4)); }
-
 template <bool GATED, int BM>
 __global__ void __launch_bounds__(256, 2) grouped_gemm_kernel(GroupedGemmArgs a) {
   using C = GemmCfg<GATED, BM>;
@@ -48,42 +45,12 @@ __global__ void __launch_bounds__(256, 2) grouped_gemm_kernel(GroupedGemmArgs a)
   const int chunk = tid & 7, row0 = tid >> 3;  // this thread copies chunk `chunk` of rows row0 + 32*i
 
   constexpr int kAIters = BM * 8 / 256, kBIters = C::kBRows * 8 / 256;
-  const bf16* a_src[kAIters];
-  bool a_ok[kAIters];
-#pragma unroll
-  for (int i = 0; i < kAIters; ++i) {
-    const int r = m0 + row0 + 32 * i;
-    if constexpr (GATED) {
-      const int tok = a.sorted_token[r];
-      a_ok[i] = tok >= 0;
-      a_src[i] = a.x + size_t(tok >= 0 ? tok : 0) * K;
-    } else {
-      a_ok[i] = true;
-      a_src[i] = a.h + size_t(r) * K;
-    }
-  }
-  const bf16* b_src[kBIters];
-  bool b_ok[kBIters];
-#pragma unroll
-  for (int i = 0; i < kBIters; ++i) {
-    const int r = row0 + 32 * i;
-    const int nr = GATED ? n0 + (r & 63) : n0 + r;
-    b_ok[i] = nr < N;
-    const bf16* base = GATED ? (r < 64 ? a.gate : a.up) : a.down;
-    b_src[i] = base + (size_t(e) * N + (nr < N ? nr : 0)) * K;
-  }
-
+  const auto a_rows = a_tile_rows<GATED, kAIters>(a, m0, row0, K);
+  const auto b_rows = b_tile_rows<GATED, 64, kBIters>(a, e, n0, row0, N, K);
   auto load_stage = [&](int stage, int kt) {
-    const int k = kt * C::kBK + chunk * 8;
-    const bool kok = k < K;
-    const int koff = kok ? k : 0;
-    const uint32_t sA = sbase + stage * C::kStageBytes, sB = sA + C::kABytes;
-#pragma unroll
-    for (int i = 0; i < kAIters; ++i)
-      cp_async16(sA + swz(row0 + 32 * i, chunk), a_src[i] + koff, (a_ok[i] && kok) ? 16 : 0);
-#pragma unroll
-    for (int i = 0; i < kBIters; ++i)
-      cp_async16(sB + swz(row0 + 32 * i, chunk), b_src[i] + koff, (b_ok[i] && kok) ? 16 : 0);
+    const uint32_t sA = sbase + stage * C::kStageBytes;
+    cp_async_tile(sA, a_rows, row0, chunk, kt * C::kBK + chunk * 8, K);
+    cp_async_tile(sA + C::kABytes, b_rows, row0, chunk, kt * C::kBK + chunk * 8, K);
   };
 
   float acc[C::kMI][4][4];

@@ -3,10 +3,19 @@
 //  gate_up: A = x rows gathered through sorted_token, B = 128 gate rows ‖ 128 up rows of expert e ([I,H] each)
 //           -> h [max_rows, I] = bf16(silu(A·gateᵀ) ⊙ (A·upᵀ)) for 128 outputs i per CTA. Overwrites h.
 //  down:    A = h [max_rows, I], B = 256 rows of down[e] [H,I] -> y [max_rows, H] = bf16(sorted_w[r] · A·downᵀ).
-// 256 threads = 2 warpgroups, each m64n256k16 over its 64 rows. Operands reach shared memory by cp.async (the A rows
-// are a gather, which the tensor-copy engine cannot do) in the 128-byte-swizzled K-major layout wgmma reads through
-// matrix descriptors; 4 stages of BK = 64, refilled two k-tiles ahead so one wgmma group stays in flight.
+// Operands sit in shared memory in the 128-byte-swizzled K-major layout wgmma reads through matrix descriptors,
+// BK = 64, 4 stages. Three kernels (GroupedGemmArgs::sm90_kernel), all with the same wgmma sequence, so the same bits:
+//  1 cp.async: 256 threads = 2 warpgroups (m64n256k16 each over 64 rows) that also issue the copies, refilled two
+//    k-tiles ahead; one CTA per tile. Fastest while the weights' bandwidth bounds (T·k < 4096).
+//  2 TMA: 384 threads, a producer warpgroup issuing bulk tensor copies against full/empty mbarriers, 2 consumer
+//    warpgroups; persistent (one CTA per SM walks the tiles). gate_up reads xs, x gathered once into permuted rows.
+//  3 as 2, in clusters of 2 CTAs on M-tiles 2j, 2j+1 that share each B (weight) tile by TMA multicast.
 // Requires H % 8 == 0 and I % 8 == 0; N, K and M tails are zero-filled and masked.
+#include <cuda.h>  // CUtensorMap; the encode function comes through the runtime (cudaTypedefs.h)
+#include <cudaTypedefs.h>
+
+#include <algorithm>
+
 #include "ops/cuda/moe_common.cuh"
 
 namespace wattmoe::cuda {
@@ -20,8 +29,6 @@ struct Sm90Cfg {
   static constexpr int kSmem = kStages * kStageBytes + 1024;  // + slack to align the tiles to 1024 bytes
   static constexpr int kGroupM = 8;
 };
-
-__device__ __forceinline__ uint32_t swz(int r, int c) { return uint32_t(r * 128 + ((c ^ (r & 7)) << 4)); }
 
 // Matrix descriptor of a K-major tile with 128-byte swizzle: rows of 128 bytes, 8-row atoms 1024 bytes apart.
 __device__ __forceinline__ uint64_t smem_desc(uint32_t saddr) {
@@ -55,17 +62,62 @@ __device__ __forceinline__ void fence_regs(float* d) {
   for (int i = 0; i < 128; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
-__device__ __forceinline__ void wgmma_m64n256k16(float* d, uint64_t da, uint64_t db) {
+// D (+)= A·B; scale_d = 0 ignores D's old contents (first k-step of a tile: no zeroing instructions, which would
+// make ptxas serialise the wgmma pipeline inside a persistent loop, warning C7515).
+__device__ __forceinline__ void wgmma_m64n256k16(float* d, uint64_t da, uint64_t db, int scale_d = 1) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %130, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 {"
       "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, %128, %129, p, 1, 1, 0, 0;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]), "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]), "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]), "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]), "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]), "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]), "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "l"(da), "l"(db));
+      : "l"(da), "l"(db), "r"(scale_d));
 #else
   __trap();  // sm_90a only; the host never launches this kernel elsewhere
 #endif
+}
+
+// Epilogue of one warpgroup's 64 × 256 accumulators (rows from r0): gate_up stores h = silu(gate) ⊙ up
+// (columns 0..127 gate, 128..255 up), down stores sorted_w[r] · acc for real rows. Accumulator i = 4*j + q of warp
+// w: row = 16w + lane/4 + 8*(q/2), column = 8j + 2*(lane%4) + q%2.
+template <bool GATED>
+__device__ __forceinline__ void store_tile(const GroupedGemmArgs& a, const float* acc, int r0, int n0, int N, int w,
+                                           int lane) {
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int r = r0 + w * 16 + (lane >> 2) + hh * 8;
+    if constexpr (GATED) {
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        const int col = n0 + j * 8 + (lane & 3) * 2;
+        if (col < N) {
+          const float h0 = silu(acc[4 * j + 2 * hh]) * acc[4 * (j + 16) + 2 * hh];
+          const float h1 = silu(acc[4 * j + 2 * hh + 1]) * acc[4 * (j + 16) + 2 * hh + 1];
+          *reinterpret_cast<uint32_t*>(a.h + size_t(r) * N + col) = pack_bf16x2(h0, h1);
+        }
+      }
+    } else {
+      if (a.sorted_token[r] < 0) continue;
+      const float wt = a.sorted_w[r];
+#pragma unroll
+      for (int j = 0; j < 32; ++j) {
+        const int col = n0 + j * 8 + (lane & 3) * 2;
+        if (col < N)
+          *reinterpret_cast<uint32_t*>(a.y + size_t(r) * N + col) =
+              pack_bf16x2(wt * acc[4 * j + 2 * hh], wt * acc[4 * j + 2 * hh + 1]);
+      }
+    }
+  }
+}
+
+// Tile `pid` of the launch order -> (M-tile, N-tile): groups of GROUP_M M-tiles, M fastest inside a group, so CTAs
+// running together share weight (B) tiles and A panels through L2.
+template <int GROUP_M>
+__device__ __forceinline__ void tile_coords(int pid, int max_tiles, int n_tiles, int& m_tile, int& n_tile) {
+  const int per_group = GROUP_M * n_tiles, g = pid / per_group, first_m = g * GROUP_M;
+  const int gsize = min(max_tiles - first_m, GROUP_M);
+  m_tile = first_m + (pid % per_group) % gsize;
+  n_tile = (pid % per_group) / gsize;
 }
 
 template <bool GATED>
@@ -73,10 +125,8 @@ __global__ void __launch_bounds__(256, 1) grouped_gemm_sm90(GroupedGemmArgs a) {
   using C = Sm90Cfg<GATED>;
   const int N = GATED ? a.I : a.H, K = GATED ? a.H : a.I;
   const int n_tiles = (N + C::kBNOut - 1) / C::kBNOut;
-  const int per_group = C::kGroupM * n_tiles;
-  const int pid = blockIdx.x, g = pid / per_group, first_m = g * C::kGroupM;
-  const int gsize = min(a.max_tiles - first_m, C::kGroupM);
-  const int m_tile = first_m + (pid % per_group) % gsize, n_tile = (pid % per_group) / gsize;
+  int m_tile, n_tile;
+  tile_coords<C::kGroupM>(blockIdx.x, a.max_tiles, n_tiles, m_tile, n_tile);
   const int e = a.tile_expert[m_tile];
   if (e < 0) return;
   const int m0 = m_tile * C::kBM, n0 = n_tile * C::kBNOut;
@@ -87,41 +137,12 @@ __global__ void __launch_bounds__(256, 1) grouped_gemm_sm90(GroupedGemmArgs a) {
   const int chunk = tid & 7, row0 = tid >> 3;
 
   constexpr int kAIters = C::kBM * 8 / 256, kBIters = C::kBRows * 8 / 256;
-  const bf16* a_src[kAIters];
-  bool a_ok[kAIters];
-#pragma unroll
-  for (int i = 0; i < kAIters; ++i) {
-    const int r = m0 + row0 + 32 * i;
-    if constexpr (GATED) {
-      const int tok = a.sorted_token[r];
-      a_ok[i] = tok >= 0;
-      a_src[i] = a.x + size_t(tok >= 0 ? tok : 0) * K;
-    } else {
-      a_ok[i] = true;
-      a_src[i] = a.h + size_t(r) * K;
-    }
-  }
-  const bf16* b_src[kBIters];
-  bool b_ok[kBIters];
-#pragma unroll
-  for (int i = 0; i < kBIters; ++i) {
-    const int r = row0 + 32 * i;
-    const int nr = GATED ? n0 + (r & 127) : n0 + r;
-    b_ok[i] = nr < N;
-    const bf16* base = GATED ? (r < 128 ? a.gate : a.up) : a.down;
-    b_src[i] = base + (size_t(e) * N + (nr < N ? nr : 0)) * K;
-  }
+  const auto a_rows = a_tile_rows<GATED, kAIters>(a, m0, row0, K);
+  const auto b_rows = b_tile_rows<GATED, 128, kBIters>(a, e, n0, row0, N, K);
   auto load_stage = [&](int stage, int kt) {
-    const int k = kt * C::kBK + chunk * 8;
-    const bool kok = k < K;
-    const int koff = kok ? k : 0;
-    const uint32_t sA = sbase + stage * C::kStageBytes, sB = sA + C::kABytes;
-#pragma unroll
-    for (int i = 0; i < kAIters; ++i)
-      cp_async16(sA + swz(row0 + 32 * i, chunk), a_src[i] + koff, (a_ok[i] && kok) ? 16 : 0);
-#pragma unroll
-    for (int i = 0; i < kBIters; ++i)
-      cp_async16(sB + swz(row0 + 32 * i, chunk), b_src[i] + koff, (b_ok[i] && kok) ? 16 : 0);
+    const uint32_t sA = sbase + stage * C::kStageBytes;
+    cp_async_tile(sA, a_rows, row0, chunk, kt * C::kBK + chunk * 8, K);
+    cp_async_tile(sA + C::kABytes, b_rows, row0, chunk, kt * C::kBK + chunk * 8, K);
   };
 
   float acc[128];
@@ -156,32 +177,307 @@ __global__ void __launch_bounds__(256, 1) grouped_gemm_sm90(GroupedGemmArgs a) {
   fence_regs(acc);
   cp_async_wait<0>();
 
-  // Accumulator i = 4*j + q of warp w: row = 16w + lane/4 + 8*(q/2), column = 8j + 2*(lane%4) + q%2.
-  const int w = warp & 3;
-#pragma unroll
-  for (int hh = 0; hh < 2; ++hh) {
-    const int r = m0 + wg * 64 + w * 16 + (lane >> 2) + hh * 8;
-    if constexpr (GATED) {
-#pragma unroll
-      for (int j = 0; j < 16; ++j) {
-        const int col = n0 + j * 8 + (lane & 3) * 2;
-        if (col < N) {
-          const float h0 = silu(acc[4 * j + 2 * hh]) * acc[4 * (j + 16) + 2 * hh];
-          const float h1 = silu(acc[4 * j + 2 * hh + 1]) * acc[4 * (j + 16) + 2 * hh + 1];
-          *reinterpret_cast<uint32_t*>(a.h + size_t(r) * N + col) = pack_bf16x2(h0, h1);
+  store_tile<GATED>(a, acc, m0 + wg * 64, n0, N, warp & 3, lane);
+}
+
+// ---- Warp-specialised TMA variant (default) ---------------------------------------------------------------------
+// 384 threads: warpgroup 0 is the producer (one thread issues bulk tensor copies, TMA, into a 4-stage ring guarded
+// by full/empty mbarriers), warpgroups 1 and 2 consume (each m64n256k16 over its 64 rows, releasing a stage as soon
+// as the wgmma that read it has retired). Persistent: gridDim.x CTAs (≤ one per SM) walk the tile order with stride
+// gridDim.x, so the producer fills the next tile's stages while the consumers run the epilogue. gate_up's A operand
+// is xs, the x rows gathered once into permuted order by gather_rows_kernel (TMA cannot gather rows on sm_90).
+struct TmaParams {
+  CUtensorMap ta;   // A: xs [rows, H] (gate_up) or h [rows, I] (down), box 64 (K) × 128 rows
+  CUtensorMap tb0;  // gate [E,I,H] (box 64 × 128 × 1) or down [E,H,I] (box 64 × 256 × 1)
+  CUtensorMap tb1;  // up [E,I,H] (gate_up only)
+  GroupedGemmArgs a;
+};
+
+template <bool GATED>
+struct WsCfg {
+  static constexpr int kBM = 128, kBK = 64, kStages = 4, kThreads = 384, kGroupM = 8;
+  static constexpr int kBNOut = GATED ? 128 : 256;
+  static constexpr int kABytes = kBM * 128, kBBytes = 256 * 128, kStageBytes = kABytes + kBBytes;
+  static constexpr int kSmem = kStages * kStageBytes + 1024 + 2 * kStages * 8;  // tiles (1024-aligned), barriers
+};
+
+__device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred p;\nWAIT_LOOP:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra WAIT_LOOP;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+__device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* tm, int c0, int c1, uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];\n" ::"r"(
+          dst),
+      "l"(reinterpret_cast<uint64_t>(tm)), "r"(c0), "r"(c1), "r"(bar)
+      : "memory");
+}
+__device__ __forceinline__ void tma_load_3d(uint32_t dst, const CUtensorMap* tm, int c0, int c1, int c2,
+                                            uint32_t bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], "
+      "[%5];\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(tm)), "r"(c0), "r"(c1), "r"(c2), "r"(bar)
+      : "memory");
+}
+
+__device__ __forceinline__ void tma_load_3d_mc(uint32_t dst, const CUtensorMap* tm, int c0, int c1, int c2,
+                                               uint32_t bar, uint16_t mask) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster [%0], [%1, {%2, "
+      "%3, %4}], [%5], %6;\n" ::"r"(dst),
+      "l"(reinterpret_cast<uint64_t>(tm)), "r"(c0), "r"(c1), "r"(c2), "r"(bar), "h"(mask)
+      : "memory");
+}
+__device__ __forceinline__ void cluster_sync_all() {
+  asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
+}
+// Address of the same shared-memory location in CTA `rank` of the cluster.
+__device__ __forceinline__ uint32_t cluster_addr(uint32_t addr, uint32_t rank) {
+  uint32_t r;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(r) : "r"(addr), "r"(rank));
+  return r;
+}
+// Arrival on a barrier of any CTA of the cluster (release at CTA scope, as CUTLASS's ClusterBarrier does: what it
+// orders is this warpgroup's finished wgmma reads of the stage; a cluster-scope release would also wait for the
+// epilogue's global stores to drain).
+__device__ __forceinline__ void mbar_arrive_cluster(uint32_t caddr) {
+  asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" ::"r"(caddr) : "memory");
+}
+
+// MC = false: one CTA per tile. MC = true: clusters of 2 CTAs take M-tiles 2j (rank 0) and 2j+1 (rank 1) at the
+// same N-tile; when both tiles belong to one expert (or one of them is unused) each CTA fetches half of the B tile
+// and multicasts it to both, so B leaves L2 once for two tiles. A stage is refilled only after the consumers of
+// both CTAs released it (empty barrier: 2 warpgroups × 2 CTAs). Both CTAs walk the same k-tile sequence in
+// lockstep; a CTA whose own tile is unused still loads and releases its stages but skips the wgmma and the stores.
+template <bool GATED, bool MC>
+__global__ void __launch_bounds__(384, 1) grouped_gemm_sm90_ws(const __grid_constant__ TmaParams p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using C = WsCfg<GATED>;
+  const GroupedGemmArgs& a = p.a;
+  const int N = GATED ? a.I : a.H, K = GATED ? a.H : a.I;
+  const int n_tiles = (N + C::kBNOut - 1) / C::kBNOut, KT = (K + C::kBK - 1) / C::kBK;
+  const int m_units = MC ? (a.max_tiles + 1) / 2 : a.max_tiles;  // M-tiles, or pairs of them
+  const int total = m_units * n_tiles;
+  const int rank = MC ? int(blockIdx.x & 1) : 0, unit0 = MC ? int(blockIdx.x >> 1) : int(blockIdx.x);
+  const int stride = MC ? int(gridDim.x >> 1) : int(gridDim.x);
+
+  extern __shared__ uint8_t smem_raw[];
+  const uint32_t sbase = (uint32_t(__cvta_generic_to_shared(smem_raw)) + 1023u) & ~1023u;
+  const uint32_t full0 = sbase + C::kStages * C::kStageBytes, empty0 = full0 + 8 * C::kStages;
+  const int tid = threadIdx.x, wg = tid >> 7;
+  if (tid == 0) {
+    for (int s = 0; s < C::kStages; ++s) {
+      mbar_init(full0 + 8 * s, 1);                // the producer's expect_tx arrival (+ the copies' bytes)
+      mbar_init(empty0 + 8 * s, MC ? 4 : 2);      // one arrival per consumer warpgroup (of both CTAs with MC)
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+  }
+  if constexpr (MC) cluster_sync_all();  // the peer's barriers exist before anything multicasts into them
+  else __syncthreads();
+
+  // Work unit u -> this CTA's M-tile, N-tile, expert (-1: unused), and the expert whose B tile it loads.
+  struct Unit {
+    int m_tile, n0, e, eb;
+    bool skip, shared;
+  };
+  auto unit = [&](int u) {
+    Unit w;
+    int mu, nt;
+    tile_coords<MC ? C::kGroupM / 2 : C::kGroupM>(u, m_units, n_tiles, mu, nt);
+    w.n0 = nt * C::kBNOut;
+    if constexpr (MC) {
+      const int e0 = a.tile_expert[2 * mu], e1 = 2 * mu + 1 < a.max_tiles ? a.tile_expert[2 * mu + 1] : -1;
+      w.m_tile = 2 * mu + rank;
+      w.e = rank ? e1 : e0;
+      w.skip = e0 < 0 && e1 < 0;
+      w.shared = e0 < 0 || e1 < 0 || e0 == e1;
+      w.eb = w.shared ? (e0 >= 0 ? e0 : e1) : w.e;
+    } else {
+      w.m_tile = mu;
+      w.e = w.eb = a.tile_expert[mu];
+      w.skip = w.e < 0;
+      w.shared = false;
+    }
+    return w;
+  };
+
+  if (wg == 0) {
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n");
+    if (tid == 0) {
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int u = unit0; u < total; u += stride) {
+        const Unit w = unit(u);
+        if (w.skip) continue;
+        const int arow = w.e >= 0 ? w.m_tile * C::kBM : 0;  // an unused tile reads any rows (never computed)
+        for (int kt = 0; kt < KT; ++kt) {
+          mbar_wait(empty0 + 8 * stage, phase ^ 1);  // fresh barrier: parity 1 counts as completed
+          const uint32_t fb = full0 + 8 * stage, sA = sbase + stage * C::kStageBytes, sB = sA + C::kABytes;
+          const int k0 = kt * C::kBK;
+          mbar_expect_tx(fb, C::kStageBytes);  // out-of-bounds boxes are zero-filled and still counted
+          tma_load_2d(sA, &p.ta, k0, arow, fb);
+          // B = two 128-row halves: gate ‖ up rows n0.. (gate_up), down rows n0.. and n0+128.. (down).
+          if (MC && w.shared) {
+            tma_load_3d_mc(sB + rank * 128 * 128, rank && GATED ? &p.tb1 : &p.tb0, k0, w.n0 + (GATED ? 0 : 128 * rank),
+                           w.eb, fb, uint16_t(3));
+          } else {
+            tma_load_3d(sB, &p.tb0, k0, w.n0, w.eb, fb);
+            tma_load_3d(sB + 128 * 128, GATED ? &p.tb1 : &p.tb0, k0, w.n0 + (GATED ? 0 : 128), w.eb, fb);
+          }
+          if (++stage == C::kStages) stage = 0, phase ^= 1;
         }
       }
-    } else {
-      if (a.sorted_token[r] < 0) continue;
-      const float wt = a.sorted_w[r];
-#pragma unroll
-      for (int j = 0; j < 32; ++j) {
-        const int col = n0 + j * 8 + (lane & 3) * 2;
-        if (col < N)
-          *reinterpret_cast<uint32_t*>(a.y + size_t(r) * N + col) =
-              pack_bf16x2(wt * acc[4 * j + 2 * hh], wt * acc[4 * j + 2 * hh + 1]);
-      }
     }
+  } else {
+    asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n");
+    const int c = wg - 1, warp = (tid >> 5) & 3, lane = tid & 31;
+    const bool signaller = (tid & 127) == 0;
+    auto release = [&](int st) {
+      if (!signaller) return;
+      if constexpr (MC) {
+        mbar_arrive_cluster(cluster_addr(empty0 + 8 * st, 0));
+        mbar_arrive_cluster(cluster_addr(empty0 + 8 * st, 1));
+      } else {
+        mbar_arrive(empty0 + 8 * st);
+      }
+    };
+    int stage = 0;
+    uint32_t phase = 0;
+    float acc[128];
+    for (int u = unit0; u < total; u += stride) {
+      const Unit w = unit(u);
+      if (w.skip) continue;
+      const bool compute = w.e >= 0;
+      int prev = 0;
+      for (int kt = 0; kt < KT; ++kt) {
+        mbar_wait(full0 + 8 * stage, phase);
+        if (compute) {
+          const uint32_t sA = sbase + stage * C::kStageBytes, sB = sA + C::kABytes;
+          const uint64_t da = smem_desc(sA + c * 64 * 128), db = smem_desc(sB);
+          fence_regs(acc);
+          wgmma_arrive();
+#pragma unroll
+          for (int kk = 0; kk < 4; ++kk) wgmma_m64n256k16(acc, da + 2 * kk, db + 2 * kk, kt > 0 || kk > 0);
+          wgmma_commit();
+          wgmma_wait<1>();  // the previous k-tile's wgmma has retired: its stage may be refilled
+          fence_regs(acc);
+        }
+        if (kt > 0) release(prev);
+        prev = stage;
+        if (++stage == C::kStages) stage = 0, phase ^= 1;
+      }
+      wgmma_wait<0>();
+      fence_regs(acc);
+      release(prev);
+      if (compute) store_tile<GATED>(a, acc, w.m_tile * C::kBM + c * 64, w.n0, N, warp, lane);
+    }
+  }
+  if constexpr (MC) cluster_sync_all();  // no CTA leaves while its peer may still signal its barriers
+#else
+  __trap();  // sm_90a only
+#endif
+}
+
+// xs[r] = x[sorted_token[r]] (zeros on padding rows) for the rows of used M-tiles; one CTA per row.
+__global__ void __launch_bounds__(128) gather_rows_kernel(const bf16* x, const int* sorted_token,
+                                                          const int* tile_expert, int H, bf16* xs) {
+  const int r = blockIdx.x;
+  if (tile_expert[r / 128] < 0) return;
+  const int tok = sorted_token[r];
+  const uint4* src = reinterpret_cast<const uint4*>(x + size_t(tok < 0 ? 0 : tok) * H);
+  uint4* dst = reinterpret_cast<uint4*>(xs + size_t(r) * H);
+  for (int c = threadIdx.x; c < H / 8; c += blockDim.x) dst[c] = tok >= 0 ? ld_ro(src + c) : make_uint4(0, 0, 0, 0);
+}
+
+// cuTensorMapEncodeTiled through the runtime's driver entry point (no link against libcuda).
+PFN_cuTensorMapEncodeTiled_v12000 encode_fn() {
+  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    WATTMOE_CUDA_CALL(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q));
+    if (q != cudaDriverEntryPointSuccess || !f)
+      cuda_fail(cudaErrorNotSupported, "cudaGetDriverEntryPointByVersion(cuTensorMapEncodeTiled)", __FILE__,
+                __LINE__);
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// bf16 tensor, dims innermost first (dims[0] = K, contiguous), 128-byte swizzle, zero fill out of bounds.
+CUtensorMap make_map(const void* base, int rank, const cuuint64_t* dims, const cuuint64_t* strides_bytes,
+                     const cuuint32_t* box) {
+  CUtensorMap m;
+  const cuuint32_t es[3] = {1, 1, 1};
+  const CUresult r = encode_fn()(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, cuuint32_t(rank), const_cast<void*>(base), dims,
+                                 strides_bytes, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                 CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) cuda_fail(cudaErrorInvalidValue, "cuTensorMapEncodeTiled", __FILE__, __LINE__);
+  return m;
+}
+
+template <bool GATED, bool MC>
+void launch_sm90_ws(const GroupedGemmArgs& a, cudaStream_t s) {
+  using C = WsCfg<GATED>;
+  const int N = GATED ? a.I : a.H, K = GATED ? a.H : a.I;
+  const long long n_tiles = (N + C::kBNOut - 1) / C::kBNOut;
+  const long long units = (MC ? (a.max_tiles + 1) / 2 : a.max_tiles) * n_tiles;
+  if (units == 0) return;
+  const cuuint64_t rows = cuuint64_t(a.max_tiles) * C::kBM;
+  if constexpr (GATED) {
+    gather_rows_kernel<<<unsigned(rows), 128, 0, s>>>(a.x, a.sorted_token, a.tile_expert, a.H, a.xs);
+    WATTMOE_CUDA_LAUNCHED();
+  }
+  TmaParams p{};
+  p.a = a;
+  const cuuint64_t da[2] = {cuuint64_t(K), rows}, sa[1] = {cuuint64_t(K) * 2};
+  const cuuint32_t ba[2] = {64, 128};
+  p.ta = make_map(GATED ? static_cast<const void*>(a.xs) : a.h, 2, da, sa, ba);
+  const cuuint64_t db[3] = {cuuint64_t(K), cuuint64_t(N), cuuint64_t(a.E)};
+  const cuuint64_t sb[2] = {cuuint64_t(K) * 2, cuuint64_t(K) * N * 2};
+  const cuuint32_t bb[3] = {64, 128, 1};
+  p.tb0 = make_map(GATED ? a.gate : a.down, 3, db, sb, bb);
+  p.tb1 = GATED ? make_map(a.up, 3, db, sb, bb) : p.tb0;
+  int dev = 0, sms = 0;
+  WATTMOE_CUDA_CALL(cudaGetDevice(&dev));
+  WATTMOE_CUDA_CALL(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  if constexpr (MC) {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(unsigned(sms & ~1));
+    cfg.blockDim = dim3(C::kThreads);
+    cfg.dynamicSmemBytes = C::kSmem;
+    cfg.stream = s;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 2;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    // Persistent grid = the clusters that fit at once: with one CTA per SM, SMs left alone in their GPC take no
+    // cluster of 2, and a grid of sms/2 clusters would run its last clusters as a second wave.
+    static int max_clusters = 0;  // per process (one device kind)
+    if (!max_clusters)
+      WATTMOE_CUDA_CALL(cudaOccupancyMaxActiveClusters(&max_clusters, grouped_gemm_sm90_ws<GATED, true>, &cfg));
+    cfg.gridDim = dim3(2u * unsigned(std::min<long long>(units, std::max(max_clusters, 1))));
+    WATTMOE_CUDA_CALL(cudaLaunchKernelEx(&cfg, grouped_gemm_sm90_ws<GATED, true>, p));
+  } else {
+    const unsigned grid = unsigned(std::min<long long>(units, sms));
+    grouped_gemm_sm90_ws<GATED, false><<<grid, C::kThreads, C::kSmem, s>>>(p);
+    WATTMOE_CUDA_LAUNCHED();
   }
 }
 
@@ -195,15 +491,34 @@ void launch_sm90(const GroupedGemmArgs& a, cudaStream_t s) {
   WATTMOE_CUDA_LAUNCHED();
 }
 
+template <bool GATED>
+void launch_variant(const GroupedGemmArgs& a, cudaStream_t s) {
+  int v = a.sm90_kernel;
+  // Auto: the cp.async kernel below 4096 routed rows (weight-bandwidth-bound sizes, where it measured faster than
+  // TMA on the H200: T=512 1.18 vs 1.37 ms, T=1024 1.71 vs 1.84 ms), the multicast TMA kernel from there on
+  // (T=2048: 2.59 vs 2.74 ms TMA, 2.82 cp.async; T=4096: 5.13 vs 5.36 / 5.39 ms).
+  if (v == 0) v = a.pairs < 4096 ? 1 : 3;
+  if (v == 1) return launch_sm90<GATED>(a, s);
+  if (v == 2) return launch_sm90_ws<GATED, false>(a, s);
+  launch_sm90_ws<GATED, true>(a, s);
+}
+
+template <typename F>
+void allow_smem(F* kernel, int bytes) {
+  WATTMOE_CUDA_CALL(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+}
+
 }  // namespace
 
 void prepare_gemm_sm90_kernels() {
-  WATTMOE_CUDA_CALL(cudaFuncSetAttribute(grouped_gemm_sm90<true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         Sm90Cfg<true>::kSmem));
-  WATTMOE_CUDA_CALL(cudaFuncSetAttribute(grouped_gemm_sm90<false>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         Sm90Cfg<false>::kSmem));
+  allow_smem(grouped_gemm_sm90<true>, Sm90Cfg<true>::kSmem);
+  allow_smem(grouped_gemm_sm90<false>, Sm90Cfg<false>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<true, false>, WsCfg<true>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<false, false>, WsCfg<false>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<true, true>, WsCfg<true>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<false, true>, WsCfg<false>::kSmem);
 }
-void launch_gate_up_sm90(const GroupedGemmArgs& a, cudaStream_t s) { launch_sm90<true>(a, s); }
-void launch_down_sm90(const GroupedGemmArgs& a, cudaStream_t s) { launch_sm90<false>(a, s); }
+void launch_gate_up_sm90(const GroupedGemmArgs& a, cudaStream_t s) { launch_variant<true>(a, s); }
+void launch_down_sm90(const GroupedGemmArgs& a, cudaStream_t s) { launch_variant<false>(a, s); }
 
 }  // namespace wattmoe::cuda

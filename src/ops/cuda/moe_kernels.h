@@ -61,7 +61,7 @@ void launch_combine(const bf16* y, const int* inv, int T, int k, int H, bf16* ou
 
 // (c) grouped expert GEMMs over the permuted rows, bf16 tensor cores, fp32 accumulate. Launched over max_tiles
 // M-tiles; a tile whose tile_expert is -1 exits at once. block_m = 64: moe_gemm.cu (mma.sync, any sm_80+ GPU);
-// block_m = 128: moe_gemm_sm90.cu (wgmma, sm_90a only).
+// block_m = 128: moe_gemm_sm90.cu (wgmma, sm_90a only; its default TMA variant first gathers x into xs).
 //  gate_up: h[r, i] = bf16( silu(x[tok_r]·gate[e,i]) · (x[tok_r]·up[e,i]) ), x rows gathered through sorted_token
 //           (padding rows read as zeros and give h = 0).
 //  down:    y[r, n] = bf16( sorted_w[r] · Σ_i h[r,i]·down[e,n,i] ), written for real rows only.
@@ -77,6 +77,10 @@ struct GroupedGemmArgs {
   int H, I, max_tiles, block_m;
   bf16* h;  // [max_rows, I]
   bf16* y;  // [max_rows, H]
+  int E;    // experts (the sm90 TMA path describes gate/up/down as [E, rows, cols] tensors)
+  bf16* xs;  // [max_rows, H] scratch: x rows gathered into permuted order (sm90 TMA gate_up; unused otherwise)
+  int pairs;  // T·k routed rows (the sm90 launchers pick their kernel variant by it)
+  int sm90_kernel;  // MoeCudaOptions::sm90_kernel: 0 auto, 1 cp.async, 2 TMA, 3 TMA + cluster multicast
 };
 // Raise the kernels' dynamic shared-memory limits on the current device; call once per device before launching
 // (the sm90 one only on compute capability 9.x).

@@ -58,6 +58,8 @@ MoeLayerCuda::MoeLayerCuda(const MoeShape& shape, int max_tokens, const MoeCudaO
                   cuda::kDecodeMaxTokens);
   WATTMOE_REQUIRE(opt.block_m == 0 || opt.block_m == 64 || opt.block_m == 128,
                   "MoeLayerCuda: block_m {} must be 0 (auto), 64 or 128", opt.block_m);
+  WATTMOE_REQUIRE(opt.sm90_kernel >= 0 && opt.sm90_kernel <= 3, "MoeLayerCuda: sm90_kernel {} must be in 0..3",
+                  opt.sm90_kernel);
   WATTMOE_REQUIRE((long long)max_tokens * k < (1ll << 30), "MoeLayerCuda: max_tokens {} × k {} too large", max_tokens,
                   k);
 
@@ -79,11 +81,13 @@ MoeLayerCuda::MoeLayerCuda(const MoeShape& shape, int max_tokens, const MoeCudaO
   off_tiles_ = take(size_t(max_rows_ / 64) * 4);
   off_h_ = take(size_t(max_rows_) * I * 2);
   off_y_ = take(size_t(max_rows_) * H * 2);
-  ws_bytes_ = o;
   int dev = 0, major = 0;
   WATTMOE_CUDA_CALL(cudaGetDevice(&dev));
   WATTMOE_CUDA_CALL(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
   sm90_ = major == 9;
+  // The sm90 TMA gate_up reads x through a gathered copy xs [max_rows, H] (TMA cannot gather rows).
+  off_xs_ = sm90_ ? take(size_t(max_rows_) * H * 2) : 0;
+  ws_bytes_ = o;
   WATTMOE_CUDA_CALL(cudaMalloc(&ws_, ws_bytes_));
   cuda::prepare_gemm_kernels();
   if (sm90_) cuda::prepare_gemm_sm90_kernels();
@@ -175,7 +179,8 @@ void MoeLayerCuda::forward(const void* x, void* out, int T, cudaStream_t stream)
     NvtxRange r(opt_.name + ".permute");
     cuda::launch_permute({ids, wts, counts, T, k, E, bm, rows, tiles, stok, sw, inv, tile_e}, stream);
   }
-  const cuda::GroupedGemmArgs g{xb, wg, wu, wd, stok, sw, tile_e, H, I, tiles, bm, h, y};
+  auto* xs = sm90_ ? reinterpret_cast<bf16*>(ws + off_xs_) : nullptr;
+  const cuda::GroupedGemmArgs g{xb, wg, wu, wd, stok, sw, tile_e, H, I, tiles, bm, h, y, E, xs, T * k, opt_.sm90_kernel};
   {
     NvtxRange r(opt_.name + ".gate_up");
     bm == 128 ? cuda::launch_gate_up_sm90(g, stream) : cuda::launch_gate_up(g, stream);
