@@ -1,8 +1,9 @@
 // wattmoe run: the model reads a text stream window by window, scores it (prequential: each window before any
 // adaptation on it), holds a power or energy budget by moving the routing knob (Controller), and optionally adapts
 // itself online (TestTimeAdapter). Everything it decides is logged per window as JSONL; a summary JSON goes to stdout
-// (or --summary). The model runs on the CPU; power, energy and temperature come from the simulated GPU fed the work
-// each window would put on a GPU (cli/sim_step.h), and are labelled simulated.
+// (or --summary). The model runs on the CPU; power, energy and temperature come from the plant fed the work each
+// window would put on a GPU (cli/plant.h): the simulated GPU (--plant sim, labelled simulated) or, in a CUDA build,
+// the real GPU running that work with Mixtral-shaped experts and measured with NVML (--plant cuda, labelled measured).
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -12,13 +13,13 @@
 #include "adapt/stream.h"
 #include "cli/commands.h"
 #include "cli/defaults.h"
+#include "cli/plant.h"
 #include "cli/routing_flags.h"
 #include "cli/sim_step.h"
 #include "control/controller.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/timer.h"
-#include "energy/sim_gpu.h"
 #include "energy/sim_params.h"
 #include "io/atomic_file.h"
 #include "model/checkpoint.h"
@@ -37,9 +38,9 @@ struct RunArgs {
   std::string budget_schedule;  // "WINDOW:TARGET,..." step changes of the target
   std::string control_policy = "skip";
   bool no_thermal = false, no_ladder = false;
-  // Simulated GPU.
-  std::string sim_params;
-  double streams = 16, period_s = 0.02, ambient_c = NAN;
+  // Plant: the simulated GPU, or the real one (CUDA builds).
+  std::string plant = "sim", sim_params;
+  double streams = 16, period_s = NAN, ambient_c = NAN, idle_s = 2;
   // Test-time adaptation.
   bool ttt = false;
   std::string groups = "router,norms", optimizer = "sgd", triggers = "always";
@@ -121,6 +122,8 @@ ControllerConfig controller_config(const RunArgs& a, const ModelConfig& m, const
   c.knobs.policy = a.control_policy;
   c.knobs.num_experts = m.num_experts, c.knobs.model_k = m.top_k;
   c.thermal.enabled = !a.no_thermal;
+  // A real GPU's temperature is noisy at sub-second steps: fit the slope over a full window before extrapolating.
+  if (a.plant == "cuda") c.thermal.min_fit_span_s = 0.8 * c.thermal.slope_window_s;
   c.ladder.enabled = !a.no_ladder;
   // The mask rung prunes the most expensive experts; when every expert costs the same there is nothing to gain
   // from it but lost quality, so the ladder goes from top-1 straight to smaller batches.
@@ -172,7 +175,11 @@ void run_run(const RunArgs& a) {
   WATTMOE_REQUIRE(a.power_budget >= 0 && a.energy_budget >= 0 && std::isfinite(a.power_budget) &&
                       std::isfinite(a.energy_budget),
                   "--power-budget/--energy-budget must be > 0 (got {} W, {} J/token)", a.power_budget, a.energy_budget);
-  WATTMOE_REQUIRE(a.streams >= 1 && a.period_s > 0, "--sim-streams must be ≥ 1 and --step-period-s > 0");
+  check_plant(a.plant);  // before any work: a CPU-only build or machine fails here for --plant cuda
+  const double period_s = std::isnan(a.period_s) ? default_step_period(a.plant) : a.period_s;
+  WATTMOE_REQUIRE(a.streams >= 1 && period_s > 0 && std::isfinite(period_s),
+                  "--sim-streams must be ≥ 1 and --step-period-s > 0");
+  WATTMOE_REQUIRE(a.idle_s >= 0 && a.idle_s <= 600, "--idle-s {}: expected 0 to 600 s", a.idle_s);
   const bool budget = a.power_budget > 0 || a.energy_budget > 0;
   WATTMOE_REQUIRE(budget || a.budget_schedule.empty(), "--budget-schedule needs --power-budget or --energy-budget");
 
@@ -184,17 +191,22 @@ void run_run(const RunArgs& a) {
   routing.tally_fixed_share = 1.0 / a.streams;
   const auto schedule = parse_schedule(a.budget_schedule);
 
-  SimGpuParams gp = a.sim_params.empty() ? SimGpuParams{} : load_sim_params(a.sim_params);
-  if (std::isfinite(a.ambient_c)) gp.ambient_c = a.ambient_c;
-  SimulatedGpu gpu(gp);
-  SimStepShape shape;
-  shape.streams = a.streams, shape.period_s = a.period_s;
+  PlantOptions po;
+  po.name = a.plant;
+  po.sim = a.sim_params.empty() ? SimGpuParams{} : load_sim_params(a.sim_params);
+  if (std::isfinite(a.ambient_c)) po.sim.ambient_c = a.ambient_c;
+  SimStepShape& shape = po.shape;
+  shape.streams = a.streams, shape.period_s = period_s;
   if (!a.routing.expert_shape.empty()) {
     long long h = 0, i = 0;
     std::sscanf(a.routing.expert_shape.c_str(), "%lldx%lld", &h, &i);  // validated by make_routing
     shape.hidden = double(h), shape.ffn = double(i);
     shape.dense_params = double(h) * (2.5 * double(h)) + double(m.config.num_experts) * double(h);
   }
+  po.num_layers = m.config.num_layers, po.num_experts = m.config.num_experts, po.window_tokens = a.seq;
+  po.idle_s = a.idle_s;
+  const std::unique_ptr<Plant> plant = make_plant(po);
+  const std::string P = plant->prefix();  // "sim" or "measured": the JSONL/summary keys
 
   std::unique_ptr<Controller> ctl;
   ControlDecision decision;
@@ -223,6 +235,7 @@ void run_run(const RunArgs& a) {
   validate_stream_options(opt);
 
   double sim_j = 0, sim_s = 0, sim_tokens = 0, expert_j_prev = 0, max_temp = -1e9;
+  int64_t overrun_windows = 0;
   size_t next_target = 0;
   int64_t throttled_windows = 0, windows_total = 0;
   const int64_t n_tok = a.max_tokens > 0 ? std::min<int64_t>(int64_t(stream.tokens.size()), a.max_tokens + 1)
@@ -230,9 +243,9 @@ void run_run(const RunArgs& a) {
   const int64_t n_windows = (n_tok - 2) / a.seq + 1;
   Timer progress;
   auto on_window = [&](const WindowInfo& w, const WindowOutcome& r, StreamControl& next) {
-    const SimStepResult st = run_sim_step(gpu, shape, r.counts, r.tokens, decision.batch_scale);
-    const Sample sample = gpu.sample();
-    sim_j += st.joules, sim_s += st.seconds, sim_tokens += st.tokens;
+    const PlantStep st = plant->step(r.counts, r.tokens, decision.batch_scale);
+    const Sample& sample = st.sample;
+    sim_j += st.joules, sim_s += st.seconds, sim_tokens += st.tokens, overrun_windows += st.overrun;
     max_temp = std::max(max_temp, sample.gpu_temp_c);
     const uint64_t reasons = sample.clock_event_reasons.value_or(0);
     if (reasons & (0x8 | 0x20 | 0x40)) ++throttled_windows;
@@ -243,14 +256,15 @@ void run_run(const RunArgs& a) {
       Json j{{"window", w.index}, {"start", w.start}, {"tokens", r.tokens}, {"nats", r.nats},
              {"bits_per_token", r.nats_per_token() / std::log(2.0)}, {"entropy", r.entropy},
              {"experts_per_token", r.experts_per_token}, {"expert_counts", counts_json(r.counts)},
-             {"expert_j", expert_j}, {"sim", sample_json(sample)}, {"sim_step_j", st.joules},
-             {"sim_step_s", st.seconds}, {"sim_power_w", st.power_w()}, {"sim_j_per_token", st.joules_per_token()},
+             {"expert_j", expert_j}, {P, sample_json(sample)}, {P + "_step_j", st.joules},
+             {P + "_step_s", st.seconds}, {P + "_power_w", st.power_w()}, {P + "_j_per_token", st.joules_per_token()},
              {"infer_s", r.infer_seconds}, {"adapt_s", r.adapt_seconds}, {"adapted", r.adapted},
              {"trigger", r.trigger}, {"reset", r.reset}, {"drift", r.drift}, {"suspended", r.suspended},
              {"probation", r.probation}};
       if (r.adapted)
         j["loss"] = Json{{"nll", r.loss.nll}, {"entropy", r.loss.entropy}, {"energy", r.loss.energy},
                          {"router_entropy", r.loss.router_entropy}, {"anchor", r.loss.anchor}, {"total", r.loss.total}};
+      j.update(plant->step_extras(st));
       if (ctl)
         j["control"] = Json{{"policy", decision.policy}, {"knobs", knobs_json(decision.knobs)}, {"u", decision.u},
                             {"floor", decision.floor}, {"rung", decision.rung}, {"batch_scale", decision.batch_scale},
@@ -291,11 +305,12 @@ void run_run(const RunArgs& a) {
          {"source_checks", res.source_checks}, {"suspended_windows", res.suspended_windows},
          {"probation_windows", res.probation_windows}, {"expert_counts", counts_json(res.counts)},
          {"expert_counts_first", counts_json(res.counts_first)}, {"expert_counts_last", counts_json(res.counts_last)}};
-  s["sim"] = Json{{"label", "simulated GPU (not measured)"}, {"gpu", gp.name}, {"streams", a.streams},
-                  {"step_period_s", a.period_s}, {"expert_shape", {shape.hidden, shape.ffn}}, {"joules", sim_j},
-                  {"seconds", sim_s}, {"mean_power_w", sim_s > 0 ? sim_j / sim_s : 0},
-                  {"joules_per_token", sim_tokens > 0 ? sim_j / sim_tokens : 0}, {"max_temp_c", max_temp},
-                  {"throttled_windows", throttled_windows}, {"windows", windows_total}};
+  Json pj = plant->describe();
+  pj.update(Json{{"joules", sim_j}, {"seconds", sim_s}, {"mean_power_w", sim_s > 0 ? sim_j / sim_s : 0},
+                 {"joules_per_token", sim_tokens > 0 ? sim_j / sim_tokens : 0}, {"max_temp_c", max_temp},
+                 {"throttled_windows", throttled_windows}, {"windows", windows_total},
+                 {"overrun_windows", overrun_windows}});
+  s[P] = pj;
   if (ctl)
     s["control"] = Json{{"measure", measure_name(ctl->config().budget.measure)},
                         {"final_target", ctl->budget().config().target}, {"policy", a.control_policy}};
@@ -328,16 +343,20 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--compare-windows", a->compare_windows, "windows in the first/last expert-use matrices")
       ->capture_default_str();
   add_routing_flags(cmd, a->routing);
-  cmd->add_option("--power-budget", a->power_budget, "hold the simulated GPU's mean power at W");
-  cmd->add_option("--energy-budget", a->energy_budget, "hold the simulated energy per token at J/token");
+  cmd->add_option("--power-budget", a->power_budget, "hold the plant's mean power at W");
+  cmd->add_option("--energy-budget", a->energy_budget, "hold the plant's energy per token at J/token");
   cmd->add_option("--budget-schedule", a->budget_schedule, "target step changes WINDOW:TARGET,... (W or J/token)");
   cmd->add_option("--control-policy", a->control_policy, "knob the controller moves: cost, top_p, skip, topk, budget")
       ->capture_default_str();
   cmd->add_flag("--no-thermal-guard", a->no_thermal, "disable the thermal guard");
   cmd->add_flag("--no-ladder", a->no_ladder, "disable the degradation ladder");
+  cmd->add_option("--plant", a->plant,
+                  "what the window's work runs on: sim (simulated GPU) or cuda (the real GPU, measured with NVML; "
+                  "CUDA builds)")->capture_default_str();
   cmd->add_option("--sim-params", a->sim_params, "simulated GPU parameters (JSON)");
   cmd->add_option("--sim-streams", a->streams, "concurrent streams each window stands for")->capture_default_str();
-  cmd->add_option("--step-period-s", a->period_s, "simulated seconds between steps (arrival cadence)")
+  cmd->add_option("--step-period-s", a->period_s, "seconds between steps (arrival cadence; default 0.02 sim, 0.25 cuda)");
+  cmd->add_option("--idle-s", a->idle_s, "--plant cuda: seconds of idle power measured before any work")
       ->capture_default_str();
   cmd->add_option("--ambient-c", a->ambient_c, "simulated ambient temperature (°C)");
   cmd->add_flag("--ttt", a->ttt, "adapt the model online (test-time training)");

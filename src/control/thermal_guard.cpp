@@ -14,6 +14,9 @@ void validate(const ThermalConfig& c, const std::string& where) {
   finite_pos(c.lookahead_s, "lookahead_s", "seconds");
   finite_pos(c.slope_window_s, "slope_window_s", "seconds");
   finite_pos(c.decay_per_s, "decay_per_s", "a rate in u per second");
+  WATTMOE_REQUIRE(std::isfinite(c.min_fit_span_s) && c.min_fit_span_s >= 0 && c.min_fit_span_s <= c.slope_window_s,
+                  "{}: min_fit_span_s = {}: expected seconds in [0, slope_window_s = {}]", where, c.min_fit_span_s,
+                  c.slope_window_s);
   WATTMOE_REQUIRE(
       std::isfinite(c.margin_start_c) && std::isfinite(c.margin_full_c) && c.margin_full_c < c.margin_start_c,
       "{}: margin_full_c = {} must be below margin_start_c = {} (both finite, °C of predicted margin)", where,
@@ -60,7 +63,7 @@ double ThermalGuard::update(const Sample& s, double dt) {
     hist_.emplace_back(t, m);
     while (hist_.size() > 2 && hist_.front().first < t - c_.slope_window_s) hist_.pop_front();
     slope_ = 0;
-    if (hist_.size() >= 2) {
+    if (hist_.size() >= 2 && hist_.back().first - hist_.front().first >= c_.min_fit_span_s) {
       double tm = 0, mm = 0;
       for (const auto& [ti, mi] : hist_) tm += ti, mm += mi;
       tm /= double(hist_.size()), mm /= double(hist_.size());

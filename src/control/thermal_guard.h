@@ -2,8 +2,8 @@
 //
 // From each Sample it takes the thermal margin m (°C left before thermal slowdown: Sample::thermal_margin_c,
 // or slowdown_temp_c − gpu_temp_c when the sensor only reports the temperature), fits the slope dm/dt by
-// least squares over the samples of the last slope_window_s seconds, and predicts the margin lookahead_s
-// ahead:
+// least squares over the samples of the last slope_window_s seconds (once they span min_fit_span_s), and predicts
+// the margin lookahead_s ahead:
 //   m̂ = m + (dm/dt)·lookahead_s
 // The floor follows m* = min(m, m̂) — the worse of now and the prediction, so heating raises it early and a
 // cooling trend does not release it early — on a smooth ramp (smoothstep, C¹ at both ends):
@@ -29,6 +29,10 @@ struct ThermalConfig {
   bool enabled = true;
   double lookahead_s = 10;            // > 0: how far ahead the margin is predicted
   double slope_window_s = 5;          // > 0: samples this recent fit the slope
+  double min_fit_span_s = 0;          // in [0, slope_window_s]: extrapolate only once the samples span this long
+                                      // (a real GPU's temperature jumps ~9 °C in 0.25 s at load onset and swings
+                                      // ±5 °C within a step; a fit over a fraction of a second turns that into a
+                                      // slope that predicts throttling tens of degrees early)
   double margin_start_c = 6;          // predicted margin where the floor starts rising
   double margin_full_c = 1;           // predicted margin where the floor reaches floor_max (< margin_start_c)
   double floor_max = 1.0;             // in (0, 1]

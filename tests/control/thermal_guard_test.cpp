@@ -44,6 +44,36 @@ TEST(ThermalGuard, FloorRampIsSmoothAndMonotone) {
   EXPECT_EQ(thermal_floor_for_margin(c, kNaN), 0.0);
 }
 
+TEST(ThermalGuard, AMinimumFitSpanIgnoresTheLoadOnsetJump) {
+  // What an H200 showed at load onset: the margin drops 9 C within 0.25 s, then swings ±5 C from step to step,
+  // with 29 C left. Extrapolating a sub-second fit 10 s ahead predicts throttling; a fit over 4 s does not.
+  auto onset = [](double t) { return t < 0.25 ? 38.0 : 29.0 + ((int(t / 0.25) % 2) ? 5.0 : -5.0); };
+  ThermalConfig eager;
+  ThermalConfig patient;
+  patient.min_fit_span_s = 4;
+  ThermalGuard ge(eager), gp(patient);
+  bool eager_acted = false, patient_acted = false;
+  for (int i = 0; i <= 40; ++i) {
+    const double t = 0.25 * i;
+    ge.update(margin_sample(t, onset(t)), 0.25);
+    gp.update(margin_sample(t, onset(t)), 0.25);
+    eager_acted = eager_acted || ge.active();
+    patient_acted = patient_acted || gp.active();
+  }
+  EXPECT_TRUE(eager_acted);  // the failure mode this option exists for
+  EXPECT_FALSE(patient_acted);
+  // A sustained fall (2 C/s from 29 C) is still seen early: the floor rises while the margin is above 6 C.
+  double first_active_margin = -1;
+  for (int i = 1; i <= 40 && first_active_margin < 0; ++i) {
+    const double t = 10 + 0.25 * i, m = 29 - 0.5 * i;
+    gp.update(margin_sample(t, m), 0.25);
+    if (gp.active()) first_active_margin = m;
+  }
+  EXPECT_GT(first_active_margin, patient.margin_start_c);
+  patient.min_fit_span_s = patient.slope_window_s + 1;
+  EXPECT_THROW(ThermalGuard{patient}, Error);
+}
+
 TEST(ThermalGuard, PredictsFromTheSlopeAndActsBeforeTheMarginIsSmall) {
   ThermalConfig c;  // lookahead 10 s, start at 6 C
   ThermalGuard g(c);

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# `wattmoe run --plant`: sim (the default) logs simulated power under sim_* keys, the same with and without the flag;
+# cuda with no usable GPU fails at once with one clear error line and a non-zero exit (never a signal, never an
+# internal check), whether this wattmoe was built without CUDA or with it (CI builds with nvcc but has no GPU;
+# CUDA_VISIBLE_DEVICES="" hides any GPU, so the test means the same on a machine that has one), and writes no log;
+# an unknown plant is an error too.
+# Usage: bash run_plant.sh <path-to-wattmoe> <source-dir>. Needs python3's standard library.
+set -u
+BIN=${1:?usage: run_plant.sh <wattmoe> <source-dir>}
+SRC=${2:?usage: run_plant.sh <wattmoe> <source-dir>}
+MODEL="$SRC/models/kjv-small"
+unset WATTMOE_LOG
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/wattmoe_run_plant.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+failures=0
+fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+
+python3 - "$TMP" <<'PY'
+import sys, random
+r = random.Random(3)
+words = "and the lord said unto moses that he should go up into the mount of god and speak unto the people".split()
+open(sys.argv[1] + "/text.txt", "w").write(" ".join(r.choice(words) for _ in range(800)) + "\n")
+PY
+BUDGET=(--expert-shape 4096x14336 --power-budget 320 --budget-schedule 10:290)
+
+# 1. --plant sim is the default: identical logs (but for timings) with and without the flag.
+"$BIN" run --model "$MODEL" --data "$TMP/text.txt" "${BUDGET[@]}" --summary "$TMP/a.json" --log "$TMP/a.jsonl" \
+  2>/dev/null || fail "default run failed"
+"$BIN" run --model "$MODEL" --data "$TMP/text.txt" "${BUDGET[@]}" --plant sim --summary "$TMP/b.json" \
+  --log "$TMP/b.jsonl" 2>/dev/null || fail "--plant sim run failed"
+python3 - "$TMP" <<'PY' || fail "--plant sim differs from the default or lacks the simulated fields"
+import json, sys
+d = sys.argv[1]
+a = [json.loads(l) for l in open(d + "/a.jsonl")]
+b = [json.loads(l) for l in open(d + "/b.jsonl")]
+assert len(a) == len(b) > 20, (len(a), len(b))
+for x, y in zip(a, b):
+    for r in (x, y):
+        r.pop("infer_s"), r.pop("adapt_s")
+    assert x == y
+    assert x["sim_power_w"] > 0 and x["sim_step_j"] > 0 and abs(x["sim_step_s"] - 0.02) < 1e-9 and "power_w" in x["sim"]
+    assert not any(k.startswith("measured") for k in x), x.keys()
+sa, sb = json.load(open(d + "/a.json")), json.load(open(d + "/b.json"))
+assert sa["sim"] == sb["sim"] and sa["sim"]["label"] == "simulated GPU (not measured)" and "measured" not in sa
+assert sa["sim"]["step_period_s"] == 0.02 and sa["sim"]["overrun_windows"] == 0, sa["sim"]
+# The budget still acts on the simulated power: top-2 starts near 390 W, the tail holds 290 W.
+assert a[0]["sim_power_w"] > 360 and abs(sum(r["sim_power_w"] for r in a[20:-1]) / len(a[20:-1]) - 290) < 0.05 * 290
+PY
+
+# expect_error PHRASE cmd...: exit 1..127, stderr has one "wattmoe: error:" line containing PHRASE, no check failure.
+expect_error() {
+  local phrase=$1; shift
+  CUDA_VISIBLE_DEVICES="" "$@" > "$TMP/out" 2> "$TMP/err"; local rc=$?
+  if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then fail "expected a clean failure, got rc=$rc: $*"; return; fi
+  grep -q "^wattmoe: error: .*$phrase" "$TMP/err" || fail "missing '$phrase' in: $(cat "$TMP/err")"
+  if grep -qi "check failed\|internal" "$TMP/err"; then fail "internal check in: $(cat "$TMP/err")"; fi
+  [ "$(grep -c '^wattmoe: error:' "$TMP/err")" -eq 1 ] || fail "expected one error line: $(cat "$TMP/err")"
+  return 0
+}
+
+# 2. --plant cuda without a GPU (or without CUDA in the build): a clear error before any work (no log written).
+rm -f "$TMP/c.jsonl"
+expect_error "--plant cuda: .*\(no CUDA device is visible\|built without CUDA\)" \
+  "$BIN" run --model "$MODEL" --data "$TMP/text.txt" "${BUDGET[@]}" --plant cuda --log "$TMP/c.jsonl"
+[ -e "$TMP/c.jsonl" ] && fail "--plant cuda wrote a log before failing"
+expect_error "--plant cuda" "$BIN" run --model "$MODEL" --data "$TMP/text.txt" --plant cuda --step-period-s 0.5
+# 3. An unknown plant.
+expect_error "--plant gpu: expected sim or cuda" "$BIN" run --model "$MODEL" --data "$TMP/text.txt" --plant gpu
+
+if [ $failures -gt 0 ]; then echo "run_plant.sh: $failures failure(s)" >&2; exit 1; fi
+echo "run_plant.sh: all passed"
