@@ -126,6 +126,14 @@ if only("overhead"):
         job(f"overhead/noguard_top1_layer_every_{k}", "run", *top1, "--ttt-trigger", "every", "--ttt-every", str(k))
     job("overhead/noguard_top1_layer_complexity", "run", *top1, "--ttt-trigger", "complexity", "--ttt-complexity",
         "1.1")
+    # Adapting less often wants a larger step: lr 2e-2 (chosen on the tuning slice, bytes 40k-80k).
+    fast = [x if x != "1e-2" else "2e-2" for x in top1]
+    for k in [4, 5, 6]:
+        job(f"overhead/noguard_top1_layer_lr2e-2_every_{k}", "run", *fast, "--ttt-trigger", "every", "--ttt-every",
+            str(k))
+    for f in ["1.1", "1.15"]:
+        job(f"overhead/noguard_top1_layer_lr2e-2_complexity_{f}", "run", *fast, "--ttt-trigger", "complexity",
+            "--ttt-complexity", f)
 
 if only("energy"):
     vt = ["--max-tokens", str(VAL_TOKENS)] if VAL_TOKENS else []
@@ -141,6 +149,13 @@ if only("energy"):
     job("energy/ttt_top1_noguard", "run", *base, "--k-max", "1", *ttt, "--ttt-source-check", "0")
     job("energy/ttt_top1_all", "run", *base, "--k-max", "1", *TTT, "--ttt-groups", "all", "--ttt-lr", "1e-3")
     job("energy/ttt_top1_all_3e-4", "run", *base, "--k-max", "1", *TTT, "--ttt-groups", "all", "--ttt-lr", "3e-4")
+    # Step-aware pricing: top-1, and a token whose expert has fewer than m tokens in the step pays that expert's
+    # weight read (lambda scales the price against the router logits), so fewer experts are read per step.
+    for lam, m in [("20", "8"), ("30", "8"), ("15", "12")]:
+        job(f"energy/ttt_top1_reuse_l{lam}_m{m}", "run", *base, "--k-max", "1", "--policy", "cost", "--lambda", lam,
+            "--reuse-min-tokens", m, *ttt)
+    job("energy/static_top1_reuse_l20_m8", "run", *base, "--k-max", "1", "--policy", "cost", "--lambda", "20",
+        "--reuse-min-tokens", "8")
     for b in ["0.5", "0.7"]:
         job(f"energy/ttt_skip_{b}", "run", *base, "--policy", "skip", "--beta", b, *ttt)
         job(f"energy/ttt_skip_{b}_sharpen", "run", *base, "--policy", "skip", "--beta", b, *ttt,
