@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the main job on the embedded default: the shipped model
-# (models/kjv-small) scored on the kjv validation text, a sample generation, the model reading noisy text under a
-# power budget while adapting itself online (power from the simulated GPU: the model runs on the CPU), and live
-# telemetry from NVML when a GPU is present, else from the simulated GPU (labelled as such).
+# (models/kjv-small) scored on the kjv validation text and a sample generation (on the GPU when there is one), the
+# model reading noisy text under a power budget while adapting itself online (power from the simulated GPU: the
+# model runs on the CPU), and live telemetry from NVML when a GPU is present, else from the simulated GPU (labelled
+# as such).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/build.sh"
@@ -11,8 +12,15 @@ model=${WATTMOE_MODEL:-$root/models/kjv-small}
 data=${WATTMOE_DATA:-$root/data}
 [ -f "$data/kjv.val.txt" ] || "$w" data build --out "$data"
 "$w" info --model "$model"
-"$w" eval --model "$model" --data "$data/kjv.val.txt" --max-tokens 65536
-"$w" generate --model "$model" --prompt "And God said" --max-new 160 --seed 1
+# Eval and generation run on the GPU when this build has CUDA and a GPU answers, else on the CPU.
+dev=cpu
+if nvidia-smi -L >/dev/null 2>&1 &&
+   "$w" eval --model "$model" --data "$data/kjv.val.txt" --max-tokens 8 --device cuda >/dev/null 2>&1; then
+  dev=cuda
+fi
+echo "device: $dev"
+"$w" eval --model "$model" --data "$data/kjv.val.txt" --max-tokens 65536 --device "$dev"
+"$w" generate --model "$model" --prompt "And God said" --max-new 160 --seed 1 --device "$dev"
 # Budget 320 W (top-2 would draw ~390 W simulated), next-token TTT of router, norms and LoRA; per-window log in
 # build/run.jsonl, summary on stdout.
 "$w" run --model "$model" --data "$data/kjv.val.noise10.txt" --max-tokens 20000 --expert-shape 4096x14336 \
