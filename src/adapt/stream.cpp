@@ -30,10 +30,10 @@ void add_counts(Counts& into, const Counts& c) {
     for (size_t e = 0; e < c[l].size(); ++e) into[l][e] += c[l][e];
 }
 
-using WindowFn = std::function<WindowOutcome(const int32_t* ids, int S, StreamControl& control)>;
+}  // namespace
 
-StreamResult walk(const TokenStream& s, const StreamOptions& opt, StreamControl control,
-                  const WindowCallback& callback, const WindowFn& fn) {
+StreamResult run_stream_with(const TokenStream& s, const StreamOptions& opt, StreamControl control,
+                             const WindowCallback& callback, const WindowFn& fn) {
   validate_stream_options(opt);
   int64_t n = int64_t(s.tokens.size());
   if (opt.max_tokens > 0) n = std::min(n, opt.max_tokens + 1);
@@ -71,11 +71,9 @@ StreamResult walk(const TokenStream& s, const StreamOptions& opt, StreamControl 
   return r;
 }
 
-}  // namespace
-
 StreamResult run_stream(TestTimeAdapter& adapter, const TokenStream& s, const StreamOptions& opt,
                         StreamControl control, const WindowCallback& callback) {
-  return walk(s, opt, std::move(control), callback, [&](const int32_t* ids, int S, StreamControl& c) {
+  return run_stream_with(s, opt, std::move(control), callback, [&](const int32_t* ids, int S, StreamControl& c) {
     return adapter.process(ids, S, c.select, c.sensor);
   });
 }
@@ -83,7 +81,7 @@ StreamResult run_stream(TestTimeAdapter& adapter, const TokenStream& s, const St
 StreamResult run_stream(const Transformer<float>& model, const float* params, const TokenStream& s,
                         const StreamOptions& opt, StreamControl control, const WindowCallback& callback) {
   Activations<float> acts;
-  return walk(s, opt, std::move(control), callback, [&](const int32_t* ids, int S, StreamControl& c) {
+  return run_stream_with(s, opt, std::move(control), callback, [&](const int32_t* ids, int S, StreamControl& c) {
     Timer t;
     WindowScore ws = score_window(model, params, ids, S, c.select, acts);
     WindowOutcome w;

@@ -65,4 +65,11 @@ StreamResult run_stream(TestTimeAdapter& adapter, const TokenStream& s, const St
 StreamResult run_stream(const Transformer<float>& model, const float* params, const TokenStream& s,
                         const StreamOptions& opt, StreamControl control = {}, const WindowCallback& callback = nullptr);
 
+// The walk itself, with any scorer: fn(ids, S, control) scores (and may adapt on) one window of S + 1 tokens with
+// control.select and returns its outcome; the windows, totals and callback are the same as above. Both overloads
+// above are this walk; the GPU path (gpu/stream_cuda.h) plugs TransformerCuda in here.
+using WindowFn = std::function<WindowOutcome(const int32_t* ids, int S, StreamControl& control)>;
+StreamResult run_stream_with(const TokenStream& s, const StreamOptions& opt, StreamControl control,
+                             const WindowCallback& callback, const WindowFn& fn);
+
 }  // namespace wattmoe

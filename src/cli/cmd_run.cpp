@@ -1,8 +1,9 @@
 // wattmoe run: the model reads a text stream window by window, scores it (prequential: each window before any
 // adaptation on it), holds a power or energy budget by moving the routing knob (Controller), and optionally adapts
 // itself online (TestTimeAdapter). Everything it decides is logged per window as JSONL; a summary JSON goes to stdout
-// (or --summary). The model runs on the CPU; power, energy and temperature come from the plant fed the work each
-// window would put on a GPU (cli/plant.h): the simulated GPU (--plant sim, labelled simulated) or, in a CUDA build,
+// (or --summary). The model runs on the CPU, or with --device cuda its forward runs on the GPU (TransformerCuda, fp32;
+// routing, the controller, the plant and the logs unchanged; --ttt stays CPU-only for now); power, energy and
+// temperature come from the plant fed the work each window would put on a GPU (cli/plant.h): the simulated GPU (--plant sim, labelled simulated) or, in a CUDA build,
 // the real GPU running that work with Mixtral-shaped experts and measured with NVML (--plant cuda, labelled measured).
 #include <cmath>
 #include <fstream>
@@ -23,13 +24,16 @@
 #include "energy/sim_params.h"
 #include "io/atomic_file.h"
 #include "model/checkpoint.h"
+#if WATTMOE_WITH_CUDA
+#include "gpu/stream_cuda.h"
+#endif
 
 namespace wattmoe::cli {
 
 namespace {
 
 struct RunArgs {
-  std::string model = default_model_dir(), data = "data/kjv.val.txt", tokenizer, log, summary;
+  std::string model = default_model_dir(), data = "data/kjv.val.txt", tokenizer, log, summary, device = "cpu";
   int seq = 128, compare_windows = 8;
   int64_t max_tokens = 0;
   RoutingArgs routing;
@@ -175,6 +179,11 @@ void run_run(const RunArgs& a) {
   WATTMOE_REQUIRE(a.power_budget >= 0 && a.energy_budget >= 0 && std::isfinite(a.power_budget) &&
                       std::isfinite(a.energy_budget),
                   "--power-budget/--energy-budget must be > 0 (got {} W, {} J/token)", a.power_budget, a.energy_budget);
+  // Adapting on the GPU (the adapter's groups, LoRA, optimisers, teacher and guards) is not wired yet: refuse rather
+  // than score on the GPU and adapt a CPU copy that the GPU never sees.
+  WATTMOE_REQUIRE(!(a.ttt && a.device == "cuda"),
+                  "--ttt runs on the CPU only for now: use --device cpu with --ttt, or drop --ttt for --device cuda");
+  const bool cuda = use_cuda_device(a.device);  // before any work: a GPU-less machine or CPU-only build fails here
   check_plant(a.plant);  // before any work: a CPU-only build or machine fails here for --plant cuda
   const double period_s = std::isnan(a.period_s) ? default_step_period(a.plant) : a.period_s;
   WATTMOE_REQUIRE(a.streams >= 1 && period_s > 0 && std::isfinite(period_s),
@@ -288,16 +297,26 @@ void run_run(const RunArgs& a) {
                double(n_windows - w.index - 1) / rate);
     }
   };
-  const StreamResult res = adapter ? run_stream(*adapter, stream, opt, control, on_window)
-                                   : run_stream(Transformer<float>(m.config), m.params.data(), stream, opt, control,
-                                                on_window);
+  StreamResult res;
+#if WATTMOE_WITH_CUDA
+  if (cuda) {  // the forward on the GPU (fp32); routing runs on the host, so every policy and decision applies
+    cuda::Context ctx(0);
+    gpu::TransformerCuda model(m.config, ctx);
+    model.upload_params(m.params.data());
+    res = gpu::run_stream_cuda(model, stream, opt, control, on_window);
+  }
+#endif
+  if (!cuda)
+    res = adapter ? run_stream(*adapter, stream, opt, control, on_window)
+                  : run_stream(Transformer<float>(m.config), m.params.data(), stream, opt, control, on_window);
   if (log.is_open()) {
     log.close();
     WATTMOE_REQUIRE(log.good(), "--log {}: write failed", a.log);
   }
 
   Json s{{"model", a.model}, {"data", a.data}, {"seq", a.seq}, {"windows", res.windows}, {"tokens", res.tokens},
-         {"bytes", res.bytes}, {"bits_per_byte", res.bits_per_byte()}, {"nats_per_token", res.nats_per_token()},
+         {"bytes", res.bytes}, {"device", a.device}, {"bits_per_byte", res.bits_per_byte()},
+         {"nats_per_token", res.nats_per_token()},
          {"experts_per_token", res.experts_per_token}, {"expert_j_per_token", tally->joules_per_token()},
          {"routing", routing.describe()}, {"infer_seconds", res.infer_seconds}, {"adapt_seconds", res.adapt_seconds},
          {"adapt_infer_ratio", res.adapt_infer_ratio()}, {"adapted_windows", res.adapted_windows},
@@ -340,6 +359,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--max-tokens", a->max_tokens, "read only the first N tokens (0: all)");
   cmd->add_option("--log", a->log, "per-window JSONL log");
   cmd->add_option("--summary", a->summary, "write the summary JSON here instead of stdout");
+  cmd->add_option("--device", a->device,
+                  "cpu (default) or cuda (each window's forward on GPU 0, fp32; --ttt needs cpu)")->capture_default_str();
   cmd->add_option("--compare-windows", a->compare_windows, "windows in the first/last expert-use matrices")
       ->capture_default_str();
   add_routing_flags(cmd, a->routing);
