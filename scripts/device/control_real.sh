@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The power-budget controller on a real GPU (`wattmoe run --plant cuda`; read only: never changes clocks or power
 # limits). The shipped model reads kjv val on the CPU; each window's routed work runs on the GPU as Mixtral-shaped
-# experts (one bf16 weight set per layer and expert) paced to a 0.25 s step, and the controller reads the power the
+# experts (one bf16 weight set per layer and expert) paced to a 1 s step, and the controller reads the power the
 # NVML energy counter measured. Under OUT_DIR:
 #   1. nvidia-smi -L;
 #   2. calibration: a few unbudgeted steps at 64 streams; the streams are then scaled so the unconstrained work
@@ -11,24 +11,25 @@
 #   4. step.jsonl/step.json: a power budget T1 = idle + 0.9·(P0 − idle), stepped down at the middle to
 #      T2 = idle + 0.7·(P0 − idle) (both between idle and P0, and within the skip knob's reach: on an H200 the knob
 #      alone brought power from P0 down to about idle + 0.63·(P0 − idle));
-#   5. summary.json and two tables, per window and per 1 s block of 4 windows (the NVML counter scatters ±12% per
-#      0.25 s window on an H200 for identical steps, ±3% per second: see the free run's line): per segment the mean
+#   5. summary.json and two tables, per window and per block of 4 windows (the NVML counter scatters ±12% per
+#      0.25 s window on an H200 for identical steps, ±0.6% per 1 s window: see the free run's line): per segment the mean
 #      and worst relative error in its second half (steady state), the overshoot past the new target in the
 #      direction of the change, the windows (blocks) until power stays within ±5% (settling; as
 #      scripts/experiments/run_experiments.py's "control" section), and a limit-cycle check on the knob u (see
 #      limit_cycle below), plus the windows where the thermal guard held a floor on u.
 # Usage: scripts/device/control_real.sh [--bin WATTMOE] [--data FILE] [--out DIR] [--windows N] [--duty D]
 #                                       [--period S] [--free-windows N] [--no-thermal-guard] [--analyse DIR]
-#   --period: seconds per step (default 0.25); at 1 s one window is one reading the counter resolves to a few %.
+#   --period: seconds per step (default 1: one window is one reading the counter resolves to ~1%; at 0.25 s the
+#   readings of identical steps scatter ±12%).
 #   --no-thermal-guard: the budget run without the thermal guard (on an H200 the guard once fired at the start, from
 #   the temperature's sub-second swing, and held u up for ~80 windows). --analyse DIR: only the analysis, on DIR.
 #   --bin: a CUDA build of wattmoe (its shared libraries on LD_LIBRARY_PATH); --data: kjv val text (default
-#   data/kjv.val.txt); --out: default $OUT, else out/control_real; --windows: steps of the budget run (default 320,
-#   80 s). Needs python3 (stdlib). About 2.5 minutes on an H100.
+#   data/kjv.val.txt); --out: default $OUT, else out/control_real; --windows: steps of the budget run (default 120,
+#   120 s). Needs python3 (stdlib). About 3.5 minutes.
 set -uo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN="$SRC/build/wattmoe" DATA="$SRC/data/kjv.val.txt" DIR=${OUT:-$SRC/out/control_real} WINDOWS=320 DUTY=0.6
-NOBUDGET_WINDOWS=100 PERIOD=0.25 ANALYSE="" GUARD=()
+BIN="$SRC/build/wattmoe" DATA="$SRC/data/kjv.val.txt" DIR=${OUT:-$SRC/out/control_real} WINDOWS=120 DUTY=0.6
+NOBUDGET_WINDOWS=30 PERIOD=1 ANALYSE="" GUARD=()
 while [ $# -gt 0 ]; do
   case $1 in
     --bin) BIN=$2; shift 2 ;;
@@ -57,7 +58,7 @@ free = [json.loads(l) for l in open(d + "/free.jsonl")]
 S, F = json.load(open(d + "/step.json")), json.load(open(d + "/free.json"))
 t1, t2 = rows[0]["control"]["target"], rows[-1]["control"]["target"]
 mid = next(i for i, r in enumerate(rows) if r["control"]["target"] != t1)
-BAND, BLOCK = 0.05, 4  # BLOCK windows (~1 s): what the NVML counter resolves to a few % (see the free run's noise)
+BAND, BLOCK = 0.05, 4  # blocks of BLOCK windows: a steadier reading when windows are short (see the free run's noise)
 
 
 def blocks(rs):

@@ -376,7 +376,7 @@ void add_run_command(CLI::App& app) {
                   "CUDA builds)")->capture_default_str();
   cmd->add_option("--sim-params", a->sim_params, "simulated GPU parameters (JSON)");
   cmd->add_option("--sim-streams", a->streams, "concurrent streams each window stands for")->capture_default_str();
-  cmd->add_option("--step-period-s", a->period_s, "seconds between steps (arrival cadence; default 0.02 sim, 0.25 cuda)");
+  cmd->add_option("--step-period-s", a->period_s, "seconds between steps (arrival cadence; default 0.02 sim, 1 cuda)");
   cmd->add_option("--idle-s", a->idle_s, "--plant cuda: seconds of idle power measured before any work")
       ->capture_default_str();
   cmd->add_option("--ambient-c", a->ambient_c, "simulated ambient temperature (°C)");

@@ -94,7 +94,7 @@ void check_plant(const std::string& name) {
 #endif
 }
 
-double default_step_period(const std::string& name) { return name == "cuda" ? 0.25 : 0.02; }
+double default_step_period(const std::string& name) { return name == "cuda" ? 1.0 : 0.02; }
 
 std::unique_ptr<Plant> make_plant(const PlantOptions& o) {
   check_plant(o.name);
