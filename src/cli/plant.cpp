@@ -7,6 +7,7 @@
 #include "energy/sim_gpu.h"
 #if WATTMOE_WITH_CUDA
 #include "gpu/real_plant.h"
+#include "ops/cuda/context.h"
 #endif
 
 namespace wattmoe::cli {
@@ -85,7 +86,7 @@ void check_plant(const std::string& name) {
   WATTMOE_REQUIRE(name == "sim" || name == "cuda", "--plant {}: expected sim or cuda", name);
   if (name == "sim") return;
 #if WATTMOE_WITH_CUDA
-  WATTMOE_REQUIRE(cuda_device_visible(),
+  WATTMOE_REQUIRE(cuda::device_available(),
                   "--plant cuda: no CUDA device is visible (no GPU or driver here, or CUDA_VISIBLE_DEVICES hides it); "
                   "use --plant sim");
 #else

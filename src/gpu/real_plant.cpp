@@ -12,19 +12,10 @@
 #include "core/timer.h"
 #include "energy/meter.h"
 #include "energy/nvml_sensor.h"
+#include "ops/cuda/context.h"
 #include "ops/cuda/profile_blocks.h"
 
 namespace wattmoe {
-
-bool cuda_device_visible() {
-  int n = 0;
-  const cudaError_t e = cudaGetDeviceCount(&n);
-  if (e != cudaSuccess) {
-    cudaGetLastError();  // not sticky: leave no error behind for later calls
-    return false;
-  }
-  return n > 0;
-}
 
 namespace {
 
@@ -87,7 +78,7 @@ RealPlant::RealPlant(const RealPlantConfig& cfg) : impl_(std::make_unique<Impl>(
   WATTMOE_REQUIRE(c.streams >= 1 && std::isfinite(c.streams) && c.period_s > 0 && std::isfinite(c.period_s),
                   "real plant: streams {} (≥ 1) and period {} s (> 0)", c.streams, c.period_s);
   if (c.dense_out <= 0) c.dense_out = 4096 + 1024 + 1024 + 4096 + c.num_experts;
-  WATTMOE_REQUIRE(cuda_device_visible(),
+  WATTMOE_REQUIRE(cuda::device_available(),
                   "--plant cuda: no CUDA device is visible (no GPU or driver here, or CUDA_VISIBLE_DEVICES hides it); "
                   "use --plant sim");
   m.device = cuda_device_description();

@@ -85,7 +85,4 @@ class RealPlant {
   std::unique_ptr<Impl> impl_;
 };
 
-// Whether a CUDA device is visible (cudaGetDeviceCount > 0); never throws.
-bool cuda_device_visible();
-
 }  // namespace wattmoe
