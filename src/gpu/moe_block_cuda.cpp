@@ -63,16 +63,8 @@ void TransformerCudaT<T>::moe_forward(int l, const RouterSelect<float>& select) 
     select_topk<float>(hr.probs.data(), N, int(E), c.top_k, hr.routing);
   }
   const int k = hr.routing.k;
-  hr.weight.assign(size_t(N * k), 0.f);
-  for (int64_t t = 0; t < N; ++t) {
-    float sum = 0;
-    for (int s = 0; s < k; ++s) {
-      const int32_t e = hr.routing.expert[t * k + s];
-      if (e >= 0) sum += (hr.weight[t * k + s] = hr.probs[t * E + e]);
-    }
-    if (c.norm_topk_prob && sum > 0.f)
-      for (int s = 0; s < k; ++s) hr.weight[t * k + s] /= sum;
-  }
+  hr.weight.resize(size_t(N * k));
+  route_weights<float>(hr.routing, hr.probs.data(), c.norm_topk_prob, hr.weight.data());
   hr.dispatch = build_dispatch(hr.routing);
   const Dispatch& d = hr.dispatch;
   const int64_t R = d.rows();
@@ -167,20 +159,8 @@ void TransformerCudaT<T>::moe_backward(int l, bool need_dh) {
   // Weights → router probabilities (w_s = p_s, or p_s / Σ p when renormalised) → logits, on the host.
   if (need_dh || g.router) {
     std::vector<float> dprobs(size_t(N * E), 0.f);
-    for (int64_t t = 0; t < N; ++t) {
-      float sum = 0, wdot = 0;
-      for (int s = 0; s < k; ++s) {
-        const int32_t e = hr.routing.expert[t * k + s];
-        if (e < 0) continue;
-        sum += hr.probs[t * E + e];
-        wdot += dweight[t * k + s] * hr.weight[t * k + s];
-      }
-      for (int s = 0; s < k; ++s) {
-        const int32_t e = hr.routing.expert[t * k + s];
-        if (e < 0) continue;
-        dprobs[t * E + e] += c.norm_topk_prob && sum > 0.f ? (dweight[t * k + s] - wdot) / sum : dweight[t * k + s];
-      }
-    }
+    route_weights_bwd<float>(hr.routing, hr.probs.data(), hr.weight.data(), dweight.data(), c.norm_topk_prob,
+                             dprobs.data());
     std::vector<float> dlogits = hr.drouter;  // auxiliary losses' contribution
     ops::softmax_bwd<float>(hr.probs.data(), dprobs.data(), dlogits.data(), N, E);
     if constexpr (std::is_same_v<T, float>) {

@@ -249,16 +249,8 @@ void Transformer<T>::moe_forward(const LayerView<T>& w, int l, LayerActs<T>& a, 
     select_topk<T>(a.router_probs.data(), N, int(E), c.top_k, a.routing);
   }
   const int k = a.routing.k;
-  resize_zero(a.route_weight, N * k);
-  for (int64_t t = 0; t < N; ++t) {
-    T sum = 0;
-    for (int s = 0; s < k; ++s) {
-      const int32_t e = a.routing.expert[t * k + s];
-      if (e >= 0) sum += (a.route_weight[t * k + s] = a.router_probs[t * E + e]);
-    }
-    if (c.norm_topk_prob && sum > T(0))
-      for (int s = 0; s < k; ++s) a.route_weight[t * k + s] /= sum;
-  }
+  resize(a.route_weight, N * k);
+  route_weights<T>(a.routing, a.router_probs.data(), c.norm_topk_prob, a.route_weight.data());
 
   a.dispatch = build_dispatch(a.routing);
   const int64_t R = a.dispatch.rows();
@@ -526,20 +518,8 @@ void Transformer<T>::moe_backward(const LayerView<T>& w, LayerView<T>& g, LayerA
   // Weights → router probabilities (w_s = p_s, or p_s / Σ p when renormalised) → logits.
   if (need_dh || g.router) {
     std::vector<T> dprobs(size_t(N * E), T(0));
-    for (int64_t t = 0; t < N; ++t) {
-      T sum = 0, wdot = 0;
-      for (int s = 0; s < k; ++s) {
-        const int32_t e = a.routing.expert[t * k + s];
-        if (e < 0) continue;
-        sum += a.router_probs[t * E + e];
-        wdot += dweight[t * k + s] * a.route_weight[t * k + s];
-      }
-      for (int s = 0; s < k; ++s) {
-        const int32_t e = a.routing.expert[t * k + s];
-        if (e < 0) continue;
-        dprobs[t * E + e] += c.norm_topk_prob && sum > T(0) ? (dweight[t * k + s] - wdot) / sum : dweight[t * k + s];
-      }
-    }
+    route_weights_bwd<T>(a.routing, a.router_probs.data(), a.route_weight.data(), dweight.data(), c.norm_topk_prob,
+                         dprobs.data());
     std::vector<T> dlogits = a.drouter;  // auxiliary losses' contribution
     ops::softmax_bwd<T>(a.router_probs.data(), dprobs.data(), dlogits.data(), N, E);
     ops::linear_bwd<T>(a.h_ffn.data(), w.router, dlogits.data(), need_dh ? dh.data() : nullptr, g.router, nullptr, N,

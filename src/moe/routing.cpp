@@ -43,7 +43,46 @@ void select_topk(const T* scores, int64_t n, int E, int k, Routing& out) {
   out.recount();
 }
 
-template void select_topk<float>(const float*, int64_t, int, int, Routing&);
-template void select_topk<double>(const double*, int64_t, int, int, Routing&);
+template <class T>
+void route_weights(const Routing& r, const T* probs, bool renorm, T* weight) {
+  const int k = r.k, E = r.experts;
+  for (int64_t t = 0; t < r.tokens; ++t) {
+    T sum = 0;
+    for (int s = 0; s < k; ++s) {
+      const int32_t e = r.expert[t * k + s];
+      weight[t * k + s] = T(0);
+      if (e >= 0) sum += (weight[t * k + s] = probs[t * E + e]);
+    }
+    if (renorm && sum > T(0))
+      for (int s = 0; s < k; ++s) weight[t * k + s] /= sum;
+  }
+}
+
+template <class T>
+void route_weights_bwd(const Routing& r, const T* probs, const T* weight, const T* dweight, bool renorm, T* dprobs) {
+  const int k = r.k, E = r.experts;
+  for (int64_t t = 0; t < r.tokens; ++t) {
+    T sum = 0, wdot = 0;
+    for (int s = 0; s < k; ++s) {
+      const int32_t e = r.expert[t * k + s];
+      if (e < 0) continue;
+      sum += probs[t * E + e];
+      wdot += dweight[t * k + s] * weight[t * k + s];
+    }
+    for (int s = 0; s < k; ++s) {
+      const int32_t e = r.expert[t * k + s];
+      if (e < 0) continue;
+      dprobs[t * E + e] += renorm && sum > T(0) ? (dweight[t * k + s] - wdot) / sum : dweight[t * k + s];
+    }
+  }
+}
+
+#define WATTMOE_ROUTING_INSTANTIATE(T)                                                      \
+  template void select_topk<T>(const T*, int64_t, int, int, Routing&);                      \
+  template void route_weights<T>(const Routing&, const T*, bool, T*);                       \
+  template void route_weights_bwd<T>(const Routing&, const T*, const T*, const T*, bool, T*);
+WATTMOE_ROUTING_INSTANTIATE(float)
+WATTMOE_ROUTING_INSTANTIATE(double)
+#undef WATTMOE_ROUTING_INSTANTIATE
 
 }  // namespace wattmoe

@@ -24,4 +24,13 @@ struct Routing {
 template <class T>
 void select_topk(const T* scores, int64_t n, int E, int k, Routing& out);
 
+// The route weights [n, k] of a selection from the router probabilities probs [n, E]: w = p of the selected expert
+// (0 for an unused slot), divided by their sum over the token's slots when renorm (and the sum is > 0). Overwrites
+// weight. The CPU and GPU models both use this, so their weights match bit for bit.
+template <class T>
+void route_weights(const Routing& r, const T* probs, bool renorm, T* weight);
+// Its backward: dprobs[t, e] += ∂L/∂p from dweight [n, k], given the probabilities and the forward's weights.
+template <class T>
+void route_weights_bwd(const Routing& r, const T* probs, const T* weight, const T* dweight, bool renorm, T* dprobs);
+
 }  // namespace wattmoe
