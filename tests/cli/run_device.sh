@@ -12,8 +12,9 @@ MODEL="$SRC/models/kjv-small"
 unset WATTMOE_LOG
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/wattmoe_run_device.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+ERR_DIR=$TMP
+# shellcheck source=expect_error.sh
+. "$(dirname "$0")/expect_error.sh"
 
 python3 - "$TMP" <<'PY'
 import sys, random
@@ -22,17 +23,12 @@ words = "and the lord said unto moses that he should go up into the mount of god
 open(sys.argv[1] + "/text.txt", "w").write(" ".join(r.choice(words) for _ in range(300)) + "\n")
 PY
 
-# expect_error PHRASE args...: exit 1..127, exactly one "wattmoe: error:" line containing PHRASE, no internal check,
-# no log file (the failure came before any window was scored).
-expect_error() {
+# run_refused PHRASE args...: `run` with these arguments is refused (expect_error) before any window was scored (no
+# log file).
+run_refused() {
   local phrase=$1; shift
   rm -f "$TMP/bad.jsonl"
-  CUDA_VISIBLE_DEVICES="" "$BIN" run --model "$MODEL" --data "$TMP/text.txt" --log "$TMP/bad.jsonl" "$@" \
-    > "$TMP/out" 2> "$TMP/err"; local rc=$?
-  if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then fail "expected a clean failure, got rc=$rc: $*"; return; fi
-  grep -q "^wattmoe: error: .*$phrase" "$TMP/err" || fail "missing '$phrase' for '$*' in: $(cat "$TMP/err")"
-  if grep -qi "check failed\|internal" "$TMP/err"; then fail "internal check in: $(cat "$TMP/err")"; fi
-  [ "$(grep -c '^wattmoe: error:' "$TMP/err")" -eq 1 ] || fail "expected one error line: $(cat "$TMP/err")"
+  expect_error "$phrase" "$BIN" run --model "$MODEL" --data "$TMP/text.txt" --log "$TMP/bad.jsonl" "$@" || return 0
   [ -e "$TMP/bad.jsonl" ] && fail "--device failed only after starting work: $*"
   return 0
 }
@@ -47,12 +43,11 @@ for dev in "" "--device cpu"; do
 done
 
 cuda_msg="--device cuda: \(no CUDA device is visible\|this wattmoe was built without CUDA\)"
-expect_error "$cuda_msg" --device cuda
-expect_error "$cuda_msg" --device cuda --power-budget 300
-expect_error "--device gpu: expected cpu or cuda" --device gpu
-expect_error "--device tpu: expected cpu or cuda" --device tpu --ttt
-expect_error "--ttt runs on the CPU only for now" --device cuda --ttt
-expect_error "--ttt runs on the CPU only for now" --ttt --ttt-groups router --device cuda --power-budget 300
+run_refused "$cuda_msg" --device cuda
+run_refused "$cuda_msg" --device cuda --power-budget 300
+run_refused "--device gpu: expected cpu or cuda" --device gpu
+run_refused "--device tpu: expected cpu or cuda" --device tpu --ttt
+run_refused "--ttt runs on the CPU only for now" --device cuda --ttt
+run_refused "--ttt runs on the CPU only for now" --ttt --ttt-groups router --device cuda --power-budget 300
 
-if [ $failures -ne 0 ]; then echo "$failures failure(s)" >&2; exit 1; fi
-echo "run_device: all checks passed"
+finish run_device

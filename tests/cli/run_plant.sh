@@ -12,8 +12,9 @@ MODEL="$SRC/models/kjv-small"
 unset WATTMOE_LOG
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/wattmoe_run_plant.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
-failures=0
-fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
+ERR_DIR=$TMP
+# shellcheck source=expect_error.sh
+. "$(dirname "$0")/expect_error.sh"
 
 python3 - "$TMP" <<'PY'
 import sys, random
@@ -47,17 +48,6 @@ assert sa["sim"]["step_period_s"] == 0.02 and sa["sim"]["overrun_windows"] == 0,
 assert a[0]["sim_power_w"] > 360 and abs(sum(r["sim_power_w"] for r in a[20:-1]) / len(a[20:-1]) - 290) < 0.05 * 290
 PY
 
-# expect_error PHRASE cmd...: exit 1..127, stderr has one "wattmoe: error:" line containing PHRASE, no check failure.
-expect_error() {
-  local phrase=$1; shift
-  CUDA_VISIBLE_DEVICES="" "$@" > "$TMP/out" 2> "$TMP/err"; local rc=$?
-  if [ $rc -eq 0 ] || [ $rc -ge 128 ]; then fail "expected a clean failure, got rc=$rc: $*"; return; fi
-  grep -q "^wattmoe: error: .*$phrase" "$TMP/err" || fail "missing '$phrase' in: $(cat "$TMP/err")"
-  if grep -qi "check failed\|internal" "$TMP/err"; then fail "internal check in: $(cat "$TMP/err")"; fi
-  [ "$(grep -c '^wattmoe: error:' "$TMP/err")" -eq 1 ] || fail "expected one error line: $(cat "$TMP/err")"
-  return 0
-}
-
 # 2. --plant cuda without a GPU (or without CUDA in the build): a clear error before any work (no log written).
 rm -f "$TMP/c.jsonl"
 expect_error "--plant cuda: .*\(no CUDA device is visible\|built without CUDA\)" \
@@ -67,5 +57,4 @@ expect_error "--plant cuda" "$BIN" run --model "$MODEL" --data "$TMP/text.txt" -
 # 3. An unknown plant.
 expect_error "--plant gpu: expected sim or cuda" "$BIN" run --model "$MODEL" --data "$TMP/text.txt" --plant gpu
 
-if [ $failures -gt 0 ]; then echo "run_plant.sh: $failures failure(s)" >&2; exit 1; fi
-echo "run_plant.sh: all passed"
+finish run_plant.sh
