@@ -177,6 +177,51 @@ GpuRun run_gpu(gpu::TransformerCuda& m, const std::vector<int32_t>& ids, const R
   return r;
 }
 
+// One case's CPU model, random weights (rounded to bf16 when the GPU model computes in bf16), kB×kS token ids and,
+// when seed_grads is not 0, random initial gradients (both backwards accumulate onto them).
+struct CaseData {
+  Transformer<float> cpu;
+  std::vector<float> p, g0;
+  std::vector<int32_t> ids;
+};
+
+CaseData case_data(const Case& k, uint64_t seed_params, uint64_t seed_ids, uint64_t seed_grads, bool bf16_weights) {
+  CaseData d{Transformer<float>(k.config), {}, {}, test::random_ids(kB * kS, k.config.vocab_size, seed_ids)};
+  d.p = test::random_params<float>(d.cpu.layout(), seed_params + uint64_t(k.config.num_experts));
+  if (bf16_weights) {
+    for (float& x : d.p) x = bf16_to_f32(f32_to_bf16(x));
+  }
+  if (seed_grads) {
+    Rng rng(seed_grads);
+    d.g0.resize(d.p.size());
+    for (auto& x : d.g0) x = float(rng.normal());
+  }
+  return d;
+}
+
+// A larger batch through the model first, so the compared call finds buffers holding stale values of another shape.
+template <class Model>
+void run_stale_batch(Model& m, const Case& k, uint64_t seed, bool backward) {
+  const std::vector<int32_t> big = test::random_ids(4 * 9, k.config.vocab_size, seed);
+  m.forward(big.data(), 4, 9, k.select);
+  if (!backward) return;
+  m.objective(Objective::Nll, true);
+  m.backward();
+}
+
+// The CPU replays the GPU model's selection (bf16 rounding may change a near-tie).
+template <class Model>
+RouterSelect<float> replay_routing(const Model& m) {
+  return [&m](int l, const float*, const float*, int64_t n, Routing& out) {
+    out = m.routing(l).routing;
+    ASSERT_EQ(out.tokens, n);
+  };
+}
+
+bool ttt_group(const ParamSpec& s) {
+  return s.kind == ParamKind::Router || s.kind == ParamKind::Norm || s.kind == ParamKind::Lora;
+}
+
 void expect_grads(const ParamLayout& L, const std::vector<float>& got, const std::vector<float>& want,
                   const std::vector<float>& init, const GradMask* mask, double* worst, double tol = kTolGrad,
                   std::string* worst_name = nullptr) {
@@ -203,26 +248,15 @@ TEST(ModelParityCuda, Fp32MatchesCpu) {
   cuda::Context ctx;
   for (const Case& k : parity_cases()) {
     SCOPED_TRACE(k.name);
-    ModelConfig c = k.config;
+    const ModelConfig& c = k.config;
     c.validate(k.name);
-    const Transformer<float> cpu(c);
-    const ParamLayout& L = cpu.layout();
-    const std::vector<float> p = test::random_params<float>(L, 11 + c.num_experts);
-    const std::vector<int32_t> ids = test::random_ids(kB * kS, c.vocab_size, 5);
-    Rng rng(3);
-    std::vector<float> g0(p.size());  // gradients accumulate onto these
-    for (auto& x : g0) x = float(rng.normal());
-
+    const CaseData d = case_data(k, 11, 5, 3, false);
+    const ParamLayout& L = d.cpu.layout();
     gpu::TransformerCuda gpu(c, ctx);
-    gpu.upload_params(p.data());
-    {  // a larger batch first: buffers hold stale values of another shape
-      const std::vector<int32_t> big = test::random_ids(4 * 9, c.vocab_size, 6);
-      gpu.forward(big.data(), 4, 9, k.select);
-      gpu.objective(Objective::Nll, true);
-      gpu.backward();
-    }
-    const CpuRun want = run_cpu(cpu, p, ids, k.select, g0, nullptr);
-    const GpuRun got = run_gpu(gpu, ids, k.select, g0, nullptr);
+    gpu.upload_params(d.p.data());
+    run_stale_batch(gpu, k, 6, true);
+    const CpuRun want = run_cpu(d.cpu, d.p, d.ids, k.select, d.g0, nullptr);
+    const GpuRun got = run_gpu(gpu, d.ids, k.select, d.g0, nullptr);
 
     ASSERT_TRUE(all_finite(got.logits, 0)) << "non-finite logits";
     ASSERT_TRUE(all_finite(got.grads, 0)) << "non-finite gradients";
@@ -242,7 +276,7 @@ TEST(ModelParityCuda, Fp32MatchesCpu) {
     EXPECT_NEAR(got.aux.load_balance, want.aux.load_balance, kTolLoss * std::abs(want.aux.load_balance));
     EXPECT_NEAR(got.aux.z, want.aux.z, kTolLoss * std::abs(want.aux.z));
     double e_grad = 0;
-    expect_grads(L, got.grads, want.grads, g0, nullptr, &e_grad);
+    expect_grads(L, got.grads, want.grads, d.g0, nullptr, &e_grad);
     std::printf("[parity] %-30s logits %.2e router %.2e nll %.2e (|%.4f|) lb %.2e z %.2e grads(max over tensors) %.2e\n",
                 k.name.c_str(), e_logits, e_router, std::abs(got.nll - want.nll) / std::abs(want.nll),
                 want.nll, std::abs(got.aux.load_balance - want.aux.load_balance) / std::abs(want.aux.load_balance),
@@ -255,22 +289,13 @@ TEST(ModelParityCuda, MaskedBackwardMatchesCpu) {
   cuda::Context ctx;
   for (const Case& k : parity_cases()) {
     SCOPED_TRACE(k.name);
-    const ModelConfig& c = k.config;
-    const Transformer<float> cpu(c);
-    const ParamLayout& L = cpu.layout();
-    const std::vector<float> p = test::random_params<float>(L, 21 + c.num_experts);
-    const std::vector<int32_t> ids = test::random_ids(kB * kS, c.vocab_size, 8);
-    Rng rng(4);
-    std::vector<float> g0(p.size());
-    for (auto& x : g0) x = float(rng.normal());
-    gpu::TransformerCuda gpu(c, ctx);
-    gpu.upload_params(p.data());
-    const int top = c.num_layers - 1;
+    const CaseData d = case_data(k, 21, 8, 4, false);
+    const ParamLayout& L = d.cpu.layout();
+    gpu::TransformerCuda gpu(k.config, ctx);
+    gpu.upload_params(d.p.data());
+    const int top = k.config.num_layers - 1;
     const std::vector<std::pair<std::string, std::function<bool(const ParamSpec&)>>> masks = {
-        {"router+norms+lora",
-         [](const ParamSpec& s) {
-           return s.kind == ParamKind::Router || s.kind == ParamKind::Norm || s.kind == ParamKind::Lora;
-         }},
+        {"router+norms+lora", ttt_group},
         {"top layer", [top](const ParamSpec& s) { return s.layer == top; }},
         {"layer 1 experts + shared gate",
          [](const ParamSpec& s) {
@@ -284,11 +309,11 @@ TEST(ModelParityCuda, MaskedBackwardMatchesCpu) {
     for (const auto& [name, pred] : masks) {
       SCOPED_TRACE(name);
       const GradMask mask = GradMask::select(L, pred);
-      const CpuRun want = run_cpu(cpu, p, ids, k.select, g0, &mask);
-      const GpuRun got = run_gpu(gpu, ids, k.select, g0, &mask);
+      const CpuRun want = run_cpu(d.cpu, d.p, d.ids, k.select, d.g0, &mask);
+      const GpuRun got = run_gpu(gpu, d.ids, k.select, d.g0, &mask);
       ASSERT_TRUE(all_finite(got.grads, 0));
       double e = 0;
-      expect_grads(L, got.grads, want.grads, g0, &mask, &e);
+      expect_grads(L, got.grads, want.grads, d.g0, &mask, &e);
       std::printf("[masked] %-30s %-30s grads %.2e\n", k.name.c_str(), name.c_str(), e);
     }
   }
@@ -301,31 +326,22 @@ TEST(ModelParityCuda, Bf16ForwardMatchesCpu) {
   for (const Case& k : parity_cases()) {
     SCOPED_TRACE(k.name);
     const ModelConfig& c = k.config;
-    const Transformer<float> cpu(c);
-    const ParamLayout& L = cpu.layout();
-    std::vector<float> p = test::random_params<float>(L, 31 + c.num_experts);
-    for (float& x : p) x = bf16_to_f32(f32_to_bf16(x));  // the weights the bf16 model computes with
-    const std::vector<int32_t> ids = test::random_ids(kB * kS, c.vocab_size, 9);
-
+    const CaseData d = case_data(k, 31, 9, 0, true);
+    const std::vector<float>& p = d.p;
+    const std::vector<int32_t>& ids = d.ids;
+    const Transformer<float>& cpu = d.cpu;
     gpu::TransformerCudaBf16 g16(c, ctx);
     g16.upload_params(p.data());
-    {
-      const std::vector<int32_t> big = test::random_ids(4 * 9, c.vocab_size, 10);
-      g16.forward(big.data(), 4, 9, k.select);
-    }
+    run_stale_batch(g16, k, 10, false);
     g16.forward(ids.data(), kB, kS, k.select);
     const std::vector<float> logits = g16.download_logits();
     const double nll = g16.objective(Objective::Nll, false);
     ASSERT_TRUE(all_finite(logits, 0));
 
-    // The CPU in fp32 on the same weights, replaying the GPU's selection; and the fp32 GPU's own routing, to report
-    // how often bf16 rounding changes a selection.
-    const RouterSelect<float> replay = [&](int l, const float*, const float*, int64_t n, Routing& out) {
-      out = g16.routing(l).routing;
-      ASSERT_EQ(out.tokens, n);
-    };
+    // The CPU in fp32 on the same weights, replaying the GPU's selection; and the CPU's own routing, to report how
+    // often bf16 rounding changes a selection.
     Activations<float> acts;
-    cpu.forward(p.data(), ids.data(), kB, kS, acts, nullptr, replay);
+    cpu.forward(p.data(), ids.data(), kB, kS, acts, nullptr, replay_routing(g16));
     const double want_nll = objective_loss<float>(Objective::Nll, acts.logits.data(), ids.data(), kB, kS,
                                                   c.vocab_size, nullptr);
     const double e_logits = norm_err(logits, acts.logits);
@@ -479,23 +495,14 @@ TEST(ModelParityCuda, Bf16BackwardMatchesCpu) {
   for (const Case& k : parity_cases()) {
     SCOPED_TRACE(k.name);
     const ModelConfig& c = k.config;
-    const Transformer<float> cpu(c);
+    const CaseData d = case_data(k, 41, 12, 6, true);
+    const Transformer<float>& cpu = d.cpu;
     const ParamLayout& L = cpu.layout();
-    std::vector<float> p = test::random_params<float>(L, 41 + c.num_experts);
-    for (float& x : p) x = bf16_to_f32(f32_to_bf16(x));
-    const std::vector<int32_t> ids = test::random_ids(kB * kS, c.vocab_size, 12);
-    Rng rng(6);
-    std::vector<float> g0(p.size());
-    for (auto& x : g0) x = float(rng.normal());
-
+    const std::vector<float>&p = d.p, &g0 = d.g0;
+    const std::vector<int32_t>& ids = d.ids;
     gpu::TransformerCudaBf16 g16(c, ctx);
     g16.upload_params(p.data());
-    {  // stale buffers of another shape
-      const std::vector<int32_t> big = test::random_ids(4 * 9, c.vocab_size, 13);
-      g16.forward(big.data(), 4, 9, k.select);
-      g16.objective(Objective::Nll, true);
-      g16.backward();
-    }
+    run_stale_batch(g16, k, 13, true);
     const auto gpu_run = [&](const GradMask* mask) {
       GpuRun r;
       g16.upload_grads(g0.data());
@@ -507,10 +514,7 @@ TEST(ModelParityCuda, Bf16BackwardMatchesCpu) {
       g16.download_grads(r.grads.data());
       return r;
     };
-    const RouterSelect<float> replay = [&](int l, const float*, const float*, int64_t n, Routing& out) {
-      out = g16.routing(l).routing;
-      ASSERT_EQ(out.tokens, n);
-    };
+    const RouterSelect<float> replay = replay_routing(g16);
     const GpuRun got = gpu_run(nullptr);
     ASSERT_TRUE(all_finite(got.grads, 0)) << "non-finite gradients";
     const CpuRun want = run_cpu(cpu, p, ids, replay, g0, nullptr);
@@ -520,10 +524,7 @@ TEST(ModelParityCuda, Bf16BackwardMatchesCpu) {
     std::printf("[bf16bwd] %-30s grads(max over tensors) %.2e (%s) rel-L2 %.2e nll %.4f vs %.4f\n", k.name.c_str(),
                 e, worst.c_str(), l2, got.nll, want.nll);
     for (const auto& [name, pred] : std::vector<std::pair<std::string, std::function<bool(const ParamSpec&)>>>{
-             {"router+norms+lora",
-              [](const ParamSpec& s) {
-                return s.kind == ParamKind::Router || s.kind == ParamKind::Norm || s.kind == ParamKind::Lora;
-              }},
+             {"router+norms+lora", ttt_group},
              {"top layer", [&c](const ParamSpec& s) { return s.layer == c.num_layers - 1; }}}) {
       SCOPED_TRACE(name);
       const GradMask mask = GradMask::select(L, pred);
@@ -619,11 +620,7 @@ void decode_case(const Case& k, bool bf16_weights, double tol) {
       const std::vector<float> got = m.download_logits();
       ASSERT_EQ(got.size(), size_t(S) * size_t(c.vocab_size));
       ASSERT_TRUE(all_finite(got, 0));
-      const RouterSelect<float> replay = [&](int l, const float*, const float*, int64_t n, Routing& out) {
-        out = m.routing(l).routing;
-        ASSERT_EQ(out.tokens, n);
-      };
-      cpu.forward(p.data(), ids.data() + pos, 1, S, acts, &cache, bf16_weights ? replay : k.select);
+      cpu.forward(p.data(), ids.data() + pos, 1, S, acts, &cache, bf16_weights ? replay_routing(m) : k.select);
       const double e = norm_err(got, acts.logits);
       EXPECT_LE(e, tol) << "chunk at " << pos;
       worst = std::max(worst, e);
