@@ -119,6 +119,19 @@ int rank_row(const S* s, int E, const std::vector<bool>& mask, int K, std::vecto
   return m;
 }
 
+// Ranks each token's experts by probability (K slots at most, masked experts left out) and keeps the first
+// keep(probs of the token, ranked row, ranked count) slots; the dropped slots are a suffix of -1.
+template <class T, class Keep>
+void keep_prefix(const T* probs, int64_t n, int E, int K, const PolicyKnobs& kn, Routing& out, Keep keep) {
+  std::vector<int32_t> idx;
+  for (int64_t t = 0; t < n; ++t) {
+    int32_t* row = &out.expert[size_t(t * K)];
+    const int cnt = rank_row(probs + t * E, E, kn.mask, K, idx, row);
+    for (int s = keep(probs + t * E, row, cnt); s < K; ++s) row[s] = -1;
+  }
+  out.recount();
+}
+
 // Validates and resets out to [n, K]; returns K.
 template <class T>
 int prepare(const T* probs, int64_t n, int E, int model_k, const ExpertCosts& costs, const PolicyKnobs& kn,
@@ -209,23 +222,18 @@ class TopPPolicy final : public PolicyBase<TopPPolicy> {
   void run(const T*, const T* probs, int64_t n, int E, int model_k, const ExpertCosts& costs, const PolicyKnobs& kn,
            Routing& out) const {
     const int K = prepare(probs, n, E, model_k, costs, kn, false, out);
-    std::vector<int32_t> idx;
-    for (int64_t t = 0; t < n; ++t) {
-      int32_t* row = &out.expert[size_t(t * K)];
-      const int cnt = rank_row(probs + t * E, E, kn.mask, K, idx, row);
-      int m = cnt;
+    keep_prefix(probs, n, E, K, kn, out, [&](const T* p, const int32_t* row, int cnt) {
       double cum = 0;
+      int m = cnt;
       for (int s = 0; s < cnt; ++s) {
-        cum += double(probs[t * E + row[s]]);
+        cum += double(p[row[s]]);
         if (cum >= double(kn.p)) {
           m = s + 1;
           break;
         }
       }
-      m = std::min(std::max(m, kn.k_min), cnt);
-      for (int s = m; s < K; ++s) row[s] = -1;
-    }
-    out.recount();
+      return std::min(std::max(m, kn.k_min), cnt);
+    });
   }
 };
 
@@ -236,20 +244,13 @@ class SkipPolicy final : public PolicyBase<SkipPolicy> {
   void run(const T*, const T* probs, int64_t n, int E, int model_k, const ExpertCosts& costs, const PolicyKnobs& kn,
            Routing& out) const {
     const int K = prepare(probs, n, E, model_k, costs, kn, false, out);
-    std::vector<int32_t> idx;
-    for (int64_t t = 0; t < n; ++t) {
-      int32_t* row = &out.expert[size_t(t * K)];
-      const int cnt = rank_row(probs + t * E, E, kn.mask, K, idx, row);
-      if (cnt == 0) continue;
-      const double thr = double(kn.beta) * double(probs[t * E + row[0]]);
-      // Slots are in descending probability, so the dropped slots form a suffix.
+    keep_prefix(probs, n, E, K, kn, out, [&](const T* p, const int32_t* row, int cnt) {
+      if (cnt == 0) return 0;
+      const double thr = double(kn.beta) * double(p[row[0]]);
       for (int s = std::max(kn.k_min, 1); s < cnt; ++s)
-        if (double(probs[t * E + row[s]]) < thr) {
-          for (int r = s; r < K; ++r) row[r] = -1;
-          break;
-        }
-    }
-    out.recount();
+        if (double(p[row[s]]) < thr) return s;
+      return cnt;
+    });
   }
 };
 

@@ -163,7 +163,8 @@ struct GpuRun {
   AuxLossValues aux;
 };
 
-GpuRun run_gpu(gpu::TransformerCuda& m, const std::vector<int32_t>& ids, const RouterSelect<float>& select,
+template <class Model>
+GpuRun run_gpu(Model& m, const std::vector<int32_t>& ids, const RouterSelect<float>& select,
                const std::vector<float>& grads0, const GradMask* mask) {
   GpuRun r;
   m.upload_grads(grads0.data());
@@ -503,19 +504,8 @@ TEST(ModelParityCuda, Bf16BackwardMatchesCpu) {
     gpu::TransformerCudaBf16 g16(c, ctx);
     g16.upload_params(p.data());
     run_stale_batch(g16, k, 13, true);
-    const auto gpu_run = [&](const GradMask* mask) {
-      GpuRun r;
-      g16.upload_grads(g0.data());
-      g16.forward(ids.data(), kB, kS, k.select);
-      r.nll = g16.objective(Objective::Nll, true);
-      r.aux = g16.router_aux_losses(kLb, kZ);
-      g16.backward(mask);
-      r.grads.resize(g0.size());
-      g16.download_grads(r.grads.data());
-      return r;
-    };
     const RouterSelect<float> replay = replay_routing(g16);
-    const GpuRun got = gpu_run(nullptr);
+    const GpuRun got = run_gpu(g16, ids, k.select, g0, nullptr);
     ASSERT_TRUE(all_finite(got.grads, 0)) << "non-finite gradients";
     const CpuRun want = run_cpu(cpu, p, ids, replay, g0, nullptr);
     double e = 0, l2 = 0;
@@ -528,7 +518,7 @@ TEST(ModelParityCuda, Bf16BackwardMatchesCpu) {
              {"top layer", [&c](const ParamSpec& s) { return s.layer == c.num_layers - 1; }}}) {
       SCOPED_TRACE(name);
       const GradMask mask = GradMask::select(L, pred);
-      const GpuRun gm = gpu_run(&mask);
+      const GpuRun gm = run_gpu(g16, ids, k.select, g0, &mask);
       ASSERT_TRUE(all_finite(gm.grads, 0));
       const CpuRun wm = run_cpu(cpu, p, ids, replay, g0, &mask);
       double em = 0, l2m = 0;
