@@ -106,6 +106,19 @@ void check_shape(const ops::AttnShape& s) {
   WATTMOE_DENSE_REQUIRE(s.q_stride >= s.n_heads * s.hd && s.kv_stride >= s.n_kv * s.hd, "attention: row stride too small");
 }
 
+// The sizes both directions use (checked): query heads per KV head, row widths, the per-pair probs block, and the
+// softmax scale 1/sqrt(hd).
+struct Dims {
+  int64_t group, nhd, PP, rows, pairs, gq;
+  float scale;
+  Dims(const ops::AttnShape& s, int64_t batch)
+      : group((check_shape(s), s.n_heads / s.n_kv)), nhd(int64_t(s.n_heads) * s.hd), PP(int64_t(s.Tq) * s.Tk),
+        rows(batch * s.n_heads * s.Tq), pairs(batch * s.n_kv), gq(group * s.Tq),
+        scale(float(1.0 / std::sqrt(double(s.hd)))) {
+    WATTMOE_DENSE_REQUIRE(rows <= INT32_MAX, "attention: too many rows");
+  }
+};
+
 }  // namespace
 
 // Below, a "pair" is (sequence b, KV head kv), pairs = batch·n_kv, in that order; per pair the gathered Q / dO block
@@ -115,11 +128,9 @@ template <class T>
 void attention_fwd(Context& ctx, const T* q, const T* k, const T* v, T* out, float* probs, const ops::AttnShape& s,
                    int64_t batch) {
   if (batch <= 0) return;
-  check_shape(s);
-  const int64_t group = s.n_heads / s.n_kv, hd = s.hd, nhd = s.n_heads * hd, PP = s.Tq * s.Tk;
-  const int64_t rows = batch * s.n_heads * s.Tq, pairs = batch * s.n_kv, gq = group * s.Tq;
-  WATTMOE_DENSE_REQUIRE(rows <= INT32_MAX, "attention_fwd: too many rows");
-  const float scale = float(1.0 / std::sqrt(double(hd)));
+  const Dims d(s, batch);
+  const int64_t group = d.group, hd = s.hd, nhd = d.nhd, PP = d.PP, rows = d.rows, pairs = d.pairs, gq = d.gq;
+  const float scale = d.scale;
   constexpr bool kF32 = sizeof(T) == 4;
   const cudaDataType_t ty = cuda_type<T>();
   cudaStream_t st = ctx.stream();
@@ -146,11 +157,9 @@ template <class T>
 void attention_bwd(Context& ctx, const T* q, const T* k, const T* v, const float* probs, const T* dout, T* dq, T* dk,
                    T* dv, const ops::AttnShape& s, int64_t batch) {
   if (batch <= 0 || (!dq && !dk && !dv)) return;
-  check_shape(s);
-  const int64_t group = s.n_heads / s.n_kv, hd = s.hd, nhd = s.n_heads * hd, PP = s.Tq * s.Tk;
-  const int64_t rows = batch * s.n_heads * s.Tq, pairs = batch * s.n_kv, gq = group * s.Tq;
-  WATTMOE_DENSE_REQUIRE(rows <= INT32_MAX, "attention_bwd: too many rows");
-  const float scale = float(1.0 / std::sqrt(double(hd)));
+  const Dims d(s, batch);
+  const int64_t group = d.group, hd = s.hd, nhd = d.nhd, PP = d.PP, rows = d.rows, pairs = d.pairs, gq = d.gq;
+  const float scale = d.scale;
   constexpr bool kF32 = sizeof(T) == 4;
   const cudaDataType_t ty = cuda_type<T>();
   cudaStream_t st = ctx.stream();
