@@ -9,8 +9,15 @@
 // Idle power is measured the same way with the GPU idle, before anything runs.
 //
 //   moe_layer_bench [--tokens 1,8,64,512,4096,16384] [--H 4096 --I 14336 --E 8 --k 2] [--reps 30] [--window 1.0]
-//                   [--block-m 0|64|128] [--decode-max 8] [--sm90 0|1|2|3] [--no-energy]
-// --sm90: kernel of the 128-row tiles (MoeCudaOptions::sm90_kernel: 0 auto, 1 cp.async, 2 TMA, 3 TMA multicast).
+//                   [--block-m 0|64|128] [--decode-max 8] [--sm90 0|1|2|3|4] [--no-energy] [--stages N]
+//                   [--static-schedule]
+// --static-schedule: MoeCudaOptions::sm90_static_schedule (the TMA kernels as before: fixed-stride tile order,
+// every 64-row half computed).
+// --stages N: also N forwards back to back (no host sync between them) with a CUDA event after each stage
+// (MoeCudaOptions::on_stage); prints the mean ms of each stage and of the whole forward under sustained load
+// (power-limited clocks) as one JSON line {"stages":...}.
+// --sm90: kernel of the 128-row tiles (MoeCudaOptions::sm90_kernel: 0 auto, 1 cp.async, 2 TMA, 3 / 4 TMA multicast
+// in clusters of 2 / 4).
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 
@@ -151,9 +158,9 @@ double quantile(std::vector<double> v, double q) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int H = 4096, I = 14336, E = 8, k = 2, reps = 30, block_m = 0, decode_max = 8, sm90 = 0;
+  int H = 4096, I = 14336, E = 8, k = 2, reps = 30, block_m = 0, decode_max = 8, sm90 = 0, stages = 0;
   double window = 1.0;
-  bool energy = true;
+  bool energy = true, static_schedule = false;
   std::vector<int> tokens = {1, 8, 64, 512, 4096, 16384};
   for (int i = 1; i < argc; ++i) {
     auto is = [&](const char* f) { return std::strcmp(argv[i], f) == 0 && i + 1 < argc; };
@@ -167,7 +174,9 @@ int main(int argc, char** argv) {
     else if (is("--block-m")) block_m = std::atoi(argv[++i]);
     else if (is("--decode-max")) decode_max = std::atoi(argv[++i]);
     else if (is("--sm90")) sm90 = std::atoi(argv[++i]);
+    else if (is("--stages")) stages = std::atoi(argv[++i]);
     else if (std::strcmp(argv[i], "--no-energy") == 0) energy = false;
+    else if (std::strcmp(argv[i], "--static-schedule") == 0) static_schedule = true;
     else {
       std::fprintf(stderr, "unknown or incomplete flag %s (see the header of bench/moe_layer_bench.cu)\n", argv[i]);
       return 2;
@@ -211,12 +220,27 @@ int main(int argc, char** argv) {
     opt.block_m = block_m;
     opt.decode_max_tokens = decode_max;
     opt.sm90_kernel = sm90;
+    opt.sm90_static_schedule = static_schedule;
+    // --stages: events recorded after each stage into `stage_ev` while `stage_on` (names kept in `stage_names`).
+    std::vector<cudaEvent_t> stage_ev;
+    std::vector<std::string> stage_names;
+    bool stage_on = false;
+    size_t stage_next = 0;
+    cudaStream_t s;
+    CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    opt.on_stage = [&](const char* name) {
+      if (!stage_on) return;
+      if (stage_next >= stage_ev.size()) {
+        stage_ev.emplace_back();
+        CK(cudaEventCreate(&stage_ev.back()));
+      }
+      if (stage_names.size() <= stage_next) stage_names.emplace_back(name);
+      CK(cudaEventRecord(stage_ev[stage_next++], s));
+    };
     wattmoe::MoeLayerCuda layer({H, I, E, k, true}, maxT, opt);
     layer.use_device_weights(router, gate, up, down);
     std::fprintf(stderr, "workspace %.1f MB for max T %d\n", double(layer.workspace_bytes()) / 1e6, maxT);
 
-    cudaStream_t s;
-    CK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
@@ -263,6 +287,28 @@ int main(int argc, char** argv) {
       CK(cudaGraphExecDestroy(ge));
       CK(cudaGraphDestroy(g));
 
+      if (stages > 0) {  // back to back, one event after each stage; stage_ev[0] marks the start
+        stage_ev.clear(), stage_names.clear();
+        stage_next = 0;
+        stage_on = true;
+        opt.on_stage("start");
+        for (int r = 0; r < stages; ++r) layer.forward(x, out, T, s);
+        stage_on = false;
+        CK(cudaStreamSynchronize(s));
+        const size_t per = (stage_next - 1) / size_t(stages);  // events per forward
+        std::vector<double> sum(per, 0.0);
+        for (size_t i = 1; i < stage_next; ++i) {
+          float m;
+          CK(cudaEventElapsedTime(&m, stage_ev[i - 1], stage_ev[i]));
+          sum[(i - 1) % per] += m;
+        }
+        float total;
+        CK(cudaEventElapsedTime(&total, stage_ev[0], stage_ev[stage_next - 1]));
+        std::printf("{\"stages\":{\"T\":%d,\"n\":%d,\"fwd_ms\":%.4f", T, stages, total / stages);
+        for (size_t j = 0; j < per; ++j) std::printf(",\"%s\":%.4f", stage_names[j + 1].c_str(), sum[j] / stages);
+        std::printf("}}\n");
+        std::fflush(stdout);
+      }
       double watts = -1, per_fwd_s = 0;
       long iters = 0;
       if (have_nvml) {

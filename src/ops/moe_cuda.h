@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 struct CUstream_st;
@@ -37,8 +38,17 @@ struct MoeCudaOptions {
   int decode_max_tokens = 8;        // T <= this takes the weight-streaming decode kernels (at most 8)
   int block_m = 0;  // prefill M-tile: 64 (mma.sync) or 128 (wgmma, Hopper only); 0 picks by tokens per expert
   // Kernel of the 128-row tiles: 1 cp.async by the MMA warps, 2 TMA with a producer warpgroup, 3 as 2 with clusters
-  // of 2 CTAs sharing each weight tile by TMA multicast; 0 picks (1 below 4096 routed rows T·k, else 3).
+  // of 2 CTAs sharing each weight tile by TMA multicast, 4 the same with clusters of 4; 0 picks (1 below 4096
+  // routed rows T·k, else 3).
   int sm90_kernel = 0;
+  // Persistent TMA kernels (2-4): false hands the tiles out in order through an atomic counter, so CTAs that read
+  // the same weight tile run at the same time and share it through L2, and skips 64-row halves of padding; true runs
+  // them as before (a fixed stride of tiles per CTA, every half computed), kept for comparison
+  // (moe_layer_bench --static-schedule). Same output bits either way.
+  bool sm90_static_schedule = false;
+  // Called on the host right after each stage's launches with the stage's name ("router", "permute", "gate_up",
+  // "down", "combine"), e.g. to record a CUDA event on the stream (moe_layer_bench --stages). Empty by default.
+  std::function<void(const char* stage)> on_stage;
 };
 
 // One MoE layer on the current CUDA device. Not copyable; owns its workspace (and its weights after upload()).
@@ -80,7 +90,7 @@ class MoeLayerCuda {
   size_t ws_bytes_ = 0;
   // Workspace views (byte offsets into ws_).
   size_t off_logits_ = 0, off_ids_ = 0, off_w_ = 0, off_counts_ = 0, off_stok_ = 0, off_sw_ = 0, off_inv_ = 0,
-         off_tiles_ = 0, off_h_ = 0, off_y_ = 0, off_xs_ = 0;
+         off_tiles_ = 0, off_h_ = 0, off_y_ = 0, off_xs_ = 0, off_sched_ = 0;
   int max_rows_ = 0;  // capacity for the largest M-tile (most padding)
   bool sm90_ = false;  // the device runs the wgmma kernels (compute capability 9.x)
 };

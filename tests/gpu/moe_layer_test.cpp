@@ -96,10 +96,12 @@ struct GpuResult {
   std::vector<float> w;
 };
 
-GpuResult run_gpu(const MoeCase& c, const Weights& w, const std::vector<uint16_t>& x, int sm90_kernel = 0) {
+GpuResult run_gpu(const MoeCase& c, const Weights& w, const std::vector<uint16_t>& x, int sm90_kernel = 0,
+                  bool static_schedule = false) {
   MoeShape shape{c.H, c.I, c.E, c.k, c.renorm};
   MoeCudaOptions opt;
   opt.sm90_kernel = sm90_kernel;
+  opt.sm90_static_schedule = static_schedule;
   opt.decode_max_tokens = c.block_m < 0 ? 8 : 0;
   opt.block_m = c.block_m > 0 ? c.block_m : 0;
   MoeLayerCuda layer(shape, c.T, opt);
@@ -243,15 +245,16 @@ TEST_P(MoeLayerTest, MatchesCpuReference) {
   if (HasFatalFailure()) return;
   check_output(c, w, x, g, wref);
 
-  // 128-row tiles: every Hopper kernel (1 cp.async, 2 TMA, 3 TMA + cluster multicast; auto picks 1 at these sizes)
-  // meets the reference, and all three give the same bits (same wgmma sequence over the same k order).
+  // 128-row tiles: every Hopper kernel (1 cp.async, 2 TMA, 3 / 4 TMA + multicast in clusters of 2 / 4; auto picks 1
+  // at these sizes)
+  // meets the reference, and all four give the same bits (same wgmma sequence over the same k order).
   if (c.block_m == 128) {
     int major = 0;
     ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
     if (major == 9)
-      for (int v : {1, 2, 3}) {
+      for (int v : {1, 2, 3, 4, -3}) {  // -3: kernel 3 with the static schedule (sm90_static_schedule)
         SCOPED_TRACE("sm90_kernel " + std::to_string(v));
-        const GpuResult gv = run_gpu(c, w, x, v);
+        const GpuResult gv = run_gpu(c, w, x, v < 0 ? -v : v, v < 0);
         check_output(c, w, x, gv, wref);
         EXPECT_EQ(gv.ids, g.ids);
         EXPECT_EQ(gv.out, g.out);
@@ -342,12 +345,12 @@ TEST(MoeLayerCuda, RunTwiceBitwiseEqual) {
 // The forward captures into a CUDA graph (no host synchronisation on the routing) and a replay on new inputs gives
 // exactly what an eager forward gives.
 TEST(MoeLayerCuda, GraphReplayMatchesEager) {
-  // decode, 64-row tiles, 128-row tiles (auto: cp.async), 128-row TMA + cluster multicast (tensor maps and the
-  // cluster launch captured too)
-  for (int T : {5, 100, 600, 601}) {
+  // decode, 64-row tiles, 128-row tiles (auto: cp.async), 128-row TMA + multicast in clusters of 2 and of 4 (tensor
+  // maps and the cluster launch captured too)
+  for (int T : {5, 100, 600, 601, 602}) {
     const MoeCase c{"graph", T, 256, 192, 8, 2, true, 0, Route::Random};
     MoeCudaOptions opt;
-    opt.sm90_kernel = T == 601 ? 3 : 0;
+    opt.sm90_kernel = T == 601 ? 3 : (T == 602 ? 4 : 0);
     Weights w;
     std::vector<uint16_t> x1, x2;
     make_inputs(c, 11 + T, w, x1);
@@ -391,7 +394,7 @@ TEST(MoeLayerCuda, GraphReplayMatchesEager) {
 TEST(MoeLayerCuda, RejectsBadShapesWithAClearError) {
   EXPECT_THROW(MoeLayerCuda({100, 64, 8, 2, true}, 4), Error);  // H not a multiple of 8
   MoeCudaOptions bad_kernel;
-  bad_kernel.sm90_kernel = 4;
+  bad_kernel.sm90_kernel = 5;
   EXPECT_THROW(MoeLayerCuda({64, 64, 8, 2, true}, 4, bad_kernel), Error);  // no such Hopper kernel
   EXPECT_THROW(MoeLayerCuda({64, 60, 8, 2, true}, 4), Error);   // I not a multiple of 8
   EXPECT_THROW(MoeLayerCuda({64, 64, 8, 9, true}, 4), Error);   // k > E

@@ -4,12 +4,13 @@
 //           -> h [max_rows, I] = bf16(silu(A·gateᵀ) ⊙ (A·upᵀ)) for 128 outputs i per CTA. Overwrites h.
 //  down:    A = h [max_rows, I], B = 256 rows of down[e] [H,I] -> y [max_rows, H] = bf16(sorted_w[r] · A·downᵀ).
 // Operands sit in shared memory in the 128-byte-swizzled K-major layout wgmma reads through matrix descriptors,
-// BK = 64, 4 stages. Three kernels (GroupedGemmArgs::sm90_kernel), all with the same wgmma sequence, so the same bits:
+// BK = 64, 4 stages. Four kernels (GroupedGemmArgs::sm90_kernel), all with the same wgmma sequence, so the same bits:
 //  1 cp.async: 256 threads = 2 warpgroups (m64n256k16 each over 64 rows) that also issue the copies, refilled two
 //    k-tiles ahead; one CTA per tile. Fastest while the weights' bandwidth bounds (T·k < 4096).
 //  2 TMA: 384 threads, a producer warpgroup issuing bulk tensor copies against full/empty mbarriers, 2 consumer
 //    warpgroups; persistent (one CTA per SM walks the tiles). gate_up reads xs, x gathered once into permuted rows.
 //  3 as 2, in clusters of 2 CTAs on M-tiles 2j, 2j+1 that share each B (weight) tile by TMA multicast.
+//  4 as 3 with clusters of 4 CTAs (M-tiles 4j..4j+3; each run of tiles of one expert shares its B tile).
 // Requires H % 8 == 0 and I % 8 == 0; N, K and M tails are zero-filled and masked.
 #include <cuda.h>  // CUtensorMap; the encode function comes through the runtime (cudaTypedefs.h)
 #include <cudaTypedefs.h>
@@ -112,8 +113,8 @@ __device__ __forceinline__ void store_tile(const GroupedGemmArgs& a, const float
 
 // Tile `pid` of the launch order -> (M-tile, N-tile): groups of GROUP_M M-tiles, M fastest inside a group, so CTAs
 // running together share weight (B) tiles and A panels through L2.
-template <int GROUP_M>
-__device__ __forceinline__ void tile_coords(int pid, int max_tiles, int n_tiles, int& m_tile, int& n_tile) {
+__device__ __forceinline__ void tile_coords(int pid, int max_tiles, int n_tiles, int GROUP_M, int& m_tile,
+                                            int& n_tile) {
   const int per_group = GROUP_M * n_tiles, g = pid / per_group, first_m = g * GROUP_M;
   const int gsize = min(max_tiles - first_m, GROUP_M);
   m_tile = first_m + (pid % per_group) % gsize;
@@ -126,7 +127,7 @@ __global__ void __launch_bounds__(256, 1) grouped_gemm_sm90(GroupedGemmArgs a) {
   const int N = GATED ? a.I : a.H, K = GATED ? a.H : a.I;
   const int n_tiles = (N + C::kBNOut - 1) / C::kBNOut;
   int m_tile, n_tile;
-  tile_coords<C::kGroupM>(blockIdx.x, a.max_tiles, n_tiles, m_tile, n_tile);
+  tile_coords(blockIdx.x, a.max_tiles, n_tiles, C::kGroupM, m_tile, n_tile);
   const int e = a.tile_expert[m_tile];
   if (e < 0) return;
   const int m0 = m_tile * C::kBM, n0 = n_tile * C::kBNOut;
@@ -191,14 +192,20 @@ struct TmaParams {
   CUtensorMap tb0;  // gate [E,I,H] (box 64 × 128 × 1) or down [E,H,I] (box 64 × 256 × 1)
   CUtensorMap tb1;  // up [E,I,H] (gate_up only)
   GroupedGemmArgs a;
+  int group_m;  // M-tiles per raster group
+  int dynamic;  // 1: work units handed out in order by an atomic counter (a.sched), 0: static stride
+  int skip_padding;  // 1: 64-row halves that are all padding are not computed
 };
 
 template <bool GATED>
 struct WsCfg {
-  static constexpr int kBM = 128, kBK = 64, kStages = 4, kThreads = 384, kGroupM = 8;
+  // kGroupM: M-tiles per raster group. With the in-order hand-out, 16 read 27% fewer DRAM bytes than 8 at T=16384
+  // (gate_up 7.2 vs 9.9 GB, ncu, H200); 32 read more (12.8 GB).
+  static constexpr int kBM = 128, kBK = 64, kStages = 4, kThreads = 384, kGroupM = 16;
   static constexpr int kBNOut = GATED ? 128 : 256;
   static constexpr int kABytes = kBM * 128, kBBytes = 256 * 128, kStageBytes = kABytes + kBBytes;
-  static constexpr int kSmem = kStages * kStageBytes + 1024 + 2 * kStages * 8;  // tiles (1024-aligned), barriers
+  // tiles (1024-aligned), stage barriers, unit barriers (2 full, 2 empty) and the 2-slot unit ring
+  static constexpr int kSmem = kStages * kStageBytes + 1024 + 2 * kStages * 8 + 4 * 8 + 2 * 4;
 };
 
 __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
@@ -258,61 +265,137 @@ __device__ __forceinline__ void mbar_arrive_cluster(uint32_t caddr) {
   asm volatile("mbarrier.arrive.shared::cluster.b64 _, [%0];\n" ::"r"(caddr) : "memory");
 }
 
-// MC = false: one CTA per tile. MC = true: clusters of 2 CTAs take M-tiles 2j (rank 0) and 2j+1 (rank 1) at the
-// same N-tile; when both tiles belong to one expert (or one of them is unused) each CTA fetches half of the B tile
-// and multicasts it to both, so B leaves L2 once for two tiles. A stage is refilled only after the consumers of
-// both CTAs released it (empty barrier: 2 warpgroups × 2 CTAs). Both CTAs walk the same k-tile sequence in
-// lockstep; a CTA whose own tile is unused still loads and releases its stages but skips the wgmma and the stores.
-template <bool GATED, bool MC>
+// Cluster-scope publication of a work unit: a store into (possibly) another CTA's shared memory, then an arrival
+// with release semantics at cluster scope on that CTA's barrier; readers wait with acquire at cluster scope.
+__device__ __forceinline__ void st_cluster_u32(uint32_t caddr, uint32_t v) {
+  asm volatile("st.shared::cluster.u32 [%0], %1;\n" ::"r"(caddr), "r"(v) : "memory");
+}
+__device__ __forceinline__ void mbar_arrive_release_cluster(uint32_t caddr) {
+  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(caddr) : "memory");
+}
+__device__ __forceinline__ void mbar_wait_acquire_cluster(uint32_t bar, uint32_t parity) {
+  asm volatile(
+      "{\n.reg .pred p;\nWAIT_ACQ_LOOP:\n"
+      "mbarrier.try_wait.parity.acquire.cluster.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra WAIT_ACQ_LOOP;\n}\n" ::"r"(bar),
+      "r"(parity)
+      : "memory");
+}
+__device__ __forceinline__ uint32_t ld_shared_u32(uint32_t addr) {
+  uint32_t v;
+  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(addr) : "memory");
+  return v;
+}
+
+// CL = 1: one CTA per tile. CL = 2 or 4: clusters of CL CTAs take M-tiles CL·j + rank at the same N-tile. The B
+// (weight) tile is cut into max(CL, 2) slices (one tensor-map box each); the ranks whose tiles belong to
+// one expert (a run of consecutive ranks; an unused tile joins the run before it) each fetch every L-th slice (L =
+// run length) and multicast it to the whole run, so B leaves L2 once per run instead of once per tile. A stage is
+// refilled only after the consumers of all CL CTAs released it (empty barrier: 2 warpgroups × CL CTAs), so the
+// cluster walks its k-tiles in lockstep; a CTA whose own tile is unused still loads and releases its stages but
+// skips the wgmma and the stores.
+template <bool GATED, int CL>
 __global__ void __launch_bounds__(384, 1) grouped_gemm_sm90_ws(const __grid_constant__ TmaParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = WsCfg<GATED>;
+  constexpr bool MC = CL > 1;
+  constexpr int kSlices = CL > 2 ? CL : 2, kSliceRows = 256 / kSlices;  // B slices (tensor-map boxes); gate ≠ up
   const GroupedGemmArgs& a = p.a;
   const int N = GATED ? a.I : a.H, K = GATED ? a.H : a.I;
   const int n_tiles = (N + C::kBNOut - 1) / C::kBNOut, KT = (K + C::kBK - 1) / C::kBK;
-  const int m_units = MC ? (a.max_tiles + 1) / 2 : a.max_tiles;  // M-tiles, or pairs of them
+  const int m_units = (a.max_tiles + CL - 1) / CL;  // M-tiles, or groups of CL of them
   const int total = m_units * n_tiles;
-  const int rank = MC ? int(blockIdx.x & 1) : 0, unit0 = MC ? int(blockIdx.x >> 1) : int(blockIdx.x);
-  const int stride = MC ? int(gridDim.x >> 1) : int(gridDim.x);
+  const int rank = int(blockIdx.x % CL), unit0 = int(blockIdx.x / CL);
+  const int stride = int(gridDim.x / CL);
 
   extern __shared__ uint8_t smem_raw[];
   const uint32_t sbase = (uint32_t(__cvta_generic_to_shared(smem_raw)) + 1023u) & ~1023u;
   const uint32_t full0 = sbase + C::kStages * C::kStageBytes, empty0 = full0 + 8 * C::kStages;
+  const uint32_t ufull0 = empty0 + 8 * C::kStages, uempty0 = ufull0 + 16, uring0 = uempty0 + 16;
   const int tid = threadIdx.x, wg = tid >> 7;
   if (tid == 0) {
     for (int s = 0; s < C::kStages; ++s) {
-      mbar_init(full0 + 8 * s, 1);                // the producer's expect_tx arrival (+ the copies' bytes)
-      mbar_init(empty0 + 8 * s, MC ? 4 : 2);      // one arrival per consumer warpgroup (of both CTAs with MC)
+      mbar_init(full0 + 8 * s, 1);           // the producer's expect_tx arrival (+ the copies' bytes)
+      mbar_init(empty0 + 8 * s, 2 * CL);     // one arrival per consumer warpgroup of every CTA of the cluster
+    }
+    for (int s = 0; s < 2; ++s) {
+      mbar_init(ufull0 + 8 * s, 1);           // rank 0's producer published unit slot s
+      mbar_init(uempty0 + 8 * s, 3 * CL - 1);  // (rank 0 only) every other reader of the cluster took it
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  if constexpr (MC) cluster_sync_all();  // the peer's barriers exist before anything multicasts into them
+  if constexpr (MC) cluster_sync_all();  // the peers' barriers exist before anything multicasts into them
   else __syncthreads();
 
-  // Work unit u -> this CTA's M-tile, N-tile, expert (-1: unused), and the expert whose B tile it loads.
+  // Work unit u -> this CTA's M-tile, N-tile, expert (-1: unused), the expert whose B it loads, and its run.
   struct Unit {
     int m_tile, n0, e, eb;
-    bool skip, shared;
+    int run_lo, run_len;  // ranks [run_lo, run_lo + run_len) share this CTA's B tile
+    bool skip;
   };
   auto unit = [&](int u) {
     Unit w;
     int mu, nt;
-    tile_coords<MC ? C::kGroupM / 2 : C::kGroupM>(u, m_units, n_tiles, mu, nt);
+    tile_coords(u, m_units, n_tiles, MC ? max(1, p.group_m / CL) : p.group_m, mu, nt);
     w.n0 = nt * C::kBNOut;
-    if constexpr (MC) {
-      const int e0 = a.tile_expert[2 * mu], e1 = 2 * mu + 1 < a.max_tiles ? a.tile_expert[2 * mu + 1] : -1;
-      w.m_tile = 2 * mu + rank;
-      w.e = rank ? e1 : e0;
-      w.skip = e0 < 0 && e1 < 0;
-      w.shared = e0 < 0 || e1 < 0 || e0 == e1;
-      w.eb = w.shared ? (e0 >= 0 ? e0 : e1) : w.e;
-    } else {
-      w.m_tile = mu;
-      w.e = w.eb = a.tile_expert[mu];
-      w.skip = w.e < 0;
-      w.shared = false;
-    }
+    w.m_tile = CL * mu + rank;
+    int ex[CL];
+#pragma unroll
+    for (int r = 0; r < CL; ++r) ex[r] = CL * mu + r < a.max_tiles ? a.tile_expert[CL * mu + r] : -1;
+    w.e = ex[rank];
+    w.skip = ex[0] < 0;  // unused tiles are a suffix: the first one unused means all are
+    // Effective expert of each rank: its own, or (unused tile) the last used one before it.
+#pragma unroll
+    for (int r = 1; r < CL; ++r)
+      if (ex[r] < 0) ex[r] = ex[r - 1];
+    w.eb = ex[rank];
+    // Tiles are sorted by expert, so the ranks with the same effective expert are consecutive.
+    w.run_lo = CL, w.run_len = 0;
+#pragma unroll
+    for (int r = 0; r < CL; ++r)
+      if (ex[r] == w.eb) w.run_lo = min(w.run_lo, r), ++w.run_len;
     return w;
+  };
+
+  // The n-th work unit of this cluster. Static: unit0 + n·stride. Dynamic: rank 0's producer takes the next unit
+  // from the atomic counter and publishes it into slot n % 2 of every CTA's ring (u >= total: no more work); the
+  // other readers (both consumer warpgroups of every CTA, the other ranks' producers) take it from their own ring and
+  // hand the slot back on rank 0's barrier. In-order hand-out keeps the CTAs that share weight tiles through L2
+  // (consecutive units) running at the same time, which a static stride loses as SMs drift apart.
+  auto publish = [&](int n) -> int {
+    if (!p.dynamic) return unit0 + n * stride;
+    const int slot = n & 1;
+    const uint32_t ph = (n >> 1) & 1;
+    mbar_wait_acquire_cluster(uempty0 + 8 * slot, ph ^ 1);  // fresh barrier: parity 1 counts as completed
+    const int u = atomicAdd(a.sched + (GATED ? 0 : 1), 1);
+#pragma unroll
+    for (int r = 0; r < CL; ++r) {
+      if constexpr (MC) {
+        st_cluster_u32(cluster_addr(uring0 + 4 * slot, r), uint32_t(u));
+        mbar_arrive_release_cluster(cluster_addr(ufull0 + 8 * slot, r));
+      } else {
+        asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(uring0 + 4 * slot), "r"(u) : "memory");
+        mbar_arrive(ufull0 + 8 * slot);
+      }
+    }
+    return u;
+  };
+  // take: read unit n from this CTA's ring; give_back: hand its slot back (callers make sure that the rest of their
+  // warpgroup has read it first).
+  auto take = [&](int n) -> int {
+    if (!p.dynamic) return unit0 + n * stride;
+    const int slot = n & 1;
+    const uint32_t ph = (n >> 1) & 1;
+    if constexpr (MC) mbar_wait_acquire_cluster(ufull0 + 8 * slot, ph);
+    else mbar_wait(ufull0 + 8 * slot, ph);
+    const int u = int(ld_shared_u32(uring0 + 4 * slot));
+    return u;
+  };
+  auto give_back = [&](int n) {
+    if (!p.dynamic) return;
+    const uint32_t e = uempty0 + 8 * (n & 1);
+    if constexpr (MC) mbar_arrive_release_cluster(cluster_addr(e, 0));
+    else mbar_arrive(e);
   };
 
   if (wg == 0) {
@@ -320,23 +403,36 @@ __global__ void __launch_bounds__(384, 1) grouped_gemm_sm90_ws(const __grid_cons
     if (tid == 0) {
       int stage = 0;
       uint32_t phase = 0;
-      for (int u = unit0; u < total; u += stride) {
+      for (int n = 0;; ++n) {
+        int u;
+        if (rank == 0) {
+          u = publish(n);
+        } else {
+          u = take(n);
+          give_back(n);
+        }
+        if (u >= total) break;
         const Unit w = unit(u);
         if (w.skip) continue;
         const int arow = w.e >= 0 ? w.m_tile * C::kBM : 0;  // an unused tile reads any rows (never computed)
+        const int idx = rank - w.run_lo;
+        const uint16_t mask = uint16_t(((1u << w.run_len) - 1u) << w.run_lo);
         for (int kt = 0; kt < KT; ++kt) {
           mbar_wait(empty0 + 8 * stage, phase ^ 1);  // fresh barrier: parity 1 counts as completed
           const uint32_t fb = full0 + 8 * stage, sA = sbase + stage * C::kStageBytes, sB = sA + C::kABytes;
           const int k0 = kt * C::kBK;
           mbar_expect_tx(fb, C::kStageBytes);  // out-of-bounds boxes are zero-filled and still counted
           tma_load_2d(sA, &p.ta, k0, arow, fb);
-          // B = two 128-row halves: gate ‖ up rows n0.. (gate_up), down rows n0.. and n0+128.. (down).
-          if (MC && w.shared) {
-            tma_load_3d_mc(sB + rank * 128 * 128, rank && GATED ? &p.tb1 : &p.tb0, k0, w.n0 + (GATED ? 0 : 128 * rank),
-                           w.eb, fb, uint16_t(3));
-          } else {
-            tma_load_3d(sB, &p.tb0, k0, w.n0, w.eb, fb);
-            tma_load_3d(sB + 128 * 128, GATED ? &p.tb1 : &p.tb0, k0, w.n0 + (GATED ? 0 : 128), w.eb, fb);
+          // B = 256 rows: gate rows n0.. ‖ up rows n0.. (gate_up, 128 each), down rows n0.. (down); slice j holds
+          // rows j·kSliceRows.. of that.
+#pragma unroll
+          for (int j = 0; j < kSlices; ++j) {
+            if (j % w.run_len != idx) continue;
+            const int r0 = j * kSliceRows;
+            const CUtensorMap* tm = GATED && r0 >= 128 ? &p.tb1 : &p.tb0;
+            const int row = w.n0 + (GATED && r0 >= 128 ? r0 - 128 : r0);
+            if (MC && w.run_len > 1) tma_load_3d_mc(sB + r0 * 128, tm, k0, row, w.eb, fb, mask);
+            else tma_load_3d(sB + r0 * 128, tm, k0, row, w.eb, fb);
           }
           if (++stage == C::kStages) stage = 0, phase ^= 1;
         }
@@ -349,8 +445,8 @@ __global__ void __launch_bounds__(384, 1) grouped_gemm_sm90_ws(const __grid_cons
     auto release = [&](int st) {
       if (!signaller) return;
       if constexpr (MC) {
-        mbar_arrive_cluster(cluster_addr(empty0 + 8 * st, 0));
-        mbar_arrive_cluster(cluster_addr(empty0 + 8 * st, 1));
+#pragma unroll
+        for (int r = 0; r < CL; ++r) mbar_arrive_cluster(cluster_addr(empty0 + 8 * st, r));
       } else {
         mbar_arrive(empty0 + 8 * st);
       }
@@ -358,10 +454,18 @@ __global__ void __launch_bounds__(384, 1) grouped_gemm_sm90_ws(const __grid_cons
     int stage = 0;
     uint32_t phase = 0;
     float acc[128];
-    for (int u = unit0; u < total; u += stride) {
+    for (int n = 0;; ++n) {
+      const int u = take(n);
+      if (p.dynamic) {
+        asm volatile("bar.sync %0, 128;\n" ::"r"(1 + c) : "memory");  // the whole warpgroup has read slot n % 2
+        if (signaller) give_back(n);
+      }
+      if (u >= total) break;
       const Unit w = unit(u);
       if (w.skip) continue;
-      const bool compute = w.e >= 0;
+      // A 64-row half that is all padding (its first row is: padding ends an expert's rows) is not computed or
+      // stored: ≈ 3% of the MMAs at T=4096.
+      const bool compute = w.e >= 0 && (!p.skip_padding || a.sorted_token[w.m_tile * C::kBM + c * 64] >= 0);
       int prev = 0;
       for (int kt = 0; kt < KT; ++kt) {
         mbar_wait(full0 + 8 * stage, phase);
@@ -386,7 +490,7 @@ __global__ void __launch_bounds__(384, 1) grouped_gemm_sm90_ws(const __grid_cons
       if (compute) store_tile<GATED>(a, acc, w.m_tile * C::kBM + c * 64, w.n0, N, warp, lane);
     }
   }
-  if constexpr (MC) cluster_sync_all();  // no CTA leaves while its peer may still signal its barriers
+  if constexpr (MC) cluster_sync_all();  // no CTA leaves while a peer may still signal its barriers
 #else
   __trap();  // sm_90a only
 #endif
@@ -394,8 +498,9 @@ __global__ void __launch_bounds__(384, 1) grouped_gemm_sm90_ws(const __grid_cons
 
 // xs[r] = x[sorted_token[r]] (zeros on padding rows) for the rows of used M-tiles; one CTA per row.
 __global__ void __launch_bounds__(128) gather_rows_kernel(const bf16* x, const int* sorted_token,
-                                                          const int* tile_expert, int H, bf16* xs) {
+                                                          const int* tile_expert, int H, bf16* xs, int* sched) {
   const int r = blockIdx.x;
+  if (r == 0 && threadIdx.x == 0) sched[0] = sched[1] = 0;  // the GEMMs that follow on the stream start at unit 0
   if (tile_expert[r / 128] < 0) return;
   const int tok = sorted_token[r];
   const uint4* src = reinterpret_cast<const uint4*>(x + size_t(tok < 0 ? 0 : tok) * H);
@@ -429,54 +534,58 @@ CUtensorMap make_map(const void* base, int rank, const cuuint64_t* dims, const c
   return m;
 }
 
-template <bool GATED, bool MC>
+template <bool GATED, int CL>
 void launch_sm90_ws(const GroupedGemmArgs& a, cudaStream_t s) {
   using C = WsCfg<GATED>;
   const int N = GATED ? a.I : a.H, K = GATED ? a.H : a.I;
   const long long n_tiles = (N + C::kBNOut - 1) / C::kBNOut;
-  const long long units = (MC ? (a.max_tiles + 1) / 2 : a.max_tiles) * n_tiles;
+  const long long units = (long long)((a.max_tiles + CL - 1) / CL) * n_tiles;
   if (units == 0) return;
   const cuuint64_t rows = cuuint64_t(a.max_tiles) * C::kBM;
   if constexpr (GATED) {
-    gather_rows_kernel<<<unsigned(rows), 128, 0, s>>>(a.x, a.sorted_token, a.tile_expert, a.H, a.xs);
+    gather_rows_kernel<<<unsigned(rows), 128, 0, s>>>(a.x, a.sorted_token, a.tile_expert, a.H, a.xs, a.sched);
     WATTMOE_CUDA_LAUNCHED();
   }
   TmaParams p{};
   p.a = a;
+  // static_schedule: the TMA kernels as they were before the in-order hand-out (for comparison).
+  p.group_m = a.static_schedule ? 8 : C::kGroupM;
+  p.dynamic = a.static_schedule ? 0 : 1;
+  p.skip_padding = a.static_schedule ? 0 : 1;
   const cuuint64_t da[2] = {cuuint64_t(K), rows}, sa[1] = {cuuint64_t(K) * 2};
   const cuuint32_t ba[2] = {64, 128};
   p.ta = make_map(GATED ? static_cast<const void*>(a.xs) : a.h, 2, da, sa, ba);
   const cuuint64_t db[3] = {cuuint64_t(K), cuuint64_t(N), cuuint64_t(a.E)};
   const cuuint64_t sb[2] = {cuuint64_t(K) * 2, cuuint64_t(K) * N * 2};
-  const cuuint32_t bb[3] = {64, 128, 1};
+  const cuuint32_t bb[3] = {64, 256 / (CL > 2 ? CL : 2), 1};  // one B slice (see the kernel)
   p.tb0 = make_map(GATED ? a.gate : a.down, 3, db, sb, bb);
   p.tb1 = GATED ? make_map(a.up, 3, db, sb, bb) : p.tb0;
   int dev = 0, sms = 0;
   WATTMOE_CUDA_CALL(cudaGetDevice(&dev));
   WATTMOE_CUDA_CALL(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  if constexpr (MC) {
+  if constexpr (CL > 1) {
     cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(unsigned(sms & ~1));
+    cfg.gridDim = dim3(unsigned(sms / CL * CL));
     cfg.blockDim = dim3(C::kThreads);
     cfg.dynamicSmemBytes = C::kSmem;
     cfg.stream = s;
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = 2;
+    attr[0].val.clusterDim.x = CL;
     attr[0].val.clusterDim.y = 1;
     attr[0].val.clusterDim.z = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    // Persistent grid = the clusters that fit at once: with one CTA per SM, SMs left alone in their GPC take no
-    // cluster of 2, and a grid of sms/2 clusters would run its last clusters as a second wave.
-    static int max_clusters = 0;  // per process (one device kind)
+    // Persistent grid = the clusters that fit at once: with one CTA per SM, SMs left over in their GPC take no
+    // cluster, and a grid of sms/CL clusters would run its last clusters as a second wave.
+    static int max_clusters = 0;  // per process (one device kind) and instantiation
     if (!max_clusters)
-      WATTMOE_CUDA_CALL(cudaOccupancyMaxActiveClusters(&max_clusters, grouped_gemm_sm90_ws<GATED, true>, &cfg));
-    cfg.gridDim = dim3(2u * unsigned(std::min<long long>(units, std::max(max_clusters, 1))));
-    WATTMOE_CUDA_CALL(cudaLaunchKernelEx(&cfg, grouped_gemm_sm90_ws<GATED, true>, p));
+      WATTMOE_CUDA_CALL(cudaOccupancyMaxActiveClusters(&max_clusters, grouped_gemm_sm90_ws<GATED, CL>, &cfg));
+    cfg.gridDim = dim3(unsigned(CL) * unsigned(std::min<long long>(units, std::max(max_clusters, 1))));
+    WATTMOE_CUDA_CALL(cudaLaunchKernelEx(&cfg, grouped_gemm_sm90_ws<GATED, CL>, p));
   } else {
     const unsigned grid = unsigned(std::min<long long>(units, sms));
-    grouped_gemm_sm90_ws<GATED, false><<<grid, C::kThreads, C::kSmem, s>>>(p);
+    grouped_gemm_sm90_ws<GATED, 1><<<grid, C::kThreads, C::kSmem, s>>>(p);
     WATTMOE_CUDA_LAUNCHED();
   }
 }
@@ -499,8 +608,9 @@ void launch_variant(const GroupedGemmArgs& a, cudaStream_t s) {
   // (T=2048: 2.59 vs 2.74 ms TMA, 2.82 cp.async; T=4096: 5.13 vs 5.36 / 5.39 ms).
   if (v == 0) v = a.pairs < 4096 ? 1 : 3;
   if (v == 1) return launch_sm90<GATED>(a, s);
-  if (v == 2) return launch_sm90_ws<GATED, false>(a, s);
-  launch_sm90_ws<GATED, true>(a, s);
+  if (v == 2) return launch_sm90_ws<GATED, 1>(a, s);
+  if (v == 3) return launch_sm90_ws<GATED, 2>(a, s);
+  launch_sm90_ws<GATED, 4>(a, s);
 }
 
 template <typename F>
@@ -513,10 +623,12 @@ void allow_smem(F* kernel, int bytes) {
 void prepare_gemm_sm90_kernels() {
   allow_smem(grouped_gemm_sm90<true>, Sm90Cfg<true>::kSmem);
   allow_smem(grouped_gemm_sm90<false>, Sm90Cfg<false>::kSmem);
-  allow_smem(grouped_gemm_sm90_ws<true, false>, WsCfg<true>::kSmem);
-  allow_smem(grouped_gemm_sm90_ws<false, false>, WsCfg<false>::kSmem);
-  allow_smem(grouped_gemm_sm90_ws<true, true>, WsCfg<true>::kSmem);
-  allow_smem(grouped_gemm_sm90_ws<false, true>, WsCfg<false>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<true, 1>, WsCfg<true>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<false, 1>, WsCfg<false>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<true, 2>, WsCfg<true>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<false, 2>, WsCfg<false>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<true, 4>, WsCfg<true>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<false, 4>, WsCfg<false>::kSmem);
 }
 void launch_gate_up_sm90(const GroupedGemmArgs& a, cudaStream_t s) { launch_variant<true>(a, s); }
 void launch_down_sm90(const GroupedGemmArgs& a, cudaStream_t s) { launch_variant<false>(a, s); }

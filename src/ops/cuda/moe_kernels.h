@@ -63,7 +63,8 @@ void launch_combine(const bf16* y, const int* inv, int T, int k, int H, bf16* ou
 // M-tiles; a tile whose tile_expert is -1 exits at once. block_m = 64: moe_gemm.cu (mma.sync, any sm_80+ GPU);
 // block_m = 128: moe_gemm_sm90.cu (wgmma, sm_90a only; its default TMA variant first gathers x into xs).
 //  gate_up: h[r, i] = bf16( silu(x[tok_r]·gate[e,i]) · (x[tok_r]·up[e,i]) ), x rows gathered through sorted_token
-//           (padding rows read as zeros and give h = 0).
+//           (padding rows read as zeros and give h = 0, except in 64-row halves of padding that the sm90 TMA kernels
+//           skip: there h is left as it was, and down skips the same halves).
 //  down:    y[r, n] = bf16( sorted_w[r] · Σ_i h[r,i]·down[e,n,i] ), written for real rows only.
 // Requirements (checked by the host API): H % 8 == 0 and I % 8 == 0 (16-byte rows).
 struct GroupedGemmArgs {
@@ -80,7 +81,9 @@ struct GroupedGemmArgs {
   int E;    // experts (the sm90 TMA path describes gate/up/down as [E, rows, cols] tensors)
   bf16* xs;  // [max_rows, H] scratch: x rows gathered into permuted order (sm90 TMA gate_up; unused otherwise)
   int pairs;  // T·k routed rows (the sm90 launchers pick their kernel variant by it)
-  int sm90_kernel;  // MoeCudaOptions::sm90_kernel: 0 auto, 1 cp.async, 2 TMA, 3 TMA + cluster multicast
+  int sm90_kernel;  // MoeCudaOptions::sm90_kernel: 0 auto, 1 cp.async, 2 TMA, 3 / 4 TMA + multicast in clusters of 2 / 4
+  int* sched;       // [2] tile counters of the persistent sm90 TMA kernels (gate_up, down); zeroed by their gather
+  bool static_schedule;  // MoeCudaOptions::sm90_static_schedule (fixed-stride order, no padding skip)
 };
 // Raise the kernels' dynamic shared-memory limits on the current device; call once per device before launching
 // (the sm90 one only on compute capability 9.x).

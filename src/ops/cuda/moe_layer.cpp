@@ -58,7 +58,7 @@ MoeLayerCuda::MoeLayerCuda(const MoeShape& shape, int max_tokens, const MoeCudaO
                   cuda::kDecodeMaxTokens);
   WATTMOE_REQUIRE(opt.block_m == 0 || opt.block_m == 64 || opt.block_m == 128,
                   "MoeLayerCuda: block_m {} must be 0 (auto), 64 or 128", opt.block_m);
-  WATTMOE_REQUIRE(opt.sm90_kernel >= 0 && opt.sm90_kernel <= 3, "MoeLayerCuda: sm90_kernel {} must be in 0..3",
+  WATTMOE_REQUIRE(opt.sm90_kernel >= 0 && opt.sm90_kernel <= 4, "MoeLayerCuda: sm90_kernel {} must be in 0..4",
                   opt.sm90_kernel);
   WATTMOE_REQUIRE((long long)max_tokens * k < (1ll << 30), "MoeLayerCuda: max_tokens {} × k {} too large", max_tokens,
                   k);
@@ -87,6 +87,7 @@ MoeLayerCuda::MoeLayerCuda(const MoeShape& shape, int max_tokens, const MoeCudaO
   sm90_ = major == 9;
   // The sm90 TMA gate_up reads x through a gathered copy xs [max_rows, H] (TMA cannot gather rows).
   off_xs_ = sm90_ ? take(size_t(max_rows_) * H * 2) : 0;
+  off_sched_ = take(2 * 4);  // tile counters of the sm90 TMA kernels
   ws_bytes_ = o;
   WATTMOE_CUDA_CALL(cudaMalloc(&ws_, ws_bytes_));
   cuda::prepare_gemm_kernels();
@@ -132,6 +133,9 @@ int MoeLayerCuda::path_for(int T) const {
 }
 
 void MoeLayerCuda::forward(const void* x, void* out, int T, cudaStream_t stream) {
+  auto mark = [&](const char* stage) {
+    if (opt_.on_stage) opt_.on_stage(stage);
+  };
   WATTMOE_REQUIRE(T >= 1 && T <= max_tokens_, "MoeLayerCuda::forward: T={} outside 1..{} (max_tokens)", T,
                   max_tokens_);
   WATTMOE_REQUIRE(router_ && gate_ && up_ && down_, "MoeLayerCuda::forward: no weights (call upload first)");
@@ -155,6 +159,7 @@ void MoeLayerCuda::forward(const void* x, void* out, int T, cudaStream_t stream)
     cuda::launch_route({xb, static_cast<const bf16*>(router_), T, H, E, k, shape_.renorm, logits, ids, wts, counts},
                        stream);
   }
+  mark("router");
   const int bm = path_for(T);
   if (bm == 0) {
     const cuda::DecodeArgs d{xb, wg, wu, wd, ids, wts, counts, T, k, H, I, E, h, y};
@@ -162,12 +167,17 @@ void MoeLayerCuda::forward(const void* x, void* out, int T, cudaStream_t stream)
       NvtxRange r(opt_.name + ".gate_up");
       cuda::launch_decode_gate_up(d, stream);
     }
+    mark("gate_up");
     {
       NvtxRange r(opt_.name + ".down");
       cuda::launch_decode_down(d, stream);
     }
-    NvtxRange r(opt_.name + ".combine");
-    cuda::launch_combine(y, nullptr, T, k, H, ob, stream);
+    mark("down");
+    {
+      NvtxRange r(opt_.name + ".combine");
+      cuda::launch_combine(y, nullptr, T, k, H, ob, stream);
+    }
+    mark("combine");
     return;
   }
   const int rows = rows_capacity(T, k, E, bm), tiles = rows / bm;
@@ -179,18 +189,26 @@ void MoeLayerCuda::forward(const void* x, void* out, int T, cudaStream_t stream)
     NvtxRange r(opt_.name + ".permute");
     cuda::launch_permute({ids, wts, counts, T, k, E, bm, rows, tiles, stok, sw, inv, tile_e}, stream);
   }
+  mark("permute");
   auto* xs = sm90_ ? reinterpret_cast<bf16*>(ws + off_xs_) : nullptr;
-  const cuda::GroupedGemmArgs g{xb, wg, wu, wd, stok, sw, tile_e, H, I, tiles, bm, h, y, E, xs, T * k, opt_.sm90_kernel};
+  auto* sched = reinterpret_cast<int*>(ws + off_sched_);
+  const cuda::GroupedGemmArgs g{xb, wg, wu, wd, stok, sw, tile_e, H, I, tiles, bm, h, y, E, xs, T * k,
+                                opt_.sm90_kernel, sched, opt_.sm90_static_schedule};
   {
     NvtxRange r(opt_.name + ".gate_up");
     bm == 128 ? cuda::launch_gate_up_sm90(g, stream) : cuda::launch_gate_up(g, stream);
   }
+  mark("gate_up");
   {
     NvtxRange r(opt_.name + ".down");
     bm == 128 ? cuda::launch_down_sm90(g, stream) : cuda::launch_down(g, stream);
   }
-  NvtxRange r(opt_.name + ".combine");
-  cuda::launch_combine(y, inv, T, k, H, ob, stream);
+  mark("down");
+  {
+    NvtxRange r(opt_.name + ".combine");
+    cuda::launch_combine(y, inv, T, k, H, ob, stream);
+  }
+  mark("combine");
 }
 
 const uint16_t* MoeLayerCuda::router_logits() const {

@@ -1,6 +1,6 @@
 // MoE routing, permutation and combine kernels (bf16 storage, fp32 math).
 //  route:   x [T,H], router [E,H] -> logits [T,E] (bf16), topk_ids [T,k], topk_w [T,k] (fp32), counts [E] (+=).
-//           One warp per token: the router GEMM, softmax, top-k and weights in one kernel.
+//           One warp per 1 or 2 tokens: the router GEMM, softmax, top-k and weights in one kernel.
 //  permute: topk_ids, topk_w, counts -> sorted_token / sorted_w [max_rows], inv [T*k], tile_expert [max_tiles].
 //           One CTA of 1024 threads, stable counting sort in (token, slot) order.
 //  combine: y [rows,H] -> out [T,H], out[t] = Σ_s y[row(t,s)] (fp32 sum, one bf16 rounding). Overwrites out.
@@ -14,40 +14,8 @@ namespace {
 constexpr int kRouteWarps = 8;
 constexpr int kExpertGroup = 8;  // router dot products computed 8 experts at a time (registers, compile-time index)
 
-__global__ void __launch_bounds__(kRouteWarps * 32) route_kernel(RouteArgs a) {
-  __shared__ float s_logit[kRouteWarps][kMaxExperts];
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int t = blockIdx.x * kRouteWarps + warp;
-  if (t >= a.T) return;  // whole warps leave; no block-wide barrier below
-  float* lg = s_logit[warp];
-  const bf16* xr = a.x + size_t(t) * a.H;
-  const int nchunk = a.H / 8;
-
-  for (int e0 = 0; e0 < a.E; e0 += kExpertGroup) {
-    float acc[kExpertGroup];
-#pragma unroll
-    for (int j = 0; j < kExpertGroup; ++j) acc[j] = 0.f;
-    for (int c = lane; c < nchunk; c += 32) {
-      float xf[8];
-      unpack8(ld_ro(xr + c * 8), xf);
-#pragma unroll
-      for (int j = 0; j < kExpertGroup; ++j) {
-        if (e0 + j < a.E) {
-          float wf[8];
-          unpack8(ld_ro(a.router + size_t(e0 + j) * a.H + c * 8), wf);
-#pragma unroll
-          for (int q = 0; q < 8; ++q) acc[j] = fmaf(xf[q], wf[q], acc[j]);
-        }
-      }
-    }
-#pragma unroll
-    for (int j = 0; j < kExpertGroup; ++j) {
-      const float v = warp_sum(acc[j]);
-      if (lane == 0 && e0 + j < a.E) lg[e0 + j] = round_bf16(v);
-    }
-  }
-  __syncwarp();
-
+// Softmax, top-k and weights of token t from its bf16-valued logits lg[E] (shared memory), one warp.
+__device__ __forceinline__ void route_select(const RouteArgs& a, int t, const float* lg, int lane) {
   float mx = -FLT_MAX;
   for (int e = lane; e < a.E; e += 32) {
     mx = fmaxf(mx, lg[e]);
@@ -90,6 +58,63 @@ __global__ void __launch_bounds__(kRouteWarps * 32) route_kernel(RouteArgs a) {
   }
   if (a.renorm && lane == 0 && wsum > 0.f)
     for (int s = 0; s < a.k; ++s) ws[s] = ws[s] / wsum;
+}
+
+// TPW tokens per warp share each router-weight load (L1 traffic per token / TPW); the chunk loop is unrolled so that
+// several 16-byte loads are in flight per lane (the x rows come from DRAM). Per token and expert the sum order is
+// the same for any TPW (lane's chunks ascending, then the xor tree), so the logits are bitwise the same.
+template <int TPW>
+__global__ void __launch_bounds__(kRouteWarps * 32) route_kernel(RouteArgs a) {
+  __shared__ float s_logit[kRouteWarps][TPW][kMaxExperts];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int t0 = (blockIdx.x * kRouteWarps + warp) * TPW;
+  if (t0 >= a.T) return;  // whole warps leave; no block-wide barrier below
+  const int nt = min(TPW, a.T - t0);
+  const int nchunk = a.H / 8;
+
+  for (int e0 = 0; e0 < a.E; e0 += kExpertGroup) {
+    float acc[TPW][kExpertGroup];
+#pragma unroll
+    for (int t = 0; t < TPW; ++t)
+#pragma unroll
+      for (int j = 0; j < kExpertGroup; ++j) acc[t][j] = 0.f;
+#pragma unroll 2
+    for (int c = lane; c < nchunk; c += 32) {
+      uint4 wv[kExpertGroup], xv[TPW];
+#pragma unroll
+      for (int j = 0; j < kExpertGroup; ++j)
+        wv[j] = e0 + j < a.E ? ld_ro(a.router + size_t(e0 + j) * a.H + c * 8) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+      for (int t = 0; t < TPW; ++t)
+        xv[t] = t < nt ? ld_ro(a.x + size_t(t0 + t) * a.H + c * 8) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+      for (int t = 0; t < TPW; ++t) {
+        float xf[8];
+        unpack8(xv[t], xf);
+#pragma unroll
+        for (int j = 0; j < kExpertGroup; ++j) {
+          float wf[8];
+          unpack8(wv[j], wf);
+#pragma unroll
+          for (int q = 0; q < 8; ++q) acc[t][j] = fmaf(xf[q], wf[q], acc[t][j]);
+        }
+      }
+    }
+#pragma unroll
+    for (int t = 0; t < TPW; ++t)
+#pragma unroll
+      for (int j = 0; j < kExpertGroup; ++j) {
+        const float v = warp_sum(acc[t][j]);
+        if (lane == 0 && e0 + j < a.E) s_logit[warp][t][e0 + j] = round_bf16(v);
+      }
+  }
+  __syncwarp();
+
+  for (int tt = 0; tt < nt; ++tt) {
+    const int t = t0 + tt;
+    const float* lg = s_logit[warp][tt];
+    route_select(a, t, lg, lane);
+  }
 }
 
 constexpr int kPermThreads = 1024;
@@ -173,8 +198,13 @@ __global__ void __launch_bounds__(256) combine_kernel(const bf16* __restrict__ y
 }  // namespace
 
 void launch_route(const RouteArgs& a, cudaStream_t s) {
-  const int blocks = (a.T + kRouteWarps - 1) / kRouteWarps;
-  route_kernel<<<blocks, kRouteWarps * 32, 0, s>>>(a);
+  // 2 tokens per warp once that still gives every SM several CTAs (132 SMs: T >= 4096); 1 below, where the kernel
+  // is bound by latency and more warps help.
+  if (a.T >= 4096) {
+    route_kernel<2><<<(a.T + 2 * kRouteWarps - 1) / (2 * kRouteWarps), kRouteWarps * 32, 0, s>>>(a);
+  } else {
+    route_kernel<1><<<(a.T + kRouteWarps - 1) / kRouteWarps, kRouteWarps * 32, 0, s>>>(a);
+  }
   WATTMOE_CUDA_LAUNCHED();
 }
 
