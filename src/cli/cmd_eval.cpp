@@ -1,11 +1,13 @@
 // wattmoe eval: bits per byte, nats per token, perplexity and expert use of a model on a text file (JSON out).
 #include "cli/commands.h"
 #include "cli/defaults.h"
+#include "cli/moe_kernels_flag.h"
 #include "cli/routing_flags.h"
 #include "eval/evaluate.h"
 #include "model/checkpoint.h"
 #if WATTMOE_WITH_CUDA
 #include "gpu/evaluate_cuda.h"
+#include "gpu/routing_observer.h"
 #endif
 
 namespace wattmoe::cli {
@@ -14,6 +16,7 @@ namespace {
 
 struct EvalArgs {
   std::string model = default_model_dir(), data = "data/kjv.val.txt", tokenizer, device = "cpu";
+  std::string precision = "fp32", moe_kernels = "auto";
   int seq = 128, batch = 16;
   int64_t max_tokens = 0;
   RoutingArgs routing;
@@ -21,18 +24,39 @@ struct EvalArgs {
 
 void run_eval(const EvalArgs& a) {
   const bool cuda = use_cuda_device(a.device);  // before any work: a GPU-less machine fails at once
+  check_device_flags(a.moe_kernels, a.precision, cuda);
   ModelWeights<float> m = load_model<float>(a.model);
   std::unique_ptr<Tokenizer> tok = model_tokenizer(a.model, a.tokenizer, m.config.vocab_size);
   const TokenStream s = load_token_stream(a.data, *tok, 2);
   const RoutingSetup routing = make_routing(a.routing, m.config, double(a.seq) * a.batch);
   auto tally = std::make_shared<RoutingEnergyTally>();
   EvalResult r;
+  std::string kernels = "host";  // what ran the MoE layers (the CPU model routes on the host too)
 #if WATTMOE_WITH_CUDA
-  if (cuda) {  // fp32 on the GPU; routing (and so every policy) runs on the host as on the CPU
-    cuda::Context ctx(0);
-    gpu::TransformerCuda model(m.config, ctx);
+  // On the GPU in fp32 or bf16. Host routing: every policy, as on the CPU. Fused kernels: the device routes by plain
+  // top-k, and the observer prices each forward's routing into the tally as the policy's select would have.
+  const auto run_gpu = [&](auto& model) {
     model.upload_params(m.params.data());
-    r = gpu::evaluate_cuda(model, s, a.seq, a.batch, a.max_tokens, routing.select(tally));
+    std::string why = model.fused_moe_unsupported();
+    if (why.empty()) why = fused_routing_unsupported(a.routing, m.config);
+    if (choose_fused_moe(a.moe_kernels, why)) {
+      model.set_moe_kernels(gpu::MoeKernels::Fused);
+      kernels = "fused";
+      r = gpu::evaluate_cuda(model, s, a.seq, a.batch, a.max_tokens, nullptr,
+                             gpu::tally_observer(routing.layer_costs, routing.tally_fixed_share, tally));
+    } else {
+      r = gpu::evaluate_cuda(model, s, a.seq, a.batch, a.max_tokens, routing.select(tally));
+    }
+  };
+  if (cuda) {
+    cuda::Context ctx(0);
+    if (a.precision == "bf16") {
+      gpu::TransformerCudaBf16 model(m.config, ctx);
+      run_gpu(model);
+    } else {
+      gpu::TransformerCuda model(m.config, ctx);
+      run_gpu(model);
+    }
   }
 #endif
   if (!cuda) {
@@ -46,6 +70,7 @@ void run_eval(const EvalArgs& a) {
          {"nats_per_token", r.nats_per_token()}, {"perplexity", r.perplexity()}, {"tokens", r.tokens},
          {"bytes", r.bytes}, {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_second()},
          {"experts_per_token", r.experts_per_token}, {"expert_counts", use}, {"seq", a.seq}, {"batch", a.batch}, {"device", a.device},
+         {"precision", a.precision}, {"moe_kernels", kernels},
          {"routing", routing.describe()}, {"expert_j_per_token", tally->joules_per_token()}};
   fmt::print("{}\n", j.dump(2));
 }
@@ -62,6 +87,8 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--batch", a->batch, "windows per forward pass")->capture_default_str();
   cmd->add_option("--max-tokens", a->max_tokens, "score only the first N tokens (0: all)");
   cmd->add_option("--device", a->device, kDeviceHelp)->capture_default_str();
+  add_precision_flag(cmd, a->precision);
+  add_moe_kernels_flag(cmd, a->moe_kernels);
   add_routing_flags(cmd, a->routing);
   cmd->callback([a] { run_eval(*a); });
 }

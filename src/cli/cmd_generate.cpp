@@ -1,10 +1,12 @@
 // wattmoe generate: sample a continuation of a prompt with a KV cache, on the CPU or (--device cuda) on GPU 0 with
-// TransformerCuda's device KV cache in fp32 or bf16 (--precision). Sampling runs on the host from the last logits row.
+// TransformerCuda's device KV cache in fp32 or bf16 (--precision; bf16 runs the MoE layers on the fused kernels where
+// they apply, --moe-kernels). Sampling runs on the host from the last logits row.
 #include <cstdio>
 #include <functional>
 
 #include "cli/commands.h"
 #include "cli/defaults.h"
+#include "cli/moe_kernels_flag.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "eval/sample.h"
@@ -24,7 +26,7 @@ struct GenArgs {
   int max_new = 200, context = 0;
   double temperature = 0.8, top_p = 0.95;
   uint64_t seed = 0;
-  std::string device = "cpu", precision = "fp32";
+  std::string device = "cpu", precision = "fp32", moe_kernels = "auto";
 };
 
 // The model behind the sampling loop: prefill(ids) or step(&next) runs tokens through the model with its cache and
@@ -43,9 +45,11 @@ struct GpuDecode {  // members die in reverse order: the model before its contex
 };
 
 template <class Model>
-Decoder gpu_decoder(const ModelWeights<float>& m, int total) {
+Decoder gpu_decoder(const ModelWeights<float>& m, int total, const std::string& moe_kernels) {
   auto g = std::make_shared<GpuDecode<Model>>(m.config);
   g->model.upload_params(m.params.data());
+  // generate routes by the model's own top-k, so only the model decides whether the fused kernels apply
+  if (choose_fused_moe(moe_kernels, g->model.fused_moe_unsupported())) g->model.set_moe_kernels(gpu::MoeKernels::Fused);
   g->model.reset_cache(total);
   const int V = m.config.vocab_size;
   return {[g, V](const int32_t* ids, int n) {
@@ -58,10 +62,8 @@ Decoder gpu_decoder(const ModelWeights<float>& m, int total) {
 
 void run_generate(const GenArgs& a) {
   // Flags first: a wrong device or precision fails before any work.
-  WATTMOE_REQUIRE(a.precision == "fp32" || a.precision == "bf16", "--precision {}: expected fp32 or bf16",
-                  a.precision);
   const bool gpu = use_cuda_device(a.device);
-  WATTMOE_REQUIRE(gpu || a.precision == "fp32", "--precision bf16 needs --device cuda");
+  check_device_flags(a.moe_kernels, a.precision, gpu);
   ModelWeights<float> m = load_model<float>(a.model);
   std::unique_ptr<Tokenizer> tok = model_tokenizer(a.model, a.tokenizer, m.config.vocab_size);
   std::vector<int32_t> ids = tok->encode(a.prompt);
@@ -79,8 +81,8 @@ void run_generate(const GenArgs& a) {
   Activations<float> acts;
   if (gpu) {
 #if WATTMOE_WITH_CUDA
-    dec = a.precision == "bf16" ? gpu_decoder<gpu::TransformerCudaBf16>(m, total)
-                                : gpu_decoder<gpu::TransformerCuda>(m, total);
+    dec = a.precision == "bf16" ? gpu_decoder<gpu::TransformerCudaBf16>(m, total, a.moe_kernels)
+                                : gpu_decoder<gpu::TransformerCuda>(m, total, a.moe_kernels);
 #endif
   } else {
     dec.run = [&](const int32_t* x, int n) {
@@ -125,8 +127,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-p", a->top_p, "nucleus sampling mass in (0, 1]")->capture_default_str();
   cmd->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
   cmd->add_option("--device", a->device, kDeviceHelp)->capture_default_str();
-  cmd->add_option("--precision", a->precision, "fp32, or bf16 (with --device cuda: bf16 weights and activations)")
-      ->capture_default_str();
+  add_precision_flag(cmd, a->precision);
+  add_moe_kernels_flag(cmd, a->moe_kernels);
   cmd->callback([a] { run_generate(*a); });
 }
 

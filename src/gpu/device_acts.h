@@ -3,6 +3,7 @@
 // type (float or bf16); saved normalisation statistics and attention probabilities are fp32 (cuda/dense_ops.h).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/params.h"
@@ -70,9 +71,12 @@ struct LoraDims {  // the routed experts' LoRA (rank 0: none)
   int64_t rank = 0;
 };
 
-// The same tensors as v (bound on `from`, may hold nulls) on the buffer `to` of the same layout.
+// Where a tensor that starts at offset o of the ParamLayout buffer starts in another buffer (null: at o).
+using OffsetRemap = std::function<int64_t(int64_t)>;
+// The same tensors as v (bound on `from`, may hold nulls) on the buffer `to`: of the same layout, or of the layout
+// `remap` describes.
 template <class T>
-ModelView<T> rebase(const ModelView<float>& v, const float* from, T* to);
+ModelView<T> rebase(const ModelView<float>& v, const float* from, T* to, const OffsetRemap& remap = nullptr);
 
 // out[n, H] = down(silu(gate·x) ⊙ up·x) with each projection's LoRA branch when the view has one; saves g, u, a.
 template <class T>

@@ -33,40 +33,43 @@ void lora_bwd(Context& ctx, const T* x, const T* A, const T* B, float s, const T
   if (dx) cuda::gemm<T>(ctx, false, false, n, in, r, 1.f, sc.dt.data(), r, A, in, 1.f, dx, in);
 }
 
+// p's tensor on `to`: at offset remap(p − from), or p − from without a remap.
 template <class T>
-T* move(const float* p, const float* from, T* to) {
-  return p ? to + (p - from) : nullptr;
+T* move(const float* p, const float* from, T* to, const OffsetRemap& remap) {
+  if (!p) return nullptr;
+  return to + (remap ? remap(p - from) : p - from);
 }
 
 template <class T>
-FfnView<T> move(const FfnView<float>& f, const float* from, T* to) {
+FfnView<T> move(const FfnView<float>& f, const float* from, T* to, const OffsetRemap& r) {
   FfnView<T> o;
-  o.gate = move(f.gate, from, to), o.up = move(f.up, from, to), o.down = move(f.down, from, to);
-  o.gate_A = move(f.gate_A, from, to), o.gate_B = move(f.gate_B, from, to);
-  o.up_A = move(f.up_A, from, to), o.up_B = move(f.up_B, from, to);
-  o.down_A = move(f.down_A, from, to), o.down_B = move(f.down_B, from, to);
+  o.gate = move(f.gate, from, to, r), o.up = move(f.up, from, to, r), o.down = move(f.down, from, to, r);
+  o.gate_A = move(f.gate_A, from, to, r), o.gate_B = move(f.gate_B, from, to, r);
+  o.up_A = move(f.up_A, from, to, r), o.up_B = move(f.up_B, from, to, r);
+  o.down_A = move(f.down_A, from, to, r), o.down_B = move(f.down_B, from, to, r);
   return o;
 }
 
 }  // namespace
 
 template <class T>
-ModelView<T> rebase(const ModelView<float>& v, const float* from, T* to) {
+ModelView<T> rebase(const ModelView<float>& v, const float* from, T* to, const OffsetRemap& r) {
   ModelView<T> o;
-  o.embed = move(v.embed, from, to), o.final_norm = move(v.final_norm, from, to);
-  o.lm_head = move(v.lm_head, from, to);
+  o.embed = move(v.embed, from, to, r), o.final_norm = move(v.final_norm, from, to, r);
+  o.lm_head = move(v.lm_head, from, to, r);
   for (const LayerView<float>& l : v.layers) {
     LayerView<T> m;
-    m.ln_attn = move(l.ln_attn, from, to), m.ln_ffn = move(l.ln_ffn, from, to);
-    m.wq = move(l.wq, from, to), m.wk = move(l.wk, from, to), m.wv = move(l.wv, from, to), m.wo = move(l.wo, from, to);
-    m.bq = move(l.bq, from, to), m.bk = move(l.bk, from, to), m.bv = move(l.bv, from, to);
-    m.q_norm = move(l.q_norm, from, to), m.k_norm = move(l.k_norm, from, to);
+    m.ln_attn = move(l.ln_attn, from, to, r), m.ln_ffn = move(l.ln_ffn, from, to, r);
+    m.wq = move(l.wq, from, to, r), m.wk = move(l.wk, from, to, r), m.wv = move(l.wv, from, to, r);
+    m.wo = move(l.wo, from, to, r);
+    m.bq = move(l.bq, from, to, r), m.bk = move(l.bk, from, to, r), m.bv = move(l.bv, from, to, r);
+    m.q_norm = move(l.q_norm, from, to, r), m.k_norm = move(l.k_norm, from, to, r);
     m.moe = l.moe;
-    m.router = move(l.router, from, to);
-    for (const auto& e : l.experts) m.experts.push_back(move(e, from, to));
-    m.shared = move(l.shared, from, to);
-    m.shared_gate = move(l.shared_gate, from, to);
-    m.dense = move(l.dense, from, to);
+    m.router = move(l.router, from, to, r);
+    for (const auto& e : l.experts) m.experts.push_back(move(e, from, to, r));
+    m.shared = move(l.shared, from, to, r);
+    m.shared_gate = move(l.shared_gate, from, to, r);
+    m.dense = move(l.dense, from, to, r);
     o.layers.push_back(std::move(m));
   }
   return o;
@@ -108,7 +111,7 @@ void ffn_bwd(Context& ctx, const FfnView<T>& w, const FfnView<T>& gw, const T* x
 }
 
 #define INST(T)                                                                                                     \
-  template ModelView<T> rebase<T>(const ModelView<float>&, const float*, T*);                                     \
+  template ModelView<T> rebase<T>(const ModelView<float>&, const float*, T*, const OffsetRemap&);                 \
   template void ffn_fwd<T>(Context&, const FfnView<T>&, const T*, int64_t, int64_t, int64_t, T*, T*, T*, T*,        \
                            const LoraDims&, FfnScratch<T>&);                                                        \
   template void ffn_bwd<T>(Context&, const FfnView<T>&, const FfnView<T>&, const T*, int64_t, int64_t, int64_t,     \

@@ -192,6 +192,8 @@ void TransformerCudaT<T>::moe_backward(int l, bool need_dh) {
 template <class T>
 AuxLossValues TransformerCudaT<T>::router_aux_losses(double lb_coef, double z_coef) {
   const int64_t N = tokens(), E = cfg_.num_experts;
+  WATTMOE_REQUIRE(!fused_last_, "router_aux_losses after a forward on the fused MoE kernels (no router probabilities "
+                                "kept): set_moe_kernels(MoeKernels::Host) first");
   AuxLossValues v;
   // Transformer::router_aux_losses on the host copies of the probabilities (see there for the definitions).
   int moe_layers = 0;

@@ -7,8 +7,9 @@
 
 namespace wattmoe::gpu {
 
-StreamResult run_stream_cuda(TransformerCuda& model, const TokenStream& s, const StreamOptions& opt,
-                             StreamControl control, const WindowCallback& callback) {
+template <class T>
+StreamResult run_stream_cuda(TransformerCudaT<T>& model, const TokenStream& s, const StreamOptions& opt,
+                             StreamControl control, const WindowCallback& callback, const RoutingObserver& observe) {
   const ModelConfig& c = model.config();
   std::vector<int32_t> targets;
   return run_stream_with(s, opt, std::move(control), callback, [&](const int32_t* ids, int S, StreamControl& ctl) {
@@ -23,6 +24,7 @@ StreamResult run_stream_cuda(TransformerCuda& model, const TokenStream& s, const
     w.nats = model.nll(targets.data(), 0.0, /*want_grad=*/false);
     w.tokens = S;
     w.entropy = model.objective(Objective::Entropy, /*want_grad=*/false);  // mean over the S rows, as mean_entropy
+    if (observe) observe_routing(model, observe);
     w.counts.assign(size_t(c.num_layers), {});
     int64_t pairs = 0, moe = 0;
     for (int l = 0; l < c.num_layers; ++l) {
@@ -37,5 +39,10 @@ StreamResult run_stream_cuda(TransformerCuda& model, const TokenStream& s, const
     return w;
   });
 }
+
+template StreamResult run_stream_cuda<float>(TransformerCudaT<float>&, const TokenStream&, const StreamOptions&,
+                                             StreamControl, const WindowCallback&, const RoutingObserver&);
+template StreamResult run_stream_cuda<bf16>(TransformerCudaT<bf16>&, const TokenStream&, const StreamOptions&,
+                                            StreamControl, const WindowCallback&, const RoutingObserver&);
 
 }  // namespace wattmoe::gpu

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "gpu/device_acts.h"
+#include "gpu/moe_fused_cuda.h"
 #include "ops/cuda/dense_ops.h"
 #include "ops/rope.h"
 
@@ -37,8 +39,15 @@ TransformerCudaT<T>::TransformerCudaT(ModelConfig c, cuda::Context& ctx)
     w_ = ModelView<float>::bind(cfg_, layout_, params_.data());
   } else {
     master_.resize(n), master_.zero(ctx_.stream());
-    weights_.resize(n), weights_.zero(ctx_.stream());
-    w_ = rebase<T>(ModelView<float>::bind(cfg_, layout_, params_.data()), params_.data(), weights_.data());
+    // The bf16 copy keeps each MoE layer's experts expert-major and every tensor 16-byte aligned (what the fused
+    // MoE kernels read in place); its padding stays zero.
+    int64_t wn = 0;
+    woff_ = expert_major_offsets(cfg_, layout_, &wn);
+    weights_.resize(size_t(wn)), weights_.zero(ctx_.stream());
+    std::unordered_map<int64_t, int64_t> at;
+    for (size_t i = 0; i < woff_.size(); ++i) at[layout_.specs()[i].offset] = woff_[i];
+    w_ = rebase<T>(ModelView<float>::bind(cfg_, layout_, params_.data()), params_.data(), weights_.data(),
+                   [&at](int64_t o) { return at.at(o); });
   }
   acts_->layers.resize(size_t(cfg_.num_layers));
   host_.resize(size_t(cfg_.num_layers));
@@ -57,7 +66,17 @@ void TransformerCudaT<T>::upload_params(const float* host) {
 
 template <class T>
 void TransformerCudaT<T>::sync_weights() {
-  if constexpr (!is_f32<T>) cuda::convert<T, float>(ctx_, params_.data(), weights_.data(), int64_t(params_.size()));
+  if constexpr (!is_f32<T>) {  // layout order → woff_: one conversion per run of tensors that move alike
+    const std::vector<ParamSpec>& sp = layout_.specs();
+    for (size_t i = 0; i < sp.size();) {
+      const int64_t src = sp[i].offset, dst = woff_[i];
+      int64_t n = sp[i].numel;
+      size_t j = i + 1;
+      for (; j < sp.size() && sp[j].offset == src + n && woff_[j] == dst + n; ++j) n += sp[j].numel;
+      cuda::convert<T, float>(ctx_, params_.data() + src, weights_.data() + dst, n);
+      i = j;
+    }
+  }
 }
 
 template <class T>
@@ -145,6 +164,12 @@ void TransformerCudaT<T>::forward_impl(const int32_t* host_ids, int B, int S, bo
   for (int64_t i = 0; i < N; ++i)
     WATTMOE_REQUIRE(host_ids[i] >= 0 && host_ids[i] < c.vocab_size,
                     "input id {} at position {} is outside the vocabulary [0, {})", host_ids[i], i, c.vocab_size);
+  const bool fused = kernels_ == MoeKernels::Fused;
+  WATTMOE_REQUIRE(!fused || !select,
+                  "the fused MoE kernels route by plain top-k: a routing policy needs set_moe_kernels(MoeKernels::Host)");
+  if (fused) fused_->prepare(ctx_, N);
+  if (fused_) fused_->pending = false;  // a new forward: the last one's routing copy is not read any more
+  fused_last_ = fused;
   B_ = B, S_ = S;
   cached_ = cached, pos0_ = cached ? cache_len_ : 0;
   ids_.assign(host_ids, host_ids + N);
@@ -160,6 +185,7 @@ void TransformerCudaT<T>::forward_impl(const int32_t* host_ids, int B, int S, bo
   A.x.resize(size_t(N * H));
   cuda::embedding_fwd<T>(ctx_, w_.embed, A.ids.data(), A.x.data(), N, H);
   for (int l = 0; l < c.num_layers; ++l) layer_forward(l, select);
+  if (fused) fused_queue_routing();  // every layer's expert ids and counts to the host, one copy, no wait
   A.h_final.resize(size_t(N * H)), A.rstd_final.resize(size_t(N));
   cuda::rmsnorm_fwd<T>(ctx_, A.x.data(), w_.final_norm, A.h_final.data(), A.rstd_final.data(), N, H,
                            c.rms_norm_eps);
@@ -225,7 +251,8 @@ void TransformerCudaT<T>::layer_forward(int l, const RouterSelect<float>& select
   a.h_ffn.resize(size_t(N * H)), a.rstd_ffn.resize(size_t(N));
   cuda::rmsnorm_fwd<T>(ctx_, x, w.ln_ffn, a.h_ffn.data(), a.rstd_ffn.data(), N, H, c.rms_norm_eps);
   if (w.moe) {
-    moe_forward(l, select);  // adds the MoE output into x
+    if (fused_last_) fused_moe_forward(l);  // adds the MoE output into x
+    else moe_forward(l, select);            // adds the MoE output into x
   } else {
     host_[size_t(l)] = HostRouting{};
     const int64_t I = c.intermediate_size;
@@ -267,6 +294,8 @@ void TransformerCudaT<T>::backward(const GradMask* mask) {
   const int64_t N = tokens(), H = c.hidden_size;
   WATTMOE_CHECK(N > 0, "backward before forward");
   WATTMOE_REQUIRE(!cached_, "backward through a KV-cached forward is not supported");
+  WATTMOE_REQUIRE(!fused_last_, "backward after a forward on the fused MoE kernels (inference only): "
+                                "set_moe_kernels(MoeKernels::Host) before a forward that needs gradients");
   WATTMOE_CHECK(!mask || mask->needs.size() == layout_.specs().size(), "gradient mask has {} entries for {} tensors",
                 mask ? mask->needs.size() : 0, layout_.specs().size());
   if (mask && !mask->any()) return;

@@ -35,6 +35,21 @@
 // With T = bf16 the host selects on the bf16 probabilities (widened to float), so near-ties may select differently
 // from the fp32 model (1 slot in 84 in the parity test's cases).
 //
+// Fused MoE kernels (inference only, T = bf16): after set_moe_kernels(MoeKernels::Fused), a forward given no
+// RouterSelect runs every MoE layer as one MoeLayerCuda forward (ops/moe_cuda.h: router, softmax, top-k, permute,
+// grouped SwiGLU GEMMs and combine on the device, no host synchronisation) on the model's own bf16 weights. Eligible
+// models (fused_moe_unsupported() says why not): bf16, no LoRA adapters, no shared expert, hidden and expert sizes
+// multiples of 8, at most 256 experts; the selection is the plain top-k with the arch's renormalisation rule (Mixtral
+// always, else norm_topk_prob). Differences from the host path, both within bf16 rounding: top-k is taken on the bf16
+// router logits (the host path ranks the bf16 probabilities, so logits that round to equal probabilities — near-ties —
+// may select differently), and the route weights are the fp32 softmax (host: bf16 probabilities). To read the
+// experts in place, the bf16 weight copy stores each MoE layer's experts expert-major ([E, I, H] gates, then ups,
+// then downs, then any LoRA factors) and starts every tensor on 16 bytes (gpu/moe_fused_cuda.h; ≤ 7 elements of
+// padding per tensor, none when sizes are multiples of 8); the fp32 params() and the gradients keep ParamLayout
+// order. So no second copy of the weights exists; sync_weights() converts tensor by tensor into that layout. The expert ids [N, k] and counts [E] of all MoE layers go to the host in one copy queued at the end of the
+// forward; routing(l) waits for it on first use (it then holds `routing` only: logits, probs and weight are empty).
+// backward() and router_aux_losses() refuse a fused forward (no saved router probabilities).
+//
 // Decoding (B = 1): reset_cache(capacity) then forward_cached(ids, S) any number of times; each call runs S tokens at
 // positions cache_length() … cache_length() + S − 1 against the cached keys/values (after RoPE and clipping, as
 // KvCache on the CPU; stored in T) and appends its own. Logits are those of the S new tokens. backward() refuses a
@@ -43,6 +58,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "model/config.h"
@@ -60,6 +76,11 @@ using cuda::bf16;
 
 template <class T>
 struct DeviceActs;  // per-layer device activations (device_acts.h)
+struct FusedMoeState;  // the fused MoE layer, its routing outputs and their host copies (moe_fused_cuda.cpp)
+
+// Which code runs the MoE layers of a forward (see the header comment).
+enum class MoeKernels { Host, Fused };
+const char* moe_kernels_name(MoeKernels k);  // "host", "fused"
 
 // What the host keeps of one layer's routing from the last forward (empty for dense layers): for telemetry, the
 // auxiliary losses and backward.
@@ -136,13 +157,25 @@ class TransformerCudaT {
   // tensors the mask needs). Refuses a forward_cached() forward.
   void backward(const GradMask* mask = nullptr);
 
-  // Routing of layer l in the last forward (host; empty vectors for dense layers).
-  const HostRouting& routing(int layer) const { return host_[size_t(layer)]; }
+  // Routing of layer l in the last forward (host; empty vectors for dense layers). After a fused forward the first
+  // call waits for the forward's routing copy (one stream synchronisation per forward).
+  const HostRouting& routing(int layer) const;
+
+  // Why MoeLayerCuda cannot run this model's MoE layers exactly (empty when it can; see the header comment).
+  std::string fused_moe_unsupported() const;
+  // Fused: forwards without a RouterSelect run the MoE layers on the fused kernels (a forward given a RouterSelect
+  // throws). Throws wattmoe::Error naming the reason when the model is not eligible. Host (the default): host routing.
+  void set_moe_kernels(MoeKernels k);
+  MoeKernels moe_kernels() const { return kernels_; }
+  bool last_forward_fused() const { return fused_last_; }
 
  private:
   void forward_impl(const int32_t* host_ids, int B, int S, bool cached, const RouterSelect<float>& select);
   void layer_forward(int l, const RouterSelect<float>& select);
   void moe_forward(int l, const RouterSelect<float>& select);
+  void fused_moe_forward(int l);     // moe_fused_cuda.cpp
+  void fused_queue_routing();        // end of a fused forward: one copy of every layer's ids and counts to the host
+  void fused_collect_routing() const;  // waits for that copy, fills host_[l].routing
   void layer_backward(int l, bool need_dx_in);
   void moe_backward(int l, bool need_dh);
 
@@ -157,10 +190,14 @@ class TransformerCudaT {
   int64_t pos0_ = 0;      // position of the last forward's first token (its cache length before)
   bool cached_ = false;   // whether the last forward used the cache
   ModelView<T> w_;                          // the weights the forward reads
+  std::vector<int64_t> woff_;               // bf16: each tensor's offset in weights_ (expert_major_offsets)
   int B_ = 0, S_ = 0;
   std::vector<int32_t> ids_;  // host copy of the last forward's ids
   std::unique_ptr<DeviceActs<T>> acts_;
-  std::vector<HostRouting> host_;
+  mutable std::vector<HostRouting> host_;  // mutable: a fused forward's routing arrives on first read
+  MoeKernels kernels_ = MoeKernels::Host;
+  bool fused_last_ = false;                // the last forward ran the fused MoE kernels
+  std::unique_ptr<FusedMoeState> fused_;
   ModelView<T> g_;  // during backward: grads bound with the mask (unneeded tensors null)
 };
 
