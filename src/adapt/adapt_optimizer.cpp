@@ -1,5 +1,6 @@
 #include "adapt/adapt_optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -26,6 +27,35 @@ void validate_adapt_optim(const AdaptOptimConfig& c) {
   WATTMOE_REQUIRE(std::isfinite(c.weight_decay) && c.weight_decay >= 0, "adamw weight_decay must be >= 0, got {}",
                   c.weight_decay);
   WATTMOE_REQUIRE(std::isfinite(c.clip) && c.clip >= 0, "gradient clip must be >= 0 (0 = off), got {}", c.clip);
+  for (auto [name, m] : {std::pair{"lr_router", c.lr_router}, {"lr_norms", c.lr_norms}, {"lr_lora", c.lr_lora}})
+    WATTMOE_REQUIRE(std::isfinite(m) && m > 0, "adaptation {} multiplier must be a finite number > 0, got {}", name, m);
+  WATTMOE_REQUIRE(c.lr_decay_steps >= 0, "adaptation lr_decay_steps must be >= 0 (0 = constant lr), got {}",
+                  c.lr_decay_steps);
+  WATTMOE_REQUIRE(std::isfinite(c.lr_min_ratio) && c.lr_min_ratio >= 0 && c.lr_min_ratio <= 1,
+                  "adaptation lr_min_ratio must be in [0, 1], got {}", c.lr_min_ratio);
+}
+
+double scheduled_lr(const AdaptOptimConfig& c, int64_t t) {
+  if (c.lr_decay_steps <= 0) return c.lr;
+  return c.lr * std::max(c.lr_min_ratio, 1.0 / std::sqrt(1.0 + double(t) / double(c.lr_decay_steps)));
+}
+
+std::vector<ScaledRange> group_lr_ranges(const ParamGroups& g, const ModelConfig& mc, const ParamLayout& layout,
+                                         const AdaptOptimConfig& c) {
+  std::vector<ScaledRange> out;
+  for (const ParamSpec& s : layout.specs()) {
+    if (!in_param_groups(g, mc, s)) continue;
+    const double m = s.kind == ParamKind::Router ? c.lr_router
+                     : s.kind == ParamKind::Norm ? c.lr_norms
+                     : s.kind == ParamKind::Lora ? c.lr_lora
+                                                 : 1.0;
+    if (m == 1.0) continue;
+    if (!out.empty() && out.back().mult == m && out.back().range.offset + out.back().range.numel == s.offset)
+      out.back().range.numel += s.numel;
+    else
+      out.push_back({{s.offset, s.numel}, m});
+  }
+  return out;
 }
 
 double clip_grad_ranges(float* g, const std::vector<ParamRange>& ranges, double max_norm) {
@@ -42,8 +72,11 @@ double clip_grad_ranges(float* g, const std::vector<ParamRange>& ranges, double 
 }
 
 AdaptOptimizer::AdaptOptimizer(const ParamLayout& layout, std::vector<uint8_t> trainable,
-                               std::vector<ParamRange> ranges, AdaptOptimConfig cfg)
-    : layout_(layout), trainable_(std::move(trainable)), ranges_(std::move(ranges)), cfg_(cfg) {
+                               std::vector<ParamRange> ranges, AdaptOptimConfig cfg, std::vector<ScaledRange> scaled)
+    : layout_(layout), trainable_(std::move(trainable)), ranges_(std::move(ranges)), cfg_(cfg),
+      scaled_(std::move(scaled)) {
+  for (const ScaledRange& s : scaled_)
+    WATTMOE_CHECK(s.range.offset >= 0 && s.range.numel >= 0 && s.range.offset + s.range.numel <= layout_.total());
   validate_adapt_optim(cfg_);
   WATTMOE_CHECK(int64_t(trainable_.size()) == layout_.total());
   reset();
@@ -62,10 +95,18 @@ void AdaptOptimizer::reset() {
 
 double AdaptOptimizer::step(float* params, float* grads) {
   const double norm = clip_grad_ranges(grads, ranges_, cfg_.clip);
+  const double lr = scheduled_lr(cfg_, steps());
+  before_.clear();
+  for (const ScaledRange& s : scaled_)
+    before_.insert(before_.end(), params + s.range.offset, params + s.range.offset + s.range.numel);
   if (adamw_)
-    adamw_->step(params, grads, cfg_.lr);
+    adamw_->step(params, grads, lr);
   else
-    sgd_->step(params, grads, cfg_.lr);
+    sgd_->step(params, grads, lr);
+  size_t k = 0;
+  for (const ScaledRange& s : scaled_)
+    for (int64_t i = s.range.offset; i < s.range.offset + s.range.numel; ++i, ++k)
+      params[i] = float(double(before_[k]) + s.mult * (double(params[i]) - double(before_[k])));
   return norm;
 }
 

@@ -4,6 +4,12 @@
 //
 // AdamW's weight decay is decoupled and applies to matrices only (router, LoRA factors); the default here is 0 — the
 // L2 anchor to the source weights (adapt/anchor.h) is the regulariser adaptation uses.
+//
+// Learning rate of step t (t = 0, 1, … since the last reset): lr_t = lr · max(lr_min_ratio, (1 + t/lr_decay_steps)^−½)
+// (lr_decay_steps 0: constant lr). Per-group rates: the router, norm and LoRA elements move by lr_router / lr_norms /
+// lr_lora times the update the optimizer computed at lr_t. Both optimizers' updates are linear in the learning rate
+// (AdamW's decoupled decay included), so scaling a group's update is exactly stepping that group with the scaled
+// rate; momenta and Adam moments do not depend on it.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -27,9 +33,24 @@ struct AdaptOptimConfig {
   bool nesterov = false;       // sgd
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;  // adamw
   double clip = 1.0;           // max global grad norm over trainable elements; 0 = off
+  double lr_router = 1, lr_norms = 1, lr_lora = 1;  // > 0: multipliers of lr for those parameter kinds
+  int64_t lr_decay_steps = 0;  // ≥ 0; 0 = constant lr
+  double lr_min_ratio = 0;     // [0, 1]: floor of the decay, as a share of lr
 };
 // Error naming the field and its valid range.
 void validate_adapt_optim(const AdaptOptimConfig& c);
+
+// lr_t of the header comment for step t (0-based).
+double scheduled_lr(const AdaptOptimConfig& c, int64_t t);
+
+// Elements whose update is scaled (kind's multiplier ≠ 1), as ranges with their multiplier.
+struct ScaledRange {
+  ParamRange range;
+  double mult = 1;
+};
+// The router / norm / LoRA tensors inside the groups whose multiplier in c is not 1.
+std::vector<ScaledRange> group_lr_ranges(const ParamGroups& g, const ModelConfig& mc, const ParamLayout& layout,
+                                         const AdaptOptimConfig& c);
 
 // Global L2 norm of grads over the ranges; scales those elements to max_norm when larger (max_norm 0 = never).
 // Returns the norm before clipping.
@@ -38,8 +59,9 @@ double clip_grad_ranges(float* grads, const std::vector<ParamRange>& ranges, dou
 class AdaptOptimizer {
  public:
   // layout must outlive the optimizer (AdamW keeps a reference).
+  // scaled: the elements (inside ranges) whose update is multiplied (group_lr_ranges); empty = none.
   AdaptOptimizer(const ParamLayout& layout, std::vector<uint8_t> trainable, std::vector<ParamRange> ranges,
-                 AdaptOptimConfig cfg);
+                 AdaptOptimConfig cfg, std::vector<ScaledRange> scaled = {});
   // Clips grads (in place, trainable elements) and steps. Returns the gradient norm before clipping.
   double step(float* params, float* grads);
   void reset();  // fresh optimizer state (moments / velocity, step count)
@@ -51,6 +73,8 @@ class AdaptOptimizer {
   std::vector<uint8_t> trainable_;
   std::vector<ParamRange> ranges_;
   AdaptOptimConfig cfg_;
+  std::vector<ScaledRange> scaled_;
+  std::vector<float> before_;  // the scaled elements before a step
   std::unique_ptr<AdamW> adamw_;
   std::unique_ptr<SgdMomentum> sgd_;
 };

@@ -36,6 +36,7 @@ void validate_adapter_config(const AdapterConfig& c, const ModelConfig& base) {
   validate_param_groups(c.groups, adapted_config(base, c));
   validate_adapt_optim(c.optim);
   WATTMOE_REQUIRE(c.steps_per_window >= 1, "steps_per_window must be >= 1, got {}", c.steps_per_window);
+  WATTMOE_REQUIRE(c.replay >= 1, "replay must be >= 1 window (1 = the current window alone), got {}", c.replay);
   validate_objective_weights(c.objective);
   if (c.objective.energy > 0) {
     WATTMOE_REQUIRE(!c.expert_costs.empty(), "the energy objective (weight {}) needs expert costs",
@@ -57,7 +58,7 @@ void validate_adapter_config(const AdapterConfig& c, const ModelConfig& base) {
 
 TestTimeAdapter::TestTimeAdapter(const ModelConfig& base, const float* base_params, AdapterConfig cfg)
     : cfg_(std::move(cfg)), triggers_((validate_adapter_config(cfg_, base), cfg_.triggers)), guard_(cfg_.guard),
-      source_guard_(cfg_.source_guard) {
+      source_guard_(cfg_.source_guard), replay_(cfg_.replay) {
   if (cfg_.lora_rank > 0) {
     ModelConfig with;
     params_ = expand_with_lora(base, base_params, cfg_.lora_rank, cfg_.lora_scale, cfg_.lora_seed, &with);
@@ -73,7 +74,8 @@ TestTimeAdapter::TestTimeAdapter(const ModelConfig& base, const float* base_para
   grads_.assign(params_.size(), 0.f);
   ranges_ = trainable_ranges(cfg_.groups, mc, layout);
   mask_ = make_grad_mask(cfg_.groups, mc, layout);
-  opt_ = std::make_unique<AdaptOptimizer>(layout, make_trainable_mask(cfg_.groups, mc, layout), ranges_, cfg_.optim);
+  opt_ = std::make_unique<AdaptOptimizer>(layout, make_trainable_mask(cfg_.groups, mc, layout), ranges_, cfg_.optim,
+                                          group_lr_ranges(cfg_.groups, mc, layout, cfg_.optim));
   if (cfg_.drift.enabled) drift_ = std::make_unique<PageHinkley>(cfg_.drift.test);
   if (cfg_.teacher) teacher_ = std::make_unique<EmaTeacher>(cfg_.teacher_momentum, ranges_, source_);
 }
@@ -93,23 +95,30 @@ void TestTimeAdapter::reset() {
 
 LossComponents TestTimeAdapter::adapt_steps(const int32_t* ids, int S, const RouterSelect<float>& select,
                                             bool acts_ready, WindowOutcome* r) {
-  const int32_t* targets = ids + 1;
+  // With stored windows the steps train on a batch (this window first); the scoring forward covered this window
+  // alone, so its activations are of no use then.
+  const ReplayBatch batch = replay_.size() > 0 ? replay_.batch(ids, S) : ReplayBatch{};
+  const bool batched = batch.B > 1;
+  const int32_t* inputs = batched ? batch.inputs.data() : ids;
+  const int32_t* targets = batched ? batch.targets.data() : ids + 1;
+  const int B = batched ? batch.B : 1;
+  if (batched) acts_ready = false;
   const LayerCosts* costs = cfg_.expert_costs.empty() ? nullptr : &cfg_.expert_costs;
   LossComponents first;
   for (int step = 0; step < cfg_.steps_per_window; ++step) {
-    if (step > 0 || !acts_ready) model_->forward(params_.data(), ids, 1, S, acts_, nullptr, select);
+    if (step > 0 || !acts_ready) model_->forward(params_.data(), inputs, B, S, acts_, nullptr, select);
     for (const ParamRange& g : ranges_) std::fill(grads_.begin() + g.offset, grads_.begin() + g.offset + g.numel, 0.f);
     LossComponents lc = adapt_loss<float>(*model_, acts_, targets, cfg_.objective, costs, dlogits_);
     if (cfg_.objective.anchor > 0) {
       lc.anchor = l2_anchor<float>(params_.data(), source_.data(), ranges_, cfg_.objective.anchor, grads_.data());
       lc.total += cfg_.objective.anchor * lc.anchor;
     }
-    model_->backward(params_.data(), ids, dlogits_.data(), acts_, grads_.data(), &mask_);
+    model_->backward(params_.data(), inputs, dlogits_.data(), acts_, grads_.data(), &mask_);
     const double norm = opt_->step(params_.data(), grads_.data());
     if (teacher_) teacher_->update(params_.data());
     adapted_ = true;
     if (step == 0) first = lc;
-    if (r) r->steps = step + 1, r->grad_norm = norm;
+    if (r) r->steps = step + 1, r->grad_norm = norm, r->batch = B;
   }
   return first;
 }
@@ -191,6 +200,7 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const RouterSe
     ++resets_;
     r.reset = why;
   }
+  replay_.push(ids, S);  // revealed and scored: from the next window on it may join a batch
   r.adapt_seconds = timer.seconds();
   ++window_;
   return r;

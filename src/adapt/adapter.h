@@ -10,6 +10,9 @@
 //      L = weighted objectives (adapt/adapt_loss.h) + anchor, masked backward (only the trainable groups' gradients,
 //      stopping below the lowest trainable layer), clipped optimizer step; steps_per_window times. The first step
 //      reuses the scoring forward's activations (unless the teacher scored); later steps run a fresh forward.
+//      With replay > 1 (adapt/replay.h) each step trains on a batch: this window and the last replay−1 windows
+//      already revealed (every step then runs a fresh forward over the batch). The window is stored for replay only
+//      after this step — so it is never in a batch before it has been scored.
 //   3. source guard (source_guard.check_every > 0, adapt/stability.h): θ is compared with θ₀ on the same window —
 //      live, every check_every-th window scored with θ is scored again with θ₀ after step 2; on probation (θ not yet
 //      trusted: at the start and after a failure) step 1 reports θ₀'s score and θ is scored beside it, before step 2.
@@ -32,6 +35,7 @@
 #include "adapt/adapt_optimizer.h"
 #include "adapt/page_hinkley.h"
 #include "adapt/param_groups.h"
+#include "adapt/replay.h"
 #include "adapt/stability.h"
 #include "adapt/triggers.h"
 #include "energy/sensor.h"
@@ -55,6 +59,7 @@ struct AdapterConfig {
   uint64_t lora_seed = 1234;
   AdaptOptimConfig optim;
   int steps_per_window = 1;      // ≥ 1
+  int replay = 1;                // ≥ 1: windows per adaptation batch (this one + the last replay−1 revealed ones)
   ObjectiveWeights objective;
   LayerCosts expert_costs;       // per-token expert costs for the energy objective (adapt/router_objectives.h)
   TriggerConfig triggers{.always = true};
@@ -80,6 +85,7 @@ struct WindowOutcome {
   bool drift = false;            // the drift detector alarmed on this window
   bool adapted = false;
   int steps = 0;                 // optimizer steps taken on this window
+  int batch = 0;                 // windows in the adaptation batch (1 + replayed ones); 0 when not adapted
   std::string trigger;           // reasons that fired, '|'-joined; empty when none
   std::string reset;             // why θ went back to θ₀ after this window; empty when it did not
   bool suspended = false;        // a source-guard backoff kept this window from adapting
@@ -104,11 +110,11 @@ class TestTimeAdapter {
   WindowOutcome process(const int32_t* ids, int S, const RouterSelect<float>& select = nullptr,
                        const std::optional<Sample>& sensor = std::nullopt);
 
-  // Adapts on one window now, whatever the triggers say (steps_per_window steps, fresh forward). Returns the first
-  // step's objective values.
+  // Adapts on one window now, whatever the triggers say (steps_per_window steps, fresh forward; with replay the
+  // batch adds the stored windows, but this window is not stored). Returns the first step's objective values.
   LossComponents adapt_on(const int32_t* ids, int S, const RouterSelect<float>& select = nullptr);
 
-  void reset();  // θ ← θ₀, fresh optimizer state, teacher ← θ₀
+  void reset();  // θ ← θ₀, fresh optimizer state, teacher ← θ₀ (the replay buffer keeps its revealed windows)
   void set_expert_costs(LayerCosts costs);  // validated; used by the energy objective from the next step on
 
   const Transformer<float>& model() const { return *model_; }
@@ -122,6 +128,7 @@ class TestTimeAdapter {
   int64_t resets() const { return resets_; }
   int64_t source_checks() const { return source_checks_; }
   const SourceGuard& source_guard() const { return source_guard_; }
+  const ReplayBuffer& replay() const { return replay_; }
   bool adapted() const { return adapted_; }  // θ has moved since the last reset
   int trigger_interval() const { return triggers_.interval(); }
 
@@ -140,6 +147,7 @@ class TestTimeAdapter {
   CollapseGuard guard_;
   SourceGuard source_guard_;
   std::unique_ptr<EmaTeacher> teacher_;
+  ReplayBuffer replay_;
   Activations<float> acts_;
   std::vector<float> dlogits_;
   int64_t window_ = 0, resets_ = 0, source_checks_ = 0;

@@ -1,8 +1,10 @@
 // wattmoe run: the model reads a text stream window by window, scores it (prequential: each window before any
 // adaptation on it), holds a power or energy budget by moving the routing knob (Controller), and optionally adapts
 // itself online (TestTimeAdapter). Everything it decides is logged per window as JSONL; a summary JSON goes to stdout
-// (or --summary). The model runs on the CPU, or with --device cuda its forward runs on the GPU (TransformerCuda, fp32;
-// routing, the controller, the plant and the logs unchanged; --ttt stays CPU-only for now); power, energy and
+// (or --summary). The model runs on the CPU, or with --device cuda its forward runs on the GPU (TransformerCuda, fp32
+// or --precision bf16, whose MoE layers run on the fused kernels where --moe-kernels allows and the routing is plain
+// top-k without a budget; routing, the controller, the plant and the logs unchanged; --ttt stays CPU-only for now);
+// power, energy and
 // temperature come from the plant fed the work each window would put on a GPU (cli/plant.h): the simulated GPU (--plant sim, labelled simulated) or, in a CUDA build,
 // the real GPU running that work with Mixtral-shaped experts and measured with NVML (--plant cuda, labelled measured).
 #include <cmath>
@@ -14,6 +16,7 @@
 #include "adapt/stream.h"
 #include "cli/commands.h"
 #include "cli/defaults.h"
+#include "cli/moe_kernels_flag.h"
 #include "cli/plant.h"
 #include "cli/routing_flags.h"
 #include "cli/sim_step.h"
@@ -34,6 +37,7 @@ namespace {
 
 struct RunArgs {
   std::string model = default_model_dir(), data = "data/kjv.val.txt", tokenizer, log, summary, device = "cpu";
+  std::string precision = "fp32", moe_kernels = "auto";
   int seq = 128, compare_windows = 8;
   int64_t max_tokens = 0;
   RoutingArgs routing;
@@ -48,7 +52,10 @@ struct RunArgs {
   // Test-time adaptation.
   bool ttt = false;
   std::string groups = "router,norms", optimizer = "sgd", triggers = "always";
-  int lora_rank = 0, steps = 1, every = 0;
+  int lora_rank = 0, steps = 1, every = 0, replay = 1;
+  double lr_router = 1, lr_norms = 1, lr_lora = 1, lr_min_ratio = 0, beta1 = 0.9, beta2 = 0.999, lora_scale = 1, clip = 1;
+  int64_t lr_decay = 0;
+  uint64_t lora_seed = 1234;
   double lr = 1e-3, w_nll = 1, w_entropy = 0, w_energy = 0, w_router_entropy = 0, w_lb = 0, w_anchor = 0;
   double entropy_gate = 0, entropy_floor = 0, max_expert_share = 0, loss_margin = 0, power_above = NAN, complexity = 0;
   bool teacher = false, episodic = false, reset_on_drift = false;
@@ -98,7 +105,12 @@ AdapterConfig adapter_config(const RunArgs& a, const RoutingSetup& routing, doub
   c.lora_rank = a.lora_rank;
   c.optim.kind = parse_adapt_optimizer(a.optimizer);
   c.optim.lr = a.lr;
+  c.optim.lr_router = a.lr_router, c.optim.lr_norms = a.lr_norms, c.optim.lr_lora = a.lr_lora;
+  c.optim.lr_decay_steps = a.lr_decay, c.optim.lr_min_ratio = a.lr_min_ratio;
+  c.optim.beta1 = a.beta1, c.optim.beta2 = a.beta2, c.optim.clip = a.clip;
+  c.lora_scale = float(a.lora_scale), c.lora_seed = a.lora_seed;
   c.steps_per_window = a.steps;
+  c.replay = a.replay;
   c.objective.nll = a.w_nll, c.objective.entropy = a.w_entropy, c.objective.energy = a.w_energy;
   c.objective.router_entropy = a.w_router_entropy, c.objective.load_balance = a.w_lb, c.objective.anchor = a.w_anchor;
   if (a.entropy_gate > 0) c.objective.entropy_gate = a.entropy_gate;
@@ -184,6 +196,7 @@ void run_run(const RunArgs& a) {
   WATTMOE_REQUIRE(!(a.ttt && a.device == "cuda"),
                   "--ttt runs on the CPU only for now: use --device cpu with --ttt, or drop --ttt for --device cuda");
   const bool cuda = use_cuda_device(a.device);  // before any work: a GPU-less machine or CPU-only build fails here
+  check_device_flags(a.moe_kernels, a.precision, cuda);
   check_plant(a.plant);  // before any work: a CPU-only build or machine fails here for --plant cuda
   const double period_s = std::isnan(a.period_s) ? default_step_period(a.plant) : a.period_s;
   WATTMOE_REQUIRE(a.streams >= 1 && period_s > 0 && std::isfinite(period_s),
@@ -298,12 +311,35 @@ void run_run(const RunArgs& a) {
     }
   };
   StreamResult res;
+  std::string kernels = "host";  // what ran the MoE layers
 #if WATTMOE_WITH_CUDA
-  if (cuda) {  // the forward on the GPU (fp32); routing runs on the host, so every policy and decision applies
-    cuda::Context ctx(0);
-    gpu::TransformerCuda model(m.config, ctx);
+  // The forward on the GPU (fp32 or bf16). Host routing: every policy and controller decision applies. Fused kernels
+  // (plain top-k, no controller): the device routes, and the observer prices each window's routing into the tally.
+  const auto run_gpu = [&](auto& model) {
     model.upload_params(m.params.data());
-    res = gpu::run_stream_cuda(model, stream, opt, control, on_window);
+    std::string why = model.fused_moe_unsupported();
+    if (why.empty()) why = fused_routing_unsupported(a.routing, m.config);
+    if (why.empty() && ctl) why = "a power/energy budget (the controller changes the routing window by window)";
+    if (choose_fused_moe(a.moe_kernels, why)) {
+      model.set_moe_kernels(gpu::MoeKernels::Fused);
+      kernels = "fused";
+      StreamControl plain = control;
+      plain.select = nullptr;
+      res = gpu::run_stream_cuda(model, stream, opt, plain, on_window,
+                                 gpu::tally_observer(routing.layer_costs, routing.tally_fixed_share, tally));
+    } else {
+      res = gpu::run_stream_cuda(model, stream, opt, control, on_window);
+    }
+  };
+  if (cuda) {
+    cuda::Context ctx(0);
+    if (a.precision == "bf16") {
+      gpu::TransformerCudaBf16 model(m.config, ctx);
+      run_gpu(model);
+    } else {
+      gpu::TransformerCuda model(m.config, ctx);
+      run_gpu(model);
+    }
   }
 #endif
   if (!cuda)
@@ -315,7 +351,8 @@ void run_run(const RunArgs& a) {
   }
 
   Json s{{"model", a.model}, {"data", a.data}, {"seq", a.seq}, {"windows", res.windows}, {"tokens", res.tokens},
-         {"bytes", res.bytes}, {"device", a.device}, {"bits_per_byte", res.bits_per_byte()},
+         {"bytes", res.bytes}, {"device", a.device}, {"precision", a.precision},
+         {"moe_kernels", kernels}, {"bits_per_byte", res.bits_per_byte()},
          {"nats_per_token", res.nats_per_token()},
          {"experts_per_token", res.experts_per_token}, {"expert_j_per_token", tally->joules_per_token()},
          {"routing", routing.describe()}, {"infer_seconds", res.infer_seconds}, {"adapt_seconds", res.adapt_seconds},
@@ -335,7 +372,10 @@ void run_run(const RunArgs& a) {
                         {"final_target", ctl->budget().config().target}, {"policy", a.control_policy}};
   if (adapter)
     s["ttt"] = Json{{"groups", a.groups}, {"lora_rank", a.lora_rank}, {"lr", a.lr}, {"optimizer", a.optimizer},
-                    {"triggers", a.triggers}, {"steps", a.steps}};
+                    {"triggers", a.triggers}, {"steps", a.steps},
+                    {"replay", a.replay}, {"lr_router", a.lr_router}, {"lr_norms", a.lr_norms},
+                    {"lr_lora", a.lr_lora}, {"lr_decay", a.lr_decay}, {"lr_min_ratio", a.lr_min_ratio},
+                    {"beta1", a.beta1}, {"beta2", a.beta2}, {"lora_scale", a.lora_scale}, {"clip", a.clip}};
   const std::string out = s.dump(2);
   if (a.summary.empty()) fmt::print("{}\n", out);
   else {
@@ -360,7 +400,9 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--log", a->log, "per-window JSONL log");
   cmd->add_option("--summary", a->summary, "write the summary JSON here instead of stdout");
   cmd->add_option("--device", a->device,
-                  "cpu (default) or cuda (each window's forward on GPU 0, fp32; --ttt needs cpu)")->capture_default_str();
+                  "cpu (default) or cuda (each window's forward on GPU 0; --ttt needs cpu)")->capture_default_str();
+  add_precision_flag(cmd, a->precision);
+  add_moe_kernels_flag(cmd, a->moe_kernels);
   cmd->add_option("--compare-windows", a->compare_windows, "windows in the first/last expert-use matrices")
       ->capture_default_str();
   add_routing_flags(cmd, a->routing);
@@ -386,7 +428,25 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--lora-rank", a->lora_rank, "rank of the per-expert LoRA adapters (0: none)")->capture_default_str();
   cmd->add_option("--ttt-optimizer", a->optimizer, "sgd or adamw")->capture_default_str();
   cmd->add_option("--ttt-lr", a->lr, "adaptation learning rate")->capture_default_str();
+  cmd->add_option("--ttt-lr-router", a->lr_router, "multiplier of --ttt-lr for the router")->capture_default_str();
+  cmd->add_option("--ttt-lr-norms", a->lr_norms, "multiplier of --ttt-lr for the RMSNorm gains")->capture_default_str();
+  cmd->add_option("--ttt-lr-lora", a->lr_lora, "multiplier of --ttt-lr for the LoRA factors")->capture_default_str();
+  cmd->add_option("--ttt-lr-decay", a->lr_decay,
+                  "lr of step t = lr·max(min-ratio, (1 + t/N)^-1/2), t counted from the last reset (0: constant)")
+      ->capture_default_str();
+  cmd->add_option("--ttt-lr-min-ratio", a->lr_min_ratio, "floor of --ttt-lr-decay as a share of --ttt-lr")
+      ->capture_default_str();
+  cmd->add_option("--ttt-beta1", a->beta1, "adamw beta1")->capture_default_str();
+  cmd->add_option("--ttt-beta2", a->beta2, "adamw beta2")->capture_default_str();
+  cmd->add_option("--ttt-clip", a->clip, "clip the gradient's L2 norm over the trainable elements to this (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--lora-seed", a->lora_seed, "seed of the fresh LoRA A factors")->capture_default_str();
+  cmd->add_option("--lora-scale", a->lora_scale, "scale of the LoRA adapters' output (B·A·x·scale)")
+      ->capture_default_str();
   cmd->add_option("--ttt-steps", a->steps, "optimizer steps per adapted window")->capture_default_str();
+  cmd->add_option("--ttt-replay", a->replay,
+                  "windows per adaptation batch: the window just scored plus the last N-1 revealed ones (1: alone)")
+      ->capture_default_str();
   cmd->add_option("--ttt-nll", a->w_nll, "weight of the next-token loss on revealed tokens")->capture_default_str();
   cmd->add_option("--ttt-entropy", a->w_entropy, "weight of the gated next-token entropy (TENT/EATA)")
       ->capture_default_str();
