@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU test (ctest label `gpu`: the op harness, whole-model parity, the MoE layer, the profile blocks), then
-# compute-sanitizer: memcheck over the op harness, the model parity tests and the MoE layer's 128-row and graph
-# cases; racecheck over the op harness (its kernels reduce through shared memory). Read only: never changes clocks
-# or power limits. Each step writes its log under OUT_DIR; the exit status is non-zero if any step failed.
+# compute-sanitizer: memcheck over the op harness, the model parity and fused-model tests and the MoE layer's
+# 128-row and graph cases; racecheck over the op harness (its kernels reduce through shared memory). Read only: never
+# changes clocks or power limits. Each step writes its log under OUT_DIR; the exit status is non-zero if any step failed.
 # Usage: scripts/device/gpu_tests.sh [--tests BINARY] [--out DIR] [--no-sanitizer]
 #   --tests: a CUDA build's tests/wattmoe_gpu_tests (default build/tests/wattmoe_gpu_tests; its shared libraries on
 #   LD_LIBRARY_PATH); --out: default $OUT/gpu_tests, else out/gpu_tests.
@@ -32,7 +32,7 @@ step() {  # name, command...: runs it, logs it, prints one line
 step tests "$TESTS"
 if [ $SAN -eq 1 ]; then
   step memcheck compute-sanitizer --tool memcheck --error-exitcode 9 "$TESTS" \
-    --gtest_filter='DenseOpsCuda.*:ModelParityCuda.*:*MoeLayer*prefill128*:*MoeLayerCuda*'
+    --gtest_filter='DenseOpsCuda.*:ModelParityCuda.*:FusedMoeModel.*:*MoeLayer*prefill128*:*MoeLayerCuda*'
   step racecheck compute-sanitizer --tool racecheck --error-exitcode 9 "$TESTS" --gtest_filter='DenseOpsCuda.*'
 fi
 exit $status
