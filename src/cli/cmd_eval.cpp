@@ -48,16 +48,7 @@ void run_eval(const EvalArgs& a) {
       r = gpu::evaluate_cuda(model, s, a.seq, a.batch, a.max_tokens, routing.select(tally));
     }
   };
-  if (cuda) {
-    cuda::Context ctx(0);
-    if (a.precision == "bf16") {
-      gpu::TransformerCudaBf16 model(m.config, ctx);
-      run_gpu(model);
-    } else {
-      gpu::TransformerCuda model(m.config, ctx);
-      run_gpu(model);
-    }
-  }
+  if (cuda) gpu::with_gpu_model(m.config, a.precision, run_gpu);
 #endif
   if (!cuda) {
     Transformer<float> model(m.config);

@@ -331,16 +331,7 @@ void run_run(const RunArgs& a) {
       res = gpu::run_stream_cuda(model, stream, opt, control, on_window);
     }
   };
-  if (cuda) {
-    cuda::Context ctx(0);
-    if (a.precision == "bf16") {
-      gpu::TransformerCudaBf16 model(m.config, ctx);
-      run_gpu(model);
-    } else {
-      gpu::TransformerCuda model(m.config, ctx);
-      run_gpu(model);
-    }
-  }
+  if (cuda) gpu::with_gpu_model(m.config, a.precision, run_gpu);
 #endif
   if (!cuda)
     res = adapter ? run_stream(*adapter, stream, opt, control, on_window)

@@ -30,15 +30,7 @@ inline RoutingObserver tally_observer(std::vector<ExpertCosts> layer_costs, doub
   for (ExpertCosts& c : layer_costs)
     for (float& a : c.fixed) a = float(a * fixed_share);
   return [costs = std::move(layer_costs), tally](int layer, const Routing& r) {
-    const ExpertCosts& c = costs.size() == 1 ? costs[0] : costs.at(size_t(layer));
-    if (tally->joules.size() <= size_t(layer)) {
-      tally->joules.resize(size_t(layer) + 1, 0.0);
-      tally->tokens.resize(size_t(layer) + 1, 0);
-      tally->pairs.resize(size_t(layer) + 1, 0);
-    }
-    tally->joules[size_t(layer)] += routing_energy(r, c);
-    tally->tokens[size_t(layer)] += r.tokens;
-    for (int32_t cnt : r.counts) tally->pairs[size_t(layer)] += cnt;
+    tally->add(layer, r, costs.size() == 1 ? costs[0] : costs.at(size_t(layer)));
   };
 }
 

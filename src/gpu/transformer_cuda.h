@@ -204,4 +204,18 @@ class TransformerCudaT {
 using TransformerCuda = TransformerCudaT<float>;
 using TransformerCudaBf16 = TransformerCudaT<bf16>;
 
+// Runs f(model) on a fresh model of config c on GPU 0 in the named precision ("bf16", else fp32); the model and its
+// context live for the call.
+template <class F>
+void with_gpu_model(const ModelConfig& c, const std::string& precision, F&& f) {
+  cuda::Context ctx(0);
+  if (precision == "bf16") {
+    TransformerCudaBf16 model(c, ctx);
+    f(model);
+  } else {
+    TransformerCuda model(c, ctx);
+    f(model);
+  }
+}
+
 }  // namespace wattmoe::gpu

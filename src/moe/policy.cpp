@@ -344,6 +344,17 @@ std::unique_ptr<RoutingPolicy> make_policy(const std::string& name) {
 
 namespace wattmoe {
 
+void RoutingEnergyTally::add(int layer, const Routing& r, const ExpertCosts& c) {
+  if (joules.size() <= size_t(layer)) {
+    joules.resize(size_t(layer) + 1, 0.0);
+    tokens.resize(size_t(layer) + 1, 0);
+    pairs.resize(size_t(layer) + 1, 0);
+  }
+  joules[size_t(layer)] += routing_energy(r, c);
+  tokens[size_t(layer)] += r.tokens;
+  for (int32_t cnt : r.counts) pairs[size_t(layer)] += cnt;
+}
+
 double RoutingEnergyTally::total_joules() const {
   double s = 0;
   for (double j : joules) s += j;

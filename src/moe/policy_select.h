@@ -54,6 +54,8 @@ struct RoutingEnergyTally {
   std::vector<double> joules;    // per layer
   std::vector<int64_t> tokens;   // tokens routed per layer (a token counts once per layer)
   std::vector<int64_t> pairs;    // (token, expert) pairs per layer
+  // Adds one layer-step: its routing r priced with the layer's costs c (routing_energy), its tokens and pairs.
+  void add(int layer, const Routing& r, const ExpertCosts& c);
   double total_joules() const;
   // Σ_layers joules / tokens of one layer: the expected expert energy of one token through the whole model.
   double joules_per_token() const;
@@ -69,15 +71,7 @@ PolicySelectFn<T> tally_routing_energy(PolicySelectFn<T> inner, std::vector<Expe
   return [inner = std::move(inner), costs = std::move(layer_costs), tally](int layer, const T* logits, const T* probs,
                                                                             int64_t n, Routing& out) {
     inner(layer, logits, probs, n, out);
-    const ExpertCosts& c = costs.size() == 1 ? costs[0] : costs.at(size_t(layer));
-    if (tally->joules.size() <= size_t(layer)) {
-      tally->joules.resize(size_t(layer) + 1, 0.0);
-      tally->tokens.resize(size_t(layer) + 1, 0);
-      tally->pairs.resize(size_t(layer) + 1, 0);
-    }
-    tally->joules[size_t(layer)] += routing_energy(out, c);
-    tally->tokens[size_t(layer)] += n;
-    for (int32_t cnt : out.counts) tally->pairs[size_t(layer)] += cnt;
+    tally->add(layer, out, costs.size() == 1 ? costs[0] : costs.at(size_t(layer)));
   };
 }
 
