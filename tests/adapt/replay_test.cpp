@@ -175,9 +175,10 @@ TEST(AdaptReplay, GroupMultipliersScaleExactlyTheirGroup) {
   for (float& x : grads) x = float(rng.normal());
   // One step with weight decay (the update is linear in lr at a given θ), three without (the decay would see the
   // already-scaled θ; the moments and momentum depend only on the gradients).
-  for (auto [kind, steps, wd] : {std::tuple{AdaptOptimizerKind::Sgd, 3, 0.0}, {AdaptOptimizerKind::AdamW, 1, 0.1},
-                                 {AdaptOptimizerKind::AdamW, 3, 0.0}}) {
-    auto run = [&](double router, double norms, double lora) {
+  for (const auto& cfg : {std::tuple{AdaptOptimizerKind::Sgd, 3, 0.0}, {AdaptOptimizerKind::AdamW, 1, 0.1},
+                          {AdaptOptimizerKind::AdamW, 3, 0.0}}) {
+    const auto [kind, steps, wd] = cfg;
+    auto run = [&, kind = kind, steps = steps, wd = wd](double router, double norms, double lora) {
       AdaptOptimConfig oc;
       oc.kind = kind, oc.lr = 0.01, oc.weight_decay = wd, oc.clip = 0;
       oc.lr_router = router, oc.lr_norms = norms, oc.lr_lora = lora;

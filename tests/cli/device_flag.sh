@@ -10,8 +10,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/wattmoe_device_flag.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 unset WATTMOE_LOG
 ERR_DIR=$tmp
-# shellcheck source=expect_error.sh
-. "$(dirname "$0")/expect_error.sh"
+# shellcheck source=lib/expect_error.sh
+. "$(dirname "$0")/lib/expect_error.sh"
 
 python3 - "$tmp" <<'PY'
 import random, sys

@@ -13,8 +13,8 @@ unset WATTMOE_LOG
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/wattmoe_run_device.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 ERR_DIR=$TMP
-# shellcheck source=expect_error.sh
-. "$(dirname "$0")/expect_error.sh"
+# shellcheck source=lib/expect_error.sh
+. "$(dirname "$0")/lib/expect_error.sh"
 
 python3 - "$TMP" <<'PY'
 import sys, random
