@@ -15,6 +15,10 @@ energy between the first and last counter tick inside the window over the time b
 per forward / T (board energy, idle included). Idle power is read the same way with nothing running.
 Ceilings measured in the same run: device-to-device copy bandwidth (bytes read + written) and the bf16 matmul rate
 (8192^3); the roofline of a row is max(active expert weight bytes / bandwidth, FLOPs / matmul rate).
+Dense rate, for T >= 512: the layer's expert FLOPs (2·T·k·3·H·I) run as plain dense GEMMs of the layer's own shapes —
+[T·k, H]·[H, 2I] then [T·k, I]·[I, H], as if every (token, slot) pair went to one expert — timed like the paths
+above (cuBLAS through torch.mm, bf16, preallocated outputs, no routing or activation). "% of dense rate" is that
+time over ours (the same FLOPs); beside it the same against the 8192^3 matmul's rate.
 
   python3 bench/moe_layer_torch.py --ours build-cuda/bench/moe_layer_bench --out $OUT
 """
@@ -157,6 +161,27 @@ def ceilings():
     del x, y
     torch.cuda.empty_cache()
     return bw, flops
+
+
+def dense_equal_ms(args, T):
+    """Median ms of the layer's expert FLOPs as two dense GEMMs of its own shapes (see the module docstring)."""
+    R, H, I = T * args.k, args.H, args.I
+    g = torch.Generator(device="cuda").manual_seed(7)
+    x = torch.randn(R, H, dtype=torch.bfloat16, device="cuda", generator=g)
+    h = torch.randn(R, I, dtype=torch.bfloat16, device="cuda", generator=g)
+    w13 = torch.randn(H, 2 * I, dtype=torch.bfloat16, device="cuda", generator=g) / math.sqrt(H)
+    w2 = torch.randn(I, H, dtype=torch.bfloat16, device="cuda", generator=g) / math.sqrt(I)
+    gu = torch.empty(R, 2 * I, dtype=torch.bfloat16, device="cuda")
+    out = torch.empty(R, H, dtype=torch.bfloat16, device="cuda")
+
+    def fn():
+        torch.mm(x, w13, out=gu)
+        torch.mm(h, w2, out=out)
+
+    ms, _, _ = time_fn(fn, args.reps)
+    del x, h, w13, w2, gu, out
+    torch.cuda.empty_cache()
+    return ms
 
 
 # ---------------------------------------------------------------- PyTorch paths
@@ -335,6 +360,9 @@ def main():
     bw, peak = ceilings()
     print(f"# ceilings: copy {bw / 1e12:.2f} TB/s, bf16 matmul {peak / 1e12:.0f} TFLOP/s", flush=True)
     trows = torch_rows(args, tokens, nvml)
+    dense = {T: dense_equal_ms(args, T) for T in tokens if T >= 512}
+    for T, v in dense.items():
+        print(json.dumps({"impl": "dense_equal", "T": T, "ms": v}), flush=True)
 
     H, I, E, k = args.H, args.I, args.E, args.k
     expert_bytes = 3 * H * I * 2
@@ -344,8 +372,9 @@ def main():
     lines = []
     lines.append("| T | ours path | ours ms | ours graph ms | " + " | ".join(f"{n} ms" for n in tnames) +
                  " | best torch / ours | roofline ms (mem; flop) | HBM % of copy BW: " + " / ".join(["ours"] + tnames) +
-                 " | J/token: " + " / ".join(["ours"] + tnames) + " |")
-    lines.append("|" + "---|" * (8 + len(tnames)))
+                 " | J/token: " + " / ".join(["ours"] + tnames) +
+                 " | dense GEMMs ms (same FLOPs) | % of dense rate: same shapes / 8192³ |")
+    lines.append("|" + "---|" * (10 + len(tnames)))
     for T in tokens:
         o = ours_by.get(T, {})
         rs = [by.get((n, T), {}) for n in tnames]
@@ -369,10 +398,17 @@ def main():
         def ms(r):
             return "error" if "error" in r else fmt(r.get("ms"))
 
+        def dense_cells(T, ours_ms, t_flop):
+            d = dense.get(T)
+            if d is None or not ours_ms:
+                return "– | –"
+            return f"{d:.3f} | {100 * d / ours_ms:.0f}% / {100 * t_flop / ours_ms:.0f}%"
+
         lines.append(f"| {T} | {o.get('path', '–')} | {fmt(o.get('ms'))} | {fmt(o.get('graph_ms'))} | " +
                      " | ".join(ms(r) for r in rs) + f" | {fmt(ratio, '.2f')}× | "
                      f"{max(t_mem, t_flop):.3f} ({t_mem:.3f}; {t_flop:.3f}) | " +
-                     " / ".join(pct(r) for r in [o] + rs) + " | " + " / ".join(j(r) for r in [o] + rs) + " |")
+                     " / ".join(pct(r) for r in [o] + rs) + " | " + " / ".join(j(r) for r in [o] + rs) + " | " +
+                     dense_cells(T, o.get("ms"), t_flop) + " |")
     head = (f"device: {dev.name} ({dev.multi_processor_count} SMs), torch {torch.__version__}, transformers {tv}; "
             f"H={H} I={I} E={E} k={k} bf16; copy BW {bw / 1e12:.2f} TB/s, bf16 matmul {peak / 1e12:.0f} TFLOP/s; "
             f"idle {fmt(idle, '.1f')} W (python) / {fmt(meta.get('idle_w'), '.1f')} W (bench)")
@@ -385,7 +421,7 @@ def main():
         os.makedirs(args.out, exist_ok=True)
         with open(os.path.join(args.out, "results.json"), "w") as f:
             json.dump({"meta": meta, "head": head, "copy_bw": bw, "matmul_flops": peak, "idle_w_python": idle,
-                       "ours": ours, "torch": trows}, f, indent=1)
+                       "ours": ours, "torch": trows, "dense_equal_ms": dense}, f, indent=1)
         with open(os.path.join(args.out, "table.md"), "w") as f:
             f.write(head + "\n\n" + "\n".join(lines) + "\n")
 
