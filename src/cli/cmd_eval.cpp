@@ -17,7 +17,7 @@ namespace {
 struct EvalArgs {
   std::string model = default_model_dir(), data = "data/kjv.val.txt", tokenizer, device = "cpu";
   std::string precision = "fp32", moe_kernels = "auto";
-  int seq = 128, batch = 16;
+  int seq = 128, batch = 16, stride = 0;
   int64_t max_tokens = 0;
   RoutingArgs routing;
 };
@@ -29,6 +29,7 @@ void run_eval(const EvalArgs& a) {
   std::unique_ptr<Tokenizer> tok = model_tokenizer(a.model, a.tokenizer, m.config.vocab_size);
   const TokenStream s = load_token_stream(a.data, *tok, 2);
   const RoutingSetup routing = make_routing(a.routing, m.config, double(a.seq) * a.batch);
+  const EvalWindows windows{a.seq, a.batch, a.max_tokens, a.stride};
   auto tally = std::make_shared<RoutingEnergyTally>();
   EvalResult r;
   std::string kernels = "host";  // what ran the MoE layers (the CPU model routes on the host too)
@@ -42,17 +43,17 @@ void run_eval(const EvalArgs& a) {
     if (choose_fused_moe(a.moe_kernels, why)) {
       model.set_moe_kernels(gpu::MoeKernels::Fused);
       kernels = "fused";
-      r = gpu::evaluate_cuda(model, s, a.seq, a.batch, a.max_tokens, nullptr,
+      r = gpu::evaluate_cuda(model, s, windows, nullptr,
                              gpu::tally_observer(routing.layer_costs, routing.tally_fixed_share, tally));
     } else {
-      r = gpu::evaluate_cuda(model, s, a.seq, a.batch, a.max_tokens, routing.select(tally));
+      r = gpu::evaluate_cuda(model, s, windows, routing.select(tally));
     }
   };
   if (cuda) gpu::with_gpu_model(m.config, a.precision, run_gpu);
 #endif
   if (!cuda) {
     Transformer<float> model(m.config);
-    r = evaluate(model, m.params.data(), s, a.seq, a.batch, a.max_tokens, routing.select(tally));
+    r = evaluate(model, m.params.data(), s, windows, routing.select(tally));
   }
   Json use = Json::object();
   for (size_t l = 0; l < r.expert_counts.size(); ++l)
@@ -60,7 +61,7 @@ void run_eval(const EvalArgs& a) {
   Json j{{"model", a.model}, {"data", a.data}, {"tokenizer", tok->describe()}, {"bits_per_byte", r.bits_per_byte()},
          {"nats_per_token", r.nats_per_token()}, {"perplexity", r.perplexity()}, {"tokens", r.tokens},
          {"bytes", r.bytes}, {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_second()},
-         {"experts_per_token", r.experts_per_token}, {"expert_counts", use}, {"seq", a.seq}, {"batch", a.batch}, {"device", a.device},
+         {"experts_per_token", r.experts_per_token}, {"expert_counts", use}, {"seq", a.seq}, {"stride", windows.step()}, {"batch", a.batch}, {"device", a.device},
          {"precision", a.precision}, {"moe_kernels", kernels},
          {"routing", routing.describe()}, {"expert_j_per_token", tally->joules_per_token()}};
   fmt::print("{}\n", j.dump(2));
@@ -74,7 +75,11 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--model", a->model, "checkpoint directory")->capture_default_str();
   cmd->add_option("--data", a->data, "text file to score")->capture_default_str();
   cmd->add_option("--tokenizer", a->tokenizer, "bytes, or a tokenizer.json (default: the model's, else bytes)");
-  cmd->add_option("--seq", a->seq, "window length (windows of seq+1 tokens, stride seq)")->capture_default_str();
+  cmd->add_option("--seq", a->seq, "window length (windows of seq+1 tokens)")->capture_default_str();
+  cmd->add_option("--stride", a->stride,
+                  "tokens between window starts, 1 … seq (0: seq, disjoint windows); below seq each window scores only "
+                  "its new targets, with at least seq − stride tokens of context (a sliding window)")
+      ->capture_default_str();
   cmd->add_option("--batch", a->batch, "windows per forward pass")->capture_default_str();
   cmd->add_option("--max-tokens", a->max_tokens, "score only the first N tokens (0: all)");
   cmd->add_option("--device", a->device, kDeviceHelp)->capture_default_str();

@@ -12,34 +12,44 @@ namespace wattmoe {
 double EvalResult::bits_per_byte() const { return bytes ? nats / (std::log(2.0) * double(bytes)) : 0; }
 double EvalResult::perplexity() const { return std::exp(nats_per_token()); }
 
-EvalResult evaluate_windows(const ModelConfig& c, const TokenStream& s, int seq, int batch, int64_t max_tokens,
-                            const BatchScorer& scorer) {
+EvalResult evaluate_windows(const ModelConfig& c, const TokenStream& s, const EvalWindows& w, const BatchScorer& scorer) {
+  const int seq = w.seq, batch = w.batch, stride = w.step();
   WATTMOE_REQUIRE(seq > 0 && batch > 0, "eval: seq and batch must be positive (got {} and {})", seq, batch);
+  WATTMOE_REQUIRE(stride >= 1 && stride <= seq, "eval: stride must be in 1 … seq = {} (0: seq), got {}", seq, w.stride);
   EvalResult r;
   r.expert_counts.assign(size_t(c.num_layers), {});
   for (int l = 0; l < c.num_layers; ++l)
     if (c.is_moe_layer(l)) r.expert_counts[l].assign(size_t(c.num_experts), 0);
   int64_t n = int64_t(s.tokens.size());
-  if (max_tokens > 0) n = std::min(n, max_tokens + 1);
+  if (w.max_tokens > 0) n = std::min(n, w.max_tokens + 1);
   Timer timer;
-  // Window starts 0, seq, 2·seq, …; each predicts tokens start+1 … start+len.
+  // Window starts 0, stride, 2·stride, … until a window reaches the last token; each predicts tokens start+1 …
+  // start+len, of which it scores those after the previous window's last.
+  const auto window_len = [&](int64_t st) { return int(std::min<int64_t>(seq, n - 1 - st)); };
   std::vector<int64_t> starts;
-  for (int64_t st = 0; st + 1 < n; st += seq) starts.push_back(st);
+  for (int64_t st = 0; st + 1 < n; st += stride) {
+    starts.push_back(st);
+    if (st + window_len(st) >= n - 1) break;
+  }
   int64_t pairs = 0, moe_tokens = 0;
   std::vector<int32_t> in, tg;
   for (size_t i = 0; i < starts.size();) {
     // Batch full windows together; the last partial window runs alone at its own length.
-    const int len = int(std::min<int64_t>(seq, n - 1 - starts[i]));
+    const int len = window_len(starts[i]);
     int B = 0;
-    while (i + B < starts.size() && B < batch && std::min<int64_t>(seq, n - 1 - starts[i + B]) == len) ++B;
+    while (i + B < starts.size() && B < batch && window_len(starts[i + B]) == len) ++B;
     in.resize(size_t(B) * len), tg.resize(size_t(B) * len);
-    for (int b = 0; b < B; ++b)
+    for (int b = 0; b < B; ++b) {
+      const size_t j = i + size_t(b);
+      const int64_t scored_until = j == 0 ? 0 : starts[j - 1] + window_len(starts[j - 1]);  // last target scored
       for (int t = 0; t < len; ++t) {
-        in[size_t(b) * len + t] = s.tokens[size_t(starts[i + b] + t)];
-        tg[size_t(b) * len + t] = s.tokens[size_t(starts[i + b] + t + 1)];
+        const int64_t target = starts[j] + t + 1;
+        in[size_t(b) * len + t] = s.tokens[size_t(target - 1)];
+        tg[size_t(b) * len + t] = target > scored_until ? s.tokens[size_t(target)] : -1;
       }
+      r.tokens += starts[j] + len - std::max(scored_until, starts[j]);
+    }
     r.nats += scorer.score(in.data(), tg.data(), B, len);
-    r.tokens += int64_t(B) * len;
     for (int l = 0; l < c.num_layers; ++l) {
       if (!c.is_moe_layer(l)) continue;
       const Routing& ro = scorer.routing(l);
@@ -61,8 +71,8 @@ EvalResult evaluate_windows(const ModelConfig& c, const TokenStream& s, int seq,
   return r;
 }
 
-EvalResult evaluate(const Transformer<float>& model, const float* params, const TokenStream& s, int seq, int batch,
-                    int64_t max_tokens, const RouterSelect<float>& select) {
+EvalResult evaluate(const Transformer<float>& model, const float* params, const TokenStream& s, const EvalWindows& w,
+                    const RouterSelect<float>& select) {
   const ModelConfig& c = model.config();
   Activations<float> acts;
   BatchScorer scorer;
@@ -71,7 +81,7 @@ EvalResult evaluate(const Transformer<float>& model, const float* params, const 
     return ops::nll_loss<float>(acts.logits.data(), tg, int64_t(B) * len, c.vocab_size, nullptr, 0);
   };
   scorer.routing = [&](int l) -> const Routing& { return acts.layers[size_t(l)].routing; };
-  return evaluate_windows(c, s, seq, batch, max_tokens, scorer);
+  return evaluate_windows(c, s, w, scorer);
 }
 
 }  // namespace wattmoe

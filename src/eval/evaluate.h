@@ -1,7 +1,10 @@
-// Evaluation of a language model on a token stream. Protocol: windows of seq+1 tokens with stride seq, so every
-// token after the first is predicted exactly once with up to seq tokens of context; a final partial window scores
-// what remains. Bits per byte divide total nats by ln 2 × the text's UTF-8 bytes (for the byte tokenizer, one token
-// is one byte).
+// Evaluation of a language model on a token stream. Protocol (EvalWindows): windows of up to seq+1 tokens starting
+// every `stride` tokens; each window scores only the targets no earlier window scored, so every token after the first
+// is predicted exactly once. stride = seq (the default) gives disjoint windows: a token has 0 … seq−1 tokens of
+// context besides the window's first, seq/2 on average. stride < seq is the sliding window of HF's perplexity guide:
+// after the first window every target has at least seq − stride tokens of context, at (seq/stride)× the compute.
+// The last window may be shorter and runs alone at its own length. Bits per byte divide total nats by ln 2 × the
+// text's UTF-8 bytes (for the byte tokenizer, one token is one byte).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -25,20 +28,28 @@ struct EvalResult {
   double tokens_per_second() const { return seconds > 0 ? double(tokens) / seconds : 0; }
 };
 
+struct EvalWindows {
+  int seq = 128;           // ≥ 1: a window predicts up to seq targets from seq inputs
+  int batch = 16;          // ≥ 1: full windows per forward
+  int64_t max_tokens = 0;  // > 0: only the stream's first max_tokens + 1 tokens
+  int stride = 0;          // 1 … seq between window starts; 0: seq
+  int step() const { return stride != 0 ? stride : seq; }
+};
+
 // Scores one batch of windows for evaluate_windows: returns Σ −log p(target) in nats over ids/targets [B, len], and
-// leaves each MoE layer's routing of that batch readable through `routing` until the next call.
+// leaves each MoE layer's routing of that batch readable through `routing` until the next call. A target < 0 is not
+// scored (a position an earlier window scored, with stride < seq). Expert counts cover every position the model
+// ran, context positions of a sliding window included.
 struct BatchScorer {
   std::function<double(const int32_t* ids, const int32_t* targets, int B, int len)> score;
   std::function<const Routing&(int layer)> routing;
 };
 
 // The window protocol and its bookkeeping, whatever runs the model (the CPU here, the GPU in gpu/evaluate_cuda.h).
-// max_tokens > 0 limits the evaluation to the stream's first max_tokens + 1 tokens.
-EvalResult evaluate_windows(const ModelConfig& c, const TokenStream& s, int seq, int batch, int64_t max_tokens,
-                            const BatchScorer& scorer);
+EvalResult evaluate_windows(const ModelConfig& c, const TokenStream& s, const EvalWindows& w, const BatchScorer& scorer);
 
 // The CPU model over evaluate_windows.
-EvalResult evaluate(const Transformer<float>& model, const float* params, const TokenStream& s, int seq, int batch,
-                    int64_t max_tokens = 0, const RouterSelect<float>& select = nullptr);
+EvalResult evaluate(const Transformer<float>& model, const float* params, const TokenStream& s, const EvalWindows& w,
+                    const RouterSelect<float>& select = nullptr);
 
 }  // namespace wattmoe

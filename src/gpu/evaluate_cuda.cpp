@@ -3,7 +3,7 @@
 namespace wattmoe::gpu {
 
 template <class T>
-EvalResult evaluate_cuda(TransformerCudaT<T>& model, const TokenStream& s, int seq, int batch, int64_t max_tokens,
+EvalResult evaluate_cuda(TransformerCudaT<T>& model, const TokenStream& s, const EvalWindows& w,
                          const RouterSelect<float>& select, const RoutingObserver& observe) {
   BatchScorer scorer;
   scorer.score = [&](const int32_t* in, const int32_t* tg, int B, int len) {
@@ -13,12 +13,12 @@ EvalResult evaluate_cuda(TransformerCudaT<T>& model, const TokenStream& s, int s
     return nats;
   };
   scorer.routing = [&](int l) -> const Routing& { return model.routing(l).routing; };
-  return evaluate_windows(model.config(), s, seq, batch, max_tokens, scorer);
+  return evaluate_windows(model.config(), s, w, scorer);
 }
 
-template EvalResult evaluate_cuda<float>(TransformerCudaT<float>&, const TokenStream&, int, int, int64_t,
+template EvalResult evaluate_cuda<float>(TransformerCudaT<float>&, const TokenStream&, const EvalWindows&,
                                          const RouterSelect<float>&, const RoutingObserver&);
-template EvalResult evaluate_cuda<bf16>(TransformerCudaT<bf16>&, const TokenStream&, int, int, int64_t,
+template EvalResult evaluate_cuda<bf16>(TransformerCudaT<bf16>&, const TokenStream&, const EvalWindows&,
                                         const RouterSelect<float>&, const RoutingObserver&);
 
 }  // namespace wattmoe::gpu

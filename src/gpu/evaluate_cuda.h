@@ -1,6 +1,6 @@
 // Evaluation of a language model on the GPU (gpu/transformer_cuda.h, fp32 or bf16): the same protocol, bookkeeping
-// and result as evaluate() in eval/evaluate.h — windows of seq+1 tokens with stride seq, full windows batched `batch`
-// at a time, a final partial window alone at its own length, bits per byte over the text's bytes, expert counts per
+// and result as evaluate() in eval/evaluate.h — the windows of EvalWindows (full windows batched, a final partial
+// window alone at its own length, each target scored once), bits per byte over the text's bytes, expert counts per
 // layer. With the model's host-routing MoE path every routing policy works here as on the CPU; with the fused MoE
 // kernels (set_moe_kernels(MoeKernels::Fused)) pass no select: the device routes by plain top-k, and `observe` sees
 // each MoE layer's routing after every forward (to price it, see gpu/routing_observer.h).
@@ -14,10 +14,10 @@
 
 namespace wattmoe::gpu {
 
-// The model's weights must already be on the device (upload_params). max_tokens > 0 limits the evaluation to the
-// stream's first max_tokens + 1 tokens. Overwrites the model's activations (its last forward).
+// The model's weights must already be on the device (upload_params). Overwrites the model's activations (its last
+// forward).
 template <class T>
-EvalResult evaluate_cuda(TransformerCudaT<T>& model, const TokenStream& s, int seq, int batch, int64_t max_tokens = 0,
+EvalResult evaluate_cuda(TransformerCudaT<T>& model, const TokenStream& s, const EvalWindows& w,
                          const RouterSelect<float>& select = nullptr, const RoutingObserver& observe = nullptr);
 
 }  // namespace wattmoe::gpu

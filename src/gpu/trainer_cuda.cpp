@@ -99,7 +99,7 @@ TrainSummary train_cuda(const TrainConfig& cfg, int device) {
     opt.step(ctx, model.params(), model.grads(), lr);
     const bool stop = book.after_step(
         step + 1, {loss, lb, z, lr, gnorm, int64_t(cfg.batch) * cfg.seq * cfg.accum},
-        [&](int64_t max_tokens) { return evaluate_cuda(model, val_s, cfg.seq, cfg.batch, max_tokens); }, checkpoint);
+        [&](int64_t max_tokens) { return evaluate_cuda(model, val_s, {cfg.seq, cfg.batch, max_tokens}); }, checkpoint);
     if (stop) {
       ++step;
       break;

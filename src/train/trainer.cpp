@@ -255,7 +255,7 @@ TrainSummary train(const TrainConfig& cfg) {
     opt.step(params.data(), grads.data(), lr);
     const bool stop = book.after_step(
         step + 1, {loss, lb, z, lr, gnorm, int64_t(cfg.batch) * cfg.seq * cfg.accum},
-        [&](int64_t max_tokens) { return evaluate(model, params.data(), val_s, cfg.seq, cfg.batch, max_tokens); },
+        [&](int64_t max_tokens) { return evaluate(model, params.data(), val_s, {cfg.seq, cfg.batch, max_tokens}); },
         [&](int done) {
           train_detail::write_checkpoint(cfg.out_dir, mc, layout, params.data(),
                                          [&](const std::string& path) { opt.save(path); },

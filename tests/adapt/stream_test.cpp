@@ -17,7 +17,7 @@ TEST(AdaptStream, TriggersOffEqualsEvaluateExactly) {
   c.triggers = {};  // nothing fires
   TestTimeAdapter a(m.config, m.params.data(), c);
   const TokenStream s = random_stream(7 * 16 + 9, m.config.vocab_size, 41);  // a partial last window
-  const EvalResult ev = evaluate(a.model(), a.params().data(), s, 16, 1);
+  const EvalResult ev = evaluate(a.model(), a.params().data(), s, {16, 1});
   const StreamResult r = run_stream(a, s, {16, 0, 3});
   EXPECT_EQ(r.nats, ev.nats);
   EXPECT_EQ(r.tokens, ev.tokens);
@@ -31,7 +31,7 @@ TEST(AdaptStream, TriggersOffEqualsEvaluateExactly) {
   const StreamResult none = run_stream(a.model(), a.params().data(), s, {16, 0, 3});
   EXPECT_EQ(none.nats, ev.nats);
   // max_tokens as in evaluate.
-  EXPECT_EQ(run_stream(a, s, {16, 50, 3}).nats, evaluate(a.model(), a.params().data(), s, 16, 1, 50).nats);
+  EXPECT_EQ(run_stream(a, s, {16, 50, 3}).nats, evaluate(a.model(), a.params().data(), s, {16, 1, 50}).nats);
 }
 
 TEST(AdaptStream, CallbackSwapsRoutingAndStops) {

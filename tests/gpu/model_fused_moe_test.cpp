@@ -456,12 +456,12 @@ TEST(FusedMoeModel, EvaluateCountsReachTheCaller) {
   m.set_moe_kernels(gpu::MoeKernels::Fused);
   std::vector<std::vector<int64_t>> seen(size_t(c.num_layers), std::vector<int64_t>(size_t(c.num_experts), 0));
   int calls = 0;
-  const EvalResult rf = gpu::evaluate_cuda(m, s, 40, 4, 0, nullptr, [&](int l, const Routing& r) {
+  const EvalResult rf = gpu::evaluate_cuda(m, s, {40, 4}, nullptr, [&](int l, const Routing& r) {
     ++calls;
     for (int e = 0; e < c.num_experts; ++e) seen[size_t(l)][size_t(e)] += r.counts[size_t(e)];
   });
   m.set_moe_kernels(gpu::MoeKernels::Host);
-  const EvalResult rh = gpu::evaluate_cuda(m, s, 40, 4, 0);
+  const EvalResult rh = gpu::evaluate_cuda(m, s, {40, 4});
   EXPECT_GT(calls, 0);
   ASSERT_EQ(rf.expert_counts.size(), size_t(c.num_layers));
   for (int l = 0; l < c.num_layers; ++l)
