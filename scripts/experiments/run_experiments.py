@@ -10,7 +10,8 @@ rerun by hand); they run in parallel (--jobs, one core each: BLAS is kept single
 temperature come from the simulated GPU (labelled simulated). Needs only python3 and a built wattmoe.
 
 Experiments:
-  policy    static routing curve on kjv val: bits/byte vs experts/token and expected expert energy per policy knob
+  policy    static routing curve on kjv val: bits/byte vs experts/token and expected expert energy per policy knob;
+            the same with sliding windows (--stride 64), and both against the issue's reference curve
   control   power budget with a target step, and a thermal ramp with and without the thermal guard
   shift     online TTT under shift (10% character noise, all caps; first 40 kB of kjv val): objectives x groups
   overhead  adaptation cost vs gain: every window vs triggers / adaptive frequency / top layers only
@@ -78,8 +79,14 @@ if only("policy"):
     knobs += [(f"skip_0", "skip", ["--beta", "0"])]
     knobs += [(f"cost_{l}", "cost", ["--lambda", l]) for l in ["0", "1"]]
     for name, pol, k in knobs:
-        job(f"policy/{name}", "eval", "--data", f"{D}/kjv.val.txt", "--policy", pol, *SHAPE, *k,
-            *(["--max-tokens", str(VAL_TOKENS)] if VAL_TOKENS else []))
+        for section, stride in [("policy", []), ("policy_stride64", ["--stride", "64"])]:
+            job(f"{section}/{name}", "eval", "--data", f"{D}/kjv.val.txt", "--policy", pol, *SHAPE, *k, *stride,
+                *(["--max-tokens", str(VAL_TOKENS)] if VAL_TOKENS else []))
+
+# The issue's independent PyTorch model of the `small` preset, no adaptation: (policy family, its knob, experts/token,
+# bits/byte on kjv val).
+REFERENCE = [("topk", "k=2", 2.00, 1.838), ("topk", "k=1", 1.00, 1.874), ("skip", "β=0.3", 1.29, 1.842),
+             ("skip", "β=0.5", 1.18, 1.849), ("skip", "β=0.7", 1.10, 1.856), ("top_p", "p=0.7", 1.51, 1.840)]
 
 if only("control"):
     n = 20000 if a.quick else 80000
@@ -386,16 +393,46 @@ def pct(x, ref):
     return f"{100 * (x / ref - 1):+.2f}%"
 
 
-if only("policy") and load("policy/topk_k2"):
-    base = load("policy/topk_k2")
-    md.append("### Static routing curve (kjv val, no adaptation)\n")
+for section, what in [("policy", "disjoint windows"), ("policy_stride64", "sliding windows, --stride 64")]:
+    base = load(section + "/topk_k2") if only("policy") else None
+    if not base:
+        continue
+    md.append(f"### Static routing curve (kjv val, no adaptation, {what})\n")
     rows = []
-    for name in [n for n in jobs if n.startswith("policy/")]:
+    for name in [n for n in jobs if n.startswith(section + "/")]:
         r = load(name)
         if r:
-            rows.append([name[7:], f"{r['bits_per_byte']:.4f}", pct(r["bits_per_byte"], base["bits_per_byte"]),
+            rows.append([name.split("/", 1)[1], f"{r['bits_per_byte']:.4f}", pct(r["bits_per_byte"], base["bits_per_byte"]),
                          f"{r['experts_per_token']:.3f}", f"{r['expert_j_per_token'] / base['expert_j_per_token']:.3f}"])
     table(["policy", "bits/byte", "vs top-2", "experts/token", "expert energy vs top-2"], rows)
+
+
+def curve_at(section, family, ept):
+    """Our bits/byte at `ept` experts/token: linear between the two nearest points of the family's knob sweep
+    (top-2 at 2.0 and top-1 at 1.0 close both ends), or None outside it."""
+    pts = []
+    for name in [n for n in jobs if n.startswith(section + "/")]:
+        r, knob = load(name), name.split("/", 1)[1]
+        if r and (knob.startswith(family) or knob in ("topk_k2", "topk_k1")):
+            pts.append((r["experts_per_token"], r["bits_per_byte"]))
+    pts.sort()
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+        if x0 <= ept <= x1:
+            return y0 + (y1 - y0) * (ept - x0) / (x1 - x0) if x1 > x0 else y0
+    return None
+
+
+if only("policy") and load("policy/topk_k2") and load("policy_stride64/topk_k2"):
+    md.append("### Against the issue's reference curve (kjv val, at the reference's experts/token)\n")
+    rows = []
+    for family, knob, ept, ref in REFERENCE:
+        cells = [f"{family} {knob}", f"{ept:.2f}", f"{ref:.3f}"]
+        for section in ["policy", "policy_stride64"]:
+            v = curve_at(section, family, ept)
+            cells += ["–", "–"] if v is None else [f"{v:.4f}", pct(v, ref)]
+        rows.append(cells)
+    table(["reference point", "experts/token", "reference bits/byte", "ours, stride 128", "vs reference",
+           "ours, stride 64", "vs reference"], rows)
 
 
 def settle_stats(rows, start, end, target, before, band=0.05):
