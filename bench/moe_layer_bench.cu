@@ -10,7 +10,9 @@
 //
 //   moe_layer_bench [--tokens 1,8,64,512,4096,16384] [--H 4096 --I 14336 --E 8 --k 2] [--reps 30] [--window 1.0]
 //                   [--block-m 0|64|128] [--decode-max 8] [--sm90 0|1|2|3|4] [--no-energy] [--stages N]
-//                   [--static-schedule]
+//                   [--static-schedule] [--store 0|1|2|3]
+// --store: MoeCudaOptions::sm90_store, epilogue of the TMA kernels (0 auto = 3, 1 registers, 2 TMA store in
+// gate_up, 3 TMA store in gate_up and down).
 // --static-schedule: MoeCudaOptions::sm90_static_schedule (the TMA kernels as before: fixed-stride tile order,
 // every 64-row half computed).
 // --stages N: also N forwards back to back (no host sync between them) with a CUDA event after each stage
@@ -158,7 +160,7 @@ double quantile(std::vector<double> v, double q) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int H = 4096, I = 14336, E = 8, k = 2, reps = 30, block_m = 0, decode_max = 8, sm90 = 0, stages = 0;
+  int H = 4096, I = 14336, E = 8, k = 2, reps = 30, block_m = 0, decode_max = 8, sm90 = 0, stages = 0, store = 0;
   double window = 1.0;
   bool energy = true, static_schedule = false;
   std::vector<int> tokens = {1, 8, 64, 512, 4096, 16384};
@@ -175,6 +177,7 @@ int main(int argc, char** argv) {
     else if (is("--decode-max")) decode_max = std::atoi(argv[++i]);
     else if (is("--sm90")) sm90 = std::atoi(argv[++i]);
     else if (is("--stages")) stages = std::atoi(argv[++i]);
+    else if (is("--store")) store = std::atoi(argv[++i]);
     else if (std::strcmp(argv[i], "--no-energy") == 0) energy = false;
     else if (std::strcmp(argv[i], "--static-schedule") == 0) static_schedule = true;
     else {
@@ -221,6 +224,7 @@ int main(int argc, char** argv) {
     opt.decode_max_tokens = decode_max;
     opt.sm90_kernel = sm90;
     opt.sm90_static_schedule = static_schedule;
+    opt.sm90_store = store;
     // --stages: events recorded after each stage into `stage_ev` while `stage_on` (names kept in `stage_names`).
     std::vector<cudaEvent_t> stage_ev;
     std::vector<std::string> stage_names;

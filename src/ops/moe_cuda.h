@@ -46,6 +46,10 @@ struct MoeCudaOptions {
   // them as before (a fixed stride of tiles per CTA, every half computed), kept for comparison
   // (moe_layer_bench --static-schedule). Same output bits either way.
   bool sm90_static_schedule = false;
+  // Epilogue of the persistent TMA kernels (2-4): 1 stores bf16 straight from registers (4-byte stores while the
+  // tensor cores wait), 2 stages gate_up's h tile in shared memory and writes it with asynchronous TMA stores that
+  // overlap the next tile's mainloop, 3 does the same in down too; 0 picks (3, measured faster). Same output bits.
+  int sm90_store = 0;
   // Called on the host right after each stage's launches with the stage's name ("router", "permute", "gate_up",
   // "down", "combine"), e.g. to record a CUDA event on the stream (moe_layer_bench --stages). Empty by default.
   std::function<void(const char* stage)> on_stage;

@@ -97,11 +97,12 @@ struct GpuResult {
 };
 
 GpuResult run_gpu(const MoeCase& c, const Weights& w, const std::vector<uint16_t>& x, int sm90_kernel = 0,
-                  bool static_schedule = false) {
+                  bool static_schedule = false, int sm90_store = 0) {
   MoeShape shape{c.H, c.I, c.E, c.k, c.renorm};
   MoeCudaOptions opt;
   opt.sm90_kernel = sm90_kernel;
   opt.sm90_static_schedule = static_schedule;
+  opt.sm90_store = sm90_store;
   opt.decode_max_tokens = c.block_m < 0 ? 8 : 0;
   opt.block_m = c.block_m > 0 ? c.block_m : 0;
   MoeLayerCuda layer(shape, c.T, opt);
@@ -251,14 +252,19 @@ TEST_P(MoeLayerTest, MatchesCpuReference) {
   if (c.block_m == 128) {
     int major = 0;
     ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
-    if (major == 9)
-      for (int v : {1, 2, 3, 4, -3}) {  // -3: kernel 3 with the static schedule (sm90_static_schedule)
-        SCOPED_TRACE("sm90_kernel " + std::to_string(v));
-        const GpuResult gv = run_gpu(c, w, x, v < 0 ? -v : v, v < 0);
+    if (major == 9) {
+      // {kernel, static schedule, epilogue (sm90_store: 1 registers, 2 TMA store in gate_up, 3 in both)}
+      const int variants[][3] = {{1, 0, 0}, {2, 0, 1}, {3, 0, 1}, {4, 0, 1}, {3, 1, 1},
+                                 {2, 0, 3}, {3, 0, 2}, {3, 0, 3}, {4, 0, 3}, {3, 1, 3}};
+      for (const auto& v : variants) {
+        SCOPED_TRACE("sm90_kernel " + std::to_string(v[0]) + (v[1] ? " static" : "") + " store " +
+                     std::to_string(v[2]));
+        const GpuResult gv = run_gpu(c, w, x, v[0], v[1] != 0, v[2]);
         check_output(c, w, x, gv, wref);
         EXPECT_EQ(gv.ids, g.ids);
         EXPECT_EQ(gv.out, g.out);
       }
+    }
   }
 
   // Case-specific routing facts.
@@ -346,11 +352,13 @@ TEST(MoeLayerCuda, RunTwiceBitwiseEqual) {
 // exactly what an eager forward gives.
 TEST(MoeLayerCuda, GraphReplayMatchesEager) {
   // decode, 64-row tiles, 128-row tiles (auto: cp.async), 128-row TMA + multicast in clusters of 2 and of 4 (tensor
-  // maps and the cluster launch captured too)
-  for (int T : {5, 100, 600, 601, 602}) {
+  // maps and the cluster launch captured too; their auto epilogue is the TMA store), and kernel 3 with the
+  // register epilogue (T = 603)
+  for (int T : {5, 100, 600, 601, 602, 603}) {
     const MoeCase c{"graph", T, 256, 192, 8, 2, true, 0, Route::Random};
     MoeCudaOptions opt;
-    opt.sm90_kernel = T == 601 ? 3 : (T == 602 ? 4 : 0);
+    opt.sm90_kernel = T == 601 || T == 603 ? 3 : (T == 602 ? 4 : 0);
+    opt.sm90_store = T == 603 ? 1 : 0;
     Weights w;
     std::vector<uint16_t> x1, x2;
     make_inputs(c, 11 + T, w, x1);
@@ -396,6 +404,9 @@ TEST(MoeLayerCuda, RejectsBadShapesWithAClearError) {
   MoeCudaOptions bad_kernel;
   bad_kernel.sm90_kernel = 5;
   EXPECT_THROW(MoeLayerCuda({64, 64, 8, 2, true}, 4, bad_kernel), Error);  // no such Hopper kernel
+  MoeCudaOptions bad_store;
+  bad_store.sm90_store = 4;
+  EXPECT_THROW(MoeLayerCuda({64, 64, 8, 2, true}, 4, bad_store), Error);  // no such epilogue
   EXPECT_THROW(MoeLayerCuda({64, 60, 8, 2, true}, 4), Error);   // I not a multiple of 8
   EXPECT_THROW(MoeLayerCuda({64, 64, 8, 9, true}, 4), Error);   // k > E
   EXPECT_THROW(MoeLayerCuda({64, 64, 300, 2, true}, 4), Error); // E > 256

@@ -11,6 +11,8 @@
 //    warpgroups; persistent (one CTA per SM walks the tiles). gate_up reads xs, x gathered once into permuted rows.
 //  3 as 2, in clusters of 2 CTAs on M-tiles 2j, 2j+1 that share each B (weight) tile by TMA multicast.
 //  4 as 3 with clusters of 4 CTAs (M-tiles 4j..4j+3; each run of tiles of one expert shares its B tile).
+// Kernels 2-4 have two epilogues (GroupedGemmArgs::sm90_store): bf16 stores straight from registers, or (default)
+// a staging tile in shared memory written out by asynchronous TMA stores that overlap the next tile's mainloop.
 // Requires H % 8 == 0 and I % 8 == 0; N, K and M tails are zero-filled and masked.
 #include <cuda.h>  // CUtensorMap; the encode function comes through the runtime (cudaTypedefs.h)
 #include <cudaTypedefs.h>
@@ -191,6 +193,7 @@ struct TmaParams {
   CUtensorMap ta;   // A: xs [rows, H] (gate_up) or h [rows, I] (down), box 64 (K) × 128 rows
   CUtensorMap tb0;  // gate [E,I,H] (box 64 × 128 × 1) or down [E,H,I] (box 64 × 256 × 1)
   CUtensorMap tb1;  // up [E,I,H] (gate_up only)
+  CUtensorMap tc;   // output h [rows, I] (gate_up) or y [rows, H] (down), box 64 (N) × 64 rows (TMA-store epilogue)
   GroupedGemmArgs a;
   int group_m;  // M-tiles per raster group
   int dynamic;  // 1: work units handed out in order by an atomic counter (a.sched), 0: static stride
@@ -204,8 +207,12 @@ struct WsCfg {
   static constexpr int kBM = 128, kBK = 64, kStages = 4, kThreads = 384, kGroupM = 16;
   static constexpr int kBNOut = GATED ? 128 : 256;
   static constexpr int kABytes = kBM * 128, kBBytes = 256 * 128, kStageBytes = kABytes + kBBytes;
-  // tiles (1024-aligned), stage barriers, unit barriers (2 full, 2 empty) and the 2-slot unit ring
-  static constexpr int kSmem = kStages * kStageBytes + 1024 + 2 * kStages * 8 + 4 * 8 + 2 * 4;
+  // TMA-store epilogue: one 64 × 128 bf16 staging tile per consumer warpgroup (two 128-byte-swizzled boxes of 64
+  // columns, 8 KB each), placed after the stage tiles.
+  static constexpr int kEpiBytes = 2 * 64 * 128 * 2;
+  // tiles (1024-aligned), [epilogue tiles,] stage barriers, unit barriers (2 full, 2 empty) and the 2-slot unit ring
+  static constexpr int kSmemBase = kStages * kStageBytes + 1024 + 2 * kStages * 8 + 4 * 8 + 2 * 4;
+  static constexpr int kSmem = kSmemBase + kEpiBytes;  // with the TMA-store epilogue (the launch asks for what it uses)
 };
 
 __device__ __forceinline__ void mbar_init(uint32_t bar, uint32_t count) {
@@ -287,6 +294,77 @@ __device__ __forceinline__ uint32_t ld_shared_u32(uint32_t addr) {
   return v;
 }
 
+// ---- TMA-store epilogue (kernels 2-4 with STORE) ----------------------------------------------------------------
+// Each consumer warpgroup converts its accumulators into a 64 × 128 bf16 staging tile in shared memory (two boxes
+// of 64 columns, 128-byte swizzle: a warp's 4-byte stores of 8 rows × 16 bytes land on 32 distinct banks), then one
+// thread hands it to the TMA unit (bulk tensor store, asynchronous) and the warpgroup goes on to its next tile's
+// mainloop while the stores drain; the staging tile is rewritten only after the previous stores have read it.
+// The register-to-global epilogue (store_tile) instead issues 16-32 4-byte stores per thread per half, each warp
+// instruction touching 8 rows.
+__device__ __forceinline__ void tma_store_2d(const CUtensorMap* tm, uint32_t src, int c0, int c1) {
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];\n" ::"l"(
+                   reinterpret_cast<uint64_t>(tm)),
+               "r"(src), "r"(c0), "r"(c1)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void bulk_wait_read_all() {
+  asm volatile("cp.async.bulk.wait_group.read 0;\n" ::: "memory");
+}
+__device__ __forceinline__ void bulk_wait_all() { asm volatile("cp.async.bulk.wait_group 0;\n" ::: "memory"); }
+__device__ __forceinline__ void st_shared_u32(uint32_t addr, uint32_t v) {
+  asm volatile("st.shared.u32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
+}
+__device__ __forceinline__ void named_bar(int id) {
+  asm volatile("bar.sync %0, 128;\n" ::"r"(id) : "memory");
+}
+
+// Output columns 128·HC .. 128·HC+127 of this warpgroup's 64 rows (from r0) into the staging tile `buf`, with the
+// same arithmetic as store_tile (gate_up: HC = 0, h from accumulator blocks j (gate) and j + 16 (up); down: blocks
+// 16·HC + j times sorted_w[r], which is 0 on padding rows: those are stored too, as zeros, and never read).
+template <bool GATED, int HC>
+__device__ __forceinline__ void stage_half(const GroupedGemmArgs& a, const float* acc, uint32_t buf, int r0, int w,
+                                           int lane) {
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int rl = w * 16 + (lane >> 2) + hh * 8;  // row inside the 64; rl % 8 = lane / 4
+    float wt = 1.f;
+    if constexpr (!GATED) wt = a.sorted_w[r0 + rl];
+    const uint32_t row_addr = buf + rl * 128 + (lane & 3) * 4;
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      uint32_t v;
+      if constexpr (GATED) {
+        const float h0 = silu(acc[4 * j + 2 * hh]) * acc[4 * (j + 16) + 2 * hh];
+        const float h1 = silu(acc[4 * j + 2 * hh + 1]) * acc[4 * (j + 16) + 2 * hh + 1];
+        v = pack_bf16x2(h0, h1);
+      } else {
+        constexpr int jb = 16 * HC;
+        v = pack_bf16x2(wt * acc[4 * (jb + j) + 2 * hh], wt * acc[4 * (jb + j) + 2 * hh + 1]);
+      }
+      // box j / 8, 16-byte chunk j % 8 of the row, swizzled with the row's index mod 8
+      st_shared_u32(row_addr + (j >> 3) * 8192 + (((j & 7) ^ (rl & 7)) << 4), v);
+    }
+  }
+}
+
+template <bool GATED, int HC>
+__device__ __forceinline__ void store_half_tma(const CUtensorMap* tc, const GroupedGemmArgs& a, const float* acc,
+                                               uint32_t buf, int r0, int n0, int N, int c, int w, int lane,
+                                               bool signaller) {
+  if (signaller) bulk_wait_read_all();  // the previous stores from `buf` have read it
+  named_bar(3 + c);
+  stage_half<GATED, HC>(a, acc, buf, r0, w, lane);
+  fence_proxy_async();  // the generic-proxy writes are visible to the TMA unit
+  named_bar(3 + c);
+  if (signaller) {
+    const int col = n0 + 128 * HC;
+    if (col < N) tma_store_2d(tc, buf, col, r0);  // columns past N (and rows past the map) are clipped
+    if (col + 64 < N) tma_store_2d(tc, buf + 8192, col + 64, r0);
+    bulk_commit();
+  }
+}
+
 // CL = 1: one CTA per tile. CL = 2 or 4: clusters of CL CTAs take M-tiles CL·j + rank at the same N-tile. The B
 // (weight) tile is cut into max(CL, 2) slices (one tensor-map box each); the ranks whose tiles belong to
 // one expert (a run of consecutive ranks; an unused tile joins the run before it) each fetch every L-th slice (L =
@@ -294,7 +372,8 @@ __device__ __forceinline__ uint32_t ld_shared_u32(uint32_t addr) {
 // refilled only after the consumers of all CL CTAs released it (empty barrier: 2 warpgroups × CL CTAs), so the
 // cluster walks its k-tiles in lockstep; a CTA whose own tile is unused still loads and releases its stages but
 // skips the wgmma and the stores.
-template <bool GATED, int CL>
+// STORE: the TMA-store epilogue above instead of store_tile (same values, same bits).
+template <bool GATED, int CL, bool STORE>
 __global__ void __launch_bounds__(384, 1) grouped_gemm_sm90_ws(const __grid_constant__ TmaParams p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = WsCfg<GATED>;
@@ -310,7 +389,8 @@ __global__ void __launch_bounds__(384, 1) grouped_gemm_sm90_ws(const __grid_cons
 
   extern __shared__ uint8_t smem_raw[];
   const uint32_t sbase = (uint32_t(__cvta_generic_to_shared(smem_raw)) + 1023u) & ~1023u;
-  const uint32_t full0 = sbase + C::kStages * C::kStageBytes, empty0 = full0 + 8 * C::kStages;
+  const uint32_t ebase = sbase + C::kStages * C::kStageBytes;  // staging tiles of the TMA-store epilogue
+  const uint32_t full0 = ebase + (STORE ? C::kEpiBytes : 0), empty0 = full0 + 8 * C::kStages;
   const uint32_t ufull0 = empty0 + 8 * C::kStages, uempty0 = ufull0 + 16, uring0 = uempty0 + 16;
   const int tid = threadIdx.x, wg = tid >> 7;
   if (tid == 0) {
@@ -487,8 +567,19 @@ __global__ void __launch_bounds__(384, 1) grouped_gemm_sm90_ws(const __grid_cons
       wgmma_wait<0>();
       fence_regs(acc);
       release(prev);
-      if (compute) store_tile<GATED>(a, acc, w.m_tile * C::kBM + c * 64, w.n0, N, warp, lane);
+      if (compute) {
+        const int r0 = w.m_tile * C::kBM + c * 64;
+        if constexpr (STORE) {
+          const uint32_t buf = ebase + c * (C::kEpiBytes / 2);
+          store_half_tma<GATED, 0>(&p.tc, a, acc, buf, r0, w.n0, N, c, warp, lane, signaller);
+          if constexpr (!GATED) store_half_tma<GATED, 1>(&p.tc, a, acc, buf, r0, w.n0, N, c, warp, lane, signaller);
+        } else {
+          store_tile<GATED>(a, acc, r0, w.n0, N, warp, lane);
+        }
+      }
     }
+    if constexpr (STORE)
+      if (signaller) bulk_wait_all();  // the last stores have completed before the CTA (and its smem) goes away
   }
   if constexpr (MC) cluster_sync_all();  // no CTA leaves while a peer may still signal its barriers
 #else
@@ -534,7 +625,7 @@ CUtensorMap make_map(const void* base, int rank, const cuuint64_t* dims, const c
   return m;
 }
 
-template <bool GATED, int CL>
+template <bool GATED, int CL, bool STORE>
 void launch_sm90_ws(const GroupedGemmArgs& a, cudaStream_t s) {
   using C = WsCfg<GATED>;
   const int N = GATED ? a.I : a.H, K = GATED ? a.H : a.I;
@@ -560,6 +651,12 @@ void launch_sm90_ws(const GroupedGemmArgs& a, cudaStream_t s) {
   const cuuint32_t bb[3] = {64, 256 / (CL > 2 ? CL : 2), 1};  // one B slice (see the kernel)
   p.tb0 = make_map(GATED ? a.gate : a.down, 3, db, sb, bb);
   p.tb1 = GATED ? make_map(a.up, 3, db, sb, bb) : p.tb0;
+  if constexpr (STORE) {
+    const cuuint64_t dc[2] = {cuuint64_t(N), rows}, sc[1] = {cuuint64_t(N) * 2};
+    const cuuint32_t bc[2] = {64, 64};
+    p.tc = make_map(GATED ? static_cast<const void*>(a.h) : a.y, 2, dc, sc, bc);
+  }
+  constexpr int smem = STORE ? C::kSmem : C::kSmemBase;
   int dev = 0, sms = 0;
   WATTMOE_CUDA_CALL(cudaGetDevice(&dev));
   WATTMOE_CUDA_CALL(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
@@ -567,7 +664,7 @@ void launch_sm90_ws(const GroupedGemmArgs& a, cudaStream_t s) {
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = dim3(unsigned(sms / CL * CL));
     cfg.blockDim = dim3(C::kThreads);
-    cfg.dynamicSmemBytes = C::kSmem;
+    cfg.dynamicSmemBytes = smem;
     cfg.stream = s;
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeClusterDimension;
@@ -580,12 +677,13 @@ void launch_sm90_ws(const GroupedGemmArgs& a, cudaStream_t s) {
     // cluster, and a grid of sms/CL clusters would run its last clusters as a second wave.
     static int max_clusters = 0;  // per process (one device kind) and instantiation
     if (!max_clusters)
-      WATTMOE_CUDA_CALL(cudaOccupancyMaxActiveClusters(&max_clusters, grouped_gemm_sm90_ws<GATED, CL>, &cfg));
+      WATTMOE_CUDA_CALL(
+          cudaOccupancyMaxActiveClusters(&max_clusters, grouped_gemm_sm90_ws<GATED, CL, STORE>, &cfg));
     cfg.gridDim = dim3(unsigned(CL) * unsigned(std::min<long long>(units, std::max(max_clusters, 1))));
-    WATTMOE_CUDA_CALL(cudaLaunchKernelEx(&cfg, grouped_gemm_sm90_ws<GATED, CL>, p));
+    WATTMOE_CUDA_CALL(cudaLaunchKernelEx(&cfg, grouped_gemm_sm90_ws<GATED, CL, STORE>, p));
   } else {
     const unsigned grid = unsigned(std::min<long long>(units, sms));
-    grouped_gemm_sm90_ws<GATED, 1><<<grid, C::kThreads, C::kSmem, s>>>(p);
+    grouped_gemm_sm90_ws<GATED, 1, STORE><<<grid, C::kThreads, smem, s>>>(p);
     WATTMOE_CUDA_LAUNCHED();
   }
 }
@@ -608,9 +706,18 @@ void launch_variant(const GroupedGemmArgs& a, cudaStream_t s) {
   // (T=2048: 2.59 vs 2.74 ms TMA, 2.82 cp.async; T=4096: 5.13 vs 5.36 / 5.39 ms).
   if (v == 0) v = a.pairs < 4096 ? 1 : 3;
   if (v == 1) return launch_sm90<GATED>(a, s);
-  if (v == 2) return launch_sm90_ws<GATED, 1>(a, s);
-  if (v == 3) return launch_sm90_ws<GATED, 2>(a, s);
-  launch_sm90_ws<GATED, 4>(a, s);
+  // Epilogue of kernels 2-4 (MoeCudaOptions::sm90_store): 1 registers, 2 TMA store in gate_up only, 3 TMA store
+  // in both; auto = 3 (kernel 3, H200, same call, 20 forwards back to back, 3 runs each: T=4096 4.79 vs 5.01 ms,
+  // T=16384 18.35 vs 18.85 ms against registers; 2 sat between; H100, 5 runs each: −2.6% / −4.0%, T=2048 −0.8%).
+  const int st = a.sm90_store == 0 ? 3 : a.sm90_store;
+  if (GATED ? st >= 2 : st == 3) {
+    if (v == 2) return launch_sm90_ws<GATED, 1, true>(a, s);
+    if (v == 3) return launch_sm90_ws<GATED, 2, true>(a, s);
+    return launch_sm90_ws<GATED, 4, true>(a, s);
+  }
+  if (v == 2) return launch_sm90_ws<GATED, 1, false>(a, s);
+  if (v == 3) return launch_sm90_ws<GATED, 2, false>(a, s);
+  launch_sm90_ws<GATED, 4, false>(a, s);
 }
 
 template <typename F>
@@ -623,12 +730,18 @@ void allow_smem(F* kernel, int bytes) {
 void prepare_gemm_sm90_kernels() {
   allow_smem(grouped_gemm_sm90<true>, Sm90Cfg<true>::kSmem);
   allow_smem(grouped_gemm_sm90<false>, Sm90Cfg<false>::kSmem);
-  allow_smem(grouped_gemm_sm90_ws<true, 1>, WsCfg<true>::kSmem);
-  allow_smem(grouped_gemm_sm90_ws<false, 1>, WsCfg<false>::kSmem);
-  allow_smem(grouped_gemm_sm90_ws<true, 2>, WsCfg<true>::kSmem);
-  allow_smem(grouped_gemm_sm90_ws<false, 2>, WsCfg<false>::kSmem);
-  allow_smem(grouped_gemm_sm90_ws<true, 4>, WsCfg<true>::kSmem);
-  allow_smem(grouped_gemm_sm90_ws<false, 4>, WsCfg<false>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<true, 1, false>, WsCfg<true>::kSmemBase);
+  allow_smem(grouped_gemm_sm90_ws<false, 1, false>, WsCfg<false>::kSmemBase);
+  allow_smem(grouped_gemm_sm90_ws<true, 2, false>, WsCfg<true>::kSmemBase);
+  allow_smem(grouped_gemm_sm90_ws<false, 2, false>, WsCfg<false>::kSmemBase);
+  allow_smem(grouped_gemm_sm90_ws<true, 4, false>, WsCfg<true>::kSmemBase);
+  allow_smem(grouped_gemm_sm90_ws<false, 4, false>, WsCfg<false>::kSmemBase);
+  allow_smem(grouped_gemm_sm90_ws<true, 1, true>, WsCfg<true>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<false, 1, true>, WsCfg<false>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<true, 2, true>, WsCfg<true>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<false, 2, true>, WsCfg<false>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<true, 4, true>, WsCfg<true>::kSmem);
+  allow_smem(grouped_gemm_sm90_ws<false, 4, true>, WsCfg<false>::kSmem);
 }
 void launch_gate_up_sm90(const GroupedGemmArgs& a, cudaStream_t s) { launch_variant<true>(a, s); }
 void launch_down_sm90(const GroupedGemmArgs& a, cudaStream_t s) { launch_variant<false>(a, s); }

@@ -65,7 +65,8 @@ void launch_combine(const bf16* y, const int* inv, int T, int k, int H, bf16* ou
 //  gate_up: h[r, i] = bf16( silu(x[tok_r]·gate[e,i]) · (x[tok_r]·up[e,i]) ), x rows gathered through sorted_token
 //           (padding rows read as zeros and give h = 0, except in 64-row halves of padding that the sm90 TMA kernels
 //           skip: there h is left as it was, and down skips the same halves).
-//  down:    y[r, n] = bf16( sorted_w[r] · Σ_i h[r,i]·down[e,n,i] ), written for real rows only.
+//  down:    y[r, n] = bf16( sorted_w[r] · Σ_i h[r,i]·down[e,n,i] ), written for real rows (the sm90 TMA-store
+//           epilogue also writes the padding rows of the 64-row halves it computes, as zeros; nothing reads them).
 // Requirements (checked by the host API): H % 8 == 0 and I % 8 == 0 (16-byte rows).
 struct GroupedGemmArgs {
   const bf16* x;
@@ -84,6 +85,8 @@ struct GroupedGemmArgs {
   int sm90_kernel;  // MoeCudaOptions::sm90_kernel: 0 auto, 1 cp.async, 2 TMA, 3 / 4 TMA + multicast in clusters of 2 / 4
   int* sched;       // [2] tile counters of the persistent sm90 TMA kernels (gate_up, down); zeroed by their gather
   bool static_schedule;  // MoeCudaOptions::sm90_static_schedule (fixed-stride order, no padding skip)
+  int sm90_store = 0;    // MoeCudaOptions::sm90_store: epilogue of kernels 2-4 (0 auto = 3, 1 registers, 2 TMA store in
+                         // gate_up, 3 in both; with 3, down also writes its padding rows of used halves, as zeros)
 };
 // Raise the kernels' dynamic shared-memory limits on the current device; call once per device before launching
 // (the sm90 one only on compute capability 9.x).

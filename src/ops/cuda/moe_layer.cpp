@@ -60,6 +60,8 @@ MoeLayerCuda::MoeLayerCuda(const MoeShape& shape, int max_tokens, const MoeCudaO
                   "MoeLayerCuda: block_m {} must be 0 (auto), 64 or 128", opt.block_m);
   WATTMOE_REQUIRE(opt.sm90_kernel >= 0 && opt.sm90_kernel <= 4, "MoeLayerCuda: sm90_kernel {} must be in 0..4",
                   opt.sm90_kernel);
+  WATTMOE_REQUIRE(opt.sm90_store >= 0 && opt.sm90_store <= 3, "MoeLayerCuda: sm90_store {} must be in 0..3",
+                  opt.sm90_store);
   WATTMOE_REQUIRE((long long)max_tokens * k < (1ll << 30), "MoeLayerCuda: max_tokens {} × k {} too large", max_tokens,
                   k);
 
@@ -193,7 +195,7 @@ void MoeLayerCuda::forward(const void* x, void* out, int T, cudaStream_t stream)
   auto* xs = sm90_ ? reinterpret_cast<bf16*>(ws + off_xs_) : nullptr;
   auto* sched = reinterpret_cast<int*>(ws + off_sched_);
   const cuda::GroupedGemmArgs g{xb, wg, wu, wd, stok, sw, tile_e, H, I, tiles, bm, h, y, E, xs, T * k,
-                                opt_.sm90_kernel, sched, opt_.sm90_static_schedule};
+                                opt_.sm90_kernel, sched, opt_.sm90_static_schedule, opt_.sm90_store};
   {
     NvtxRange r(opt_.name + ".gate_up");
     bm == 128 ? cuda::launch_gate_up_sm90(g, stream) : cuda::launch_gate_up(g, stream);
