@@ -56,7 +56,8 @@ void validate_adapter_config(const AdapterConfig& c, const ModelConfig& base) {
   WATTMOE_REQUIRE(c.teacher || !c.predict_with_teacher, "predict_with_teacher needs the EMA teacher (teacher = true)");
 }
 
-TestTimeAdapter::TestTimeAdapter(const ModelConfig& base, const float* base_params, AdapterConfig cfg)
+TestTimeAdapter::TestTimeAdapter(const ModelConfig& base, const float* base_params, AdapterConfig cfg,
+                                 const AdaptModelFactory& make_model)
     : cfg_(std::move(cfg)), triggers_((validate_adapter_config(cfg_, base), cfg_.triggers)), guard_(cfg_.guard),
       source_guard_(cfg_.source_guard), replay_(cfg_.replay) {
   if (cfg_.lora_rank > 0) {
@@ -78,6 +79,8 @@ TestTimeAdapter::TestTimeAdapter(const ModelConfig& base, const float* base_para
                                           group_lr_ranges(cfg_.groups, mc, layout, cfg_.optim));
   if (cfg_.drift.enabled) drift_ = std::make_unique<PageHinkley>(cfg_.drift.test);
   if (cfg_.teacher) teacher_ = std::make_unique<EmaTeacher>(cfg_.teacher_momentum, ranges_, source_);
+  net_ = make_model ? make_model(mc, source_.data(), mask_, ranges_) : std::make_unique<CpuAdaptModel>(mc, mask_);
+  WATTMOE_CHECK(net_ != nullptr);
 }
 
 void TestTimeAdapter::set_expert_costs(LayerCosts costs) {
@@ -90,6 +93,7 @@ void TestTimeAdapter::reset() {
     std::copy(source_.begin() + r.offset, source_.begin() + r.offset + r.numel, params_.begin() + r.offset);
   opt_->reset();
   if (teacher_) teacher_->reset(source_.data());
+  net_->weights_changed();
   adapted_ = false;
 }
 
@@ -106,16 +110,17 @@ LossComponents TestTimeAdapter::adapt_steps(const int32_t* ids, int S, const Rou
   const LayerCosts* costs = cfg_.expert_costs.empty() ? nullptr : &cfg_.expert_costs;
   LossComponents first;
   for (int step = 0; step < cfg_.steps_per_window; ++step) {
-    if (step > 0 || !acts_ready) model_->forward(params_.data(), inputs, B, S, acts_, nullptr, select);
+    if (step > 0 || !acts_ready) net_->forward(params_.data(), inputs, B, S, select);
     for (const ParamRange& g : ranges_) std::fill(grads_.begin() + g.offset, grads_.begin() + g.offset + g.numel, 0.f);
-    LossComponents lc = adapt_loss<float>(*model_, acts_, targets, cfg_.objective, costs, dlogits_);
+    LossComponents lc = net_->loss(targets, cfg_.objective, costs);
     if (cfg_.objective.anchor > 0) {
       lc.anchor = l2_anchor<float>(params_.data(), source_.data(), ranges_, cfg_.objective.anchor, grads_.data());
       lc.total += cfg_.objective.anchor * lc.anchor;
     }
-    model_->backward(params_.data(), inputs, dlogits_.data(), acts_, grads_.data(), &mask_);
+    net_->backward(params_.data(), inputs, grads_.data());
     const double norm = opt_->step(params_.data(), grads_.data());
     if (teacher_) teacher_->update(params_.data());
+    net_->weights_changed();
     adapted_ = true;
     if (step == 0) first = lc;
     if (r) r->steps = step + 1, r->grad_norm = norm, r->batch = B;
@@ -138,7 +143,7 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const RouterSe
   const float* tested = by_teacher ? teacher_->params() : params_.data();
   const bool probation = source_guard_.on_probation() && was_adapted;
   r.probation = probation;
-  WindowScore ws = score_window(*model_, probation ? source_.data() : tested, ids, S, select, acts_);
+  WindowScore ws = net_->score(probation ? source_.data() : tested, ids, S, select);
   r.infer_seconds = timer.seconds();
   timer.reset();
   r.nats = ws.nats, r.tokens = ws.tokens, r.entropy = ws.entropy, r.experts_per_token = ws.experts_per_token;
@@ -152,15 +157,14 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const RouterSe
   r.suspended = source_guard_.begin_window() && d.fire;
 
   // The comparison with θ₀: on probation the tested weights' score of this window (before adapting on it), live every
-  // check_every-th window the source's (after adapting: acts_ is free then).
+  // check_every-th window the source's (after adapting: the last forward is free then).
   const bool compare = source_guard_.due(was_adapted);
   if (compare && probation) {
     r.source_nats = r.nats;
-    r.tested_nats = score_window(*model_, tested, ids, S, select, acts_).nats;
+    r.tested_nats = net_->score(tested, ids, S, select).nats;
   }
   if (d.fire && !r.suspended) {
     const bool measure = cfg_.triggers.adaptive;
-    const int V = model_->config().vocab_size;
     // The student's activations and loss before adapting: the scoring forward's, unless the teacher or the source
     // scored (then the student's forward on probation, else a fresh one).
     bool acts_ready = !by_teacher && !probation;
@@ -168,22 +172,22 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const RouterSe
     if (!by_teacher && compare && probation) {
       acts_ready = true, before = r.tested_nats / double(r.tokens);
     } else if (!acts_ready) {
-      model_->forward(params_.data(), ids, 1, S, acts_, nullptr, select);
-      before = next_token_nll<float>(acts_.logits.data(), ids + 1, S, V, 0, nullptr);
+      net_->forward(params_.data(), ids, 1, S, select);
+      before = net_->mean_nll(ids + 1);
       acts_ready = true;
     }
     r.loss = adapt_steps(ids, S, select, acts_ready, &r);
     r.adapted = true;
     if (measure) {
-      model_->forward(params_.data(), ids, 1, S, acts_, nullptr, select);
-      const double after = next_token_nll<float>(acts_.logits.data(), ids + 1, S, V, 0, nullptr);
+      net_->forward(params_.data(), ids, 1, S, select);
+      const double after = net_->mean_nll(ids + 1);
       r.gain = before > 0 ? (before - after) / before : 0;
       triggers_.report_gain(r.gain);
     }
   }
   if (compare && !probation) {
     r.tested_nats = r.nats;
-    r.source_nats = score_window(*model_, source_.data(), ids, S, select, acts_).nats;
+    r.source_nats = net_->score(source_.data(), ids, S, select).nats;
   }
 
   // Reasons to reset, the first wins. The collapse guard judges the reported weights only when they are adapted.

@@ -23,6 +23,11 @@
 //      drift alarm with reset_on_drift, or episodic mode (the first reason wins) resets θ to the source weights θ₀
 //      and the optimizer (and teacher) state.
 // infer_seconds covers step 1; adapt_seconds everything after it (steady clock), the source check's forward included.
+//
+// Where the network runs: the adapter keeps θ, θ₀, the gradients, optimiser, teacher and guards on the host and asks an
+// AdaptModel (adapt/adapt_model.h) for forwards, scores, objectives and backward passes — by default the CPU model
+// (CpuAdaptModel), or any factory's, e.g. the GPU's (gpu/adapt_model_cuda.h: per step only the trainable ranges'
+// gradients come down and their new values go up).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -32,6 +37,7 @@
 #include <vector>
 
 #include "adapt/adapt_loss.h"
+#include "adapt/adapt_model.h"
 #include "adapt/adapt_optimizer.h"
 #include "adapt/page_hinkley.h"
 #include "adapt/param_groups.h"
@@ -101,8 +107,10 @@ struct WindowOutcome {
 
 class TestTimeAdapter {
  public:
-  // base_params: base.num_parameters() values in ParamLayout::build(base) order (copied).
-  TestTimeAdapter(const ModelConfig& base, const float* base_params, AdapterConfig cfg);
+  // base_params: base.num_parameters() values in ParamLayout::build(base) order (copied). make_model: where the
+  // network runs (null: the CPU model, CpuAdaptModel).
+  TestTimeAdapter(const ModelConfig& base, const float* base_params, AdapterConfig cfg,
+                  const AdaptModelFactory& make_model = nullptr);
   TestTimeAdapter(const TestTimeAdapter&) = delete;
   TestTimeAdapter& operator=(const TestTimeAdapter&) = delete;
 
@@ -117,7 +125,7 @@ class TestTimeAdapter {
   void reset();  // θ ← θ₀, fresh optimizer state, teacher ← θ₀ (the replay buffer keeps its revealed windows)
   void set_expert_costs(LayerCosts costs);  // validated; used by the energy objective from the next step on
 
-  const Transformer<float>& model() const { return *model_; }
+  const Transformer<float>& model() const { return *model_; }  // the CPU model of the adapted config (its maths)
   const ModelConfig& model_config() const { return model_->config(); }
   const std::vector<float>& params() const { return params_; }
   const std::vector<float>& source() const { return source_; }
@@ -138,6 +146,7 @@ class TestTimeAdapter {
 
   AdapterConfig cfg_;
   std::unique_ptr<Transformer<float>> model_;
+  std::unique_ptr<AdaptModel> net_;  // where forwards and backwards run
   std::vector<float> params_, source_, grads_;
   std::vector<ParamRange> ranges_;
   GradMask mask_;
@@ -148,8 +157,6 @@ class TestTimeAdapter {
   SourceGuard source_guard_;
   std::unique_ptr<EmaTeacher> teacher_;
   ReplayBuffer replay_;
-  Activations<float> acts_;
-  std::vector<float> dlogits_;
   int64_t window_ = 0, resets_ = 0, source_checks_ = 0;
   bool adapted_ = false;
 };

@@ -3,8 +3,8 @@
 // itself online (TestTimeAdapter). Everything it decides is logged per window as JSONL; a summary JSON goes to stdout
 // (or --summary). The model runs on the CPU, or with --device cuda its forward runs on the GPU (TransformerCuda, fp32
 // or --precision bf16, whose MoE layers run on the fused kernels where --moe-kernels allows and the routing is plain
-// top-k without a budget; routing, the controller, the plant and the logs unchanged; --ttt stays CPU-only for now);
-// power, energy and
+// top-k without a budget; routing, the controller, the plant and the logs unchanged; with --ttt the adapted model runs
+// there too: gpu/adapt_model_cuda.h, host routing, the adapter's optimiser and guards on the host); power, energy and
 // temperature come from the plant fed the work each window would put on a GPU (cli/plant.h): the simulated GPU (--plant sim, labelled simulated) or, in a CUDA build,
 // the real GPU running that work with Mixtral-shaped experts and measured with NVML (--plant cuda, labelled measured).
 #include <cmath>
@@ -28,6 +28,7 @@
 #include "io/atomic_file.h"
 #include "model/checkpoint.h"
 #if WATTMOE_WITH_CUDA
+#include "gpu/adapt_model_cuda.h"
 #include "gpu/stream_cuda.h"
 #endif
 
@@ -191,12 +192,12 @@ void run_run(const RunArgs& a) {
   WATTMOE_REQUIRE(a.power_budget >= 0 && a.energy_budget >= 0 && std::isfinite(a.power_budget) &&
                       std::isfinite(a.energy_budget),
                   "--power-budget/--energy-budget must be > 0 (got {} W, {} J/token)", a.power_budget, a.energy_budget);
-  // Adapting on the GPU (the adapter's groups, LoRA, optimisers, teacher and guards) is not wired yet: refuse rather
-  // than score on the GPU and adapt a CPU copy that the GPU never sees.
-  WATTMOE_REQUIRE(!(a.ttt && a.device == "cuda"),
-                  "--ttt runs on the CPU only for now: use --device cpu with --ttt, or drop --ttt for --device cuda");
   const bool cuda = use_cuda_device(a.device);  // before any work: a GPU-less machine or CPU-only build fails here
   check_device_flags(a.moe_kernels, a.precision, cuda);
+  // Adapting needs backward, which the fused MoE kernels (inference only, no LoRA) do not have: host routing.
+  WATTMOE_REQUIRE(!(a.ttt && a.moe_kernels == "fused"),
+                  "--ttt with --moe-kernels fused: the fused MoE kernels are inference-only (no backward, no LoRA); "
+                  "use --moe-kernels host or auto (auto picks host routing with --ttt)");
   check_plant(a.plant);  // before any work: a CPU-only build or machine fails here for --plant cuda
   const double period_s = std::isnan(a.period_s) ? default_step_period(a.plant) : a.period_s;
   WATTMOE_REQUIRE(a.streams >= 1 && period_s > 0 && std::isfinite(period_s),
@@ -244,7 +245,12 @@ void run_run(const RunArgs& a) {
 
   std::unique_ptr<TestTimeAdapter> adapter;
   if (a.ttt) {
-    adapter = std::make_unique<TestTimeAdapter>(m.config, m.params.data(), adapter_config(a, routing, tokens_per_step));
+    AdaptModelFactory where;  // null: the CPU model
+#if WATTMOE_WITH_CUDA
+    if (cuda) where = gpu::cuda_adapt_model_factory(a.precision);  // the adapted model on GPU 0 (fp32 or bf16)
+#endif
+    adapter = std::make_unique<TestTimeAdapter>(m.config, m.params.data(), adapter_config(a, routing, tokens_per_step),
+                                                where);
   }
 
   std::ofstream log;
@@ -331,9 +337,9 @@ void run_run(const RunArgs& a) {
       res = gpu::run_stream_cuda(model, stream, opt, control, on_window);
     }
   };
-  if (cuda) gpu::with_gpu_model(m.config, a.precision, run_gpu);
+  if (cuda && !adapter) gpu::with_gpu_model(m.config, a.precision, run_gpu);
 #endif
-  if (!cuda)
+  if (!cuda || adapter)
     res = adapter ? run_stream(*adapter, stream, opt, control, on_window)
                   : run_stream(Transformer<float>(m.config), m.params.data(), stream, opt, control, on_window);
   if (log.is_open()) {
@@ -391,7 +397,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--log", a->log, "per-window JSONL log");
   cmd->add_option("--summary", a->summary, "write the summary JSON here instead of stdout");
   cmd->add_option("--device", a->device,
-                  "cpu (default) or cuda (each window's forward on GPU 0; --ttt needs cpu)")->capture_default_str();
+                  "cpu (default) or cuda (each window's forward, and with --ttt the adaptation, on GPU 0)")
+      ->capture_default_str();
   add_precision_flag(cmd, a->precision);
   add_moe_kernels_flag(cmd, a->moe_kernels);
   cmd->add_option("--compare-windows", a->compare_windows, "windows in the first/last expert-use matrices")

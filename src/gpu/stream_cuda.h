@@ -3,8 +3,8 @@
 // forward on ids[0..S-1] (B = 1) with the control's router selection (routing runs on the host, so every policy and
 // controller decision applies unchanged), Σ NLL of ids[1..S] in nats, the mean next-token entropy, the (token, expert)
 // pairs per MoE layer and the experts per token. Only the summation order of fp32 maths differs from the CPU.
-// No adaptation: test-time training runs on the CPU only for now. With the fused MoE kernels
-// (set_moe_kernels(MoeKernels::Fused)) the control's select must stay null (the device routes by plain top-k) and
+// No adaptation here: test-time training on the GPU is TestTimeAdapter over gpu/adapt_model_cuda.h (run_stream).
+// With the fused MoE kernels (set_moe_kernels(MoeKernels::Fused)) the control's select must stay null (the device routes by plain top-k) and
 // `observe` sees each MoE layer's routing after every window's forward (gpu/routing_observer.h).
 #pragma once
 #include "adapt/stream.h"

@@ -160,6 +160,10 @@ class TransformerCudaT {
   // Routing of layer l in the last forward (host; empty vectors for dense layers). After a fused forward the first
   // call waits for the forward's routing copy (one stream synchronisation per forward).
   const HostRouting& routing(int layer) const;
+  // Layer l's ∂L/∂(router logits) [N, E] (host) that the next backward adds to what flows back through the route
+  // weights: zeroed by forward (empty for dense layers and after a fused forward); router_aux_losses adds into it, and
+  // so may the caller (the test-time objectives of adapt/router_objectives.h, gpu/adapt_model_cuda.h).
+  std::vector<float>& router_grad(int layer) { return host_.at(size_t(layer)).drouter; }
 
   // Why MoeLayerCuda cannot run this model's MoE layers exactly (empty when it can; see the header comment).
   std::string fused_moe_unsupported() const;

@@ -2,8 +2,8 @@
 # `wattmoe run --device`: `cpu` runs and says so in the summary; `cuda` with no usable GPU fails at once with one
 # clear error line and a non-zero exit (never a signal), whether this wattmoe was built without CUDA or with it (CI
 # builds with nvcc but has no GPU; CUDA_VISIBLE_DEVICES="" hides any GPU so the test means the same everywhere), and
-# before any work (no log written); an unknown device name is an error; --ttt with --device cuda is refused (TTT runs
-# on the CPU only for now) whatever the machine has. The GPU comparison is tests/gpu/run_device_cuda.sh.
+# before any work (no log written), --ttt included; an unknown device name is an error. The GPU comparisons are
+# tests/gpu/run_device_cuda.sh and (with --ttt) tests/gpu/run_ttt_cuda.sh.
 # Usage: bash run_device.sh <path-to-wattmoe> <source-dir>
 set -u
 BIN=${1:?usage: run_device.sh <wattmoe> <source-dir>}
@@ -47,7 +47,7 @@ run_refused "$cuda_msg" --device cuda
 run_refused "$cuda_msg" --device cuda --power-budget 300
 run_refused "--device gpu: expected cpu or cuda" --device gpu
 run_refused "--device tpu: expected cpu or cuda" --device tpu --ttt
-run_refused "--ttt runs on the CPU only for now" --device cuda --ttt
-run_refused "--ttt runs on the CPU only for now" --ttt --ttt-groups router --device cuda --power-budget 300
+run_refused "$cuda_msg" --device cuda --ttt
+run_refused "$cuda_msg" --ttt --ttt-groups router --device cuda --power-budget 300
 
 finish run_device

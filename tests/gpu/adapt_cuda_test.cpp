@@ -1,0 +1,234 @@
+// Test-time training with the model on the GPU (gpu::CudaAdaptModel behind TestTimeAdapter, fp32) against the same
+// adapter on the CPU model: the same config, stream and windows through TestTimeAdapter::process, then reset.
+// Cases: an odd-sized random Mixtral (V 53, H 37, head_dim 6, I 23, 5 experts, LoRA rank 3 added by the adapter) and
+// the shipped models/kjv-small (the tuned `run --ttt` setting: AdamW β₁ 0, lr 1e-2 decaying, per-group rates, rank 8);
+// groups router+norms+LoRA; objectives: next-token NLL, gated entropy (+NLL), expected expert energy + load balance
+// (+NLL); a routing policy chosen on the host; plus the source guard (θ₀ scored beside θ, probation) and the EMA teacher, which switch the weights the
+// device holds between θ, θ₀ and θ_T within a window.
+//
+// What may differ, and the tolerances (derived, not tuned):
+//   - Window 0 is scored with θ₀ on both sides: fp32 summation order only. model_parity_test.cpp bounds logits to
+//     2e-5 of max|logit| and a loss to 1e-5 relative (kTolLoss), so window nats agree to kScore = 1e-5 relative.
+//   - One step's gradient agrees to 1e-4 of each tensor's max |g| (model_parity_test.cpp kTolGrad), so an update does
+//     to ~1e-4 of its size (SGD: linear in g; AdamW: g/√v̂ is scale-free, the error stays relative except for elements
+//     whose |g| is at the noise floor, which Adam may move by ±lr — rare, and weighed in L2 below). Over N steps the
+//     per-step errors add (≤ N·1e-4 of Σ‖step‖) and are carried by the next gradients with a factor ≈ 1 + lr·‖H‖ per
+//     step (≈ 1: each step changes the loss by a few % at most). We allow kDrift = 1e-3 for
+//     ‖θ_gpu − θ_cpu‖₂ / ‖θ_cpu − θ₀‖₂ over the trainable elements after N = 8 windows (the 8·1e-4 of that sum plus
+//     some growth); measured values are printed.
+//   - The objective values of a window's first step (loss components): kScore, plus what the drift changes — at most
+//     kDrift of the component's own size (adaptation changes each by less than 100% of its value).
+//   - A later window's nats: with θ_gpu = θ_cpu + δ and ‖δ‖ ≤ kDrift·‖θ − θ₀‖, the loss moves by ≲ kDrift of what
+//     adaptation moved it (|L(θ) − L(θ₀)|, to first order), plus the forward's kScore:
+//     |nats_gpu − nats_cpu| ≤ kScore·nats_cpu + kDrift·|nats_cpu − nats_θ₀| + 1e-9 (θ₀'s score from the CPU).
+//   - Routing (expert counts) must match exactly, window by window (a near-tie flip would show up and is reported).
+//   - reset(): both return to exactly θ₀ (host vectors equal bit for bit) and the next window is scored with θ₀ on
+//     the device (the cache of loaded weights was invalidated), so it agrees to kScore again.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "../adapt/adapt_test_util.h"
+#include "adapt/adapter.h"
+#include "adapt/window_score.h"
+#include "gpu/adapt_model_cuda.h"
+#include "model/checkpoint.h"
+#include "ops/cuda/context.h"
+
+namespace wattmoe {
+namespace {
+
+constexpr double kScore = 1e-5, kDrift = 1e-3;
+
+#define SKIP_WITHOUT_GPU() \
+  if (!::wattmoe::cuda::device_available()) GTEST_SKIP() << "no CUDA device"
+
+ModelConfig odd_mixtral() {
+  ModelConfig c = test::mixtral_config(2);
+  c.vocab_size = 53, c.hidden_size = 37, c.num_heads = 4, c.num_kv_heads = 2, c.head_dim = 6;
+  c.intermediate_size = c.moe_intermediate_size = 23, c.num_experts = 5, c.top_k = 2;
+  return c;
+}
+
+// Top-2 over experts 0 .. E−2 (expert E−1 never chosen); every third token keeps one slot (the second −1).
+RouterSelect<float> dead_expert_policy(int E) {
+  return [E](int, const float*, const float* probs, int64_t n, Routing& out) {
+    out.reset(n, 2, E);
+    for (int64_t t = 0; t < n; ++t) {
+      int best = -1, second = -1;
+      for (int e = 0; e < E - 1; ++e) {
+        const float q = probs[t * E + e];
+        if (best < 0 || q > probs[t * E + best]) second = best, best = e;
+        else if (second < 0 || q > probs[t * E + second]) second = e;
+      }
+      out.expert[size_t(t * 2)] = best;
+      out.expert[size_t(t * 2 + 1)] = t % 3 == 2 ? -1 : second;
+    }
+    out.recount();
+  };
+}
+
+struct Objective {
+  std::string name;
+  ObjectiveWeights w;
+};
+
+std::vector<Objective> objectives(int E) {
+  std::vector<Objective> o;
+  o.push_back({"nll", {}});
+  ObjectiveWeights ent;
+  ent.entropy = 0.5, ent.entropy_gate = 1e9;  // every token kept: the gradient is never empty
+  o.push_back({"nll+entropy", ent});
+  ObjectiveWeights en;
+  en.energy = 0.3, en.load_balance = 0.05;
+  o.push_back({"nll+energy+lb", en});
+  (void)E;
+  return o;
+}
+
+LayerCosts some_costs(int E) {
+  LayerCosts c(1);
+  for (int e = 0; e < E; ++e) c[0].push_back(1.0 + 0.37 * e);
+  return c;
+}
+
+double l2(const std::vector<float>& a, const std::vector<float>& b, const std::vector<ParamRange>& ranges) {
+  double s = 0;
+  for (const ParamRange& r : ranges)
+    for (int64_t i = r.offset; i < r.offset + r.numel; ++i) {
+      const double d = double(a[size_t(i)]) - double(b[size_t(i)]);
+      s += d * d;
+    }
+  return std::sqrt(s);
+}
+
+// Runs `windows` windows of S tokens through both adapters and checks the tolerances above; then reset and one more.
+void compare(const std::string& name, const ModelConfig& base, const std::vector<float>& params,
+             const AdapterConfig& cfg, const TokenStream& s, int S, int windows,
+             const RouterSelect<float>& select = nullptr) {
+  SCOPED_TRACE(name);
+  TestTimeAdapter cpu(base, params.data(), cfg);
+  TestTimeAdapter gpu(base, params.data(), cfg, gpu::cuda_adapt_model_factory("fp32"));
+  ASSERT_EQ(cpu.params(), gpu.params());  // the same θ₀ (LoRA factors drawn from the same seed)
+  Activations<float> acts;
+  double worst_nats = 0, worst_loss = 0;
+  for (int w = 0; w < windows; ++w) {
+    const int32_t* ids = s.tokens.data() + size_t(w) * S;
+    const WindowOutcome a = cpu.process(ids, S, select);
+    const WindowOutcome b = gpu.process(ids, S, select);
+    ASSERT_TRUE(std::isfinite(b.nats)) << "window " << w;
+    const double source = score_window(cpu.model(), cpu.source().data(), ids, S, select, acts).nats;
+    const double tol = kScore * std::abs(a.nats) + kDrift * std::abs(a.nats - source) + 1e-9;
+    EXPECT_LE(std::abs(a.nats - b.nats), tol) << "window " << w << " cpu " << a.nats << " gpu " << b.nats;
+    worst_nats = std::max(worst_nats, std::abs(a.nats - b.nats) / std::abs(a.nats));
+    EXPECT_EQ(a.counts, b.counts) << "window " << w;
+    EXPECT_EQ(a.adapted, b.adapted) << "window " << w;
+    EXPECT_EQ(a.steps, b.steps) << "window " << w;
+    EXPECT_EQ(a.reset, b.reset) << "window " << w;
+    EXPECT_EQ(a.probation, b.probation) << "window " << w;
+    EXPECT_EQ(std::isnan(a.source_nats), std::isnan(b.source_nats)) << "window " << w;
+    if (a.adapted) {  // the first step's objective values: kScore plus the drift of earlier steps (header)
+      const auto near = [](double x, double y) { return std::abs(x - y) <= (kScore + kDrift) * std::abs(x) + 1e-9; };
+      EXPECT_PRED2(near, a.loss.total, b.loss.total) << "window " << w;
+      EXPECT_PRED2(near, a.loss.nll, b.loss.nll) << "window " << w;
+      EXPECT_PRED2(near, a.loss.entropy, b.loss.entropy) << "window " << w;
+      EXPECT_PRED2(near, a.loss.energy, b.loss.energy) << "window " << w;
+      EXPECT_PRED2(near, a.loss.load_balance, b.loss.load_balance) << "window " << w;
+      worst_loss = std::max(worst_loss, std::abs(a.loss.total - b.loss.total) / std::abs(a.loss.total));
+    }
+  }
+  const std::vector<ParamRange>& R = cpu.trainable();
+  const double moved = l2(cpu.params(), cpu.source(), R), diff = l2(cpu.params(), gpu.params(), R);
+  ASSERT_GT(moved, 0) << "adaptation did not move θ: the comparison would be empty";
+  EXPECT_LE(diff, kDrift * moved) << "‖θ_gpu − θ_cpu‖ " << diff << " vs moved " << moved;
+  std::printf("[ttt-cuda] %-34s windows %d  nats rel %.2e  loss rel %.2e  |θ_gpu−θ_cpu|/|θ−θ₀| %.2e (|θ−θ₀| %.3e)\n",
+              name.c_str(), windows, worst_nats, worst_loss, diff / moved, moved);
+
+  cpu.reset(), gpu.reset();
+  EXPECT_EQ(cpu.params(), cpu.source());
+  EXPECT_EQ(gpu.params(), gpu.source());
+  EXPECT_FALSE(gpu.adapted());
+  const int32_t* ids = s.tokens.data() + size_t(windows) * S;
+  const double a = cpu.process(ids, S, select).nats, b = gpu.process(ids, S, select).nats;
+  EXPECT_LE(std::abs(a - b), kScore * std::abs(a)) << "after reset: cpu " << a << " gpu " << b;
+}
+
+AdapterConfig base_config(int lora_rank) {
+  AdapterConfig c;
+  c.groups = {.router = true, .norms = true, .lora = true};
+  c.lora_rank = lora_rank, c.lora_scale = 0.5f;
+  c.optim.kind = AdaptOptimizerKind::AdamW;
+  c.optim.lr = 1e-2, c.optim.beta1 = 0, c.optim.lr_decay_steps = 45;
+  c.optim.lr_norms = 4, c.optim.lr_router = 0.125, c.optim.lr_lora = 0.75;
+  return c;
+}
+
+TEST(AdaptCuda, OddRandomModelMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const ModelConfig c = odd_mixtral();
+  const std::vector<float> p = test::random_params<float>(ParamLayout::build(c), 17);
+  constexpr int S = 19, N = 8;
+  const TokenStream s = test::motif_stream(int64_t(S) * (N + 1) + 1, c.vocab_size, 7, 3);
+  for (const Objective& o : objectives(c.num_experts)) {
+    AdapterConfig cfg = base_config(3);
+    cfg.objective = o.w;
+    if (o.w.energy > 0) cfg.expert_costs = some_costs(c.num_experts);
+    compare("odd adamw " + o.name, c, p, cfg, s, S, N);
+    cfg.optim.kind = AdaptOptimizerKind::Sgd, cfg.optim.lr = 3e-2;
+    compare("odd sgd " + o.name, c, p, cfg, s, S, N);
+  }
+  // Two steps per window, the source guard every window (θ₀ scored after each step) and the EMA teacher predicting:
+  // the device switches between θ, θ₀ and θ_T inside every window.
+  AdapterConfig g = base_config(3);
+  g.steps_per_window = 2, g.source_guard.check_every = 1, g.teacher = true, g.teacher_momentum = 0.5;
+  g.predict_with_teacher = true;
+  compare("odd guard+teacher+2 steps", c, p, g, s, S, N);
+  // A routing policy (the host selects, as under the controller): top-2 of experts 0..E−2 (the last never used) and
+  // one slot only on every third token; gradients still reach the router through the selected probabilities.
+  compare("odd policy (dead expert, k 1|2)", c, p, base_config(3), s, S, N, dead_expert_policy(c.num_experts));
+}
+
+TEST(AdaptCuda, KjvSmallMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const ModelWeights<float> m = load_model<float>(std::string(WATTMOE_SOURCE_DIR) + "/models/kjv-small");
+  constexpr int S = 128, N = 6;
+  const TokenStream s = test::random_stream(int64_t(S) * (N + 1) + 1, m.config.vocab_size, 11);
+  // A shift the model has not seen: English-like text would be better, but random bytes move the loss a lot in a few
+  // steps, which is what the drift bound needs to be tested against.
+  for (const Objective& o : objectives(m.config.num_experts)) {
+    AdapterConfig cfg = base_config(8);
+    cfg.lora_scale = 1.f;
+    cfg.objective = o.w;
+    if (o.w.energy > 0) cfg.expert_costs = some_costs(m.config.num_experts);
+    compare("kjv-small tuned " + o.name, m.config, m.params, cfg, s, S, N);
+  }
+}
+
+// The trainable ranges go up only when the adapter's weights changed: one upload per step, none for a score with the
+// weights already loaded.
+TEST(AdaptCuda, UploadsOnlyChangedWeights) {
+  SKIP_WITHOUT_GPU();
+  const ModelConfig c = odd_mixtral();
+  const std::vector<float> p = test::random_params<float>(ParamLayout::build(c), 5);
+  const ParamLayout L = ParamLayout::build(c);
+  AdapterConfig cfg = base_config(0);
+  cfg.groups = {.router = true, .norms = true};
+  const GradMask mask = make_grad_mask(cfg.groups, c, L);
+  gpu::CudaAdaptModel<float> net(c, p.data(), mask, trainable_ranges(cfg.groups, c, L));
+  const std::vector<int32_t> ids = test::random_ids(12, c.vocab_size, 9);
+  net.score(p.data(), ids.data(), 11, nullptr);
+  net.score(p.data(), ids.data(), 11, nullptr);
+  EXPECT_EQ(net.uploads(), 0);
+  std::vector<float> q = p;
+  net.score(q.data(), ids.data(), 11, nullptr);  // another vector: uploaded
+  EXPECT_EQ(net.uploads(), 1);
+  net.weights_changed();
+  net.score(q.data(), ids.data(), 11, nullptr);
+  EXPECT_EQ(net.uploads(), 2);
+}
+
+}  // namespace
+}  // namespace wattmoe
