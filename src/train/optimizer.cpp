@@ -8,7 +8,7 @@ namespace wattmoe {
 
 AdamW::AdamW(const ParamLayout& layout, AdamWConfig cfg)
     : layout_(layout), cfg_(cfg), m_(size_t(layout.total()), 0.f), v_(size_t(layout.total()), 0.f),
-      decay_(weight_decay_mask(layout)) {}
+      decay_(weight_decay_mask(layout)), runs_{{0, layout.total()}} {}
 
 std::vector<uint8_t> weight_decay_mask(const ParamLayout& layout) {
   std::vector<uint8_t> decay(size_t(layout.total()), 0);
@@ -19,7 +19,16 @@ std::vector<uint8_t> weight_decay_mask(const ParamLayout& layout) {
 
 void AdamW::set_trainable(std::vector<uint8_t> mask) {
   WATTMOE_CHECK(int64_t(mask.size()) == layout_.total());
-  trainable_ = std::move(mask);
+  runs_.clear();
+  for (int64_t i = 0, n = int64_t(mask.size()); i < n;) {
+    if (!mask[size_t(i)]) {
+      ++i;
+      continue;
+    }
+    const int64_t begin = i;
+    while (i < n && mask[size_t(i)]) ++i;
+    runs_.emplace_back(begin, i);
+  }
 }
 
 void AdamW::step(float* p, const float* g, double lr) {
@@ -28,14 +37,13 @@ void AdamW::step(float* p, const float* g, double lr) {
   const double c1 = 1.0 - std::pow(b1, double(t_)), c2 = 1.0 - std::pow(b2, double(t_));
   const float step_size = float(lr / c1), bias2 = float(1.0 / std::sqrt(c2)), eps = float(cfg_.eps);
   const float decay = float(1.0 - lr * cfg_.weight_decay);
-  const int64_t n = layout_.total();
-  for (int64_t i = 0; i < n; ++i) {
-    if (!trainable_.empty() && !trainable_[i]) continue;
-    m_[i] = float(b1) * m_[i] + float(1 - b1) * g[i];
-    v_[i] = float(b2) * v_[i] + float(1 - b2) * g[i] * g[i];
-    if (decay_[i]) p[i] *= decay;
-    p[i] -= step_size * m_[i] / (std::sqrt(v_[i]) * bias2 + eps);
-  }
+  for (const auto& [begin, end] : runs_)
+    for (int64_t i = begin; i < end; ++i) {
+      m_[i] = float(b1) * m_[i] + float(1 - b1) * g[i];
+      v_[i] = float(b2) * v_[i] + float(1 - b2) * g[i] * g[i];
+      if (decay_[i]) p[i] *= decay;
+      p[i] -= step_size * m_[i] / (std::sqrt(v_[i]) * bias2 + eps);
+    }
 }
 
 void AdamW::save(const std::string& path) const { save_adam_moments(path, layout_, m_.data(), v_.data(), t_); }
