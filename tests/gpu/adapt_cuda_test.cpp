@@ -37,6 +37,7 @@
 #include "gpu/adapt_model_cuda.h"
 #include "model/checkpoint.h"
 #include "ops/cuda/context.h"
+#include "test_policies.h"
 
 namespace wattmoe {
 namespace {
@@ -51,24 +52,6 @@ ModelConfig odd_mixtral() {
   c.vocab_size = 53, c.hidden_size = 37, c.num_heads = 4, c.num_kv_heads = 2, c.head_dim = 6;
   c.intermediate_size = c.moe_intermediate_size = 23, c.num_experts = 5, c.top_k = 2;
   return c;
-}
-
-// Top-2 over experts 0 .. E−2 (expert E−1 never chosen); every third token keeps one slot (the second −1).
-RouterSelect<float> dead_expert_policy(int E) {
-  return [E](int, const float*, const float* probs, int64_t n, Routing& out) {
-    out.reset(n, 2, E);
-    for (int64_t t = 0; t < n; ++t) {
-      int best = -1, second = -1;
-      for (int e = 0; e < E - 1; ++e) {
-        const float q = probs[t * E + e];
-        if (best < 0 || q > probs[t * E + best]) second = best, best = e;
-        else if (second < 0 || q > probs[t * E + second]) second = e;
-      }
-      out.expert[size_t(t * 2)] = best;
-      out.expert[size_t(t * 2 + 1)] = t % 3 == 2 ? -1 : second;
-    }
-    out.recount();
-  };
 }
 
 struct Objective {
@@ -188,7 +171,7 @@ TEST(AdaptCuda, OddRandomModelMatchesCpu) {
   compare("odd guard+teacher+2 steps", c, p, g, s, S, N);
   // A routing policy (the host selects, as under the controller): top-2 of experts 0..E−2 (the last never used) and
   // one slot only on every third token; gradients still reach the router through the selected probabilities.
-  compare("odd policy (dead expert, k 1|2)", c, p, base_config(3), s, S, N, dead_expert_policy(c.num_experts));
+  compare("odd policy (dead expert, k 1|2)", c, p, base_config(3), s, S, N, test::dead_expert_policy(c.num_experts));
 }
 
 TEST(AdaptCuda, KjvSmallMatchesCpu) {

@@ -40,6 +40,7 @@
 #include "model/objective.h"
 #include "model/transformer.h"
 #include "ops/cuda/context.h"
+#include "test_policies.h"
 #include "ops/cuda/dense_ops.h"
 
 namespace wattmoe {
@@ -97,25 +98,6 @@ ModelConfig odd_qwen(bool sparse_step) {
   return c;
 }
 
-// A routing policy: top-2 of the probabilities over experts 0 .. E−2 (expert E−1 never used), and on every third
-// token only one slot (the second −1).
-RouterSelect<float> dead_expert_policy(int E) {
-  return [E](int, const float*, const float* probs, int64_t n, Routing& out) {
-    out.reset(n, 2, E);
-    for (int64_t t = 0; t < n; ++t) {
-      int best = -1, second = -1;
-      for (int e = 0; e < E - 1; ++e) {
-        const float p = probs[t * E + e];
-        if (best < 0 || p > probs[t * E + best]) second = best, best = e;
-        else if (second < 0 || p > probs[t * E + second]) second = e;
-      }
-      out.expert[size_t(t * 2)] = best;
-      out.expert[size_t(t * 2 + 1)] = t % 3 == 2 ? -1 : second;
-    }
-    out.recount();
-  };
-}
-
 struct Case {
   std::string name;
   ModelConfig config;
@@ -130,7 +112,7 @@ std::vector<Case> parity_cases() {
                           {"qwen2moe_sparse_step_top3", odd_qwen(true), nullptr}};
   ModelConfig dead = odd_mixtral();
   dead.num_experts = 6;
-  cs.push_back({"mixtral_dead_expert_policy", dead, dead_expert_policy(6)});
+  cs.push_back({"mixtral_dead_expert_policy", dead, test::dead_expert_policy(6)});
   return cs;
 }
 
