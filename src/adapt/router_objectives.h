@@ -1,5 +1,5 @@
 // Test-time objectives on the routers of one window's forward pass. They read each MoE layer's router logits and
-// probabilities [N, E] from the activations and ADD weight × ∂(value)/∂router_logits into acts.layers[l].drouter
+// probabilities [N, E] through moe/router_view.h and ADD weight × ∂(value)/∂router_logits into the view's drouter
 // [N, E] — the router-logit gradient the model's backward already carries (zeroed by every forward). Dense layers
 // (no router) are skipped; values are means over the MoE layers.
 //
@@ -10,13 +10,13 @@
 //   router_entropy          the entropy (nats) of each token's router distribution, averaged over tokens and MoE
 //                           layers; ∂H/∂logit_j = −p_j·(log p_j + H). Sharper routing lets top_p/skip policies select
 //                           fewer experts, so this is the energy surrogate when all experts cost the same.
-// The load-balancing and z losses are the model's own (Transformer::router_aux_losses).
+// The load-balancing and z losses are moe/aux_losses.h.
 #pragma once
 #include <cstdint>
 #include <vector>
 
-#include "model/transformer.h"
 #include "moe/policy.h"
+#include "moe/router_view.h"
 
 namespace wattmoe {
 
@@ -31,9 +31,9 @@ void validate_layer_costs(const LayerCosts& costs, int num_layers, int E);
 LayerCosts layer_costs_from(const std::vector<ExpertCosts>& costs, int64_t n);
 
 template <class T>
-double expected_expert_energy(Activations<T>& acts, const LayerCosts& costs, double weight);
+double expected_expert_energy(const RouterViews<T>& v, const LayerCosts& costs, double weight);
 
 template <class T>
-double router_entropy(Activations<T>& acts, double weight);
+double router_entropy(const RouterViews<T>& v, double weight);
 
 }  // namespace wattmoe

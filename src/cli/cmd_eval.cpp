@@ -5,10 +5,7 @@
 #include "cli/routing_flags.h"
 #include "eval/evaluate.h"
 #include "model/checkpoint.h"
-#if WATTMOE_WITH_CUDA
-#include "gpu/evaluate_cuda.h"
-#include "gpu/routing_observer.h"
-#endif
+#include "model/runner.h"
 
 namespace wattmoe::cli {
 
@@ -23,38 +20,22 @@ struct EvalArgs {
 };
 
 void run_eval(const EvalArgs& a) {
-  const bool cuda = use_cuda_device(a.device);  // before any work: a GPU-less machine fails at once
-  check_device_flags(a.moe_kernels, a.precision, cuda);
+  RunnerOptions where{a.device, a.precision, a.moe_kernels};
+  check_runner_options(where);  // before any work: a GPU-less machine fails at once
   ModelWeights<float> m = load_model<float>(a.model);
   std::unique_ptr<Tokenizer> tok = model_tokenizer(a.model, a.tokenizer, m.config.vocab_size);
   const TokenStream s = load_token_stream(a.data, *tok, 2);
   const RoutingSetup routing = make_routing(a.routing, m.config, double(a.seq) * a.batch);
   const EvalWindows windows{a.seq, a.batch, a.max_tokens, a.stride};
+  const RoutingSpec spec = routing.spec();
+  where.routing_not_fused = fused_routing_unsupported(spec, m.config.top_k);
+  std::unique_ptr<Runner> run = make_runner(m.config, where);
+  run->set_params(m.params.data());
+  run->set_routing(spec);
   auto tally = std::make_shared<RoutingEnergyTally>();
-  EvalResult r;
-  std::string kernels = "host";  // what ran the MoE layers (the CPU model routes on the host too)
-#if WATTMOE_WITH_CUDA
-  // On the GPU in fp32 or bf16. Host routing: every policy, as on the CPU. Fused kernels: the device routes by plain
-  // top-k, and the observer prices each forward's routing into the tally as the policy's select would have.
-  const auto run_gpu = [&](auto& model) {
-    model.upload_params(m.params.data());
-    std::string why = model.fused_moe_unsupported();
-    if (why.empty()) why = fused_routing_unsupported(a.routing, m.config);
-    if (choose_fused_moe(a.moe_kernels, why)) {
-      model.set_moe_kernels(gpu::MoeKernels::Fused);
-      kernels = "fused";
-      r = gpu::evaluate_cuda(model, s, windows, nullptr,
-                             gpu::tally_observer(routing.layer_costs, routing.tally_fixed_share, tally));
-    } else {
-      r = gpu::evaluate_cuda(model, s, windows, routing.select(tally));
-    }
-  };
-  if (cuda) gpu::with_gpu_model(m.config, a.precision, run_gpu);
-#endif
-  if (!cuda) {
-    Transformer<float> model(m.config);
-    r = evaluate(model, m.params.data(), s, windows, routing.select(tally));
-  }
+  run->set_routing_observer(routing.observer(tally));
+  const EvalResult r = evaluate(*run, s, windows);
+  const std::string kernels = run->info().moe_kernels;
   Json use = Json::object();
   for (size_t l = 0; l < r.expert_counts.size(); ++l)
     if (!r.expert_counts[l].empty()) use[std::to_string(l)] = r.expert_counts[l];

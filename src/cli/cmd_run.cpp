@@ -1,10 +1,10 @@
 // wattmoe run: the model reads a text stream window by window, scores it (prequential: each window before any
 // adaptation on it), holds a power or energy budget by moving the routing knob (Controller), and optionally adapts
 // itself online (TestTimeAdapter). Everything it decides is logged per window as JSONL; a summary JSON goes to stdout
-// (or --summary). The model runs on the CPU, or with --device cuda its forward runs on the GPU (TransformerCuda, fp32
-// or --precision bf16, whose MoE layers run on the fused kernels where --moe-kernels allows and the routing is plain
-// top-k without a budget; routing, the controller, the plant and the logs unchanged; with --ttt the adapted model runs
-// there too: gpu/adapt_model_cuda.h, host routing, the adapter's optimiser and guards on the host); power, energy and
+// (or --summary). The model runs on a runner (model/runner.h): the CPU, or with --device cuda the GPU (fp32 or
+// --precision bf16, whose MoE layers run on the fused kernels where --moe-kernels allows and the routing is plain
+// top-k without a budget; with --ttt the adapted model runs there too, host routing, the adapter's optimiser and
+// guards on the host); power, energy and
 // temperature come from the plant fed the work each window would put on a GPU (cli/plant.h): the simulated GPU (--plant sim, labelled simulated) or, in a CUDA build,
 // the real GPU running that work with Mixtral-shaped experts and measured with NVML (--plant cuda, labelled measured).
 #include <cmath>
@@ -27,10 +27,7 @@
 #include "energy/sim_params.h"
 #include "io/atomic_file.h"
 #include "model/checkpoint.h"
-#if WATTMOE_WITH_CUDA
-#include "gpu/adapt_model_cuda.h"
-#include "gpu/stream_cuda.h"
-#endif
+#include "model/runner.h"
 
 namespace wattmoe::cli {
 
@@ -157,16 +154,13 @@ ControllerConfig controller_config(const RunArgs& a, const ModelConfig& m, const
   return c;
 }
 
-// The selection a decision asks for: per-layer masks make one callback per layer.
-RouterSelect<float> decision_select(const ControlDecision& d, const RoutingSetup& routing,
-                                    std::shared_ptr<RoutingEnergyTally> tally) {
-  if (d.layer_masks.empty()) return routing.select_with(d.knobs, d.policy, tally);
-  std::vector<PolicySelectFn<float>> per_layer;
-  for (size_t l = 0; l < d.layer_masks.size(); ++l)
-    per_layer.push_back(routing.select_with(d.knobs_for_layer(int(l)), d.policy, tally));
-  return [per_layer](int layer, const float* logits, const float* probs, int64_t n, Routing& out) {
-    per_layer.at(size_t(layer))(layer, logits, probs, n, out);
-  };
+// The routing a decision asks for: its policy and knobs, per layer when the ladder masks experts layer by layer.
+RoutingSpec decision_spec(const ControlDecision& d, const RoutingSetup& routing) {
+  RoutingSpec s = routing.spec();
+  s.policy = d.policy, s.knobs = d.knobs;
+  if (!d.layer_masks.empty())
+    for (size_t l = 0; l < d.layer_masks.size(); ++l) s.layer_knobs.push_back(d.knobs_for_layer(int(l)));
+  return s;
 }
 
 Json sample_json(const Sample& s) {
@@ -192,8 +186,8 @@ void run_run(const RunArgs& a) {
   WATTMOE_REQUIRE(a.power_budget >= 0 && a.energy_budget >= 0 && std::isfinite(a.power_budget) &&
                       std::isfinite(a.energy_budget),
                   "--power-budget/--energy-budget must be > 0 (got {} W, {} J/token)", a.power_budget, a.energy_budget);
-  const bool cuda = use_cuda_device(a.device);  // before any work: a GPU-less machine or CPU-only build fails here
-  check_device_flags(a.moe_kernels, a.precision, cuda);
+  RunnerOptions where{a.device, a.precision, a.moe_kernels};
+  check_runner_options(where);  // before any work: a GPU-less machine or CPU-only build fails here
   // Adapting needs backward, which the fused MoE kernels (inference only, no LoRA) do not have: host routing.
   WATTMOE_REQUIRE(!(a.ttt && a.moe_kernels == "fused"),
                   "--ttt with --moe-kernels fused: the fused MoE kernels are inference-only (no backward, no LoRA); "
@@ -238,20 +232,28 @@ void run_run(const RunArgs& a) {
   if (budget) {
     ctl = std::make_unique<Controller>(controller_config(a, m.config, routing));
     decision = ctl->initial();
-    control.select = decision_select(decision, routing, tally);
+    control.routing = decision_spec(decision, routing);
   } else {
-    control.select = routing.select(tally);
+    control.routing = routing.spec();
   }
 
+  // The model: with --ttt inside the adapter (host routing: the fused kernels have no backward), else a runner on
+  // the device asked for, on the fused MoE kernels where they can route as asked and no controller moves the routing.
+  where.routing_not_fused = fused_routing_unsupported(*control.routing, m.config.top_k);
+  if (where.routing_not_fused.empty() && ctl)
+    where.routing_not_fused = "a power/energy budget (the controller changes the routing window by window)";
+  if (a.ttt) where.routing_not_fused = "test-time training (the fused kernels have no backward)";
   std::unique_ptr<TestTimeAdapter> adapter;
+  std::unique_ptr<Runner> fixed;
   if (a.ttt) {
-    AdaptModelFactory where;  // null: the CPU model
-#if WATTMOE_WITH_CUDA
-    if (cuda) where = gpu::cuda_adapt_model_factory(a.precision);  // the adapted model on GPU 0 (fp32 or bf16)
-#endif
     adapter = std::make_unique<TestTimeAdapter>(m.config, m.params.data(), adapter_config(a, routing, tokens_per_step),
-                                                where);
+                                                runner_factory(where));
+  } else {
+    fixed = make_runner(m.config, where);
+    fixed->set_params(m.params.data());
   }
+  Runner& model = adapter ? adapter->runner() : *fixed;
+  model.set_routing_observer(routing.observer(tally));
 
   std::ofstream log;
   if (!a.log.empty()) {
@@ -308,7 +310,7 @@ void run_run(const RunArgs& a) {
       in.step = w.index + 1, in.dt_s = st.seconds, in.power_w = st.power_w();
       in.joules_per_token = st.joules_per_token(), in.sample = sample;
       decision = ctl->update(in);
-      next.select = decision_select(decision, routing, tally);
+      next.routing = decision_spec(decision, routing);
     }
     if ((w.index + 1) % 64 == 0 || w.index + 1 == n_windows) {
       const double rate = double(w.index + 1) / std::max(progress.seconds(), 1e-9);
@@ -316,32 +318,9 @@ void run_run(const RunArgs& a) {
                double(n_windows - w.index - 1) / rate);
     }
   };
-  StreamResult res;
-  std::string kernels = "host";  // what ran the MoE layers
-#if WATTMOE_WITH_CUDA
-  // The forward on the GPU (fp32 or bf16). Host routing: every policy and controller decision applies. Fused kernels
-  // (plain top-k, no controller): the device routes, and the observer prices each window's routing into the tally.
-  const auto run_gpu = [&](auto& model) {
-    model.upload_params(m.params.data());
-    std::string why = model.fused_moe_unsupported();
-    if (why.empty()) why = fused_routing_unsupported(a.routing, m.config);
-    if (why.empty() && ctl) why = "a power/energy budget (the controller changes the routing window by window)";
-    if (choose_fused_moe(a.moe_kernels, why)) {
-      model.set_moe_kernels(gpu::MoeKernels::Fused);
-      kernels = "fused";
-      StreamControl plain = control;
-      plain.select = nullptr;
-      res = gpu::run_stream_cuda(model, stream, opt, plain, on_window,
-                                 gpu::tally_observer(routing.layer_costs, routing.tally_fixed_share, tally));
-    } else {
-      res = gpu::run_stream_cuda(model, stream, opt, control, on_window);
-    }
-  };
-  if (cuda && !adapter) gpu::with_gpu_model(m.config, a.precision, run_gpu);
-#endif
-  if (!cuda || adapter)
-    res = adapter ? run_stream(*adapter, stream, opt, control, on_window)
-                  : run_stream(Transformer<float>(m.config), m.params.data(), stream, opt, control, on_window);
+  const StreamResult res = adapter ? run_stream(*adapter, stream, opt, control, on_window)
+                                   : run_stream(*fixed, stream, opt, control, on_window);
+  const std::string kernels = model.info().moe_kernels;  // what ran the MoE layers
   if (log.is_open()) {
     log.close();
     WATTMOE_REQUIRE(log.good(), "--log {}: write failed", a.log);

@@ -4,10 +4,8 @@
 #include "core/log.h"
 #include "io/json.h"
 #include "model/config.h"
+#include "model/runner.h"
 #include "train/trainer.h"
-#if WATTMOE_WITH_CUDA
-#include "gpu/trainer_cuda.h"
-#endif
 
 namespace wattmoe::cli {
 
@@ -23,7 +21,9 @@ struct TrainArgs {
 };
 
 void run_train(const TrainArgs& a) {
-  const bool cuda = use_cuda_device(a.device);  // before any work: a GPU-less machine fails at once
+  // Training routes on the host (the fused MoE kernels are inference-only) and keeps fp32 master weights.
+  const RunnerOptions where{a.device, "fp32", a.device == "cuda" ? "host" : "auto"};
+  check_runner_options(where);  // before any work: a GPU-less machine fails at once
   TrainConfig c = train_preset(a.preset);
   c.train_file = a.train_file, c.val_file = a.val_file, c.out_dir = a.out, c.seed = a.seed;
   c.resume = !a.no_resume;
@@ -41,11 +41,7 @@ void run_train(const TrainArgs& a) {
   if (a.z_coef >= 0) c.z_coef = a.z_coef;
   log_info("training preset {} ({} params) on {} → {} ({})", c.preset, c.model.num_parameters(), c.train_file,
            c.out_dir, a.device);
-  TrainSummary s;
-#if WATTMOE_WITH_CUDA
-  if (cuda) s = gpu::train_cuda(c);
-#endif
-  if (!cuda) s = train(c);
+  const TrainSummary s = train(c, where);
   Json j{{"preset", c.preset}, {"device", a.device}, {"out", c.out_dir}, {"first_step", s.first_step}, {"last_step", s.last_step},
          {"final_train_loss", s.final_train_loss}, {"final_val_bpb", s.final_val_bpb}, {"seconds", s.seconds},
          {"tokens_per_s", s.tokens_per_second}};

@@ -1,5 +1,6 @@
 // --moe-kernels and --precision of the commands that run the model with --device cuda (eval, generate, run):
-// which code runs the MoE layers of a GPU forward, and in which precision the GPU model computes.
+// which code runs the MoE layers of a GPU forward, and in which precision the GPU model computes (checked and applied by
+// model/runner.h: check_runner_options, choose_moe_kernels).
 //   --moe-kernels auto (default): the fused MoE kernels (ops/moe_cuda.h, device-side routing, no host round trip per
 //       layer) wherever they compute the layer exactly as specified — a bf16 model (--precision bf16) without LoRA
 //       adapters or a shared expert, H and I multiples of 8, ≤ 256 experts, and the plain top-k routing (--policy topk,
@@ -12,22 +13,9 @@
 
 #include <CLI/CLI.hpp>
 
-#include "cli/routing_flags.h"
-#include "model/config.h"
-
 namespace wattmoe::cli {
 
 void add_moe_kernels_flag(CLI::App* cmd, std::string& value);
 void add_precision_flag(CLI::App* cmd, std::string& value);
-
-// Before any work: the values are known names, bf16 and fused need --device cuda.
-void check_device_flags(const std::string& moe_kernels, const std::string& precision, bool cuda);
-
-// Why plain top-k on the device cannot stand for the routing these flags ask for ("" when it can).
-std::string fused_routing_unsupported(const RoutingArgs& a, const ModelConfig& c);
-
-// Whether to run the fused kernels: `why_not` is the reason they cannot ("" when they can). auto → fused when they
-// can; fused with a reason → Error naming it; host → false. Logs the choice (and the reason for auto's fallback).
-bool choose_fused_moe(const std::string& moe_kernels, const std::string& why_not);
 
 }  // namespace wattmoe::cli

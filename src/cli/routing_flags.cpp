@@ -93,19 +93,19 @@ RoutingSetup make_routing(const RoutingArgs& a, const ModelConfig& c, double tok
   return r;
 }
 
-PolicySelectFn<float> RoutingSetup::select_with(const PolicyKnobs& k, const std::string& policy_name,
-                                                std::shared_ptr<RoutingEnergyTally> tally) const {
-  std::shared_ptr<const RoutingPolicy> p = policy_name == policy->name() ? policy : make_policy(policy_name);
-  PolicySelectFn<float> s = make_policy_select<float>(std::move(p), num_experts, model_k, layer_costs, k);
-  if (!tally) return s;
+RoutingSpec RoutingSetup::spec() const {
+  RoutingSpec s;
+  s.policy = policy->name(), s.knobs = knobs, s.costs = layer_costs;
+  return s;
+}
+
+RoutingObserver RoutingSetup::observer(std::shared_ptr<RoutingEnergyTally> tally) const {
   std::vector<ExpertCosts> priced = layer_costs;
   for (ExpertCosts& c : priced)
     for (float& a : c.fixed) a = float(a * tally_fixed_share);
-  return tally_routing_energy<float>(std::move(s), std::move(priced), std::move(tally));
-}
-
-PolicySelectFn<float> RoutingSetup::select(std::shared_ptr<RoutingEnergyTally> tally) const {
-  return select_with(knobs, policy->name(), std::move(tally));
+  return [costs = std::move(priced), tally](int layer, const Routing& r) {
+    tally->add(layer, r, costs.size() == 1 ? costs[0] : costs.at(size_t(layer)));
+  };
 }
 
 Json knobs_json(const PolicyKnobs& k) {

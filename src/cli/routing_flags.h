@@ -19,6 +19,7 @@
 #include "model/config.h"
 #include "moe/policy.h"
 #include "moe/policy_select.h"
+#include "moe/routing_spec.h"
 
 namespace wattmoe::cli {
 
@@ -43,10 +44,10 @@ struct RoutingSetup {
   // Share of an expert's fixed step cost a_e charged to the tokens the tally sees: 1 when a forward pass is the
   // whole step; 1/streams when each window stands for `streams` windows routed alike in one step (wattmoe run).
   double tally_fixed_share = 1.0;
-  // The selection callback (policy + knobs + costs), priced into `tally` when given.
-  PolicySelectFn<float> select(std::shared_ptr<RoutingEnergyTally> tally = nullptr) const;
-  PolicySelectFn<float> select_with(const PolicyKnobs& k, const std::string& policy_name,
-                                    std::shared_ptr<RoutingEnergyTally> tally = nullptr) const;
+  // The routing a runner takes (moe/routing_spec.h): this policy, these knobs, the layer costs.
+  RoutingSpec spec() const;
+  // The observer that prices each layer-step's routing into `tally` (fixed costs scaled by tally_fixed_share).
+  RoutingObserver observer(std::shared_ptr<RoutingEnergyTally> tally) const;
   Json describe() const;
 };
 

@@ -146,9 +146,12 @@ class TransformerCudaT {
   // gradient. ids are the forward's ids (kept from forward).
   double objective(Objective obj, bool want_grad);
 
-  // As Transformer::router_aux_losses (same definitions, computed on the host from the saved probabilities): returns
+  // moe/aux_losses.h on the host copies of the saved router outputs (as Transformer::router_aux_losses): returns
   // the values and, for non-zero coefficients, adds coef × gradient into each MoE layer's drouter for backward.
   AuxLossValues router_aux_losses(double lb_coef, double z_coef);
+  // Views of every MoE layer's host router logits, probabilities and drouter of the last forward (moe/router_view.h);
+  // Error after a fused forward.
+  RouterViews<float> router_views();
 
   // Accumulates ∂L/∂params into grads() from dlogits() (and each layer's drouter). Mask semantics as
   // Transformer::backward: unneeded tensors' gradient regions untouched, the pass stops below the lowest needed
@@ -207,19 +210,5 @@ class TransformerCudaT {
 
 using TransformerCuda = TransformerCudaT<float>;
 using TransformerCudaBf16 = TransformerCudaT<bf16>;
-
-// Runs f(model) on a fresh model of config c on GPU 0 in the named precision ("bf16", else fp32); the model and its
-// context live for the call.
-template <class F>
-void with_gpu_model(const ModelConfig& c, const std::string& precision, F&& f) {
-  cuda::Context ctx(0);
-  if (precision == "bf16") {
-    TransformerCudaBf16 model(c, ctx);
-    f(model);
-  } else {
-    TransformerCuda model(c, ctx);
-    f(model);
-  }
-}
 
 }  // namespace wattmoe::gpu

@@ -1,4 +1,4 @@
-#include "adapt/token_objectives.h"
+#include "ops/token_objectives.h"
 
 #include <algorithm>
 #include <cmath>
