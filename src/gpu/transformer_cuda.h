@@ -50,10 +50,12 @@
 // forward; routing(l) waits for it on first use (it then holds `routing` only: logits, probs and weight are empty).
 // backward() and router_aux_losses() refuse a fused forward (no saved router probabilities).
 //
-// Decoding (B = 1): reset_cache(capacity) then forward_cached(ids, S) any number of times; each call runs S tokens at
-// positions cache_length() … cache_length() + S − 1 against the cached keys/values (after RoPE and clipping, as
-// KvCache on the CPU; stored in T) and appends its own. Logits are those of the S new tokens. backward() refuses a
-// cached forward (as the CPU model does); a plain forward() leaves the cache as it is.
+// Decoding: reset_cache(capacity, batch) then forward_cached(ids [batch, S], S) any number of times; each call runs S
+// tokens of each of the batch sequences (in lockstep: all at the same length) at positions cache_length() …
+// cache_length() + S − 1 against the cached keys/values (after RoPE and clipping, as KvCache on the CPU; stored in
+// T) and appends its own. Logits are those of the batch·S new tokens. With batch 1 the cache is read in place; with
+// more, each layer gathers the sequences' cached rows into one contiguous block first. backward() refuses a cached
+// forward (as the CPU model does); a plain forward() leaves the cache as it is.
 // Thread-safety: none; one object per Context, used from one thread.
 #pragma once
 #include <cstdint>
@@ -123,9 +125,10 @@ class TransformerCudaT {
 
   // ids [B, S] on the host (checked against the vocabulary). Positions start at 0. Synchronises once per MoE layer.
   void forward(const int32_t* host_ids, int B, int S, const RouterSelect<float>& select = nullptr);
-  // Decoding with a device KV cache (B = 1; see the header comment). reset_cache allocates room for `capacity`
-  // positions (reusing memory when it fits) and empties it. forward_cached needs cache_length() + S ≤ capacity.
-  void reset_cache(int64_t capacity);
+  // Decoding with a device KV cache (see the header comment). reset_cache allocates room for `capacity` positions of
+  // `batch` sequences (reusing memory when it fits) and empties it. forward_cached needs cache_length() + S ≤
+  // capacity; host_ids is [batch, S].
+  void reset_cache(int64_t capacity, int batch = 1);
   void forward_cached(const int32_t* host_ids, int S, const RouterSelect<float>& select = nullptr);
   int64_t cache_length() const { return cache_len_; }
   int64_t cache_capacity() const { return cache_cap_; }
@@ -192,8 +195,9 @@ class TransformerCudaT {
   cuda::DeviceBuffer<float> params_;
   cuda::DeviceBuffer<T> weights_, grads_;  // weights_: the bf16 copy (empty for float: params_ serves)
   cuda::DeviceBuffer<float> master_, widen_;  // bf16 only: fp32 master gradients; fp32 staging of grads_
-  std::vector<cuda::DeviceBuffer<T>> cache_k_, cache_v_;  // per layer [cache_cap_, kv_dim]
+  std::vector<cuda::DeviceBuffer<T>> cache_k_, cache_v_;  // per layer [cache_batch_, cache_cap_, kv_dim]
   int64_t cache_cap_ = 0, cache_len_ = 0;
+  int cache_batch_ = 1;
   int64_t pos0_ = 0;      // position of the last forward's first token (its cache length before)
   bool cached_ = false;   // whether the last forward used the cache
   ModelView<T> w_;                          // the weights the forward reads

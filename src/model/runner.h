@@ -10,7 +10,7 @@
 //
 // Call orders:
 //   inference   forward(ids, B, S) → nll / mean_entropy / logits / routing
-//   decoding    reset_cache(capacity) → forward_cached(ids, S)… (B = 1)
+//   decoding    reset_cache(capacity, batch) → forward_cached(ids [batch, S], S)…
 //   adaptation  forward → [router_views: objectives add into drouter] → set_dlogits / next_token_loss → backward(mask)
 //               → take_grads(host, ranges)   (gradients accumulate until taken or zeroed)
 //   training    train_begin → per step: zero_grads, train_micro_batch…, clip_gradients, optimizer_step
@@ -75,8 +75,10 @@ class Runner {
 
   // --- forward. ids on the host (checked against the vocabulary).
   virtual void forward(const int32_t* ids, int B, int S) = 0;  // positions from 0; keeps what backward needs
-  virtual void reset_cache(int64_t capacity) = 0;                // decoding, B = 1
-  virtual void forward_cached(const int32_t* ids, int S) = 0;   // positions continue the cache; no backward
+  // Decoding `batch` sequences in lockstep (the CPU runner decodes one): ids [batch, S], positions continue the cache;
+  // no backward.
+  virtual void reset_cache(int64_t capacity, int batch = 1) = 0;
+  virtual void forward_cached(const int32_t* ids, int S) = 0;
 
   // --- the last forward's results
   virtual int64_t tokens() const = 0;                      // B·S

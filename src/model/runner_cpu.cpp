@@ -37,8 +37,9 @@ class CpuRunner final : public Runner {
   void set_routing_observer(RoutingObserver observe) override { observe_ = std::move(observe); }
 
   void forward(const int32_t* ids, int B, int S) override { run(ids, B, S, nullptr); }
-  void reset_cache(int64_t capacity) override {
+  void reset_cache(int64_t capacity, int batch) override {
     WATTMOE_REQUIRE(capacity >= 1, "KV cache capacity must be positive, got {}", capacity);
+    WATTMOE_REQUIRE(batch == 1, "the CPU runner decodes one sequence at a time, not {}", batch);
     cache_ = std::make_unique<KvCache<float>>(config().num_layers, capacity, config().kv_dim());
   }
   void forward_cached(const int32_t* ids, int S) override {

@@ -33,7 +33,7 @@ class CountingRunner final : public Runner {
     ++*f_;
     in_->forward(ids, B, S);
   }
-  void reset_cache(int64_t c) override { in_->reset_cache(c); }
+  void reset_cache(int64_t c, int b) override { in_->reset_cache(c, b); }
   void forward_cached(const int32_t* ids, int S) override { in_->forward_cached(ids, S); }
   int64_t tokens() const override { return in_->tokens(); }
   double nll(const int32_t* t) override { return in_->nll(t); }
