@@ -16,7 +16,7 @@ struct EvalArgs {
   std::string precision = "fp32", moe_kernels = "auto";
   int seq = 128, batch = 16, stride = 0;
   int64_t max_tokens = 0;
-  RoutingArgs routing;
+  RoutingOptions routing;
 };
 
 void run_eval(const EvalArgs& a) {

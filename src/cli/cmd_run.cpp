@@ -38,7 +38,7 @@ struct RunArgs {
   std::string precision = "fp32", moe_kernels = "auto";
   int seq = 128, compare_windows = 8;
   int64_t max_tokens = 0;
-  RoutingArgs routing;
+  RoutingOptions routing;
   // Budget.
   double power_budget = 0, energy_budget = 0;
   std::string budget_schedule;  // "WINDOW:TARGET,..." step changes of the target
