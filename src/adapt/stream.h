@@ -19,7 +19,7 @@
 #include "adapt/adapter.h"
 #include "energy/sensor.h"
 #include "model/transformer.h"
-#include "train/data.h"
+#include "text/token_stream.h"
 
 namespace wattmoe {
 

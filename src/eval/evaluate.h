@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "model/transformer.h"
-#include "train/data.h"
+#include "text/token_stream.h"
 
 namespace wattmoe {
 

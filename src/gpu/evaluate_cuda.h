@@ -10,7 +10,7 @@
 #include "eval/evaluate.h"
 #include "gpu/routing_observer.h"
 #include "gpu/transformer_cuda.h"
-#include "train/data.h"
+#include "text/token_stream.h"
 
 namespace wattmoe::gpu {
 

@@ -7,7 +7,7 @@
 
 #include "../moe/model_gradcheck.h"
 #include "model/lora.h"
-#include "train/data.h"
+#include "text/token_stream.h"
 
 namespace wattmoe::test {
 
