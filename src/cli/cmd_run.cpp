@@ -223,7 +223,7 @@ void run_run(const RunArgs& a) {
   if (!a.routing.expert_shape.empty()) {
     long long h = 0, i = 0;
     std::sscanf(a.routing.expert_shape.c_str(), "%lldx%lld", &h, &i);  // validated by make_routing
-    shape.hidden = double(h), shape.ffn = double(i);
+    shape.expert.hidden = h, shape.expert.ffn = i;
     shape.dense_params = double(h) * (2.5 * double(h)) + double(m.config.num_experts) * double(h);
   }
   po.num_layers = m.config.num_layers, po.num_experts = m.config.num_experts, po.window_tokens = a.seq;

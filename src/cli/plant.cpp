@@ -28,7 +28,7 @@ class SimPlantAdapter : public Plant {
   }
   Json describe() const override {
     return Json{{"label", "simulated GPU (not measured)"}, {"gpu", params_.name}, {"streams", shape_.streams},
-                {"step_period_s", shape_.period_s}, {"expert_shape", {shape_.hidden, shape_.ffn}}};
+                {"step_period_s", shape_.period_s}, {"expert_shape", {double(shape_.expert.hidden), double(shape_.expert.ffn)}}};
   }
 
  private:
@@ -102,11 +102,11 @@ std::unique_ptr<Plant> make_plant(const PlantOptions& o) {
   if (o.name == "sim") return std::make_unique<SimPlantAdapter>(o.sim, o.shape);
 #if WATTMOE_WITH_CUDA
   RealPlantConfig c;
-  c.hidden = int(o.shape.hidden), c.ffn = int(o.shape.ffn);
+  c.hidden = int(o.shape.expert.hidden), c.ffn = int(o.shape.expert.ffn);
   c.num_layers = o.num_layers, c.num_experts = o.num_experts, c.window_tokens = o.window_tokens;
   c.streams = o.shape.streams, c.period_s = o.shape.period_s, c.idle_s = o.idle_s, c.seed = o.seed;
   // The dense GEMM's rows: dense_params / H (q, k, v, o and router weights, as sim_step prices them).
-  c.dense_out = int(std::llround(o.shape.dense_params / o.shape.hidden));
+  c.dense_out = int(std::llround(o.shape.dense_params / double(o.shape.expert.hidden)));
   c.dense_out = (c.dense_out + 7) / 8 * 8;
   return std::make_unique<CudaPlantAdapter>(c);
 #else

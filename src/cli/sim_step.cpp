@@ -13,12 +13,11 @@ SimStepResult run_sim_step(SimulatedGpu& gpu, const SimStepShape& s, const std::
   r.tokens = double(window_tokens) * scale;
   double busy = 0;
   for (size_t l = 0; l < counts.size(); ++l) {
-    busy += gpu.run({2 * s.dense_params * r.tokens, s.dense_params * s.weight_bytes, "dense"});
+    busy += gpu.run({2 * s.dense_params * r.tokens, s.dense_params * s.expert.weight_bytes, "dense"});
     for (int64_t c : counts[l]) {
       if (c <= 0) continue;
-      const double n = double(c) * scale;
-      busy += gpu.run({6 * s.hidden * s.ffn * n,
-                       3 * s.hidden * s.ffn * s.weight_bytes + (2 * s.hidden + 2 * s.ffn) * s.act_bytes * n, "expert"});
+      const ExpertWork w = expert_work(s.expert, double(c) * scale);
+      busy += gpu.run({w.flops, w.bytes, "expert"});
     }
   }
   const double elapsed = gpu.time() - t0;
