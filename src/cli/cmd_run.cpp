@@ -5,7 +5,7 @@
 // or --precision bf16, whose MoE layers run on the fused kernels where --moe-kernels allows and the routing is plain
 // top-k without a budget; routing, the controller, the plant and the logs unchanged; with --ttt the adapted model runs
 // there too: gpu/adapt_model_cuda.h, host routing, the adapter's optimiser and guards on the host); power, energy and
-// temperature come from the plant fed the work each window would put on a GPU (cli/plant.h): the simulated GPU (--plant sim, labelled simulated) or, in a CUDA build,
+// temperature come from the plant fed the work each window would put on a GPU (plant/plant.h): the simulated GPU (--plant sim, labelled simulated) or, in a CUDA build,
 // the real GPU running that work with Mixtral-shaped experts and measured with NVML (--plant cuda, labelled measured).
 #include <cmath>
 #include <fstream>
@@ -17,9 +17,7 @@
 #include "cli/commands.h"
 #include "cli/defaults.h"
 #include "cli/moe_kernels_flag.h"
-#include "cli/plant.h"
 #include "cli/routing_flags.h"
-#include "cli/sim_step.h"
 #include "control/controller.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -27,6 +25,7 @@
 #include "energy/sim_params.h"
 #include "io/atomic_file.h"
 #include "model/checkpoint.h"
+#include "plant/plant.h"
 #if WATTMOE_WITH_CUDA
 #include "gpu/adapt_model_cuda.h"
 #include "gpu/stream_cuda.h"
@@ -218,7 +217,7 @@ void run_run(const RunArgs& a) {
   po.name = a.plant;
   po.sim = a.sim_params.empty() ? SimGpuParams{} : load_sim_params(a.sim_params);
   if (std::isfinite(a.ambient_c)) po.sim.ambient_c = a.ambient_c;
-  SimStepShape& shape = po.shape;
+  PlantShape& shape = po.shape;
   shape.streams = a.streams, shape.period_s = period_s;
   if (!a.routing.expert_shape.empty()) {
     long long h = 0, i = 0;

@@ -1,5 +1,5 @@
 // The work one expert does in one step, from its shape alone: the single home of the expert FLOP/byte formula that
-// the analytic cost model (energy/cost_analytic.h), the simulated plant (cli/sim_step.h) and the controller's
+// the analytic cost model (energy/cost_analytic.h), the simulated plant (plant/sim_plant.h) and the controller's
 // closed-loop test plant price. For a SwiGLU expert (gate, up, down: `matrices` weight matrices of hidden × ffn)
 // running once over n tokens (n may be fractional: an expected or scaled count):
 //   flops(n) = 2·matrices·hidden·ffn · n
