@@ -21,7 +21,7 @@
 #include "energy/sensor.h"
 #include "model/runner.h"
 #include "moe/routing_spec.h"
-#include "train/data.h"
+#include "text/token_stream.h"
 
 namespace wattmoe {
 

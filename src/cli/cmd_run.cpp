@@ -4,9 +4,9 @@
 // (or --summary). The model runs on a runner (model/runner.h): the CPU, or with --device cuda the GPU (fp32 or
 // --precision bf16, whose MoE layers run on the fused kernels where --moe-kernels allows and the routing is plain
 // top-k without a budget; with --ttt the adapted model runs there too, host routing, the adapter's optimiser and
-// guards on the host); power, energy and
-// temperature come from the plant fed the work each window would put on a GPU (cli/plant.h): the simulated GPU (--plant sim, labelled simulated) or, in a CUDA build,
-// the real GPU running that work with Mixtral-shaped experts and measured with NVML (--plant cuda, labelled measured).
+// guards on the host); power, energy and temperature come from the plant fed the work each window would put on a GPU
+// (plant/plant.h): the simulated GPU (--plant sim, labelled simulated) or, in a CUDA build, the real GPU running that
+// work with Mixtral-shaped experts and measured with NVML (--plant cuda, labelled measured).
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -17,9 +17,7 @@
 #include "cli/commands.h"
 #include "cli/defaults.h"
 #include "cli/moe_kernels_flag.h"
-#include "cli/plant.h"
 #include "cli/routing_flags.h"
-#include "cli/sim_step.h"
 #include "control/controller.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -28,6 +26,7 @@
 #include "io/atomic_file.h"
 #include "model/checkpoint.h"
 #include "model/runner.h"
+#include "plant/plant.h"
 
 namespace wattmoe::cli {
 
@@ -212,12 +211,12 @@ void run_run(const RunArgs& a) {
   po.name = a.plant;
   po.sim = a.sim_params.empty() ? SimGpuParams{} : load_sim_params(a.sim_params);
   if (std::isfinite(a.ambient_c)) po.sim.ambient_c = a.ambient_c;
-  SimStepShape& shape = po.shape;
+  PlantShape& shape = po.shape;
   shape.streams = a.streams, shape.period_s = period_s;
   if (!a.routing.expert_shape.empty()) {
     long long h = 0, i = 0;
     std::sscanf(a.routing.expert_shape.c_str(), "%lldx%lld", &h, &i);  // validated by make_routing
-    shape.hidden = double(h), shape.ffn = double(i);
+    shape.expert.hidden = h, shape.expert.ffn = i;
     shape.dense_params = double(h) * (2.5 * double(h)) + double(m.config.num_experts) * double(h);
   }
   po.num_layers = m.config.num_layers, po.num_experts = m.config.num_experts, po.window_tokens = a.seq;

@@ -14,11 +14,16 @@ ExpertShape expert_shape(const ModelConfig& c, Precision p, bool shared) {
   return s;
 }
 
-Work expert_work(const ExpertShape& s, int tokens) {
-  // Through the analytic model itself, so that a hardware fit on these numbers means the same to it.
-  const AnalyticCostModel m({{s}}, HardwareCoeffs{});
-  return Work{m.flops(0, 0, tokens), m.bytes(0, 0, tokens), ""};
+namespace {
+
+// energy/expert_work.h, the analytic cost model's own formula, so that a hardware fit on these numbers means the
+// same to it.
+Work expert_call_work(const ExpertShape& s, int tokens) {
+  const ExpertWork w = expert_work(s, tokens);
+  return Work{w.flops, w.bytes, ""};
 }
+
+}  // namespace
 
 Work router_work(const ModelConfig& c, Precision p, int tokens) {
   const double H = c.hidden_size, E = c.num_experts, T = tokens;
@@ -56,12 +61,12 @@ std::vector<ProfileBlock> model_blocks(const ModelConfig& c, Precision p, BlockE
     out.push_back(std::move(r));
     for (int e = 0; e < c.num_experts; ++e) {
       ProfileBlock b{pre + ".expert" + std::to_string(e), "expert", l, e, nullptr,
-                     [es](int T) { return expert_work(es, T); }};
+                     [es](int T) { return expert_call_work(es, T); }};
       if (exec) b.run = [exec, l, e](int T) { exec->expert(l, e, T); };
       out.push_back(std::move(b));
     }
     if (c.shared_expert_intermediate_size > 0) {
-      ProfileBlock s{pre + ".shared", "shared", l, -1, nullptr, [ss](int T) { return expert_work(ss, T); }};
+      ProfileBlock s{pre + ".shared", "shared", l, -1, nullptr, [ss](int T) { return expert_call_work(ss, T); }};
       if (exec) s.run = [exec, l](int T) { exec->shared(l, T); };
       out.push_back(std::move(s));
     }

@@ -28,7 +28,6 @@ struct Precision {
 };
 
 ExpertShape expert_shape(const ModelConfig& c, Precision p, bool shared = false);
-Work expert_work(const ExpertShape& s, int tokens);
 Work router_work(const ModelConfig& c, Precision p, int tokens);
 Work attention_work(const ModelConfig& c, Precision p, int tokens);
 

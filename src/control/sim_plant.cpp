@@ -16,10 +16,10 @@ void validate(const SimPlantConfig& c, const std::string& where) {
   auto pos = [&](double v, const char* name) {
     WATTMOE_REQUIRE(std::isfinite(v) && v > 0, "{}: {} = {}: expected a finite number > 0", where, name, v);
   };
-  pos(c.hidden, "hidden");
-  pos(c.ffn, "ffn");
-  pos(c.weight_bytes, "weight_bytes");
-  pos(c.act_bytes, "act_bytes");
+  pos(double(c.expert.hidden), "expert.hidden");
+  pos(double(c.expert.ffn), "expert.ffn");
+  pos(c.expert.weight_bytes, "expert.weight_bytes");
+  pos(c.expert.act_bytes, "expert.act_bytes");
   pos(c.step_period_s, "step_period_s");
   WATTMOE_REQUIRE(std::isfinite(c.dense_params) && c.dense_params >= 0,
                   "{}: dense_params = {}: expected finite >= 0", where, c.dense_params);
@@ -96,12 +96,12 @@ PlantStep SimPlant::step(const ControlDecision& d) {
   const double T = std::max(1.0, std::round(double(c_.tokens_per_batch) * d.batch_scale));
   const double k = std::min(experts_per_token(d), available);
   const double distinct = available * (1.0 - std::pow(1.0 - k / available, T));
-  const double L = c_.layers, H = c_.hidden, I = c_.ffn;
+  const double L = c_.layers;
   const Work experts{
-      2.0 * 3.0 * H * I * T * k * L,
-      (3.0 * H * I * c_.weight_bytes * distinct + (2.0 * H + 2.0 * I) * c_.act_bytes * T * k) * L,
+      expert_flops_per_token(c_.expert) * T * k * L,
+      (expert_weight_bytes(c_.expert) * distinct + expert_act_bytes_per_token(c_.expert) * T * k) * L,
       "plant.experts"};
-  const Work dense{2.0 * c_.dense_params * T, c_.dense_params * c_.weight_bytes, "plant.dense"};
+  const Work dense{2.0 * c_.dense_params * T, c_.dense_params * c_.expert.weight_bytes, "plant.dense"};
 
   meter_->begin("step");
   const double sensed0 = sensed_j_;

@@ -9,7 +9,8 @@
 // request rate sees it.
 //
 // Work of one forward pass (a Mixtral-shaped model by default: L = 32 layers, E = 8 experts of H = 4096,
-// I = 14336, model top-k = 2, bf16), with k_eff experts per token and E' = E − masked experts available:
+// I = 14336, model top-k = 2, bf16), with k_eff experts per token and E' = E − masked experts available (the
+// expert terms are energy/expert_work.h's, with the weights read once per distinct expert):
 //   expert FFNs (all layers)  flops = 2·3·H·I·T·k_eff·L
 //                             bytes = (3·H·I·wbytes · D + (2H + 2I)·abytes · T·k_eff)·L,
 //                             D = E'·(1 − (1 − k_eff/E')^T) distinct experts touched (uniform routing,
@@ -39,6 +40,7 @@
 
 #include "control/controller.h"
 #include "core/rng.h"
+#include "energy/expert_work.h"
 #include "energy/meter.h"
 #include "energy/sim_gpu.h"
 #include "energy/sim_sensor.h"
@@ -50,8 +52,7 @@ struct SimPlantConfig {
   int layers = 32;
   int num_experts = 8;
   int model_k = 2;
-  double hidden = 4096, ffn = 14336;
-  double weight_bytes = 2, act_bytes = 2;  // bf16
+  ExpertShape expert{4096, 14336, 2, 2, 3};  // bf16; its weight_bytes prices the dense part's weights too
   // Non-expert parameters read per forward pass: 32 × (q, k, v, o = 4096·(4096 + 1024 + 1024 + 4096), router
   // 8·4096) + lm_head 32000·4096.
   double dense_params = 32.0 * (4096.0 * 10240.0 + 8.0 * 4096.0) + 32000.0 * 4096.0;

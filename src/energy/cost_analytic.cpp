@@ -58,15 +58,12 @@ int AnalyticCostModel::num_experts(int layer) const {
 
 double AnalyticCostModel::flops(int layer, int expert, double tokens) const {
   check_index(layer, expert);
-  const ExpertShape& s = layers_[size_t(layer)][size_t(expert)];
-  return 2.0 * s.matrices * double(s.hidden) * double(s.ffn) * tokens;
+  return expert_work(layers_[size_t(layer)][size_t(expert)], tokens).flops;
 }
 
 double AnalyticCostModel::bytes(int layer, int expert, double tokens) const {
   check_index(layer, expert);
-  const ExpertShape& s = layers_[size_t(layer)][size_t(expert)];
-  const double weights = s.matrices * double(s.hidden) * double(s.ffn) * s.weight_bytes;
-  return weights + (2.0 * double(s.hidden) + 2.0 * double(s.ffn)) * s.act_bytes * tokens;
+  return expert_work(layers_[size_t(layer)][size_t(expert)], tokens).bytes;
 }
 
 double AnalyticCostModel::exact_seconds(int layer, int expert, double tokens) const {

@@ -1,26 +1,17 @@
 // AnalyticCostModel: expert costs from FLOPs and bytes on a roofline, with no measurement.
 //   t(T) = max(flops(T) / peak_flops, bytes(T) / bandwidth) + launch_s
 //   J(T) = static_w·t(T) + pJ/FLOP·flops(T) + pJ/byte·bytes(T)
-// for a SwiGLU expert (gate, up, down: `matrices` weight matrices of hidden × ffn):
-//   flops(T) = 2·matrices·hidden·ffn·T,  bytes(T) = matrices·hidden·ffn·weight_bytes + (2·hidden + 2·ffn)·act_bytes·T
-// (weights are read once per step; per token the input and output rows and the intermediate are written and
-// read once). energy/ knows no model: shapes arrive as plain numbers.
+// with flops(T) and bytes(T) of one expert over T tokens from energy/expert_work.h (the one home of that formula:
+// weights read once per step, activations per token). energy/ knows no model: shapes arrive as plain numbers.
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "energy/cost_model.h"
+#include "energy/expert_work.h"
 #include "energy/sim_params.h"
 
 namespace wattmoe {
-
-struct ExpertShape {
-  int64_t hidden = 0;
-  int64_t ffn = 0;
-  double weight_bytes = 2;  // per parameter (bf16 2, fp8 1, ...)
-  double act_bytes = 2;     // per activation element
-  int matrices = 3;         // SwiGLU
-};
 
 struct HardwareCoeffs {
   double static_w = 80;      // power that runs whatever the block does, charged for its time

@@ -2,8 +2,8 @@
 //   joules(tokens) = a + b·tokens   (a: weight reads + launch, paid once per step if the expert runs at all;
 //                                    b: the marginal FLOPs and activations of one more token)
 // and the same form for seconds. A model that is not linear (the roofline) returns the tangent at the token
-// count asked for. Three sources implement this: AnalyticCostModel (FLOPs and bytes), ProfiledCostModel
-// (a measured table), CalibratedCostModel (another model corrected online by measured windows).
+// count asked for. Two sources implement this: AnalyticCostModel (FLOPs and bytes) and ProfiledCostModel
+// (a measured table).
 // Routing receives plain vectors (RoutingCosts); moe/ never sees this class.
 #pragma once
 #include <string>

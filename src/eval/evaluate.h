@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "model/runner.h"
-#include "train/data.h"
+#include "text/token_stream.h"
 
 namespace wattmoe {
 

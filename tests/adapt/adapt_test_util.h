@@ -9,7 +9,7 @@
 #include "adapt/window_score.h"
 #include "model/lora.h"
 #include "model/runner.h"
-#include "train/data.h"
+#include "text/token_stream.h"
 
 namespace wattmoe::test {
 

@@ -30,8 +30,8 @@ inline SimPlantConfig olmoe_plant() {
   p.layers = 16;
   p.num_experts = 64;
   p.model_k = 8;
-  p.hidden = 2048;
-  p.ffn = 1024;
+  p.expert.hidden = 2048;
+  p.expert.ffn = 1024;
   p.dense_params = 16.0 * (2048.0 * 4.0 * 2048.0 + 64.0 * 2048.0) + 50304.0 * 2048.0;
   p.tokens_per_batch = 4096;
   p.batches_per_step = 12;

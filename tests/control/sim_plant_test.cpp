@@ -101,7 +101,7 @@ TEST(SimPlant, BadConfigIsAClearError) {
   };
   EXPECT_NE(bad([](SimPlantConfig& c) { c.layers = 0; }).find("layers"), std::string::npos);
   EXPECT_NE(bad([](SimPlantConfig& c) { c.model_k = 9; }).find("model_k"), std::string::npos);
-  EXPECT_NE(bad([](SimPlantConfig& c) { c.hidden = -1; }).find("hidden"), std::string::npos);
+  EXPECT_NE(bad([](SimPlantConfig& c) { c.expert.hidden = -1; }).find("hidden"), std::string::npos);
   EXPECT_NE(bad([](SimPlantConfig& c) { c.step_period_s = 0; }).find("step_period_s"), std::string::npos);
   EXPECT_NE(bad([](SimPlantConfig& c) { c.tokens_per_batch = 0; }).find("tokens_per_batch"),
             std::string::npos);

@@ -1,9 +1,6 @@
 #include <gtest/gtest.h>
 
-#include <memory>
-
 #include "energy/cost_analytic.h"
-#include "energy/cost_calibration.h"
 #include "energy/cost_table.h"
 #include "energy/sim_gpu.h"
 #include "energy_test_util.h"
@@ -116,41 +113,6 @@ TEST(CostTable, CorruptOrInconsistentTablesNameFileAndField) {
     EXPECT_NE(e.find("costs.json"), std::string::npos) << e;
     EXPECT_NE(e.find(c.expect), std::string::npos) << "want: " << c.expect << "\ngot:  " << e;
   }
-}
-
-TEST(Calibration, ConvergesToTheMeasuredRatio) {
-  auto base = std::make_shared<AnalyticCostModel>(AnalyticCostModel::uniform(2, 4, kMixtral, HardwareCoeffs{}));
-  CalibratedCostModel cal(base, CalibrationOptions{0.2, true});
-  EXPECT_EQ(cal.joules_factor(0, 1), 1.0);
-  // Expert 1 of layer 0 really costs 1.3× the prediction (hotter card, slower memory, ...).
-  for (int i = 0; i < 50; ++i) {
-    const double t = 1 + i % 7;
-    cal.observe_expert(0, 1, t, 1.3 * base->joules(0, 1, t), 0.9 * base->seconds(0, 1, t));
-  }
-  EXPECT_NEAR(cal.joules_factor(0, 1), 1.3, 1e-9);
-  EXPECT_NEAR(cal.seconds_factor(0, 1), 0.9, 1e-9);
-  EXPECT_NEAR(cal.joules(0, 1, 5), 1.3 * base->joules(0, 1, 5), 1e-9);
-  // Experts not observed themselves take their layer's factor; other layers are untouched.
-  EXPECT_NEAR(cal.joules_factor(0, 2), 1.3, 1e-9);
-  EXPECT_EQ(cal.joules_factor(1, 2), 1.0);
-
-  // A whole-layer measurement moves the layer factor, which per-layer calibration uses for every expert.
-  CalibratedCostModel layer_cal(base, CalibrationOptions{0.5, false});
-  const std::vector<int> counts{3, 0, 1, 0};
-  layer_cal.observe_layer(1, counts, 0.8 * base->layer_joules(1, counts));
-  EXPECT_NEAR(layer_cal.joules_factor(1, 3), 0.8, 1e-9);
-  layer_cal.observe_layer(1, counts, 1.0 * base->layer_joules(1, counts));
-  EXPECT_GT(layer_cal.joules_factor(1, 3), 0.8);
-  EXPECT_LT(layer_cal.joules_factor(1, 3), 1.0);
-  RoutingCosts rc = layer_cal.routing_costs(1, 1);
-  EXPECT_NEAR(rc.activation_j[0], layer_cal.joules_factor(1, 0) * base->expert_cost(1, 0, 1).joules.a, 1e-6);
-
-  std::string e = error_of([&] { cal.observe_expert(0, 0, 2, -1); });
-  EXPECT_NE(e.find("measured joules"), std::string::npos) << e;
-  e = error_of([&] { cal.observe_layer(0, {0, 0, 0, 0}, 1.0); });
-  EXPECT_NE(e.find("no tokens"), std::string::npos) << e;
-  e = error_of([&] { cal.observe_layer(0, {1, 2}, 1.0); });
-  EXPECT_NE(e.find("expected 4 per-expert token counts"), std::string::npos) << e;
 }
 
 }  // namespace

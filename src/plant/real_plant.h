@@ -1,10 +1,12 @@
-// RealPlant: the work of one window of `wattmoe run` on a real GPU, paced to a step period, with its energy read from
-// NVML — the plant the power-budget controller closes its loop around on the device (`--plant cuda`).
+// RealGpuPlant: the plant (plant/plant.h) on a real GPU — the work of one window of `wattmoe run` run there, paced to
+// a step period, with its energy read from NVML: the plant the power-budget controller closes its loop around on the
+// device (`--plant cuda`). CUDA builds only (CMakeLists.txt leaves this file's .cpp out otherwise); make_plant
+// builds it from PlantOptions. Every value it reports is labelled "measured".
 //
 // Per step, for each MoE layer l (layers × experts weight sets of Mixtral shape, bf16, random, allocated once):
 //   dense   one GEMM [T, H] · [D, H]ᵀ with T = window tokens × streams × batch_scale and D = q+k+v+o outputs +
 //           router (4096+1024+1024+4096+E by default): the FLOPs and weight bytes of the attention projections and
-//           router that cli/sim_step.h prices (attention scores are left out there too);
+//           router that the simulated plant (plant/sim_plant.h) prices (attention scores are left out there too);
 //   experts for each expert e with n_e = round(counts[l][e] × streams × batch_scale) > 0, the real SwiGLU expert
 //           block (ops/cuda ExpertBlockCuda: gate, up [I,H], down [H,I]) over n_e tokens, reading that (l, e)'s own
 //           weights, so weight traffic is what serving those experts would read.
@@ -27,6 +29,9 @@
 // When the card cannot hold layers × experts weight sets, fewer are allocated and (l, e) reuses set (l·E + e) mod
 // sets (weight_sets() says how many): reads then partly hit L2 only if a set is smaller than L2, which it is not.
 // Read only: no clock or power limit is ever set.
+// Per step, step_extras() adds the measurement's details: measured_busy_s, measured_overrun, measured_method,
+// measured_peak_w, measured_max_temp_c, measured_integrated_j/_s (instant power integrated over the step, a
+// cross-check) and measured_reasons_seen (clock-event reasons active at any time during the step).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -34,6 +39,7 @@
 #include <vector>
 
 #include "energy/sensor.h"
+#include "plant/plant.h"
 
 namespace wattmoe {
 
@@ -49,27 +55,20 @@ struct RealPlantConfig {
   uint64_t seed = 1;
 };
 
-struct RealStep {
-  double seconds = 0, busy_seconds = 0, joules = 0, tokens = 0;
-  bool overrun = false;
-  bool complete = true;    // false: the sensor failed during the step
-  std::string method;      // "counter" or "integrated"
-  double peak_w = kNaN, max_temp_c = kNaN;
-  uint64_t reasons_seen = 0;  // clock-event reason bits that were active at any time during the step
-  double integrated_j = kNaN, integrated_s = 0;  // cross-check: instant power integrated from work start to the end
-  Sample sample;              // the NVML sample that closed the step
-};
-
-class RealPlant {
+class RealGpuPlant : public Plant {
  public:
-  // Error when there is no CUDA device or no NVML, naming which.
-  explicit RealPlant(const RealPlantConfig& c);
-  ~RealPlant();
-  RealPlant(const RealPlant&) = delete;
-  RealPlant& operator=(const RealPlant&) = delete;
+  // Error when there is no CUDA device or no NVML, naming which. Logs the device, sensor, weight sets and idle power.
+  explicit RealGpuPlant(const RealPlantConfig& c);
+  ~RealGpuPlant() override;
+  RealGpuPlant(const RealGpuPlant&) = delete;
+  RealGpuPlant& operator=(const RealGpuPlant&) = delete;
 
-  // counts: [layer][expert] (token, expert) pairs of the window; rows may be empty (dense layers).
-  RealStep step(const std::vector<std::vector<int64_t>>& counts, int64_t window_tokens, double batch_scale);
+  const char* prefix() const override { return "measured"; }
+  // counts: [layer][expert] (token, expert) pairs of the window; rows may be empty (dense layers). The first step
+  // whose work overruns the period logs a warning.
+  PlantStep step(const std::vector<std::vector<int64_t>>& counts, int64_t window_tokens, double batch_scale) override;
+  Json describe() const override;
+  Json step_extras(const PlantStep&) const override;  // the last step's measurement details (above)
 
   double idle_w() const;             // NaN when not measured
   double idle_seconds() const;

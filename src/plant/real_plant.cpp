@@ -1,4 +1,4 @@
-#include "gpu/real_plant.h"
+#include "plant/real_plant.h"
 
 #include <cuda_runtime.h>
 
@@ -28,9 +28,19 @@ void sleep_until(double t) {
   if (left > 0) std::this_thread::sleep_for(std::chrono::duration<double>(left));
 }
 
+// One step as measured: the PlantStep plus how it was measured (step_extras).
+struct Measured {
+  PlantStep step;
+  bool complete = true;       // false: the sensor failed during the step
+  std::string method;         // "counter_ticks", or the meter's method name
+  double peak_w = kNaN, max_temp_c = kNaN;
+  uint64_t reasons_seen = 0;  // clock-event reason bits that were active at any time during the step
+  double integrated_j = kNaN, integrated_s = 0;  // cross-check: instant power integrated from work start to the end
+};
+
 }  // namespace
 
-struct RealPlant::Impl {
+struct RealGpuPlant::Impl {
   RealPlantConfig c;
   std::string device, sensor_name;
   std::unique_ptr<NvmlSensor> sensor;
@@ -45,8 +55,11 @@ struct RealPlant::Impl {
   double idle_w = kNaN, idle_s = 0;
   Sample tick;  // the counter update that closed the last step (the next one's start)
   bool have_tick = false;
+  Measured last;  // the last step
+  int64_t overruns = 0;
 
   Sample wait_tick(double e_prev);
+  Measured measure(const std::vector<std::vector<int64_t>>& counts, int64_t window_tokens, double batch_scale);
 
   // Enqueues the step's work; returns the tokens of the dense part per layer.
   int64_t enqueue(const std::vector<std::vector<int64_t>>& counts, int64_t window_tokens, double scale) {
@@ -66,7 +79,7 @@ struct RealPlant::Impl {
   }
 };
 
-RealPlant::RealPlant(const RealPlantConfig& cfg) : impl_(std::make_unique<Impl>()) {
+RealGpuPlant::RealGpuPlant(const RealPlantConfig& cfg) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.c = cfg;
   RealPlantConfig& c = m.c;
@@ -148,15 +161,17 @@ RealPlant::RealPlant(const RealPlantConfig& cfg) : impl_(std::make_unique<Impl>(
                                                               std::max<int64_t>(1, 2 * c.window_tokens / c.num_experts)));
   m.enqueue(warm, c.window_tokens, c.streams);
   cuda_synchronize();
+  log_info("run: real plant on {} ({}), {} weight sets ({:.1f} GiB), idle {:.1f} W over {:.1f} s", cuda_device(),
+           sensor_name(), weight_sets(), weight_gib(), idle_w(), idle_seconds());
 }
 
-RealPlant::~RealPlant() {
+RealGpuPlant::~RealGpuPlant() {
   if (impl_ && impl_->meter) impl_->meter->stop();
 }
 
 // The first NVML sample whose energy counter differs from `e_prev` (polling back to back, ~4 ms a read): the
 // counter's update time to within one read. Error after 1 s without an update.
-Sample RealPlant::Impl::wait_tick(double e_prev) {
+Sample RealGpuPlant::Impl::wait_tick(double e_prev) {
   const double t0 = now_seconds();
   for (;;) {
     Sample s = sensor->read();
@@ -165,8 +180,9 @@ Sample RealPlant::Impl::wait_tick(double e_prev) {
   }
 }
 
-RealStep RealPlant::step(const std::vector<std::vector<int64_t>>& counts, int64_t window_tokens, double batch_scale) {
-  Impl& m = *impl_;
+Measured RealGpuPlant::Impl::measure(const std::vector<std::vector<int64_t>>& counts, int64_t window_tokens,
+                                     double batch_scale) {
+  Impl& m = *this;
   WATTMOE_CHECK(batch_scale > 0 && batch_scale <= 1);
   const bool counter = m.sensor->capabilities().energy;
   // With the counter, windows run from one counter update to another and follow each other without a gap: the
@@ -174,7 +190,8 @@ RealStep RealPlant::step(const std::vector<std::vector<int64_t>>& counts, int64_
   // update after its period. The counter then says exactly what the card drew in the window, whatever its lag
   // (as long as the lag is shorter than the idle end of the window), and the windows tile the run.
   if (counter && !m.have_tick) m.tick = m.wait_tick(m.sensor->read().energy_j), m.have_tick = true;
-  RealStep st;
+  Measured ms;
+  PlantStep& st = ms.step;
   m.meter->begin("step");  // synchronises first: the GPU is idle here
   const double t0 = now_seconds(), ta = counter ? m.tick.time_s : t0;
   const double scale = m.c.streams * batch_scale;
@@ -187,39 +204,65 @@ RealStep RealPlant::step(const std::vector<std::vector<int64_t>>& counts, int64_
   Sample b;
   if (counter) b = m.wait_tick(m.tick.energy_j);
   const WindowResult r = m.meter->wait(m.meter->end("step"));
-  st.complete = r.complete;
-  st.peak_w = r.peak_w, st.max_temp_c = r.max_temp_c;
-  st.integrated_j = r.joules_integrated, st.integrated_s = r.seconds;
+  ms.complete = r.complete;
+  ms.peak_w = r.peak_w, ms.max_temp_c = r.max_temp_c;
+  ms.integrated_j = r.joules_integrated, ms.integrated_s = r.seconds;
   for (size_t k = 0; k < kClockEventReasons.size(); ++k)
-    if (r.reason_seconds[k] > 0) st.reasons_seen |= kClockEventReasons[k].bit;
+    if (r.reason_seconds[k] > 0) ms.reasons_seen |= kClockEventReasons[k].bit;
   if (counter) {
     st.seconds = b.time_s - m.tick.time_s;
     st.joules = b.energy_j - m.tick.energy_j;
-    st.method = "counter_ticks";
+    ms.method = "counter_ticks";
     st.sample = b;
     m.tick = b;
   } else {
     st.seconds = r.seconds;
     st.joules = r.joules;
-    st.method = energy_method_name(r.method);
+    ms.method = energy_method_name(r.method);
     if (auto s = m.meter->poll()) st.sample = *s;
   }
   WATTMOE_REQUIRE(std::isfinite(st.joules) && st.joules >= 0 && st.seconds > 0,
-                  "--plant cuda: step energy not measured ({}): {}", st.method,
+                  "--plant cuda: step energy not measured ({}): {}", ms.method,
                   r.error.empty() ? "no sensor reading covered the step" : r.error);
-  return st;
+  return ms;
 }
 
-double RealPlant::idle_w() const { return impl_->idle_w; }
-double RealPlant::idle_seconds() const { return impl_->idle_s; }
-std::string RealPlant::cuda_device() const { return impl_->device; }
-std::string RealPlant::sensor_name() const { return impl_->sensor_name; }
-int RealPlant::weight_sets() const { return int(impl_->sets.size()); }
-double RealPlant::weight_gib() const {
+PlantStep RealGpuPlant::step(const std::vector<std::vector<int64_t>>& counts, int64_t window_tokens,
+                             double batch_scale) {
+  Impl& m = *impl_;
+  m.last = m.measure(counts, window_tokens, batch_scale);
+  if (m.last.step.overrun && m.overruns++ == 0)
+    log_warn("run: a step's GPU work took {:.3f} s, longer than the {:.3f} s period (overrun; lower --sim-streams "
+             "or raise --step-period-s)", m.last.step.busy_seconds, m.c.period_s);
+  return m.last.step;
+}
+
+Json RealGpuPlant::describe() const {
+  const RealPlantConfig& c = impl_->c;
+  return Json{{"label", "measured on a real GPU (NVML)"}, {"gpu", cuda_device()}, {"sensor", sensor_name()},
+              {"idle_w", idle_w()}, {"idle_s", idle_seconds()}, {"streams", c.streams}, {"step_period_s", c.period_s},
+              {"expert_shape", {c.hidden, c.ffn}}, {"dense_gemm_out", c.dense_out}, {"weight_sets", weight_sets()},
+              {"weight_gib", weight_gib()}};
+}
+
+Json RealGpuPlant::step_extras(const PlantStep&) const {
+  const Measured& l = impl_->last;
+  return Json{{"measured_busy_s", l.step.busy_seconds}, {"measured_overrun", l.step.overrun},
+              {"measured_method", l.method}, {"measured_peak_w", l.peak_w}, {"measured_max_temp_c", l.max_temp_c},
+              {"measured_integrated_j", l.integrated_j}, {"measured_integrated_s", l.integrated_s},
+              {"measured_reasons_seen", clock_event_reason_names(l.reasons_seen)}};
+}
+
+double RealGpuPlant::idle_w() const { return impl_->idle_w; }
+double RealGpuPlant::idle_seconds() const { return impl_->idle_s; }
+std::string RealGpuPlant::cuda_device() const { return impl_->device; }
+std::string RealGpuPlant::sensor_name() const { return impl_->sensor_name; }
+int RealGpuPlant::weight_sets() const { return int(impl_->sets.size()); }
+double RealGpuPlant::weight_gib() const {
   const double set = 3.0 * impl_->c.hidden * double(impl_->c.ffn) * 2;
   return (set * double(impl_->sets.size()) + double(impl_->c.num_layers) * impl_->c.dense_out * impl_->c.hidden * 2.0) /
          double(1 << 30);
 }
-const RealPlantConfig& RealPlant::config() const { return impl_->c; }
+const RealPlantConfig& RealGpuPlant::config() const { return impl_->c; }
 
 }  // namespace wattmoe

@@ -1,0 +1,46 @@
+#include "plant/plant.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "plant/sim_plant.h"
+#if WATTMOE_WITH_CUDA
+#include "ops/cuda/context.h"
+#include "plant/real_plant.h"
+#endif
+
+namespace wattmoe {
+
+void check_plant(const std::string& name) {
+  WATTMOE_REQUIRE(name == "sim" || name == "cuda", "--plant {}: expected sim or cuda", name);
+  if (name == "sim") return;
+#if WATTMOE_WITH_CUDA
+  WATTMOE_REQUIRE(cuda::device_available(),
+                  "--plant cuda: no CUDA device is visible (no GPU or driver here, or CUDA_VISIBLE_DEVICES hides it); "
+                  "use --plant sim");
+#else
+  fail("--plant cuda: this wattmoe was built without CUDA (configure with -DWATTMOE_CUDA=ON and rebuild); use --plant "
+       "sim");
+#endif
+}
+
+double default_step_period(const std::string& name) { return name == "cuda" ? 1.0 : 0.02; }
+
+std::unique_ptr<Plant> make_plant(const PlantOptions& o) {
+  check_plant(o.name);
+  if (o.name == "sim") return std::make_unique<SimulatedPlant>(o.sim, o.shape);
+#if WATTMOE_WITH_CUDA
+  RealPlantConfig c;
+  c.hidden = int(o.shape.expert.hidden), c.ffn = int(o.shape.expert.ffn);
+  c.num_layers = o.num_layers, c.num_experts = o.num_experts, c.window_tokens = o.window_tokens;
+  c.streams = o.shape.streams, c.period_s = o.shape.period_s, c.idle_s = o.idle_s, c.seed = o.seed;
+  // The dense GEMM's rows: dense_params / H (q, k, v, o and router weights, as the simulated plant prices them).
+  c.dense_out = int(std::llround(o.shape.dense_params / double(o.shape.expert.hidden)));
+  c.dense_out = (c.dense_out + 7) / 8 * 8;
+  return std::make_unique<RealGpuPlant>(c);
+#else
+  fail("--plant cuda: this wattmoe was built without CUDA");
+#endif
+}
+
+}  // namespace wattmoe

@@ -1,0 +1,43 @@
+#include "plant/sim_plant.h"
+
+#include "core/error.h"
+
+namespace wattmoe {
+
+SimulatedPlant::SimulatedPlant(const SimGpuParams& p, const PlantShape& s) : gpu_(p), params_(p), shape_(s) {}
+
+PlantStep SimulatedPlant::step(const std::vector<std::vector<int64_t>>& counts, int64_t window_tokens,
+                               double batch_scale) {
+  const PlantShape& s = shape_;
+  WATTMOE_CHECK(batch_scale > 0 && batch_scale <= 1 && s.streams > 0 && s.period_s > 0);
+  const double scale = s.streams * batch_scale;
+  const double t0 = gpu_.time(), e0 = gpu_.true_energy_j();
+  PlantStep r;
+  r.tokens = double(window_tokens) * scale;
+  double busy = 0;
+  for (size_t l = 0; l < counts.size(); ++l) {
+    busy += gpu_.run({2 * s.dense_params * r.tokens, s.dense_params * s.expert.weight_bytes, "dense"});
+    for (int64_t c : counts[l]) {
+      if (c <= 0) continue;
+      const ExpertWork w = expert_work(s.expert, double(c) * scale);
+      busy += gpu_.run({w.flops, w.bytes, "expert"});
+    }
+  }
+  const double elapsed = gpu_.time() - t0;
+  if (elapsed < s.period_s) gpu_.idle(s.period_s - elapsed);
+  r.seconds = gpu_.time() - t0;
+  r.busy_seconds = busy;
+  r.joules = gpu_.true_energy_j() - e0;
+  r.overrun = busy > s.period_s;
+  r.sample = gpu_.sample();
+  return r;
+}
+
+Json SimulatedPlant::describe() const {
+  // The expert shape as doubles, as the summary has always spelled it (4096.0).
+  return Json{{"label", "simulated GPU (not measured)"}, {"gpu", params_.name}, {"streams", shape_.streams},
+              {"step_period_s", shape_.period_s},
+              {"expert_shape", {double(shape_.expert.hidden), double(shape_.expert.ffn)}}};
+}
+
+}  // namespace wattmoe
