@@ -5,7 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/defaults.h"
-#include "cli/moe_kernels_flag.h"
+#include "cli/common_flags.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "eval/sample.h"
@@ -21,12 +21,12 @@ struct GenArgs {
   int max_new = 200, context = 0;
   double temperature = 0.8, top_p = 0.95;
   uint64_t seed = 0;
-  std::string device = "cpu", precision = "fp32", moe_kernels = "auto";
+  RunnerOptions runner;  // the model's own top-k: no routing reason keeps the fused kernels off
 };
 
 void run_generate(const GenArgs& a) {
   // Flags first: a wrong device or precision fails before any work.
-  const RunnerOptions where{a.device, a.precision, a.moe_kernels};  // the model's own top-k: no routing reason
+  const RunnerOptions& where = a.runner;
   check_runner_options(where);
   ModelWeights<float> m = load_model<float>(a.model);
   std::unique_ptr<Tokenizer> tok = model_tokenizer(a.model, a.tokenizer, m.config.vocab_size);
@@ -75,17 +75,14 @@ void run_generate(const GenArgs& a) {
 void add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Sample a continuation of a prompt (KV cache)");
-  cmd->add_option("--model", a->model, "checkpoint directory")->capture_default_str();
+  add_model_flags(cmd, a->model, a->tokenizer);
   cmd->add_option("--prompt", a->prompt, "prompt text")->capture_default_str();
-  cmd->add_option("--tokenizer", a->tokenizer, "bytes, or a tokenizer.json (default: the model's, else bytes)");
   cmd->add_option("--max-new", a->max_new, "tokens to generate")->capture_default_str();
   cmd->add_option("--context", a->context, "context length (default: the model's max_position_embeddings)");
   cmd->add_option("--temperature", a->temperature, "0 for greedy")->capture_default_str();
   cmd->add_option("--top-p", a->top_p, "nucleus sampling mass in (0, 1]")->capture_default_str();
   cmd->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
-  cmd->add_option("--device", a->device, kDeviceHelp)->capture_default_str();
-  add_precision_flag(cmd, a->precision);
-  add_moe_kernels_flag(cmd, a->moe_kernels);
+  add_device_flags(cmd, a->runner, "the model and its KV cache");
   cmd->callback([a] { run_generate(*a); });
 }
 

@@ -73,7 +73,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--shards", a->shards,
                   "data-parallel shards per micro-batch, one thread each (default: min(batch, cores)); results "
                   "depend on the shard count, never on timing (--device cpu only)");
-  cmd->add_option("--device", a->device, kDeviceHelp)->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu (default) or cuda (the model, its gradients and optimizer on GPU 0)")
+      ->capture_default_str();
   cmd->add_option("--seed", a->seed, "data order and initialisation seed")->capture_default_str();
   cmd->add_flag("--no-resume", a->no_resume, "start from scratch even if OUT/checkpoint exists");
   cmd->callback([a] { run_train(*a); });

@@ -14,7 +14,4 @@ std::string default_model_dir();
 // tokenizer's vocabulary fits the model.
 std::unique_ptr<Tokenizer> model_tokenizer(const std::string& model_dir, const std::string& spec, int model_vocab);
 
-// The --device flag's help (its values are checked by model/runner.h's check_runner_options).
-inline constexpr const char* kDeviceHelp = "cpu (default) or cuda (the model, its gradients and optimizer on GPU 0)";
-
 }  // namespace wattmoe::cli
