@@ -21,7 +21,7 @@
 #include "energy/sim_gpu.h"
 #include "model/config.h"
 
-namespace wattmoe::cli {
+namespace wattmoe {
 
 struct Precision {
   double weight_bytes = 2, act_bytes = 2;  // bf16 on CUDA; fp32 (4, 4) on the CPU
@@ -48,4 +48,4 @@ void require_moe_layers(const ModelConfig& c, const std::string& what);
 // Every block of the model. `exec` may be null when the blocks only feed the simulated GPU (work only).
 std::vector<ProfileBlock> model_blocks(const ModelConfig& c, Precision p, BlockExecutor* exec);
 
-}  // namespace wattmoe::cli
+}  // namespace wattmoe

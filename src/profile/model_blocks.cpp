@@ -1,8 +1,8 @@
-#include "cli/profile_model.h"
+#include "profile/model_blocks.h"
 
 #include "core/error.h"
 
-namespace wattmoe::cli {
+namespace wattmoe {
 
 ExpertShape expert_shape(const ModelConfig& c, Precision p, bool shared) {
   ExpertShape s;
@@ -76,4 +76,4 @@ std::vector<ProfileBlock> model_blocks(const ModelConfig& c, Precision p, BlockE
   return out;
 }
 
-}  // namespace wattmoe::cli
+}  // namespace wattmoe

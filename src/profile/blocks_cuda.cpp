@@ -1,6 +1,5 @@
-#include "cli/profile_cuda.h"
+#include "profile/blocks_cuda.h"
 
-#if defined(WATTMOE_WITH_CUDA) && WATTMOE_WITH_CUDA
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -11,7 +10,7 @@
 #include "model/params.h"
 #include "ops/moe_cuda.h"
 
-namespace wattmoe::cli {
+namespace wattmoe {
 
 namespace {
 
@@ -267,5 +266,4 @@ Json check_layer_cuda(CudaBlockExecutor& ex, const ModelConfig& c, PowerSensor& 
           {"counter_vs_integrated", cvi}};
 }
 
-}  // namespace wattmoe::cli
-#endif
+}  // namespace wattmoe

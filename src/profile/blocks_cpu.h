@@ -5,11 +5,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "cli/profile_model.h"
+#include "profile/model_blocks.h"
 #include "model/config.h"
 #include "model/params.h"
 
-namespace wattmoe::cli {
+namespace wattmoe {
 
 // A flat fp32 parameter buffer of ParamLayout::build(c) with random values: each matrix W[out, in] uniform with
 // std 1/√in, vectors (norms, biases) 1. Deterministic in `seed`.
@@ -35,4 +35,4 @@ class CpuBlockExecutor : public BlockExecutor {
   std::vector<float> x_, g_, u_, h_, out_, q_, k_, v_, attn_;
 };
 
-}  // namespace wattmoe::cli
+}  // namespace wattmoe

@@ -1,4 +1,4 @@
-#include "cli/profile_cpu.h"
+#include "profile/blocks_cpu.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +9,7 @@
 #include "ops/attention.h"
 #include "ops/linear.h"
 
-namespace wattmoe::cli {
+namespace wattmoe {
 
 std::vector<float> random_params(const ModelConfig& c, uint64_t seed) {
   const ParamLayout layout = ParamLayout::build(c);
@@ -82,4 +82,4 @@ void CpuBlockExecutor::shared(int layer, int T) {
   ffn(view_.layers[size_t(layer)].shared, c_.shared_expert_intermediate_size, T);
 }
 
-}  // namespace wattmoe::cli
+}  // namespace wattmoe

@@ -1,9 +1,8 @@
 // The CUDA side of `wattmoe profile --device cuda`: each layer's weights in bf16 on the GPU (uploaded from a
 // checkpoint, or random on the device for --random-init), the blocks of ops/cuda/profile_blocks.h run on them
 // inside NVTX ranges "layer{l}" > "layer{l}.attention" / ".router" / ".expert{e}" / ".shared", and --check-layer.
-// Only in CUDA builds.
+// Only in CUDA builds (CMakeLists.txt compiles blocks_cuda.cpp only then; include this only from CUDA code).
 #pragma once
-#if defined(WATTMOE_WITH_CUDA) && WATTMOE_WITH_CUDA
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -11,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/profile_model.h"
+#include "profile/model_blocks.h"
 #include "energy/cost_analytic.h"
 #include "energy/meter.h"
 #include "energy/profiler.h"
@@ -19,7 +18,7 @@
 #include "model/config.h"
 #include "ops/cuda/profile_blocks.h"
 
-namespace wattmoe::cli {
+namespace wattmoe {
 
 struct CudaLayerWeights {
   DeviceBuffer router;          // [E,H]
@@ -72,5 +71,4 @@ class CudaBlockExecutor : public BlockExecutor {
 Json check_layer_cuda(CudaBlockExecutor& ex, const ModelConfig& c, PowerSensor& sensor, EnergyMeter& meter,
                       ProfileOptions opt, const HardwareCoeffs& hw, const ProfileResult& profile);
 
-}  // namespace wattmoe::cli
-#endif
+}  // namespace wattmoe
