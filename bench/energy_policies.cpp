@@ -4,7 +4,8 @@
 //
 //   energy_policies (--model DIR | --random-init SEED --config FILE) --data FILE --out DIR [--name NAME]
 //     [--points "topk; topk k_max=1; skip beta=0.3/0.5/0.7" | --points-file FILE.json]   (eval/policy_points.h)
-//     [--modes prefill,decode1,decode8,decode64] [--batch 64 --seq 128] [--cache 128]     (eval/policy_workload.h)
+//     [--modes prefill,decode1,decode8,decode64 | --streams 1,8,64] [--batch 64 --seq 128] [--cache 128]
+//                                                                                         (eval/policy_workload.h)
 //     [--window-s 2] [--reps 3] [--warmup-s 0.3] [--idle-s 5] [--time-budget-s 900]
 //     [--precision bf16] [--moe-kernels auto|fused|host] [--quality-tokens 65536] [--calib-batches 4]
 //     [--no-host-baseline] [--plan-only] [--device cuda --sensor nvml (cpu/fake: a smoke test of the flow)]
@@ -30,8 +31,8 @@
 //      --time-budget-s (less the final idle) is skipped and listed; when the plan does not fit at the start, reps
 //      and then the last modes are dropped first, and the run says so.
 //   7. idle power again at the end; summary.json.
-// Outputs under --out: measurements.jsonl (one JSON object per line, "kind": idle | quality | window | skipped, as
-// it happens) and summary.json (per mode and point: medians over reps of J/token above idle (J − idle_W·s)/tokens,
+// Outputs under --out: measurements.jsonl (one JSON object per line, "kind": idle | calibration | quality | window |
+// skipped, as it happens) and summary.json (per mode and point: medians over reps of J/token above idle (J − idle_W·s)/tokens,
 // with idle_W the mean of the start and end idle, its min/max, tokens/s, bits/byte, experts/token, the analytic J/token
 // of eval/step_work.h and everything relative to the top-k baseline of the same kernels). bench/energy_table.py
 // turns the JSONL into a markdown table and checks the goals. Read only on the GPU: clocks and power limits are never
@@ -48,6 +49,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "core/error.h"
@@ -865,6 +867,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--points-file", a.points_file, "a JSON array of policy points (replaces --points)");
   app.add_option("--modes", a.modes, "prefill and/or decode<N> (N streams), comma-separated")->capture_default_str();
+  std::string streams;
+  app.add_option("--streams", streams, "decode stream counts, e.g. 1,8,64: replaces the decode modes of --modes");
   app.add_option("--batch", a.batch, "prefill: sequences per forward")->capture_default_str();
   app.add_option("--seq", a.seq, "prefill: tokens per sequence (also the quality pass's windows)")->capture_default_str();
   app.add_option("--cache", a.cache, "decode: positions before the KV cache restarts")->capture_default_str();
@@ -889,6 +893,15 @@ int main(int argc, char** argv) {
   app.add_option("--gpu", a.gpu, "CUDA device and NVML index")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   a.random_init = seed->count() > 0;
+  if (!streams.empty()) {  // --streams 1,8,64: decode1,decode8,decode64 after the other modes
+    std::string modes, item;
+    std::stringstream ms(a.modes), ss(streams);
+    while (std::getline(ms, item, ','))
+      if (!item.empty() && item.rfind("decode", 0) != 0) modes += (modes.empty() ? "" : ",") + item;
+    while (std::getline(ss, item, ','))
+      if (!item.empty()) modes += (modes.empty() ? "decode" : ",decode") + item;
+    a.modes = modes;
+  }
   try {
     WATTMOE_REQUIRE(a.model.empty() != !a.random_init,
                     "expected --model DIR, or --random-init SEED with --config FILE (not both)");
