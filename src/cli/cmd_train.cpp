@@ -53,8 +53,10 @@ void run_train(const TrainArgs& a) {
 void add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand("train", "Pre-train an MoE language model from a preset (resumable)");
-  cmd->add_option("--preset", a->preset, "tiny (seconds) or small (the shipped model's schedule)")
-      ->check(CLI::IsMember({"tiny", "small"}));
+  cmd->add_option("--preset", a->preset,
+                  "tiny (seconds), small (the shipped model's schedule) or medium (~107M parameters, ~4 min with "
+                  "--device cuda)")
+      ->check(CLI::IsMember({"tiny", "small", "medium"}));
   cmd->add_option("--train", a->train_file, "training text file")->capture_default_str();
   cmd->add_option("--val", a->val_file, "validation text file")->capture_default_str();
   cmd->add_option("--out", a->out, "output directory (model, checkpoint/, metrics.jsonl)")->required();

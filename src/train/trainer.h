@@ -43,7 +43,8 @@ struct TrainConfig {
   int shards = 0;
 };
 
-// "tiny" (seconds; tests) or "small" (the reference schedule of the shipped model). Error for other names.
+// "tiny" (seconds; tests), "small" (the reference schedule of the shipped model) or "medium" (~107M parameters,
+// about 4 minutes of fp32 training on one H100/H200). Error for other names.
 TrainConfig train_preset(const std::string& name);
 
 struct TrainSummary {
