@@ -34,11 +34,9 @@ TransformerCudaT<T>::TransformerCudaT(ModelConfig c, cuda::Context& ctx)
   cfg_.validate("TransformerCuda");
   const size_t n = size_t(layout_.total());
   params_.resize(n), params_.zero(ctx_.stream());
-  grads_.resize(n), grads_.zero(ctx_.stream());
   if constexpr (is_f32<T>) {
     w_ = ModelView<float>::bind(cfg_, layout_, params_.data());
   } else {
-    master_.resize(n), master_.zero(ctx_.stream());
     // The bf16 copy keeps each MoE layer's experts expert-major and every tensor 16-byte aligned (what the fused
     // MoE kernels read in place); its padding stays zero.
     int64_t wn = 0;
@@ -87,7 +85,22 @@ void TransformerCudaT<T>::download_params(float* host) const {
 }
 
 template <class T>
+void TransformerCudaT<T>::ensure_grads() const {
+  const size_t n = size_t(layout_.total());
+  if (grads_.size() == n) return;
+  grads_.resize(n), grads_.zero(ctx_.stream());
+  if constexpr (!is_f32<T>) master_.resize(n), master_.zero(ctx_.stream());
+}
+
+template <class T>
+T* TransformerCudaT<T>::grads() {
+  ensure_grads();
+  return grads_.data();
+}
+
+template <class T>
 float* TransformerCudaT<T>::master_grads() {
+  ensure_grads();
   if constexpr (is_f32<T>) return grads_.data();
   else return master_.data();
 }
@@ -101,6 +114,7 @@ void TransformerCudaT<T>::upload_grads(const float* host) {
 
 template <class T>
 void TransformerCudaT<T>::download_grads(float* host) const {
+  ensure_grads();
   const float* g = is_f32<T> ? reinterpret_cast<const float*>(grads_.data()) : master_.data();
   WATTMOE_CUDA_CALL(cudaMemcpyAsync(host, g, sizeof(float) * params_.size(), cudaMemcpyDeviceToHost, ctx_.stream()));
   ctx_.sync();
@@ -108,6 +122,7 @@ void TransformerCudaT<T>::download_grads(float* host) const {
 
 template <class T>
 void TransformerCudaT<T>::zero_grads() {
+  ensure_grads();
   if constexpr (is_f32<T>) grads_.zero(ctx_.stream());
   else master_.zero(ctx_.stream());
 }
@@ -317,6 +332,7 @@ void TransformerCudaT<T>::backward(const GradMask* mask) {
                 mask ? mask->needs.size() : 0, layout_.specs().size());
   if (mask && !mask->any()) return;
   DeviceActs<T>& A = *acts_;
+  ensure_grads();
   if constexpr (!is_f32<T>) grads_.zero(ctx_.stream());  // this pass's bf16 gradients, added into master_ below
   g_ = rebase<T>(ModelView<float>::bind(c, layout_, params_.data(), mask), params_.data(), grads_.data());
   const int lowest = mask ? mask->lowest_layer(layout_) : -1;

@@ -17,7 +17,8 @@
 //   - zero_grads, upload_grads and download_grads act on the fp32 master gradients for both T.
 //
 // One object owns: the fp32 master weights (device, ParamLayout order — the same flat layout as the CPU buffer, so
-// checkpoints and optimiser state carry over unchanged), the fp32 master gradients, the activations of the last
+// checkpoints and optimiser state carry over unchanged), the fp32 master gradients (allocated, zeroed, on first
+// use: an inference-only model holds none), the activations of the last
 // forward (what backward needs), dlogits, and optionally a KV cache. Call order for a training step:
 //   forward(ids) → nll(targets, scale, true) [or write dlogits() yourself] → [router_aux_losses] → backward(mask)
 // Every call queues work on ctx.stream() (a non-blocking stream) and may return before it has run; the download_*
@@ -116,7 +117,7 @@ class TransformerCudaT {
   // Gradients, layout order. T = float: the fp32 gradients backward accumulates into (== master_grads()).
   // T = bf16: the bf16 gradients of the LAST backward only (scratch, zeroed by each backward; regions of tensors a
   // mask leaves out stay 0), already added into master_grads(); read-only in spirit.
-  T* grads() { return grads_.data(); }        // device
+  T* grads();                                  // device
   // fp32 gradients accumulated over backward calls (both T); what an optimiser on the master weights reads.
   float* master_grads();                       // device
   void zero_grads();                           // asynchronous; the fp32 master gradients
@@ -193,8 +194,13 @@ class TransformerCudaT {
   ParamLayout layout_;
   cuda::Context& ctx_;
   cuda::DeviceBuffer<float> params_;
-  cuda::DeviceBuffer<T> weights_, grads_;  // weights_: the bf16 copy (empty for float: params_ serves)
-  cuda::DeviceBuffer<float> master_, widen_;  // bf16 only: fp32 master gradients; fp32 staging of grads_
+  cuda::DeviceBuffer<T> weights_;            // the bf16 copy (empty for float: params_ serves)
+  // Gradients exist only once something asks for them (an inference-only model never allocates them): grads_, and
+  // for bf16 the fp32 master gradients master_ and widen_, the fp32 staging of grads_.
+  mutable cuda::DeviceBuffer<T> grads_;
+  mutable cuda::DeviceBuffer<float> master_;
+  cuda::DeviceBuffer<float> widen_;
+  void ensure_grads() const;
   std::vector<cuda::DeviceBuffer<T>> cache_k_, cache_v_;  // per layer [cache_batch_, cache_cap_, kv_dim]
   int64_t cache_cap_ = 0, cache_len_ = 0;
   int cache_batch_ = 1;
