@@ -11,6 +11,15 @@
 //   moe_layer_bench [--tokens 1,8,64,512,4096,16384] [--H 4096 --I 14336 --E 8 --k 2] [--reps 30] [--window 1.0]
 //                   [--block-m 0|64|128] [--decode-max 8] [--sm90 0|1|2|3|4] [--no-energy] [--stages N]
 //                   [--static-schedule] [--store 0|1|2|3]
+//                   [--policy topk|cost|top_p|skip|budget|mask] [--slots S] [--k-max K] [--k-min N] [--lambda L]
+//                   [--p P] [--beta B] [--budget J | --budget-frac F] [--reuse M] [--mask e1,e2,...]
+//                   [--cost-fixed J] [--cost-per-token J] [--cost-skew F]
+// Routing policy (ops/moe_route_policy.h; knobs in device memory, set before each token count, validated by
+// MoeLayerCuda::set_route_policy): default plain top-k with --k. --slots: MoeShape::max_slots (default max(k, K)).
+// Expert costs for cost/budget: a_e = cost-fixed · (1 + skew·e/(E-1)), b_e = cost-per-token · (same factor); the
+// defaults are rough Mixtral-expert figures (352 MB of weights at ~0.1 nJ/byte; 352 MFLOP at ~1 pJ/FLOP), only to give
+// the policies a realistic ratio. --budget-frac F: budget_j = F · (Σ a_e + T·K·mean b_e) at each T (a scale where a
+// budget binds at every token count). Each line reports the routed pairs (Σ counts) beside T·K.
 // --store: MoeCudaOptions::sm90_store, epilogue of the TMA kernels (0 auto = 3, 1 registers, 2 TMA store in
 // gate_up, 3 TMA store in gate_up and down).
 // --static-schedule: MoeCudaOptions::sm90_static_schedule (the TMA kernels as before: fixed-stride tile order,
@@ -30,6 +39,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <thread>
 #include <vector>
@@ -164,6 +174,12 @@ int main(int argc, char** argv) {
   double window = 1.0;
   bool energy = true, static_schedule = false;
   std::vector<int> tokens = {1, 8, 64, 512, 4096, 16384};
+  // Routing policy knobs (see the header comment).
+  std::string policy_name = "topk";
+  int slots = 0, k_max = 0, k_min = 1, reuse = 0;
+  float lambda = 0.f, top_p = 1.f, beta = 0.f;
+  double budget = -1, budget_frac = -1, cost_fixed = 0.035, cost_per_token = 3.5e-4, cost_skew = 1.0;
+  std::vector<int> masked;
   for (int i = 1; i < argc; ++i) {
     auto is = [&](const char* f) { return std::strcmp(argv[i], f) == 0 && i + 1 < argc; };
     if (is("--tokens")) tokens = parse_list(argv[++i]);
@@ -178,6 +194,20 @@ int main(int argc, char** argv) {
     else if (is("--sm90")) sm90 = std::atoi(argv[++i]);
     else if (is("--stages")) stages = std::atoi(argv[++i]);
     else if (is("--store")) store = std::atoi(argv[++i]);
+    else if (is("--policy")) policy_name = argv[++i];
+    else if (is("--slots")) slots = std::atoi(argv[++i]);
+    else if (is("--k-max")) k_max = std::atoi(argv[++i]);
+    else if (is("--k-min")) k_min = std::atoi(argv[++i]);
+    else if (is("--lambda")) lambda = float(std::atof(argv[++i]));
+    else if (is("--p")) top_p = float(std::atof(argv[++i]));
+    else if (is("--beta")) beta = float(std::atof(argv[++i]));
+    else if (is("--budget")) budget = std::atof(argv[++i]);
+    else if (is("--budget-frac")) budget_frac = std::atof(argv[++i]);
+    else if (is("--reuse")) reuse = std::atoi(argv[++i]);
+    else if (is("--mask")) masked = parse_list(argv[++i]);
+    else if (is("--cost-fixed")) cost_fixed = std::atof(argv[++i]);
+    else if (is("--cost-per-token")) cost_per_token = std::atof(argv[++i]);
+    else if (is("--cost-skew")) cost_skew = std::atof(argv[++i]);
     else if (std::strcmp(argv[i], "--no-energy") == 0) energy = false;
     else if (std::strcmp(argv[i], "--static-schedule") == 0) static_schedule = true;
     else {
@@ -186,13 +216,38 @@ int main(int argc, char** argv) {
     }
   }
   const int maxT = *std::max_element(tokens.begin(), tokens.end());
+  wattmoe::MoeRoutePolicy pol{};
+  if (!wattmoe::moe_route_from_name(policy_name, pol.policy)) {
+    std::fprintf(stderr, "--policy %s: expected topk, cost, top_p, skip, budget or mask\n", policy_name.c_str());
+    return 2;
+  }
+  pol.k_max = k_max, pol.k_min = k_min, pol.reuse_min_tokens = reuse, pol.lambda = lambda, pol.p = top_p;
+  pol.beta = beta;
+  for (int e : masked) {
+    if (e < 0 || e >= E || e >= wattmoe::kMoeRouteMaxExperts) {
+      std::fprintf(stderr, "--mask %d: expected experts 0..%d\n", e, E - 1);
+      return 2;
+    }
+    wattmoe::moe_route_set_pruned(pol, e, true);
+  }
+  if (pol.policy == wattmoe::MoeRoute::Cost || pol.policy == wattmoe::MoeRoute::Budget) {
+    pol.cost_experts = E;
+    for (int e = 0; e < E && e < wattmoe::kMoeRouteMaxExperts; ++e) {
+      const double f = 1.0 + cost_skew * (E > 1 ? double(e) / double(E - 1) : 0.0);
+      pol.fixed[e] = float(cost_fixed * f), pol.per_token[e] = float(cost_per_token * f);
+    }
+  }
+  const int K = k_max > 0 ? k_max : k;
+  if (slots == 0) slots = std::max(k, K);
 
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   Nvml nvml;
   const bool have_nvml = energy && nvml.open(0);
-  std::printf("{\"device\":\"%s\",\"sms\":%d,\"H\":%d,\"I\":%d,\"E\":%d,\"k\":%d,\"nvml\":%s}\n", prop.name,
-              prop.multiProcessorCount, H, I, E, k, have_nvml ? "true" : "false");
+  std::printf("{\"device\":\"%s\",\"sms\":%d,\"H\":%d,\"I\":%d,\"E\":%d,\"k\":%d,\"nvml\":%s,\"policy\":\"%s\","
+              "\"slots\":%d,\"K\":%d,\"k_min\":%d,\"lambda\":%g,\"p\":%g,\"beta\":%g,\"reuse\":%d,\"masked\":%zu}\n",
+              prop.name, prop.multiProcessorCount, H, I, E, k, have_nvml ? "true" : "false", policy_name.c_str(), slots,
+              K, k_min, lambda, top_p, beta, reuse, masked.size());
 
   double idle_w = -1;
   if (have_nvml) {  // idle first, before any kernel heats the card
@@ -241,7 +296,7 @@ int main(int argc, char** argv) {
       if (stage_names.size() <= stage_next) stage_names.emplace_back(name);
       CK(cudaEventRecord(stage_ev[stage_next++], s));
     };
-    wattmoe::MoeLayerCuda layer({H, I, E, k, true}, maxT, opt);
+    wattmoe::MoeLayerCuda layer({H, I, E, k, true, slots}, maxT, opt);
     layer.use_device_weights(router, gate, up, down);
     std::fprintf(stderr, "workspace %.1f MB for max T %d\n", double(layer.workspace_bytes()) / 1e6, maxT);
 
@@ -250,11 +305,24 @@ int main(int argc, char** argv) {
     CK(cudaEventCreate(&e1));
 
     for (int T : tokens) {
+      pol.budget_j = budget >= 0 ? budget : std::numeric_limits<double>::infinity();
+      if (budget_frac >= 0 && pol.cost_experts > 0) {
+        double a = 0, b = 0;
+        for (int e = 0; e < E; ++e) a += pol.fixed[e], b += pol.per_token[e];
+        pol.budget_j = budget_frac * (a + double(T) * K * b / double(E));
+      }
+      layer.set_route_policy(pol, s);  // throws wattmoe::Error naming a bad knob
       for (int i = 0; i < 3; ++i) layer.forward(x, out, T, s);
       CK(cudaStreamSynchronize(s));
+      if (const int f = layer.route_policy_faults()) {
+        std::fprintf(stderr, "moe_layer_bench: the kernels flagged the policy block (faults %d)\n", f);
+        return 1;
+      }
       std::vector<int32_t> counts(static_cast<size_t>(E));
       CK(cudaMemcpy(counts.data(), layer.expert_counts(), size_t(E) * 4, cudaMemcpyDeviceToHost));
       const int active = int(std::count_if(counts.begin(), counts.end(), [](int c) { return c > 0; }));
+      long pairs = 0;
+      for (int c : counts) pairs += c;
       std::vector<uint16_t> o(static_cast<size_t>(H));
       CK(cudaMemcpy(o.data(), out, size_t(H) * 2, cudaMemcpyDeviceToHost));
       bool finite = true;
@@ -341,11 +409,12 @@ int main(int argc, char** argv) {
       }
       std::printf(
           "{\"impl\":\"wattmoe\",\"T\":%d,\"path\":\"%s\",\"ms\":%.4f,\"ms_p10\":%.4f,\"ms_p90\":%.4f,"
-          "\"graph_ms\":%.4f,\"active_experts\":%d,\"finite\":%s,\"watts\":%.1f,\"loop_ms\":%.4f,\"iters\":%ld,"
-          "\"j_per_token\":%.6g,\"out_hash\":\"%016llx\"}\n",
+          "\"graph_ms\":%.4f,\"active_experts\":%d,\"pairs\":%ld,\"pairs_topK\":%ld,\"budget_j\":%g,"
+          "\"finite\":%s,\"watts\":%.1f,\"loop_ms\":%.4f,\"iters\":%ld,\"j_per_token\":%.6g,"
+          "\"out_hash\":\"%016llx\"}\n",
           T, layer.path_for(T) == 0 ? "decode" : (layer.path_for(T) == 64 ? "gemm64" : "gemm128"), median(ms),
-          quantile(ms, 0.1), quantile(ms, 0.9), median(gms), active, finite ? "true" : "false", watts,
-          per_fwd_s * 1e3, iters, j_tok, hash);
+          quantile(ms, 0.1), quantile(ms, 0.9), median(gms), active, pairs, long(T) * K, pol.budget_j,
+          finite ? "true" : "false", watts, per_fwd_s * 1e3, iters, j_tok, hash);
       std::fflush(stdout);
     }
     cudaFree(router), cudaFree(gate), cudaFree(up), cudaFree(down), cudaFree(x), cudaFree(out);

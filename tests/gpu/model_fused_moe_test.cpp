@@ -6,8 +6,9 @@
 // fused layer: T ≤ 8 (decode kernels), 64-row tiles, 128-row tiles (cp.async below T·k = 4096, TMA multicast from
 // there: kjv-small at the eval batch 16 × 128).
 //
-// Routing. The fused layer takes the top-k of the bf16 router logits; the host path takes the top-k of the bf16
-// router probabilities. Both break ties toward the lower expert index. Their logits are roundings to bf16 of the same
+// Routing. The fused layer takes the top-k of its fp32 router probabilities (softmax of its bf16 logits: the logits'
+// order except where two fp32 probabilities are equal); the host path takes the top-k of the bf16 router
+// probabilities. Both break ties toward the lower expert index. Their logits are roundings to bf16 of the same
 // fp32 dot product summed in different orders, so they agree or differ by one bf16 ulp; and two experts whose logits
 // differ by Δz < 2^-7 may have equal bf16 probabilities (p_a / p_b = e^Δz, and bf16 resolves a relative step of at
 // worst 2^-7). That holds where both paths see the same layer input: up to the first MoE layer they run the same

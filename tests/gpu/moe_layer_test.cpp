@@ -1,6 +1,8 @@
-// MoeLayerCuda (ops/moe_cuda.h) against the CPU reference: routing with ops::softmax_fwd + select_topk on the GPU's
-// own bf16 logits, the expert FFN with ops::swiglu_fwd and double-precision dot products. (ops::linear_fwd would do
-// the products, but it needs OpenBLAS, which the GPU machine lacks; a plain double loop is a stricter reference.)
+// MoeLayerCuda (ops/moe_cuda.h) against the CPU reference with the default policy (plain top-k): routing by
+// select_topk on the layer's own fp32 probabilities (themselves checked against ops::softmax_fwd of its bf16
+// logits), the expert FFN with ops::swiglu_fwd and double-precision dot products (moe_layer_harness.h; ops::linear_fwd
+// would do the products, but it needs OpenBLAS, which the GPU machine lacks; a plain double loop is a stricter
+// reference). The other routing policies: moe_route_policy_test.cpp.
 // Every case draws fresh random inputs from its own seed, poisons the output with NaN before the forward, and covers
 // both paths (decode kernels for T <= 8, grouped GEMMs with 64- and 128-row tiles) and adversarial routing.
 #include <cuda_runtime.h>
@@ -19,13 +21,19 @@
 #include "ops/activation.h"
 #include "ops/moe_cuda.h"
 #include "ops/softmax.h"
+#include "moe_layer_harness.h"
 
 namespace wattmoe {
 namespace {
 
-#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
+using test::bf;
+using test::bf16_ulp;
+using test::fb;
+using test::Route;
+using test::to_host;
+using test::Weights;
 
-enum class Route { Random, OneExpert, DeadExpert, AllTie, PairTie };
+#define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
 
 struct MoeCase {
   const char* name;
@@ -37,63 +45,14 @@ struct MoeCase {
 
 std::ostream& operator<<(std::ostream& os, const MoeCase& c) { return os << c.name; }
 
-struct Weights {
-  std::vector<uint16_t> router, gate, up, down;  // bf16 bits, HF layouts
-};
-
-uint16_t bf(double v) { return f32_to_bf16(float(v)); }
-double fb(uint16_t b) { return bf16_to_f32(b); }
-
-// Uniform with the given standard deviation (cheaper than normal for 10^8 values; the kernels do not care).
-void fill(Rng& rng, std::vector<uint16_t>& v, size_t n, double std) {
-  v.resize(n);
-  const double a = std * std::sqrt(3.0);
-  for (auto& x : v) x = bf((2 * rng.uniform() - 1) * a);
-}
-
 void make_inputs(const MoeCase& c, uint64_t seed, Weights& w, std::vector<uint16_t>& x) {
-  Rng rng(seed);
-  const size_t H = c.H, I = c.I, E = c.E;
-  fill(rng, x, size_t(c.T) * H, 1.0);
-  fill(rng, w.router, E * H, 1.0 / std::sqrt(double(H)));
-  fill(rng, w.gate, E * I * H, 1.0 / std::sqrt(double(H)));
-  fill(rng, w.up, E * I * H, 1.0 / std::sqrt(double(H)));
-  fill(rng, w.down, E * H * I, 1.0 / std::sqrt(double(I)));
-  switch (c.route) {
-    case Route::Random: break;
-    case Route::OneExpert:  // x[:,0] = 4 and router[0][0] = 4: expert 0 wins every token by ~16 logits
-    case Route::DeadExpert:  // router[E-1][0] = -4: expert E-1 loses every token by ~16 logits
-      for (int t = 0; t < c.T; ++t) x[size_t(t) * H] = bf(4.0);
-      if (c.route == Route::OneExpert)
-        w.router[0] = bf(4.0);
-      else
-        w.router[(E - 1) * H] = bf(-4.0);
-      break;
-    case Route::AllTie: std::fill(w.router.begin(), w.router.end(), uint16_t(0)); break;  // every logit is 0
-    case Route::PairTie:  // experts 1 and 3 (and E-1 and E-2) get identical logits on every token
-      std::copy_n(&w.router[1 * H], H, &w.router[3 * H]);
-      std::copy_n(&w.router[(E - 2) * H], H, &w.router[(E - 1) * H]);
-      break;
-  }
-}
-
-template <class T>
-std::vector<T> to_host(const T* dev, size_t n) {
-  std::vector<T> h(n);
-  EXPECT_EQ(cudaMemcpy(h.data(), dev, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-  return h;
-}
-
-double bf16_ulp(double v) {
-  const double a = std::fabs(v);
-  if (a < 1e-30) return 1e-30;
-  return std::ldexp(1.0, int(std::floor(std::log2(a))) - 7);
+  test::make_inputs(c.T, c.H, c.I, c.E, c.route, seed, w, x);
 }
 
 struct GpuResult {
   std::vector<uint16_t> out, logits;
   std::vector<int32_t> ids, counts;
-  std::vector<float> w;
+  std::vector<float> w, probs;
 };
 
 GpuResult run_gpu(const MoeCase& c, const Weights& w, const std::vector<uint16_t>& x, int sm90_kernel = 0,
@@ -118,6 +77,9 @@ GpuResult run_gpu(const MoeCase& c, const Weights& w, const std::vector<uint16_t
   GpuResult r;
   r.out = to_host(static_cast<const uint16_t*>(dout), nx);
   r.logits = to_host(layer.router_logits(), size_t(c.T) * c.E);
+  r.probs = to_host(layer.router_probs(), size_t(c.T) * c.E);
+  EXPECT_EQ(layer.slots(), c.k);  // default capacity: the model's k
+  EXPECT_EQ(layer.route_policy_faults(), 0);
   r.ids = to_host(layer.topk_ids(), size_t(c.T) * c.k);
   r.w = to_host(layer.topk_weights(), size_t(c.T) * c.k);
   r.counts = to_host(layer.expert_counts(), size_t(c.E));
@@ -142,95 +104,50 @@ void check_routing(const MoeCase& c, const Weights& w, const std::vector<uint16_
       const double got = fb(g.logits[size_t(t) * E + e]);
       ASSERT_LE(std::fabs(got - ref), bf16_ulp(ref) + std::ldexp(mag * H, -24)) << "logit t=" << t << " e=" << e;
     }
-  // 2. Top-k: select_topk on softmax of the same bf16 logits must agree exactly, except at near-ties (two logits
-  //    that differ but whose double probabilities are equal); there the GPU must still pick the larger logit.
+  // 2. Probabilities: the layer's fp32 softmax of its bf16 logits against the double one. expf is within 2 ulps
+  //    (CUDA), l - max is exact (bf16-valued operands), the fp32 sum of E terms adds (E-1)·2^-24 relative and the
+  //    division half an ulp: relative error <= (9 + E)·2^-24; allow (16 + E)·2^-24 (and 1e-37 for denormals).
   std::vector<double> lg(size_t(T) * E), probs(size_t(T) * E);
   for (size_t i = 0; i < lg.size(); ++i) lg[i] = fb(g.logits[i]);
   ops::softmax_fwd<double>(lg.data(), probs.data(), T, E);
+  for (size_t i = 0; i < probs.size(); ++i)
+    ASSERT_NEAR(g.probs[i], probs[i], std::ldexp(16.0 + E, -24) * probs[i] + 1e-37)
+        << "prob t=" << i / E << " e=" << i % E;
+  // 3. Top-k: select_topk on the layer's own fp32 probabilities must agree exactly (the contract: ranking by those
+  //    probabilities, ties to the lower index).
   Routing cpu;
-  select_topk<double>(probs.data(), T, E, k, cpu);
-  int near_ties = 0;
+  select_topk<float>(g.probs.data(), T, E, k, cpu);
   for (int t = 0; t < T; ++t)
     for (int s = 0; s < k; ++s) {
       const int ce = cpu.expert[size_t(t) * k + s], ge = g.ids[size_t(t) * k + s];
-      ASSERT_TRUE(ge >= 0 && ge < E) << "t=" << t << " s=" << s << " id=" << ge;
-      if (ce == ge) continue;
-      ASSERT_EQ(probs[size_t(t) * E + ce], probs[size_t(t) * E + ge]) << "t=" << t << " s=" << s;
-      ASSERT_GT(lg[size_t(t) * E + ge], lg[size_t(t) * E + ce]);
-      ++near_ties;
+      ASSERT_EQ(ge, ce) << "t=" << t << " s=" << s << " prob(cpu pick)=" << g.probs[size_t(t) * E + ce]
+                        << " prob(gpu pick)=" << (ge >= 0 && ge < E ? g.probs[size_t(t) * E + ge] : -1.f);
     }
-  EXPECT_LE(near_ties, 2) << "near-ties should be rare on random data";
-  // 3. Counts are the histogram of the GPU's ids.
+  // 4. Counts are the histogram of the GPU's ids.
   std::vector<int32_t> cnt(static_cast<size_t>(E), 0);
   for (int32_t e : g.ids) ++cnt[size_t(e)];
   EXPECT_EQ(g.counts, cnt);
-  // 4. Weights: fp32 softmax (expf) and one division against double: a few fp32 ulps.
+  // 5. Weights: route_weights<float> on the same fp32 probabilities performs the same fp32 operations in the same order
+  //    (sum in slot order, one division): bitwise equal; and within a few fp32 ulps of the double reference.
+  std::vector<float> wcpu(size_t(T) * k);
+  route_weights<float>(cpu, g.probs.data(), c.renorm, wcpu.data());
   wref.assign(size_t(T) * k, 0.0);
   for (int t = 0; t < T; ++t) {
     double sum = 0;
     for (int s = 0; s < k; ++s) sum += probs[size_t(t) * E + g.ids[size_t(t) * k + s]];
     for (int s = 0; s < k; ++s) {
-      const double p = probs[size_t(t) * E + g.ids[size_t(t) * k + s]];
-      wref[size_t(t) * k + s] = c.renorm ? p / sum : p;
-      EXPECT_NEAR(g.w[size_t(t) * k + s], wref[size_t(t) * k + s], 1e-6 + 4e-6 * wref[size_t(t) * k + s])
-          << "weight t=" << t << " s=" << s;
+      const size_t i = size_t(t) * k + s;
+      const double p = probs[size_t(t) * E + g.ids[i]];
+      wref[i] = c.renorm ? p / sum : p;
+      EXPECT_EQ(g.w[i], wcpu[i]) << "weight t=" << t << " s=" << s;
+      EXPECT_NEAR(g.w[i], wref[i], 1e-6 + 4e-6 * wref[i]) << "weight t=" << t << " s=" << s;
     }
   }
 }
 
-// Output reference: h = bf16(silu(g)·u) as the kernels store it (double products otherwise); out = Σ_s w·(down·h).
-// Tolerance, per element: the kernels round each weighted expert row y_s to bf16 (≤ 2^-9 |w·y_s| each) and the sum
-// once more (≤ 2^-9 |out|): allow 2^-8 (Σ_s |w·y_s| + |out|). Where the fp32 and the double value of an h_i fall on
-// opposite sides of a bf16 rounding boundary, h_i differs by one ulp (≤ 2^-8 |h_i|); with K = H up to 4096 that
-// happens about once per row, so allow 4 such flips of the largest term: 4 · 2^-8 · Σ_s |w| max_i |h_i·down[n,i]|.
-// fp32 accumulation over K (≈ √K · 2^-24 relative) is far below both; 2^-12 · rms(ref) covers it.
-// Norm-wise the two half-ulp roundings give ≈ 1.6e-3; allow 2^-8.
 void check_output(const MoeCase& c, const Weights& w, const std::vector<uint16_t>& x, const GpuResult& g,
                   const std::vector<double>& wref) {
-  const int T = c.T, H = c.H, I = c.I, k = c.k;
-  std::vector<double> ref(size_t(T) * H, 0.0), mag(size_t(T) * H, 0.0), flip(size_t(T) * H, 0.0);
-  std::vector<double> gv(static_cast<size_t>(I)), uv(static_cast<size_t>(I)), hv(static_cast<size_t>(I));
-  for (int t = 0; t < T; ++t)
-    for (int s = 0; s < k; ++s) {
-      const int e = g.ids[size_t(t) * k + s];
-      const double ws = wref[size_t(t) * k + s];
-      const uint16_t* xr = &x[size_t(t) * H];
-      for (int i = 0; i < I; ++i) {
-        const uint16_t* gr = &w.gate[(size_t(e) * I + i) * H];
-        const uint16_t* ur = &w.up[(size_t(e) * I + i) * H];
-        double a = 0, b = 0;
-        for (int j = 0; j < H; ++j) a += fb(xr[j]) * fb(gr[j]), b += fb(xr[j]) * fb(ur[j]);
-        gv[size_t(i)] = a, uv[size_t(i)] = b;
-      }
-      ops::swiglu_fwd<double>(gv.data(), uv.data(), hv.data(), I);
-      for (auto& v : hv) v = fb(bf(v));
-      for (int n = 0; n < H; ++n) {
-        const uint16_t* dr = &w.down[(size_t(e) * H + n) * I];
-        double y = 0, big = 0;
-        for (int i = 0; i < I; ++i) {
-          const double term = hv[size_t(i)] * fb(dr[i]);
-          y += term, big = std::max(big, std::fabs(term));
-        }
-        ref[size_t(t) * H + n] += ws * y;
-        mag[size_t(t) * H + n] += std::fabs(ws * y);
-        flip[size_t(t) * H + n] += std::fabs(ws) * big;
-      }
-    }
-  double num = 0, den = 0;
-  for (double v : ref) den += v * v;
-  const double rms = std::sqrt(den / double(ref.size()));
-  int bad = 0;
-  for (size_t i = 0; i < ref.size(); ++i) {
-    const double got = fb(g.out[i]);
-    ASSERT_TRUE(std::isfinite(got)) << "output " << i << " not written or not finite";
-    const double d = got - ref[i];
-    num += d * d;
-    const double tol = std::ldexp(mag[i] + std::fabs(ref[i]) + 4 * flip[i], -8) + std::ldexp(rms, -12);
-    if (std::fabs(d) > tol && bad++ < 5)
-      ADD_FAILURE() << "out[" << i / H << "," << i % H << "] gpu=" << got << " ref=" << ref[i] << " tol=" << tol;
-  }
-  EXPECT_EQ(bad, 0);
-  EXPECT_LE(std::sqrt(num / den), std::ldexp(1.0, -8)) << "relative L2 error";
+  test::check_layer_output(c.T, c.H, c.I, c.k, w, x, g.out, g.ids, wref);
 }
 
 class MoeLayerTest : public ::testing::TestWithParam<MoeCase> {};

@@ -1,6 +1,7 @@
 // Decode path of the MoE layer (T <= kDecodeMaxTokens): GEMV-like, bound by expert-weight bandwidth.
-//  gate_up: h_dec[p, i] = bf16(silu(x[t]·gate[e,i]) · (x[t]·up[e,i])) for every pair p = t*k+s routed to e.
-//  down:    y_dec[p, n] = bf16(w_p · Σ_i h_dec[p,i]·down[e,n,i]).     h_dec [T*k, I], y_dec [T*k, H]; overwrites.
+//  gate_up: h_dec[p, i] = bf16(silu(x[t]·gate[e,i]) · (x[t]·up[e,i])) for every pair p = t*S+s routed to e.
+//  down:    y_dec[p, n] = bf16(w_p · Σ_i h_dec[p,i]·down[e,n,i]).     h_dec [T*S, I], y_dec [T*S, H]; overwrites the
+//  rows of routed pairs only (unused slots, id -1, are no expert's pairs).
 // Grid = (output-row slices, E). A CTA of 8 warps returns at once when counts[e] == 0; otherwise it gathers the
 // pairs of expert e (in pair order, so results do not depend on scheduling) and each warp streams 4 weight rows
 // (gated: gate and up rows of 2 outputs; down: 4 outputs) once, 16 bytes a lane, one chunk ahead, with fp32 FMAs
@@ -21,7 +22,7 @@ __global__ void __launch_bounds__(kDecWarps * 32) decode_kernel(DecodeArgs a) {
   __shared__ float s_w[MAXT];
   __shared__ int s_n;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int pairs = a.T * a.k;
+  const int pairs = a.T * a.slots;
   if (warp == 0) {
     int n = 0;
     for (int p0 = 0; p0 < pairs; p0 += 32) {
@@ -56,7 +57,7 @@ __global__ void __launch_bounds__(kDecWarps * 32) decode_kernel(DecodeArgs a) {
 #pragma unroll
   for (int t = 0; t < MAXT; ++t) {
     const int p = t < n_e ? s_pair[t] : 0;
-    in[t] = GATED ? a.x + size_t(p / a.k) * K : a.h_dec + size_t(p) * K;
+    in[t] = GATED ? a.x + size_t(p / a.slots) * K : a.h_dec + size_t(p) * K;
   }
 
   float acc[4][MAXT];

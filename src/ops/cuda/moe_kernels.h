@@ -6,6 +6,10 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <cstdint>
+
+#include "ops/moe_route_policy.h"
+
 namespace wattmoe::cuda {
 
 using bf16 = __nv_bfloat16;
@@ -23,31 +27,83 @@ using bf16 = __nv_bfloat16;
 constexpr int kMaxExperts = 256;     // routing and permutation keep per-expert state in shared memory
 constexpr int kDecodeMaxTokens = 8;  // the decode kernels keep one accumulator per (row, token) in registers
 
-// (a) moe_route.cu: router logits [T,E] (fp32 dot products rounded to bf16, as a bf16 nn.Linear gives), softmax in
-// fp32, top-k by logit (ties to the lower expert index), weights = softmax prob of the chosen experts, renormalised
-// over the k chosen when `renorm`; counts[e] += (pairs routed to e). counts must be zero before the launch.
+// (a) moe_route.cu: routing of one layer-step under the policy block `policy` (device memory, read at every launch;
+// ops/moe_route_policy.h, semantics of moe/policy.h). Router logits [T,E] (fp32 dot products rounded to bf16, as a
+// bf16 nn.Linear gives), probabilities [T,E] = softmax in fp32 (expf(l - max) / Σ), then per token the policy's
+// experts in its slot order (descending probability; descending logit - λ·c̃_e for cost with λ != 0), ties to the
+// lower expert index, masked experts never; ids [T,S] with -1 in the unused slots at the end of each row (S = the
+// layer's slot capacity, K <= S slots used at most); weights [T,S] = the selected experts' probabilities,
+// renormalised over the used slots when `renorm` and their fp32 sum (slot order) is > 0, 0 in unused slots
+// (moe/routing.h's route_weights, same fp32 operations); counts[E] += pairs routed to e. Step-level policies
+// (budget; cost with λ != 0 and reuse_min_tokens > 0) finish in launch_route_step, which must follow on the stream:
+// for them this kernel writes its first-pass counts into counts1 instead of counts. counts, counts1 and status must
+// be zero before the launch (one memset: they are adjacent). Out-of-range knobs (a block that
+// validate_route_policy would reject: policy id, K > min(S, E), k_min outside 1..K, every expert pruned) are clamped
+// into range so that no access leaves the buffers, and set bits of *status (kRouteFault*).
+constexpr int kRouteFaultPolicy = 1;  // policy id not in 0..5 (routed as topk)
+constexpr int kRouteFaultK = 2;       // K = k_max (or k) outside 1..min(S, E) (clamped)
+constexpr int kRouteFaultKMin = 4;    // k_min outside 1..K (clamped)
+constexpr int kRouteFaultMask = 8;    // every expert pruned (no expert selected)
+constexpr int kRouteFaultCosts = 16;  // cost/budget without cost_experts == E (missing costs read as 0)
 struct RouteArgs {
   const bf16* x;
   const bf16* router;
-  int T, H, E, k;
+  int T, H, E, k;  // k: the model's top-k (K when the block's k_max = 0)
+  int slots;       // S: row stride of ids / weights
   bool renorm;
+  const MoeRoutePolicy* policy;  // device
   bf16* logits;   // [T,E]
-  int* topk_ids;  // [T,k], descending by logit
-  float* topk_w;  // [T,k]
+  float* probs;   // [T,E]
+  int* topk_ids;  // [T,S]
+  float* topk_w;  // [T,S]
   int* counts;    // [E]
+  int* counts1;   // [E] first-pass counts of step-level policies
+  int* status;    // [1] fault bits, OR-ed
 };
 void launch_route(const RouteArgs& a, cudaStream_t s);
 
+// (a') moe_route.cu: the step-level part of routing, launched right after launch_route (always: the policy lives in
+// device memory, so the launch cannot depend on it; for other policies every CTA returns at once).
+//  cost, λ != 0, reuse_min_tokens = m > 0: second pass. c2_e = b_e for experts that >= m tokens chose in the first
+//     pass (counts1), else c_e = a_e/T + b_e; same normaliser (mean of c_e); every token re-selected (one warp per
+//     token), ids / weights rewritten, counts filled.
+//  budget: one CTA (CTA 0) runs moe/policy.cpp's greedy exactly: the floor (each token's first k_min slots) priced
+//     in (token, slot) order; the candidates (slots k_min..K-1 of each row) sorted per expert by probability
+//     (descending, stable: lower token first) with a stable LSD radix sort in global scratch; the greedy by weight
+//     per joule with double arithmetic in the CPU's order of operations; rows compacted in slot order, weights and
+//     counts recomputed. When an upper bound of the energy of keeping every candidate fits the budget (budget_j =
+//     inf always does), the greedy is skipped: the CPU would keep them all.
+// Scratch (budget): cand_key[2], cand_p[2] ping-pong uint32 / int [T·S], cand_ratio double [T·S], cand_tok int [T·S],
+// keep uint8 [T·S]; contents need no initialisation.
+struct RouteStepArgs {
+  int T, E, k, slots;
+  bool renorm;
+  const MoeRoutePolicy* policy;  // device
+  const bf16* logits;            // [T,E]
+  const float* probs;            // [T,E]
+  int* topk_ids;                 // [T,S], rewritten
+  float* topk_w;                 // [T,S], rewritten
+  int* counts;                   // [E], zero on entry for the policies this kernel finishes
+  const int* counts1;            // [E] first-pass counts
+  uint32_t* cand_key[2];
+  int* cand_p[2];
+  double* cand_ratio;
+  int* cand_tok;
+  uint8_t* keep;
+};
+void launch_route_step(const RouteStepArgs& a, cudaStream_t s);
+
 // (b) moe_route.cu: block-aligned permutation. Expert e owns padded rows [off[e], off[e+1]), off[e+1]-off[e] =
 // counts[e] rounded up to block_m; inside an expert rows follow (token, slot) order (stable, like build_dispatch).
-// sorted_token[r] = source token or -1 (padding), sorted_w[r] = routing weight (0 on padding), inv[t*k+s] = row,
+// Pairs p = t*S+s with topk_ids[p] = -1 (unused slots) get no row and leave inv[p] unwritten.
+// sorted_token[r] = source token or -1 (padding), sorted_w[r] = routing weight (0 on padding), inv[t*S+s] = row,
 // tile_expert[m] = expert of M-tile m or -1 past the last used tile. One CTA; no host synchronisation.
 struct PermuteArgs {
-  const int* topk_ids;
-  const float* topk_w;
+  const int* topk_ids;  // [T,S]
+  const float* topk_w;  // [T,S]
   const int* counts;
-  int T, k, E, block_m;
-  int max_rows, max_tiles;  // capacity: rows >= T*k + E*(block_m-1) rounded to block_m; tiles = rows / block_m
+  int T, slots, E, block_m;  // slots: S, the row stride of topk_ids
+  int max_rows, max_tiles;  // capacity: rows >= T*S + E*(block_m-1) rounded to block_m; tiles = rows / block_m
   int* sorted_token;
   float* sorted_w;
   int* inv;
@@ -55,9 +111,10 @@ struct PermuteArgs {
 };
 void launch_permute(const PermuteArgs& a, cudaStream_t s);
 
-// (d) moe_route.cu: out[t] = Σ_s y[row(t,s)] in fp32, rounded once to bf16; row = inv[t*k+s], or t*k+s when inv is
-// null (decode layout). Deterministic: fixed slot order, no atomics.
-void launch_combine(const bf16* y, const int* inv, int T, int k, int H, bf16* out, cudaStream_t s);
+// (d) moe_route.cu: out[t] = Σ_{s : ids[t*S+s] >= 0} y[row(t,s)] in fp32, rounded once to bf16 (a token with no
+// used slot gets 0); row = inv[t*S+s], or t*S+s when inv is null (decode layout). Deterministic: fixed slot order,
+// no atomics.
+void launch_combine(const bf16* y, const int* inv, const int* ids, int T, int slots, int H, bf16* out, cudaStream_t s);
 
 // (c) grouped expert GEMMs over the permuted rows, bf16 tensor cores, fp32 accumulate. Launched over max_tiles
 // M-tiles; a tile whose tile_expert is -1 exits at once. block_m = 64: moe_gemm.cu (mma.sync, any sm_80+ GPU);
@@ -81,7 +138,7 @@ struct GroupedGemmArgs {
   bf16* y;  // [max_rows, H]
   int E;    // experts (the sm90 TMA path describes gate/up/down as [E, rows, cols] tensors)
   bf16* xs;  // [max_rows, H] scratch: x rows gathered into permuted order (sm90 TMA gate_up; unused otherwise)
-  int pairs;  // T·k routed rows (the sm90 launchers pick their kernel variant by it)
+  int pairs;  // T·k routed rows expected (model k; the sm90 launchers pick their kernel variant by it)
   int sm90_kernel;  // MoeCudaOptions::sm90_kernel: 0 auto, 1 cp.async, 2 TMA, 3 / 4 TMA + multicast in clusters of 2 / 4
   int* sched;       // [2] tile counters of the persistent sm90 TMA kernels (gate_up, down); zeroed by their gather
   bool static_schedule;  // MoeCudaOptions::sm90_static_schedule (fixed-stride order, no padding skip)
@@ -99,16 +156,17 @@ void launch_down_sm90(const GroupedGemmArgs& a, cudaStream_t s);
 
 // (e) moe_decode.cu: few tokens (T <= kDecodeMaxTokens), bound by weight bandwidth. A CTA takes a slice of one
 // expert's rows, exits if the expert has no tokens, streams the slice once with 16-byte loads and computes every
-// token routed to it (pair p = t*k+s). h_dec [T*k, I] and y_dec [T*k, H] are indexed by pair.
+// token routed to it (pair p = t*S+s; unused slots, -1, are routed nowhere). h_dec [T*S, I] and y_dec [T*S, H] are
+// indexed by pair; rows of unused pairs are left unwritten.
 struct DecodeArgs {
   const bf16* x;
   const bf16* gate;
   const bf16* up;
   const bf16* down;
-  const int* topk_ids;
-  const float* topk_w;
+  const int* topk_ids;  // [T,S]
+  const float* topk_w;  // [T,S]
   const int* counts;
-  int T, k, H, I, E;
+  int T, slots, H, I, E;  // slots: S, the row stride of topk_ids
   bf16* h_dec;
   bf16* y_dec;
 };

@@ -1,6 +1,6 @@
-// Host side of MoeLayerCuda (ops/moe_cuda.h): workspace layout, weight upload, path choice and the launch
-// sequence of one forward, each stage inside an NVTX range named <name>.router / .permute / .gate_up / .down /
-// .combine.
+// Host side of MoeLayerCuda (ops/moe_cuda.h): workspace layout, weight upload, routing policy blocks, path choice
+// and the launch sequence of one forward, each stage inside an NVTX range named <name>.router (route and its
+// step-level pass) / .permute / .gate_up / .down / .combine.
 #include <nvtx3/nvToolsExt.h>
 
 #include <algorithm>
@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "ops/cuda/moe_kernels.h"
 #include "ops/moe_cuda.h"
+#include "ops/moe_route_policy_check.h"
 
 namespace wattmoe {
 namespace cuda {
@@ -34,9 +35,10 @@ class NvtxRange {
 
 size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
 
-// Padded row capacity of the permuted layout for T tokens and M-tile bm (routing-independent upper bound).
-int rows_capacity(int T, int k, int E, int bm) {
-  const long long rows = (long long)T * k + (long long)E * (bm - 1);
+// Padded row capacity of the permuted layout for T tokens of S slots and M-tile bm (routing-independent upper bound:
+// at most T·S used pairs, each expert's rows padded by at most bm - 1).
+int rows_capacity(int T, int S, int E, int bm) {
+  const long long rows = (long long)T * S + (long long)E * (bm - 1);
   return int((rows + bm - 1) / bm * bm);
 }
 
@@ -52,6 +54,10 @@ MoeLayerCuda::MoeLayerCuda(const MoeShape& shape, int max_tokens, const MoeCudaO
   WATTMOE_REQUIRE(E >= 1 && E <= cuda::kMaxExperts, "MoeLayerCuda: {} experts, supported 1..{}", E,
                   cuda::kMaxExperts);
   WATTMOE_REQUIRE(k >= 1 && k <= E, "MoeLayerCuda: top_k {} must be in 1..{} (experts)", k, E);
+  const int S = shape.max_slots ? shape.max_slots : k;
+  WATTMOE_REQUIRE(S >= k && S <= E, "MoeLayerCuda: max_slots {} must be 0 (= top_k) or in top_k..E = {}..{}",
+                  shape.max_slots, k, E);
+  slots_ = S;
   WATTMOE_REQUIRE(max_tokens >= 1, "MoeLayerCuda: max_tokens {} must be >= 1", max_tokens);
   WATTMOE_REQUIRE(opt.decode_max_tokens >= 0 && opt.decode_max_tokens <= cuda::kDecodeMaxTokens,
                   "MoeLayerCuda: decode_max_tokens {} must be in 0..{}", opt.decode_max_tokens,
@@ -62,11 +68,11 @@ MoeLayerCuda::MoeLayerCuda(const MoeShape& shape, int max_tokens, const MoeCudaO
                   opt.sm90_kernel);
   WATTMOE_REQUIRE(opt.sm90_store >= 0 && opt.sm90_store <= 3, "MoeLayerCuda: sm90_store {} must be in 0..3",
                   opt.sm90_store);
-  WATTMOE_REQUIRE((long long)max_tokens * k < (1ll << 30), "MoeLayerCuda: max_tokens {} × k {} too large", max_tokens,
-                  k);
+  WATTMOE_REQUIRE((long long)max_tokens * S < (1ll << 30), "MoeLayerCuda: max_tokens {} × slots {} too large",
+                  max_tokens, S);
 
-  max_rows_ = std::max(rows_capacity(max_tokens, k, E, 64), rows_capacity(max_tokens, k, E, 128));
-  const size_t pairs = size_t(max_tokens) * k;
+  max_rows_ = std::max(rows_capacity(max_tokens, S, E, 64), rows_capacity(max_tokens, S, E, 128));
+  const size_t pairs = size_t(max_tokens) * S;
   size_t o = 0;
   auto take = [&](size_t bytes) {
     const size_t at = o;
@@ -76,7 +82,14 @@ MoeLayerCuda::MoeLayerCuda(const MoeShape& shape, int max_tokens, const MoeCudaO
   off_logits_ = take(size_t(max_tokens) * E * 2);
   off_ids_ = take(pairs * 4);
   off_w_ = take(pairs * 4);
-  off_counts_ = take(size_t(E) * 4);
+  off_counts_ = take(size_t(2 * E + 1) * 4);  // counts [E], first-pass counts [E], fault word
+  off_probs_ = take(size_t(max_tokens) * E * 4);
+  off_policy_ = take(sizeof(MoeRoutePolicy));
+  off_ckey_ = take(pairs * 4 * 2);
+  off_cp_ = take(pairs * 4 * 2);
+  off_cratio_ = take(pairs * 8);
+  off_ctok_ = take(pairs * 4);
+  off_keep_ = take(pairs);
   off_stok_ = take(size_t(max_rows_) * 4);
   off_sw_ = take(size_t(max_rows_) * 4);
   off_inv_ = take(pairs * 4);
@@ -92,6 +105,11 @@ MoeLayerCuda::MoeLayerCuda(const MoeShape& shape, int max_tokens, const MoeCudaO
   off_sched_ = take(2 * 4);  // tile counters of the sm90 TMA kernels
   ws_bytes_ = o;
   WATTMOE_CUDA_CALL(cudaMalloc(&ws_, ws_bytes_));
+  // The default policy: plain top-k with the model's k (every knob at its default).
+  const MoeRoutePolicy def{};
+  auto* own = reinterpret_cast<MoeRoutePolicy*>(static_cast<char*>(ws_) + off_policy_);
+  WATTMOE_CUDA_CALL(cudaMemcpy(own, &def, sizeof def, cudaMemcpyHostToDevice));
+  policy_ = own;
   cuda::prepare_gemm_kernels();
   if (sm90_) cuda::prepare_gemm_sm90_kernels();
 }
@@ -126,6 +144,32 @@ void MoeLayerCuda::use_device_weights(const void* router, const void* gate, cons
   router_ = router, gate_ = gate, up_ = up, down_ = down;
 }
 
+void MoeLayerCuda::set_route_policy(const MoeRoutePolicy& p, cudaStream_t stream) {
+  validate_route_policy(p, shape_.experts, shape_.top_k, slots_);
+  cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+  WATTMOE_CUDA_CALL(cudaStreamIsCapturing(stream, &cap));
+  WATTMOE_REQUIRE(cap == cudaStreamCaptureStatusNone,
+                  "MoeLayerCuda::set_route_policy: the stream is capturing a CUDA graph; set knobs between replays "
+                  "(the graph reads the policy block when it runs)");
+  auto* own = reinterpret_cast<MoeRoutePolicy*>(static_cast<char*>(ws_) + off_policy_);
+  // From pageable memory: the runtime stages p before returning, so p may go out of scope at once.
+  WATTMOE_CUDA_CALL(cudaMemcpyAsync(own, &p, sizeof p, cudaMemcpyHostToDevice, stream));
+  policy_ = own;
+}
+
+void MoeLayerCuda::use_route_policy(const MoeRoutePolicy* device_block) {
+  policy_ = device_block ? device_block
+                         : reinterpret_cast<const MoeRoutePolicy*>(static_cast<const char*>(ws_) + off_policy_);
+}
+
+int MoeLayerCuda::route_policy_faults() const {
+  WATTMOE_CUDA_CALL(cudaDeviceSynchronize());
+  int32_t f = 0;
+  const char* at = static_cast<const char*>(ws_) + off_counts_ + size_t(2 * shape_.experts) * 4;
+  WATTMOE_CUDA_CALL(cudaMemcpy(&f, at, 4, cudaMemcpyDeviceToHost));
+  return f;
+}
+
 int MoeLayerCuda::path_for(int T) const {
   if (T <= opt_.decode_max_tokens) return 0;
   if (!sm90_) return 64;  // the 128-row tiles are wgmma kernels
@@ -141,12 +185,15 @@ void MoeLayerCuda::forward(const void* x, void* out, int T, cudaStream_t stream)
   WATTMOE_REQUIRE(T >= 1 && T <= max_tokens_, "MoeLayerCuda::forward: T={} outside 1..{} (max_tokens)", T,
                   max_tokens_);
   WATTMOE_REQUIRE(router_ && gate_ && up_ && down_, "MoeLayerCuda::forward: no weights (call upload first)");
-  const int H = shape_.hidden, I = shape_.intermediate, E = shape_.experts, k = shape_.top_k;
+  const int H = shape_.hidden, I = shape_.intermediate, E = shape_.experts, k = shape_.top_k, S = slots_;
   char* ws = static_cast<char*>(ws_);
   auto* logits = reinterpret_cast<bf16*>(ws + off_logits_);
+  auto* probs = reinterpret_cast<float*>(ws + off_probs_);
   auto* ids = reinterpret_cast<int*>(ws + off_ids_);
   auto* wts = reinterpret_cast<float*>(ws + off_w_);
   auto* counts = reinterpret_cast<int*>(ws + off_counts_);
+  int* counts1 = counts + E;
+  int* status = counts + 2 * E;
   auto* h = reinterpret_cast<bf16*>(ws + off_h_);
   auto* y = reinterpret_cast<bf16*>(ws + off_y_);
   const auto* xb = static_cast<const bf16*>(x);
@@ -157,14 +204,28 @@ void MoeLayerCuda::forward(const void* x, void* out, int T, cudaStream_t stream)
 
   {
     NvtxRange r(opt_.name + ".router");
-    WATTMOE_CUDA_CALL(cudaMemsetAsync(counts, 0, size_t(E) * 4, stream));
-    cuda::launch_route({xb, static_cast<const bf16*>(router_), T, H, E, k, shape_.renorm, logits, ids, wts, counts},
+    WATTMOE_CUDA_CALL(cudaMemsetAsync(counts, 0, size_t(2 * E + 1) * 4, stream));  // counts, counts1, faults
+    cuda::launch_route({xb, static_cast<const bf16*>(router_), T, H, E, k, S, shape_.renorm, policy_, logits, probs,
+                        ids, wts, counts, counts1, status},
                        stream);
+    cuda::RouteStepArgs st{};
+    st.T = T, st.E = E, st.k = k, st.slots = S, st.renorm = shape_.renorm, st.policy = policy_;
+    st.logits = logits, st.probs = probs, st.topk_ids = ids, st.topk_w = wts, st.counts = counts;
+    st.counts1 = counts1;
+    auto* ckey = reinterpret_cast<uint32_t*>(ws + off_ckey_);
+    auto* cp = reinterpret_cast<int*>(ws + off_cp_);
+    const size_t cap = size_t(max_tokens_) * S;
+    st.cand_key[0] = ckey, st.cand_key[1] = ckey + cap;
+    st.cand_p[0] = cp, st.cand_p[1] = cp + cap;
+    st.cand_ratio = reinterpret_cast<double*>(ws + off_cratio_);
+    st.cand_tok = reinterpret_cast<int*>(ws + off_ctok_);
+    st.keep = reinterpret_cast<uint8_t*>(ws + off_keep_);
+    cuda::launch_route_step(st, stream);
   }
   mark("router");
   const int bm = path_for(T);
   if (bm == 0) {
-    const cuda::DecodeArgs d{xb, wg, wu, wd, ids, wts, counts, T, k, H, I, E, h, y};
+    const cuda::DecodeArgs d{xb, wg, wu, wd, ids, wts, counts, T, S, H, I, E, h, y};
     {
       NvtxRange r(opt_.name + ".gate_up");
       cuda::launch_decode_gate_up(d, stream);
@@ -177,23 +238,24 @@ void MoeLayerCuda::forward(const void* x, void* out, int T, cudaStream_t stream)
     mark("down");
     {
       NvtxRange r(opt_.name + ".combine");
-      cuda::launch_combine(y, nullptr, T, k, H, ob, stream);
+      cuda::launch_combine(y, nullptr, ids, T, S, H, ob, stream);
     }
     mark("combine");
     return;
   }
-  const int rows = rows_capacity(T, k, E, bm), tiles = rows / bm;
+  const int rows = rows_capacity(T, S, E, bm), tiles = rows / bm;
   auto* stok = reinterpret_cast<int*>(ws + off_stok_);
   auto* sw = reinterpret_cast<float*>(ws + off_sw_);
   auto* inv = reinterpret_cast<int*>(ws + off_inv_);
   auto* tile_e = reinterpret_cast<int*>(ws + off_tiles_);
   {
     NvtxRange r(opt_.name + ".permute");
-    cuda::launch_permute({ids, wts, counts, T, k, E, bm, rows, tiles, stok, sw, inv, tile_e}, stream);
+    cuda::launch_permute({ids, wts, counts, T, S, E, bm, rows, tiles, stok, sw, inv, tile_e}, stream);
   }
   mark("permute");
   auto* xs = sm90_ ? reinterpret_cast<bf16*>(ws + off_xs_) : nullptr;
   auto* sched = reinterpret_cast<int*>(ws + off_sched_);
+  // pairs: the rows the model's k would route (the routed count lives on the device); picks the sm90 variant only.
   const cuda::GroupedGemmArgs g{xb, wg, wu, wd, stok, sw, tile_e, H, I, tiles, bm, h, y, E, xs, T * k,
                                 opt_.sm90_kernel, sched, opt_.sm90_static_schedule, opt_.sm90_store};
   {
@@ -208,13 +270,16 @@ void MoeLayerCuda::forward(const void* x, void* out, int T, cudaStream_t stream)
   mark("down");
   {
     NvtxRange r(opt_.name + ".combine");
-    cuda::launch_combine(y, inv, T, k, H, ob, stream);
+    cuda::launch_combine(y, inv, ids, T, S, H, ob, stream);
   }
   mark("combine");
 }
 
 const uint16_t* MoeLayerCuda::router_logits() const {
   return reinterpret_cast<const uint16_t*>(static_cast<const char*>(ws_) + off_logits_);
+}
+const float* MoeLayerCuda::router_probs() const {
+  return reinterpret_cast<const float*>(static_cast<const char*>(ws_) + off_probs_);
 }
 const int32_t* MoeLayerCuda::topk_ids() const {
   return reinterpret_cast<const int32_t*>(static_cast<const char*>(ws_) + off_ids_);

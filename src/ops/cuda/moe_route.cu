@@ -1,12 +1,11 @@
 // MoE routing, permutation and combine kernels (bf16 storage, fp32 math).
-//  route:   x [T,H], router [E,H] -> logits [T,E] (bf16), topk_ids [T,k], topk_w [T,k] (fp32), counts [E] (+=).
-//           One warp per 1 or 2 tokens: the router GEMM, softmax, top-k and weights in one kernel.
-//  permute: topk_ids, topk_w, counts -> sorted_token / sorted_w [max_rows], inv [T*k], tile_expert [max_tiles].
-//           One CTA of 1024 threads, stable counting sort in (token, slot) order.
-//  combine: y [rows,H] -> out [T,H], out[t] = Σ_s y[row(t,s)] (fp32 sum, one bf16 rounding). Overwrites out.
-#include <cfloat>
-
-#include "ops/cuda/moe_common.cuh"
+//  route:   x [T,H], router [E,H], policy block -> logits [T,E] (bf16), probs [T,E] (fp32), ids [T,S], weights [T,S]
+//           (fp32), counts [E] (+=). One warp per 1 or 2 tokens: the router GEMM, softmax, the policy's per-token
+//           selection and the weights in one kernel (moe_route_step.cu finishes budget and cost's second pass).
+//  permute: ids, weights, counts -> sorted_token / sorted_w [max_rows], inv [T*S], tile_expert [max_tiles].
+//           One CTA of 1024 threads, stable counting sort in (token, slot) order; unused slots (-1) get no row.
+//  combine: y [rows,H] -> out [T,H], out[t] = Σ_{used s} y[row(t,s)] (fp32 sum, one bf16 rounding). Overwrites out.
+#include "ops/cuda/moe_route_common.cuh"
 
 namespace wattmoe::cuda {
 namespace {
@@ -14,8 +13,10 @@ namespace {
 constexpr int kRouteWarps = 8;
 constexpr int kExpertGroup = 8;  // router dot products computed 8 experts at a time (registers, compile-time index)
 
-// Softmax, top-k and weights of token t from its bf16-valued logits lg[E] (shared memory), one warp.
-__device__ __forceinline__ void route_select(const RouteArgs& a, int t, const float* lg, int lane) {
+// Softmax and the policy's selection of token t from its bf16-valued logits lg[E] (shared memory), one warp. pr and
+// sel are the warp's shared scratch; pen: the cost penalties (scored policies) or null.
+__device__ __forceinline__ void route_token(const RouteArgs& a, const RouteKnobs& kn, int t, const float* lg,
+                                            float* pr, uint8_t* sel, const double* pen, int* counts, int lane) {
   float mx = -FLT_MAX;
   for (int e = lane; e < a.E; e += 32) {
     mx = fmaxf(mx, lg[e]);
@@ -23,41 +24,24 @@ __device__ __forceinline__ void route_select(const RouteArgs& a, int t, const fl
   }
   mx = warp_max(mx);
   float sum = 0.f;
-  for (int e = lane; e < a.E; e += 32) sum += expf(lg[e] - mx);
-  sum = warp_sum(sum);
-
-  // Top-k by logit, ties to the lower index. Lane owns experts lane + 32*j; `taken` marks chosen ones.
-  uint32_t taken = 0;
-  float wsum = 0.f;
-  int* ids = a.topk_ids + size_t(t) * a.k;
-  float* ws = a.topk_w + size_t(t) * a.k;
-  for (int s = 0; s < a.k; ++s) {
-    float best = -INFINITY;
-    int bi = a.E;  // a.E = none yet
-    for (int e = lane, j = 0; e < a.E; e += 32, ++j) {
-      if (taken & (1u << j)) continue;
-      const float v = lg[e];
-      if (bi == a.E || v > best) best = v, bi = e;  // ascending e: equal values keep the lower index
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ob = __shfl_xor_sync(0xffffffffu, best, o);
-      const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-      if (oi != a.E && (bi == a.E || ob > best || (ob == best && oi < bi))) best = ob, bi = oi;
-    }
-    // Every lane holds the same winner unless NaN logits break the order; lane 0's choice is the one written.
-    bi = __shfl_sync(0xffffffffu, bi, 0);
-    if ((bi & 31) == lane) taken |= 1u << (bi >> 5);
-    const float p = expf(lg[bi] - mx) / sum;
-    wsum += p;
-    if (lane == 0) {
-      ids[s] = bi;
-      ws[s] = p;
-      atomicAdd(a.counts + bi, 1);
-    }
+  for (int e = lane; e < a.E; e += 32) {
+    const float x = expf(lg[e] - mx);
+    pr[e] = x;
+    sum += x;
   }
-  if (a.renorm && lane == 0 && wsum > 0.f)
-    for (int s = 0; s < a.k; ++s) ws[s] = ws[s] / wsum;
+  sum = warp_sum(sum);
+  for (int e = lane; e < a.E; e += 32) {
+    const float p = pr[e] / sum;
+    pr[e] = p;
+    a.probs[size_t(t) * a.E + e] = p;
+  }
+  __syncwarp();
+  int cnt;
+  if (pen)
+    cnt = warp_rank<double>(a.E, kn.K, kn.mask, [&](int e) { return __dsub_rn(double(lg[e]), pen[e]); }, lane, sel);
+  else
+    cnt = warp_rank<float>(a.E, kn.K, kn.mask, [&](int e) { return pr[e]; }, lane, sel);
+  finish_row(kn, t, a.slots, a.renorm, sel, cnt, [&](int e) { return pr[e]; }, a.topk_ids, a.topk_w, counts, lane);
 }
 
 // TPW tokens per warp share each router-weight load (L1 traffic per token / TPW); the chunk loop is unrolled so that
@@ -66,6 +50,14 @@ __device__ __forceinline__ void route_select(const RouteArgs& a, int t, const fl
 template <int TPW>
 __global__ void __launch_bounds__(kRouteWarps * 32) route_kernel(RouteArgs a) {
   __shared__ float s_logit[kRouteWarps][TPW][kMaxExperts];
+  __shared__ float s_prob[kRouteWarps][kMaxExperts];  // the token being selected
+  __shared__ uint8_t s_sel[kRouteWarps][kMaxExperts];
+  __shared__ double s_pen[kMaxExperts];
+  __shared__ double s_mean;
+  // cost's penalties need the whole block (barriers) before warps leave; the other knobs are read after the router
+  // GEMM, so that they do not hold registers through it. `scored` is the same on every thread.
+  const bool scored = a.policy->policy == MoeRoute::Cost && a.policy->lambda != 0.f;
+  if (scored) cost_penalties(a.policy, a.E, a.T, a.policy->lambda, nullptr, 0, s_pen, &s_mean);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int t0 = (blockIdx.x * kRouteWarps + warp) * TPW;
   if (t0 >= a.T) return;  // whole warps leave; no block-wide barrier below
@@ -110,11 +102,11 @@ __global__ void __launch_bounds__(kRouteWarps * 32) route_kernel(RouteArgs a) {
   }
   __syncwarp();
 
-  for (int tt = 0; tt < nt; ++tt) {
-    const int t = t0 + tt;
-    const float* lg = s_logit[warp][tt];
-    route_select(a, t, lg, lane);
-  }
+  const RouteKnobs kn = load_knobs(a.policy, a.E, a.k, a.slots);
+  if (blockIdx.x == 0 && threadIdx.x == 0 && kn.faults) atomicOr(a.status, kn.faults);
+  int* counts = step_policy(kn) ? a.counts1 : a.counts;
+  for (int tt = 0; tt < nt; ++tt)
+    route_token(a, kn, t0 + tt, s_logit[warp][tt], s_prob[warp], s_sel[warp], scored ? s_pen : nullptr, counts, lane);
 }
 
 constexpr int kPermThreads = 1024;
@@ -125,7 +117,7 @@ __global__ void __launch_bounds__(kPermThreads) permute_kernel(PermuteArgs a) {
   __shared__ int s_base[kMaxExperts];
   __shared__ int s_wcnt[kPermWarps][kMaxExperts];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int E = a.E, BM = a.block_m, pairs = a.T * a.k;
+  const int E = a.E, BM = a.block_m, pairs = a.T * a.slots;
 
   for (int i = tid; i < kPermWarps * kMaxExperts; i += kPermThreads) (&s_wcnt[0][0])[i] = 0;
   if (tid == 0) {
@@ -160,7 +152,7 @@ __global__ void __launch_bounds__(kPermThreads) permute_kernel(PermuteArgs a) {
     if (e >= 0) {
       int r = s_base[e] + rank;
       for (int w = 0; w < warp; ++w) r += s_wcnt[w][e];
-      a.sorted_token[r] = p / a.k;
+      a.sorted_token[r] = p / a.slots;
       a.sorted_w[r] = a.topk_w[p];
       a.inv[p] = r;
     }
@@ -174,13 +166,16 @@ __global__ void __launch_bounds__(kPermThreads) permute_kernel(PermuteArgs a) {
   }
 }
 
-__global__ void __launch_bounds__(256) combine_kernel(const bf16* __restrict__ y, const int* __restrict__ inv, int k,
-                                                      int H, bf16* __restrict__ out) {
+__global__ void __launch_bounds__(256) combine_kernel(const bf16* __restrict__ y, const int* __restrict__ inv,
+                                                      const int* __restrict__ ids, int S, int H,
+                                                      bf16* __restrict__ out) {
   const int t = blockIdx.x;
   for (int c = threadIdx.x; c < H / 8; c += blockDim.x) {
     float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int s = 0; s < k; ++s) {
-      const int r = inv ? inv[size_t(t) * k + s] : t * k + s;
+    for (int s = 0; s < S; ++s) {
+      const int p = t * S + s;
+      if (__ldg(ids + p) < 0) continue;  // unused slot: no row
+      const int r = inv ? inv[p] : p;
       float f[8];
       unpack8(ld_ro(y + size_t(r) * H + c * 8), f);
 #pragma unroll
@@ -213,9 +208,10 @@ void launch_permute(const PermuteArgs& a, cudaStream_t s) {
   WATTMOE_CUDA_LAUNCHED();
 }
 
-void launch_combine(const bf16* y, const int* inv, int T, int k, int H, bf16* out, cudaStream_t s) {
+void launch_combine(const bf16* y, const int* inv, const int* ids, int T, int slots, int H, bf16* out,
+                    cudaStream_t s) {
   const int threads = H / 8 >= 256 ? 256 : ((H / 8 + 31) / 32) * 32;
-  combine_kernel<<<T, threads, 0, s>>>(y, inv, k, H, out);
+  combine_kernel<<<T, threads, 0, s>>>(y, inv, ids, slots, H, out);
   WATTMOE_CUDA_LAUNCHED();
 }
 
