@@ -95,15 +95,15 @@ TEST(Controller, MasksReachEveryLayer) {
 
 TEST(Controller, DeterministicRunTwiceBitwiseEqual) {
   auto run = [] {
-    SimPlantConfig pc = mixtral_plant();
+    ClosedLoopPlantConfig pc = mixtral_plant();
     pc.noise = 0.02;
     pc.gpu.ambient_c = 55;
-    SimPlant plant(pc);
+    ClosedLoopPlant plant(pc);
     ControllerConfig cc = controller_for(pc, "topk", 380);
     cc.ladder.layer_expert_costs.assign(32, std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8});
     Controller ctl(cc);
     std::vector<ControlDecision> out;
-    run_closed_loop(ctl, plant, 200, [&](int i, const PlantStep&, const ControlDecision& d) {
+    run_closed_loop(ctl, plant, 200, [&](int i, const ClosedLoopStep&, const ControlDecision& d) {
       if (i == 100) ctl.set_target(250);
       out.push_back(d);
     });

@@ -172,7 +172,7 @@ std::vector<std::vector<double>> plant_costs(int layers, int E) {
 TEST(Ladder, ClosedLoopDescendsWhenInfeasibleAndClimbsBackWhenTheTargetRises) {
   // 250 W is below what knob control reaches (~303 W at u = 1): the ladder must go down; then 420 W is within
   // knob range again: it must climb all the way back and hold the budget at rung 0.
-  SimPlant plant(mixtral_plant());
+  ClosedLoopPlant plant(mixtral_plant());
   ControllerConfig cc = controller_for(plant.config(), "cost", 250);
   cc.ladder.layer_expert_costs = plant_costs(plant.config().layers, plant.config().num_experts);
   Controller ctl(cc);
