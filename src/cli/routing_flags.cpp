@@ -83,8 +83,7 @@ RoutingSetup make_routing(const RoutingArgs& a, const ModelConfig& c, double tok
   for (int l = 0; l < c.num_layers; ++l) {
     ExpertCosts ec;
     if (c.is_moe_layer(l)) {
-      const RoutingCosts rc = r.cost_model->routing_costs(l, tokens_per_step);
-      ec.fixed = rc.activation_j, ec.per_token = rc.marginal_j;
+      ec = r.cost_model->routing_costs(l, tokens_per_step);
     } else {
       ec.fixed.assign(size_t(c.num_experts), 0.f), ec.per_token.assign(size_t(c.num_experts), 0.f);
     }
