@@ -97,10 +97,7 @@ PolicySelectFn<float> RoutingSetup::select_with(const PolicyKnobs& k, const std:
   std::shared_ptr<const RoutingPolicy> p = policy_name == policy->name() ? policy : make_policy(policy_name);
   PolicySelectFn<float> s = make_policy_select<float>(std::move(p), num_experts, model_k, layer_costs, k);
   if (!tally) return s;
-  std::vector<ExpertCosts> priced = layer_costs;
-  for (ExpertCosts& c : priced)
-    for (float& a : c.fixed) a = float(a * tally_fixed_share);
-  return tally_routing_energy<float>(std::move(s), std::move(priced), std::move(tally));
+  return observe_selection<float>(std::move(s), tally_observer(layer_costs, tally_fixed_share, std::move(tally)));
 }
 
 PolicySelectFn<float> RoutingSetup::select(std::shared_ptr<RoutingEnergyTally> tally) const {

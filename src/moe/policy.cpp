@@ -333,6 +333,16 @@ void RoutingEnergyTally::add(int layer, const Routing& r, const ExpertCosts& c) 
   for (int32_t cnt : r.counts) pairs[size_t(layer)] += cnt;
 }
 
+RoutingObserver tally_observer(std::vector<ExpertCosts> layer_costs, double fixed_share,
+                               std::shared_ptr<RoutingEnergyTally> tally) {
+  WATTMOE_REQUIRE(tally && !layer_costs.empty(), "tally_observer: needs costs and a tally");
+  for (ExpertCosts& c : layer_costs)
+    for (float& a : c.fixed) a = float(a * fixed_share);
+  return [costs = std::move(layer_costs), tally = std::move(tally)](int layer, const Routing& r) {
+    tally->add(layer, r, costs.size() == 1 ? costs[0] : costs.at(size_t(layer)));
+  };
+}
+
 double RoutingEnergyTally::total_joules() const {
   double s = 0;
   for (double j : joules) s += j;

@@ -62,16 +62,27 @@ struct RoutingEnergyTally {
   double experts_per_token() const;  // mean over the layers that routed anything
 };
 
-// Wraps a selection callback: every layer-step's routing is priced with that layer's costs (layer_costs as in
-// make_policy_select: one per layer, or one for all) and added to `tally`.
+// Sees each layer-step's routing once it is decided. Both kernel paths call the same observer: host routing through
+// observe_selection around its selection callback (inside the forward), routing decided on the device after each
+// forward (gpu/routing_observer.h observe_routing).
+using RoutingObserver = std::function<void(int layer, const Routing& r)>;
+
+// The observer that prices routing into `tally`: each layer-step by routing_energy with layer_costs[layer] (one per
+// model layer, or one for all), each expert's fixed cost a_e scaled by fixed_share — the share of a step's a_e the
+// tallied tokens carry: 1 when a forward pass is the whole step, 1/streams when each window stands for `streams`
+// windows routed alike in one step (wattmoe run). The only place that scaling is done. Error without a tally or
+// costs.
+RoutingObserver tally_observer(std::vector<ExpertCosts> layer_costs, double fixed_share,
+                               std::shared_ptr<RoutingEnergyTally> tally);
+
+// Wraps a selection callback: after each selection, observe(layer, the routing just selected).
 template <class T>
-PolicySelectFn<T> tally_routing_energy(PolicySelectFn<T> inner, std::vector<ExpertCosts> layer_costs,
-                                       std::shared_ptr<RoutingEnergyTally> tally) {
-  WATTMOE_REQUIRE(inner && tally && !layer_costs.empty(), "tally_routing_energy: needs a selection, costs and a tally");
-  return [inner = std::move(inner), costs = std::move(layer_costs), tally](int layer, const T* logits, const T* probs,
-                                                                            int64_t n, Routing& out) {
+PolicySelectFn<T> observe_selection(PolicySelectFn<T> inner, RoutingObserver observe) {
+  WATTMOE_REQUIRE(inner && observe, "observe_selection: needs a selection and an observer");
+  return [inner = std::move(inner), observe = std::move(observe)](int layer, const T* logits, const T* probs, int64_t n,
+                                                                  Routing& out) {
     inner(layer, logits, probs, n, out);
-    tally->add(layer, out, costs.size() == 1 ? costs[0] : costs.at(size_t(layer)));
+    observe(layer, out);
   };
 }
 
