@@ -26,7 +26,7 @@ void validate_objective_weights(const ObjectiveWeights& w) {
 
 template <class T>
 LossComponents adapt_loss(const Transformer<T>& model, Activations<T>& acts, const int32_t* targets,
-                          const ObjectiveWeights& w, const LayerCosts* costs, std::vector<T>& dlogits) {
+                          const ObjectiveWeights& w, const EnergyCosts* costs, std::vector<T>& dlogits) {
   const ModelConfig& c = model.config();
   const int64_t N = acts.tokens(), V = c.vocab_size;
   dlogits.assign(size_t(N * V), T(0));
@@ -52,8 +52,8 @@ LossComponents adapt_loss(const Transformer<T>& model, Activations<T>& acts, con
 }
 
 template LossComponents adapt_loss<float>(const Transformer<float>&, Activations<float>&, const int32_t*,
-                                          const ObjectiveWeights&, const LayerCosts*, std::vector<float>&);
+                                          const ObjectiveWeights&, const EnergyCosts*, std::vector<float>&);
 template LossComponents adapt_loss<double>(const Transformer<double>&, Activations<double>&, const int32_t*,
-                                           const ObjectiveWeights&, const LayerCosts*, std::vector<double>&);
+                                           const ObjectiveWeights&, const EnergyCosts*, std::vector<double>&);
 
 }  // namespace wattmoe

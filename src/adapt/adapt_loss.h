@@ -18,7 +18,7 @@ namespace wattmoe {
 struct ObjectiveWeights {
   double nll = 1.0;            // next-token NLL on revealed tokens
   double entropy = 0;          // TENT/EATA gated entropy of the next-token distribution
-  double energy = 0;           // expected expert energy (needs per-layer expert costs)
+  double energy = 0;           // expected expert energy (needs expert costs: EnergyCosts)
   double router_entropy = 0;   // router distribution entropy
   double load_balance = 0, z = 0;
   double anchor = 0;           // L2 pull toward the source weights
@@ -35,6 +35,6 @@ struct LossComponents {  // unweighted values; total = Σ weight × value
 // targets [B·S] (the window's next tokens; < 0 skips a row). costs: needed when w.energy > 0.
 template <class T>
 LossComponents adapt_loss(const Transformer<T>& model, Activations<T>& acts, const int32_t* targets,
-                          const ObjectiveWeights& w, const LayerCosts* costs, std::vector<T>& dlogits);
+                          const ObjectiveWeights& w, const EnergyCosts* costs, std::vector<T>& dlogits);
 
 }  // namespace wattmoe

@@ -41,9 +41,9 @@ void validate_adapter_config(const AdapterConfig& c, const ModelConfig& base) {
   if (c.objective.energy > 0) {
     WATTMOE_REQUIRE(!c.expert_costs.empty(), "the energy objective (weight {}) needs expert costs",
                     c.objective.energy);
-    validate_layer_costs(c.expert_costs, base.num_layers, base.num_experts);
+    validate_energy_costs(c.expert_costs, base.num_layers, base.num_experts);
   } else if (!c.expert_costs.empty()) {
-    validate_layer_costs(c.expert_costs, base.num_layers, base.num_experts);
+    validate_energy_costs(c.expert_costs, base.num_layers, base.num_experts);
   }
   validate_triggers(c.triggers);
   validate_page_hinkley(c.drift.test);
@@ -83,8 +83,8 @@ TestTimeAdapter::TestTimeAdapter(const ModelConfig& base, const float* base_para
   WATTMOE_CHECK(net_ != nullptr);
 }
 
-void TestTimeAdapter::set_expert_costs(LayerCosts costs) {
-  validate_layer_costs(costs, model_->config().num_layers, model_->config().num_experts);
+void TestTimeAdapter::set_expert_costs(EnergyCosts costs) {
+  validate_energy_costs(costs, model_->config().num_layers, model_->config().num_experts);
   cfg_.expert_costs = std::move(costs);
 }
 
@@ -107,7 +107,7 @@ LossComponents TestTimeAdapter::adapt_steps(const int32_t* ids, int S, const Rou
   const int32_t* targets = batched ? batch.targets.data() : ids + 1;
   const int B = batched ? batch.B : 1;
   if (batched) acts_ready = false;
-  const LayerCosts* costs = cfg_.expert_costs.empty() ? nullptr : &cfg_.expert_costs;
+  const EnergyCosts* costs = cfg_.expert_costs.empty() ? nullptr : &cfg_.expert_costs;
   LossComponents first;
   for (int step = 0; step < cfg_.steps_per_window; ++step) {
     if (step > 0 || !acts_ready) net_->forward(params_.data(), inputs, B, S, select);

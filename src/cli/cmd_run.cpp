@@ -114,7 +114,7 @@ AdapterConfig adapter_config(const RunArgs& a, const RoutingSetup& routing, doub
   c.objective.nll = a.w_nll, c.objective.entropy = a.w_entropy, c.objective.energy = a.w_energy;
   c.objective.router_entropy = a.w_router_entropy, c.objective.load_balance = a.w_lb, c.objective.anchor = a.w_anchor;
   if (a.entropy_gate > 0) c.objective.entropy_gate = a.entropy_gate;
-  if (a.w_energy > 0) c.expert_costs = layer_costs_from(routing.layer_costs, int64_t(tokens_per_step));
+  if (a.w_energy > 0) c.expert_costs = EnergyCosts{routing.layer_costs, int64_t(tokens_per_step)};
   c.triggers = parse_triggers(a);
   c.drift.enabled = c.triggers.on_drift || a.reset_on_drift;
   c.reset_on_drift = a.reset_on_drift;
