@@ -38,6 +38,19 @@ inline ClosedLoopPlantConfig olmoe_plant() {
   return p;
 }
 
+// Ladder costs from per-expert numbers per layer: a_e = the number, b_e = 0, so the ladder ranks by them
+// (tokens_per_step 1).
+inline std::vector<ExpertCosts> ranked_costs(const std::vector<std::vector<double>>& rows) {
+  std::vector<ExpertCosts> out;
+  for (const auto& r : rows) {
+    ExpertCosts c;
+    for (double x : r) c.fixed.push_back(float(x));
+    c.per_token.assign(r.size(), 0.f);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 inline ControllerConfig controller_for(const ClosedLoopPlantConfig& p, const std::string& policy, double target_w) {
   ControllerConfig c;
   c.budget.target = target_w;
