@@ -15,7 +15,7 @@
 #include "model/objective.h"
 #include "model/transformer.h"
 #include "ops/loss.h"
-#include "train/optimizer.h"
+#include "model/optimizer.h"
 #include "train/trainer.h"
 
 using namespace wattmoe;

@@ -1,4 +1,4 @@
-// The optimizer test-time adaptation steps with: SGD with momentum (adapt/sgd.h) or AdamW (train/optimizer.h, with
+// The optimizer test-time adaptation steps with: SGD with momentum (adapt/sgd.h) or AdamW (model/optimizer.h, with
 // its per-element trainable mask), both touching only the trainable elements, after clipping the gradient's global
 // L2 norm — taken over the trainable elements only — to `clip` (0 = no clipping).
 //
@@ -18,7 +18,7 @@
 
 #include "adapt/param_groups.h"
 #include "adapt/sgd.h"
-#include "train/optimizer.h"
+#include "model/optimizer.h"
 
 namespace wattmoe {
 

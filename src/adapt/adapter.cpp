@@ -3,8 +3,7 @@
 #include <algorithm>
 
 #include "adapt/anchor.h"
-#include "adapt/token_objectives.h"
-#include "adapt/window_score.h"
+#include "ops/token_objectives.h"
 #include "core/error.h"
 #include "core/timer.h"
 #include "model/lora.h"
@@ -57,19 +56,19 @@ void validate_adapter_config(const AdapterConfig& c, const ModelConfig& base) {
 }
 
 TestTimeAdapter::TestTimeAdapter(const ModelConfig& base, const float* base_params, AdapterConfig cfg,
-                                 const AdaptModelFactory& make_model)
+                                 const RunnerFactory& make_runner)
     : cfg_(std::move(cfg)), triggers_((validate_adapter_config(cfg_, base), cfg_.triggers)), guard_(cfg_.guard),
       source_guard_(cfg_.source_guard), replay_(cfg_.replay) {
   if (cfg_.lora_rank > 0) {
     ModelConfig with;
     params_ = expand_with_lora(base, base_params, cfg_.lora_rank, cfg_.lora_scale, cfg_.lora_seed, &with);
-    model_ = std::make_unique<Transformer<float>>(with);
+    net_ = make_runner ? make_runner(with) : wattmoe::make_runner(with, {});
   } else {
-    model_ = std::make_unique<Transformer<float>>(base);
-    params_.assign(base_params, base_params + model_->layout().total());
+    net_ = make_runner ? make_runner(base) : wattmoe::make_runner(base, {});
+    params_.assign(base_params, base_params + net_->layout().total());
   }
-  const ModelConfig& mc = model_->config();
-  const ParamLayout& layout = model_->layout();
+  const ModelConfig& mc = net_->config();
+  const ParamLayout& layout = net_->layout();
   WATTMOE_CHECK(int64_t(params_.size()) == layout.total());
   source_ = params_;
   grads_.assign(params_.size(), 0.f);
@@ -79,12 +78,25 @@ TestTimeAdapter::TestTimeAdapter(const ModelConfig& base, const float* base_para
                                           group_lr_ranges(cfg_.groups, mc, layout, cfg_.optim));
   if (cfg_.drift.enabled) drift_ = std::make_unique<PageHinkley>(cfg_.drift.test);
   if (cfg_.teacher) teacher_ = std::make_unique<EmaTeacher>(cfg_.teacher_momentum, ranges_, source_);
-  net_ = make_model ? make_model(mc, source_.data(), mask_, ranges_) : std::make_unique<CpuAdaptModel>(mc, mask_);
-  WATTMOE_CHECK(net_ != nullptr);
+  net_->set_params(source_.data());
+  loaded_ = source_.data();
 }
 
+void TestTimeAdapter::use(const float* weights) {
+  if (weights == loaded_) return;
+  net_->set_param_ranges(weights, ranges_);  // all vectors differ from θ₀ only inside the trainable ranges
+  loaded_ = weights;
+}
+
+WindowScore TestTimeAdapter::score(const float* weights, const int32_t* ids, int S) {
+  use(weights);
+  return score_window(*net_, ids, S);
+}
+
+double TestTimeAdapter::mean_nll(const int32_t* targets) { return net_->next_token_loss(targets, 0, false); }
+
 void TestTimeAdapter::set_expert_costs(EnergyCosts costs) {
-  validate_energy_costs(costs, model_->config().num_layers, model_->config().num_experts);
+  validate_energy_costs(costs, net_->config().num_layers, net_->config().num_experts);
   cfg_.expert_costs = std::move(costs);
 }
 
@@ -93,12 +105,11 @@ void TestTimeAdapter::reset() {
     std::copy(source_.begin() + r.offset, source_.begin() + r.offset + r.numel, params_.begin() + r.offset);
   opt_->reset();
   if (teacher_) teacher_->reset(source_.data());
-  net_->weights_changed();
+  weights_changed();
   adapted_ = false;
 }
 
-LossComponents TestTimeAdapter::adapt_steps(const int32_t* ids, int S, const RouterSelect<float>& select,
-                                            bool acts_ready, WindowOutcome* r) {
+LossComponents TestTimeAdapter::adapt_steps(const int32_t* ids, int S, bool acts_ready, WindowOutcome* r) {
   // With stored windows the steps train on a batch (this window first); the scoring forward covered this window
   // alone, so its activations are of no use then.
   const ReplayBatch batch = replay_.size() > 0 ? replay_.batch(ids, S) : ReplayBatch{};
@@ -110,17 +121,21 @@ LossComponents TestTimeAdapter::adapt_steps(const int32_t* ids, int S, const Rou
   const EnergyCosts* costs = cfg_.expert_costs.empty() ? nullptr : &cfg_.expert_costs;
   LossComponents first;
   for (int step = 0; step < cfg_.steps_per_window; ++step) {
-    if (step > 0 || !acts_ready) net_->forward(params_.data(), inputs, B, S, select);
+    if (step > 0 || !acts_ready) {
+      use(params_.data());
+      net_->forward(inputs, B, S);
+    }
     for (const ParamRange& g : ranges_) std::fill(grads_.begin() + g.offset, grads_.begin() + g.offset + g.numel, 0.f);
-    LossComponents lc = net_->loss(targets, cfg_.objective, costs);
+    LossComponents lc = adapt_loss(*net_, targets, cfg_.objective, costs);
     if (cfg_.objective.anchor > 0) {
       lc.anchor = l2_anchor<float>(params_.data(), source_.data(), ranges_, cfg_.objective.anchor, grads_.data());
       lc.total += cfg_.objective.anchor * lc.anchor;
     }
-    net_->backward(params_.data(), inputs, grads_.data());
+    net_->backward(&mask_);
+    net_->take_grads(grads_.data(), ranges_);
     const double norm = opt_->step(params_.data(), grads_.data());
     if (teacher_) teacher_->update(params_.data());
-    net_->weights_changed();
+    weights_changed();
     adapted_ = true;
     if (step == 0) first = lc;
     if (r) r->steps = step + 1, r->grad_norm = norm, r->batch = B;
@@ -128,13 +143,12 @@ LossComponents TestTimeAdapter::adapt_steps(const int32_t* ids, int S, const Rou
   return first;
 }
 
-LossComponents TestTimeAdapter::adapt_on(const int32_t* ids, int S, const RouterSelect<float>& select) {
+LossComponents TestTimeAdapter::adapt_on(const int32_t* ids, int S) {
   WATTMOE_REQUIRE(S >= 1, "a window needs at least 2 tokens (S >= 1), got S = {}", S);
-  return adapt_steps(ids, S, select, false, nullptr);
+  return adapt_steps(ids, S, false, nullptr);
 }
 
-WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const RouterSelect<float>& select,
-                                      const std::optional<Sample>& sensor) {
+WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const std::optional<Sample>& sensor) {
   WindowOutcome r;
   Timer timer;
   const bool was_adapted = adapted_;
@@ -143,7 +157,7 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const RouterSe
   const float* tested = by_teacher ? teacher_->params() : params_.data();
   const bool probation = source_guard_.on_probation() && was_adapted;
   r.probation = probation;
-  WindowScore ws = net_->score(probation ? source_.data() : tested, ids, S, select);
+  WindowScore ws = score(probation ? source_.data() : tested, ids, S);
   r.infer_seconds = timer.seconds();
   timer.reset();
   r.nats = ws.nats, r.tokens = ws.tokens, r.entropy = ws.entropy, r.experts_per_token = ws.experts_per_token;
@@ -161,7 +175,7 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const RouterSe
   const bool compare = source_guard_.due(was_adapted);
   if (compare && probation) {
     r.source_nats = r.nats;
-    r.tested_nats = net_->score(tested, ids, S, select).nats;
+    r.tested_nats = score(tested, ids, S).nats;
   }
   if (d.fire && !r.suspended) {
     const bool measure = cfg_.triggers.adaptive;
@@ -172,22 +186,24 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const RouterSe
     if (!by_teacher && compare && probation) {
       acts_ready = true, before = r.tested_nats / double(r.tokens);
     } else if (!acts_ready) {
-      net_->forward(params_.data(), ids, 1, S, select);
-      before = net_->mean_nll(ids + 1);
+      use(params_.data());
+      net_->forward(ids, 1, S);
+      before = mean_nll(ids + 1);
       acts_ready = true;
     }
-    r.loss = adapt_steps(ids, S, select, acts_ready, &r);
+    r.loss = adapt_steps(ids, S, acts_ready, &r);
     r.adapted = true;
     if (measure) {
-      net_->forward(params_.data(), ids, 1, S, select);
-      const double after = net_->mean_nll(ids + 1);
+      use(params_.data());
+      net_->forward(ids, 1, S);
+      const double after = mean_nll(ids + 1);
       r.gain = before > 0 ? (before - after) / before : 0;
       triggers_.report_gain(r.gain);
     }
   }
   if (compare && !probation) {
     r.tested_nats = r.nats;
-    r.source_nats = net_->score(source_.data(), ids, S, select).nats;
+    r.source_nats = score(source_.data(), ids, S).nats;
   }
 
   // Reasons to reset, the first wins. The collapse guard judges the reported weights only when they are adapted.

@@ -24,10 +24,11 @@
 //      and the optimizer (and teacher) state.
 // infer_seconds covers step 1; adapt_seconds everything after it (steady clock), the source check's forward included.
 //
-// Where the network runs: the adapter keeps θ, θ₀, the gradients, optimiser, teacher and guards on the host and asks an
-// AdaptModel (adapt/adapt_model.h) for forwards, scores, objectives and backward passes — by default the CPU model
-// (CpuAdaptModel), or any factory's, e.g. the GPU's (gpu/adapt_model_cuda.h: per step only the trainable ranges'
-// gradients come down and their new values go up).
+// Where the network runs: the adapter keeps θ, θ₀, the gradients, optimiser, teacher and guards on the host and owns
+// a Runner (model/runner.h) of the adapted config, made by a RunnerFactory (the CPU by default, or a GPU), for
+// forwards, scores, objectives and backward passes. The runner holds one weight set: the trainable ranges of the
+// vector a forward needs (θ, θ₀ or the teacher's) go in only when they differ from what it holds, and per step only
+// the trainable ranges' gradients come out. The routing is the runner's (runner().set_routing, between windows).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -37,7 +38,6 @@
 #include <vector>
 
 #include "adapt/adapt_loss.h"
-#include "adapt/adapt_model.h"
 #include "adapt/adapt_optimizer.h"
 #include "adapt/page_hinkley.h"
 #include "adapt/param_groups.h"
@@ -45,7 +45,8 @@
 #include "adapt/stability.h"
 #include "adapt/triggers.h"
 #include "energy/sensor.h"
-#include "model/transformer.h"
+#include "adapt/window_score.h"
+#include "model/runner.h"
 
 namespace wattmoe {
 
@@ -107,26 +108,27 @@ struct WindowOutcome {
 
 class TestTimeAdapter {
  public:
-  // base_params: base.num_parameters() values in ParamLayout::build(base) order (copied). make_model: where the
-  // network runs (null: the CPU model, CpuAdaptModel).
+  // base_params: base.num_parameters() values in ParamLayout::build(base) order (copied). make_runner: where the
+  // network runs (null: the CPU, runner_factory({})).
   TestTimeAdapter(const ModelConfig& base, const float* base_params, AdapterConfig cfg,
-                  const AdaptModelFactory& make_model = nullptr);
+                  const RunnerFactory& make_runner = nullptr);
   TestTimeAdapter(const TestTimeAdapter&) = delete;
   TestTimeAdapter& operator=(const TestTimeAdapter&) = delete;
 
   // ids: S + 1 tokens. sensor: this window's reading for the power/thermal triggers (may be empty).
-  WindowOutcome process(const int32_t* ids, int S, const RouterSelect<float>& select = nullptr,
-                       const std::optional<Sample>& sensor = std::nullopt);
+  WindowOutcome process(const int32_t* ids, int S, const std::optional<Sample>& sensor = std::nullopt);
 
   // Adapts on one window now, whatever the triggers say (steps_per_window steps, fresh forward; with replay the
   // batch adds the stored windows, but this window is not stored). Returns the first step's objective values.
-  LossComponents adapt_on(const int32_t* ids, int S, const RouterSelect<float>& select = nullptr);
+  LossComponents adapt_on(const int32_t* ids, int S);
 
   void reset();  // θ ← θ₀, fresh optimizer state, teacher ← θ₀ (the replay buffer keeps its revealed windows)
   void set_expert_costs(EnergyCosts costs);  // validated; used by the energy objective from the next step on
 
-  const Transformer<float>& model() const { return *model_; }  // the CPU model of the adapted config (its maths)
-  const ModelConfig& model_config() const { return model_->config(); }
+  Runner& runner() { return *net_; }  // the network (routing and observer are set here)
+  const ModelConfig& model_config() const { return net_->config(); }
+  // The score of a window with the given weights (θ, θ₀ or the teacher's), the runner's routing; no adaptation.
+  WindowScore score(const float* weights, const int32_t* ids, int S);
   const std::vector<float>& params() const { return params_; }
   const std::vector<float>& source() const { return source_; }
   const float* teacher_params() const { return teacher_ ? teacher_->params() : nullptr; }
@@ -141,12 +143,14 @@ class TestTimeAdapter {
   int trigger_interval() const { return triggers_.interval(); }
 
  private:
-  LossComponents adapt_steps(const int32_t* ids, int S, const RouterSelect<float>& select, bool acts_ready,
-                             WindowOutcome* r);
+  LossComponents adapt_steps(const int32_t* ids, int S, bool acts_ready, WindowOutcome* r);
+  void use(const float* weights);  // the runner holds `weights` (its trainable ranges go in when they differ)
+  void weights_changed() { loaded_ = nullptr; }  // a vector already passed changed (step, teacher update, reset)
+  double mean_nll(const int32_t* targets);
 
   AdapterConfig cfg_;
-  std::unique_ptr<Transformer<float>> model_;
-  std::unique_ptr<AdaptModel> net_;  // where forwards and backwards run
+  std::unique_ptr<Runner> net_;      // where forwards and backwards run
+  const float* loaded_ = nullptr;    // the host vector whose trainable ranges the runner holds (null: stale)
   std::vector<float> params_, source_, grads_;
   std::vector<ParamRange> ranges_;
   GradMask mask_;

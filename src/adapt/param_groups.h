@@ -40,10 +40,7 @@ GradMask make_grad_mask(const ParamGroups& g, const ModelConfig& c, const ParamL
 // [layout.total()], 1 = trainable element (AdamW::set_trainable's mask).
 std::vector<uint8_t> make_trainable_mask(const ParamGroups& g, const ModelConfig& c, const ParamLayout& layout);
 
-// The trainable elements as contiguous [offset, offset + numel) ranges in layout order (adjacent tensors merged).
-struct ParamRange {
-  int64_t offset = 0, numel = 0;
-};
+// The trainable elements as contiguous ParamRange's (model/params.h) in layout order (adjacent tensors merged).
 std::vector<ParamRange> trainable_ranges(const ParamGroups& g, const ModelConfig& c, const ParamLayout& layout);
 int64_t count_elements(const std::vector<ParamRange>& ranges);
 

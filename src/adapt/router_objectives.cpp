@@ -22,28 +22,16 @@ void validate_energy_costs(const EnergyCosts& costs, int num_layers, int E) {
   }
 }
 
-namespace {
-
 template <class T>
-int moe_layers(const Activations<T>& acts) {
-  int n = 0;
-  for (const auto& a : acts.layers) n += a.router_probs.empty() ? 0 : 1;
-  return n;
-}
-
-}  // namespace
-
-template <class T>
-double expected_expert_energy(Activations<T>& acts, const EnergyCosts& costs, double weight) {
-  const int L = moe_layers(acts);
-  const int64_t N = acts.tokens();
+double expected_expert_energy(const RouterViews<T>& v, const EnergyCosts& costs, double weight) {
+  const int L = v.moe_layers();
+  const int64_t N = v.tokens, E = v.experts;
   if (L == 0 || N == 0) return 0;
   const double denom = double(N) * L;
   double total = 0;
-  for (size_t l = 0; l < acts.layers.size(); ++l) {
-    LayerActs<T>& a = acts.layers[l];
-    if (a.router_probs.empty()) continue;
-    const int64_t E = int64_t(a.router_probs.size()) / N;
+  for (size_t l = 0; l < v.layers.size(); ++l) {
+    const RouterView<T>& a = v.layers[l];
+    if (!a.moe()) continue;
     const std::vector<double> c =
         per_token_cost(costs.layers.size() == 1 ? costs.layers[0] : costs.layers.at(l), costs.tokens_per_step);
     WATTMOE_CHECK(int64_t(c.size()) == E);
@@ -53,12 +41,12 @@ double expected_expert_energy(Activations<T>& acts, const EnergyCosts& costs, do
     if (mean > 0)
       for (int64_t e = 0; e < E; ++e) ct[size_t(e)] = c[size_t(e)] / mean;
     for (int64_t t = 0; t < N; ++t) {
-      const T* p = &a.router_probs[size_t(t * E)];
+      const T* p = a.probs + t * E;
       double ec = 0;
       for (int64_t e = 0; e < E; ++e) ec += double(p[e]) * ct[size_t(e)];
       total += ec;
       if (weight == 0) continue;
-      T* d = &a.drouter[size_t(t * E)];
+      T* d = a.drouter + t * E;
       for (int64_t e = 0; e < E; ++e) d[e] += T(weight / denom * double(p[e]) * (ct[size_t(e)] - ec));
     }
   }
@@ -66,19 +54,18 @@ double expected_expert_energy(Activations<T>& acts, const EnergyCosts& costs, do
 }
 
 template <class T>
-double router_entropy(Activations<T>& acts, double weight) {
-  const int L = moe_layers(acts);
-  const int64_t N = acts.tokens();
+double router_entropy(const RouterViews<T>& v, double weight) {
+  const int L = v.moe_layers();
+  const int64_t N = v.tokens, E = v.experts;
   if (L == 0 || N == 0) return 0;
   const double denom = double(N) * L;
   double total = 0;
   std::vector<double> lp;
-  for (auto& a : acts.layers) {
-    if (a.router_probs.empty()) continue;
-    const int64_t E = int64_t(a.router_logits.size()) / N;
-    lp.resize(size_t(E));
+  lp.resize(size_t(E));
+  for (const RouterView<T>& a : v.layers) {
+    if (!a.moe()) continue;
     for (int64_t t = 0; t < N; ++t) {
-      const T* x = &a.router_logits[size_t(t * E)];
+      const T* x = a.logits + t * E;
       const double mx = double(*std::max_element(x, x + E));
       double sum = 0;
       for (int64_t e = 0; e < E; ++e) sum += std::exp(double(x[e]) - mx);
@@ -90,7 +77,7 @@ double router_entropy(Activations<T>& acts, double weight) {
       }
       total += h;
       if (weight == 0) continue;
-      T* d = &a.drouter[size_t(t * E)];
+      T* d = a.drouter + t * E;
       for (int64_t e = 0; e < E; ++e)
         d[e] += T(-weight / denom * std::exp(lp[size_t(e)]) * (lp[size_t(e)] + h));
     }
@@ -98,9 +85,9 @@ double router_entropy(Activations<T>& acts, double weight) {
   return total / denom;
 }
 
-template double expected_expert_energy<float>(Activations<float>&, const EnergyCosts&, double);
-template double expected_expert_energy<double>(Activations<double>&, const EnergyCosts&, double);
-template double router_entropy<float>(Activations<float>&, double);
-template double router_entropy<double>(Activations<double>&, double);
+template double expected_expert_energy<float>(const RouterViews<float>&, const EnergyCosts&, double);
+template double expected_expert_energy<double>(const RouterViews<double>&, const EnergyCosts&, double);
+template double router_entropy<float>(const RouterViews<float>&, double);
+template double router_entropy<double>(const RouterViews<double>&, double);
 
 }  // namespace wattmoe

@@ -1,5 +1,5 @@
 // Test-time objectives on the routers of one window's forward pass. They read each MoE layer's router logits and
-// probabilities [N, E] from the activations and ADD weight × ∂(value)/∂router_logits into acts.layers[l].drouter
+// probabilities [N, E] through moe/router_view.h and ADD weight × ∂(value)/∂router_logits into the view's drouter
 // [N, E] — the router-logit gradient the model's backward already carries (zeroed by every forward). Dense layers
 // (no router) are skipped; values are means over the MoE layers.
 //
@@ -11,13 +11,13 @@
 //   router_entropy          the entropy (nats) of each token's router distribution, averaged over tokens and MoE
 //                           layers; ∂H/∂logit_j = −p_j·(log p_j + H). Sharper routing lets top_p/skip policies select
 //                           fewer experts, so this is the energy surrogate when all experts cost the same.
-// The load-balancing and z losses are the model's own (Transformer::router_aux_losses).
+// The load-balancing and z losses are moe/aux_losses.h.
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "core/expert_costs.h"
-#include "model/transformer.h"
+#include "moe/router_view.h"
 
 namespace wattmoe {
 
@@ -29,18 +29,15 @@ struct EnergyCosts {
   int64_t tokens_per_step = 1;
   bool empty() const { return layers.empty(); }
 };
-// The name AdaptModel::loss still spells (adapt/adapt_model.h, gpu/adapt_model_cuda.h, which move with the model and
-// runner restructuring); the same type.
-using LayerCosts = EnergyCosts;
 
 // Error unless costs has one entry per layer (num_layers) or exactly one, each with E finite fixed and per-token
 // costs ≥ 0, and tokens_per_step ≥ 1.
 void validate_energy_costs(const EnergyCosts& costs, int num_layers, int E);
 
 template <class T>
-double expected_expert_energy(Activations<T>& acts, const EnergyCosts& costs, double weight);
+double expected_expert_energy(const RouterViews<T>& v, const EnergyCosts& costs, double weight);
 
 template <class T>
-double router_entropy(Activations<T>& acts, double weight);
+double router_entropy(const RouterViews<T>& v, double weight);
 
 }  // namespace wattmoe

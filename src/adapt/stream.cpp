@@ -30,10 +30,12 @@ void add_counts(Counts& into, const Counts& c) {
     for (size_t e = 0; e < c[l].size(); ++e) into[l][e] += c[l][e];
 }
 
-}  // namespace
+// Scores (and may adapt on) one window of S + 1 tokens and returns its outcome.
+using WindowFn = std::function<WindowOutcome(const int32_t* ids, int S, const StreamControl& control)>;
 
-StreamResult run_stream_with(const TokenStream& s, const StreamOptions& opt, StreamControl control,
-                             const WindowCallback& callback, const WindowFn& fn) {
+// The walk itself, whatever scores a window: windows, totals and the callback; `routed` takes the control's routing.
+StreamResult walk(const TokenStream& s, const StreamOptions& opt, StreamControl control, const WindowCallback& callback,
+                  Runner& routed, const WindowFn& fn) {
   validate_stream_options(opt);
   int64_t n = int64_t(s.tokens.size());
   if (opt.max_tokens > 0) n = std::min(n, opt.max_tokens + 1);
@@ -42,6 +44,10 @@ StreamResult run_stream_with(const TokenStream& s, const StreamOptions& opt, Str
   double ept_weighted = 0;
   for (int64_t start = 0; start + 1 < n; start += opt.seq) {
     const int len = int(std::min<int64_t>(opt.seq, n - 1 - start));
+    if (control.routing) {
+      routed.set_routing(*control.routing);
+      control.routing.reset();
+    }
     WindowOutcome w = fn(s.tokens.data() + start, len, control);
     r.nats += w.nats, r.tokens += w.tokens;
     r.adapted_windows += w.adapted ? 1 : 0;
@@ -71,19 +77,19 @@ StreamResult run_stream_with(const TokenStream& s, const StreamOptions& opt, Str
   return r;
 }
 
+}  // namespace
+
 StreamResult run_stream(TestTimeAdapter& adapter, const TokenStream& s, const StreamOptions& opt,
                         StreamControl control, const WindowCallback& callback) {
-  return run_stream_with(s, opt, std::move(control), callback, [&](const int32_t* ids, int S, StreamControl& c) {
-    return adapter.process(ids, S, c.select, c.sensor);
-  });
+  return walk(s, opt, std::move(control), callback, adapter.runner(),
+              [&](const int32_t* ids, int S, const StreamControl& c) { return adapter.process(ids, S, c.sensor); });
 }
 
-StreamResult run_stream(const Transformer<float>& model, const float* params, const TokenStream& s,
-                        const StreamOptions& opt, StreamControl control, const WindowCallback& callback) {
-  Activations<float> acts;
-  return run_stream_with(s, opt, std::move(control), callback, [&](const int32_t* ids, int S, StreamControl& c) {
+StreamResult run_stream(Runner& run, const TokenStream& s, const StreamOptions& opt, StreamControl control,
+                        const WindowCallback& callback) {
+  return walk(s, opt, std::move(control), callback, run, [&](const int32_t* ids, int S, const StreamControl&) {
     Timer t;
-    WindowScore ws = score_window(model, params, ids, S, c.select, acts);
+    WindowScore ws = score_window(run, ids, S);
     WindowOutcome w;
     w.nats = ws.nats, w.tokens = ws.tokens, w.entropy = ws.entropy, w.experts_per_token = ws.experts_per_token;
     w.counts = std::move(ws.counts);

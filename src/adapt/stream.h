@@ -4,7 +4,8 @@
 // no adapter, scoring it with fixed weights).
 //
 // After every window the callback (optional) sees the window's result and may change what the next window runs
-// with: the router selection (a controller moving λ/k/p), the sensor Sample for the triggers, or stop the run.
+// with: the routing (a controller moving λ/k/p: set on the runner before the next window), the sensor Sample for the
+// triggers, or stop the run.
 // Totals: nats, tokens, bytes, bits per byte, resets (by reason), source-guard checks, backed-off and probation
 // windows, experts per token, expert-use matrices of the first and the last `compare_windows` windows (before/after
 // adaptation) and over the whole run, seconds of inference and adaptation.
@@ -18,7 +19,8 @@
 
 #include "adapt/adapter.h"
 #include "energy/sensor.h"
-#include "model/transformer.h"
+#include "model/runner.h"
+#include "moe/routing_spec.h"
 #include "text/token_stream.h"
 
 namespace wattmoe {
@@ -32,7 +34,7 @@ void validate_stream_options(const StreamOptions& o);
 
 // What the next window runs with; the callback may change it.
 struct StreamControl {
-  RouterSelect<float> select;           // null: the model's own top-k
+  std::optional<RoutingSpec> routing;   // set: the runner routes so from the next window on (then cleared)
   std::optional<Sample> sensor;         // the reading the triggers see
   bool stop = false;                    // end the run after this window
 };
@@ -58,18 +60,12 @@ struct StreamResult {
   double adapt_infer_ratio() const { return infer_seconds > 0 ? adapt_seconds / infer_seconds : 0; }
 };
 
+// With adaptation: each window through adapter.process (routing applied to adapter.runner()).
 StreamResult run_stream(TestTimeAdapter& adapter, const TokenStream& s, const StreamOptions& opt,
                         StreamControl control = {}, const WindowCallback& callback = nullptr);
 
-// The no-adaptation path: the same windows scored with fixed weights.
-StreamResult run_stream(const Transformer<float>& model, const float* params, const TokenStream& s,
-                        const StreamOptions& opt, StreamControl control = {}, const WindowCallback& callback = nullptr);
-
-// The walk itself, with any scorer: fn(ids, S, control) scores (and may adapt on) one window of S + 1 tokens with
-// control.select and returns its outcome; the windows, totals and callback are the same as above. Both overloads
-// above are this walk; the GPU path (gpu/stream_cuda.h) plugs TransformerCuda in here.
-using WindowFn = std::function<WindowOutcome(const int32_t* ids, int S, StreamControl& control)>;
-StreamResult run_stream_with(const TokenStream& s, const StreamOptions& opt, StreamControl control,
-                             const WindowCallback& callback, const WindowFn& fn);
+// The no-adaptation path: the same windows scored with the runner's fixed weights.
+StreamResult run_stream(Runner& run, const TokenStream& s, const StreamOptions& opt, StreamControl control = {},
+                        const WindowCallback& callback = nullptr);
 
 }  // namespace wattmoe

@@ -1,11 +1,11 @@
 // Scores one window the way eval/evaluate.cpp does (so an unadapted stream reproduces `evaluate` exactly): forward
-// on ids[0..S-1] (B = 1) with the given router selection, NLL of the S targets ids[1..S] summed in nats, plus the
-// window's mean next-token entropy, the (token, expert) pairs per layer and the mean experts per token.
+// on ids[0..S-1] (B = 1) with the runner's routing, NLL of the S targets ids[1..S] summed in nats, plus the window's
+// mean next-token entropy, the (token, expert) pairs per layer and the mean experts per token.
 #pragma once
 #include <cstdint>
 #include <vector>
 
-#include "model/transformer.h"
+#include "model/runner.h"
 
 namespace wattmoe {
 
@@ -17,8 +17,7 @@ struct WindowScore {
   std::vector<std::vector<int64_t>> counts;          // [layer][expert]; empty rows for dense layers
 };
 
-// ids: S + 1 tokens. acts receives the forward's activations (reusable for a backward on the same params).
-WindowScore score_window(const Transformer<float>& model, const float* params, const int32_t* ids, int S,
-                         const RouterSelect<float>& select, Activations<float>& acts);
+// ids: S + 1 tokens (all checked against the vocabulary). The runner keeps the forward (a backward may follow).
+WindowScore score_window(Runner& run, const int32_t* ids, int S);
 
 }  // namespace wattmoe

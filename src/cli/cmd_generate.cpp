@@ -1,21 +1,16 @@
-// wattmoe generate: sample a continuation of a prompt with a KV cache, on the CPU or (--device cuda) on GPU 0 with
-// TransformerCuda's device KV cache in fp32 or bf16 (--precision; bf16 runs the MoE layers on the fused kernels where
-// they apply, --moe-kernels). Sampling runs on the host from the last logits row.
+// wattmoe generate: sample a continuation of a prompt with a KV cache, on the CPU or (--device cuda) on GPU 0 in fp32
+// or bf16 (--precision; bf16 runs the MoE layers on the fused kernels where they apply, --moe-kernels), through
+// model/runner.h. Sampling runs on the host from the last logits row.
 #include <cstdio>
-#include <functional>
 
 #include "cli/commands.h"
 #include "cli/defaults.h"
-#include "cli/moe_kernels_flag.h"
+#include "cli/common_flags.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "eval/sample.h"
 #include "model/checkpoint.h"
-#include "model/transformer.h"
-#if WATTMOE_WITH_CUDA
-#include "gpu/transformer_cuda.h"
-#include "ops/cuda/context.h"
-#endif
+#include "model/runner.h"
 
 namespace wattmoe::cli {
 
@@ -26,44 +21,13 @@ struct GenArgs {
   int max_new = 200, context = 0;
   double temperature = 0.8, top_p = 0.95;
   uint64_t seed = 0;
-  std::string device = "cpu", precision = "fp32", moe_kernels = "auto";
+  RunnerOptions runner;  // the model's own top-k: no routing reason keeps the fused kernels off
 };
-
-// The model behind the sampling loop: prefill(ids) or step(&next) runs tokens through the model with its cache and
-// returns the logits row of the last one.
-struct Decoder {
-  std::function<const float*(const int32_t* ids, int n)> run;
-};
-
-#if WATTMOE_WITH_CUDA
-template <class Model>
-struct GpuDecode {  // members die in reverse order: the model before its context
-  cuda::Context ctx;
-  Model model;
-  std::vector<float> logits;
-  GpuDecode(const ModelConfig& c) : model(c, ctx) {}
-};
-
-template <class Model>
-Decoder gpu_decoder(const ModelWeights<float>& m, int total, const std::string& moe_kernels) {
-  auto g = std::make_shared<GpuDecode<Model>>(m.config);
-  g->model.upload_params(m.params.data());
-  // generate routes by the model's own top-k, so only the model decides whether the fused kernels apply
-  if (choose_fused_moe(moe_kernels, g->model.fused_moe_unsupported())) g->model.set_moe_kernels(gpu::MoeKernels::Fused);
-  g->model.reset_cache(total);
-  const int V = m.config.vocab_size;
-  return {[g, V](const int32_t* ids, int n) {
-    g->model.forward_cached(ids, n);
-    g->logits = g->model.download_logits();  // [n, V]; one row at decode
-    return g->logits.data() + size_t(n - 1) * size_t(V);
-  }};
-}
-#endif
 
 void run_generate(const GenArgs& a) {
   // Flags first: a wrong device or precision fails before any work.
-  const bool gpu = use_cuda_device(a.device);
-  check_device_flags(a.moe_kernels, a.precision, gpu);
+  const RunnerOptions& where = a.runner;
+  check_runner_options(where);
   ModelWeights<float> m = load_model<float>(a.model);
   std::unique_ptr<Tokenizer> tok = model_tokenizer(a.model, a.tokenizer, m.config.vocab_size);
   std::vector<int32_t> ids = tok->encode(a.prompt);
@@ -75,24 +39,17 @@ void run_generate(const GenArgs& a) {
   WATTMOE_REQUIRE(a.max_new >= 0, "generate: --max-new must be >= 0");
   const int total = std::min<int>(context, int(ids.size()) + a.max_new);
   const int V = m.config.vocab_size;
-  Decoder dec;
-  Transformer<float> model(m.config);
-  KvCache<float> cache(m.config.num_layers, gpu ? 1 : total, m.config.kv_dim());
-  Activations<float> acts;
-  if (gpu) {
-#if WATTMOE_WITH_CUDA
-    dec = a.precision == "bf16" ? gpu_decoder<gpu::TransformerCudaBf16>(m, total, a.moe_kernels)
-                                : gpu_decoder<gpu::TransformerCuda>(m, total, a.moe_kernels);
-#endif
-  } else {
-    dec.run = [&](const int32_t* x, int n) {
-      model.forward(m.params.data(), x, 1, n, acts, &cache);
-      return acts.logits.data() + size_t(n - 1) * size_t(V);
-    };
-  }
+  // The model with its KV cache; each call runs tokens through it and returns the logits row of the last one.
+  std::unique_ptr<Runner> model = make_runner(m.config, where);
+  model->set_params(m.params.data());
+  model->reset_cache(total);
+  const auto run = [&](const int32_t* x, int n) {
+    model->forward_cached(x, n);
+    return model->logits() + size_t(n - 1) * size_t(V);
+  };
   Rng rng(a.seed);
   Timer timer;
-  const float* last = dec.run(ids.data(), int(ids.size()));
+  const float* last = run(ids.data(), int(ids.size()));
   int length = int(ids.size());
   const double prefill_s = timer.seconds();
   std::fputs(a.prompt.c_str(), stdout);
@@ -105,7 +62,7 @@ void run_generate(const GenArgs& a) {
     out.push_back(next);
     std::fputs(tok->decode(std::span<const int32_t>(&next, 1)).c_str(), stdout);
     std::fflush(stdout);
-    last = dec.run(&next, 1);
+    last = run(&next, 1);
     ++length;
   }
   std::fputs("\n", stdout);
@@ -118,17 +75,14 @@ void run_generate(const GenArgs& a) {
 void add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Sample a continuation of a prompt (KV cache)");
-  cmd->add_option("--model", a->model, "checkpoint directory")->capture_default_str();
+  add_model_flags(cmd, a->model, a->tokenizer);
   cmd->add_option("--prompt", a->prompt, "prompt text")->capture_default_str();
-  cmd->add_option("--tokenizer", a->tokenizer, "bytes, or a tokenizer.json (default: the model's, else bytes)");
   cmd->add_option("--max-new", a->max_new, "tokens to generate")->capture_default_str();
   cmd->add_option("--context", a->context, "context length (default: the model's max_position_embeddings)");
   cmd->add_option("--temperature", a->temperature, "0 for greedy")->capture_default_str();
   cmd->add_option("--top-p", a->top_p, "nucleus sampling mass in (0, 1]")->capture_default_str();
   cmd->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
-  cmd->add_option("--device", a->device, kDeviceHelp)->capture_default_str();
-  add_precision_flag(cmd, a->precision);
-  add_moe_kernels_flag(cmd, a->moe_kernels);
+  add_device_flags(cmd, a->runner, "the model and its KV cache");
   cmd->callback([a] { run_generate(*a); });
 }
 

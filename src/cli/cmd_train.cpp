@@ -4,10 +4,8 @@
 #include "core/log.h"
 #include "io/json.h"
 #include "model/config.h"
+#include "model/runner.h"
 #include "train/trainer.h"
-#if WATTMOE_WITH_CUDA
-#include "gpu/trainer_cuda.h"
-#endif
 
 namespace wattmoe::cli {
 
@@ -23,7 +21,9 @@ struct TrainArgs {
 };
 
 void run_train(const TrainArgs& a) {
-  const bool cuda = use_cuda_device(a.device);  // before any work: a GPU-less machine fails at once
+  // Training routes on the host (the fused MoE kernels are inference-only) and keeps fp32 master weights.
+  const RunnerOptions where{a.device, "fp32", a.device == "cuda" ? "host" : "auto"};
+  check_runner_options(where);  // before any work: a GPU-less machine fails at once
   TrainConfig c = train_preset(a.preset);
   c.train_file = a.train_file, c.val_file = a.val_file, c.out_dir = a.out, c.seed = a.seed;
   c.resume = !a.no_resume;
@@ -41,11 +41,7 @@ void run_train(const TrainArgs& a) {
   if (a.z_coef >= 0) c.z_coef = a.z_coef;
   log_info("training preset {} ({} params) on {} → {} ({})", c.preset, c.model.num_parameters(), c.train_file,
            c.out_dir, a.device);
-  TrainSummary s;
-#if WATTMOE_WITH_CUDA
-  if (cuda) s = gpu::train_cuda(c);
-#endif
-  if (!cuda) s = train(c);
+  const TrainSummary s = train(c, where);
   Json j{{"preset", c.preset}, {"device", a.device}, {"out", c.out_dir}, {"first_step", s.first_step}, {"last_step", s.last_step},
          {"final_train_loss", s.final_train_loss}, {"final_val_bpb", s.final_val_bpb}, {"seconds", s.seconds},
          {"tokens_per_s", s.tokens_per_second}};
@@ -57,8 +53,10 @@ void run_train(const TrainArgs& a) {
 void add_train_command(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* cmd = app.add_subcommand("train", "Pre-train an MoE language model from a preset (resumable)");
-  cmd->add_option("--preset", a->preset, "tiny (seconds) or small (the shipped model's schedule)")
-      ->check(CLI::IsMember({"tiny", "small"}));
+  cmd->add_option("--preset", a->preset,
+                  "tiny (seconds), small (the shipped model's schedule) or medium (~107M parameters, ~4 min with "
+                  "--device cuda)")
+      ->check(CLI::IsMember({"tiny", "small", "medium"}));
   cmd->add_option("--train", a->train_file, "training text file")->capture_default_str();
   cmd->add_option("--val", a->val_file, "validation text file")->capture_default_str();
   cmd->add_option("--out", a->out, "output directory (model, checkpoint/, metrics.jsonl)")->required();
@@ -77,7 +75,8 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--shards", a->shards,
                   "data-parallel shards per micro-batch, one thread each (default: min(batch, cores)); results "
                   "depend on the shard count, never on timing (--device cpu only)");
-  cmd->add_option("--device", a->device, kDeviceHelp)->capture_default_str();
+  cmd->add_option("--device", a->device, "cpu (default) or cuda (the model, its gradients and optimizer on GPU 0)")
+      ->capture_default_str();
   cmd->add_option("--seed", a->seed, "data order and initialisation seed")->capture_default_str();
   cmd->add_flag("--no-resume", a->no_resume, "start from scratch even if OUT/checkpoint exists");
   cmd->callback([a] { run_train(*a); });

@@ -6,9 +6,6 @@
 #include <filesystem>
 
 #include "core/error.h"
-#if WATTMOE_WITH_CUDA
-#include "ops/cuda/context.h"
-#endif
 
 namespace wattmoe::cli {
 
@@ -31,19 +28,6 @@ std::unique_ptr<Tokenizer> model_tokenizer(const std::string& model_dir, const s
   WATTMOE_REQUIRE(tok->vocab_size() <= model_vocab, "{}: tokenizer vocabulary ({}) is larger than the model's ({})", s,
                   tok->vocab_size(), model_vocab);
   return tok;
-}
-
-bool use_cuda_device(const std::string& device) {
-  WATTMOE_REQUIRE(device == "cpu" || device == "cuda", "--device {}: expected cpu or cuda", device);
-  if (device == "cpu") return false;
-#if WATTMOE_WITH_CUDA
-  WATTMOE_REQUIRE(cuda::device_available(),
-                  "--device cuda: no CUDA device is visible (no GPU or driver here, or CUDA_VISIBLE_DEVICES hides "
-                  "it); use --device cpu");
-  return true;
-#else
-  fail("--device cuda: this wattmoe was built without CUDA (configure with -DWATTMOE_CUDA=ON and rebuild)");
-#endif
 }
 
 }  // namespace wattmoe::cli

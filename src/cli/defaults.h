@@ -14,10 +14,4 @@ std::string default_model_dir();
 // tokenizer's vocabulary fits the model.
 std::unique_ptr<Tokenizer> model_tokenizer(const std::string& model_dir, const std::string& spec, int model_vocab);
 
-// The --device flag of train and eval: "cpu" (default) or "cuda". Returns whether the command runs on the GPU. Error
-// for another name, and for cuda when this wattmoe was built without CUDA or no CUDA device is visible — checked
-// before any work, so a CPU-only machine fails at once with a message that says what to do.
-inline constexpr const char* kDeviceHelp = "cpu (default) or cuda (the model, its gradients and optimizer on GPU 0)";
-bool use_cuda_device(const std::string& device);
-
 }  // namespace wattmoe::cli

@@ -1,15 +1,8 @@
 #include "cli/routing_flags.h"
 
-#include <cmath>
-#include <sstream>
-
-#include "core/error.h"
-#include "energy/cost_analytic.h"
-#include "energy/cost_table.h"
-
 namespace wattmoe::cli {
 
-void add_routing_flags(CLI::App* cmd, RoutingArgs& a) {
+void add_routing_flags(CLI::App* cmd, RoutingOptions& a) {
   cmd->add_option("--policy", a.policy, "routing policy: topk, cost, top_p, skip, budget, mask")->capture_default_str();
   cmd->add_option("--lambda", a.lambda, "cost: price weight λ ≥ 0 (logit units)")->capture_default_str();
   cmd->add_option("--top-p", a.top_p, "top_p: cumulative probability in (0, 1]")->capture_default_str();
@@ -25,98 +18,6 @@ void add_routing_flags(CLI::App* cmd, RoutingArgs& a) {
       ->capture_default_str();
   cmd->add_option("--expert-shape", a.expert_shape,
                   "analytic costs as if each expert were HxI (e.g. 4096x14336); default: the model's own shape");
-}
-
-namespace {
-
-std::vector<bool> parse_mask(const std::string& s, int E) {
-  std::vector<bool> m;
-  if (s.empty()) return m;
-  m.assign(size_t(E), false);
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    char* end = nullptr;
-    const long e = std::strtol(item.c_str(), &end, 10);
-    WATTMOE_REQUIRE(!item.empty() && end && *end == '\0' && e >= 0 && e < E,
-                    "--mask: '{}' is not an expert id in [0, {})", item, E);
-    m[size_t(e)] = true;
-  }
-  return m;
-}
-
-std::shared_ptr<const CostModel> make_cost_model(const RoutingArgs& a, const ModelConfig& c) {
-  if (a.costs != "analytic") {
-    auto t = std::make_shared<ProfiledCostModel>(ProfiledCostModel::load(a.costs));
-    WATTMOE_REQUIRE(t->num_layers() == c.num_layers, "--costs {}: table has {} layers, the model {}", a.costs,
-                    t->num_layers(), c.num_layers);
-    for (int l = 0; l < c.num_layers; ++l)
-      WATTMOE_REQUIRE(t->num_experts(l) == c.num_experts, "--costs {}: layer {} has {} experts, the model {}", a.costs,
-                      l, t->num_experts(l), c.num_experts);
-    return t;
-  }
-  ExpertShape shape{c.hidden_size, c.moe_intermediate_size, 2, 2, 3};
-  if (!a.expert_shape.empty()) {
-    long long h = 0, i = 0;
-    char x = 0, extra = 0;
-    WATTMOE_REQUIRE(std::sscanf(a.expert_shape.c_str(), "%lld%c%lld%c", &h, &x, &i, &extra) == 3 && x == 'x' &&
-                        h > 0 && i > 0,
-                    "--expert-shape: '{}' is not HxI with positive integers (e.g. 4096x14336)", a.expert_shape);
-    shape.hidden = h, shape.ffn = i;
-  }
-  return std::make_shared<AnalyticCostModel>(
-      AnalyticCostModel::uniform(c.num_layers, c.num_experts, shape, HardwareCoeffs{}));
-}
-
-}  // namespace
-
-RoutingSetup make_routing(const RoutingArgs& a, const ModelConfig& c, double tokens_per_step) {
-  RoutingSetup r;
-  r.num_experts = c.num_experts, r.model_k = c.top_k;
-  r.policy = make_policy(a.policy);
-  PolicyKnobs& k = r.knobs;
-  k.lambda = a.lambda, k.p = a.top_p, k.beta = a.beta, k.k_min = a.k_min, k.k_max = a.k_max;
-  k.budget_j = a.budget_j, k.reuse_min_tokens = a.reuse_min_tokens;
-  k.mask = parse_mask(a.mask, c.num_experts);
-  validate_knobs(k, c.num_experts, c.top_k);
-  r.cost_model = make_cost_model(a, c);
-  for (int l = 0; l < c.num_layers; ++l) {
-    ExpertCosts ec;
-    if (c.is_moe_layer(l)) {
-      ec = r.cost_model->routing_costs(l, tokens_per_step);
-    } else {
-      ec.fixed.assign(size_t(c.num_experts), 0.f), ec.per_token.assign(size_t(c.num_experts), 0.f);
-    }
-    r.layer_costs.push_back(std::move(ec));
-  }
-  return r;
-}
-
-PolicySelectFn<float> RoutingSetup::select_with(const PolicyKnobs& k, const std::string& policy_name,
-                                                std::shared_ptr<RoutingEnergyTally> tally) const {
-  std::shared_ptr<const RoutingPolicy> p = policy_name == policy->name() ? policy : make_policy(policy_name);
-  PolicySelectFn<float> s = make_policy_select<float>(std::move(p), num_experts, model_k, layer_costs, k);
-  if (!tally) return s;
-  return observe_selection<float>(std::move(s), tally_observer(layer_costs, tally_fixed_share, std::move(tally)));
-}
-
-PolicySelectFn<float> RoutingSetup::select(std::shared_ptr<RoutingEnergyTally> tally) const {
-  return select_with(knobs, policy->name(), std::move(tally));
-}
-
-Json knobs_json(const PolicyKnobs& k) {
-  Json j{{"lambda", k.lambda}, {"p", k.p},   {"beta", k.beta},
-         {"k_min", k.k_min},   {"k_max", k.k_max}, {"reuse_min_tokens", k.reuse_min_tokens}};
-  j["budget_j"] = std::isfinite(k.budget_j) ? Json(k.budget_j) : Json("inf");
-  std::vector<int> masked;
-  for (size_t e = 0; e < k.mask.size(); ++e)
-    if (k.mask[e]) masked.push_back(int(e));
-  j["mask"] = masked;
-  return j;
-}
-
-Json RoutingSetup::describe() const {
-  return Json{{"policy", policy->name()}, {"knobs", knobs_json(knobs)}, {"costs", cost_model->name()}};
 }
 
 }  // namespace wattmoe::cli

@@ -1,58 +1,13 @@
 // Routing flags shared by the commands that run the model on text (eval, run): which policy, its knobs, and what
-// the experts cost. Declared once here so every command spells and documents them the same way.
-//
-// Costs: `--costs FILE` reads a profiled cost table (wattmoe profile); `--costs analytic` (default) prices each
-// expert from FLOPs and bytes on the default H100-like hardware coefficients, for the model's own expert shape or,
-// with `--expert-shape HxI`, as if every expert had that shape (e.g. 4096x14336, a Mixtral expert): the shipped model
-// is tiny, so its own experts cost almost nothing and everything is launch overhead. The costs of one layer-step are
-// taken at `tokens_per_step` tokens (fixed activation cost a_e and marginal b_e, see moe/policy.h).
+// the experts cost (eval/routing_setup.h says what each means). Declared once here so every command spells and
+// documents them the same way.
 #pragma once
-#include <limits>
-#include <memory>
-#include <string>
-#include <vector>
-
 #include <CLI/CLI.hpp>
 
-#include "energy/cost_model.h"
-#include "io/json.h"
-#include "model/config.h"
-#include "moe/policy.h"
-#include "moe/policy_select.h"
+#include "eval/routing_setup.h"
 
 namespace wattmoe::cli {
 
-struct RoutingArgs {
-  std::string policy = "topk";
-  float lambda = 0.f, top_p = 1.f, beta = 0.f;
-  int k_min = 1, k_max = 0, reuse_min_tokens = 0;
-  double budget_j = std::numeric_limits<double>::infinity();
-  std::string mask;                // comma-separated expert ids pruned in every layer
-  std::string costs = "analytic";  // or a cost table JSON
-  std::string expert_shape;        // HxI for the analytic costs; empty: the model's own
-};
-
-void add_routing_flags(CLI::App* cmd, RoutingArgs& a);
-
-struct RoutingSetup {
-  std::shared_ptr<const RoutingPolicy> policy;
-  PolicyKnobs knobs;
-  std::shared_ptr<const CostModel> cost_model;
-  std::vector<ExpertCosts> layer_costs;  // one per model layer (dense layers get zeros)
-  int num_experts = 0, model_k = 0;
-  // Share of an expert's fixed step cost a_e charged to the tokens the tally sees: 1 when a forward pass is the
-  // whole step; 1/streams when each window stands for `streams` windows routed alike in one step (wattmoe run).
-  double tally_fixed_share = 1.0;
-  // The selection callback (policy + knobs + costs), priced into `tally` when given.
-  PolicySelectFn<float> select(std::shared_ptr<RoutingEnergyTally> tally = nullptr) const;
-  PolicySelectFn<float> select_with(const PolicyKnobs& k, const std::string& policy_name,
-                                    std::shared_ptr<RoutingEnergyTally> tally = nullptr) const;
-  Json describe() const;
-};
-
-// Validates every flag (unknown policy, bad knob, unreadable cost table, shape) with an error naming the flag.
-RoutingSetup make_routing(const RoutingArgs& a, const ModelConfig& c, double tokens_per_step);
-
-Json knobs_json(const PolicyKnobs& k);
+void add_routing_flags(CLI::App* cmd, RoutingOptions& a);
 
 }  // namespace wattmoe::cli

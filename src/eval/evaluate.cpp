@@ -5,14 +5,14 @@
 
 #include "core/error.h"
 #include "core/timer.h"
-#include "ops/loss.h"
 
 namespace wattmoe {
 
 double EvalResult::bits_per_byte() const { return bytes ? nats / (std::log(2.0) * double(bytes)) : 0; }
 double EvalResult::perplexity() const { return std::exp(nats_per_token()); }
 
-EvalResult evaluate_windows(const ModelConfig& c, const TokenStream& s, const EvalWindows& w, const BatchScorer& scorer) {
+EvalResult evaluate(Runner& run, const TokenStream& s, const EvalWindows& w) {
+  const ModelConfig& c = run.config();
   const int seq = w.seq, batch = w.batch, stride = w.step();
   WATTMOE_REQUIRE(seq > 0 && batch > 0, "eval: seq and batch must be positive (got {} and {})", seq, batch);
   WATTMOE_REQUIRE(stride >= 1 && stride <= seq, "eval: stride must be in 1 … seq = {} (0: seq), got {}", seq, w.stride);
@@ -49,10 +49,11 @@ EvalResult evaluate_windows(const ModelConfig& c, const TokenStream& s, const Ev
       }
       r.tokens += starts[j] + len - std::max(scored_until, starts[j]);
     }
-    r.nats += scorer.score(in.data(), tg.data(), B, len);
+    run.forward(in.data(), B, len);
+    r.nats += run.nll(tg.data());
     for (int l = 0; l < c.num_layers; ++l) {
       if (!c.is_moe_layer(l)) continue;
-      const Routing& ro = scorer.routing(l);
+      const Routing& ro = run.routing(l);
       for (int e = 0; e < c.num_experts; ++e) {
         r.expert_counts[l][e] += ro.counts[e];
         pairs += ro.counts[e];
@@ -69,19 +70,6 @@ EvalResult evaluate_windows(const ModelConfig& c, const TokenStream& s, const Ev
                 : int64_t(std::llround(double(s.bytes) * double(r.tokens) / double(s.tokens.size() - 1)));
   r.experts_per_token = moe_tokens ? double(pairs) / double(moe_tokens) : 0;
   return r;
-}
-
-EvalResult evaluate(const Transformer<float>& model, const float* params, const TokenStream& s, const EvalWindows& w,
-                    const RouterSelect<float>& select) {
-  const ModelConfig& c = model.config();
-  Activations<float> acts;
-  BatchScorer scorer;
-  scorer.score = [&](const int32_t* in, const int32_t* tg, int B, int len) {
-    model.forward(params, in, B, len, acts, nullptr, select);
-    return ops::nll_loss<float>(acts.logits.data(), tg, int64_t(B) * len, c.vocab_size, nullptr, 0);
-  };
-  scorer.routing = [&](int l) -> const Routing& { return acts.layers[size_t(l)].routing; };
-  return evaluate_windows(c, s, w, scorer);
 }
 
 }  // namespace wattmoe

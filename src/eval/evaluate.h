@@ -7,10 +7,9 @@
 // text's UTF-8 bytes (for the byte tokenizer, one token is one byte).
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <vector>
 
-#include "model/transformer.h"
+#include "model/runner.h"
 #include "text/token_stream.h"
 
 namespace wattmoe {
@@ -36,20 +35,8 @@ struct EvalWindows {
   int step() const { return stride != 0 ? stride : seq; }
 };
 
-// Scores one batch of windows for evaluate_windows: returns Σ −log p(target) in nats over ids/targets [B, len], and
-// leaves each MoE layer's routing of that batch readable through `routing` until the next call. A target < 0 is not
-// scored (a position an earlier window scored, with stride < seq). Expert counts cover every position the model
-// ran, context positions of a sliding window included.
-struct BatchScorer {
-  std::function<double(const int32_t* ids, const int32_t* targets, int B, int len)> score;
-  std::function<const Routing&(int layer)> routing;
-};
-
-// The window protocol and its bookkeeping, whatever runs the model (the CPU here, the GPU in gpu/evaluate_cuda.h).
-EvalResult evaluate_windows(const ModelConfig& c, const TokenStream& s, const EvalWindows& w, const BatchScorer& scorer);
-
-// The CPU model over evaluate_windows.
-EvalResult evaluate(const Transformer<float>& model, const float* params, const TokenStream& s, const EvalWindows& w,
-                    const RouterSelect<float>& select = nullptr);
+// The window protocol on any runner (model/runner.h) with its current routing. Expert counts cover every position the
+// model ran, context positions of a sliding window included.
+EvalResult evaluate(Runner& run, const TokenStream& s, const EvalWindows& w);
 
 }  // namespace wattmoe

@@ -9,6 +9,7 @@
 #include "gpu/transformer_cuda.h"
 #include "ops/cuda/dense_ops.h"
 #include "ops/cuda/moe_rows.h"
+#include "moe/aux_losses.h"
 #include "ops/softmax.h"
 
 namespace wattmoe::gpu {
@@ -190,41 +191,22 @@ void TransformerCudaT<T>::moe_backward(int l, bool need_dh) {
 }
 
 template <class T>
-AuxLossValues TransformerCudaT<T>::router_aux_losses(double lb_coef, double z_coef) {
-  const int64_t N = tokens(), E = cfg_.num_experts;
-  WATTMOE_REQUIRE(!fused_last_, "router_aux_losses after a forward on the fused MoE kernels (no router probabilities "
+RouterViews<float> TransformerCudaT<T>::router_views() {
+  WATTMOE_REQUIRE(!fused_last_, "router outputs after a forward on the fused MoE kernels (no router probabilities "
                                 "kept): set_moe_kernels(MoeKernels::Host) first");
-  AuxLossValues v;
-  // Transformer::router_aux_losses on the host copies of the probabilities (see there for the definitions).
-  int moe_layers = 0;
-  for (const auto& hr : host_) moe_layers += hr.probs.empty() ? 0 : 1;
-  if (moe_layers == 0) return v;
-  const double rows = double(N) * moe_layers;
-  std::vector<double> f(size_t(E), 0.0), P(size_t(E), 0.0);
-  Routing top;
-  for (const auto& hr : host_) {
-    if (hr.probs.empty()) continue;
-    select_topk<float>(hr.probs.data(), N, int(E), cfg_.top_k, top);
-    for (int64_t e = 0; e < E; ++e) f[e] += top.counts[e] / rows;
-    for (int64_t t = 0; t < N; ++t)
-      for (int64_t e = 0; e < E; ++e) P[e] += double(hr.probs[t * E + e]) / rows;
-  }
-  for (int64_t e = 0; e < E; ++e) v.load_balance += double(E) * f[e] * P[e];
-  for (auto& hr : host_) {
-    if (hr.probs.empty()) continue;
-    std::vector<float> dp(size_t(N * E));
-    for (int64_t t = 0; t < N; ++t)
-      for (int64_t e = 0; e < E; ++e) dp[t * E + e] = float(lb_coef * double(E) * f[e] / rows);
-    if (lb_coef != 0) ops::softmax_bwd<float>(hr.probs.data(), dp.data(), hr.drouter.data(), N, E);
-    for (int64_t t = 0; t < N; ++t) {
-      const float lse = ops::logsumexp<float>(&hr.logits[t * E], E);
-      v.z += double(lse) * double(lse) / rows;
-      if (z_coef != 0)
-        for (int64_t e = 0; e < E; ++e)
-          hr.drouter[t * E + e] += float(z_coef * 2.0 * double(lse) / rows) * hr.probs[t * E + e];
-    }
+  RouterViews<float> v;
+  v.tokens = tokens(), v.experts = cfg_.num_experts, v.top_k = cfg_.top_k;
+  v.layers.resize(host_.size());
+  for (size_t l = 0; l < host_.size(); ++l) {
+    HostRouting& hr = host_[l];
+    if (!hr.probs.empty()) v.layers[l] = {hr.logits.data(), hr.probs.data(), hr.drouter.data()};
   }
   return v;
+}
+
+template <class T>
+AuxLossValues TransformerCudaT<T>::router_aux_losses(double lb_coef, double z_coef) {
+  return wattmoe::router_aux_losses<float>(router_views(), lb_coef, z_coef);
 }
 
 template void TransformerCudaT<float>::moe_forward(int, const RouterSelect<float>&);
@@ -232,6 +214,8 @@ template void TransformerCudaT<bf16>::moe_forward(int, const RouterSelect<float>
 template void TransformerCudaT<float>::moe_backward(int, bool);
 template void TransformerCudaT<bf16>::moe_backward(int, bool);
 template AuxLossValues TransformerCudaT<float>::router_aux_losses(double, double);
+template RouterViews<float> TransformerCudaT<float>::router_views();
+template RouterViews<float> TransformerCudaT<bf16>::router_views();
 template AuxLossValues TransformerCudaT<bf16>::router_aux_losses(double, double);
 
 }  // namespace wattmoe::gpu

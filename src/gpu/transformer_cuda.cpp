@@ -34,11 +34,9 @@ TransformerCudaT<T>::TransformerCudaT(ModelConfig c, cuda::Context& ctx)
   cfg_.validate("TransformerCuda");
   const size_t n = size_t(layout_.total());
   params_.resize(n), params_.zero(ctx_.stream());
-  grads_.resize(n), grads_.zero(ctx_.stream());
   if constexpr (is_f32<T>) {
     w_ = ModelView<float>::bind(cfg_, layout_, params_.data());
   } else {
-    master_.resize(n), master_.zero(ctx_.stream());
     // The bf16 copy keeps each MoE layer's experts expert-major and every tensor 16-byte aligned (what the fused
     // MoE kernels read in place); its padding stays zero.
     int64_t wn = 0;
@@ -87,7 +85,22 @@ void TransformerCudaT<T>::download_params(float* host) const {
 }
 
 template <class T>
+void TransformerCudaT<T>::ensure_grads() const {
+  const size_t n = size_t(layout_.total());
+  if (grads_.size() == n) return;
+  grads_.resize(n), grads_.zero(ctx_.stream());
+  if constexpr (!is_f32<T>) master_.resize(n), master_.zero(ctx_.stream());
+}
+
+template <class T>
+T* TransformerCudaT<T>::grads() {
+  ensure_grads();
+  return grads_.data();
+}
+
+template <class T>
 float* TransformerCudaT<T>::master_grads() {
+  ensure_grads();
   if constexpr (is_f32<T>) return grads_.data();
   else return master_.data();
 }
@@ -101,6 +114,7 @@ void TransformerCudaT<T>::upload_grads(const float* host) {
 
 template <class T>
 void TransformerCudaT<T>::download_grads(float* host) const {
+  ensure_grads();
   const float* g = is_f32<T> ? reinterpret_cast<const float*>(grads_.data()) : master_.data();
   WATTMOE_CUDA_CALL(cudaMemcpyAsync(host, g, sizeof(float) * params_.size(), cudaMemcpyDeviceToHost, ctx_.stream()));
   ctx_.sync();
@@ -108,6 +122,7 @@ void TransformerCudaT<T>::download_grads(float* host) const {
 
 template <class T>
 void TransformerCudaT<T>::zero_grads() {
+  ensure_grads();
   if constexpr (is_f32<T>) grads_.zero(ctx_.stream());
   else master_.zero(ctx_.stream());
 }
@@ -135,15 +150,16 @@ void TransformerCudaT<T>::forward(const int32_t* host_ids, int B, int S, const R
 }
 
 template <class T>
-void TransformerCudaT<T>::reset_cache(int64_t capacity) {
+void TransformerCudaT<T>::reset_cache(int64_t capacity, int batch) {
   WATTMOE_REQUIRE(capacity >= 1, "KV cache capacity must be positive, got {}", capacity);
+  WATTMOE_REQUIRE(batch >= 1, "KV cache batch must be positive, got {}", batch);
   const int64_t kvd = cfg_.kv_dim();
   cache_k_.resize(size_t(cfg_.num_layers)), cache_v_.resize(size_t(cfg_.num_layers));
   for (int l = 0; l < cfg_.num_layers; ++l) {  // contents need no zeroing: attention reads positions < length only
-    cache_k_[size_t(l)].resize(size_t(capacity * kvd));
-    cache_v_[size_t(l)].resize(size_t(capacity * kvd));
+    cache_k_[size_t(l)].resize(size_t(batch * capacity * kvd));
+    cache_v_[size_t(l)].resize(size_t(batch * capacity * kvd));
   }
-  cache_cap_ = capacity, cache_len_ = 0;
+  cache_cap_ = capacity, cache_len_ = 0, cache_batch_ = batch;
 }
 
 template <class T>
@@ -151,7 +167,7 @@ void TransformerCudaT<T>::forward_cached(const int32_t* host_ids, int S, const R
   WATTMOE_REQUIRE(cache_cap_ > 0, "forward_cached before reset_cache");
   WATTMOE_REQUIRE(S >= 1 && cache_len_ + S <= cache_cap_, "sequence of {} tokens exceeds the KV cache ({} of {} used)",
                   S, cache_len_, cache_cap_);
-  forward_impl(host_ids, 1, S, true, select);
+  forward_impl(host_ids, cache_batch_, S, true, select);
   cache_len_ += S;
 }
 
@@ -227,7 +243,7 @@ void TransformerCudaT<T>::layer_forward(int l, const RouterSelect<float>& select
   cuda::rope_apply<T>(ctx_, a.q.data(), B_, S, c.num_heads, c.head_dim, qd, A.rope, pos0_, false);
   cuda::rope_apply<T>(ctx_, a.k.data(), B_, S, c.num_kv_heads, c.head_dim, kvd, A.rope, pos0_, false);
   a.att.resize(size_t(N * qd));
-  if (cached_) {  // B = 1: append this call's keys/values, attend over the cache (no probs: backward refuses)
+  if (cached_ && B_ == 1) {  // append this call's keys/values, attend over the cache (no probs: backward refuses)
     DeviceBuffer<T>&kc = cache_k_[size_t(l)], &vc = cache_v_[size_t(l)];
     const size_t bytes = sizeof(T) * size_t(N * kvd);
     WATTMOE_CUDA_CALL(cudaMemcpyAsync(kc.data() + pos0_ * kvd, a.k.data(), bytes, cudaMemcpyDeviceToDevice,
@@ -236,6 +252,22 @@ void TransformerCudaT<T>::layer_forward(int l, const RouterSelect<float>& select
                                       ctx_.stream()));
     const ops::AttnShape sh{S, pos0_ + S, pos0_, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
     cuda::attention_fwd<T>(ctx_, a.q.data(), kc.data(), vc.data(), a.att.data(), nullptr, sh, 1);
+  } else if (cached_) {
+    // B streams in lockstep: sequence b's cache rows are [b·cap, b·cap + length). Append each sequence's S rows, then
+    // gather every sequence's pos0 + S rows into contiguous blocks (the layout attention reads) and attend.
+    DeviceBuffer<T>&kc = cache_k_[size_t(l)], &vc = cache_v_[size_t(l)];
+    const int64_t Tk = pos0_ + S;
+    const size_t row = sizeof(T) * size_t(kvd), cap = size_t(cache_cap_) * row;
+    for (auto [cache, fresh] : {std::pair{&kc, &a.k}, std::pair{&vc, &a.v}})
+      WATTMOE_CUDA_CALL(cudaMemcpy2DAsync(cache->data() + pos0_ * kvd, cap, fresh->data(), size_t(S) * row,
+                                          size_t(S) * row, size_t(B_), cudaMemcpyDeviceToDevice, ctx_.stream()));
+    A.kv_gather.resize(size_t(2 * B_ * Tk * kvd));
+    T *kg = A.kv_gather.data(), *vg = kg + B_ * Tk * kvd;
+    for (auto [dst, cache] : {std::pair{kg, &kc}, std::pair{vg, &vc}})
+      WATTMOE_CUDA_CALL(cudaMemcpy2DAsync(dst, size_t(Tk) * row, cache->data(), cap, size_t(Tk) * row, size_t(B_),
+                                          cudaMemcpyDeviceToDevice, ctx_.stream()));
+    const ops::AttnShape sh{S, Tk, pos0_, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
+    cuda::attention_fwd<T>(ctx_, a.q.data(), kg, vg, a.att.data(), nullptr, sh, B_);
   } else {
     a.probs.resize(size_t(int64_t(B_) * c.num_heads * S * S));
     const ops::AttnShape sh{S, S, 0, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
@@ -300,6 +332,7 @@ void TransformerCudaT<T>::backward(const GradMask* mask) {
                 mask ? mask->needs.size() : 0, layout_.specs().size());
   if (mask && !mask->any()) return;
   DeviceActs<T>& A = *acts_;
+  ensure_grads();
   if constexpr (!is_f32<T>) grads_.zero(ctx_.stream());  // this pass's bf16 gradients, added into master_ below
   g_ = rebase<T>(ModelView<float>::bind(c, layout_, params_.data(), mask), params_.data(), grads_.data());
   const int lowest = mask ? mask->lowest_layer(layout_) : -1;

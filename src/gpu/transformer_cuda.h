@@ -17,7 +17,8 @@
 //   - zero_grads, upload_grads and download_grads act on the fp32 master gradients for both T.
 //
 // One object owns: the fp32 master weights (device, ParamLayout order — the same flat layout as the CPU buffer, so
-// checkpoints and optimiser state carry over unchanged), the fp32 master gradients, the activations of the last
+// checkpoints and optimiser state carry over unchanged), the fp32 master gradients (allocated, zeroed, on first
+// use: an inference-only model holds none), the activations of the last
 // forward (what backward needs), dlogits, and optionally a KV cache. Call order for a training step:
 //   forward(ids) → nll(targets, scale, true) [or write dlogits() yourself] → [router_aux_losses] → backward(mask)
 // Every call queues work on ctx.stream() (a non-blocking stream) and may return before it has run; the download_*
@@ -50,10 +51,12 @@
 // forward; routing(l) waits for it on first use (it then holds `routing` only: logits, probs and weight are empty).
 // backward() and router_aux_losses() refuse a fused forward (no saved router probabilities).
 //
-// Decoding (B = 1): reset_cache(capacity) then forward_cached(ids, S) any number of times; each call runs S tokens at
-// positions cache_length() … cache_length() + S − 1 against the cached keys/values (after RoPE and clipping, as
-// KvCache on the CPU; stored in T) and appends its own. Logits are those of the S new tokens. backward() refuses a
-// cached forward (as the CPU model does); a plain forward() leaves the cache as it is.
+// Decoding: reset_cache(capacity, batch) then forward_cached(ids [batch, S], S) any number of times; each call runs S
+// tokens of each of the batch sequences (in lockstep: all at the same length) at positions cache_length() …
+// cache_length() + S − 1 against the cached keys/values (after RoPE and clipping, as KvCache on the CPU; stored in
+// T) and appends its own. Logits are those of the batch·S new tokens. With batch 1 the cache is read in place; with
+// more, each layer gathers the sequences' cached rows into one contiguous block first. backward() refuses a cached
+// forward (as the CPU model does); a plain forward() leaves the cache as it is.
 // Thread-safety: none; one object per Context, used from one thread.
 #pragma once
 #include <cstdint>
@@ -114,7 +117,7 @@ class TransformerCudaT {
   // Gradients, layout order. T = float: the fp32 gradients backward accumulates into (== master_grads()).
   // T = bf16: the bf16 gradients of the LAST backward only (scratch, zeroed by each backward; regions of tensors a
   // mask leaves out stay 0), already added into master_grads(); read-only in spirit.
-  T* grads() { return grads_.data(); }        // device
+  T* grads();                                  // device
   // fp32 gradients accumulated over backward calls (both T); what an optimiser on the master weights reads.
   float* master_grads();                       // device
   void zero_grads();                           // asynchronous; the fp32 master gradients
@@ -123,9 +126,10 @@ class TransformerCudaT {
 
   // ids [B, S] on the host (checked against the vocabulary). Positions start at 0. Synchronises once per MoE layer.
   void forward(const int32_t* host_ids, int B, int S, const RouterSelect<float>& select = nullptr);
-  // Decoding with a device KV cache (B = 1; see the header comment). reset_cache allocates room for `capacity`
-  // positions (reusing memory when it fits) and empties it. forward_cached needs cache_length() + S ≤ capacity.
-  void reset_cache(int64_t capacity);
+  // Decoding with a device KV cache (see the header comment). reset_cache allocates room for `capacity` positions of
+  // `batch` sequences (reusing memory when it fits) and empties it. forward_cached needs cache_length() + S ≤
+  // capacity; host_ids is [batch, S].
+  void reset_cache(int64_t capacity, int batch = 1);
   void forward_cached(const int32_t* host_ids, int S, const RouterSelect<float>& select = nullptr);
   int64_t cache_length() const { return cache_len_; }
   int64_t cache_capacity() const { return cache_cap_; }
@@ -146,9 +150,12 @@ class TransformerCudaT {
   // gradient. ids are the forward's ids (kept from forward).
   double objective(Objective obj, bool want_grad);
 
-  // As Transformer::router_aux_losses (same definitions, computed on the host from the saved probabilities): returns
+  // moe/aux_losses.h on the host copies of the saved router outputs (as Transformer::router_aux_losses): returns
   // the values and, for non-zero coefficients, adds coef × gradient into each MoE layer's drouter for backward.
   AuxLossValues router_aux_losses(double lb_coef, double z_coef);
+  // Views of every MoE layer's host router logits, probabilities and drouter of the last forward (moe/router_view.h);
+  // Error after a fused forward.
+  RouterViews<float> router_views();
 
   // Accumulates ∂L/∂params into grads() from dlogits() (and each layer's drouter). Mask semantics as
   // Transformer::backward: unneeded tensors' gradient regions untouched, the pass stops below the lowest needed
@@ -187,10 +194,16 @@ class TransformerCudaT {
   ParamLayout layout_;
   cuda::Context& ctx_;
   cuda::DeviceBuffer<float> params_;
-  cuda::DeviceBuffer<T> weights_, grads_;  // weights_: the bf16 copy (empty for float: params_ serves)
-  cuda::DeviceBuffer<float> master_, widen_;  // bf16 only: fp32 master gradients; fp32 staging of grads_
-  std::vector<cuda::DeviceBuffer<T>> cache_k_, cache_v_;  // per layer [cache_cap_, kv_dim]
+  cuda::DeviceBuffer<T> weights_;            // the bf16 copy (empty for float: params_ serves)
+  // Gradients exist only once something asks for them (an inference-only model never allocates them): grads_, and
+  // for bf16 the fp32 master gradients master_ and widen_, the fp32 staging of grads_.
+  mutable cuda::DeviceBuffer<T> grads_;
+  mutable cuda::DeviceBuffer<float> master_;
+  cuda::DeviceBuffer<float> widen_;
+  void ensure_grads() const;
+  std::vector<cuda::DeviceBuffer<T>> cache_k_, cache_v_;  // per layer [cache_batch_, cache_cap_, kv_dim]
   int64_t cache_cap_ = 0, cache_len_ = 0;
+  int cache_batch_ = 1;
   int64_t pos0_ = 0;      // position of the last forward's first token (its cache length before)
   bool cached_ = false;   // whether the last forward used the cache
   ModelView<T> w_;                          // the weights the forward reads
@@ -207,19 +220,5 @@ class TransformerCudaT {
 
 using TransformerCuda = TransformerCudaT<float>;
 using TransformerCudaBf16 = TransformerCudaT<bf16>;
-
-// Runs f(model) on a fresh model of config c on GPU 0 in the named precision ("bf16", else fp32); the model and its
-// context live for the call.
-template <class F>
-void with_gpu_model(const ModelConfig& c, const std::string& precision, F&& f) {
-  cuda::Context ctx(0);
-  if (precision == "bf16") {
-    TransformerCudaBf16 model(c, ctx);
-    f(model);
-  } else {
-    TransformerCuda model(c, ctx);
-    f(model);
-  }
-}
 
 }  // namespace wattmoe::gpu

@@ -30,6 +30,11 @@ struct ParamSpec {
   bool is_matrix() const { return shape.size() == 2; }
 };
 
+// Elements [offset, offset + numel) of a buffer in some layout's order (e.g. the tensors test-time adaptation trains).
+struct ParamRange {
+  int64_t offset = 0, numel = 0;
+};
+
 class ParamLayout {
  public:
   static ParamLayout build(const ModelConfig& c);

@@ -302,39 +302,14 @@ void Transformer<T>::moe_forward(const LayerView<T>& w, int l, LayerActs<T>& a, 
 }
 
 template <class T>
-AuxLossValues Transformer<T>::router_aux_losses(Activations<T>& acts, double lb_coef, double z_coef) const {
-  const int64_t N = acts.tokens(), E = cfg_.num_experts;
-  AuxLossValues v;
-  // transformers' load_balancing_loss_func over the concatenation of all MoE layers' router logits:
-  //   E · Σ_e f_e · P_e, f_e = (top-k selections of e) / rows, P_e = mean router probability of e over rows.
-  // The selection is the model's own top-k of the probabilities, whatever policy routed the tokens.
-  int moe_layers = 0;
-  for (const auto& a : acts.layers) moe_layers += a.router_probs.empty() ? 0 : 1;
-  if (moe_layers == 0) return v;
-  const double rows = double(N) * moe_layers;
-  std::vector<double> f(size_t(E), 0.0), P(size_t(E), 0.0);
-  Routing top;
-  for (const auto& a : acts.layers) {
+RouterViews<T> router_views(Activations<T>& acts, const ModelConfig& c) {
+  RouterViews<T> v;
+  v.tokens = acts.tokens(), v.experts = c.num_experts, v.top_k = c.top_k;
+  v.layers.resize(acts.layers.size());
+  for (size_t l = 0; l < acts.layers.size(); ++l) {
+    LayerActs<T>& a = acts.layers[l];
     if (a.router_probs.empty()) continue;
-    select_topk<T>(a.router_probs.data(), N, int(E), cfg_.top_k, top);
-    for (int64_t e = 0; e < E; ++e) f[e] += top.counts[e] / rows;
-    for (int64_t t = 0; t < N; ++t)
-      for (int64_t e = 0; e < E; ++e) P[e] += double(a.router_probs[t * E + e]) / rows;
-  }
-  for (int64_t e = 0; e < E; ++e) v.load_balance += double(E) * f[e] * P[e];
-  for (auto& a : acts.layers) {
-    if (a.router_probs.empty()) continue;
-    std::vector<T> dp(size_t(N * E));
-    for (int64_t t = 0; t < N; ++t)
-      for (int64_t e = 0; e < E; ++e) dp[t * E + e] = T(lb_coef * double(E) * f[e] / rows);
-    if (lb_coef != 0) ops::softmax_bwd<T>(a.router_probs.data(), dp.data(), a.drouter.data(), N, E);
-    // Router z-loss (ST-MoE): mean over rows of logsumexp(logits)², gradient 2·lse·softmax / rows.
-    for (int64_t t = 0; t < N; ++t) {
-      const T lse = ops::logsumexp<T>(&a.router_logits[t * E], E);
-      v.z += double(lse) * double(lse) / rows;
-      if (z_coef != 0)
-        for (int64_t e = 0; e < E; ++e) a.drouter[t * E + e] += T(z_coef * 2.0 * double(lse) / rows) * a.router_probs[t * E + e];
-    }
+    v.layers[l] = {a.router_logits.data(), a.router_probs.data(), a.drouter.data()};
   }
   return v;
 }
@@ -549,5 +524,7 @@ void Transformer<T>::moe_backward(const LayerView<T>& w, LayerView<T>& g, LayerA
 
 template class Transformer<float>;
 template class Transformer<double>;
+template RouterViews<float> router_views<float>(Activations<float>&, const ModelConfig&);
+template RouterViews<double> router_views<double>(Activations<double>&, const ModelConfig&);
 
 }  // namespace wattmoe

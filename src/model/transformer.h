@@ -17,7 +17,9 @@
 #include "model/grad_mask.h"
 #include "model/kv_cache.h"
 #include "model/params.h"
+#include "moe/aux_losses.h"
 #include "moe/dispatch.h"
+#include "moe/router_view.h"
 #include "moe/routing.h"
 
 namespace wattmoe {
@@ -60,9 +62,10 @@ struct Activations {
   int64_t tokens() const { return int64_t(B) * S; }
 };
 
-struct AuxLossValues {
-  double load_balance = 0, z = 0;
-};
+// Views of each layer's router logits, probabilities and drouter in acts (moe/router_view.h), for the host-side MoE
+// maths (moe/aux_losses.h, adapt/router_objectives.h).
+template <class T>
+RouterViews<T> router_views(Activations<T>& acts, const ModelConfig& c);
 
 template <class T>
 class Transformer {
@@ -75,10 +78,11 @@ class Transformer {
   void forward(const T* params, const int32_t* ids, int B, int S, Activations<T>& acts, KvCache<T>* cache = nullptr,
                const RouterSelect<T>& select = nullptr) const;
 
-  // The Switch load-balancing loss (transformers' definition, over all MoE layers) and the router z-loss
-  // (mean logsumexp²). Returns their values; when coefficients are non-zero, adds coef × gradient into each layer's
-  // acts.drouter so that backward carries them.
-  AuxLossValues router_aux_losses(Activations<T>& acts, double lb_coef, double z_coef) const;
+  // moe/aux_losses.h over this forward's router outputs: the values; non-zero coefficients add coef × gradient into
+  // each layer's acts.drouter, which backward carries.
+  AuxLossValues router_aux_losses(Activations<T>& acts, double lb_coef, double z_coef) const {
+    return wattmoe::router_aux_losses<T>(router_views(acts, cfg_), lb_coef, z_coef);
+  }
 
   // Accumulates ∂L/∂params into grads given dlogits [B·S, V] (and each layer's drouter). With a mask
   // (model/grad_mask.h; null = every tensor) only the needed tensors' gradients are computed, the others' regions of

@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "moe/policy.h"
 #include "moe/routing.h"
+#include "moe/routing_spec.h"
 
 namespace wattmoe {
 
@@ -62,28 +63,13 @@ struct RoutingEnergyTally {
   double experts_per_token() const;  // mean over the layers that routed anything
 };
 
-// Sees each layer-step's routing once it is decided. Both kernel paths call the same observer: host routing through
-// observe_selection around its selection callback (inside the forward), routing decided on the device after each
-// forward (gpu/routing_observer.h observe_routing).
-using RoutingObserver = std::function<void(int layer, const Routing& r)>;
-
-// The observer that prices routing into `tally`: each layer-step by routing_energy with layer_costs[layer] (one per
+// The observer (moe/routing_spec.h RoutingObserver, which a runner calls after each forward whichever kernels routed)
+// that prices routing into `tally`: each layer-step by routing_energy with layer_costs[layer] (one per
 // model layer, or one for all), each expert's fixed cost a_e scaled by fixed_share — the share of a step's a_e the
 // tallied tokens carry: 1 when a forward pass is the whole step, 1/streams when each window stands for `streams`
 // windows routed alike in one step (wattmoe run). The only place that scaling is done. Error without a tally or
 // costs.
 RoutingObserver tally_observer(std::vector<ExpertCosts> layer_costs, double fixed_share,
                                std::shared_ptr<RoutingEnergyTally> tally);
-
-// Wraps a selection callback: after each selection, observe(layer, the routing just selected).
-template <class T>
-PolicySelectFn<T> observe_selection(PolicySelectFn<T> inner, RoutingObserver observe) {
-  WATTMOE_REQUIRE(inner && observe, "observe_selection: needs a selection and an observer");
-  return [inner = std::move(inner), observe = std::move(observe)](int layer, const T* logits, const T* probs, int64_t n,
-                                                                  Routing& out) {
-    inner(layer, logits, probs, n, out);
-    observe(layer, out);
-  };
-}
 
 }  // namespace wattmoe

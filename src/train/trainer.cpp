@@ -14,9 +14,7 @@
 #include "eval/evaluate.h"
 #include "io/json.h"
 #include "model/checkpoint.h"
-#include "model/transformer.h"
-#include "ops/linear.h"
-#include "ops/loss.h"
+#include "model/runner.h"
 #include "train/data.h"
 
 namespace wattmoe {
@@ -191,74 +189,49 @@ void init_params(const ModelConfig& c, const ParamLayout& layout, float* params,
   }
 }
 
-TrainSummary train(const TrainConfig& cfg) {
+TrainSummary train(const TrainConfig& cfg, const RunnerOptions& where) {
   const train_detail::TrainData data = train_detail::prepare_training(cfg);
   const TokenStream &train_s = data.train, &val_s = data.val;
   const ModelConfig& mc = data.model;
-  Transformer<float> model(mc);
-  const ParamLayout& layout = model.layout();
-  std::vector<float> params(size_t(layout.total())), grads(params.size());
-  AdamW opt(layout, cfg.adamw);
-  const int start =
-      train_detail::resume_or_init(cfg, mc, layout, params, [&](const std::string& path) { opt.load(path); });
-
-  train_detail::StepBook book(cfg, start);
+  std::unique_ptr<Runner> run = make_runner(mc, where);
+  const ParamLayout& layout = run->layout();
+  std::vector<float> params(size_t(layout.total()));
   const int shards = std::max(1, std::min(cfg.batch, cfg.shards > 0 ? cfg.shards
                                                                       : int(std::thread::hardware_concurrency())));
   WATTMOE_REQUIRE(cfg.batch % shards == 0, "train: batch {} is not divisible into {} shards", cfg.batch, shards);
-  const int shard_b = cfg.batch / shards;
-  if (shards > 1) ops::set_blas_threads(1);
-  struct Shard {
-    std::vector<int32_t> in, tg;
-    std::vector<float> dlogits, grads;
-    Activations<float> acts;
-    double loss = 0, lb = 0, z = 0;
-  };
-  std::vector<Shard> work(static_cast<size_t>(shards));
-  for (auto& w : work) w.grads.assign(params.size(), 0.0f);
+  // The GPU runs a micro-batch whole: shards only when asked for (the CPU's default is one per core).
+  run->train_begin(cfg.adamw, where.device == "cpu" ? shards : std::max(1, cfg.shards));
+  const int start =
+      train_detail::resume_or_init(cfg, mc, layout, params, [&](const std::string& path) { run->load_optimizer(path); });
+  run->set_params(params.data());
+
+  train_detail::StepBook book(cfg, start);
   std::vector<int32_t> in, tg;
   int step = start;
   for (; step < cfg.steps; ++step) {
     double loss = 0, lb = 0, z = 0;
+    // The next-token gradient is the mean over all tokens of the step; each micro-batch's auxiliary losses carry
+    // 1/accum of their coefficients.
     const double scale = 1.0 / (double(cfg.batch) * cfg.seq * cfg.accum);
-    for (auto& w : work) std::fill(w.grads.begin(), w.grads.end(), 0.0f);
+    run->zero_grads();
     for (int micro = 0; micro < cfg.accum; ++micro) {
       sample_windows(train_s, cfg.batch, cfg.seq, cfg.seed, step, micro, in, tg);
-      auto run_shard = [&](int k) {
-        Shard& w = work[size_t(k)];
-        const size_t off = size_t(k) * shard_b * cfg.seq, len = size_t(shard_b) * cfg.seq;
-        w.in.assign(in.begin() + off, in.begin() + off + len);
-        w.tg.assign(tg.begin() + off, tg.begin() + off + len);
-        model.forward(params.data(), w.in.data(), shard_b, cfg.seq, w.acts);
-        w.dlogits.resize(w.acts.logits.size());
-        w.loss = ops::nll_loss<float>(w.acts.logits.data(), w.tg.data(), int64_t(len), mc.vocab_size,
-                                      w.dlogits.data(), scale) * scale;
-        const double share = 1.0 / (double(cfg.accum) * shards);
-        const AuxLossValues aux = model.router_aux_losses(w.acts, cfg.lb_coef * share, cfg.z_coef * share);
-        w.lb = aux.load_balance * share, w.z = aux.z * share;
-        model.backward(params.data(), w.in.data(), w.dlogits.data(), w.acts, w.grads.data());
-      };
-      std::vector<std::thread> threads;
-      for (int k = 1; k < shards; ++k) threads.emplace_back(run_shard, k);
-      run_shard(0);
-      for (auto& t : threads) t.join();
-      for (const auto& w : work) loss += w.loss, lb += w.lb, z += w.z;
+      const TrainLosses l = run->train_micro_batch(in.data(), tg.data(), cfg.batch, cfg.seq, scale, cfg.lb_coef,
+                                                   cfg.z_coef, cfg.accum);
+      loss += l.loss, lb += l.load_balance, z += l.z;
     }
-    // Sum shard gradients in a fixed order: bitwise reproducible for a given shard count.
-    for (size_t i = 0; i < grads.size(); ++i) {
-      float g = 0;
-      for (const auto& w : work) g += w.grads[i];
-      grads[i] = g;
-    }
-    const double gnorm = clip_grad_norm(grads.data(), int64_t(grads.size()), cfg.clip);
+    const double gnorm = run->clip_gradients(cfg.clip);
+    WATTMOE_REQUIRE(std::isfinite(gnorm), "train: gradient norm became {} at step {} (lower the learning rate?)", gnorm,
+                    step);
     const double lr = cfg.lr.at(step);
-    opt.step(params.data(), grads.data(), lr);
+    run->optimizer_step(lr);
     const bool stop = book.after_step(
         step + 1, {loss, lb, z, lr, gnorm, int64_t(cfg.batch) * cfg.seq * cfg.accum},
-        [&](int64_t max_tokens) { return evaluate(model, params.data(), val_s, {cfg.seq, cfg.batch, max_tokens}); },
+        [&](int64_t max_tokens) { return evaluate(*run, val_s, {cfg.seq, cfg.batch, max_tokens}); },
         [&](int done) {
+          run->get_params(params.data());
           train_detail::write_checkpoint(cfg.out_dir, mc, layout, params.data(),
-                                         [&](const std::string& path) { opt.save(path); },
+                                         [&](const std::string& path) { run->save_optimizer(path); },
                                          train_detail::state_json(cfg, done));
         });
     if (stop) {

@@ -1,5 +1,6 @@
-// Pre-training of an MoE language model on a token stream (CPU, fp32): AdamW, warmup + cosine, gradient clipping
-// and accumulation, the load-balancing and z losses, periodic validation, resumable checkpoints, JSONL metrics.
+// Pre-training of an MoE language model on a token stream, on any runner (model/runner.h: the CPU with data-parallel
+// shards, or a GPU): AdamW, warmup + cosine, gradient clipping and accumulation, the load-balancing and z losses,
+// periodic validation, resumable checkpoints (CPU and GPU runs resume each other's), JSONL metrics.
 //
 // Output directory layout (DIR = --out):
 //   DIR/config.json, DIR/model.safetensors   the latest weights in HF layout (what every other command loads)
@@ -16,8 +17,9 @@
 #include "eval/evaluate.h"
 #include "io/json.h"
 #include "model/config.h"
+#include "model/runner.h"
 #include "train/data.h"
-#include "train/optimizer.h"
+#include "model/optimizer.h"
 #include "train/schedule.h"
 
 namespace wattmoe {
@@ -41,7 +43,8 @@ struct TrainConfig {
   int shards = 0;
 };
 
-// "tiny" (seconds; tests) or "small" (the reference schedule of the shipped model). Error for other names.
+// "tiny" (seconds; tests), "small" (the reference schedule of the shipped model) or "medium" (~107M parameters,
+// about 4 minutes of fp32 training on one H100/H200). Error for other names.
 TrainConfig train_preset(const std::string& name);
 
 struct TrainSummary {
@@ -49,13 +52,13 @@ struct TrainSummary {
   double final_train_loss = 0, final_val_bpb = 0, seconds = 0, tokens_per_second = 0;
 };
 
-TrainSummary train(const TrainConfig& cfg);
+// where: the runner's device and precision (moe_kernels does not apply: training routes on the host).
+TrainSummary train(const TrainConfig& cfg, const RunnerOptions& where = {});
 
 // Fills params with the initialisation our trainer uses (normal(0, 0.02) matrices, unit norm gains, zero biases).
 void init_params(const ModelConfig& c, const ParamLayout& layout, float* params, uint64_t seed);
 
-// The parts of the loop that the CPU trainer shares with the GPU one (gpu/trainer_cuda.cpp), so that both write the
-// same checkpoints, resume the same way and print the same progress lines.
+// The parts around the training loop: preparation, checkpoints, resuming, metrics and progress.
 namespace train_detail {
 
 // The checks, token streams and model config every run starts from (the preset's config with the run's auxiliary
@@ -101,8 +104,8 @@ ResumePoint find_resume_point(const TrainConfig& cfg, const ModelConfig& mc, con
 int resume_or_init(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout, std::vector<float>& params,
                    const std::function<void(const std::string& path)>& load_optimizer);
 
-// What both training loops (CPU here, GPU in gpu/trainer_cuda.h) do around the maths of a step: metrics.jsonl, the
-// progress line, evaluation and checkpoints on schedule, stopping on a signal or --stop-after, and the summary.
+// What the training loop does around the maths of a step: metrics.jsonl, the progress line, evaluation and
+// checkpoints on schedule, stopping on a signal or --stop-after, and the summary.
 class StepBook {
  public:
   StepBook(const TrainConfig& cfg, int start);  // opens DIR/metrics.jsonl for appending; starts the clocks

@@ -7,7 +7,9 @@
 
 #include "../moe/model_gradcheck.h"
 #include "adapt/router_objectives.h"
+#include "adapt/window_score.h"
 #include "model/lora.h"
+#include "model/runner.h"
 #include "text/token_stream.h"
 
 namespace wattmoe::test {
@@ -39,6 +41,18 @@ inline TokenStream motif_stream(int64_t n, int vocab, int motif, uint64_t seed) 
   const std::vector<int32_t> m = random_ids(motif, vocab, seed + 1);
   for (int64_t i = 0; i < n; ++i) s.tokens[size_t(i)] = m[size_t(i % motif)];
   return s;
+}
+
+// A CPU runner holding params (ParamLayout::build(c) order).
+inline std::unique_ptr<Runner> cpu_runner(const ModelConfig& c, const float* params) {
+  std::unique_ptr<Runner> r = make_runner(c, {});
+  r->set_params(params);
+  return r;
+}
+
+// Σ −log p of a window (ids: S + 1 tokens) scored by a fresh CPU runner with these weights and the model's top-k.
+inline double score_nats(const ModelConfig& c, const float* params, const int32_t* ids, int S) {
+  return score_window(*cpu_runner(c, params), ids, S).nats;
 }
 
 inline double central_difference(const std::function<double()>& f, double& x, double h) {

@@ -8,7 +8,7 @@
 #include "adapt/anchor.h"
 #include "adapt/param_groups.h"
 #include "adapt/router_objectives.h"
-#include "adapt/token_objectives.h"
+#include "ops/token_objectives.h"
 #include "adapt_test_util.h"
 #include "core/rng.h"
 #include "ops/softmax.h"
@@ -130,6 +130,16 @@ struct RouterActs {
     }
     refresh();
   }
+  RouterViews<double> views() {
+    RouterViews<double> v;
+    v.tokens = N, v.experts = int(E), v.top_k = 2;
+    v.layers.resize(acts.layers.size());
+    for (size_t l = 0; l < acts.layers.size(); ++l) {
+      auto& a = acts.layers[l];
+      if (!a.router_logits.empty()) v.layers[l] = {a.router_logits.data(), a.router_probs.data(), a.drouter.data()};
+    }
+    return v;
+  }
   void refresh() {
     for (auto& a : acts.layers) {
       if (a.router_logits.empty()) continue;
@@ -140,10 +150,10 @@ struct RouterActs {
   }
 };
 
-void expect_router_gradient(RouterActs& ra, const std::function<double(Activations<double>&, double)>& obj) {
+void expect_router_gradient(RouterActs& ra, const std::function<double(const RouterViews<double>&, double)>& obj) {
   ra.refresh();
   const double w = 1.3;
-  obj(ra.acts, w);
+  obj(ra.views(), w);
   const std::vector<double> d0 = ra.acts.layers[0].drouter, d2 = ra.acts.layers[2].drouter;
   for (int l : {0, 2}) {
     std::vector<double> g = l == 0 ? d0 : d2;
@@ -151,7 +161,7 @@ void expect_router_gradient(RouterActs& ra, const std::function<double(Activatio
     auto& z = ra.acts.layers[size_t(l)].router_logits;
     expect_gradient(z, g, [&] {
       ra.refresh();
-      return obj(ra.acts, 0.0);
+      return obj(ra.views(), 0.0);
     });
   }
   EXPECT_TRUE(ra.acts.layers[1].drouter.empty()) << "dense layers are skipped";
@@ -165,12 +175,12 @@ TEST(AdaptObjectives, ExpectedExpertEnergyGradient) {
                            ExpertCosts{zero, {0.1f, 0.3f, 0.2f, 0.05f}}},
                           2};
   validate_energy_costs(costs, 3, 4);
-  expect_router_gradient(ra, [&](Activations<double>& a, double w) { return expected_expert_energy(a, costs, w); });
+  expect_router_gradient(ra, [&](const RouterViews<double>& v, double w) { return expected_expert_energy(v, costs, w); });
   // Uniform costs normalise to 1: value 1, no gradient; zero costs: value 0.
   ra.refresh();
-  EXPECT_NEAR(expected_expert_energy(ra.acts, per_pair_costs({3, 3, 3, 3}), 1.0), 1.0, 1e-12);
+  EXPECT_NEAR(expected_expert_energy(ra.views(), per_pair_costs({3, 3, 3, 3}), 1.0), 1.0, 1e-12);
   for (double e : ra.acts.layers[0].drouter) EXPECT_NEAR(e, 0.0, 1e-15);
-  EXPECT_EQ(expected_expert_energy(ra.acts, per_pair_costs({0, 0, 0, 0}), 1.0), 0.0);
+  EXPECT_EQ(expected_expert_energy(ra.views(), per_pair_costs({0, 0, 0, 0}), 1.0), 0.0);
   // ExpertCosts → per-token costs a/n + b; the objective prices with exactly those.
   const ExpertCosts ab{{4, 0, 2, 6}, {1, 2, 0, 1}};
   const std::vector<double> pt = per_token_cost(ab, 2);
@@ -178,18 +188,18 @@ TEST(AdaptObjectives, ExpectedExpertEnergyGradient) {
   EXPECT_DOUBLE_EQ(pt[0], 3.0);
   EXPECT_DOUBLE_EQ(pt[1], 2.0);
   ra.refresh();
-  EXPECT_EQ(expected_expert_energy(ra.acts, EnergyCosts{{ab}, 2}, 0.0),
-            expected_expert_energy(ra.acts, per_pair_costs({3, 2, 1, 4}), 0.0));
+  EXPECT_EQ(expected_expert_energy(ra.views(), EnergyCosts{{ab}, 2}, 0.0),
+            expected_expert_energy(ra.views(), per_pair_costs({3, 2, 1, 4}), 0.0));
 }
 
 TEST(AdaptObjectives, RouterEntropyGradient) {
   RouterActs ra(6, 5, 4);
-  expect_router_gradient(ra, [](Activations<double>& a, double w) { return router_entropy(a, w); });
+  expect_router_gradient(ra, [](const RouterViews<double>& v, double w) { return router_entropy(v, w); });
   ra.refresh();
   // Equal logits: entropy ln E.
   for (int l : {0, 2}) std::fill(ra.acts.layers[size_t(l)].router_logits.begin(), ra.acts.layers[size_t(l)].router_logits.end(), 0.3);
   ra.refresh();
-  EXPECT_NEAR(router_entropy(ra.acts, 0.0), std::log(5.0), 1e-12);
+  EXPECT_NEAR(router_entropy(ra.views(), 0.0), std::log(5.0), 1e-12);
 }
 
 TEST(AdaptObjectives, AnchorGradientOnlyInRanges) {
@@ -239,7 +249,8 @@ void end_to_end_check(ModelConfig c) {
   std::vector<double> dlogits;
   auto loss = [&](std::vector<int32_t>* route) {
     m.forward(p.data(), ids.data(), 1, S, acts);
-    const LossComponents lc = adapt_loss<double>(m, acts, ids.data() + 1, w, &costs, dlogits);
+    const LossComponents lc = adapt_loss_terms<double>(acts.logits.data(), acts.tokens(), c.vocab_size,
+                                                       router_views(acts, c), ids.data() + 1, w, &costs, dlogits);
     if (route) {
       route->clear();
       for (const auto& a : acts.layers) route->insert(route->end(), a.routing.expert.begin(), a.routing.expert.end());

@@ -42,8 +42,7 @@ GuardRun run(const TinyModel& m, const AdapterConfig& c, const TokenStream& s) {
 }
 
 double unadapted_nats(const TinyModel& m, const TokenStream& s) {
-  Transformer<float> model(m.config);
-  return run_stream(model, m.params.data(), s, {kS, 0, 2}).nats;
+  return run_stream(*cpu_runner(m.config, m.params.data()), s, {kS, 0, 2}).nats;
 }
 
 AdapterConfig nll_config() {

@@ -6,7 +6,6 @@
 #include "adapt_test_util.h"
 #include "core/error.h"
 #include "eval/evaluate.h"
-#include "moe/policy_select.h"
 
 namespace wattmoe::test {
 namespace {
@@ -17,7 +16,7 @@ TEST(AdaptStream, TriggersOffEqualsEvaluateExactly) {
   c.triggers = {};  // nothing fires
   TestTimeAdapter a(m.config, m.params.data(), c);
   const TokenStream s = random_stream(7 * 16 + 9, m.config.vocab_size, 41);  // a partial last window
-  const EvalResult ev = evaluate(a.model(), a.params().data(), s, {16, 1});
+  const EvalResult ev = evaluate(*cpu_runner(m.config, a.params().data()), s, {16, 1});
   const StreamResult r = run_stream(a, s, {16, 0, 3});
   EXPECT_EQ(r.nats, ev.nats);
   EXPECT_EQ(r.tokens, ev.tokens);
@@ -28,10 +27,10 @@ TEST(AdaptStream, TriggersOffEqualsEvaluateExactly) {
   EXPECT_EQ(r.windows, 8);
   EXPECT_EQ(r.adapted_windows, 0);
   EXPECT_EQ(r.adapt_seconds >= 0, true);
-  const StreamResult none = run_stream(a.model(), a.params().data(), s, {16, 0, 3});
+  const StreamResult none = run_stream(*cpu_runner(m.config, a.params().data()), s, {16, 0, 3});
   EXPECT_EQ(none.nats, ev.nats);
   // max_tokens as in evaluate.
-  EXPECT_EQ(run_stream(a, s, {16, 50, 3}).nats, evaluate(a.model(), a.params().data(), s, {16, 1, 50}).nats);
+  EXPECT_EQ(run_stream(a, s, {16, 50, 3}).nats, evaluate(*cpu_runner(m.config, a.params().data()), s, {16, 1, 50}).nats);
 }
 
 TEST(AdaptStream, CallbackSwapsRoutingAndStops) {
@@ -40,10 +39,8 @@ TEST(AdaptStream, CallbackSwapsRoutingAndStops) {
   c.triggers = {};
   TestTimeAdapter a(m.config, m.params.data(), c);
   const TokenStream s = random_stream(10 * 8 + 1, m.config.vocab_size, 42);
-  PolicyKnobs top1;
-  top1.k_max = 1;
-  const RouterSelect<float> k1 =
-      make_policy_select<float>(make_policy("topk"), m.config.num_experts, m.config.top_k, {}, top1);
+  RoutingSpec k1;
+  k1.knobs.k_max = 1;
   std::vector<double> ept;
   std::vector<std::vector<std::vector<int64_t>>> counts;
   const StreamResult r = run_stream(a, s, {8, 0, 2}, {}, [&](const WindowInfo& info, const WindowOutcome& w, StreamControl& ctl) {
@@ -51,7 +48,7 @@ TEST(AdaptStream, CallbackSwapsRoutingAndStops) {
     counts.push_back(w.counts);
     EXPECT_EQ(info.index, int64_t(ept.size()) - 1);
     EXPECT_EQ(info.start, info.index * 8);
-    if (info.index == 2) ctl.select = k1;
+    if (info.index == 2) ctl.routing = k1;
     if (info.index == 5) ctl.stop = true;
   });
   ASSERT_EQ(ept.size(), 6u);
@@ -82,7 +79,7 @@ TEST(AdaptStream, OnlineAdaptationHelpsOnLearnableStream) {
   TestTimeAdapter a(m.config, m.params.data(), c);
   const TokenStream s = motif_stream(20 * 16 + 1, m.config.vocab_size, 5, 43);
   const StreamResult adapted = run_stream(a, s, {16, 0, 4});
-  const StreamResult none = run_stream(a.model(), a.source().data(), s, {16, 0, 4});
+  const StreamResult none = run_stream(*cpu_runner(a.model_config(), a.source().data()), s, {16, 0, 4});
   EXPECT_LT(adapted.nats_per_token(), none.nats_per_token() - 0.3)
       << adapted.nats_per_token() << " vs " << none.nats_per_token();
   EXPECT_EQ(adapted.adapted_windows, 20);
@@ -92,10 +89,10 @@ TEST(AdaptStream, OnlineAdaptationHelpsOnLearnableStream) {
 TEST(AdaptStream, BadOptionsAreErrors) {
   const TinyModel m = tiny_model();
   const TokenStream s = random_stream(40, m.config.vocab_size, 44);
-  Transformer<float> model(m.config);
+  const std::unique_ptr<Runner> model = cpu_runner(m.config, m.params.data());
   for (StreamOptions o : {StreamOptions{0, 0, 1}, StreamOptions{8, -1, 1}, StreamOptions{8, 0, 0}}) {
     try {
-      run_stream(model, m.params.data(), s, o);
+      run_stream(*model, s, o);
       ADD_FAILURE() << "expected an Error";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("stream"), std::string::npos) << e.what();

@@ -32,10 +32,10 @@ double reference_nats(const TinyModel& m, const TokenStream& s, int seq, int str
 
 TEST(EvalWindows, DisjointWindowsAreTheDefaultStride) {
   const TinyModel m = tiny_model();
-  Transformer<float> model(m.config);
+  const std::unique_ptr<Runner> model = cpu_runner(m.config, m.params.data());
   const TokenStream s = random_stream(5 * 16 + 7, m.config.vocab_size, 3);
-  const EvalResult a = evaluate(model, m.params.data(), s, {16, 2});
-  const EvalResult b = evaluate(model, m.params.data(), s, {16, 2, 0, 16});
+  const EvalResult a = evaluate(*model, s, {16, 2});
+  const EvalResult b = evaluate(*model, s, {16, 2, 0, 16});
   EXPECT_EQ(a.nats, b.nats);
   EXPECT_EQ(a.tokens, int64_t(s.tokens.size()) - 1);
   EXPECT_EQ(a.tokens, b.tokens);
@@ -45,11 +45,11 @@ TEST(EvalWindows, DisjointWindowsAreTheDefaultStride) {
 
 TEST(EvalWindows, SlidingWindowsScoreEveryTargetOnceWithItsContext) {
   const TinyModel m = tiny_model(9);
-  Transformer<float> model(m.config);
+  const std::unique_ptr<Runner> model = cpu_runner(m.config, m.params.data());
   for (const int n : {61, 64, 70}) {  // last window partial, exact, and a stream shorter than two windows' reach
     const TokenStream s = random_stream(n, m.config.vocab_size, uint64_t(n));
     for (const int stride : {1, 5, 7, 16}) {
-      const EvalResult r = evaluate(model, m.params.data(), s, {16, 3, 0, stride});
+      const EvalResult r = evaluate(*model, s, {16, 3, 0, stride});
       EXPECT_EQ(r.tokens, n - 1) << "n " << n << " stride " << stride;
       EXPECT_EQ(r.bytes, n - 1);
       EXPECT_NEAR(r.nats, reference_nats(m, s, 16, stride), 1e-5 * r.nats) << "n " << n << " stride " << stride;
@@ -59,9 +59,9 @@ TEST(EvalWindows, SlidingWindowsScoreEveryTargetOnceWithItsContext) {
 
 TEST(EvalWindows, MaxTokensAndShortStreams) {
   const TinyModel m = tiny_model();
-  Transformer<float> model(m.config);
+  const std::unique_ptr<Runner> model = cpu_runner(m.config, m.params.data());
   const TokenStream s = random_stream(100, m.config.vocab_size, 4);
-  const EvalResult r = evaluate(model, m.params.data(), s, {16, 4, 40, 4});
+  const EvalResult r = evaluate(*model, s, {16, 4, 40, 4});
   EXPECT_EQ(r.tokens, 40);
   TokenStream first41 = s;
   first41.tokens.resize(41);
@@ -69,15 +69,15 @@ TEST(EvalWindows, MaxTokensAndShortStreams) {
   EXPECT_NEAR(r.nats, reference_nats(m, first41, 16, 4), 1e-5 * r.nats);
   TokenStream one = s;
   one.tokens.resize(1);
-  EXPECT_EQ(evaluate(model, m.params.data(), one, {16, 4, 0, 4}).tokens, 0);
+  EXPECT_EQ(evaluate(*model, one, {16, 4, 0, 4}).tokens, 0);
 }
 
 TEST(EvalWindows, StrideOutsideOneToSeqIsAnError) {
   const TinyModel m = tiny_model();
-  Transformer<float> model(m.config);
+  const std::unique_ptr<Runner> model = cpu_runner(m.config, m.params.data());
   const TokenStream s = random_stream(40, m.config.vocab_size, 4);
-  EXPECT_THROW(evaluate(model, m.params.data(), s, {16, 4, 0, 17}), Error);
-  EXPECT_THROW(evaluate(model, m.params.data(), s, {16, 4, 0, -1}), Error);
+  EXPECT_THROW(evaluate(*model, s, {16, 4, 0, 17}), Error);
+  EXPECT_THROW(evaluate(*model, s, {16, 4, 0, -1}), Error);
 }
 
 }  // namespace

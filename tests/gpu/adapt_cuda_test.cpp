@@ -1,10 +1,10 @@
-// Test-time training with the model on the GPU (gpu::CudaAdaptModel behind TestTimeAdapter, fp32) against the same
-// adapter on the CPU model: the same config, stream and windows through TestTimeAdapter::process, then reset.
+// Test-time training with the model on the GPU (TestTimeAdapter over a CUDA runner, fp32, host routing) against the same
+// adapter on the CPU runner: the same config, stream and windows through TestTimeAdapter::process, then reset.
 // Cases: an odd-sized random Mixtral (V 53, H 37, head_dim 6, I 23, 5 experts, LoRA rank 3 added by the adapter) and
 // the shipped models/kjv-small (the tuned `run --ttt` setting: AdamW β₁ 0, lr 1e-2 decaying, per-group rates, rank 8);
 // groups router+norms+LoRA; objectives: next-token NLL, gated entropy (+NLL), expected expert energy + load balance
-// (+NLL); a routing policy chosen on the host; plus the source guard (θ₀ scored beside θ, probation) and the EMA teacher, which switch the weights the
-// device holds between θ, θ₀ and θ_T within a window.
+// (+NLL); a routing policy chosen on the host; plus the source guard (θ₀ scored beside θ, probation) and the EMA
+// teacher, which switch the weights the device holds between θ, θ₀ and θ_T within a window.
 //
 // What may differ, and the tolerances (derived, not tuned):
 //   - Window 0 is scored with θ₀ on both sides: fp32 summation order only. model_parity_test.cpp bounds logits to
@@ -34,10 +34,9 @@
 #include "../adapt/adapt_test_util.h"
 #include "adapt/adapter.h"
 #include "adapt/window_score.h"
-#include "gpu/adapt_model_cuda.h"
 #include "model/checkpoint.h"
+#include "model/runner.h"
 #include "ops/cuda/context.h"
-#include "test_policies.h"
 
 namespace wattmoe {
 namespace {
@@ -90,20 +89,22 @@ double l2(const std::vector<float>& a, const std::vector<float>& b, const std::v
 
 // Runs `windows` windows of S tokens through both adapters and checks the tolerances above; then reset and one more.
 void compare(const std::string& name, const ModelConfig& base, const std::vector<float>& params,
-             const AdapterConfig& cfg, const TokenStream& s, int S, int windows,
-             const RouterSelect<float>& select = nullptr) {
+             const AdapterConfig& cfg, const TokenStream& s, int S, int windows, const RoutingSpec& routing = {}) {
   SCOPED_TRACE(name);
   TestTimeAdapter cpu(base, params.data(), cfg);
-  TestTimeAdapter gpu(base, params.data(), cfg, gpu::cuda_adapt_model_factory("fp32"));
+  TestTimeAdapter gpu(base, params.data(), cfg, runner_factory({"cuda", "fp32", "host"}));
   ASSERT_EQ(cpu.params(), gpu.params());  // the same θ₀ (LoRA factors drawn from the same seed)
-  Activations<float> acts;
+  cpu.runner().set_routing(routing), gpu.runner().set_routing(routing);
+  std::unique_ptr<Runner> source_run = make_runner(cpu.model_config(), {});  // θ₀'s scores on the CPU
+  source_run->set_params(cpu.source().data());
+  source_run->set_routing(routing);
   double worst_nats = 0, worst_loss = 0;
   for (int w = 0; w < windows; ++w) {
     const int32_t* ids = s.tokens.data() + size_t(w) * S;
-    const WindowOutcome a = cpu.process(ids, S, select);
-    const WindowOutcome b = gpu.process(ids, S, select);
+    const WindowOutcome a = cpu.process(ids, S);
+    const WindowOutcome b = gpu.process(ids, S);
     ASSERT_TRUE(std::isfinite(b.nats)) << "window " << w;
-    const double source = score_window(cpu.model(), cpu.source().data(), ids, S, select, acts).nats;
+    const double source = score_window(*source_run, ids, S).nats;
     const double tol = kScore * std::abs(a.nats) + kDrift * std::abs(a.nats - source) + 1e-9;
     EXPECT_LE(std::abs(a.nats - b.nats), tol) << "window " << w << " cpu " << a.nats << " gpu " << b.nats;
     worst_nats = std::max(worst_nats, std::abs(a.nats - b.nats) / std::abs(a.nats));
@@ -135,7 +136,7 @@ void compare(const std::string& name, const ModelConfig& base, const std::vector
   EXPECT_EQ(gpu.params(), gpu.source());
   EXPECT_FALSE(gpu.adapted());
   const int32_t* ids = s.tokens.data() + size_t(windows) * S;
-  const double a = cpu.process(ids, S, select).nats, b = gpu.process(ids, S, select).nats;
+  const double a = cpu.process(ids, S).nats, b = gpu.process(ids, S).nats;
   EXPECT_LE(std::abs(a - b), kScore * std::abs(a)) << "after reset: cpu " << a << " gpu " << b;
 }
 
@@ -169,9 +170,13 @@ TEST(AdaptCuda, OddRandomModelMatchesCpu) {
   g.steps_per_window = 2, g.source_guard.check_every = 1, g.teacher = true, g.teacher_momentum = 0.5;
   g.predict_with_teacher = true;
   compare("odd guard+teacher+2 steps", c, p, g, s, S, N);
-  // A routing policy (the host selects, as under the controller): top-2 of experts 0..E−2 (the last never used) and
-  // one slot only on every third token; gradients still reach the router through the selected probabilities.
-  compare("odd policy (dead expert, k 1|2)", c, p, base_config(3), s, S, N, test::dead_expert_policy(c.num_experts));
+  // A routing policy (the host selects, as under the controller): skip with β 0.6 (one or two experts per token) and
+  // the last expert masked (never used); gradients still reach the router through the selected probabilities.
+  RoutingSpec skip;
+  skip.policy = "skip", skip.knobs.beta = 0.6f;
+  skip.knobs.mask.assign(size_t(c.num_experts), false);
+  skip.knobs.mask.back() = true;
+  compare("odd policy (skip, dead expert)", c, p, base_config(3), s, S, N, skip);
 }
 
 TEST(AdaptCuda, KjvSmallMatchesCpu) {
@@ -190,27 +195,28 @@ TEST(AdaptCuda, KjvSmallMatchesCpu) {
   }
 }
 
-// The trainable ranges go up only when the adapter's weights changed: one upload per step, none for a score with the
-// weights already loaded.
-TEST(AdaptCuda, UploadsOnlyChangedWeights) {
+// set_param_ranges replaces exactly those ranges of the device weights (the rest stays) and the forward sees them:
+// what the adapter's weight swaps rely on (tests/adapt/adapter_runner_test.cpp checks when it swaps).
+TEST(AdaptCuda, SetParamRangesReplacesOnlyThoseRanges) {
   SKIP_WITHOUT_GPU();
   const ModelConfig c = odd_mixtral();
-  const std::vector<float> p = test::random_params<float>(ParamLayout::build(c), 5);
   const ParamLayout L = ParamLayout::build(c);
-  AdapterConfig cfg = base_config(0);
-  cfg.groups = {.router = true, .norms = true};
-  const GradMask mask = make_grad_mask(cfg.groups, c, L);
-  gpu::CudaAdaptModel<float> net(c, p.data(), mask, trainable_ranges(cfg.groups, c, L));
+  const std::vector<float> p = test::random_params<float>(L, 5), q = test::random_params<float>(L, 6);
+  const std::vector<ParamRange> ranges = trainable_ranges({.router = true, .norms = true}, c, L);
   const std::vector<int32_t> ids = test::random_ids(12, c.vocab_size, 9);
-  net.score(p.data(), ids.data(), 11, nullptr);
-  net.score(p.data(), ids.data(), 11, nullptr);
-  EXPECT_EQ(net.uploads(), 0);
-  std::vector<float> q = p;
-  net.score(q.data(), ids.data(), 11, nullptr);  // another vector: uploaded
-  EXPECT_EQ(net.uploads(), 1);
-  net.weights_changed();
-  net.score(q.data(), ids.data(), 11, nullptr);
-  EXPECT_EQ(net.uploads(), 2);
+  for (const char* precision : {"fp32", "bf16"}) {
+    SCOPED_TRACE(precision);
+    std::unique_ptr<Runner> g = make_runner(c, {"cuda", precision, "host"});
+    g->set_params(p.data());
+    g->set_param_ranges(q.data(), ranges);
+    std::vector<float> got(p.size()), want = p;
+    for (const ParamRange& r : ranges) std::copy(q.begin() + r.offset, q.begin() + r.offset + r.numel, want.begin() + r.offset);
+    g->get_params(got.data());
+    EXPECT_EQ(got, want);
+    const double swapped = score_window(*g, ids.data(), 11).nats;
+    g->set_params(want.data());  // the same weights by a full upload: the same score
+    EXPECT_EQ(score_window(*g, ids.data(), 11).nats, swapped);
+  }
 }
 
 }  // namespace

@@ -26,7 +26,7 @@
 #include "ops/norm.h"
 #include "ops/rope.h"
 #include "ops/softmax.h"
-#include "train/optimizer.h"
+#include "model/optimizer.h"
 
 namespace wattmoe::cuda::test {
 namespace {

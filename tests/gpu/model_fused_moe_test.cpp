@@ -39,7 +39,8 @@
 #include "../moe/model_gradcheck.h"
 #include "../test_util.h"
 #include "core/dtype.h"
-#include "gpu/evaluate_cuda.h"
+#include "eval/evaluate.h"
+#include "model/runner.h"
 #include "gpu/moe_fused_cuda.h"
 #include "gpu/transformer_cuda.h"
 #include "model/checkpoint.h"
@@ -439,7 +440,7 @@ TEST(FusedMoeModel, IneligibleModelsAndMisuseSayWhy) {
   EXPECT_FALSE(m.routing(0).logits.empty());
 }
 
-// evaluate_cuda on the fused path sees the routing through the observer and in its expert counts: per layer, the
+// evaluate on a fused-kernel runner sees the routing through the observer and in its expert counts: per layer, the
 // counts the evaluation reports equal the sum of what the observer saw, and bits/byte is within the logit bound of
 // the host path's (|Δ nats/token| ≤ 2 · max|Δlogit|, log-softmax being 2-Lipschitz in the max norm; a near-tie that
 // routes a token differently is not covered by that bound but moves a mean over 640 tokens little).
@@ -451,17 +452,20 @@ TEST(FusedMoeModel, EvaluateCountsReachTheCaller) {
   TokenStream s;
   s.tokens = text_ids(16 * 40 + 23, 0);
   s.bytes = int64_t(s.tokens.size());
-  gpu::TransformerCudaBf16 m(c, ctx);
-  m.upload_params(w.params.data());
-  m.set_moe_kernels(gpu::MoeKernels::Fused);
+  std::unique_ptr<Runner> fused = make_runner(c, {"cuda", "bf16", "fused"});
+  std::unique_ptr<Runner> host = make_runner(c, {"cuda", "bf16", "host"});
+  fused->set_params(w.params.data()), host->set_params(w.params.data());
+  ASSERT_EQ(fused->info().moe_kernels, "fused");
   std::vector<std::vector<int64_t>> seen(size_t(c.num_layers), std::vector<int64_t>(size_t(c.num_experts), 0));
   int calls = 0;
-  const EvalResult rf = gpu::evaluate_cuda(m, s, {40, 4}, nullptr, [&](int l, const Routing& r) {
+  fused->set_routing_observer([&](int l, const Routing& r) {
     ++calls;
     for (int e = 0; e < c.num_experts; ++e) seen[size_t(l)][size_t(e)] += r.counts[size_t(e)];
   });
-  m.set_moe_kernels(gpu::MoeKernels::Host);
-  const EvalResult rh = gpu::evaluate_cuda(m, s, {40, 4});
+  const EvalResult rf = evaluate(*fused, s, {40, 4});
+  const EvalResult rh = evaluate(*host, s, {40, 4});
+  gpu::TransformerCudaBf16 m(c, ctx);
+  m.upload_params(w.params.data());
   EXPECT_GT(calls, 0);
   ASSERT_EQ(rf.expert_counts.size(), size_t(c.num_layers));
   for (int l = 0; l < c.num_layers; ++l)

@@ -1,7 +1,7 @@
-// gpu::run_stream_cuda (gpu/stream_cuda.h) against run_stream's CPU no-adaptation path on the shipped kjv-small model
-// (fp32 on both sides), over a generated English-like text of ~3000 byte tokens (windows of S = 100, a final partial
-// window of odd length 37), first with the model's own top-k, then with a callback that switches the router selection
-// every window (top-1 / skip β = 0.3 / own top-k), as the controller does in `wattmoe run`.
+// run_stream's no-adaptation path on a CUDA runner against the CPU runner on the shipped kjv-small model (fp32 on both
+// sides, host routing), over a generated English-like text of ~3000 byte tokens (windows of S = 100, a final partial
+// window of odd length 37), first with the model's own top-k, then with a callback that switches the routing every
+// window (top-1 / skip β = 0.3 / own top-k), as the controller does in `wattmoe run`.
 //
 // Tolerance: the two sides differ only in fp32 summation order (and few-ulp exp/rsqrt). Per logit the error is ≲ 2e-5
 // of the largest |logit| (model_parity_test.cpp's derivation for 4 layers of H = 128); a token's NLL is 2-Lipschitz in
@@ -14,10 +14,8 @@
 #include <string>
 
 #include "adapt/stream.h"
-#include "gpu/stream_cuda.h"
 #include "model/checkpoint.h"
-#include "moe/policy.h"
-#include "moe/policy_select.h"
+#include "model/runner.h"
 #include "text/tokenizer.h"
 
 namespace wattmoe {
@@ -64,21 +62,13 @@ TEST(StreamCuda, MatchesCpuStreamOnKjvSmall) {
   const TokenStream s = make_stream(3037);  // 3036 targets: 30 windows of 100 + one of 36
   StreamOptions opt;
   opt.seq = 100, opt.compare_windows = 3;
-  cuda::Context ctx(0);
-  gpu::TransformerCuda model(m.config, ctx);
-  model.upload_params(m.params.data());
-  const Transformer<float> cpu_model(m.config);
+  std::unique_ptr<Runner> models[2] = {make_runner(m.config, {}), make_runner(m.config, {"cuda", "fp32", "host"})};
+  for (auto& r : models) r->set_params(m.params.data());
 
   // A policy switch every window: what the controller does between windows.
-  std::vector<RouterSelect<float>> selects;
-  std::shared_ptr<const RoutingPolicy> topk = make_policy("topk"), skip = make_policy("skip");
-  PolicyKnobs k1;
-  k1.k_max = 1;
-  PolicyKnobs sk;
-  sk.beta = 0.3f;
-  selects.push_back(make_policy_select<float>(topk, m.config.num_experts, m.config.top_k, {}, k1));
-  selects.push_back(make_policy_select<float>(skip, m.config.num_experts, m.config.top_k, {}, sk));
-  selects.push_back(nullptr);
+  std::vector<RoutingSpec> routings(3);
+  routings[0].knobs.k_max = 1;
+  routings[1].policy = "skip", routings[1].knobs.beta = 0.3f;
 
   for (bool switching : {false, true}) {
     SCOPED_TRACE(switching ? "switching selection" : "model's top-k");
@@ -86,11 +76,13 @@ TEST(StreamCuda, MatchesCpuStreamOnKjvSmall) {
     auto cb = [&](int side) {
       return [&, side, switching](const WindowInfo& w, const WindowOutcome& r, StreamControl& next) {
         pw[side].nats.push_back(r.nats), pw[side].entropy.push_back(r.entropy), pw[side].counts.push_back(r.counts);
-        if (switching) next.select = selects[size_t(w.index % 3)];
+        if (switching) next.routing = routings[size_t(w.index % 3)];
       };
     };
-    const StreamResult c = run_stream(cpu_model, m.params.data(), s, opt, {}, cb(0));
-    const StreamResult g = gpu::run_stream_cuda(model, s, opt, {}, cb(1));
+    StreamControl start;
+    start.routing = RoutingSpec{};
+    const StreamResult c = run_stream(*models[0], s, opt, start, cb(0));
+    const StreamResult g = run_stream(*models[1], s, opt, start, cb(1));
     EXPECT_EQ(c.windows, 31);
     expect_same(c, g);
     ASSERT_EQ(pw[0].nats.size(), pw[1].nats.size());

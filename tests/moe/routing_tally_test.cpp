@@ -1,6 +1,5 @@
 // The routing-energy tally: one observer (tally_observer) prices each layer-step's routing, with the fixed costs
-// scaled by the step share in that one place, whether host routing calls it through observe_selection or the
-// device path calls it after a forward.
+// scaled by the step share in that one place, whichever kernels routed it (runners call it after each forward).
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -41,23 +40,6 @@ TEST(RoutingTally, ObserverScalesFixedCostsByTheStepShare) {
   tally_observer({costs[0]}, 1.0, one)(3, r0);
   EXPECT_DOUBLE_EQ(one->joules.at(3), routing_energy(r0, costs[0]));
   EXPECT_NE(test::error_of([&] { tally_observer({}, 1.0, one); }).find("needs costs"), std::string::npos);
-}
-
-TEST(RoutingTally, HostSelectionCallsTheSameObserver) {
-  const int E = 4, k = 2;
-  const std::vector<ExpertCosts> costs = {{{1.f, 2.f, 4.f, 8.f}, {0.5f, 0.25f, 0.125f, 1.f}}};
-  const std::vector<float> probs = {0.4f, 0.3f, 0.2f, 0.1f, 0.1f, 0.2f, 0.3f, 0.4f, 0.25f, 0.25f, 0.3f, 0.2f};
-  const std::vector<float> logits = probs;  // topk ranks by probability; the values are never mixed
-  PolicySelectFn<float> select =
-      make_policy_select<float>(make_policy("topk"), E, k, costs, PolicyKnobs{});
-  auto via_select = std::make_shared<RoutingEnergyTally>(), direct = std::make_shared<RoutingEnergyTally>();
-  PolicySelectFn<float> priced = observe_selection<float>(select, tally_observer(costs, 0.5, via_select));
-  Routing r;
-  priced(0, logits.data(), probs.data(), 3, r);
-  tally_observer(costs, 0.5, direct)(0, r);
-  EXPECT_EQ(via_select->joules, direct->joules);
-  EXPECT_EQ(via_select->pairs, direct->pairs);
-  EXPECT_EQ(via_select->pairs[0], 6);
 }
 
 }  // namespace

@@ -97,7 +97,7 @@ void gated_add_fwd(Context& ctx, const T* gate, const T* y, T* out, int64_t rows
 template <class T>
 void gated_add_bwd(Context& ctx, const T* gate, const T* y, const T* dout, T* dy, T* dgate, int64_t rows, int64_t H);
 
-// Optimiser on fp32 master weights (train/optimizer.h semantics): decoupled weight decay only where decay[i] != 0,
+// Optimiser on fp32 master weights (model/optimizer.h semantics): decoupled weight decay only where decay[i] != 0,
 // update only where trainable[i] != 0 (null = all). t is the 1-based step. sum_squares synchronises.
 void adamw_step(Context& ctx, float* params, const float* grads, float* m, float* v, const uint8_t* decay,
                 const uint8_t* trainable, int64_t n, double lr, double beta1, double beta2, double eps,

@@ -50,6 +50,41 @@ __global__ void row_dots_kernel(const T* a, const int32_t* idx, const T* b, floa
   if (lane == 0) out[r] = acc;
 }
 
+// One thread per token: the token's slots (S ≤ a few) in registers-or-local memory, then its E logits in order.
+template <class T>
+__global__ void router_backward_kernel(const int32_t* ids, const float* probs, const float* weights,
+                                       const int64_t* row_of, const float* dweight_rows, const float* drouter,
+                                       bool renorm, int64_t N, int S, int E, T* dlogits) {
+  const int64_t t = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t >= N) return;
+  const int32_t* id = ids + t * S;
+  const float* p = probs + t * E;
+  float sum = 0.f, wdot = 0.f;
+  for (int s = 0; s < S; ++s) {
+    if (id[s] < 0) continue;
+    const int64_t r = row_of[t * S + s];
+    const float dw = r >= 0 ? dweight_rows[r] : 0.f;
+    sum += p[id[s]];
+    wdot += dw * weights[t * S + s];
+  }
+  // dprobs_e is non-zero only for the token's selected experts (each at most once).
+  auto dprob = [&](int e) {
+    for (int s = 0; s < S; ++s)
+      if (id[s] == e) {
+        const int64_t r = row_of[t * S + s];
+        const float dw = r >= 0 ? dweight_rows[r] : 0.f;
+        return renorm && sum > 0.f ? (dw - wdot) / sum : dw;
+      }
+    return 0.f;
+  };
+  float dot = 0.f;
+  for (int e = 0; e < E; ++e) dot += p[e] * dprob(e);
+  for (int e = 0; e < E; ++e) {
+    const float base = drouter ? drouter[t * E + e] : 0.f;
+    store_f(dlogits + t * E + e, base + p[e] * (dprob(e) - dot));
+  }
+}
+
 int threads_for(int64_t H) { return int(H >= kThreads ? kThreads : ((H + 31) / 32) * 32); }
 
 }  // namespace
@@ -77,10 +112,22 @@ void row_dots(Context& ctx, const T* a, const int32_t* idx, const T* b, float* o
   WATTMOE_CUDA_LAUNCHED();
 }
 
+template <class T>
+void router_backward(Context& ctx, const int32_t* ids, const float* probs, const float* weights, const int64_t* row_of,
+                     const float* dweight_rows, const float* drouter, bool renorm, int64_t N, int S, int E,
+                     T* dlogits) {
+  if (N <= 0) return;
+  router_backward_kernel<T><<<unsigned((N + 127) / 128), 128, 0, ctx.stream()>>>(
+      ids, probs, weights, row_of, dweight_rows, drouter, renorm, N, S, E, dlogits);
+  WATTMOE_CUDA_LAUNCHED();
+}
+
 #define INST(T)                                                                                                \
   template void gather_rows<T>(Context&, const T*, const int32_t*, const float*, T*, int64_t, int64_t);        \
   template void sum_rows<T>(Context&, const T*, const int64_t*, const float*, T*, int64_t, int, int64_t);      \
-  template void row_dots<T>(Context&, const T*, const int32_t*, const T*, float*, int64_t, int64_t);
+  template void row_dots<T>(Context&, const T*, const int32_t*, const T*, float*, int64_t, int64_t);          \
+  template void router_backward<T>(Context&, const int32_t*, const float*, const float*, const int64_t*,         \
+                                   const float*, const float*, bool, int64_t, int, int, T*);
 INST(float)
 INST(bf16)
 #undef INST

@@ -1,0 +1,26 @@
+#include "cli/common_flags.h"
+
+namespace wattmoe::cli {
+
+void add_model_flags(CLI::App* cmd, std::string& model, std::string& tokenizer) {
+  cmd->add_option("--model", model, "checkpoint directory")->capture_default_str();
+  cmd->add_option("--tokenizer", tokenizer, "bytes, or a tokenizer.json (default: the model's, else bytes)");
+}
+
+void add_device_flags(CLI::App* cmd, RunnerOptions& o, const std::string& device_help) {
+  cmd->add_option("--device", o.device, "cpu (default) or cuda (" + device_help + " on GPU 0)")->capture_default_str();
+  cmd->add_option("--precision", o.precision, "fp32, or bf16 (with --device cuda: bf16 weights and activations)")
+      ->capture_default_str();
+  cmd->add_option("--moe-kernels", o.moe_kernels,
+                  "with --device cuda, what runs the MoE layers: auto (fused where exact: --precision bf16, plain top-k "
+                  "routing, no LoRA/shared expert, H and I multiples of 8), fused (error when not possible), or host "
+                  "(routing on the host: every policy, one round trip per layer)")
+      ->capture_default_str();
+}
+
+void add_window_flags(CLI::App* cmd, int& seq, int64_t& max_tokens) {
+  cmd->add_option("--seq", seq, "window length (windows of seq+1 tokens)")->capture_default_str();
+  cmd->add_option("--max-tokens", max_tokens, "only the text's first N tokens (0: all)");
+}
+
+}  // namespace wattmoe::cli

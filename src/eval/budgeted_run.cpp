@@ -1,0 +1,315 @@
+#include "eval/budgeted_run.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "adapt/router_objectives.h"
+#include "control/controller.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/timer.h"
+#include "energy/sim_params.h"
+#include "plant/plant.h"
+
+namespace wattmoe {
+
+AdapterConfig TttOptions::run_adapter_defaults() {
+  AdapterConfig c;
+  c.source_guard.check_every = 4;  // a run compares θ with θ₀ every 4 adapted windows (0 turns it off)
+  return c;
+}
+
+namespace {
+
+// "0:400,200:300" → {(0, 400), (200, 300)}, windows ascending, targets > 0.
+std::vector<std::pair<int64_t, double>> parse_schedule(const std::string& s) {
+  std::vector<std::pair<int64_t, double>> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    long long w = 0;
+    double t = 0;
+    char extra = 0;
+    WATTMOE_REQUIRE(std::sscanf(item.c_str(), "%lld:%lf%c", &w, &t, &extra) == 2 && w >= 0 && t > 0 &&
+                        std::isfinite(t) && (out.empty() || w > out.back().first),
+                    "--budget-schedule: '{}' is not WINDOW:TARGET with windows ascending and a target > 0", item);
+    out.emplace_back(w, t);
+  }
+  return out;
+}
+
+TriggerConfig parse_triggers(const TttOptions& a) {
+  TriggerConfig t;
+  std::stringstream ss(a.triggers);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item == "always") t.always = true;
+    else if (item == "every") t.every = a.every;
+    else if (item == "drift") t.on_drift = true;
+    else if (item == "power") t.power_above_w = a.power_above_w;
+    else if (item == "thermal") t.clock_event_mask = 0x20 | 0x40 | 0x8, t.thermal_margin_below_c = 5;
+    else if (item == "complexity") t.complexity_factor = a.complexity;
+    else if (item == "adaptive") t.adaptive = true;
+    else fail("--ttt-trigger: unknown trigger '{}' (expected always, every, drift, power, thermal, complexity, adaptive)", item);
+  }
+  validate_triggers(t);
+  return t;
+}
+
+// The adapter's full config: the numeric knobs as given, the parsed specs, the energy objective's costs.
+AdapterConfig adapter_config(const TttOptions& a, const RoutingSetup& routing, double tokens_per_step) {
+  AdapterConfig c = a.adapter;
+  c.groups = parse_param_groups(a.groups);
+  c.optim.kind = parse_adapt_optimizer(a.optimizer);
+  if (a.entropy_gate > 0) c.objective.entropy_gate = a.entropy_gate;
+  if (c.objective.energy > 0) c.expert_costs = EnergyCosts{routing.layer_costs, int64_t(tokens_per_step)};
+  c.triggers = parse_triggers(a);
+  c.drift.enabled = c.triggers.on_drift || c.reset_on_drift;
+  const SourceGuardConfig& g = c.source_guard;
+  WATTMOE_REQUIRE(g.check_every >= 0, "--ttt-source-check must be >= 1 window (0 = off), got {}", g.check_every);
+  WATTMOE_REQUIRE(std::isfinite(g.margin) && g.margin >= 0,
+                  "--ttt-source-margin must be a relative loss excess >= 0 (e.g. 0.002), got {}", g.margin);
+  WATTMOE_REQUIRE(g.backoff >= 0, "--ttt-backoff must be >= 0 windows, got {}", g.backoff);
+  c.source_guard.max_backoff = std::max(c.source_guard.max_backoff, g.backoff);
+  return c;
+}
+
+ControllerConfig controller_config(const RunConfig& a, const ModelConfig& m, const RoutingSetup& routing) {
+  const BudgetOptions& b = a.budget;
+  ControllerConfig c;
+  c.budget.measure = b.power_w > 0 ? Measure::Power : Measure::JoulesPerToken;
+  c.budget.target = b.power_w > 0 ? b.power_w : b.energy_j_per_token;
+  c.knobs.policy = b.control_policy;
+  c.knobs.num_experts = m.num_experts, c.knobs.model_k = m.top_k;
+  c.thermal.enabled = b.thermal_guard;
+  // A real GPU's temperature is noisy at sub-second steps: fit the slope over a full window before extrapolating.
+  if (a.plant.name == "cuda") c.thermal.min_fit_span_s = 0.8 * c.thermal.slope_window_s;
+  c.ladder.enabled = b.ladder;
+  // The mask rung prunes the most expensive experts, ranked by a_e + b_e (tokens_per_step 1: a whole step's fixed
+  // cost plus one pair); when every expert costs the same there is nothing to gain from it but lost quality, so the
+  // ladder goes from top-1 straight to smaller batches.
+  c.ladder.layer_costs = routing.layer_costs;
+  c.ladder.tokens_per_step = 1;
+  bool uniform = true;
+  for (const ExpertCosts& layer : c.ladder.layer_costs) {
+    const std::vector<double> costs = per_token_cost(layer, c.ladder.tokens_per_step);
+    for (double x : costs) uniform = uniform && x == costs.front();
+  }
+  if (uniform) c.ladder.layer_costs.clear();
+  validate(c);
+  return c;
+}
+
+// The routing a decision asks for: its policy and knobs, per layer when the ladder masks experts layer by layer.
+RoutingSpec decision_spec(const ControlDecision& d, const RoutingSetup& routing) {
+  RoutingSpec s = routing.spec();
+  s.policy = d.policy, s.knobs = d.knobs;
+  if (!d.layer_masks.empty())
+    for (size_t l = 0; l < d.layer_masks.size(); ++l) s.layer_knobs.push_back(d.knobs_for_layer(int(l)));
+  return s;
+}
+
+Json sample_json(const Sample& s) {
+  Json j{{"power_w", s.power_w}, {"gpu_temp_c", s.gpu_temp_c}, {"sm_clock_mhz", s.sm_clock_mhz},
+         {"thermal_margin_c", s.thermal_margin_c}};
+  j["clock_event_reasons"] = s.clock_event_reasons ? Json(*s.clock_event_reasons) : Json(nullptr);
+  std::vector<std::string> names;
+  if (s.clock_event_reasons) names = clock_event_reason_names(*s.clock_event_reasons);
+  j["reasons"] = names;
+  return j;
+}
+
+Json counts_json(const std::vector<std::vector<int64_t>>& counts) {
+  Json j = Json::object();
+  for (size_t l = 0; l < counts.size(); ++l)
+    if (!counts[l].empty()) j[std::to_string(l)] = counts[l];
+  return j;
+}
+
+PlantOptions plant_options(const RunConfig& a, const ModelConfig& m) {
+  const RunPlantOptions& p = a.plant;
+  PlantOptions po;
+  po.name = p.name;
+  po.sim = p.sim_params.empty() ? SimGpuParams{} : load_sim_params(p.sim_params);
+  if (std::isfinite(p.ambient_c)) po.sim.ambient_c = p.ambient_c;
+  PlantShape& shape = po.shape;
+  shape.streams = p.streams, shape.period_s = std::isnan(p.period_s) ? default_step_period(p.name) : p.period_s;
+  if (!a.routing.expert_shape.empty()) {
+    long long h = 0, i = 0;
+    std::sscanf(a.routing.expert_shape.c_str(), "%lldx%lld", &h, &i);  // validated by make_routing
+    shape.expert.hidden = h, shape.expert.ffn = i;
+    shape.dense_params = double(h) * (2.5 * double(h)) + double(m.num_experts) * double(h);
+  }
+  po.num_layers = m.num_layers, po.num_experts = m.num_experts, po.window_tokens = a.stream.seq;
+  po.idle_s = p.idle_s;
+  return po;
+}
+
+}  // namespace
+
+void check_run_config(const RunConfig& a) {
+  const BudgetOptions& b = a.budget;
+  WATTMOE_REQUIRE(!(b.power_w > 0 && b.energy_j_per_token > 0),
+                  "--power-budget and --energy-budget are exclusive: give one budget");
+  WATTMOE_REQUIRE(b.power_w >= 0 && b.energy_j_per_token >= 0 && std::isfinite(b.power_w) &&
+                      std::isfinite(b.energy_j_per_token),
+                  "--power-budget/--energy-budget must be > 0 (got {} W, {} J/token)", b.power_w, b.energy_j_per_token);
+  check_runner_options(a.runner);  // a GPU-less machine or CPU-only build fails here
+  // Adapting needs backward, which the fused MoE kernels (inference only, no LoRA) do not have: host routing.
+  WATTMOE_REQUIRE(!(a.ttt.enabled && a.runner.moe_kernels == "fused"),
+                  "--ttt with --moe-kernels fused: the fused MoE kernels are inference-only (no backward, no LoRA); "
+                  "use --moe-kernels host or auto (auto picks host routing with --ttt)");
+  check_plant(a.plant.name);  // a CPU-only build or machine fails here for --plant cuda
+  const double period_s = std::isnan(a.plant.period_s) ? default_step_period(a.plant.name) : a.plant.period_s;
+  WATTMOE_REQUIRE(a.plant.streams >= 1 && period_s > 0 && std::isfinite(period_s),
+                  "--sim-streams must be ≥ 1 and --step-period-s > 0");
+  WATTMOE_REQUIRE(a.plant.idle_s >= 0 && a.plant.idle_s <= 600, "--idle-s {}: expected 0 to 600 s", a.plant.idle_s);
+  WATTMOE_REQUIRE(b.active() || b.schedule.empty(), "--budget-schedule needs --power-budget or --energy-budget");
+  validate_stream_options(a.stream);
+}
+
+Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenStream& stream) {
+  check_run_config(a);
+  const bool budget = a.budget.active();
+  const double tokens_per_step = double(a.stream.seq) * a.plant.streams;
+  RoutingSetup routing = make_routing(a.routing, m.config, tokens_per_step);
+  routing.tally_fixed_share = 1.0 / a.plant.streams;
+  const auto schedule = parse_schedule(a.budget.schedule);
+  const std::unique_ptr<Plant> plant = make_plant(plant_options(a, m.config));
+  const std::string P = plant->prefix();  // "sim" or "measured": the JSONL/summary keys
+
+  std::unique_ptr<Controller> ctl;
+  ControlDecision decision;
+  auto tally = std::make_shared<RoutingEnergyTally>();
+  StreamControl control;
+  if (budget) {
+    ctl = std::make_unique<Controller>(controller_config(a, m.config, routing));
+    decision = ctl->initial();
+    control.routing = decision_spec(decision, routing);
+  } else {
+    control.routing = routing.spec();
+  }
+
+  // The model: with --ttt inside the adapter (host routing: the fused kernels have no backward), else a runner on
+  // the device asked for, on the fused MoE kernels where they can route as asked and no controller moves the routing.
+  RunnerOptions where = a.runner;
+  where.routing_not_fused = fused_routing_unsupported(*control.routing, m.config.top_k);
+  if (where.routing_not_fused.empty() && ctl)
+    where.routing_not_fused = "a power/energy budget (the controller changes the routing window by window)";
+  if (a.ttt.enabled) where.routing_not_fused = "test-time training (the fused kernels have no backward)";
+  std::unique_ptr<TestTimeAdapter> adapter;
+  std::unique_ptr<Runner> fixed;
+  if (a.ttt.enabled) {
+    adapter = std::make_unique<TestTimeAdapter>(m.config, m.params.data(),
+                                                adapter_config(a.ttt, routing, tokens_per_step), runner_factory(where));
+  } else {
+    fixed = make_runner(m.config, where);
+    fixed->set_params(m.params.data());
+  }
+  Runner& model = adapter ? adapter->runner() : *fixed;
+  model.set_routing_observer(routing.observer(tally));
+
+  std::ofstream log;
+  if (!a.log.empty()) {
+    log.open(a.log);
+    WATTMOE_REQUIRE(log.good(), "--log {}: cannot open for writing", a.log);
+  }
+  const StreamOptions& opt = a.stream;
+  double sim_j = 0, sim_s = 0, sim_tokens = 0, expert_j_prev = 0, max_temp = -1e9;
+  int64_t overrun_windows = 0;
+  size_t next_target = 0;
+  int64_t throttled_windows = 0, windows_total = 0;
+  const int64_t n_tok = opt.max_tokens > 0 ? std::min<int64_t>(int64_t(stream.tokens.size()), opt.max_tokens + 1)
+                                         : int64_t(stream.tokens.size());
+  const int64_t n_windows = (n_tok - 2) / opt.seq + 1;
+  Timer progress;
+  auto on_window = [&](const WindowInfo& w, const WindowOutcome& r, StreamControl& next) {
+    const PlantStep st = plant->step(r.counts, r.tokens, decision.batch_scale);
+    const Sample& sample = st.sample;
+    sim_j += st.joules, sim_s += st.seconds, sim_tokens += st.tokens, overrun_windows += st.overrun;
+    max_temp = std::max(max_temp, sample.gpu_temp_c);
+    const uint64_t reasons = sample.clock_event_reasons.value_or(0);
+    if (reasons & (0x8 | 0x20 | 0x40)) ++throttled_windows;
+    ++windows_total;
+    const double expert_j = tally->total_joules() - expert_j_prev;
+    expert_j_prev = tally->total_joules();
+    if (log.is_open()) {
+      Json j{{"window", w.index}, {"start", w.start}, {"tokens", r.tokens}, {"nats", r.nats},
+             {"bits_per_token", r.nats_per_token() / std::log(2.0)}, {"entropy", r.entropy},
+             {"experts_per_token", r.experts_per_token}, {"expert_counts", counts_json(r.counts)},
+             {"expert_j", expert_j}, {P, sample_json(sample)}, {P + "_step_j", st.joules},
+             {P + "_step_s", st.seconds}, {P + "_power_w", st.power_w()}, {P + "_j_per_token", st.joules_per_token()},
+             {"infer_s", r.infer_seconds}, {"adapt_s", r.adapt_seconds}, {"adapted", r.adapted},
+             {"trigger", r.trigger}, {"reset", r.reset}, {"drift", r.drift}, {"suspended", r.suspended},
+             {"probation", r.probation}};
+      if (r.adapted)
+        j["loss"] = Json{{"nll", r.loss.nll}, {"entropy", r.loss.entropy}, {"energy", r.loss.energy},
+                         {"router_entropy", r.loss.router_entropy}, {"anchor", r.loss.anchor}, {"total", r.loss.total}};
+      j.update(plant->step_extras(st));
+      if (ctl)
+        j["control"] = Json{{"policy", decision.policy}, {"knobs", knobs_json(decision.knobs)}, {"u", decision.u},
+                            {"floor", decision.floor}, {"rung", decision.rung}, {"batch_scale", decision.batch_scale},
+                            {"thermal_active", decision.thermal_active}, {"target", ctl->budget().config().target},
+                            {"reason", decision.reason}};
+      log << j.dump() << '\n';
+    }
+    next.sensor = sample;
+    if (ctl) {
+      while (next_target < schedule.size() && schedule[next_target].first <= w.index + 1)
+        ctl->set_target(schedule[next_target++].second);
+      ControlInput in;
+      in.step = w.index + 1, in.dt_s = st.seconds, in.power_w = st.power_w();
+      in.joules_per_token = st.joules_per_token(), in.sample = sample;
+      decision = ctl->update(in);
+      next.routing = decision_spec(decision, routing);
+    }
+    if ((w.index + 1) % 64 == 0 || w.index + 1 == n_windows) {
+      const double rate = double(w.index + 1) / std::max(progress.seconds(), 1e-9);
+      log_info("run: window {}/{} ({:.1f} windows/s, ETA {:.0f} s)", w.index + 1, n_windows, rate,
+               double(n_windows - w.index - 1) / rate);
+    }
+  };
+  const StreamResult res = adapter ? run_stream(*adapter, stream, opt, control, on_window)
+                                   : run_stream(*fixed, stream, opt, control, on_window);
+  const std::string kernels = model.info().moe_kernels;  // what ran the MoE layers
+  if (log.is_open()) {
+    log.close();
+    WATTMOE_REQUIRE(log.good(), "--log {}: write failed", a.log);
+  }
+
+  Json s{{"model", a.model}, {"data", a.data}, {"seq", opt.seq}, {"windows", res.windows}, {"tokens", res.tokens},
+         {"bytes", res.bytes}, {"device", a.runner.device}, {"precision", a.runner.precision},
+         {"moe_kernels", kernels}, {"bits_per_byte", res.bits_per_byte()},
+         {"nats_per_token", res.nats_per_token()},
+         {"experts_per_token", res.experts_per_token}, {"expert_j_per_token", tally->joules_per_token()},
+         {"routing", routing.describe()}, {"infer_seconds", res.infer_seconds}, {"adapt_seconds", res.adapt_seconds},
+         {"adapt_infer_ratio", res.adapt_infer_ratio()}, {"adapted_windows", res.adapted_windows},
+         {"resets", res.resets}, {"reset_reasons", res.reset_reasons}, {"drift_alarms", res.drift_alarms},
+         {"source_checks", res.source_checks}, {"suspended_windows", res.suspended_windows},
+         {"probation_windows", res.probation_windows}, {"expert_counts", counts_json(res.counts)},
+         {"expert_counts_first", counts_json(res.counts_first)}, {"expert_counts_last", counts_json(res.counts_last)}};
+  Json pj = plant->describe();
+  pj.update(Json{{"joules", sim_j}, {"seconds", sim_s}, {"mean_power_w", sim_s > 0 ? sim_j / sim_s : 0},
+                 {"joules_per_token", sim_tokens > 0 ? sim_j / sim_tokens : 0}, {"max_temp_c", max_temp},
+                 {"throttled_windows", throttled_windows}, {"windows", windows_total},
+                 {"overrun_windows", overrun_windows}});
+  s[P] = pj;
+  if (ctl)
+    s["control"] = Json{{"measure", measure_name(ctl->config().budget.measure)},
+                        {"final_target", ctl->budget().config().target}, {"policy", a.budget.control_policy}};
+  if (adapter)
+  {
+    const TttOptions& t = a.ttt;
+    const AdaptOptimConfig& o = t.adapter.optim;
+    s["ttt"] = Json{{"groups", t.groups}, {"lora_rank", t.adapter.lora_rank}, {"lr", o.lr}, {"optimizer", t.optimizer},
+                    {"triggers", t.triggers}, {"steps", t.adapter.steps_per_window},
+                    {"replay", t.adapter.replay}, {"lr_router", o.lr_router}, {"lr_norms", o.lr_norms},
+                    {"lr_lora", o.lr_lora}, {"lr_decay", o.lr_decay_steps}, {"lr_min_ratio", o.lr_min_ratio},
+                    {"beta1", o.beta1}, {"beta2", o.beta2}, {"lora_scale", double(t.adapter.lora_scale)},
+                    {"clip", o.clip}};
+  }
+  return s;
+}
+
+}  // namespace wattmoe

@@ -1,0 +1,74 @@
+// The budgeted run behind `wattmoe run`, as library code: a model reads a text stream window by window and scores
+// each window (prequential: before any adaptation on it); the window's routed work goes to a plant (plant/plant.h:
+// the simulated GPU, or the real one measured by NVML) whose power or energy per token a Controller (control/) holds
+// at a budget by moving the routing knob; optionally the model adapts online (adapt/adapter.h). Everything it decides
+// is logged per window as JSONL; the result is a summary JSON.
+//
+// The options below are plain data with their defaults here — the only place they are written (the command line
+// binds its flags to these fields). Errors name the option as the command line spells it.
+#pragma once
+#include <cmath>
+#include <string>
+
+#include "adapt/adapter.h"
+#include "adapt/stream.h"
+#include "eval/routing_setup.h"
+#include "io/json.h"
+#include "model/checkpoint.h"
+#include "model/runner.h"
+#include "text/token_stream.h"
+
+namespace wattmoe {
+
+struct BudgetOptions {
+  double power_w = 0;                   // > 0: hold the plant's mean power at this many watts
+  double energy_j_per_token = 0;        // > 0: hold the plant's energy per token (exclusive with power_w)
+  std::string schedule;                 // "WINDOW:TARGET,...": step changes of the target
+  std::string control_policy = "skip";  // the knob the controller moves: cost, top_p, skip, topk, budget
+  bool thermal_guard = true, ladder = true;
+  bool active() const { return power_w > 0 || energy_j_per_token > 0; }
+};
+
+struct RunPlantOptions {
+  std::string name = "sim";  // sim | cuda (plant/plant.h)
+  std::string sim_params;    // simulated GPU parameters (JSON file); empty: the defaults
+  double streams = 16;       // concurrent streams each window stands for
+  double period_s = NAN;     // seconds between steps; NaN: default_step_period(name)
+  double ambient_c = NAN;    // simulated ambient temperature; NaN: the sim parameters'
+  double idle_s = 2;         // cuda: idle power measured for this long before any work
+};
+
+// Test-time adaptation. Numeric knobs live in `adapter` (adapt/adapter.h), whose run defaults are AdapterConfig's
+// except the source guard, which a run keeps on (every 4 adapted windows); the spec strings are parsed at start.
+struct TttOptions {
+  bool enabled = false;
+  std::string groups = "router,norms";  // adapt/param_groups.h
+  std::string optimizer = "sgd";        // sgd | adamw
+  std::string triggers = "always";      // always, every, drift, power, thermal, complexity, adaptive (any-of)
+  int every = 0;                        // the 'every' trigger's interval in windows
+  double power_above_w = NAN;           // the 'power' trigger's threshold
+  double complexity = 0;                // the 'complexity' trigger's factor over the loss EMA
+  double entropy_gate = 0;              // nats; 0: the default gate (0.4·ln V)
+  AdapterConfig adapter = run_adapter_defaults();
+  static AdapterConfig run_adapter_defaults();
+};
+
+struct RunConfig {
+  std::string model, data;  // what the summary names
+  StreamOptions stream;
+  RoutingOptions routing;
+  BudgetOptions budget;
+  RunPlantOptions plant;
+  TttOptions ttt;
+  RunnerOptions runner;
+  std::string log;  // per-window JSONL path; empty: none
+};
+
+// The checks that need no file (flags' ranges and combinations, the device and the plant are available): call it
+// before loading anything, so a bad command fails at once.
+void check_run_config(const RunConfig& c);
+
+// Runs it (check_run_config first) and returns the summary.
+Json run_budgeted(const RunConfig& c, const ModelWeights<float>& m, const TokenStream& s);
+
+}  // namespace wattmoe

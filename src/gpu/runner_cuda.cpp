@@ -1,0 +1,250 @@
+// The GPU runner (model/runner.h): TransformerCudaT<float|bf16> (gpu/transformer_cuda.h) on one CUDA device with its
+// own context. fp32 or bf16 (fp32 master weights and gradients either way); the MoE layers on host routing (every
+// policy, routing bit-identical to the CPU's at equal router probabilities) or on the fused kernels (plain top-k,
+// inference only), chosen once at construction by choose_moe_kernels.
+//
+// Differences from the CPU runner, all within the precision's rounding: fp32 sums in another order (and bf16
+// rounding for bf16). The routing observer of a fused forward runs when the host first reads anything of that forward
+// (or at the next forward): the routing comes down in one copy per forward, and the wait for it is the one the read
+// needed anyway. Training keeps AdamW's moments on the device and runs each micro-batch whole (no shards).
+#include <cmath>
+#include <type_traits>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "gpu/transformer_cuda.h"
+#include "model/objective.h"
+#include "model/runner_impl.h"
+#include "ops/cuda/dense_ops.h"
+
+namespace wattmoe {
+
+bool cuda_device_visible() { return cuda::device_available(); }
+
+namespace {
+
+using gpu::TransformerCudaT;
+
+// AdamW's state on the device: moments m, v and the decay mask, built as AdamW builds it (1 on matrices); saved and
+// loaded in AdamW's own file format (model/optimizer.h), so CPU and GPU runs resume from each other's checkpoints.
+struct DeviceAdamW {
+  AdamWConfig cfg;
+  cuda::DeviceBuffer<float> m, v;
+  cuda::DeviceBuffer<uint8_t> decay;
+  int64_t t = 0;
+
+  DeviceAdamW(cuda::Context& ctx, const ParamLayout& layout, AdamWConfig c) : cfg(c) {
+    const size_t n = size_t(layout.total());
+    const std::vector<uint8_t> mask = weight_decay_mask(layout);
+    decay.upload(mask, ctx.stream());
+    m.resize(n), v.resize(n);
+    m.zero(ctx.stream()), v.zero(ctx.stream());
+    ctx.sync();  // `mask` dies here
+  }
+  void step(cuda::Context& ctx, float* params, const float* grads, double lr) {
+    ++t;
+    cuda::adamw_step(ctx, params, grads, m.data(), v.data(), decay.data(), nullptr, int64_t(m.size()), lr, cfg.beta1,
+                     cfg.beta2, cfg.eps, cfg.weight_decay, t);
+  }
+  void save(cuda::Context& ctx, const ParamLayout& layout, const std::string& path) const {
+    const std::vector<float> hm = m.download(ctx.stream()), hv = v.download(ctx.stream());
+    save_adam_moments(path, layout, hm.data(), hv.data(), t);
+  }
+  void load(cuda::Context& ctx, const ParamLayout& layout, const std::string& path) {
+    std::vector<float> hm(m.size()), hv(v.size());
+    t = load_adam_moments(path, layout, hm.data(), hv.data());
+    m.upload(hm, ctx.stream()), v.upload(hv, ctx.stream());
+    ctx.sync();  // hm, hv die here
+  }
+};
+
+template <class T>
+class CudaRunner final : public Runner {
+ public:
+  CudaRunner(const ModelConfig& c, const RunnerOptions& o)
+      : ctx_(o.gpu), model_(c, ctx_), precision_(o.precision) {
+    if (choose_moe_kernels(o.moe_kernels, model_.fused_moe_unsupported(), o.routing_not_fused))
+      model_.set_moe_kernels(gpu::MoeKernels::Fused);
+  }
+
+  const ModelConfig& config() const override { return model_.config(); }
+  const ParamLayout& layout() const override { return model_.layout(); }
+  RunnerInfo info() const override { return {"cuda", precision_, fused() ? "fused" : "host"}; }
+
+  void set_params(const float* host) override { model_.upload_params(host); }
+  void set_param_ranges(const float* host, const std::vector<ParamRange>& ranges) override {
+    // Pageable host memory: each copy has left `host` when cudaMemcpyAsync returns, so the host may change it next.
+    for (const ParamRange& r : ranges)
+      WATTMOE_CUDA_CALL(cudaMemcpyAsync(model_.params() + r.offset, host + r.offset, sizeof(float) * size_t(r.numel),
+                                        cudaMemcpyHostToDevice, ctx_.stream()));
+    model_.sync_weights();
+  }
+  void get_params(float* host) const override { model_.download_params(host); }
+
+  void set_routing(const RoutingSpec& spec) override {
+    const ModelConfig& c = config();
+    validate_routing_spec(spec, c.num_layers, c.num_experts, c.top_k);
+    const std::string why = fused_routing_unsupported(spec, c.top_k);
+    WATTMOE_REQUIRE(!fused() || why.empty(), "the fused MoE kernels cannot route by {}: run this routing on host "
+                                             "routing (--moe-kernels host)", why);
+    select_ = spec_select(spec, c.num_layers, c.num_experts, c.top_k);
+  }
+  void set_routing_observer(RoutingObserver observe) override { observe_ = std::move(observe); }
+
+  void forward(const int32_t* ids, int B, int S) override {
+    flush();
+    model_.forward(ids, B, S, select_);
+    pending_ = true;
+  }
+  void reset_cache(int64_t capacity, int batch) override { model_.reset_cache(capacity, batch); }
+  void forward_cached(const int32_t* ids, int S) override {
+    flush();
+    model_.forward_cached(ids, S, select_);
+    pending_ = true;
+  }
+
+  int64_t tokens() const override { return model_.tokens(); }
+  double nll(const int32_t* targets) override {
+    flush();
+    return model_.nll(targets, 0.0, /*want_grad=*/false);
+  }
+  double mean_entropy() override {
+    flush();
+    return model_.objective(Objective::Entropy, /*want_grad=*/false);  // mean over the rows
+  }
+  const float* logits() override {
+    flush();
+    logits_ = model_.download_logits();
+    return logits_.data();
+  }
+  bool logits_on_host() const override { return false; }
+  const Routing& routing(int layer) override {
+    flush();
+    return model_.routing(layer).routing;
+  }
+  RouterViews<float> router_views() override {
+    flush();
+    return model_.router_views();
+  }
+
+  double next_token_loss(const int32_t* targets, double weight, bool want_grad) override {
+    flush();
+    const int64_t N = tokens();
+    int64_t scored = 0;
+    for (int64_t i = 0; i < N; ++i) scored += targets[i] >= 0 ? 1 : 0;
+    if (scored == 0) {
+      if (want_grad) zero_dlogits();
+      return 0;
+    }
+    // with want_grad OVERWRITES dlogits with weight/scored · ∂Σ/∂logits, as next_token_nll's weight over the rows
+    return model_.nll(targets, want_grad ? weight / double(scored) : 0.0, want_grad) / double(scored);
+  }
+  void set_dlogits(const float* host) override {
+    const int64_t n = tokens() * config().vocab_size;
+    if constexpr (std::is_same_v<T, float>) {
+      WATTMOE_CUDA_CALL(cudaMemcpyAsync(model_.dlogits(), host, sizeof(float) * size_t(n), cudaMemcpyHostToDevice,
+                                        ctx_.stream()));
+    } else {
+      staging_.upload(host, size_t(n), ctx_.stream());
+      cuda::convert<T, float>(ctx_, staging_.data(), model_.dlogits(), n);
+    }
+  }
+  void zero_dlogits() override {
+    WATTMOE_CUDA_CALL(cudaMemsetAsync(model_.dlogits(), 0, sizeof(T) * size_t(tokens() * config().vocab_size),
+                                      ctx_.stream()));
+  }
+  void backward(const GradMask* mask) override {
+    flush();
+    model_.backward(mask);
+  }
+  void zero_grads() override { model_.zero_grads(); }
+  void take_grads(float* host, const std::vector<ParamRange>& ranges) override {
+    int64_t n = 0;
+    for (const ParamRange& r : ranges) n += r.numel;
+    packed_.resize(size_t(n));
+    int64_t at = 0;
+    for (const ParamRange& r : ranges) {
+      WATTMOE_CUDA_CALL(cudaMemcpyAsync(packed_.data() + at, model_.master_grads() + r.offset,
+                                        sizeof(float) * size_t(r.numel), cudaMemcpyDeviceToHost, ctx_.stream()));
+      at += r.numel;
+    }
+    for (const ParamRange& r : ranges)
+      WATTMOE_CUDA_CALL(cudaMemsetAsync(model_.master_grads() + r.offset, 0, sizeof(float) * size_t(r.numel),
+                                        ctx_.stream()));
+    ctx_.sync();
+    at = 0;
+    for (const ParamRange& r : ranges) {
+      float* g = host + r.offset;
+      for (int64_t i = 0; i < r.numel; ++i) g[i] += packed_[size_t(at + i)];
+      at += r.numel;
+    }
+  }
+
+  void train_begin(const AdamWConfig& adamw, int shards) override {
+    if (shards > 1) log_warn("train --device cuda: --shards {} ignored (the GPU runs each micro-batch whole)", shards);
+    opt_ = std::make_unique<DeviceAdamW>(ctx_, layout(), adamw);
+  }
+  TrainLosses train_micro_batch(const int32_t* in, const int32_t* tg, int B, int S, double scale, double lb,
+                                double z, int accum) override {
+    flush();
+    // As the CPU runner with one shard: each micro-batch's auxiliary losses carry 1/accum of their coefficients.
+    const double share = 1.0 / double(accum);
+    TrainLosses r;
+    model_.forward(in, B, S);
+    r.loss = model_.nll(tg, scale, /*want_grad=*/true) * scale;
+    const AuxLossValues aux = model_.router_aux_losses(lb * share, z * share);
+    r.load_balance = aux.load_balance * share, r.z = aux.z * share;
+    model_.backward();
+    return r;
+  }
+  double clip_gradients(double max_norm) override {
+    // clip_grad_norm (model/optimizer.h) on the device: the norm in double, scaled to max_norm when larger.
+    const int64_t n = layout().total();
+    const double gnorm = std::sqrt(cuda::sum_squares(ctx_, model_.master_grads(), n));
+    if (max_norm > 0 && gnorm > max_norm) cuda::scale(ctx_, model_.master_grads(), float(max_norm / (gnorm + 1e-6)), n);
+    return gnorm;
+  }
+  void optimizer_step(double lr) override {
+    WATTMOE_REQUIRE(opt_ != nullptr, "optimizer_step before train_begin");
+    opt_->step(ctx_, model_.params(), model_.master_grads(), lr);
+    model_.sync_weights();
+  }
+  void save_optimizer(const std::string& path) const override {
+    WATTMOE_REQUIRE(opt_ != nullptr, "save_optimizer before train_begin");
+    opt_->save(ctx_, layout(), path);
+  }
+  void load_optimizer(const std::string& path) override {
+    WATTMOE_REQUIRE(opt_ != nullptr, "load_optimizer before train_begin");
+    opt_->load(ctx_, layout(), path);
+  }
+
+ private:
+  bool fused() const { return model_.moe_kernels() == gpu::MoeKernels::Fused; }
+  // The last forward's routing to the observer (once), layers in order.
+  void flush() {
+    if (!pending_) return;
+    pending_ = false;
+    if (!observe_) return;
+    for (int l = 0; l < config().num_layers; ++l)
+      if (config().is_moe_layer(l)) observe_(l, model_.routing(l).routing);
+  }
+
+  mutable cuda::Context ctx_;  // declared first: the model and buffers below are released before it
+  TransformerCudaT<T> model_;
+  std::string precision_;
+  SpecSelectFn select_;
+  RoutingObserver observe_;
+  bool pending_ = false;  // a forward whose routing the observer has not seen yet
+  std::vector<float> logits_, packed_;
+  cuda::DeviceBuffer<float> staging_;
+  std::unique_ptr<DeviceAdamW> opt_;
+};
+
+}  // namespace
+
+std::unique_ptr<Runner> make_cuda_runner(const ModelConfig& c, const RunnerOptions& o) {
+  if (o.precision == "bf16") return std::make_unique<CudaRunner<cuda::bf16>>(c, o);
+  return std::make_unique<CudaRunner<float>>(c, o);
+}
+
+}  // namespace wattmoe

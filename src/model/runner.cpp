@@ -1,0 +1,57 @@
+#include "model/runner.h"
+
+#include "core/error.h"
+#include "core/log.h"
+#include "model/runner_impl.h"
+
+namespace wattmoe {
+
+void check_runner_options(const RunnerOptions& o) {
+  WATTMOE_REQUIRE(o.device == "cpu" || o.device == "cuda", "--device {}: expected cpu or cuda", o.device);
+  const bool cuda = o.device == "cuda";
+  WATTMOE_REQUIRE(o.precision == "fp32" || o.precision == "bf16", "--precision {}: expected fp32 or bf16", o.precision);
+  WATTMOE_REQUIRE(cuda || o.precision == "fp32", "--precision bf16 needs --device cuda");
+  WATTMOE_REQUIRE(o.moe_kernels == "auto" || o.moe_kernels == "fused" || o.moe_kernels == "host",
+                  "--moe-kernels {}: expected auto, fused or host", o.moe_kernels);
+  WATTMOE_REQUIRE(cuda || o.moe_kernels != "fused", "--moe-kernels fused needs --device cuda");
+  if (!cuda) return;
+#if WATTMOE_WITH_CUDA
+  WATTMOE_REQUIRE(cuda_device_visible(),
+                  "--device cuda: no CUDA device is visible (no GPU or driver here, or CUDA_VISIBLE_DEVICES hides "
+                  "it); use --device cpu");
+#else
+  fail("--device cuda: this wattmoe was built without CUDA (configure with -DWATTMOE_CUDA=ON and rebuild)");
+#endif
+}
+
+std::unique_ptr<Runner> make_runner(const ModelConfig& c, const RunnerOptions& o) {
+  check_runner_options(o);
+  if (o.device == "cpu") return make_cpu_runner(c);
+#if WATTMOE_WITH_CUDA
+  return make_cuda_runner(c, o);
+#else
+  fail("--device cuda: this wattmoe was built without CUDA");
+#endif
+}
+
+RunnerFactory runner_factory(const RunnerOptions& o) {
+  return [o](const ModelConfig& c) { return make_runner(c, o); };
+}
+
+bool choose_moe_kernels(const std::string& moe_kernels, const std::string& model_not_fused,
+                        const std::string& routing_not_fused) {
+  const std::string why_not = !model_not_fused.empty() ? model_not_fused : routing_not_fused;
+  if (moe_kernels == "host") {
+    log_info("MoE layers: host routing (--moe-kernels host)");
+    return false;
+  }
+  WATTMOE_REQUIRE(moe_kernels != "fused" || why_not.empty(), "--moe-kernels fused: {}", why_not);
+  if (why_not.empty()) {
+    log_info("MoE layers: fused kernels (--moe-kernels {})", moe_kernels);
+    return true;
+  }
+  log_info("MoE layers: host routing (--moe-kernels auto: {})", why_not);
+  return false;
+}
+
+}  // namespace wattmoe

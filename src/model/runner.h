@@ -1,0 +1,132 @@
+// Runner: one MoE model on one device — the single interface that every runner of the library (eval/evaluate.h,
+// adapt/stream.h, adapt/adapter.h, train/trainer.h, generation) is written against, so none of them has a GPU twin.
+// make_runner(config, options) picks the implementation: the CPU model (model/transformer.h, the reference) or, in a
+// CUDA build, the GPU model (gpu/runner_cuda.h: fp32 or bf16, MoE layers on host routing or the fused kernels).
+//
+// Weights live inside the runner (fp32 master copy, ParamLayout order); callers hand host vectors in and out.
+// Routing is data, not a callback: set_routing(RoutingSpec) (moe/routing_spec.h) applies to every following forward;
+// an observer (set_routing_observer) sees each MoE layer's routing after every forward, on every kernel path — the
+// one place routing energy is priced (moe/routing_tally.h).
+//
+// Call orders:
+//   inference   forward(ids, B, S) → nll / mean_entropy / logits / routing
+//   decoding    reset_cache(capacity, batch) → forward_cached(ids [batch, S], S)…
+//   adaptation  forward → [router_views: objectives add into drouter] → set_dlogits / next_token_loss → backward(mask)
+//               → take_grads(host, ranges)   (gradients accumulate until taken or zeroed)
+//   training    train_begin → per step: zero_grads, train_micro_batch…, clip_gradients, optimizer_step
+// A call that reads the last forward's results after another forward sees the newer one. Not thread-safe.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/grad_mask.h"
+#include "model/params.h"
+#include "moe/aux_losses.h"
+#include "moe/router_view.h"
+#include "moe/routing.h"
+#include "moe/routing_spec.h"
+#include "model/optimizer.h"
+
+namespace wattmoe {
+
+struct RunnerOptions {
+  std::string device = "cpu";        // cpu | cuda (GPU `gpu`)
+  std::string precision = "fp32";    // fp32 | bf16 (cuda only)
+  std::string moe_kernels = "auto";  // auto | fused | host (cuda only; see choose_moe_kernels)
+  // Why the routing the caller will ask for cannot run on the fused kernels ("" when it can): with auto the runner
+  // then takes host routing, with fused it is an error naming the reason.
+  std::string routing_not_fused;
+  int gpu = 0;
+};
+
+// Error unless device/precision/moe_kernels are known names and bf16/fused come with device cuda; for cuda also
+// when this build has no CUDA or no device is visible. Cheap: commands call it before any work.
+void check_runner_options(const RunnerOptions& o);
+
+// What a runner is: where it runs and which code runs its MoE layers ("host" or "fused"), for reports.
+struct RunnerInfo {
+  std::string device, precision, moe_kernels;
+};
+
+struct TrainLosses {
+  double loss = 0, load_balance = 0, z = 0;  // the micro-batch's scaled contributions
+};
+
+class Runner {
+ public:
+  virtual ~Runner() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual const ParamLayout& layout() const = 0;
+  virtual RunnerInfo info() const = 0;
+
+  // --- weights (host fp32, layout order)
+  virtual void set_params(const float* host) = 0;
+  // Only these ranges of `host` (the rest of the runner's weights stay): what test-time adaptation changes.
+  virtual void set_param_ranges(const float* host, const std::vector<ParamRange>& ranges) = 0;
+  virtual void get_params(float* host) const = 0;
+
+  // --- routing of the following forwards (validated here: an error names the bad knob or cost table)
+  virtual void set_routing(const RoutingSpec& spec) = 0;
+  virtual void set_routing_observer(RoutingObserver observe) = 0;  // null: none
+
+  // --- forward. ids on the host (checked against the vocabulary).
+  virtual void forward(const int32_t* ids, int B, int S) = 0;  // positions from 0; keeps what backward needs
+  // Decoding `batch` sequences in lockstep (the CPU runner decodes one): ids [batch, S], positions continue the cache;
+  // no backward.
+  virtual void reset_cache(int64_t capacity, int batch = 1) = 0;
+  virtual void forward_cached(const int32_t* ids, int S) = 0;
+
+  // --- the last forward's results
+  virtual int64_t tokens() const = 0;                      // B·S
+  virtual double nll(const int32_t* targets) = 0;          // Σ −log p(target) over rows with target ≥ 0 (nats)
+  virtual double mean_entropy() = 0;                       // mean next-token entropy over all rows (nats)
+  virtual const float* logits() = 0;                       // host [B·S, V], valid until the next call
+  virtual bool logits_on_host() const = 0;                 // logits() costs no copy (the CPU)
+  virtual const Routing& routing(int layer) = 0;           // host; empty for dense layers
+  // Host views of each MoE layer's router logits, probabilities and drouter (zeroed by forward); objectives add into
+  // drouter and the next backward carries it.
+  virtual RouterViews<float> router_views() = 0;
+
+  // --- gradients (fp32, layout order, inside the runner; they accumulate until zero_grads)
+  // Mean −log p(target) over rows with target ≥ 0 (ops/token_objectives.h next_token_nll); with want_grad OVERWRITES
+  // the logits gradient with weight × its gradient (0 when no row is scored).
+  virtual double next_token_loss(const int32_t* targets, double weight, bool want_grad = true) = 0;
+  virtual void set_dlogits(const float* host) = 0;  // the logits gradient [B·S, V] from the host
+  virtual void zero_dlogits() = 0;
+  virtual void backward(const GradMask* mask) = 0;   // adds ∂L/∂θ into the gradients (model/grad_mask.h semantics)
+  virtual void zero_grads() = 0;
+  // Moves these ranges' gradients out: host[r] += gradients[r], then gradients[r] = 0 in the runner.
+  virtual void take_grads(float* host, const std::vector<ParamRange>& ranges) = 0;
+
+  // --- training (train/trainer.h)
+  // AdamW moments and the data-parallel shards (CPU: each micro-batch split into `shards` threads, gradients summed
+  // in shard order; the GPU runs a micro-batch whole and says so when shards > 1).
+  virtual void train_begin(const AdamWConfig& adamw, int shards) = 0;
+  // One of `accum` micro-batches of a step: forward, next-token loss (gradient scale·∂Σ/∂logits; loss reported
+  // × scale), the router aux losses with the run's coefficients lb, z shared among the micro-batches (and shards),
+  // backward ADDED into the gradients. in, tg: [B, S].
+  virtual TrainLosses train_micro_batch(const int32_t* in, const int32_t* tg, int B, int S, double scale, double lb,
+                                        double z, int accum) = 0;
+  virtual double clip_gradients(double max_norm) = 0;  // global L2 norm before clipping (max_norm ≤ 0: no clipping)
+  virtual void optimizer_step(double lr) = 0;
+  virtual void save_optimizer(const std::string& path) const = 0;
+  virtual void load_optimizer(const std::string& path) = 0;
+};
+
+std::unique_ptr<Runner> make_runner(const ModelConfig& c, const RunnerOptions& o);
+
+// Makes runners of any config on one device (e.g. for test-time adaptation, whose config adds LoRA adapters).
+using RunnerFactory = std::function<std::unique_ptr<Runner>(const ModelConfig&)>;
+RunnerFactory runner_factory(const RunnerOptions& o);
+
+// The MoE-kernel choice of a GPU runner: `model_not_fused` and `routing_not_fused` say why the fused kernels cannot
+// run ("" when they can). auto → fused when both are empty; fused → fused, or an Error naming the reason; host →
+// host. Logs the choice (and auto's reason for falling back). Returns true for fused.
+bool choose_moe_kernels(const std::string& moe_kernels, const std::string& model_not_fused,
+                        const std::string& routing_not_fused);
+
+}  // namespace wattmoe

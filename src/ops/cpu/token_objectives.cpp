@@ -1,0 +1,126 @@
+#include "ops/token_objectives.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/error.h"
+
+namespace wattmoe {
+
+namespace {
+
+// log-softmax of one row into lp (double); returns the row's entropy.
+template <class T>
+double row_log_softmax(const T* x, int64_t V, std::vector<double>& lp) {
+  lp.resize(size_t(V));
+  double mx = double(*std::max_element(x, x + V)), sum = 0;
+  for (int64_t j = 0; j < V; ++j) sum += std::exp(double(x[j]) - mx);
+  const double lse = mx + std::log(sum);
+  double h = 0;
+  for (int64_t j = 0; j < V; ++j) {
+    lp[size_t(j)] = double(x[j]) - lse;
+    h -= std::exp(lp[size_t(j)]) * lp[size_t(j)];
+  }
+  return h;
+}
+
+}  // namespace
+
+double default_entropy_gate(int64_t V) { return 0.4 * std::log(double(V)); }
+
+template <class T>
+double next_token_nll(const T* logits, const int32_t* targets, int64_t rows, int64_t V, double weight, T* dlogits) {
+  int64_t scored = 0;
+  for (int64_t i = 0; i < rows; ++i) scored += targets[i] >= 0 ? 1 : 0;
+  if (scored == 0) return 0;
+  const double scale = weight / double(scored);
+  std::vector<double> lp;
+  double total = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const int32_t y = targets[i];
+    if (y < 0) continue;
+    WATTMOE_CHECK(y < V, "target {} >= vocab {}", y, V);
+    row_log_softmax(logits + i * V, V, lp);
+    total -= lp[size_t(y)];
+    if (!dlogits) continue;
+    T* d = dlogits + i * V;
+    for (int64_t j = 0; j < V; ++j) d[j] += T(scale * std::exp(lp[size_t(j)]));
+    d[y] -= T(scale);
+  }
+  return total / double(scored);
+}
+
+template <class T>
+double mean_entropy(const T* logits, int64_t rows, int64_t V) {
+  if (rows == 0) return 0;
+  std::vector<double> lp;
+  double total = 0;
+  for (int64_t i = 0; i < rows; ++i) total += row_log_softmax(logits + i * V, V, lp);
+  return total / double(rows);
+}
+
+template <class T>
+std::vector<double> gate_weights(const T* logits, int64_t rows, int64_t V, double gate, int64_t* kept) {
+  WATTMOE_REQUIRE(gate > 0 && std::isfinite(gate), "entropy_gate must be a finite number of nats > 0, got {}", gate);
+  // w_i ∝ exp(gate − H_i) normalised to sum 1, i.e. ∝ exp(H_min − H_i): computed from the smallest kept entropy so a
+  // huge gate (no gating) cannot overflow.
+  std::vector<double> w(static_cast<size_t>(rows), 0.0), h(static_cast<size_t>(rows)), lp;
+  double hmin = std::numeric_limits<double>::infinity();
+  for (int64_t i = 0; i < rows; ++i) {
+    h[size_t(i)] = row_log_softmax(logits + i * V, V, lp);
+    if (h[size_t(i)] <= gate) hmin = std::min(hmin, h[size_t(i)]);
+  }
+  double sum = 0;
+  int64_t n = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    if (h[size_t(i)] > gate) continue;
+    w[size_t(i)] = std::exp(hmin - h[size_t(i)]);
+    sum += w[size_t(i)];
+    ++n;
+  }
+  if (sum > 0)
+    for (double& x : w) x /= sum;
+  if (kept) *kept = n;
+  return w;
+}
+
+template <class T>
+double weighted_entropy(const T* logits, int64_t rows, int64_t V, const std::vector<double>& w, double weight,
+                        T* dlogits) {
+  WATTMOE_CHECK(int64_t(w.size()) == rows);
+  std::vector<double> lp;
+  double total = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const double wi = w[size_t(i)];
+    if (wi == 0) continue;
+    const double h = row_log_softmax(logits + i * V, V, lp);
+    total += wi * h;
+    if (!dlogits) continue;
+    // ∂H/∂x_j = −p_j (log p_j + H)
+    T* d = dlogits + i * V;
+    for (int64_t j = 0; j < V; ++j) d[j] += T(-weight * wi * std::exp(lp[size_t(j)]) * (lp[size_t(j)] + h));
+  }
+  return total;
+}
+
+template <class T>
+double gated_entropy(const T* logits, int64_t rows, int64_t V, double gate, double weight, T* dlogits,
+                     double* kept_fraction) {
+  int64_t kept = 0;
+  const std::vector<double> w = gate_weights(logits, rows, V, gate, &kept);
+  if (kept_fraction) *kept_fraction = rows ? double(kept) / double(rows) : 0;
+  return kept ? weighted_entropy(logits, rows, V, w, weight, dlogits) : 0.0;
+}
+
+#define WATTMOE_INSTANTIATE(T)                                                                                   \
+  template double next_token_nll<T>(const T*, const int32_t*, int64_t, int64_t, double, T*);                   \
+  template double mean_entropy<T>(const T*, int64_t, int64_t);                                                 \
+  template std::vector<double> gate_weights<T>(const T*, int64_t, int64_t, double, int64_t*);                  \
+  template double weighted_entropy<T>(const T*, int64_t, int64_t, const std::vector<double>&, double, T*);     \
+  template double gated_entropy<T>(const T*, int64_t, int64_t, double, double, T*, double*);
+WATTMOE_INSTANTIATE(float)
+WATTMOE_INSTANTIATE(double)
+#undef WATTMOE_INSTANTIATE
+
+}  // namespace wattmoe

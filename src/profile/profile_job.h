@@ -1,0 +1,26 @@
+// The profiling job behind `wattmoe profile`, as library code: every block of a model (profile/model_blocks.h:
+// attention, router, each routed expert, the shared expert) run on the CPU or the GPU with a real sensor (RAPL, NVML)
+// or priced by the simulated GPU, J = a + b·tokens fitted per block (energy/profiler.h), the cost table written, and
+// optionally the analytic model's hardware coefficients fitted and the full MoE layer checked (GPU). Options are
+// plain data with their defaults here; errors name the option as the command line spells it.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace wattmoe {
+
+struct ProfileJob {
+  std::string model, config, device = "cpu", sensor, out, token_counts, sim_params, check_layer;
+  uint64_t seed = 0;
+  bool random_init = false;  // profile config's shape with random weights from seed (no checkpoint)
+  int max_tokens = 0;
+  double min_window_s = 0.5, idle_s = -1, settle_s = 0.25;
+  int repeats = 3, warmup = 2, graph_calls = 16;
+  bool fit_hardware = false;
+  std::string command;  // the command line as run, for the table's "command" field
+};
+
+// Validates, profiles, writes `out` (and `check_layer`), and prints a summary table on stdout.
+void run_profile_job(const ProfileJob& a);
+
+}  // namespace wattmoe
