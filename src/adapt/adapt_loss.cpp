@@ -26,7 +26,7 @@ void validate_objective_weights(const ObjectiveWeights& w) {
 
 template <class T>
 LossComponents adapt_loss_terms(const T* logits, int64_t N, int64_t V, const RouterViews<T>& router,
-                                const int32_t* targets, const ObjectiveWeights& w, const LayerCosts* costs,
+                                const int32_t* targets, const ObjectiveWeights& w, const EnergyCosts* costs,
                                 std::vector<T>& dlogits) {
   WATTMOE_CHECK(logits || (w.nll == 0 && w.entropy == 0), "token objectives without logits");
   if (logits) dlogits.assign(size_t(N * V), T(0));
@@ -51,7 +51,7 @@ LossComponents adapt_loss_terms(const T* logits, int64_t N, int64_t V, const Rou
   return r;
 }
 
-LossComponents adapt_loss(Runner& run, const int32_t* targets, const ObjectiveWeights& w, const LayerCosts* costs) {
+LossComponents adapt_loss(Runner& run, const int32_t* targets, const ObjectiveWeights& w, const EnergyCosts* costs) {
   const ModelConfig& c = run.config();
   const int64_t N = run.tokens(), V = c.vocab_size;
   WATTMOE_CHECK(N > 0, "loss before forward");
@@ -74,10 +74,10 @@ LossComponents adapt_loss(Runner& run, const int32_t* targets, const ObjectiveWe
 }
 
 template LossComponents adapt_loss_terms<float>(const float*, int64_t, int64_t, const RouterViews<float>&,
-                                                const int32_t*, const ObjectiveWeights&, const LayerCosts*,
+                                                const int32_t*, const ObjectiveWeights&, const EnergyCosts*,
                                                 std::vector<float>&);
 template LossComponents adapt_loss_terms<double>(const double*, int64_t, int64_t, const RouterViews<double>&,
-                                                 const int32_t*, const ObjectiveWeights&, const LayerCosts*,
+                                                 const int32_t*, const ObjectiveWeights&, const EnergyCosts*,
                                                  std::vector<double>&);
 
 }  // namespace wattmoe

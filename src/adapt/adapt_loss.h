@@ -18,7 +18,7 @@ namespace wattmoe {
 struct ObjectiveWeights {
   double nll = 1.0;            // next-token NLL on revealed tokens
   double entropy = 0;          // TENT/EATA gated entropy of the next-token distribution
-  double energy = 0;           // expected expert energy (needs per-layer expert costs)
+  double energy = 0;           // expected expert energy (needs expert costs: EnergyCosts)
   double router_entropy = 0;   // router distribution entropy
   double load_balance = 0, z = 0;
   double anchor = 0;           // L2 pull toward the source weights
@@ -38,13 +38,13 @@ struct LossComponents {  // unweighted values; total = Σ weight × value
 // (< 0 skips a row); costs: needed when w.energy > 0. Any T (double for gradient checks).
 template <class T>
 LossComponents adapt_loss_terms(const T* logits, int64_t N, int64_t V, const RouterViews<T>& router,
-                                const int32_t* targets, const ObjectiveWeights& w, const LayerCosts* costs,
+                                const int32_t* targets, const ObjectiveWeights& w, const EnergyCosts* costs,
                                 std::vector<T>& dlogits);
 
 // The objective over a runner's last forward (model/runner.h), leaving its gradient seeds in the runner for the next
 // backward: the router terms on the host views; the token terms on the host when the runner keeps its logits there or
 // the entropy objective needs them (then ∂L/∂logits goes up), else the next-token loss where the logits are (no
 // [N, V] array crosses the bus).
-LossComponents adapt_loss(Runner& run, const int32_t* targets, const ObjectiveWeights& w, const LayerCosts* costs);
+LossComponents adapt_loss(Runner& run, const int32_t* targets, const ObjectiveWeights& w, const EnergyCosts* costs);
 
 }  // namespace wattmoe

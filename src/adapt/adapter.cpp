@@ -40,9 +40,9 @@ void validate_adapter_config(const AdapterConfig& c, const ModelConfig& base) {
   if (c.objective.energy > 0) {
     WATTMOE_REQUIRE(!c.expert_costs.empty(), "the energy objective (weight {}) needs expert costs",
                     c.objective.energy);
-    validate_layer_costs(c.expert_costs, base.num_layers, base.num_experts);
+    validate_energy_costs(c.expert_costs, base.num_layers, base.num_experts);
   } else if (!c.expert_costs.empty()) {
-    validate_layer_costs(c.expert_costs, base.num_layers, base.num_experts);
+    validate_energy_costs(c.expert_costs, base.num_layers, base.num_experts);
   }
   validate_triggers(c.triggers);
   validate_page_hinkley(c.drift.test);
@@ -95,8 +95,8 @@ WindowScore TestTimeAdapter::score(const float* weights, const int32_t* ids, int
 
 double TestTimeAdapter::mean_nll(const int32_t* targets) { return net_->next_token_loss(targets, 0, false); }
 
-void TestTimeAdapter::set_expert_costs(LayerCosts costs) {
-  validate_layer_costs(costs, net_->config().num_layers, net_->config().num_experts);
+void TestTimeAdapter::set_expert_costs(EnergyCosts costs) {
+  validate_energy_costs(costs, net_->config().num_layers, net_->config().num_experts);
   cfg_.expert_costs = std::move(costs);
 }
 
@@ -118,7 +118,7 @@ LossComponents TestTimeAdapter::adapt_steps(const int32_t* ids, int S, bool acts
   const int32_t* targets = batched ? batch.targets.data() : ids + 1;
   const int B = batched ? batch.B : 1;
   if (batched) acts_ready = false;
-  const LayerCosts* costs = cfg_.expert_costs.empty() ? nullptr : &cfg_.expert_costs;
+  const EnergyCosts* costs = cfg_.expert_costs.empty() ? nullptr : &cfg_.expert_costs;
   LossComponents first;
   for (int step = 0; step < cfg_.steps_per_window; ++step) {
     if (step > 0 || !acts_ready) {

@@ -68,7 +68,7 @@ struct AdapterConfig {
   int steps_per_window = 1;      // ≥ 1
   int replay = 1;                // ≥ 1: windows per adaptation batch (this one + the last replay−1 revealed ones)
   ObjectiveWeights objective;
-  LayerCosts expert_costs;       // per-token expert costs for the energy objective (adapt/router_objectives.h)
+  EnergyCosts expert_costs;      // the energy objective's per-layer ExpertCosts and tokens per step (router_objectives.h)
   TriggerConfig triggers{.always = true};
   DriftConfig drift;
   CollapseGuardConfig guard;
@@ -123,7 +123,7 @@ class TestTimeAdapter {
   LossComponents adapt_on(const int32_t* ids, int S);
 
   void reset();  // θ ← θ₀, fresh optimizer state, teacher ← θ₀ (the replay buffer keeps its revealed windows)
-  void set_expert_costs(LayerCosts costs);  // validated; used by the energy objective from the next step on
+  void set_expert_costs(EnergyCosts costs);  // validated; used by the energy objective from the next step on
 
   Runner& runner() { return *net_; }  // the network (routing and observer are set here)
   const ModelConfig& model_config() const { return net_->config(); }

@@ -7,27 +7,23 @@
 
 namespace wattmoe {
 
-void validate_layer_costs(const LayerCosts& costs, int num_layers, int E) {
-  WATTMOE_REQUIRE(costs.size() == 1 || int(costs.size()) == num_layers,
+void validate_energy_costs(const EnergyCosts& costs, int num_layers, int E) {
+  const std::vector<ExpertCosts>& c = costs.layers;
+  WATTMOE_REQUIRE(c.size() == 1 || int(c.size()) == num_layers,
                   "expert costs: expected one row per layer ({}) or one row for all layers, got {} rows", num_layers,
-                  costs.size());
-  for (size_t l = 0; l < costs.size(); ++l) {
-    WATTMOE_REQUIRE(int(costs[l].size()) == E, "expert costs row {}: expected {} experts, got {}", l, E,
-                    costs[l].size());
-    for (size_t e = 0; e < costs[l].size(); ++e)
-      WATTMOE_REQUIRE(std::isfinite(costs[l][e]) && costs[l][e] >= 0,
-                      "expert costs row {} expert {}: expected a finite cost >= 0, got {}", l, e, costs[l][e]);
+                  c.size());
+  WATTMOE_REQUIRE(costs.tokens_per_step >= 1, "expert costs: tokens_per_step = {}: expected >= 1",
+                  costs.tokens_per_step);
+  for (size_t l = 0; l < c.size(); ++l) {
+    WATTMOE_REQUIRE(int(c[l].fixed.size()) == E && int(c[l].per_token.size()) == E,
+                    "expert costs row {}: expected {} experts, got {} fixed and {} per-token costs", l, E,
+                    c[l].fixed.size(), c[l].per_token.size());
+    validate_costs(c[l], E, true);  // finite and >= 0
   }
 }
 
-LayerCosts layer_costs_from(const std::vector<ExpertCosts>& costs, int64_t n) {
-  LayerCosts out;
-  for (const ExpertCosts& c : costs) out.push_back(per_token_cost(c, n));
-  return out;
-}
-
 template <class T>
-double expected_expert_energy(const RouterViews<T>& v, const LayerCosts& costs, double weight) {
+double expected_expert_energy(const RouterViews<T>& v, const EnergyCosts& costs, double weight) {
   const int L = v.moe_layers();
   const int64_t N = v.tokens, E = v.experts;
   if (L == 0 || N == 0) return 0;
@@ -36,7 +32,8 @@ double expected_expert_energy(const RouterViews<T>& v, const LayerCosts& costs, 
   for (size_t l = 0; l < v.layers.size(); ++l) {
     const RouterView<T>& a = v.layers[l];
     if (!a.moe()) continue;
-    const std::vector<double>& c = costs.size() == 1 ? costs[0] : costs.at(l);
+    const std::vector<double> c =
+        per_token_cost(costs.layers.size() == 1 ? costs.layers[0] : costs.layers.at(l), costs.tokens_per_step);
     WATTMOE_CHECK(int64_t(c.size()) == E);
     double mean = 0;
     for (double x : c) mean += x / double(E);
@@ -88,8 +85,8 @@ double router_entropy(const RouterViews<T>& v, double weight) {
   return total / denom;
 }
 
-template double expected_expert_energy<float>(const RouterViews<float>&, const LayerCosts&, double);
-template double expected_expert_energy<double>(const RouterViews<double>&, const LayerCosts&, double);
+template double expected_expert_energy<float>(const RouterViews<float>&, const EnergyCosts&, double);
+template double expected_expert_energy<double>(const RouterViews<double>&, const EnergyCosts&, double);
 template double router_entropy<float>(const RouterViews<float>&, double);
 template double router_entropy<double>(const RouterViews<double>&, double);
 

@@ -21,7 +21,7 @@ PolicyKnobs ControlDecision::knobs_for_layer(int layer) const {
   if (layer_masks.empty()) return k;
   WATTMOE_REQUIRE(
       layer >= 0 && layer < int(layer_masks.size()),
-      "control decision: layer {} has no expert mask: the ladder's layer_expert_costs cover {} layers", layer,
+      "control decision: layer {} has no expert mask: the ladder's layer_costs cover {} layers", layer,
       layer_masks.size());
   k.mask = layer_masks[size_t(layer)];
   return k;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <utility>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -42,14 +43,17 @@ void validate(const LadderConfig& c, int E, const std::string& where) {
   WATTMOE_REQUIRE(c.max_masked >= -1 && c.max_masked <= E - 1,
                   "{}: max_masked = {}: expected 0..E-1 = {} (never all experts), or -1 for E/2", where,
                   c.max_masked, E - 1);
-  for (size_t l = 0; l < c.layer_expert_costs.size(); ++l) {
-    const auto& v = c.layer_expert_costs[l];
-    WATTMOE_REQUIRE(int64_t(v.size()) == E,
-                    "{}: layer_expert_costs[{}] has {} entries: expected one per expert (E = {})", where, l,
-                    v.size(), E);
-    for (size_t e = 0; e < v.size(); ++e)
-      WATTMOE_REQUIRE(std::isfinite(v[e]) && v[e] >= 0,
-                      "{}: layer_expert_costs[{}][{}] = {}: expected finite >= 0", where, l, e, v[e]);
+  WATTMOE_REQUIRE(c.tokens_per_step >= 1, "{}: tokens_per_step = {}: expected >= 1", where, c.tokens_per_step);
+  for (size_t l = 0; l < c.layer_costs.size(); ++l) {
+    for (const auto& [name, v] : {std::pair{"fixed", &c.layer_costs[l].fixed},
+                                  std::pair{"per_token", &c.layer_costs[l].per_token}}) {
+      WATTMOE_REQUIRE(int64_t(v->size()) == E,
+                      "{}: layer_costs[{}].{} has {} entries: expected one per expert (E = {})", where, l, name,
+                      v->size(), E);
+      for (size_t e = 0; e < v->size(); ++e)
+        WATTMOE_REQUIRE(std::isfinite((*v)[e]) && (*v)[e] >= 0,
+                        "{}: layer_costs[{}].{}[{}] = {}: expected finite >= 0", where, l, name, e, (*v)[e]);
+    }
   }
   for (size_t i = 0; i < c.batch_scales.size(); ++i) {
     const double s = c.batch_scales[i];
@@ -66,8 +70,9 @@ DegradationLadder::DegradationLadder(LadderConfig c, int num_experts) : c_(std::
   if (!c_.enabled) return;
   if (c_.top1) levels_.push_back({1, 0, 1.0});
   int deepest = 0;
-  if (!c_.layer_expert_costs.empty()) {
-    for (const auto& costs : c_.layer_expert_costs) {
+  if (!c_.layer_costs.empty()) {
+    for (const ExpertCosts& layer : c_.layer_costs) {
+      const std::vector<double> costs = per_token_cost(layer, c_.tokens_per_step);
       std::vector<int> idx(static_cast<size_t>(E_));
       std::iota(idx.begin(), idx.end(), 0);
       std::stable_sort(idx.begin(), idx.end(),

@@ -4,7 +4,8 @@
 //   rung 1  top-1 routing
 //   rung 2  top-1 with the most expensive experts masked, one more expert per level (1, 2, …, max_masked;
 //   never
-//           all): per layer, experts in descending cost, ties toward the lower index (layer_expert_costs)
+//           all): per layer, experts in descending cost c_e = a_e / n + b_e (core/expert_costs.h
+//           per_token_cost of layer_costs[l] at n = tokens_per_step), ties toward the lower index
 //   rung 3  rung 2's deepest mask (or top-1 without costs) with smaller batches: batch_scales (½, then ¼)
 // Levels number these positions 0, 1, 2, …; a move is always one level.
 //
@@ -24,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "core/expert_costs.h"
+
 namespace wattmoe {
 
 struct LadderConfig {
@@ -34,8 +37,8 @@ struct LadderConfig {
   double climb_margin = 0.02;  // in [0, 0.5): predicted level above must be this far under the target
   bool top1 = true;            // include rung 1
   int max_masked = -1;         // rung 2 depth; -1 = E/2; in [0, E−1]
-  std::vector<std::vector<double>>
-      layer_expert_costs;                          // [layers][E], finite ≥ 0, any unit; empty = no rung 2
+  std::vector<ExpertCosts> layer_costs;  // [layers], E entries each, finite ≥ 0 (energy/'s); empty = no rung 2
+  int64_t tokens_per_step = 1;           // ≥ 1: n of the ranking's a_e / n + b_e
   std::vector<double> batch_scales = {0.5, 0.25};  // rung 3, strictly decreasing, each in (0, 1)
 };
 

@@ -21,22 +21,20 @@ double CostModel::seconds(int layer, int expert, double tokens) const {
   return expert_cost(layer, expert, tokens).seconds.at(tokens);
 }
 
-RoutingCosts CostModel::routing_costs(int layer, double tokens) const {
+ExpertCosts CostModel::routing_costs(int layer, double tokens) const {
   WATTMOE_REQUIRE(layer >= 0 && layer < num_layers(), "cost model {}: layer {} out of range [0, {})", name(), layer,
                   num_layers());
   const double t = std::max(tokens, 1.0);
-  RoutingCosts rc;
+  ExpertCosts c;
   const int n = num_experts(layer);
-  rc.activation_j.resize(n);
-  rc.marginal_j.resize(n);
-  rc.per_token_j.resize(n);
+  c.fixed.resize(n);
+  c.per_token.resize(n);
   for (int e = 0; e < n; ++e) {
     const LinearCost j = expert_cost(layer, e, t).joules;
-    rc.activation_j[e] = float(j.a);
-    rc.marginal_j[e] = float(j.b);
-    rc.per_token_j[e] = float(j.b + j.a / t);
+    c.fixed[e] = float(j.a);
+    c.per_token[e] = float(j.b);
   }
-  return rc;
+  return c;
 }
 
 double CostModel::layer_joules(int layer, const std::vector<int>& counts) const {

@@ -4,10 +4,13 @@
 // and the same form for seconds. A model that is not linear (the roofline) returns the tangent at the token
 // count asked for. Two sources implement this: AnalyticCostModel (FLOPs and bytes) and ProfiledCostModel
 // (a measured table).
-// Routing receives plain vectors (RoutingCosts); moe/ never sees this class.
+// Routing receives plain vectors: routing_costs() produces the ExpertCosts (core/expert_costs.h) that moe/, adapt/
+// and control/ read; moe/ never sees this class.
 #pragma once
 #include <string>
 #include <vector>
+
+#include "core/expert_costs.h"
 
 namespace wattmoe {
 
@@ -21,14 +24,6 @@ struct ExpertCost {
   double spread = 0;  // relative standard deviation of measurements (0 when not measured)
 };
 
-// What a layer's experts cost at a given token count, as the routing policies consume it (ARCHITECTURE.md:
-// policies must see the step, so the fixed activation cost is handed over separately).
-struct RoutingCosts {
-  std::vector<float> activation_j;  // a_e: paid once in the step if expert e gets any token
-  std::vector<float> marginal_j;    // b_e: per (token, expert) pair
-  std::vector<float> per_token_j;   // b_e + a_e / tokens: the step's cost per token if `tokens` tokens go to e
-};
-
 class CostModel {
  public:
   virtual ~CostModel() = default;
@@ -40,7 +35,10 @@ class CostModel {
 
   double joules(int layer, int expert, double tokens) const;
   double seconds(int layer, int expert, double tokens) const;
-  RoutingCosts routing_costs(int layer, double tokens) const;
+  // What the layer's experts cost for routing, from the linear form at `tokens` tokens per step (< 1 taken as 1):
+  // fixed = a_e, per_token = b_e (joules, as float). Policies must see the step, so the fixed activation cost is
+  // handed over separately (ARCHITECTURE.md); per_token_cost(costs, n) gives a_e / n + b_e.
+  ExpertCosts routing_costs(int layer, double tokens) const;
   // Predicted energy / time of one layer step with counts[e] tokens on expert e (0 = not activated).
   double layer_joules(int layer, const std::vector<int>& counts) const;
   double layer_seconds(int layer, const std::vector<int>& counts) const;

@@ -63,7 +63,7 @@ AdapterConfig adapter_config(const TttOptions& a, const RoutingSetup& routing, d
   c.groups = parse_param_groups(a.groups);
   c.optim.kind = parse_adapt_optimizer(a.optimizer);
   if (a.entropy_gate > 0) c.objective.entropy_gate = a.entropy_gate;
-  if (c.objective.energy > 0) c.expert_costs = layer_costs_from(routing.layer_costs, int64_t(tokens_per_step));
+  if (c.objective.energy > 0) c.expert_costs = EnergyCosts{routing.layer_costs, int64_t(tokens_per_step)};
   c.triggers = parse_triggers(a);
   c.drift.enabled = c.triggers.on_drift || c.reset_on_drift;
   const SourceGuardConfig& g = c.source_guard;
@@ -86,17 +86,17 @@ ControllerConfig controller_config(const RunConfig& a, const ModelConfig& m, con
   // A real GPU's temperature is noisy at sub-second steps: fit the slope over a full window before extrapolating.
   if (a.plant.name == "cuda") c.thermal.min_fit_span_s = 0.8 * c.thermal.slope_window_s;
   c.ladder.enabled = b.ladder;
-  // The mask rung prunes the most expensive experts; when every expert costs the same there is nothing to gain
-  // from it but lost quality, so the ladder goes from top-1 straight to smaller batches.
+  // The mask rung prunes the most expensive experts, ranked by a_e + b_e (tokens_per_step 1: a whole step's fixed
+  // cost plus one pair); when every expert costs the same there is nothing to gain from it but lost quality, so the
+  // ladder goes from top-1 straight to smaller batches.
+  c.ladder.layer_costs = routing.layer_costs;
+  c.ladder.tokens_per_step = 1;
   bool uniform = true;
-  for (int l = 0; l < m.num_layers; ++l) {
-    std::vector<double> costs;
-    for (size_t e = 0; e < routing.layer_costs[l].per_token.size(); ++e)
-      costs.push_back(double(routing.layer_costs[l].fixed[e]) + routing.layer_costs[l].per_token[e]);
+  for (const ExpertCosts& layer : c.ladder.layer_costs) {
+    const std::vector<double> costs = per_token_cost(layer, c.ladder.tokens_per_step);
     for (double x : costs) uniform = uniform && x == costs.front();
-    c.ladder.layer_expert_costs.push_back(costs);
   }
-  if (uniform) c.ladder.layer_expert_costs.clear();
+  if (uniform) c.ladder.layer_costs.clear();
   validate(c);
   return c;
 }

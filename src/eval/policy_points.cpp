@@ -307,8 +307,7 @@ RoutingSpec point_spec(const PolicyPoint& p, const ModelConfig& c, const std::ve
       for (int l = 0; l < c.num_layers; ++l) {
         ExpertCosts ec;
         if (c.is_moe_layer(l)) {
-          const RoutingCosts rc = m->routing_costs(l, std::max(1.0, tokens_per_step));
-          ec.fixed = rc.activation_j, ec.per_token = rc.marginal_j;
+          ec = m->routing_costs(l, std::max(1.0, tokens_per_step));
         } else {
           ec.fixed.assign(size_t(E), 0.f), ec.per_token.assign(size_t(E), 0.f);
         }

@@ -21,7 +21,7 @@
 
 #include "eval/step_work.h"
 #include "model/runner.h"
-#include "train/data.h"
+#include "text/token_stream.h"
 
 namespace wattmoe {
 

@@ -65,8 +65,7 @@ RoutingSetup make_routing(const RoutingOptions& a, const ModelConfig& c, double 
   for (int l = 0; l < c.num_layers; ++l) {
     ExpertCosts ec;
     if (c.is_moe_layer(l)) {
-      const RoutingCosts rc = r.cost_model->routing_costs(l, tokens_per_step);
-      ec.fixed = rc.activation_j, ec.per_token = rc.marginal_j;
+      ec = r.cost_model->routing_costs(l, tokens_per_step);
     } else {
       ec.fixed.assign(size_t(c.num_experts), 0.f), ec.per_token.assign(size_t(c.num_experts), 0.f);
     }
@@ -82,12 +81,7 @@ RoutingSpec RoutingSetup::spec() const {
 }
 
 RoutingObserver RoutingSetup::observer(std::shared_ptr<RoutingEnergyTally> tally) const {
-  std::vector<ExpertCosts> priced = layer_costs;
-  for (ExpertCosts& c : priced)
-    for (float& a : c.fixed) a = float(a * tally_fixed_share);
-  return [costs = std::move(priced), tally](int layer, const Routing& r) {
-    tally->add(layer, r, costs.size() == 1 ? costs[0] : costs.at(size_t(layer)));
-  };
+  return tally_observer(layer_costs, tally_fixed_share, std::move(tally));
 }
 
 Json knobs_json(const PolicyKnobs& k) {

@@ -38,19 +38,6 @@ void validate_knobs(const PolicyKnobs& kn, int E, int model_k) {
   }
 }
 
-void validate_costs(const ExpertCosts& c, int E, bool required) {
-  if (!required && c.fixed.empty() && c.per_token.empty()) return;
-  auto check = [E](const std::vector<float>& v, const char* what, const char* unit) {
-    WATTMOE_REQUIRE(int64_t(v.size()) == E, "expert costs: {} ({}) has {} entries: expected one per expert (E = {})",
-                    what, unit, v.size(), E);
-    for (size_t e = 0; e < v.size(); ++e)
-      WATTMOE_REQUIRE(std::isfinite(v[e]) && v[e] >= 0.f,
-                      "expert costs: {}[{}] = {}: expected a finite number of joules >= 0 ({})", what, e, v[e], unit);
-  };
-  check(c.fixed, "fixed", "a_e, J per step if the expert is activated");
-  check(c.per_token, "per_token", "b_e, J per (token, expert) pair");
-}
-
 int resolved_k_max(const PolicyKnobs& kn, int model_k) { return kn.k_max > 0 ? kn.k_max : model_k; }
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -68,15 +55,6 @@ double routing_energy(const Routing& r, const ExpertCosts& c) {
   for (int e = 0; e < r.experts; ++e)
     if (active[size_t(e)]) j += c.fixed[size_t(e)];
   return j;
-}
-
-std::vector<double> per_token_cost(const ExpertCosts& c, int64_t n) {
-  WATTMOE_REQUIRE(n >= 1, "per_token_cost: n = {} tokens: expected n >= 1", n);
-  WATTMOE_REQUIRE(c.fixed.size() == c.per_token.size(), "expert costs: fixed has {} entries, per_token {}: expected equal",
-                  c.fixed.size(), c.per_token.size());
-  std::vector<double> out(c.fixed.size());
-  for (size_t e = 0; e < out.size(); ++e) out[e] = double(c.fixed[e]) / double(n) + double(c.per_token[e]);
-  return out;
 }
 
 template <class T>
@@ -353,6 +331,16 @@ void RoutingEnergyTally::add(int layer, const Routing& r, const ExpertCosts& c) 
   joules[size_t(layer)] += routing_energy(r, c);
   tokens[size_t(layer)] += r.tokens;
   for (int32_t cnt : r.counts) pairs[size_t(layer)] += cnt;
+}
+
+RoutingObserver tally_observer(std::vector<ExpertCosts> layer_costs, double fixed_share,
+                               std::shared_ptr<RoutingEnergyTally> tally) {
+  WATTMOE_REQUIRE(tally && !layer_costs.empty(), "tally_observer: needs costs and a tally");
+  for (ExpertCosts& c : layer_costs)
+    for (float& a : c.fixed) a = float(a * fixed_share);
+  return [costs = std::move(layer_costs), tally = std::move(tally)](int layer, const Routing& r) {
+    tally->add(layer, r, costs.size() == 1 ? costs[0] : costs.at(size_t(layer)));
+  };
 }
 
 double RoutingEnergyTally::total_joules() const {

@@ -6,7 +6,8 @@
 //   Σ_{experts e activated in the step} a_e  +  Σ_{(token, expert) pairs} b_e
 // a_e (ExpertCosts::fixed) is paid once per step if any token uses e (weights read, launches); b_e
 // (ExpertCosts::per_token) is the marginal cost of one (token, expert) pair. moe/ knows no sensor: the costs arrive
-// as plain vectors in joules from whoever measured them.
+// as plain vectors in joules (core/expert_costs.h: ExpertCosts, validate_costs, per_token_cost) from whoever
+// measured them.
 //
 // Slots: Routing::k is the largest number of experts any token may take, K = knobs.k_max (or the model's k when
 // k_max = 0). Each token's experts are in descending router-probability order (descending score for `cost`), and
@@ -40,15 +41,10 @@
 #include <string>
 #include <vector>
 
+#include "core/expert_costs.h"
 #include "moe/routing.h"
 
 namespace wattmoe {
-
-// One layer's expert costs in joules; both vectors have one entry per expert, finite and ≥ 0.
-struct ExpertCosts {
-  std::vector<float> fixed;      // a_e: per step, if the expert is activated at all
-  std::vector<float> per_token;  // b_e: per (token, expert) pair
-};
 
 // The Controller's knobs. Each policy reads the ones its description above names; all are validated every call.
 struct PolicyKnobs {
@@ -64,9 +60,6 @@ struct PolicyKnobs {
 
 // Throws wattmoe::Error naming the knob and its valid range. model_k is the model's top-k (1..E).
 void validate_knobs(const PolicyKnobs& knobs, int E, int model_k);
-// Throws wattmoe::Error unless both vectors have E finite, non-negative entries. With required = false, two empty
-// vectors are accepted too (policies that do not price experts).
-void validate_costs(const ExpertCosts& costs, int E, bool required);
 // K: knobs.k_max, or model_k when k_max = 0.
 int resolved_k_max(const PolicyKnobs& knobs, int model_k);
 
@@ -90,11 +83,8 @@ const std::vector<std::string>& policy_names();
 // Σ_{activated e} a_e + Σ_{pairs} b_e of one layer-step (joules). Costs must have r.experts entries.
 double routing_energy(const Routing& r, const ExpertCosts& costs);
 
-// The per-token share of each expert's step cost at n tokens: c_e = a_e / n + b_e (joules), the price one unit of
-// routing mass pays.
-std::vector<double> per_token_cost(const ExpertCosts& costs, int64_t n);
-
-// Differentiable surrogate of the layer-step energy: Σ_t Σ_e p(e|t) · c_e with c_e = per_token_cost(costs, n), i.e.
+// Differentiable surrogate of the layer-step energy: Σ_t Σ_e p(e|t) · c_e with c_e = per_token_cost(costs, n)
+// (core/expert_costs.h), i.e.
 // the expected cost of one expert draw per token (multiply by k for k draws). ∂/∂p(e|t) = c_e.
 template <class T>
 double expected_expert_energy(const T* probs, int64_t n, int E, const ExpertCosts& costs);

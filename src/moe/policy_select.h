@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "moe/policy.h"
 #include "moe/routing.h"
+#include "moe/routing_spec.h"
 
 namespace wattmoe {
 
@@ -62,17 +63,13 @@ struct RoutingEnergyTally {
   double experts_per_token() const;  // mean over the layers that routed anything
 };
 
-// Wraps a selection callback: every layer-step's routing is priced with that layer's costs (layer_costs as in
-// make_policy_select: one per layer, or one for all) and added to `tally`.
-template <class T>
-PolicySelectFn<T> tally_routing_energy(PolicySelectFn<T> inner, std::vector<ExpertCosts> layer_costs,
-                                       std::shared_ptr<RoutingEnergyTally> tally) {
-  WATTMOE_REQUIRE(inner && tally && !layer_costs.empty(), "tally_routing_energy: needs a selection, costs and a tally");
-  return [inner = std::move(inner), costs = std::move(layer_costs), tally](int layer, const T* logits, const T* probs,
-                                                                            int64_t n, Routing& out) {
-    inner(layer, logits, probs, n, out);
-    tally->add(layer, out, costs.size() == 1 ? costs[0] : costs.at(size_t(layer)));
-  };
-}
+// The observer (moe/routing_spec.h RoutingObserver, which a runner calls after each forward whichever kernels routed)
+// that prices routing into `tally`: each layer-step by routing_energy with layer_costs[layer] (one per
+// model layer, or one for all), each expert's fixed cost a_e scaled by fixed_share — the share of a step's a_e the
+// tallied tokens carry: 1 when a forward pass is the whole step, 1/streams when each window stands for `streams`
+// windows routed alike in one step (wattmoe run). The only place that scaling is done. Error without a tally or
+// costs.
+RoutingObserver tally_observer(std::vector<ExpertCosts> layer_costs, double fixed_share,
+                               std::shared_ptr<RoutingEnergyTally> tally);
 
 }  // namespace wattmoe

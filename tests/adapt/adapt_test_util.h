@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../moe/model_gradcheck.h"
+#include "adapt/router_objectives.h"
 #include "adapt/window_score.h"
 #include "model/lora.h"
 #include "model/runner.h"
@@ -62,6 +63,15 @@ inline double central_difference(const std::function<double()>& f, double& x, do
   const double fm = f();
   x = x0;
   return (fp - fm) / (2 * h);
+}
+
+// Energy-objective costs with only per-pair costs b_e (a_e = 0), one row every layer shares: c_e = b_e whatever the
+// tokens per step.
+inline EnergyCosts per_pair_costs(std::vector<float> b) {
+  ExpertCosts c;
+  c.fixed.assign(b.size(), 0.f);
+  c.per_token = std::move(b);
+  return EnergyCosts{{std::move(c)}, 1};
 }
 
 }  // namespace wattmoe::test

@@ -151,7 +151,7 @@ TEST(AdaptAdapter, ExpertShareGuard) {
   AdapterConfig c;
   c.groups = parse_param_groups("router");
   c.objective.nll = 0, c.objective.energy = 1;
-  c.expert_costs = {{1.0, 50.0, 50.0, 50.0}};  // expert 0 is cheap: the energy objective herds tokens onto it
+  c.expert_costs = per_pair_costs({1, 50, 50, 50});  // expert 0 is cheap: the energy objective herds tokens onto it
   c.optim.lr = 5e3, c.optim.momentum = 0, c.optim.clip = 0;
   c.guard.max_expert_share = 0.45;  // top-2 of 4: one expert holds at most half the pairs
   TestTimeAdapter a(m.config, m.params.data(), c);
@@ -166,7 +166,7 @@ TEST(AdaptAdapter, EnergyObjectiveLowersExpectedCost) {
   AdapterConfig c;
   c.groups = parse_param_groups("router");
   c.objective.nll = 0, c.objective.energy = 1;
-  c.expert_costs = {{1.0, 2.0, 3.0, 4.0}};
+  c.expert_costs = per_pair_costs({1, 2, 3, 4});
   c.optim.lr = 5.0;
   TestTimeAdapter a(m.config, m.params.data(), c);
   const std::vector<int32_t> ids = random_ids(kS + 1, m.config.vocab_size, 29);
@@ -276,7 +276,7 @@ TEST(AdaptAdapter, BadConfigIsError) {
   expect([](AdapterConfig& c) { c.lora_rank = -2; }, "lora_rank");
   expect([](AdapterConfig& c) { c.steps_per_window = 0; }, "steps_per_window");
   expect([](AdapterConfig& c) { c.objective.energy = 1; }, "expert costs");
-  expect([](AdapterConfig& c) { c.objective.energy = 1, c.expert_costs = {{1, 2}}; }, "expected 4 experts");
+  expect([](AdapterConfig& c) { c.objective.energy = 1, c.expert_costs = per_pair_costs({1, 2}); }, "expected 4 experts");
   expect([](AdapterConfig& c) { c.triggers.on_drift = true; }, "drift.enabled");
   expect([](AdapterConfig& c) { c.reset_on_drift = true; }, "drift.enabled");
   expect([](AdapterConfig& c) { c.predict_with_teacher = true; }, "teacher");
@@ -294,7 +294,7 @@ TEST(AdaptAdapter, BadConfigIsError) {
     EXPECT_NE(std::string(e.what()).find("unknown group \"experts\""), std::string::npos);
   }
   TestTimeAdapter a(m.config, m.params.data(), AdapterConfig{});
-  EXPECT_THROW(a.set_expert_costs({{1, 2, 3}}), Error);
+  EXPECT_THROW(a.set_expert_costs(per_pair_costs({1, 2, 3})), Error);
   const std::vector<int32_t> bad = {1, 2, 999, 3};
   EXPECT_THROW(a.process(bad.data(), 3), Error);
   EXPECT_THROW(a.process(bad.data(), 0), Error);

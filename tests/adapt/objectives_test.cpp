@@ -169,19 +169,27 @@ void expect_router_gradient(RouterActs& ra, const std::function<double(const Rou
 
 TEST(AdaptObjectives, ExpectedExpertEnergyGradient) {
   RouterActs ra(5, 4, 3);
-  const LayerCosts costs = {{1.0, 2.0, 0.5, 4.0}, {9, 9, 9, 9}, {0.1, 0.3, 0.2, 0.05}};
-  validate_layer_costs(costs, 3, 4);
+  // Per layer: fixed costs at 2 tokens per step (per-token 1, 2, 0.5, 4), then per-pair costs.
+  const std::vector<float> zero(4, 0.f);
+  const EnergyCosts costs{{ExpertCosts{{2, 4, 1, 8}, zero}, ExpertCosts{zero, {9, 9, 9, 9}},
+                           ExpertCosts{zero, {0.1f, 0.3f, 0.2f, 0.05f}}},
+                          2};
+  validate_energy_costs(costs, 3, 4);
   expect_router_gradient(ra, [&](const RouterViews<double>& v, double w) { return expected_expert_energy(v, costs, w); });
   // Uniform costs normalise to 1: value 1, no gradient; zero costs: value 0.
   ra.refresh();
-  EXPECT_NEAR(expected_expert_energy(ra.views(), LayerCosts{{3, 3, 3, 3}}, 1.0), 1.0, 1e-12);
+  EXPECT_NEAR(expected_expert_energy(ra.views(), per_pair_costs({3, 3, 3, 3}), 1.0), 1.0, 1e-12);
   for (double e : ra.acts.layers[0].drouter) EXPECT_NEAR(e, 0.0, 1e-15);
-  EXPECT_EQ(expected_expert_energy(ra.views(), LayerCosts{{0, 0, 0, 0}}, 1.0), 0.0);
-  // ExpertCosts → per-token costs a/n + b.
-  const LayerCosts pt = layer_costs_from({ExpertCosts{{4, 0}, {1, 2}}}, 2);
-  ASSERT_EQ(pt.size(), 1u);
-  EXPECT_DOUBLE_EQ(pt[0][0], 3.0);
-  EXPECT_DOUBLE_EQ(pt[0][1], 2.0);
+  EXPECT_EQ(expected_expert_energy(ra.views(), per_pair_costs({0, 0, 0, 0}), 1.0), 0.0);
+  // ExpertCosts → per-token costs a/n + b; the objective prices with exactly those.
+  const ExpertCosts ab{{4, 0, 2, 6}, {1, 2, 0, 1}};
+  const std::vector<double> pt = per_token_cost(ab, 2);
+  ASSERT_EQ(pt.size(), 4u);
+  EXPECT_DOUBLE_EQ(pt[0], 3.0);
+  EXPECT_DOUBLE_EQ(pt[1], 2.0);
+  ra.refresh();
+  EXPECT_EQ(expected_expert_energy(ra.views(), EnergyCosts{{ab}, 2}, 0.0),
+            expected_expert_energy(ra.views(), per_pair_costs({3, 2, 1, 4}), 0.0));
 }
 
 TEST(AdaptObjectives, RouterEntropyGradient) {
@@ -232,9 +240,11 @@ void end_to_end_check(ModelConfig c) {
   const std::vector<int32_t> ids = random_ids(S + 1, c.vocab_size, 13);
   ObjectiveWeights w;
   w.nll = 1, w.energy = 0.5, w.router_entropy = 0.3, w.load_balance = 0.1, w.z = 0.01, w.anchor = 0.2;
-  LayerCosts costs(size_t(c.num_layers), std::vector<double>(size_t(c.num_experts)));
-  for (auto& row : costs)
-    for (double& x : row) x = 0.1 + rng.uniform();
+  EnergyCosts costs{std::vector<ExpertCosts>(size_t(c.num_layers)), 1};
+  for (ExpertCosts& row : costs.layers) {
+    row.fixed.assign(size_t(c.num_experts), 0.f);
+    for (int e = 0; e < c.num_experts; ++e) row.per_token.push_back(float(0.1 + rng.uniform()));
+  }
   Activations<double> acts;
   std::vector<double> dlogits;
   auto loss = [&](std::vector<int32_t>* route) {
@@ -319,9 +329,11 @@ TEST(AdaptObjectives, BadWeightsAndCostsAreErrors) {
   expect_error([&] { validate_objective_weights(w); }, "energy");
   std::vector<double> x(4, 0.0);
   expect_error([&] { gate_weights<double>(x.data(), 1, 4, 0.0); }, "entropy_gate");
-  expect_error([&] { validate_layer_costs({{1, 2}}, 2, 4); }, "expected 4 experts");
-  expect_error([&] { validate_layer_costs({{1, 2, 3, -1}}, 2, 4); }, ">= 0");
-  expect_error([&] { validate_layer_costs({{1, 2, 3, 4}, {1, 2, 3, 4}, {1, 2, 3, 4}}, 2, 4); }, "one row per layer");
+  expect_error([&] { validate_energy_costs(per_pair_costs({1, 2}), 2, 4); }, "expected 4 experts");
+  expect_error([&] { validate_energy_costs(per_pair_costs({1, 2, 3, -1}), 2, 4); }, ">= 0");
+  const ExpertCosts row = per_pair_costs({1, 2, 3, 4}).layers[0];
+  expect_error([&] { validate_energy_costs(EnergyCosts{{row, row, row}, 1}, 2, 4); }, "one row per layer");
+  expect_error([&] { validate_energy_costs(EnergyCosts{{row}, 0}, 2, 4); }, "tokens_per_step");
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// The Controller in closed loop with the simulated GPU (control/sim_plant.h, Mixtral-shaped model, 0.25 s
+// The Controller in closed loop with the simulated GPU (closed_loop_plant.h, Mixtral-shaped model, 0.25 s
 // steps, rung 0 spans ~466 W at u = 0 to ~303 W at u = 1), default gains (kp 0.2, ki 1.0, deadband 2 %).
 //
 // What is asserted (numbers measured on this plant, see the test bodies):
@@ -30,8 +30,8 @@ using control_test::run_loop;
 constexpr int kSettleSteps = 6;
 
 // The plant's experts/token curve per policy: linear, concave and convex (the loop gain varies 3× along u).
-SimPlantConfig plant_for(const std::string& policy) {
-  SimPlantConfig p = mixtral_plant();
+ClosedLoopPlantConfig plant_for(const std::string& policy) {
+  ClosedLoopPlantConfig p = mixtral_plant();
   if (policy == "top_p") p.effort_curve = {{0, 0}, {0.3, 0.6}, {1, 1}};
   if (policy == "skip") p.effort_curve = {{0, 0}, {0.6, 0.25}, {1, 1}};
   return p;
@@ -40,7 +40,7 @@ SimPlantConfig plant_for(const std::string& policy) {
 TEST(ControlLoop, PowerBudgetHeldThroughStepChanges) {
   for (const char* policy : {"cost", "top_p", "skip", "budget"}) {
     SCOPED_TRACE(policy);
-    SimPlant plant(plant_for(policy));
+    ClosedLoopPlant plant(plant_for(policy));
     Controller ctl(controller_for(plant.config(), policy, 420));
     const std::vector<std::pair<int, double>> phases = {{0, 420}, {60, 340}, {120, 440}, {180, 380}};
     const int steps = 240;
@@ -74,9 +74,9 @@ TEST(ControlLoop, PowerBudgetHeldThroughStepChanges) {
 }
 
 TEST(ControlLoop, NoisySensorDoesNotMakeTheKnobWander) {
-  SimPlantConfig pc = mixtral_plant();
+  ClosedLoopPlantConfig pc = mixtral_plant();
   pc.noise = 0.01;  // 1 % relative standard deviation, half the deadband
-  SimPlant plant(pc);
+  ClosedLoopPlant plant(pc);
   Controller ctl(controller_for(pc, "cost", 400));
   const int steps = 160;
   auto t = run_loop(ctl, plant, steps);
@@ -87,7 +87,7 @@ TEST(ControlLoop, NoisySensorDoesNotMakeTheKnobWander) {
 }
 
 TEST(ControlLoop, EnergyPerTokenBudgetHeld) {
-  SimPlant plant(mixtral_plant());
+  ClosedLoopPlant plant(mixtral_plant());
   ControllerConfig cc = controller_for(plant.config(), "cost", 0.022);
   cc.budget.measure = Measure::JoulesPerToken;
   Controller ctl(cc);
@@ -108,22 +108,22 @@ TEST(ControlLoop, EnergyPerTokenBudgetHeld) {
 }
 
 TEST(ControlLoop, DiscreteTopkSettlesWithoutChatter) {
-  SimPlantConfig pc = olmoe_plant();
+  ClosedLoopPlantConfig pc = olmoe_plant();
   // Power at each k, to place targets between levels.
   std::vector<double> level_w(size_t(pc.model_k + 1), 0);
   for (int k = 1; k <= pc.model_k; ++k) {
-    SimPlant probe(pc);
+    ClosedLoopPlant probe(pc);
     ControlDecision d;
     d.policy = "topk";
     d.knobs.k_max = k;
-    PlantStep s;
+    ClosedLoopStep s;
     for (int i = 0; i < 4; ++i) s = probe.step(d);
     level_w[size_t(k)] = s.power_w;
     std::printf("olmoe plant k=%d: %.1f W\n", k, s.power_w);
   }
   for (int k = 2; k <= pc.model_k; ++k) ASSERT_GT(level_w[size_t(k)], level_w[size_t(k - 1)]);
 
-  SimPlant plant(pc);
+  ClosedLoopPlant plant(pc);
   // Targets a third of the way between two levels.
   const double t1 = level_w[5] + (level_w[6] - level_w[5]) / 3,
                t2 = level_w[3] + (level_w[4] - level_w[3]) / 3,
@@ -163,7 +163,7 @@ TEST(ControlLoop, AntiWindupRecoversQuicklyAfterAnInfeasibleTarget) {
   int recovery[3] = {0, 0, 0};
   const AntiWindup modes[3] = {AntiWindup::Conditional, AntiWindup::BackCalculation, AntiWindup::None};
   for (int m = 0; m < 3; ++m) {
-    SimPlant plant(mixtral_plant());
+    ClosedLoopPlant plant(mixtral_plant());
     ControllerConfig cc = controller_for(plant.config(), "cost", 200);
     cc.ladder.enabled = false;
     cc.budget.anti_windup = modes[m];

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "control/controller.h"
-#include "control/sim_plant.h"
+#include "closed_loop_plant.h"
 #include "core/error.h"
 
 namespace wattmoe::control_test {
@@ -19,14 +19,14 @@ using wattmoe::test::error_of;
 
 // The default plant: Mixtral-shaped, 2 batches of 2048 tokens per 0.25 s step on the H100-like simulator. At
 // rung 0 it spans about 466 W (u = 0) to 303 W (u = 1), linear in u.
-inline SimPlantConfig mixtral_plant() {
-  return SimPlantConfig{};
+inline ClosedLoopPlantConfig mixtral_plant() {
+  return ClosedLoopPlantConfig{};
 }
 
 // OLMoE-shaped (16 layers, 64 experts of H = 2048, I = 1024, top-8): eight discrete k levels for the topk
 // tests.
-inline SimPlantConfig olmoe_plant() {
-  SimPlantConfig p;
+inline ClosedLoopPlantConfig olmoe_plant() {
+  ClosedLoopPlantConfig p;
   p.layers = 16;
   p.num_experts = 64;
   p.model_k = 8;
@@ -38,7 +38,20 @@ inline SimPlantConfig olmoe_plant() {
   return p;
 }
 
-inline ControllerConfig controller_for(const SimPlantConfig& p, const std::string& policy, double target_w) {
+// Ladder costs from per-expert numbers per layer: a_e = the number, b_e = 0, so the ladder ranks by them
+// (tokens_per_step 1).
+inline std::vector<ExpertCosts> ranked_costs(const std::vector<std::vector<double>>& rows) {
+  std::vector<ExpertCosts> out;
+  for (const auto& r : rows) {
+    ExpertCosts c;
+    for (double x : r) c.fixed.push_back(float(x));
+    c.per_token.assign(r.size(), 0.f);
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+inline ControllerConfig controller_for(const ClosedLoopPlantConfig& p, const std::string& policy, double target_w) {
   ControllerConfig c;
   c.budget.target = target_w;
   c.knobs.policy = policy;
@@ -56,13 +69,13 @@ struct Trace {
 };
 
 // Closed loop for `steps` steps; `before(i)` runs before step i (change targets there).
-inline Trace run_loop(Controller& ctl, SimPlant& plant, int steps,
+inline Trace run_loop(Controller& ctl, ClosedLoopPlant& plant, int steps,
                       const std::function<void(int)>& before = {}) {
   Trace t;
   ControlDecision d = ctl.initial();
   for (int i = 0; i < steps; ++i) {
     if (before) before(i);
-    const PlantStep s = plant.step(d);
+    const ClosedLoopStep s = plant.step(d);
     t.measured.push_back(ctl.config().budget.measure == Measure::Power ? s.power_w : s.joules_per_token);
     t.truth.push_back(ctl.config().budget.measure == Measure::Power ? s.true_power_w
                                                                     : s.true_joules / s.tokens);

@@ -13,6 +13,7 @@ namespace {
 
 using control_test::controller_for;
 using control_test::error_of;
+using control_test::ranked_costs;
 using control_test::mixtral_plant;
 
 ControllerConfig basic(const std::string& policy = "cost", double target = 400) {
@@ -76,7 +77,7 @@ TEST(Controller, ThermalFloorLiftsTheEffort) {
 TEST(Controller, MasksReachEveryLayer) {
   ControllerConfig c = basic("cost", 100);  // far below reach: the ladder goes down
   c.ladder.dwell = 1;
-  c.ladder.layer_expert_costs = {{1, 2, 3, 4, 5, 6, 7, 8}, {8, 7, 6, 5, 4, 3, 2, 1}};
+  c.ladder.layer_costs = ranked_costs({{1, 2, 3, 4, 5, 6, 7, 8}, {8, 7, 6, 5, 4, 3, 2, 1}});
   Controller ctl(c);
   ControlDecision d;
   for (int i = 1; i <= 6 && d.rung < 2; ++i) d = ctl.update(power_in(i, 300));
@@ -95,15 +96,15 @@ TEST(Controller, MasksReachEveryLayer) {
 
 TEST(Controller, DeterministicRunTwiceBitwiseEqual) {
   auto run = [] {
-    SimPlantConfig pc = mixtral_plant();
+    ClosedLoopPlantConfig pc = mixtral_plant();
     pc.noise = 0.02;
     pc.gpu.ambient_c = 55;
-    SimPlant plant(pc);
+    ClosedLoopPlant plant(pc);
     ControllerConfig cc = controller_for(pc, "topk", 380);
-    cc.ladder.layer_expert_costs.assign(32, std::vector<double>{1, 2, 3, 4, 5, 6, 7, 8});
+    cc.ladder.layer_costs = ranked_costs(std::vector<std::vector<double>>(32, {1, 2, 3, 4, 5, 6, 7, 8}));
     Controller ctl(cc);
     std::vector<ControlDecision> out;
-    run_closed_loop(ctl, plant, 200, [&](int i, const PlantStep&, const ControlDecision& d) {
+    run_closed_loop(ctl, plant, 200, [&](int i, const ClosedLoopStep&, const ControlDecision& d) {
       if (i == 100) ctl.set_target(250);
       out.push_back(d);
     });
@@ -151,7 +152,7 @@ TEST(Controller, BadConfigurationsNameTheirPart) {
   EXPECT_NE(bad([](ControllerConfig& c) { c.thermal.lookahead_s = -1; }).find("controller thermal guard"),
             std::string::npos);
   EXPECT_NE(bad([](ControllerConfig& c) {
-              c.ladder.layer_expert_costs = {{1, 2, 3}};
+              c.ladder.layer_costs = ranked_costs({{1, 2, 3}});
             }).find("controller ladder"),
             std::string::npos);
 }

@@ -14,6 +14,7 @@ namespace {
 
 using control_test::controller_for;
 using control_test::error_of;
+using control_test::ranked_costs;
 using control_test::mixtral_plant;
 using control_test::response;
 using control_test::run_loop;
@@ -22,7 +23,7 @@ LadderConfig small_ladder() {
   LadderConfig c;
   c.dwell = 3;
   c.dwell_up = 2;
-  c.layer_expert_costs = {{1, 5, 3, 5}, {2, 2, 9, 0}};  // ties toward the lower index
+  c.layer_costs = ranked_costs({{1, 5, 3, 5}, {2, 2, 9, 0}});  // ties toward the lower index
   c.max_masked = 2;
   return c;
 }
@@ -89,9 +90,20 @@ TEST(Ladder, GoesDownAfterDwellStepsSaturatedAboveTarget) {
   for (const auto& m2 : l.masks()) EXPECT_LT(std::count(m2.begin(), m2.end(), true), 4);  // never all
 }
 
+TEST(Ladder, RanksExpertsByTheirPerTokenCostAtTheStepsTokens) {
+  // Expert 0 costs a = 8 per step and nothing per pair, expert 1 costs b = 3 per pair: alone in a step (n = 1) expert
+  // 0 is dearer (8 vs 3), at n = 4 tokens per step expert 1 is (2 vs 3).
+  LadderConfig c;
+  c.layer_costs = {ExpertCosts{{8, 0}, {0, 3}}};
+  c.max_masked = 1;
+  EXPECT_EQ(DegradationLadder(c, 2).mask_order()[0], (std::vector<int>{0, 1}));
+  c.tokens_per_step = 4;
+  EXPECT_EQ(DegradationLadder(c, 2).mask_order()[0], (std::vector<int>{1, 0}));
+}
+
 TEST(Ladder, ClimbsOnlyWhenTheLevelAboveIsPredictedToFit) {
   LadderConfig c = small_ladder();
-  c.layer_expert_costs.clear();
+  c.layer_costs.clear();
   DegradationLadder l(c, 4);  // 0, 1, batch ½, batch ¼
   LadderInput in;
   in.target = 100;
@@ -145,12 +157,13 @@ TEST(Ladder, BadConfigIsAClearError) {
   EXPECT_NE(bad([](LadderConfig& c) { c.u_up = kNaN; }).find("u_up"), std::string::npos);
   EXPECT_NE(bad([](LadderConfig& c) { c.climb_margin = 0.7; }).find("climb_margin"), std::string::npos);
   EXPECT_NE(bad([](LadderConfig& c) { c.max_masked = 4; }).find("never all"), std::string::npos);
-  EXPECT_NE(bad([](LadderConfig& c) { c.layer_expert_costs[1].pop_back(); }).find("layer_expert_costs[1]"),
+  EXPECT_NE(bad([](LadderConfig& c) { c.layer_costs[1].fixed.pop_back(); }).find("layer_costs[1].fixed"),
             std::string::npos);
-  EXPECT_NE(bad([](LadderConfig& c) { c.layer_expert_costs[0][2] = -1; }).find("layer_expert_costs[0][2]"),
+  EXPECT_NE(bad([](LadderConfig& c) { c.layer_costs[0].fixed[2] = -1; }).find("layer_costs[0].fixed[2]"),
             std::string::npos);
-  EXPECT_NE(bad([](LadderConfig& c) { c.layer_expert_costs[0][2] = kNaN; }).find("finite"),
+  EXPECT_NE(bad([](LadderConfig& c) { c.layer_costs[0].per_token[2] = kNaN; }).find("finite"),
             std::string::npos);
+  EXPECT_NE(bad([](LadderConfig& c) { c.tokens_per_step = 0; }).find("tokens_per_step"), std::string::npos);
   EXPECT_NE(bad([](LadderConfig& c) {
               c.batch_scales = {0.5, 0.5};
             }).find("strictly decreasing"),
@@ -172,9 +185,9 @@ std::vector<std::vector<double>> plant_costs(int layers, int E) {
 TEST(Ladder, ClosedLoopDescendsWhenInfeasibleAndClimbsBackWhenTheTargetRises) {
   // 250 W is below what knob control reaches (~303 W at u = 1): the ladder must go down; then 420 W is within
   // knob range again: it must climb all the way back and hold the budget at rung 0.
-  SimPlant plant(mixtral_plant());
+  ClosedLoopPlant plant(mixtral_plant());
   ControllerConfig cc = controller_for(plant.config(), "cost", 250);
-  cc.ladder.layer_expert_costs = plant_costs(plant.config().layers, plant.config().num_experts);
+  cc.ladder.layer_costs = ranked_costs(plant_costs(plant.config().layers, plant.config().num_experts));
   Controller ctl(cc);
   const int steps = 400, raise_at = 150;
   auto t = run_loop(ctl, plant, steps, [&](int i) {

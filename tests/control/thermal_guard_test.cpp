@@ -184,8 +184,8 @@ TEST(ThermalGuard, BadConfigAndInputsAreClearErrors) {
 
 // Hot ambient: at full quality the simulated GPU settles near 90 C (throttles above 85 C); at u = 1 near 79
 // C.
-SimPlantConfig hot_plant() {
-  SimPlantConfig p = mixtral_plant();
+ClosedLoopPlantConfig hot_plant() {
+  ClosedLoopPlantConfig p = mixtral_plant();
   p.gpu.ambient_c = 58;
   return p;
 }
@@ -204,13 +204,13 @@ TEST(ThermalGuard, ClosedLoopActsBeforeTheSimulatorThrottles) {
   };
 
   // The power budget is generous (1000 W): only the guard limits the effort.
-  SimPlant guarded_plant(hot_plant());
+  ClosedLoopPlant guarded_plant(hot_plant());
   Controller guarded(controller_for(guarded_plant.config(), "cost", 1000));
   auto g = run_loop(guarded, guarded_plant, steps);
 
   ControllerConfig off = controller_for(hot_plant(), "cost", 1000);
   off.thermal.enabled = false;
-  SimPlant open_plant(hot_plant());
+  ClosedLoopPlant open_plant(hot_plant());
   Controller unguarded(off);
   auto o = run_loop(unguarded, open_plant, steps);
 
@@ -236,9 +236,9 @@ TEST(ThermalGuard, ClosedLoopActsBeforeTheSimulatorThrottles) {
 TEST(ThermalGuard, WhenEffortIsNotEnoughTheLadderGoesDownForHeat) {
   // Hotter still: even u = 1 settles near 87 C, above the 85 C slowdown. Only the ladder (top-1, masks,
   // smaller batches) can keep the GPU from throttling.
-  SimPlantConfig pc = hot_plant();
+  ClosedLoopPlantConfig pc = hot_plant();
   pc.gpu.ambient_c = 66;
-  SimPlant plant(pc);
+  ClosedLoopPlant plant(pc);
   Controller ctl(controller_for(pc, "cost", 1000));
   auto t = run_loop(ctl, plant, 600);
   int throttled = 0;

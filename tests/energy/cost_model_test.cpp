@@ -51,13 +51,14 @@ TEST(AnalyticCost, ExpertsDifferByShapeAndPrecision) {
   fp8.weight_bytes = 1;
   AnalyticCostModel m({{kMixtral, fp8}}, HardwareCoeffs{});
   EXPECT_LT(m.expert_cost(0, 1, 1).joules.a, m.expert_cost(0, 0, 1).joules.a);
-  RoutingCosts rc = m.routing_costs(0, 4);
-  ASSERT_EQ(rc.per_token_j.size(), 2u);
+  const ExpertCosts rc = m.routing_costs(0, 4);
+  const std::vector<double> per_token_j = per_token_cost(rc, 4);  // b_e + a_e / 4
+  ASSERT_EQ(per_token_j.size(), 2u);
   ExpertCost c = m.expert_cost(0, 0, 4);
-  EXPECT_FLOAT_EQ(rc.activation_j[0], float(c.joules.a));
-  EXPECT_FLOAT_EQ(rc.marginal_j[0], float(c.joules.b));
-  EXPECT_FLOAT_EQ(rc.per_token_j[0], float(c.joules.b + c.joules.a / 4));
-  EXPECT_LT(rc.per_token_j[1], rc.per_token_j[0]);
+  EXPECT_FLOAT_EQ(rc.fixed[0], float(c.joules.a));
+  EXPECT_FLOAT_EQ(rc.per_token[0], float(c.joules.b));
+  EXPECT_FLOAT_EQ(float(per_token_j[0]), float(c.joules.b + c.joules.a / 4));
+  EXPECT_LT(per_token_j[1], per_token_j[0]);
   std::string e = error_of([&] { m.joules(0, 2, 1); });
   EXPECT_NE(e.find("expert 2 out of range [0, 2)"), std::string::npos) << e;
   e = error_of([&] { AnalyticCostModel({{ExpertShape{0, 10}}}, HardwareCoeffs{}); });

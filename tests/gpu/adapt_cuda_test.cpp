@@ -71,10 +71,10 @@ std::vector<Objective> objectives(int E) {
   return o;
 }
 
-LayerCosts some_costs(int E) {
-  LayerCosts c(1);
-  for (int e = 0; e < E; ++e) c[0].push_back(1.0 + 0.37 * e);
-  return c;
+EnergyCosts some_costs(int E) {
+  std::vector<float> b;
+  for (int e = 0; e < E; ++e) b.push_back(float(1.0 + 0.37 * e));
+  return test::per_pair_costs(std::move(b));
 }
 
 double l2(const std::vector<float>& a, const std::vector<float>& b, const std::vector<ParamRange>& ranges) {

@@ -1,6 +1,9 @@
-// SimPlant: a closed-loop stand-in for a serving MoE model on the simulated GPU, so the Controller can be
-// evaluated (overshoot, settling, thermal, ladder) without a model. It knows ControlDecision; the Controller
-// does not know it.
+// ClosedLoopPlant: a closed-loop stand-in for a serving MoE model on the simulated GPU, so the Controller can be
+// evaluated (overshoot, settling, thermal, ladder) without a model. A test harness for control/ (compiled into the
+// test binary, not the library): it knows ControlDecision; the Controller does not know it. The library's plant
+// (plant/plant.h) runs a window's real expert counts; this one turns a decision into expected work, and its step
+// (ClosedLoopStep, not the library's PlantStep) carries what a controller test needs beside the measurement: the
+// noisy measured power the controller sees, the meter's reading and the simulator's truth.
 //
 // One plant step = one control interval: `batches_per_step` forward passes of `tokens_per_batch ×
 // batch_scale` tokens, issued at a fixed cadence — the step starts every step_period_s and the GPU idles for
@@ -47,7 +50,7 @@
 
 namespace wattmoe {
 
-struct SimPlantConfig {
+struct ClosedLoopPlantConfig {
   SimGpuParams gpu;
   int layers = 32;
   int num_experts = 8;
@@ -66,9 +69,10 @@ struct SimPlantConfig {
   uint64_t seed = 1;
 };
 
-void validate(const SimPlantConfig& c, const std::string& where = "sim plant");
+void validate(const ClosedLoopPlantConfig& c, const std::string& where = "closed-loop plant");
 
-struct PlantStep {
+// One step of the closed loop (one control interval).
+struct ClosedLoopStep {
   double seconds = 0;           // duration of the step (≥ step_period_s)
   double tokens = 0;            // tokens processed
   double k_eff = 0;             // experts per token used
@@ -82,25 +86,25 @@ struct PlantStep {
   bool overrun = false;       // the work took longer than step_period_s
 };
 
-class SimPlant {
+class ClosedLoopPlant {
  public:
-  explicit SimPlant(SimPlantConfig c);
-  SimPlant(const SimPlant&) = delete;
-  SimPlant& operator=(const SimPlant&) = delete;
+  explicit ClosedLoopPlant(ClosedLoopPlantConfig c);
+  ClosedLoopPlant(const ClosedLoopPlant&) = delete;
+  ClosedLoopPlant& operator=(const ClosedLoopPlant&) = delete;
 
-  PlantStep step(const ControlDecision& d);
+  ClosedLoopStep step(const ControlDecision& d);
   // k_eff the plant uses for a decision (exposed for tests).
   double experts_per_token(const ControlDecision& d) const;
-  ControlInput input_for(int64_t step, const PlantStep& s) const;  // what a caller feeds the Controller
+  ControlInput input_for(int64_t step, const ClosedLoopStep& s) const;  // what a caller feeds the Controller
 
   const SimulatedGpu& gpu() const { return *gpu_; }
-  const SimPlantConfig& config() const { return c_; }
+  const ClosedLoopPlantConfig& config() const { return c_; }
 
  private:
   double effort_fraction(double u) const;
   void sense();  // reads the sensor and integrates the segment that just ended
 
-  SimPlantConfig c_;
+  ClosedLoopPlantConfig c_;
   std::unique_ptr<SimulatedGpu> gpu_;
   std::unique_ptr<SimSensor> sensor_;
   std::unique_ptr<EnergyMeter> meter_;
@@ -112,12 +116,12 @@ class SimPlant {
 // may change the target or inspect the state. Returns the decisions (the one applied in step i is
 // decisions[i]).
 template <class F>
-std::vector<ControlDecision> run_closed_loop(Controller& ctl, SimPlant& plant, int steps, F&& on_step) {
+std::vector<ControlDecision> run_closed_loop(Controller& ctl, ClosedLoopPlant& plant, int steps, F&& on_step) {
   std::vector<ControlDecision> applied;
   ControlDecision d = ctl.initial();
   for (int i = 0; i < steps; ++i) {
     applied.push_back(d);
-    const PlantStep s = plant.step(d);
+    const ClosedLoopStep s = plant.step(d);
     on_step(i, s, d);
     d = ctl.update(plant.input_for(i + 1, s));
   }

@@ -1,4 +1,4 @@
-#include "control/sim_plant.h"
+#include "closed_loop_plant.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 
 namespace wattmoe {
 
-void validate(const SimPlantConfig& c, const std::string& where) {
+void validate(const ClosedLoopPlantConfig& c, const std::string& where) {
   validate(c.gpu, where + " gpu");
   WATTMOE_REQUIRE(c.layers >= 1, "{}: layers = {}: expected >= 1", where, c.layers);
   WATTMOE_REQUIRE(c.num_experts >= 1, "{}: num_experts = {}: expected >= 1", where, c.num_experts);
@@ -43,19 +43,19 @@ void validate(const SimPlantConfig& c, const std::string& where) {
 }
 
 namespace {
-SimPlantConfig checked(SimPlantConfig c) {
+ClosedLoopPlantConfig checked(ClosedLoopPlantConfig c) {
   validate(c);
   return c;
 }
 }  // namespace
 
-SimPlant::SimPlant(SimPlantConfig c) : c_(checked(std::move(c))), rng_(c_.seed) {
+ClosedLoopPlant::ClosedLoopPlant(ClosedLoopPlantConfig c) : c_(checked(std::move(c))), rng_(c_.seed) {
   gpu_ = std::make_unique<SimulatedGpu>(c_.gpu);
   sensor_ = std::make_unique<SimSensor>(*gpu_);
   meter_ = std::make_unique<EnergyMeter>(*sensor_);
 }
 
-double SimPlant::effort_fraction(double u) const {
+double ClosedLoopPlant::effort_fraction(double u) const {
   const auto& p = c_.effort_curve;
   if (u <= p.front().first) return p.front().second;
   for (size_t i = 1; i < p.size(); ++i)
@@ -65,21 +65,21 @@ double SimPlant::effort_fraction(double u) const {
   return p.back().second;
 }
 
-void SimPlant::sense() {
+void ClosedLoopPlant::sense() {
   meter_->poll();
   const Sample smp = sensor_->read();
   sensed_j_ += smp.power_w * (smp.time_s - sensed_t_);
   sensed_t_ = smp.time_s;
 }
 
-double SimPlant::experts_per_token(const ControlDecision& d) const {
+double ClosedLoopPlant::experts_per_token(const ControlDecision& d) const {
   if (d.rung > 0) return 1.0;
   if (d.policy == "topk") return d.knobs.k_max > 0 ? std::min(d.knobs.k_max, c_.model_k) : c_.model_k;
   return double(c_.model_k) - effort_fraction(d.u) * double(c_.model_k - 1);
 }
 
-PlantStep SimPlant::step(const ControlDecision& d) {
-  WATTMOE_REQUIRE(d.batch_scale > 0 && d.batch_scale <= 1, "sim plant: batch_scale = {}: expected (0, 1]",
+ClosedLoopStep ClosedLoopPlant::step(const ControlDecision& d) {
+  WATTMOE_REQUIRE(d.batch_scale > 0 && d.batch_scale <= 1, "closed-loop plant: batch_scale = {}: expected (0, 1]",
                   d.batch_scale);
   const double t0 = gpu_->time(), e0 = gpu_->true_energy_j();
   const auto rs0 = gpu_->reason_seconds();
@@ -87,12 +87,12 @@ PlantStep SimPlant::step(const ControlDecision& d) {
   int masked = 0;
   if (!d.layer_masks.empty()) {
     WATTMOE_REQUIRE(int(d.layer_masks[0].size()) == c_.num_experts,
-                    "sim plant: mask has {} entries: expected one per expert (E = {})",
+                    "closed-loop plant: mask has {} entries: expected one per expert (E = {})",
                     d.layer_masks[0].size(), c_.num_experts);
     masked = int(std::count(d.layer_masks[0].begin(), d.layer_masks[0].end(), true));
   }
   const double available = double(c_.num_experts - masked);
-  WATTMOE_REQUIRE(available >= 1, "sim plant: the mask prunes all {} experts", c_.num_experts);
+  WATTMOE_REQUIRE(available >= 1, "closed-loop plant: the mask prunes all {} experts", c_.num_experts);
   const double T = std::max(1.0, std::round(double(c_.tokens_per_batch) * d.batch_scale));
   const double k = std::min(experts_per_token(d), available);
   const double distinct = available * (1.0 - std::pow(1.0 - k / available, T));
@@ -111,7 +111,7 @@ PlantStep SimPlant::step(const ControlDecision& d) {
     gpu_->run(experts);
     sense();
   }
-  PlantStep s;
+  ClosedLoopStep s;
   const double busy = gpu_->time() - t0;
   s.overrun = busy > c_.step_period_s;
   if (!s.overrun) {
@@ -139,7 +139,7 @@ PlantStep SimPlant::step(const ControlDecision& d) {
   return s;
 }
 
-ControlInput SimPlant::input_for(int64_t step, const PlantStep& s) const {
+ControlInput ClosedLoopPlant::input_for(int64_t step, const ClosedLoopStep& s) const {
   ControlInput in;
   in.step = step;
   in.dt_s = s.seconds;
