@@ -12,11 +12,9 @@
 //
 // What one run does, in order (each phase prints one line; every window one progress line with an ETA):
 //   1. checks (CUDA device, NVML: one clear line and exit 2 when missing); loads the model and the text; resolves the
-//      points (a bad point string is an error naming it); groups them by the kernels that can run them:
-//      moe_kernels auto puts each point on the fused kernels when fused_routing_unsupported() says they compute its
-//      routing (today plain top-k only) and on host routing otherwise, and measures the model's top-k on the host
-//      path too (the same-kernels baseline; --no-host-baseline drops it); fused skips what cannot fuse; host runs
-//      everything on host routing. When every point fuses there is one group and nothing else changes.
+//      points (a bad point string is an error naming it); every point runs on the kernels --moe-kernels names (auto:
+//      the fused kernels, which run every policy, where the model allows); with auto the model's top-k also runs on
+//      host routing, as a second group (--no-host-baseline drops it).
 //   2. the runners: one per group, all alive at once when their weights fit in half the free device memory (then
 //      every point is interleaved with every other), else one at a time (points interleaved within a group).
 //   3. idle power: --idle-s seconds with nothing running (after --settle-s), by the same meter as the windows.
@@ -182,7 +180,7 @@ Json meter_json(const WindowResult& r) {
 
 // One runner configuration: the points whose routing the same kernels run.
 struct Group {
-  std::string routing_not_fused;  // "" → the fused kernels when the model allows (moe_kernels auto/fused)
+  std::string moe_kernels = "auto";  // what the group asks for (model/runner.h RunnerOptions::moe_kernels)
   std::unique_ptr<Runner> runner;
   std::string kernels = "?";      // the runner's choice once made: fused | host
   double create_s = 0;
@@ -193,7 +191,6 @@ struct Item {
   int group = 0;
   bool baseline = false;       // the model's own top-k
   bool auto_baseline = false;  // added by the bench as its group's baseline
-  std::string not_fused;       // why the fused kernels cannot run it ("" when they can)
   std::vector<RoutingSpec> specs;  // per mode
   bool quality_done = false;
   std::optional<EvalResult> quality;
@@ -315,7 +312,6 @@ void Bench::resolve_points(const std::vector<std::vector<int64_t>>& usage) {
   for (Item& it : items_) {
     it.specs.clear();
     for (const WorkloadMode& m : modes_) it.specs.push_back(point_spec(it.point, cfg_, usage, double(m.tokens_per_step())));
-    it.not_fused = fused_routing_unsupported(it.specs[0], cfg_.top_k);
     it.baseline = is_model_topk(it.specs[0], cfg_.top_k);
     it.warmed.assign(modes_.size(), false);
   }
@@ -334,43 +330,23 @@ void Bench::make_groups() {
   for (int l = 0; l < cfg_.num_layers; ++l)
     if (cfg_.is_moe_layer(l)) zeros[size_t(l)].assign(size_t(cfg_.num_experts), 0);
   resolve_points(zeros);
+  // One group runs every point with --moe-kernels as given (every policy runs on the fused kernels); with auto and a
+  // GPU the model's top-k is measured on host routing too, in a second group: what routing cost before the policies
+  // ran on the device (--no-host-baseline drops it).
   groups_.clear();
-  std::vector<Item> kept;
-  Group fusable, host;
-  for (Item& it : items_) {
-    if (a_.moe_kernels == "host" || it.not_fused.empty()) {
-      it.group = 0;
-    } else if (a_.moe_kernels == "fused") {
-      const Json s{{"kind", "skipped"}, {"model", name_}, {"point", it.point.label}, {"mode", "all"},
-                   {"reason", "--moe-kernels fused cannot run " + it.not_fused}};
-      skipped_.push_back(s);
-      fmt::print(stderr, "skip point '{}': the fused kernels cannot run {}\n", it.point.label, it.not_fused);
-      continue;
-    } else {
-      it.group = 1;
-      if (host.routing_not_fused.empty()) host.routing_not_fused = it.not_fused;
-    }
-    kept.push_back(std::move(it));
-  }
-  items_ = std::move(kept);
-  WATTMOE_REQUIRE(!items_.empty(), "no policy point can run (see the lines above)");
-  const bool has0 = std::any_of(items_.begin(), items_.end(), [](const Item& i) { return i.group == 0; });
-  const bool has1 = std::any_of(items_.begin(), items_.end(), [](const Item& i) { return i.group == 1; });
-  if (!has0) {  // only host points: one group
-    for (Item& it : items_) it.group = 0;
-    fusable.routing_not_fused = host.routing_not_fused;
-  }
-  groups_.push_back(std::move(fusable));
-  if (has0 && has1) {
+  WATTMOE_REQUIRE(!items_.empty(), "no policy point given");
+  for (Item& it : items_) it.group = 0;
+  Group all;
+  all.moe_kernels = a_.moe_kernels;
+  groups_.push_back(std::move(all));
+  const auto base = std::find_if(items_.begin(), items_.end(), [](const Item& i) { return i.baseline; });
+  if (a_.host_baseline && a_.moe_kernels == "auto" && a_.device == "cuda" && base != items_.end()) {
+    Group host;
+    host.moe_kernels = "host";
     groups_.push_back(std::move(host));
-    // The same-kernels baseline: the model's top-k on host routing too (unless the host group has one already).
-    const auto base = std::find_if(items_.begin(), items_.end(), [](const Item& i) { return i.baseline; });
-    const bool host_has = std::any_of(items_.begin(), items_.end(), [](const Item& i) { return i.group == 1 && i.baseline; });
-    if (a_.host_baseline && base != items_.end() && !host_has) {
-      Item b = *base;
-      b.group = 1, b.auto_baseline = true;
-      items_.push_back(std::move(b));
-    }
+    Item b = *base;
+    b.group = 1, b.auto_baseline = true;
+    items_.push_back(std::move(b));
   }
   if (!std::any_of(items_.begin(), items_.end(), [](const Item& i) { return i.baseline; }))
     notes_.push_back("no point is the model's own top-k: nothing to compare against (add 'topk')");
@@ -380,14 +356,14 @@ void Bench::create_runner(int g) {
   Group& G = groups_[size_t(g)];
   if (G.runner) return;
   const Timer t;
-  RunnerOptions o{a_.device, a_.precision, a_.moe_kernels, G.routing_not_fused, a_.gpu};
+  RunnerOptions o{a_.device, a_.precision, G.moe_kernels, a_.gpu};
   G.runner = make_runner(cfg_, o);
   G.runner->set_params(params_.data());
   if (a_.device == "cuda") cuda_ok(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
   G.kernels = G.runner->info().moe_kernels;
   G.create_s = t.seconds();
-  fmt::print(stderr, "[{:6.1f}s] runner {} ({}, {}{}) ready in {:.1f} s\n", clock_.seconds(), g, a_.precision,
-             G.kernels, G.routing_not_fused.empty() ? "" : ", host routing for " + G.routing_not_fused, G.create_s);
+  fmt::print(stderr, "[{:6.1f}s] runner {} ({}, {}) ready in {:.1f} s\n", clock_.seconds(), g, a_.precision,
+             G.kernels, G.create_s);
 }
 
 Runner& Bench::runner(int g) {
@@ -576,7 +552,6 @@ void Bench::window(int i, int m, int rep) {
          {"auto_baseline", it.auto_baseline},
          {"point_spec", point_json(it.point)},
          {"moe_kernels", groups_[size_t(it.group)].kernels},
-         {"routing_not_fused", it.not_fused},
          {"precision", a_.precision},
          {"rep", rep},
          {"tokens", t.tokens},
@@ -710,7 +685,6 @@ Json Bench::summary() const {
   for (const Item& it : items_) {
     Json p = point_json(it.point);
     p["moe_kernels"] = groups_[size_t(it.group)].kernels;
-    p["routing_not_fused"] = it.not_fused;
     p["baseline"] = it.baseline;
     p["auto_baseline"] = it.auto_baseline;
     pts.push_back(p);
@@ -750,7 +724,7 @@ Json Bench::summary() const {
 
 int Bench::run() {
   if (!a_.plan_only) {
-    RunnerOptions o{a_.device, a_.precision, a_.moe_kernels, "", a_.gpu};
+    RunnerOptions o{a_.device, a_.precision, a_.moe_kernels, a_.gpu};
     check_runner_options(o);  // no CUDA device: one clear line
     if (a_.sensor == "nvml") {
       sensor_ = std::make_unique<NvmlSensor>(unsigned(a_.gpu));
@@ -766,10 +740,9 @@ int Bench::run() {
     for (const Item& it : items_)
       fmt::print("point '{}' ({}): group {}{}\n", it.point.label, it.point.policy, it.group,
                  it.auto_baseline ? ", host routing: added as the host group's top-k baseline"
-                 : it.group == 0 && a_.moe_kernels != "host" ? " (fused kernels if the model allows)"
-                 : ", host routing" + (it.not_fused.empty() ? std::string() : ": " + it.not_fused));
+                 : a_.moe_kernels != "host" ? " (fused kernels if the model allows)" : ", host routing");
     // Whether both runners stay alive is decided at run time from the free memory; here for an 80 GB card.
-    const double need = double(cfg_.num_parameters()) * (a_.precision == "bf16" ? 12 : 8);
+    const double need = double(cfg_.num_parameters()) * (a_.precision == "bf16" ? 6 : 4);  // no gradients
     keep_all_ = groups_.size() <= 1 || double(groups_.size()) * need <= 0.5 * 80e9;
     fmt::print("device memory for one runner: ~{:.1f} GB ({} parameters){}\n", need / 1e9, cfg_.num_parameters(),
                groups_.size() > 1 ? (keep_all_ ? "; both runners at once on an 80 GB card"
@@ -789,17 +762,17 @@ int Bench::run() {
   meter_ = std::make_unique<EnergyMeter>(*sensor_, mo);
   WATTMOE_REQUIRE(!meter_->fault(), "{}: {}", card_, meter_->fault().value_or(""));
 
-  // Both runners at once only when two weight sets fit easily (bf16 runner: fp32 master weights, fp32 and bf16
-  // gradient buffers and the bf16 weights, 12 B a parameter; fp32: 8).
+  // Both runners at once only when two weight sets fit easily (a bf16 runner holds fp32 master weights and the bf16
+  // weights, 6 B a parameter, no gradients for inference; fp32: 4).
   if (a_.device == "cuda") {
     cuda_ok(cudaSetDevice(a_.gpu), "cudaSetDevice");
     size_t free_b = 0, total_b = 0;
     cuda_ok(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
-    const double need = double(cfg_.num_parameters()) * (a_.precision == "bf16" ? 12 : 8);
+    const double need = double(cfg_.num_parameters()) * (a_.precision == "bf16" ? 6 : 4);  // no gradients
     WATTMOE_REQUIRE(need < 0.92 * double(free_b),
                     "{}: the runner needs ~{:.1f} GB of device memory for {} parameters ({} B each in {}) and "
                     "activations on top, but {:.1f} GB of {:.1f} GB are free: use a smaller --config",
-                    name_, need / 1e9, cfg_.num_parameters(), a_.precision == "bf16" ? 12 : 8, a_.precision,
+                    name_, need / 1e9, cfg_.num_parameters(), a_.precision == "bf16" ? 6 : 4, a_.precision,
                     double(free_b) / 1e9, double(total_b) / 1e9);
     keep_all_ = groups_.size() <= 1 || double(groups_.size()) * need <= 0.5 * double(free_b);
   }

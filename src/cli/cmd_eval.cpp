@@ -27,7 +27,6 @@ void run_eval(const EvalArgs& a) {
   const EvalWindows& windows = a.windows;
   const RoutingSetup routing = make_routing(a.routing, m.config, double(windows.seq) * windows.batch);
   const RoutingSpec spec = routing.spec();
-  where.routing_not_fused = fused_routing_unsupported(spec, m.config.top_k);
   std::unique_ptr<Runner> run = make_runner(m.config, where);
   run->set_params(m.params.data());
   run->set_routing(spec);

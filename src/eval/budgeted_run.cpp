@@ -156,10 +156,6 @@ void check_run_config(const RunConfig& a) {
                       std::isfinite(b.energy_j_per_token),
                   "--power-budget/--energy-budget must be > 0 (got {} W, {} J/token)", b.power_w, b.energy_j_per_token);
   check_runner_options(a.runner);  // a GPU-less machine or CPU-only build fails here
-  // Adapting needs backward, which the fused MoE kernels (inference only, no LoRA) do not have: host routing.
-  WATTMOE_REQUIRE(!(a.ttt.enabled && a.runner.moe_kernels == "fused"),
-                  "--ttt with --moe-kernels fused: the fused MoE kernels are inference-only (no backward, no LoRA); "
-                  "use --moe-kernels host or auto (auto picks host routing with --ttt)");
   check_plant(a.plant.name);  // a CPU-only build or machine fails here for --plant cuda
   const double period_s = std::isnan(a.plant.period_s) ? default_step_period(a.plant.name) : a.plant.period_s;
   WATTMOE_REQUIRE(a.plant.streams >= 1 && period_s > 0 && std::isfinite(period_s),
@@ -191,13 +187,8 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
     control.routing = routing.spec();
   }
 
-  // The model: with --ttt inside the adapter (host routing: the fused kernels have no backward), else a runner on
-  // the device asked for, on the fused MoE kernels where they can route as asked and no controller moves the routing.
-  RunnerOptions where = a.runner;
-  where.routing_not_fused = fused_routing_unsupported(*control.routing, m.config.top_k);
-  if (where.routing_not_fused.empty() && ctl)
-    where.routing_not_fused = "a power/energy budget (the controller changes the routing window by window)";
-  if (a.ttt.enabled) where.routing_not_fused = "test-time training (the fused kernels have no backward)";
+  // The model: with --ttt inside the adapter, else a runner on the device asked for.
+  const RunnerOptions& where = a.runner;
   std::unique_ptr<TestTimeAdapter> adapter;
   std::unique_ptr<Runner> fixed;
   if (a.ttt.enabled) {

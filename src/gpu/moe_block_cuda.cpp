@@ -45,8 +45,7 @@ void TransformerCudaT<T>::moe_forward(int l, const RouterSelect<float>& select) 
   DeviceActs<T>& A = *acts_;
   DeviceLayerActs<T>& a = A.layers[size_t(l)];
   HostRouting& hr = host_[size_t(l)];
-  const int64_t N = tokens(), H = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
-  const LoraDims lora{c.lora_scale, c.lora_rank};
+  const int64_t N = tokens(), H = c.hidden_size, E = c.num_experts;
 
   a.router_logits.resize(size_t(N * E)), a.router_probs.resize(size_t(N * E));
   cuda::linear_fwd<T>(ctx_, a.h_ffn.data(), w.router, nullptr, a.router_logits.data(), N, H, E);
@@ -81,6 +80,24 @@ void TransformerCudaT<T>::moe_forward(int l, const RouterSelect<float>& select) 
   a.slot_weight.upload(hr.weight, ctx_.stream());
   ctx_.sync();  // the host vectors above go out of scope
 
+  expert_rows_forward(l);
+
+  // Σ over slots in slot order (+ the gated shared expert) into a zeroed block, then one add into x (the CPU's sums).
+  A.moe_out.resize(size_t(N * H)), A.moe_out.zero(ctx_.stream());
+  cuda::sum_rows(ctx_, a.experts.y.data(), a.row_of.data(), a.slot_weight.data(), A.moe_out.data(), N, k, H);
+  shared_expert_forward(l);
+  cuda::axpy<T>(ctx_, 1.f, A.moe_out.data(), A.x.data(), N * H);
+}
+
+template <class T>
+void TransformerCudaT<T>::expert_rows_forward(int l) {
+  const ModelConfig& c = cfg_;
+  const LayerView<T>& w = w_.layers[size_t(l)];
+  DeviceActs<T>& A = *acts_;
+  DeviceLayerActs<T>& a = A.layers[size_t(l)];
+  const Dispatch& d = host_[size_t(l)].dispatch;
+  const int64_t R = d.rows(), H = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
+  const LoraDims lora{c.lora_scale, c.lora_rank};
   a.xe.resize(size_t(R * H));
   a.experts.g.resize(size_t(R * I)), a.experts.u.resize(size_t(R * I)), a.experts.a.resize(size_t(R * I));
   a.experts.y.resize(size_t(R * H));
@@ -91,20 +108,22 @@ void TransformerCudaT<T>::moe_forward(int l, const RouterSelect<float>& select) 
     ffn_fwd(ctx_, w.experts[e], a.xe.data() + r0 * H, n, H, I, a.experts.g.data() + r0 * I,
             a.experts.u.data() + r0 * I, a.experts.a.data() + r0 * I, a.experts.y.data() + r0 * H, lora, A.scratch);
   }
+}
 
-  // Σ over slots in slot order (+ the gated shared expert) into a zeroed block, then one add into x (the CPU's sums).
-  A.moe_out.resize(size_t(N * H)), A.moe_out.zero(ctx_.stream());
-  cuda::sum_rows(ctx_, a.experts.y.data(), a.row_of.data(), a.slot_weight.data(), A.moe_out.data(), N, k, H);
-  if (w.shared.gate) {  // Qwen2-MoE: + sigmoid(g·x) · shared_expert(x)
-    const int64_t SI = c.shared_expert_intermediate_size;
-    a.shared.g.resize(size_t(N * SI)), a.shared.u.resize(size_t(N * SI)), a.shared.a.resize(size_t(N * SI));
-    a.shared.y.resize(size_t(N * H)), a.shared_gate_logit.resize(size_t(N));
-    ffn_fwd(ctx_, w.shared, a.h_ffn.data(), N, H, SI, a.shared.g.data(), a.shared.u.data(), a.shared.a.data(),
-            a.shared.y.data(), {}, A.scratch);
-    cuda::linear_fwd<T>(ctx_, a.h_ffn.data(), w.shared_gate, nullptr, a.shared_gate_logit.data(), N, H, 1);
-    cuda::gated_add_fwd<T>(ctx_, a.shared_gate_logit.data(), a.shared.y.data(), A.moe_out.data(), N, H);
-  }
-  cuda::axpy<T>(ctx_, 1.f, A.moe_out.data(), A.x.data(), N * H);
+template <class T>
+void TransformerCudaT<T>::shared_expert_forward(int l) {
+  const ModelConfig& c = cfg_;
+  const LayerView<T>& w = w_.layers[size_t(l)];
+  if (!w.shared.gate) return;  // Qwen2-MoE: + sigmoid(g·x) · shared_expert(x)
+  DeviceActs<T>& A = *acts_;
+  DeviceLayerActs<T>& a = A.layers[size_t(l)];
+  const int64_t N = tokens(), H = c.hidden_size, SI = c.shared_expert_intermediate_size;
+  a.shared.g.resize(size_t(N * SI)), a.shared.u.resize(size_t(N * SI)), a.shared.a.resize(size_t(N * SI));
+  a.shared.y.resize(size_t(N * H)), a.shared_gate_logit.resize(size_t(N));
+  ffn_fwd(ctx_, w.shared, a.h_ffn.data(), N, H, SI, a.shared.g.data(), a.shared.u.data(), a.shared.a.data(),
+          a.shared.y.data(), {}, A.scratch);
+  cuda::linear_fwd<T>(ctx_, a.h_ffn.data(), w.shared_gate, nullptr, a.shared_gate_logit.data(), N, H, 1);
+  cuda::gated_add_fwd<T>(ctx_, a.shared_gate_logit.data(), a.shared.y.data(), A.moe_out.data(), N, H);
 }
 
 template <class T>
@@ -117,21 +136,27 @@ void TransformerCudaT<T>::moe_backward(int l, bool need_dh) {
   HostRouting& hr = host_[size_t(l)];
   const int64_t N = tokens(), H = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
   const LoraDims lora{c.lora_scale, c.lora_rank};
+  // After a fused forward the rows were never built: lay them out from the device routing (which came to the host in
+  // the forward's one copy) and recompute the experts' activations, as the host path's forward keeps them.
+  if (fused_last_) fused_rows_for_backward(l);
   const int k = hr.routing.k;
   const Dispatch& d = hr.dispatch;
   const int64_t R = d.rows();
   const T* dout = A.dx.data();  // ∂L/∂(layer output)
   T* dh = A.dh.data();          // zeroed by the caller
 
-  // Routed experts: dy_r = weight_r · dout[token_r]; ∂L/∂weight_r = ⟨dout[token_r], y_r⟩.
+  // Routed experts: dy_r = weight_r · dout[token_r]; ∂L/∂weight_r = ⟨dout[token_r], y_r⟩ (to the host for its router
+  // backward; the fused path's stays on the device).
   const bool need_dweight = need_dh || g.router;
   std::vector<float> dweight(size_t(N * k), 0.f);
   if (need_dweight && R > 0) {
     A.dweight_rows.resize(size_t(R));
     cuda::row_dots(ctx_, dout, a.row_token.data(), a.experts.y.data(), A.dweight_rows.data(), R, H);
-    std::vector<float> dw;
-    download_into(ctx_, A.dweight_rows, dw);
-    for (int64_t r = 0; r < R; ++r) dweight[size_t(d.token[r]) * k + d.slot[r]] = dw[r];
+    if (!fused_last_) {
+      std::vector<float> dw;
+      download_into(ctx_, A.dweight_rows, dw);
+      for (int64_t r = 0; r < R; ++r) dweight[size_t(d.token[r]) * k + d.slot[r]] = dw[r];
+    }
   }
   bool any_expert = need_dh;
   for (int64_t e = 0; e < E && !any_expert; ++e) any_expert = any_grad(g.experts[e]);
@@ -157,8 +182,15 @@ void TransformerCudaT<T>::moe_backward(int l, bool need_dh) {
     }
   }
 
-  // Weights → router probabilities (w_s = p_s, or p_s / Σ p when renormalised) → logits, on the host.
-  if (need_dh || g.router) {
+  // Weights → router probabilities (w_s = p_s, or p_s / Σ p when renormalised) → logits: on the device after a fused
+  // forward (the routing is there; drouter, the objectives' and aux losses' part, goes up), else on the host.
+  if ((need_dh || g.router) && fused_last_) {
+    A.drouter_f32.upload(hr.drouter, ctx_.stream());
+    A.drouter_logits.resize(size_t(N * E));
+    fused_router_backward(l, A.drouter_f32.data(), A.drouter_logits.data());
+    cuda::linear_bwd<T>(ctx_, a.h_ffn.data(), w.router, A.drouter_logits.data(), need_dh ? dh : nullptr, g.router,
+                        nullptr, N, H, E);
+  } else if (need_dh || g.router) {
     std::vector<float> dprobs(size_t(N * E), 0.f);
     route_weights_bwd<float>(hr.routing, hr.probs.data(), hr.weight.data(), dweight.data(), c.norm_topk_prob,
                              dprobs.data());
@@ -192,8 +224,7 @@ void TransformerCudaT<T>::moe_backward(int l, bool need_dh) {
 
 template <class T>
 RouterViews<float> TransformerCudaT<T>::router_views() {
-  WATTMOE_REQUIRE(!fused_last_, "router outputs after a forward on the fused MoE kernels (no router probabilities "
-                                "kept): set_moe_kernels(MoeKernels::Host) first");
+  if (fused_last_) fused_router_to_host();  // the fused forward kept them on the device
   RouterViews<float> v;
   v.tokens = tokens(), v.experts = cfg_.num_experts, v.top_k = cfg_.top_k;
   v.layers.resize(host_.size());
@@ -209,6 +240,10 @@ AuxLossValues TransformerCudaT<T>::router_aux_losses(double lb_coef, double z_co
   return wattmoe::router_aux_losses<float>(router_views(), lb_coef, z_coef);
 }
 
+template void TransformerCudaT<float>::expert_rows_forward(int);
+template void TransformerCudaT<bf16>::expert_rows_forward(int);
+template void TransformerCudaT<float>::shared_expert_forward(int);
+template void TransformerCudaT<bf16>::shared_expert_forward(int);
 template void TransformerCudaT<float>::moe_forward(int, const RouterSelect<float>&);
 template void TransformerCudaT<bf16>::moe_forward(int, const RouterSelect<float>&);
 template void TransformerCudaT<float>::moe_backward(int, bool);

@@ -1,15 +1,21 @@
 // The fused MoE path of TransformerCudaT<bf16> (gpu/transformer_cuda.h, "Fused MoE kernels"): eligibility, the
-// expert-major weight layout, one MoeLayerCuda forward per MoE layer, and the routing copy queued once per forward.
+// expert-major weight layout, the routing policy blocks, one MoeLayerCuda forward per MoE layer (on the LoRA-merged
+// experts when the model has adapters; the shared expert beside it), the routing kept per layer and copied to the
+// host once per forward, and what backward needs after such a forward (the rows laid out from the device routing, the
+// router-logit gradient on the device).
 #include "gpu/moe_fused_cuda.h"
 
 #include <algorithm>
 #include <string>
 #include <type_traits>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "gpu/device_acts.h"
 #include "gpu/transformer_cuda.h"
 #include "ops/cuda/dense_ops.h"
+#include "ops/cuda/moe_rows.h"
+#include "ops/moe_route_policy_check.h"
 
 namespace wattmoe::gpu {
 
@@ -53,9 +59,11 @@ std::vector<int64_t> expert_major_offsets(const ModelConfig& c, const ParamLayou
 FusedMoeState::FusedMoeState(const ModelConfig& c) {
   shape.hidden = c.hidden_size, shape.intermediate = c.moe_intermediate_size, shape.experts = c.num_experts;
   shape.top_k = c.top_k, shape.renorm = c.norm_topk_prob;  // the rule route_weights applies (Mixtral: always)
+  shape.max_slots = c.top_k;
   moe_index.assign(size_t(c.num_layers), -1);
   for (int l = 0; l < c.num_layers; ++l)
     if (c.is_moe_layer(l)) moe_index[size_t(l)] = moe_layers++;
+  policies.assign(size_t(moe_layers), MoeRoutePolicy{});  // plain top-k with the model's k
   WATTMOE_CUDA_CALL(cudaEventCreateWithFlags(&copied, cudaEventDisableTiming));
 }
 
@@ -63,21 +71,46 @@ FusedMoeState::~FusedMoeState() {
   if (copied) cudaEventDestroy(copied);
 }
 
+void FusedMoeState::set_policies(const std::vector<MoeRoutePolicy>& per_model_layer) {
+  WATTMOE_CHECK(per_model_layer.size() == moe_index.size(), "{} policy blocks for {} layers", per_model_layer.size(),
+                moe_index.size());
+  std::vector<MoeRoutePolicy> p;
+  int S = shape.max_slots;
+  for (size_t l = 0; l < moe_index.size(); ++l) {
+    if (moe_index[l] < 0) continue;
+    p.push_back(per_model_layer[l]);
+    S = std::max(S, std::min(route_policy_k(p.back(), shape.top_k), shape.experts));
+  }
+  for (const MoeRoutePolicy& b : p) validate_route_policy(b, shape.experts, shape.top_k, S);
+  if (S > shape.max_slots) shape.max_slots = S, layer.reset();  // more slots per token: a new layer (prepare)
+  policies = std::move(p);
+  policies_dirty = true;
+}
+
 void FusedMoeState::prepare(cuda::Context& ctx, int64_t N) {
   WATTMOE_REQUIRE(N <= (1 << 30), "fused MoE forward of {} tokens: too many", N);
-  const size_t nid = size_t(moe_layers) * size_t(N) * size_t(shape.top_k);
+  const size_t nid = size_t(moe_layers) * size_t(N) * size_t(slots());
+  const size_t nprob = size_t(moe_layers) * size_t(N) * size_t(shape.experts);
   const size_t ncnt = size_t(moe_layers) * size_t(shape.experts);
-  if (layer && N <= max_tokens && nid <= host_ids.size() && ncnt <= host_counts.size()) return;
-  ctx.sync();  // the old workspace and host arrays may still be in use by queued work
-  if (!layer || N > max_tokens) {
-    MoeCudaOptions opt;
-    opt.name = "model.moe";  // one layer object serves every MoE layer
-    layer.reset();
-    layer = std::make_unique<MoeLayerCuda>(shape, int(N), opt);
-    max_tokens = int(N);
+  if (!(layer && N <= max_tokens && nid <= host_ids.size() && nprob <= probs.size() && ncnt <= host_counts.size())) {
+    ctx.sync();  // the old workspace and host arrays may still be in use by queued work
+    if (!layer || N > max_tokens) {
+      MoeCudaOptions opt;
+      opt.name = "model.moe";  // one layer object serves every MoE layer
+      layer.reset();
+      layer = std::make_unique<MoeLayerCuda>(shape, int(std::max<int64_t>(N, max_tokens)), opt);
+      max_tokens = int(std::max<int64_t>(N, max_tokens));
+    }
+    ids.resize(std::max(ids.size(), nid)), weights.resize(std::max(weights.size(), nid));
+    probs.resize(std::max(probs.size(), nprob)), logits.resize(std::max(logits.size(), nprob));
+    counts.resize(ncnt);
+    host_ids.resize(std::max(host_ids.size(), nid)), host_weights.resize(std::max(host_weights.size(), nid));
+    host_counts.resize(ncnt);
   }
-  ids.resize(std::max(ids.size(), nid)), counts.resize(ncnt);
-  host_ids.resize(std::max(host_ids.size(), nid)), host_counts.resize(ncnt);
+  if (policies_dirty) {
+    device_policies.upload(policies, ctx.stream());  // `policies` outlives the copy: it is this object's
+    policies_dirty = false;
+  }
 }
 
 template <class T>
@@ -89,9 +122,6 @@ std::string TransformerCudaT<T>::fused_moe_unsupported() const {
     bool any = false;
     for (int l = 0; l < c.num_layers; ++l) any = any || c.is_moe_layer(l);
     if (!any) return "the model has no MoE layer";
-    if (c.lora_rank > 0)
-      return fmt::format("the experts carry LoRA adapters (rank {}), which the fused kernels do not apply", c.lora_rank);
-    if (c.shared_expert_intermediate_size > 0) return "the model has a shared expert, which the fused kernels lack";
     if (c.hidden_size % 8 != 0)
       return fmt::format("hidden size {} is not a multiple of 8 (the fused kernels move 16-byte rows)", c.hidden_size);
     if (c.moe_intermediate_size % 8 != 0)
@@ -123,9 +153,48 @@ void TransformerCudaT<T>::set_moe_kernels(MoeKernels k) {
 }
 
 template <class T>
+void TransformerCudaT<T>::set_route_policies(const std::vector<MoeRoutePolicy>& per_layer) {
+  WATTMOE_REQUIRE(fused_ != nullptr && kernels_ == MoeKernels::Fused,
+                  "routing policy blocks are for the fused MoE kernels: set_moe_kernels(MoeKernels::Fused) first");
+  fused_->set_policies(per_layer);
+}
+
+template <class T>
 const HostRouting& TransformerCudaT<T>::routing(int layer) const {
   if (fused_ && fused_->pending) fused_collect_routing();
   return host_[size_t(layer)];
+}
+
+template <class T>
+void TransformerCudaT<T>::fused_merge_lora() {
+  if constexpr (std::is_same_v<T, bf16>) {
+    const ModelConfig& c = cfg_;
+    FusedMoeState& F = *fused_;
+    const int64_t H = c.hidden_size, I = c.moe_intermediate_size, E = c.num_experts, r = c.lora_rank;
+    const int64_t m = I * H;
+    F.merged.resize(size_t(F.moe_layers * 3 * E * m));
+    F.merge_scratch.resize(size_t(m));
+    const ModelView<float> p = ModelView<float>::bind(c, layout_, params_.data());  // fp32 master weights
+    for (int l = 0; l < c.num_layers; ++l) {
+      const int ml = F.moe_index[size_t(l)];
+      if (ml < 0) continue;
+      for (int64_t e = 0; e < E; ++e) {
+        const FfnView<float>& x = p.layers[size_t(l)].experts[size_t(e)];
+        const float* W[3] = {x.gate, x.up, x.down};
+        const float* A[3] = {x.gate_A, x.up_A, x.down_A};
+        const float* B[3] = {x.gate_B, x.up_B, x.down_B};
+        const int64_t out[3] = {I, I, H}, in[3] = {H, H, I};
+        for (int j = 0; j < 3; ++j) {  // W' = W + scale·B·A, [out, in], rounded to bf16 once
+          WATTMOE_CUDA_CALL(cudaMemcpyAsync(F.merge_scratch.data(), W[j], sizeof(float) * size_t(m),
+                                            cudaMemcpyDeviceToDevice, ctx_.stream()));
+          cuda::gemm<float>(ctx_, false, false, out[j], in[j], r, float(c.lora_scale), B[j], r, A[j], in[j], 1.f,
+                            F.merge_scratch.data(), in[j]);
+          cuda::convert<bf16, float>(ctx_, F.merge_scratch.data(), F.merged.data() + ((ml * 3 + j) * E + e) * m, m);
+        }
+      }
+    }
+    F.merged_stale = false;
+  }
 }
 
 template <class T>
@@ -137,18 +206,31 @@ void TransformerCudaT<T>::fused_moe_forward(int l) {
     const LayerView<T>& w = w_.layers[size_t(l)];
     DeviceActs<T>& A = *acts_;
     FusedMoeState& F = *fused_;
-    const int64_t N = tokens(), H = c.hidden_size, E = c.num_experts, k = c.top_k;
+    const int64_t N = tokens(), H = c.hidden_size, E = c.num_experts, S = F.slots();
     const int64_t m = F.moe_index[size_t(l)];
     WATTMOE_CHECK(m >= 0 && N <= F.max_tokens);
     host_[size_t(l)] = HostRouting{};
-    F.layer->use_device_weights(w.router, w.experts[0].gate, w.experts[0].up, w.experts[0].down);
+    const void *gate = w.experts[0].gate, *up = w.experts[0].up, *down = w.experts[0].down;
+    if (c.lora_rank > 0) {  // the experts with their adapters merged in (rebuilt after the weights changed)
+      if (F.merged_stale) fused_merge_lora();
+      const int64_t block = E * int64_t(c.moe_intermediate_size) * H;
+      const bf16* merged = F.merged.data() + m * 3 * block;
+      gate = merged, up = merged + block, down = merged + 2 * block;
+    }
+    F.layer->use_device_weights(w.router, gate, up, down);
+    F.layer->use_route_policy(F.device_policies.data() + m);
     A.moe_out.resize(size_t(N * H));
     F.layer->forward(acts_->layers[size_t(l)].h_ffn.data(), A.moe_out.data(), int(N), ctx_.stream());
     // This layer's routing into the per-forward arrays (device to device, queued: no host synchronisation).
-    WATTMOE_CUDA_CALL(cudaMemcpyAsync(F.ids.data() + m * N * k, F.layer->topk_ids(), sizeof(int32_t) * size_t(N * k),
-                                      cudaMemcpyDeviceToDevice, ctx_.stream()));
-    WATTMOE_CUDA_CALL(cudaMemcpyAsync(F.counts.data() + m * E, F.layer->expert_counts(), sizeof(int32_t) * size_t(E),
-                                      cudaMemcpyDeviceToDevice, ctx_.stream()));
+    const auto copy = [&](void* dst, const void* src, size_t bytes) {
+      WATTMOE_CUDA_CALL(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx_.stream()));
+    };
+    copy(F.ids.data() + m * N * S, F.layer->topk_ids(), sizeof(int32_t) * size_t(N * S));
+    copy(F.weights.data() + m * N * S, F.layer->topk_weights(), sizeof(float) * size_t(N * S));
+    copy(F.counts.data() + m * E, F.layer->expert_counts(), sizeof(int32_t) * size_t(E));
+    copy(F.probs.data() + m * N * E, F.layer->router_probs(), sizeof(float) * size_t(N * E));
+    copy(F.logits.data() + m * N * E, F.layer->router_logits(), sizeof(bf16) * size_t(N * E));
+    shared_expert_forward(l);                        // Qwen2-MoE: + the gated shared expert, into moe_out
     cuda::axpy<T>(ctx_, 1.f, A.moe_out.data(), A.x.data(), N * H);  // x += moe(x), one rounding as the host path
   }
 }
@@ -157,13 +239,16 @@ template <class T>
 void TransformerCudaT<T>::fused_queue_routing() {
   FusedMoeState& F = *fused_;
   const int64_t N = tokens();
-  const size_t nid = size_t(F.moe_layers) * size_t(N) * size_t(cfg_.top_k), ncnt = size_t(F.moe_layers) * cfg_.num_experts;
+  const size_t nid = size_t(F.moe_layers) * size_t(N) * size_t(F.slots());
+  const size_t ncnt = size_t(F.moe_layers) * cfg_.num_experts;
   WATTMOE_CUDA_CALL(cudaMemcpyAsync(F.host_ids.data(), F.ids.data(), sizeof(int32_t) * nid, cudaMemcpyDeviceToHost,
                                     ctx_.stream()));
+  WATTMOE_CUDA_CALL(cudaMemcpyAsync(F.host_weights.data(), F.weights.data(), sizeof(float) * nid,
+                                    cudaMemcpyDeviceToHost, ctx_.stream()));
   WATTMOE_CUDA_CALL(cudaMemcpyAsync(F.host_counts.data(), F.counts.data(), sizeof(int32_t) * ncnt,
                                     cudaMemcpyDeviceToHost, ctx_.stream()));
   WATTMOE_CUDA_CALL(cudaEventRecord(F.copied, ctx_.stream()));
-  F.tokens = N, F.pending = true;
+  F.tokens = N, F.pending = true, F.router_on_host = false;
 }
 
 template <class T>
@@ -171,31 +256,98 @@ void TransformerCudaT<T>::fused_collect_routing() const {
   FusedMoeState& F = *fused_;
   WATTMOE_CUDA_CALL(cudaEventSynchronize(F.copied));
   const int64_t N = F.tokens;
-  const int k = cfg_.top_k, E = cfg_.num_experts;
+  const int S = F.slots(), E = cfg_.num_experts;
   for (int l = 0; l < cfg_.num_layers; ++l) {
     const int m = F.moe_index[size_t(l)];
     if (m < 0) continue;
-    Routing& r = host_[size_t(l)].routing;
-    r.reset(N, k, E);
-    const int32_t* ids = F.host_ids.data() + size_t(m) * size_t(N) * size_t(k);
-    std::copy(ids, ids + N * k, r.expert.begin());
+    HostRouting& hr = host_[size_t(l)];
+    Routing& r = hr.routing;
+    r.reset(N, S, E);
+    const size_t at = size_t(m) * size_t(N) * size_t(S);
+    std::copy(F.host_ids.data() + at, F.host_ids.data() + at + N * S, r.expert.begin());
     const int32_t* cnt = F.host_counts.data() + size_t(m) * size_t(E);
     std::copy(cnt, cnt + E, r.counts.begin());
+    hr.weight.assign(F.host_weights.data() + at, F.host_weights.data() + at + N * S);
   }
   F.pending = false;
 }
 
-template std::string TransformerCudaT<float>::fused_moe_unsupported() const;
-template std::string TransformerCudaT<bf16>::fused_moe_unsupported() const;
-template void TransformerCudaT<float>::set_moe_kernels(MoeKernels);
-template void TransformerCudaT<bf16>::set_moe_kernels(MoeKernels);
-template const HostRouting& TransformerCudaT<float>::routing(int) const;
-template const HostRouting& TransformerCudaT<bf16>::routing(int) const;
-template void TransformerCudaT<float>::fused_moe_forward(int);
-template void TransformerCudaT<bf16>::fused_moe_forward(int);
-template void TransformerCudaT<float>::fused_queue_routing();
-template void TransformerCudaT<bf16>::fused_queue_routing();
-template void TransformerCudaT<float>::fused_collect_routing() const;
-template void TransformerCudaT<bf16>::fused_collect_routing() const;
+template <class T>
+void TransformerCudaT<T>::fused_router_to_host() {
+  if constexpr (std::is_same_v<T, bf16>) {
+    FusedMoeState& F = *fused_;
+    if (F.pending) fused_collect_routing();
+    if (F.router_on_host) return;
+    const int64_t N = F.tokens, E = cfg_.num_experts, n = int64_t(F.moe_layers) * N * E;
+    std::vector<float> probs(static_cast<size_t>(n));
+    std::vector<uint16_t> logits(static_cast<size_t>(n));
+    WATTMOE_CUDA_CALL(cudaMemcpyAsync(probs.data(), F.probs.data(), sizeof(float) * size_t(n), cudaMemcpyDeviceToHost,
+                                      ctx_.stream()));
+    WATTMOE_CUDA_CALL(cudaMemcpyAsync(logits.data(), F.logits.data(), sizeof(uint16_t) * size_t(n),
+                                      cudaMemcpyDeviceToHost, ctx_.stream()));
+    ctx_.sync();
+    for (int l = 0; l < cfg_.num_layers; ++l) {
+      const int m = F.moe_index[size_t(l)];
+      if (m < 0) continue;
+      HostRouting& hr = host_[size_t(l)];
+      const size_t at = size_t(m) * size_t(N * E);
+      hr.probs.assign(probs.begin() + int64_t(at), probs.begin() + int64_t(at + N * E));
+      hr.logits.resize(size_t(N * E));
+      for (int64_t i = 0; i < N * E; ++i) hr.logits[size_t(i)] = bf16_to_f32(logits[at + size_t(i)]);
+      hr.drouter.assign(size_t(N * E), 0.f);
+    }
+    F.router_on_host = true;
+  }
+}
+
+template <class T>
+void TransformerCudaT<T>::fused_rows_for_backward(int l) {
+  routing(l);  // the forward's routing copy has arrived
+  HostRouting& hr = host_[size_t(l)];
+  DeviceLayerActs<T>& a = acts_->layers[size_t(l)];
+  const int64_t N = tokens();
+  const int S = hr.routing.k;
+  hr.dispatch = build_dispatch(hr.routing);
+  const Dispatch& d = hr.dispatch;
+  const int64_t R = d.rows();
+  hr.row_weight.resize(size_t(R));
+  hr.row_of.assign(size_t(N * S), -1);
+  for (int64_t r = 0; r < R; ++r) {
+    const size_t p = size_t(d.token[r]) * S + d.slot[r];
+    hr.row_weight[size_t(r)] = hr.weight[p];
+    hr.row_of[p] = r;
+  }
+  // hr keeps the host arrays alive until the next forward, well after these copies.
+  a.row_token.upload(d.token, ctx_.stream());
+  a.row_weight.upload(hr.row_weight, ctx_.stream());
+  a.row_of.upload(hr.row_of, ctx_.stream());
+  expert_rows_forward(l);
+}
+
+template <class T>
+void TransformerCudaT<T>::fused_router_backward(int l, const float* drouter, T* dlogits) {
+  FusedMoeState& F = *fused_;
+  DeviceActs<T>& A = *acts_;
+  const int64_t N = tokens(), E = cfg_.num_experts, S = F.slots(), m = F.moe_index[size_t(l)];
+  cuda::router_backward<T>(ctx_, F.ids.data() + m * N * S, F.probs.data() + m * N * E, F.weights.data() + m * N * S,
+                           A.layers[size_t(l)].row_of.data(), A.dweight_rows.data(), drouter, cfg_.norm_topk_prob, N,
+                           int(S), int(E), dlogits);
+}
+
+#define INST(T)                                                                              \
+  template std::string TransformerCudaT<T>::fused_moe_unsupported() const;                    \
+  template void TransformerCudaT<T>::set_moe_kernels(MoeKernels);                             \
+  template void TransformerCudaT<T>::set_route_policies(const std::vector<MoeRoutePolicy>&);  \
+  template const HostRouting& TransformerCudaT<T>::routing(int) const;                        \
+  template void TransformerCudaT<T>::fused_merge_lora();                                      \
+  template void TransformerCudaT<T>::fused_moe_forward(int);                                  \
+  template void TransformerCudaT<T>::fused_queue_routing();                                   \
+  template void TransformerCudaT<T>::fused_collect_routing() const;                           \
+  template void TransformerCudaT<T>::fused_router_to_host();                                  \
+  template void TransformerCudaT<T>::fused_rows_for_backward(int);                            \
+  template void TransformerCudaT<T>::fused_router_backward(int, const float*, T*);
+INST(float)
+INST(bf16)
+#undef INST
 
 }  // namespace wattmoe::gpu

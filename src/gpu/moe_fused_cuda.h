@@ -1,7 +1,9 @@
 // Internal to gpu/*_cuda.cpp: the fused MoE path of TransformerCudaT<bf16> (gpu/transformer_cuda.h, "Fused MoE
 // kernels"): the bf16 weight copy's expert-major layout, a page-locked host array, and the state one model keeps for
-// the path — one MoeLayerCuda for all MoE layers (they share a shape; its weights are re-pointed per layer), every
-// MoE layer's expert ids and counts of the last forward gathered on the device, and their host copies.
+// the path — one MoeLayerCuda for all MoE layers (they share a shape; its weights and its routing-policy block are
+// re-pointed per layer), the policy blocks of every MoE layer in device memory, every MoE layer's routing of the last
+// forward gathered on the device (ids, weights, counts, probabilities, logits: what the host and backward read) with
+// host copies of ids, weights and counts, and the LoRA-merged expert weights when the model has adapters.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -11,6 +13,7 @@
 #include "model/params.h"
 #include "ops/cuda/context.h"
 #include "ops/moe_cuda.h"
+#include "ops/moe_route_policy.h"
 
 namespace wattmoe::gpu {
 
@@ -57,19 +60,40 @@ struct FusedMoeState {
   FusedMoeState(const FusedMoeState&) = delete;
   FusedMoeState& operator=(const FusedMoeState&) = delete;
 
-  // Before a forward of N tokens: a layer and buffers large enough (allocating waits for the stream first).
+  // Before a forward of N tokens: a layer with room for N tokens of `slots` slots each, the policy blocks uploaded
+  // when they changed, and routing buffers large enough (allocating waits for the stream first).
   void prepare(cuda::Context& ctx, int64_t N);
+  // The routing policy of every model layer (validated here against E, k and the slots the blocks ask for); the
+  // next forward uploads them. Slots grow to the largest K asked (never below the model's k).
+  void set_policies(const std::vector<MoeRoutePolicy>& per_model_layer);
 
-  MoeShape shape;
+  MoeShape shape;                           // shape.max_slots: S, slots per token of the layer
   std::unique_ptr<MoeLayerCuda> layer;
   int max_tokens = 0;                       // the layer's capacity
   std::vector<int> moe_index;               // model layer → its index among the MoE layers, −1 for dense layers
   int moe_layers = 0;
   int64_t tokens = 0;                       // N of the last fused forward
-  cuda::DeviceBuffer<int32_t> ids, counts;  // [moe_layers, N, k] expert ids (descending logit), [moe_layers, E]
+  int slots() const { return shape.max_slots; }
+  // The routing policy blocks, one per MoE layer (host copy and device array; the host copy is uploaded when dirty).
+  std::vector<MoeRoutePolicy> policies;
+  cuda::DeviceBuffer<MoeRoutePolicy> device_policies;
+  bool policies_dirty = true;
+  // Every MoE layer's routing of the last forward, device: ids [ml, N, S] (−1 unused), weights [ml, N, S], counts
+  // [ml, E], probabilities [ml, N, E] fp32, router logits [ml, N, E] bf16. Host copies of ids, weights and counts
+  // arrive in one copy queued at the end of the forward.
+  cuda::DeviceBuffer<int32_t> ids, counts;
+  cuda::DeviceBuffer<float> weights, probs;
+  cuda::DeviceBuffer<cuda::bf16> logits;
   PinnedBuffer<int32_t> host_ids, host_counts;
+  PinnedBuffer<float> host_weights;
   cudaEvent_t copied = nullptr;             // recorded after the copies to the host
   bool pending = false;                     // host routing not yet filled from the last forward's copy
+  bool router_on_host = false;              // host_[l].probs/logits hold the last forward's (router_views)
+  // LoRA: each MoE layer's experts with their adapters merged, bf16(W + scale·B·A), expert-major as the weight copy
+  // ([ml][gate | up | down][E][I·H]); recomputed before a fused forward when the weights changed since (stale).
+  cuda::DeviceBuffer<cuda::bf16> merged;
+  cuda::DeviceBuffer<float> merge_scratch;  // [I·H] fp32
+  bool merged_stale = true;
 };
 
 }  // namespace wattmoe::gpu

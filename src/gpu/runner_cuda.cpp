@@ -1,7 +1,7 @@
 // The GPU runner (model/runner.h): TransformerCudaT<float|bf16> (gpu/transformer_cuda.h) on one CUDA device with its
 // own context. fp32 or bf16 (fp32 master weights and gradients either way); the MoE layers on host routing (every
-// policy, routing bit-identical to the CPU's at equal router probabilities) or on the fused kernels (plain top-k,
-// inference only), chosen once at construction by choose_moe_kernels.
+// policy, routing bit-identical to the CPU's at equal router probabilities) or on the fused kernels (every policy as
+// knobs in device memory, backward included), chosen once at construction by choose_moe_kernels.
 //
 // Differences from the CPU runner, all within the precision's rounding: fp32 sums in another order (and bf16
 // rounding for bf16). The routing observer of a fused forward runs when the host first reads anything of that forward
@@ -15,6 +15,7 @@
 #include "gpu/transformer_cuda.h"
 #include "model/objective.h"
 #include "model/runner_impl.h"
+#include "moe/route_policy_block.h"
 #include "ops/cuda/dense_ops.h"
 
 namespace wattmoe {
@@ -63,7 +64,7 @@ class CudaRunner final : public Runner {
  public:
   CudaRunner(const ModelConfig& c, const RunnerOptions& o)
       : ctx_(o.gpu), model_(c, ctx_), precision_(o.precision) {
-    if (choose_moe_kernels(o.moe_kernels, model_.fused_moe_unsupported(), o.routing_not_fused))
+    if (choose_moe_kernels(o.moe_kernels, model_.fused_moe_unsupported()))
       model_.set_moe_kernels(gpu::MoeKernels::Fused);
   }
 
@@ -84,10 +85,12 @@ class CudaRunner final : public Runner {
   void set_routing(const RoutingSpec& spec) override {
     const ModelConfig& c = config();
     validate_routing_spec(spec, c.num_layers, c.num_experts, c.top_k);
-    const std::string why = fused_routing_unsupported(spec, c.top_k);
-    WATTMOE_REQUIRE(!fused() || why.empty(), "the fused MoE kernels cannot route by {}: run this routing on host "
-                                             "routing (--moe-kernels host)", why);
-    select_ = spec_select(spec, c.num_layers, c.num_experts, c.top_k);
+    if (fused()) {  // the policy as device knobs: no host selection
+      model_.set_route_policies(route_policy_blocks(spec, c.num_layers, c.num_experts));
+      select_ = nullptr;
+    } else {
+      select_ = spec_select(spec, c.num_layers, c.num_experts, c.top_k);
+    }
   }
   void set_routing_observer(RoutingObserver observe) override { observe_ = std::move(observe); }
 

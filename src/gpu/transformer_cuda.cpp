@@ -64,6 +64,7 @@ void TransformerCudaT<T>::upload_params(const float* host) {
 
 template <class T>
 void TransformerCudaT<T>::sync_weights() {
+  if (fused_) fused_->merged_stale = true;  // merged LoRA experts follow the weights
   if constexpr (!is_f32<T>) {  // layout order → woff_: one conversion per run of tensors that move alike
     const std::vector<ParamSpec>& sp = layout_.specs();
     for (size_t i = 0; i < sp.size();) {
@@ -326,8 +327,6 @@ void TransformerCudaT<T>::backward(const GradMask* mask) {
   const int64_t N = tokens(), H = c.hidden_size;
   WATTMOE_CHECK(N > 0, "backward before forward");
   WATTMOE_REQUIRE(!cached_, "backward through a KV-cached forward is not supported");
-  WATTMOE_REQUIRE(!fused_last_, "backward after a forward on the fused MoE kernels (inference only): "
-                                "set_moe_kernels(MoeKernels::Host) before a forward that needs gradients");
   WATTMOE_CHECK(!mask || mask->needs.size() == layout_.specs().size(), "gradient mask has {} entries for {} tensors",
                 mask ? mask->needs.size() : 0, layout_.specs().size());
   if (mask && !mask->any()) return;

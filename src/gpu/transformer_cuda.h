@@ -36,20 +36,27 @@
 // With T = bf16 the host selects on the bf16 probabilities (widened to float), so near-ties may select differently
 // from the fp32 model (1 slot in 84 in the parity test's cases).
 //
-// Fused MoE kernels (inference only, T = bf16): after set_moe_kernels(MoeKernels::Fused), a forward given no
-// RouterSelect runs every MoE layer as one MoeLayerCuda forward (ops/moe_cuda.h: router, softmax, top-k, permute,
-// grouped SwiGLU GEMMs and combine on the device, no host synchronisation) on the model's own bf16 weights. Eligible
-// models (fused_moe_unsupported() says why not): bf16, no LoRA adapters, no shared expert, hidden and expert sizes
-// multiples of 8, at most 256 experts; the selection is the plain top-k with the arch's renormalisation rule (Mixtral
-// always, else norm_topk_prob). Differences from the host path, both within bf16 rounding: top-k is taken on the bf16
-// router logits (the host path ranks the bf16 probabilities, so logits that round to equal probabilities — near-ties —
-// may select differently), and the route weights are the fp32 softmax (host: bf16 probabilities). To read the
-// experts in place, the bf16 weight copy stores each MoE layer's experts expert-major ([E, I, H] gates, then ups,
-// then downs, then any LoRA factors) and starts every tensor on 16 bytes (gpu/moe_fused_cuda.h; ≤ 7 elements of
-// padding per tensor, none when sizes are multiples of 8); the fp32 params() and the gradients keep ParamLayout
-// order. So no second copy of the weights exists; sync_weights() converts tensor by tensor into that layout. The expert ids [N, k] and counts [E] of all MoE layers go to the host in one copy queued at the end of the
-// forward; routing(l) waits for it on first use (it then holds `routing` only: logits, probs and weight are empty).
-// backward() and router_aux_losses() refuse a fused forward (no saved router probabilities).
+// Fused MoE kernels (T = bf16): after set_moe_kernels(MoeKernels::Fused), every MoE layer runs as one MoeLayerCuda
+// forward (ops/moe_cuda.h: router, softmax, the routing policy, permute, grouped SwiGLU GEMMs and combine on the
+// device, no host synchronisation) on the model's own bf16 weights. The routing policy of each layer is a block of
+// device memory (set_route_policies; plain top-k by default) that every forward reads, so a controller changes it
+// between forwards without any re-capture; a forward given a RouterSelect throws. Eligible models
+// (fused_moe_unsupported() says why not): bf16, hidden and expert sizes multiples of 8, at most 256 experts. LoRA
+// adapters: the experts run with their adapters merged, bf16(W + scale·B·A), rebuilt after the weights change
+// (sync_weights); a shared expert (Qwen2-MoE) runs beside the fused layer as on the host path. Differences from the
+// host path, within bf16 rounding: the policies rank the fp32 probabilities of the bf16 router logits (the host path
+// ranks bf16 probabilities, so near-ties may select differently), the route weights are fp32, and LoRA is merged into
+// the weights instead of added. To read the experts in place, the bf16 weight copy stores each MoE layer's experts
+// expert-major ([E, I, H] gates, then ups, then downs, then any LoRA factors) and starts every tensor on 16 bytes
+// (gpu/moe_fused_cuda.h; ≤ 7 elements of padding per tensor, none when sizes are multiples of 8); the fp32 params()
+// and the gradients keep ParamLayout order. So no second copy of the weights exists (but the merged experts of a model
+// with adapters); sync_weights() converts tensor by tensor into that layout. Each MoE layer's routing (ids [N, S] with
+// −1 in unused slots, weights, counts, probabilities, logits) stays on the device for backward, and ids, weights and
+// counts of all layers go to the host in one copy queued at the end of the forward; routing(l) waits for it on first
+// use; router_views() and router_aux_losses() bring the probabilities and logits up (one more copy, on demand).
+// backward() after a fused forward lays each MoE layer's rows out from that routing, recomputes the experts'
+// activations (the forward kept none) and takes the router-logit gradient on the device (cuda::router_backward): no
+// host round trip per layer.
 //
 // Decoding: reset_cache(capacity, batch) then forward_cached(ids [batch, S], S) any number of times; each call runs S
 // tokens of each of the batch sequences (in lockstep: all at the same length) at positions cache_length() …
@@ -72,6 +79,7 @@
 #include "moe/dispatch.h"
 #include "moe/routing.h"
 #include "ops/cuda/context.h"
+#include "ops/moe_route_policy.h"
 
 namespace wattmoe::gpu {
 
@@ -93,6 +101,8 @@ struct HostRouting {
   std::vector<float> drouter;        // [N, E] ∂(aux losses)/∂logits, added by router_aux_losses, zeroed by forward
   Routing routing;
   Dispatch dispatch;
+  std::vector<float> row_weight;     // after a fused forward, for backward: each dispatch row's weight [R]
+  std::vector<int64_t> row_of;       //   and each (token, slot)'s row [N, k] (−1 unused)
 };
 
 template <class T>
@@ -172,8 +182,11 @@ class TransformerCudaT {
   // so may the caller (the test-time objectives of adapt/router_objectives.h, gpu/adapt_model_cuda.h).
   std::vector<float>& router_grad(int layer) { return host_.at(size_t(layer)).drouter; }
 
-  // Why MoeLayerCuda cannot run this model's MoE layers exactly (empty when it can; see the header comment).
+  // Why MoeLayerCuda cannot run this model's MoE layers (empty when it can; see the header comment).
   std::string fused_moe_unsupported() const;
+  // The fused kernels' routing policy of every model layer (ops/moe_route_policy.h; moe/route_policy_block.h makes
+  // them from a RoutingSpec), validated here (Error naming the knob), read by the following forwards. Fused only.
+  void set_route_policies(const std::vector<MoeRoutePolicy>& per_layer);
   // Fused: forwards without a RouterSelect run the MoE layers on the fused kernels (a forward given a RouterSelect
   // throws). Throws wattmoe::Error naming the reason when the model is not eligible. Host (the default): host routing.
   void set_moe_kernels(MoeKernels k);
@@ -184,9 +197,15 @@ class TransformerCudaT {
   void forward_impl(const int32_t* host_ids, int B, int S, bool cached, const RouterSelect<float>& select);
   void layer_forward(int l, const RouterSelect<float>& select);
   void moe_forward(int l, const RouterSelect<float>& select);
+  void expert_rows_forward(int l);   // the routed experts over the dispatch rows (moe_block_cuda.cpp)
+  void shared_expert_forward(int l); // + the gated shared expert into the MoE output (Qwen2-MoE)
   void fused_moe_forward(int l);     // moe_fused_cuda.cpp
-  void fused_queue_routing();        // end of a fused forward: one copy of every layer's ids and counts to the host
-  void fused_collect_routing() const;  // waits for that copy, fills host_[l].routing
+  void fused_merge_lora();           // the LoRA-merged experts of every MoE layer
+  void fused_queue_routing();        // end of a fused forward: one copy of every layer's ids, weights, counts to the host
+  void fused_collect_routing() const;  // waits for that copy, fills host_[l].routing and weight
+  void fused_router_to_host();       // the last fused forward's router probabilities and logits into host_
+  void fused_rows_for_backward(int l);  // after a fused forward: the layer's rows and expert activations
+  void fused_router_backward(int l, const float* drouter, T* dlogits);  // ∂L/∂(router logits) on the device
   void layer_backward(int l, bool need_dx_in);
   void moe_backward(int l, bool need_dh);
 

@@ -38,9 +38,7 @@ RunnerFactory runner_factory(const RunnerOptions& o) {
   return [o](const ModelConfig& c) { return make_runner(c, o); };
 }
 
-bool choose_moe_kernels(const std::string& moe_kernels, const std::string& model_not_fused,
-                        const std::string& routing_not_fused) {
-  const std::string why_not = !model_not_fused.empty() ? model_not_fused : routing_not_fused;
+bool choose_moe_kernels(const std::string& moe_kernels, const std::string& why_not) {
   if (moe_kernels == "host") {
     log_info("MoE layers: host routing (--moe-kernels host)");
     return false;

@@ -37,9 +37,6 @@ struct RunnerOptions {
   std::string device = "cpu";        // cpu | cuda (GPU `gpu`)
   std::string precision = "fp32";    // fp32 | bf16 (cuda only)
   std::string moe_kernels = "auto";  // auto | fused | host (cuda only; see choose_moe_kernels)
-  // Why the routing the caller will ask for cannot run on the fused kernels ("" when it can): with auto the runner
-  // then takes host routing, with fused it is an error naming the reason.
-  std::string routing_not_fused;
   int gpu = 0;
 };
 
@@ -123,10 +120,9 @@ std::unique_ptr<Runner> make_runner(const ModelConfig& c, const RunnerOptions& o
 using RunnerFactory = std::function<std::unique_ptr<Runner>(const ModelConfig&)>;
 RunnerFactory runner_factory(const RunnerOptions& o);
 
-// The MoE-kernel choice of a GPU runner: `model_not_fused` and `routing_not_fused` say why the fused kernels cannot
-// run ("" when they can). auto → fused when both are empty; fused → fused, or an Error naming the reason; host →
-// host. Logs the choice (and auto's reason for falling back). Returns true for fused.
-bool choose_moe_kernels(const std::string& moe_kernels, const std::string& model_not_fused,
-                        const std::string& routing_not_fused);
+// The MoE-kernel choice of a GPU runner (the fused kernels run every routing policy, test-time training included):
+// `why_not` says why they cannot run the model ("" when they can). auto → fused when they can; fused → fused, or an
+// Error naming the reason; host → host. Logs the choice (and auto's reason for falling back). True for fused.
+bool choose_moe_kernels(const std::string& moe_kernels, const std::string& why_not);
 
 }  // namespace wattmoe

@@ -18,20 +18,16 @@ void validate_routing_spec(const RoutingSpec& s, int num_layers, int E, int mode
   for (const ExpertCosts& c : s.costs) validate_costs(c, E, false);
 }
 
-bool is_model_topk(const RoutingSpec& s, int model_k) { return fused_routing_unsupported(s, model_k).empty(); }
-
-std::string fused_routing_unsupported(const RoutingSpec& s, int model_k) {
-  if (s.policy != "topk") return "policy " + s.policy + " (the fused kernels route by plain top-k)";
+bool is_model_topk(const RoutingSpec& s, int model_k) {
+  if (s.policy != "topk") return false;
   const size_t n = s.layer_knobs.empty() ? 1 : s.layer_knobs.size();
   for (size_t l = 0; l < n; ++l) {
     const PolicyKnobs& k = s.layer_knobs.empty() ? s.knobs : s.layer_knobs[l];
     for (bool m : k.mask)
-      if (m) return "an expert mask (the fused kernels route over every expert)";
-    if (k.k_max != 0 && k.k_max != model_k)
-      return "k_max " + std::to_string(k.k_max) + " (the fused kernels take the model's top-" +
-             std::to_string(model_k) + ")";
+      if (m) return false;
+    if (k.k_max != 0 && k.k_max != model_k) return false;
   }
-  return "";
+  return true;
 }
 
 SpecSelectFn spec_select(const RoutingSpec& s, int num_layers, int E, int model_k) {

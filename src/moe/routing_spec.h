@@ -27,9 +27,6 @@ void validate_routing_spec(const RoutingSpec& s, int num_layers, int E, int mode
 // True when the spec selects exactly the model's own top-k (topk with no mask and K = the model's k in every layer).
 bool is_model_topk(const RoutingSpec& s, int model_k);
 
-// Why plain top-k on the device cannot stand for this routing ("" when it can).
-std::string fused_routing_unsupported(const RoutingSpec& s, int model_k);
-
 // The selection a host-routing forward calls per MoE layer (same signature as model/transformer.h's RouterSelect):
 // null for the model's own top-k (is_model_topk), else the policy with that layer's knobs and costs.
 using SpecSelectFn = std::function<void(int layer, const float* logits, const float* probs, int64_t n, Routing& out)>;

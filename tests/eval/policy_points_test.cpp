@@ -93,11 +93,9 @@ TEST(PolicyPoints, SpecsForAModel) {
                                                 {5, 5, 0, 5, 5, 5, 9, 5}};
   const RoutingSpec top2 = point_spec(parse_point("topk"), c, {}, 8192);
   EXPECT_TRUE(is_model_topk(top2, c.top_k));
-  EXPECT_TRUE(fused_routing_unsupported(top2, c.top_k).empty());
   EXPECT_TRUE(top2.costs.empty());
   const RoutingSpec top1 = point_spec(parse_point("topk k_max=1"), c, {}, 8192);
   EXPECT_FALSE(is_model_topk(top1, c.top_k));
-  EXPECT_FALSE(fused_routing_unsupported(top1, c.top_k).empty());
 
   const RoutingSpec m = point_spec(parse_point("mask r=2"), c, usage, 8192);
   ASSERT_EQ(m.layer_knobs.size(), 3u);

@@ -1,0 +1,280 @@
+// The GPU model's fused MoE path with what used to need host routing: every routing policy as per-layer knobs in
+// device memory, LoRA adapters (merged into the experts), a shared expert (Qwen2-MoE), and backward after a fused
+// forward (test-time training on the fused kernels).
+//  1. Selection: each MoE layer's fused routing equals the CPU policy (moe/policy.h) run on that layer's own router
+//     outputs (router_views: the fused layer's bf16 logits widened and fp32 probabilities) exactly — the kernels'
+//     contract (tests/gpu/moe_route_policy_test.cpp) at the model level, with per-layer knobs (a mask per layer, as
+//     the controller's ladder sets them). Unused slots are −1; every row uses at most K slots.
+//  2. Logits: equal the host path replaying the fused selection within kTolBf16 (model_fused_moe_test.cpp's
+//     derivation). LoRA merged into a bf16 expert weight adds one rounding of W + s·B·A (2^-9 relative) against the
+//     host path's separate products: inside the same bound.
+//  3. Gradients after a fused forward (next-token loss + load-balancing and z losses; full, and masked to router,
+//     norms and LoRA as test-time training does) equal the host path's after a forward replaying the fused selection,
+//     within kTolBf16Grad, model_parity_test.cpp's bound for bf16 gradients (route weights fp32 vs bf16 probabilities
+//     differ by a rounding inside it).
+//  4. Knobs change between forwards and the routing follows, without rebuilding anything (the same model object,
+//     the same layer); going back to top-k gives bitwise the first forward's logits. (A CUDA-graph replay following
+//     knob changes is tested on the layer, moe_route_policy_test.cpp.)
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "../moe/model_gradcheck.h"
+#include "../test_util.h"
+#include "core/dtype.h"
+#include "gpu/transformer_cuda.h"
+#include "model/checkpoint.h"
+#include "model/objective.h"
+#include "moe/policy.h"
+#include "moe/route_policy_block.h"
+#include "ops/cuda/context.h"
+
+namespace wattmoe {
+namespace {
+
+constexpr double kTolBf16 = 3e-2, kTolBf16Grad = 6e-2;
+
+#define SKIP_WITHOUT_GPU() \
+  if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device"
+
+double norm_err(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double m = 0, d = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    if (!std::isfinite(a[i])) return NAN;
+    d = std::max(d, std::abs(double(a[i]) - double(b[i])));
+    m = std::max(m, std::abs(double(b[i])));
+  }
+  return m > 0 ? d / m : d;
+}
+
+std::vector<Routing> routings(const gpu::TransformerCudaBf16& m) {
+  std::vector<Routing> out;
+  for (int l = 0; l < m.config().num_layers; ++l) out.push_back(m.routing(l).routing);
+  return out;
+}
+
+RouterSelect<float> replay(const std::vector<Routing>& r) {
+  return [&r](int l, const float*, const float*, int64_t n, Routing& out) {
+    out = r[size_t(l)];
+    ASSERT_EQ(out.tokens, n);
+  };
+}
+
+// Skewed per-expert costs (a_e, b_e in joules), the same in every layer.
+ExpertCosts skewed_costs(int E) {
+  ExpertCosts c;
+  for (int e = 0; e < E; ++e) c.fixed.push_back(0.02f * float(1 + (e * 7) % E)), c.per_token.push_back(1e-4f * float(1 + e));
+  return c;
+}
+
+struct Policy {
+  std::string name;
+  RoutingSpec spec;
+};
+
+// Policies with knobs that bind on random and trained models alike; one with a mask per layer.
+std::vector<Policy> policies(const ModelConfig& c) {
+  const int E = c.num_experts, k = c.top_k;
+  std::vector<Policy> out;
+  const auto add = [&](std::string name, std::string policy, auto set) {
+    Policy p;
+    p.name = std::move(name), p.spec.policy = std::move(policy);
+    p.spec.costs = {skewed_costs(E)};
+    set(p.spec);
+    out.push_back(std::move(p));
+  };
+  add("topk", "topk", [](RoutingSpec&) {});
+  add("top1", "topk", [](RoutingSpec& s) { s.knobs.k_max = 1; });
+  add("kE", "topk", [E](RoutingSpec& s) { s.knobs.k_max = E; });
+  add("skip0.5", "skip", [](RoutingSpec& s) { s.knobs.beta = 0.5f; });
+  add("top_p0.6", "top_p", [k](RoutingSpec& s) { s.knobs.p = 0.6f, s.knobs.k_max = std::min(k + 1, 8); });
+  add("cost2", "cost", [](RoutingSpec& s) { s.knobs.lambda = 2.f; });
+  add("cost2_reuse", "cost", [](RoutingSpec& s) { s.knobs.lambda = 2.f, s.knobs.reuse_min_tokens = 2; });
+  add("budget", "budget", [](RoutingSpec& s) { s.knobs.budget_j = 0.05; });
+  add("mask_by_layer", "mask", [&c, E](RoutingSpec& s) {
+    for (int l = 0; l < c.num_layers; ++l) {
+      PolicyKnobs kn;
+      kn.mask.assign(size_t(E), false);
+      kn.mask[size_t(l % E)] = true;
+      if (E > 3) kn.mask[size_t((l + 2) % E)] = true;
+      s.layer_knobs.push_back(kn);
+    }
+  });
+  for (Policy& p : out) validate_routing_spec(p.spec, c.num_layers, E, k);
+  return out;
+}
+
+// 1: each MoE layer's fused selection against the CPU policy on the layer's own router outputs.
+void expect_cpu_selection(gpu::TransformerCudaBf16& m, const RoutingSpec& spec, int64_t N, const std::string& what) {
+  const ModelConfig& c = m.config();
+  const RouterViews<float> v = m.router_views();
+  const std::unique_ptr<RoutingPolicy> pol = make_policy(spec.policy);
+  static const ExpertCosts none;
+  for (int l = 0; l < c.num_layers; ++l) {
+    if (!c.is_moe_layer(l)) continue;
+    const Routing& f = m.routing(l).routing;
+    const ExpertCosts& costs = spec.costs.empty() ? none : spec.costs.size() == 1 ? spec.costs[0] : spec.costs[size_t(l)];
+    Routing cpu;
+    pol->select(v.layers[size_t(l)].logits, v.layers[size_t(l)].probs, N, c.num_experts, c.top_k, costs,
+                spec.knobs_for(l), cpu);
+    ASSERT_EQ(f.tokens, N) << what;
+    ASSERT_GE(f.k, cpu.k) << what << " layer " << l << ": fewer slots than the policy's K";
+    for (int64_t t = 0; t < N; ++t)
+      for (int s = 0; s < f.k; ++s) {
+        const int32_t want = s < cpu.k ? cpu.expert[size_t(t * cpu.k + s)] : -1;
+        ASSERT_EQ(f.expert[size_t(t * f.k + s)], want) << what << " layer " << l << " token " << t << " slot " << s;
+      }
+    EXPECT_EQ(f.counts, cpu.counts) << what << " layer " << l;
+  }
+}
+
+void expect_grads_close(const ParamLayout& L, const std::vector<float>& got, const std::vector<float>& want,
+                        const GradMask* mask, const std::string& what, double* worst) {
+  for (const ParamSpec& s : L.specs()) {
+    if (mask && !mask->need(s, L)) continue;
+    double scale = 0, d = 0;
+    for (int64_t i = 0; i < s.numel; ++i) {
+      ASSERT_TRUE(std::isfinite(got[size_t(s.offset + i)])) << what << " " << s.name;
+      scale = std::max(scale, std::abs(double(want[size_t(s.offset + i)])));
+      d = std::max(d, std::abs(double(got[size_t(s.offset + i)]) - double(want[size_t(s.offset + i)])));
+    }
+    if (s.kind == ParamKind::Bias) continue;  // may cancel to ~0 (model_parity_test.cpp); the weights carry the check
+    const double e = scale > 0 ? d / scale : d;
+    EXPECT_LE(e, kTolBf16Grad) << what << " " << s.name;
+    *worst = std::max(*worst, e);
+  }
+}
+
+// One model through every policy: selection, logits, gradients (full and masked).
+void check_model(const std::string& name, const ModelConfig& c, std::vector<float> p, int B, int S) {
+  SCOPED_TRACE(name);
+  cuda::Context ctx;
+  for (float& x : p) x = bf16_to_f32(f32_to_bf16(x));
+  gpu::TransformerCudaBf16 m(c, ctx);
+  m.upload_params(p.data());
+  ASSERT_EQ(m.fused_moe_unsupported(), "");
+  const ParamLayout& L = m.layout();
+  const std::vector<int32_t> ids = test::random_ids(B * S, c.vocab_size, 23);
+  const int64_t N = int64_t(B) * S;
+  const GradMask ttt = GradMask::select(L, [](const ParamSpec& s) {
+    return s.kind == ParamKind::Router || s.kind == ParamKind::Norm || s.kind == ParamKind::Lora;
+  });
+  double worst_logits = 0, worst_grads = 0;
+  for (const Policy& pol : policies(c)) {
+    SCOPED_TRACE(pol.name);
+    m.set_moe_kernels(gpu::MoeKernels::Fused);
+    m.set_route_policies(route_policy_blocks(pol.spec, c.num_layers, c.num_experts));
+    m.forward(ids.data(), B, S);
+    const std::vector<float> fused = m.download_logits();
+    const std::vector<Routing> rf = routings(m);
+    expect_cpu_selection(m, pol.spec, N, pol.name);
+    std::vector<std::vector<float>> grads[2];  // [path][full, masked]
+    for (int path = 0; path < 2; ++path) {
+      for (const GradMask* mask : {static_cast<const GradMask*>(nullptr), static_cast<const GradMask*>(&ttt)}) {
+        if (path == 0) {
+          m.set_moe_kernels(gpu::MoeKernels::Fused);
+          m.forward(ids.data(), B, S);
+        } else {
+          m.set_moe_kernels(gpu::MoeKernels::Host);
+          m.forward(ids.data(), B, S, replay(rf));
+          if (!mask) {
+            const double e = norm_err(fused, m.download_logits());
+            EXPECT_LE(e, kTolBf16) << "fused vs host replaying it";
+            worst_logits = std::max(worst_logits, e);
+          }
+        }
+        m.objective(Objective::Nll, true);
+        m.router_aux_losses(0.01, 0.001);
+        m.zero_grads();
+        m.backward(mask);
+        std::vector<float> g(size_t(L.total()));
+        m.download_grads(g.data());
+        grads[path].push_back(std::move(g));
+      }
+    }
+    expect_grads_close(L, grads[0][0], grads[1][0], nullptr, pol.name + " full", &worst_grads);
+    expect_grads_close(L, grads[0][1], grads[1][1], &ttt, pol.name + " masked", &worst_grads);
+  }
+  std::printf("[fusedpol] %-34s %zu policies: logits vs host %.2e, grads vs host %.2e\n", name.c_str(),
+              policies(c).size(), worst_logits, worst_grads);
+}
+
+ModelConfig eligible(ModelConfig c, int H, int I, int E, int k) {
+  c.vocab_size = 53, c.hidden_size = H, c.num_heads = 3, c.num_kv_heads = 1, c.head_dim = 10;
+  c.intermediate_size = 24, c.moe_intermediate_size = I, c.num_experts = E, c.top_k = k;
+  return c;
+}
+
+TEST(FusedMoePolicies, RandomModelsMatchCpuSelectionHostLogitsAndGradients) {
+  SKIP_WITHOUT_GPU();
+  ModelConfig lora = eligible(test::mixtral_config(2), 40, 24, 6, 2);
+  lora.lora_rank = 3, lora.lora_scale = 0.5f;
+  ModelConfig shared = eligible(test::qwen2moe_config(3), 32, 16, 5, 2);  // a dense layer and a shared expert
+  shared.shared_expert_intermediate_size = 24;
+  ModelConfig olmoe = eligible(test::olmoe_config(2, 0.9), 24, 56, 7, 3);
+  olmoe.norm_topk_prob = false;
+  for (const auto& [name, c] : {std::pair<std::string, ModelConfig>{"mixtral_lora3_E6_k2", lora},
+                                {"qwen2moe_shared_E5_k2", shared}, {"olmoe_E7_k3_norenorm", olmoe}}) {
+    c.validate(name);
+    const std::vector<float> p = test::random_params<float>(ParamLayout::build(c), 41 + c.num_experts);
+    check_model(name, c, p, 3, 23);  // 69 tokens: 64-row tiles
+    check_model(name + " decode", c, p, 1, 5);  // T ≤ 8: the decode kernels
+  }
+}
+
+TEST(FusedMoePolicies, ShippedModelMatchesCpuSelectionHostLogitsAndGradients) {
+  SKIP_WITHOUT_GPU();
+  const ModelWeights<float> w = load_model<float>(test::source_path("models/kjv-small"));
+  check_model("kjv-small 4x128", w.config, w.params, 4, 128);  // T·k = 1024: 128-row tiles
+}
+
+// 4: knobs change between forwards on one model; the routing follows; back to top-k is bitwise the first forward.
+TEST(FusedMoePolicies, KnobsChangeBetweenForwards) {
+  SKIP_WITHOUT_GPU();
+  cuda::Context ctx;
+  const ModelWeights<float> w = load_model<float>(test::source_path("models/kjv-small"));
+  const ModelConfig& c = w.config;
+  gpu::TransformerCudaBf16 m(c, ctx);
+  m.upload_params(w.params.data());
+  m.set_moe_kernels(gpu::MoeKernels::Fused);
+  const std::vector<int32_t> ids = test::random_ids(2 * 64, c.vocab_size, 5);
+  const auto pairs = [&] {
+    int64_t n = 0;
+    for (int l = 0; l < c.num_layers; ++l)
+      for (int32_t x : m.routing(l).routing.counts) n += x;
+    return n;
+  };
+  m.forward(ids.data(), 2, 64);
+  const std::vector<float> first = m.download_logits();
+  const int64_t top2 = pairs();
+  EXPECT_EQ(top2, int64_t(c.num_layers) * 128 * c.top_k);
+  RoutingSpec s;
+  s.knobs.k_max = 1;
+  m.set_route_policies(route_policy_blocks(s, c.num_layers, c.num_experts));
+  m.forward(ids.data(), 2, 64);
+  EXPECT_EQ(pairs(), int64_t(c.num_layers) * 128);
+  s = RoutingSpec{};
+  s.policy = "skip", s.knobs.beta = 0.9f;
+  m.set_route_policies(route_policy_blocks(s, c.num_layers, c.num_experts));
+  m.forward(ids.data(), 2, 64);
+  const int64_t skipped = pairs();
+  EXPECT_LT(skipped, top2);
+  EXPECT_GE(skipped, int64_t(c.num_layers) * 128);
+  m.set_route_policies(route_policy_blocks(RoutingSpec{}, c.num_layers, c.num_experts));
+  m.forward(ids.data(), 2, 64);
+  EXPECT_TRUE(m.download_logits() == first) << "back to top-k: not the first forward's logits";
+  // Bad knobs: an error naming the knob, the model unchanged.
+  s = RoutingSpec{};
+  s.policy = "top_p", s.knobs.p = 1.5f;
+  EXPECT_THROW(m.set_route_policies(route_policy_blocks(s, c.num_layers, c.num_experts)), Error);
+  m.forward(ids.data(), 2, 64);
+  EXPECT_TRUE(m.download_logits() == first);
+}
+
+}  // namespace
+}  // namespace wattmoe
