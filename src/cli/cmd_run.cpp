@@ -60,8 +60,9 @@ void add_run_command(CLI::App& app) {
   cmd->add_flag("--no-thermal-guard{false}", r.budget.thermal_guard, "disable the thermal guard");
   cmd->add_flag("--no-ladder{false}", r.budget.ladder, "disable the degradation ladder");
   cmd->add_option("--plant", r.plant.name,
-                  "what the window's work runs on: sim (simulated GPU) or cuda (the real GPU, measured with NVML; "
-                  "CUDA builds)")->capture_default_str();
+                  "what the window's work runs on: sim (simulated GPU), cuda (Mixtral-shaped expert blocks on the real "
+                  "GPU, measured with NVML) or model (the model itself on the GPU, --sim-streams copies of each window "
+                  "per step, measured with NVML; needs --device cuda)")->capture_default_str();
   cmd->add_option("--sim-params", r.plant.sim_params, "simulated GPU parameters (JSON)");
   cmd->add_option("--sim-streams", r.plant.streams, "concurrent streams each window stands for")->capture_default_str();
   cmd->add_option("--step-period-s", r.plant.period_s, "seconds between steps (arrival cadence; default 0.02 sim, 1 cuda)");

@@ -127,6 +127,34 @@ Json counts_json(const std::vector<std::vector<int64_t>>& counts) {
   return j;
 }
 
+// --plant model: a step's work is the model itself on the window just scored, for the step's streams (streams ×
+// batch_scale windows, in forwards of up to kBatch windows), each stream the window again (routed like it, as the
+// simulated plant assumes), on the run's runner with its routing — so the controller's knob moves the measured work.
+// The routing observer is off meanwhile: the expected expert energy counts the scored windows only.
+struct ModelWork {
+  static constexpr int64_t kBatch = 64;
+  Runner* runner = nullptr;
+  RoutingObserver observer;
+  const int32_t* ids = nullptr;  // the window just scored: len inputs
+  int len = 0;
+  double streams = 1;
+  std::vector<int32_t> batch;
+  double operator()(double scale) {
+    WATTMOE_CHECK(runner && ids && len > 0, "--plant model: no window to run");
+    runner->set_routing_observer(nullptr);
+    int64_t left = std::max<int64_t>(1, std::llround(streams * scale)), tokens = 0;
+    while (left > 0) {
+      const int64_t B = std::min(left, kBatch);
+      batch.resize(size_t(B * len));
+      for (int64_t b = 0; b < B; ++b) std::copy(ids, ids + len, batch.begin() + b * len);
+      runner->forward(batch.data(), int(B), len);
+      tokens += B * len, left -= B;
+    }
+    runner->set_routing_observer(observer);
+    return double(tokens);
+  }
+};
+
 PlantOptions plant_options(const RunConfig& a, const ModelConfig& m) {
   const RunPlantOptions& p = a.plant;
   PlantOptions po;
@@ -156,7 +184,9 @@ void check_run_config(const RunConfig& a) {
                       std::isfinite(b.energy_j_per_token),
                   "--power-budget/--energy-budget must be > 0 (got {} W, {} J/token)", b.power_w, b.energy_j_per_token);
   check_runner_options(a.runner);  // a GPU-less machine or CPU-only build fails here
-  check_plant(a.plant.name);  // a CPU-only build or machine fails here for --plant cuda
+  check_plant(a.plant.name);  // a CPU-only build or machine fails here for --plant cuda or model
+  WATTMOE_REQUIRE(a.plant.name != "model" || a.runner.device == "cuda",
+                  "--plant model measures the model itself on the GPU: it needs --device cuda");
   const double period_s = std::isnan(a.plant.period_s) ? default_step_period(a.plant.name) : a.plant.period_s;
   WATTMOE_REQUIRE(a.plant.streams >= 1 && period_s > 0 && std::isfinite(period_s),
                   "--sim-streams must be ≥ 1 and --step-period-s > 0");
@@ -172,8 +202,6 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   RoutingSetup routing = make_routing(a.routing, m.config, tokens_per_step);
   routing.tally_fixed_share = 1.0 / a.plant.streams;
   const auto schedule = parse_schedule(a.budget.schedule);
-  const std::unique_ptr<Plant> plant = make_plant(plant_options(a, m.config));
-  const std::string P = plant->prefix();  // "sim" or "measured": the JSONL/summary keys
 
   std::unique_ptr<Controller> ctl;
   ControlDecision decision;
@@ -200,6 +228,12 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   }
   Runner& model = adapter ? adapter->runner() : *fixed;
   model.set_routing_observer(routing.observer(tally));
+  auto work = std::make_shared<ModelWork>();
+  work->runner = &model, work->observer = routing.observer(tally), work->streams = a.plant.streams;
+  PlantOptions po = plant_options(a, m.config);
+  if (a.plant.name == "model") po.work = [work](double scale) { return (*work)(scale); };
+  const std::unique_ptr<Plant> plant = make_plant(po);
+  const std::string P = plant->prefix();  // "sim" or "measured": the JSONL/summary keys
 
   std::ofstream log;
   if (!a.log.empty()) {
@@ -216,6 +250,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   const int64_t n_windows = (n_tok - 2) / opt.seq + 1;
   Timer progress;
   auto on_window = [&](const WindowInfo& w, const WindowOutcome& r, StreamControl& next) {
+    work->ids = stream.tokens.data() + w.start, work->len = w.len;
     const PlantStep st = plant->step(r.counts, r.tokens, decision.batch_scale);
     const Sample& sample = st.sample;
     sim_j += st.joules, sim_s += st.seconds, sim_tokens += st.tokens, overrun_windows += st.overrun;

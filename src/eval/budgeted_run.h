@@ -30,7 +30,7 @@ struct BudgetOptions {
 };
 
 struct RunPlantOptions {
-  std::string name = "sim";  // sim | cuda (plant/plant.h)
+  std::string name = "sim";  // sim | cuda | model (plant/plant.h)
   std::string sim_params;    // simulated GPU parameters (JSON file); empty: the defaults
   double streams = 16;       // concurrent streams each window stands for
   double period_s = NAN;     // seconds between steps; NaN: default_step_period(name)

@@ -12,19 +12,19 @@
 namespace wattmoe {
 
 void check_plant(const std::string& name) {
-  WATTMOE_REQUIRE(name == "sim" || name == "cuda", "--plant {}: expected sim or cuda", name);
+  WATTMOE_REQUIRE(name == "sim" || name == "cuda" || name == "model", "--plant {}: expected sim, cuda or model", name);
   if (name == "sim") return;
 #if WATTMOE_WITH_CUDA
   WATTMOE_REQUIRE(cuda::device_available(),
-                  "--plant cuda: no CUDA device is visible (no GPU or driver here, or CUDA_VISIBLE_DEVICES hides it); "
-                  "use --plant sim");
+                  "--plant {}: no CUDA device is visible (no GPU or driver here, or CUDA_VISIBLE_DEVICES hides it); "
+                  "use --plant sim", name);
 #else
-  fail("--plant cuda: this wattmoe was built without CUDA (configure with -DWATTMOE_CUDA=ON and rebuild); use --plant "
-       "sim");
+  fail("--plant {}: this wattmoe was built without CUDA (configure with -DWATTMOE_CUDA=ON and rebuild); use --plant "
+       "sim", name);
 #endif
 }
 
-double default_step_period(const std::string& name) { return name == "cuda" ? 1.0 : 0.02; }
+double default_step_period(const std::string& name) { return name == "sim" ? 0.02 : 1.0; }
 
 std::unique_ptr<Plant> make_plant(const PlantOptions& o) {
   check_plant(o.name);
@@ -37,6 +37,10 @@ std::unique_ptr<Plant> make_plant(const PlantOptions& o) {
   // The dense GEMM's rows: dense_params / H (q, k, v, o and router weights, as the simulated plant prices them).
   c.dense_out = int(std::llround(o.shape.dense_params / double(o.shape.expert.hidden)));
   c.dense_out = (c.dense_out + 7) / 8 * 8;
+  if (o.name == "model") {
+    WATTMOE_CHECK(o.work != nullptr, "--plant model needs the model's work");
+    c.work = o.work;
+  }
   return std::make_unique<RealGpuPlant>(c);
 #else
   fail("--plant cuda: this wattmoe was built without CUDA");

@@ -4,12 +4,15 @@
 //         in every build.
 //   cuda  RealGpuPlant (plant/real_plant.h; CUDA builds only): each window's work run as real Mixtral-shaped expert
 //         blocks, paced to the step period, its energy read from NVML — every value labelled "measured".
+//   model RealGpuPlant running the caller's own work (PlantOptions::work: the run's model on the GPU), paced and
+//         measured the same way — "measured", the model itself.
 // Callers see only this interface (make_plant), so they are the same in both builds. JSONL/summary keys are prefixed
 // with prefix(): "sim" (sim_power_w, sim_step_j, ...) or "measured" (measured_power_w, measured_step_j, ...).
 // plant/ uses core, io (JSON), energy (sensors, meter, simulated GPU, expert work) and, for the real plant, the CUDA
 // blocks of ops/cuda; it knows no model (the work arrives as per-layer expert counts).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,20 +63,22 @@ struct PlantShape {
 };
 
 struct PlantOptions {
-  std::string name = "sim";  // "sim" or "cuda"
+  std::string name = "sim";  // "sim", "cuda" or "model"
   PlantShape shape;          // expert shape, streams, period (both plants)
   SimGpuParams sim;          // sim only
   // cuda only:
   int num_layers = 0, num_experts = 0, window_tokens = 0;  // the model's layers/experts; max tokens of a window
   double idle_s = 2;                                       // idle power measured for this long before any work
   uint64_t seed = 1;
+  // model only: the step's work (streams × batch_scale windows of the model on the GPU); returns tokens processed.
+  std::function<double(double batch_scale)> work;
 };
 
-// "sim" or "cuda"; Error for another name, and for cuda when this wattmoe was built without CUDA or no CUDA device
-// is visible — cheap, so a caller checks before any work.
+// "sim", "cuda" or "model"; Error for another name, and for cuda/model when this wattmoe was built without CUDA or
+// no CUDA device is visible — cheap, so a caller checks before any work.
 void check_plant(const std::string& name);
 
-// Step period when none is given: 0.02 s simulated; 1 s on a real GPU (on an H200 the NVML energy counter read
+// Step period when none is given: 0.02 s simulated; 1 s on a real GPU (cuda, model) (on an H200 the NVML energy counter read
 // identical 0.25 s steps ±12% apart and 1 s steps ±0.6%: the controller needs the latter).
 double default_step_period(const std::string& name);
 

@@ -92,8 +92,8 @@ RealGpuPlant::RealGpuPlant(const RealPlantConfig& cfg) : impl_(std::make_unique<
                   "real plant: streams {} (≥ 1) and period {} s (> 0)", c.streams, c.period_s);
   if (c.dense_out <= 0) c.dense_out = 4096 + 1024 + 1024 + 4096 + c.num_experts;
   WATTMOE_REQUIRE(cuda::device_available(),
-                  "--plant cuda: no CUDA device is visible (no GPU or driver here, or CUDA_VISIBLE_DEVICES hides it); "
-                  "use --plant sim");
+                  "--plant {}: no CUDA device is visible (no GPU or driver here, or CUDA_VISIBLE_DEVICES hides it); "
+                  "use --plant sim", c.work ? "model" : "cuda");
   m.device = cuda_device_description();
   m.sensor = std::make_unique<NvmlSensor>(0);  // Error "NVML not available: ..." without a driver
   m.sensor_name = m.sensor->name();
@@ -104,6 +104,13 @@ RealGpuPlant::RealGpuPlant(const RealPlantConfig& cfg) : impl_(std::make_unique<
   mo.sync = [] { cuda_synchronize(); };
   m.meter = std::make_unique<EnergyMeter>(*m.sensor, mo);
 
+  if (c.work) {  // the model's own kernels: nothing synthetic to allocate or warm
+    cuda_synchronize();
+    measure_idle(m);
+    log_info("run: real plant (the model itself) on {} ({}), idle {:.1f} W over {:.1f} s", cuda_device(),
+             sensor_name(), idle_w(), idle_seconds());
+    return;
+  }
   // Buffers. max_tokens: every token of a window at one expert, times the streams.
   const double max_t = std::ceil(double(c.window_tokens) * c.streams);
   WATTMOE_REQUIRE(max_t <= 1 << 20, "real plant: {} tokens per step (window × streams) is too many", max_t);
@@ -136,13 +143,7 @@ RealGpuPlant::RealGpuPlant(const RealPlantConfig& cfg) : impl_(std::make_unique<
 
   // Idle power: after allocation (the process's context is up, as it will be between steps), before any kernel.
   cuda_synchronize();
-  if (c.idle_s > 0) {
-    m.meter->begin("idle");
-    std::this_thread::sleep_for(std::chrono::duration<double>(c.idle_s));
-    const WindowResult r = m.meter->wait(m.meter->end("idle"));
-    m.idle_w = r.seconds > 0 && std::isfinite(r.joules) ? r.joules / r.seconds : kNaN;
-    m.idle_s = r.seconds;
-  }
+  measure_idle(m);
 
   // Random weights (uniform with std 1/√fan_in, so activations stay O(1)) and inputs.
   const double sH = 1 / std::sqrt(double(H)), sI = 1 / std::sqrt(double(I));
@@ -163,6 +164,15 @@ RealGpuPlant::RealGpuPlant(const RealPlantConfig& cfg) : impl_(std::make_unique<
   cuda_synchronize();
   log_info("run: real plant on {} ({}), {} weight sets ({:.1f} GiB), idle {:.1f} W over {:.1f} s", cuda_device(),
            sensor_name(), weight_sets(), weight_gib(), idle_w(), idle_seconds());
+}
+
+void RealGpuPlant::measure_idle(Impl& m) {
+  if (m.c.idle_s <= 0) return;
+  m.meter->begin("idle");
+  std::this_thread::sleep_for(std::chrono::duration<double>(m.c.idle_s));
+  const WindowResult r = m.meter->wait(m.meter->end("idle"));
+  m.idle_w = r.seconds > 0 && std::isfinite(r.joules) ? r.joules / r.seconds : kNaN;
+  m.idle_s = r.seconds;
 }
 
 RealGpuPlant::~RealGpuPlant() {
@@ -195,7 +205,7 @@ Measured RealGpuPlant::Impl::measure(const std::vector<std::vector<int64_t>>& co
   m.meter->begin("step");  // synchronises first: the GPU is idle here
   const double t0 = now_seconds(), ta = counter ? m.tick.time_s : t0;
   const double scale = m.c.streams * batch_scale;
-  st.tokens = double(m.enqueue(counts, window_tokens, scale));
+  st.tokens = m.c.work ? m.c.work(batch_scale) : double(m.enqueue(counts, window_tokens, scale));
   cuda_synchronize();
   const double t1 = now_seconds();
   st.busy_seconds = t1 - t0;
@@ -239,6 +249,10 @@ PlantStep RealGpuPlant::step(const std::vector<std::vector<int64_t>>& counts, in
 
 Json RealGpuPlant::describe() const {
   const RealPlantConfig& c = impl_->c;
+  if (c.work)
+    return Json{{"label", "measured on a real GPU (NVML): the model itself"}, {"gpu", cuda_device()},
+                {"sensor", sensor_name()}, {"idle_w", idle_w()}, {"idle_s", idle_seconds()}, {"streams", c.streams},
+                {"step_period_s", c.period_s}};
   return Json{{"label", "measured on a real GPU (NVML)"}, {"gpu", cuda_device()}, {"sensor", sensor_name()},
               {"idle_w", idle_w()}, {"idle_s", idle_seconds()}, {"streams", c.streams}, {"step_period_s", c.period_s},
               {"expert_shape", {c.hidden, c.ffn}}, {"dense_gemm_out", c.dense_out}, {"weight_sets", weight_sets()},

@@ -23,6 +23,10 @@
 // closed 1–19 ms after the period), not every 0.1 s, but its value is lumpy on that scale: read power over ≥ 1 s
 // when judging a single reading.
 //
+// The model itself as the work (`--plant model`): with RealPlantConfig::work set, each step runs that callback (the
+// run's model on the window, for the step's streams; it returns the tokens it processed) instead of the synthetic
+// blocks, and nothing synthetic is allocated: the same pacing and measurement, of the model's own kernels.
+//
 // Construction: CUDA device 0 and NVML device 0 (the same card unless CUDA_VISIBLE_DEVICES reorders them: the name
 // of each is reported), the meter's sampler thread at 50 Hz, the buffers allocated, then idle power measured for
 // idle_s seconds before any kernel runs, then the weights filled and one unmeasured warm-up step.
@@ -34,6 +38,7 @@
 // cross-check) and measured_reasons_seen (clock-event reasons active at any time during the step).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +58,9 @@ struct RealPlantConfig {
   double idle_s = 2;         // idle power measurement before any work (0 = skip)
   double sample_hz = 50;     // NVML sampling rate of the meter's thread
   uint64_t seed = 1;
+  // The model's own work for a step (streams × batch_scale windows); returns the tokens processed. Empty: the
+  // synthetic Mixtral-shaped blocks above.
+  std::function<double(double scale)> work;
 };
 
 class RealGpuPlant : public Plant {
@@ -79,6 +87,7 @@ class RealGpuPlant : public Plant {
   const RealPlantConfig& config() const;
 
   struct Impl;
+  static void measure_idle(Impl& m);  // idle_s seconds of idle power, before any kernel
 
  private:
   std::unique_ptr<Impl> impl_;

@@ -54,7 +54,10 @@ expect_error "--plant cuda: .*\(no CUDA device is visible\|built without CUDA\)"
   "$BIN" run --model "$MODEL" --data "$TMP/text.txt" "${BUDGET[@]}" --plant cuda --log "$TMP/c.jsonl"
 [ -e "$TMP/c.jsonl" ] && fail "--plant cuda wrote a log before failing"
 expect_error "--plant cuda" "$BIN" run --model "$MODEL" --data "$TMP/text.txt" --plant cuda --step-period-s 0.5
+# --plant model without a GPU: the same (the device, then the plant); with --device cpu: it needs the model on the GPU.
+expect_error "\(no CUDA device is visible\|built without CUDA\)" \
+  "$BIN" run --model "$MODEL" --data "$TMP/text.txt" "${BUDGET[@]}" --plant model --device cuda
 # 3. An unknown plant.
-expect_error "--plant gpu: expected sim or cuda" "$BIN" run --model "$MODEL" --data "$TMP/text.txt" --plant gpu
+expect_error "--plant gpu: expected sim, cuda or model" "$BIN" run --model "$MODEL" --data "$TMP/text.txt" --plant gpu
 
 finish run_plant.sh
