@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Fixed commands whose outputs a refactor must leave bit-identical: eval and run (plain, with a routing policy, under a
 # power budget, with test-time training), hashed with the timing fields removed (seconds, tokens/s, infer/adapt time).
-# Usage: scripts/dev/output_hashes.sh WATTMOE DATA_DIR DEVICE(cpu|cuda) [PRECISION] > hashes.txt
+# Usage: scripts/dev/output_hashes.sh WATTMOE DATA_DIR DEVICE(cpu|cuda) [PRECISION] [MOE_KERNELS] > hashes.txt
 # Compare two binaries' hash lists with diff: identical lists mean identical outputs.
 set -euo pipefail
-W=$1 D=$2 DEV=$3 PREC=${4:-fp32}
+W=$1 D=$2 DEV=$3 PREC=${4:-fp32} MOE=${5:-}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 M=$root/models/kjv-small
 tmp=$(mktemp -d)
@@ -32,7 +32,7 @@ h() {  # name, command...: runs it, prints "name sha256 of the cleaned stdout" (
   strip_times < "$src" > "$tmp/out"
   echo "$name $(sha256sum < "$tmp/out" | cut -c1-16)"
 }
-common=(--model "$M" --device "$DEV" --precision "$PREC")
+common=(--model "$M" --device "$DEV" --precision "$PREC" ${MOE:+--moe-kernels "$MOE"})
 V=$D/kjv.val.txt N=$D/kjv.val.noise10.txt
 h eval.topk "$W" eval "${common[@]}" --data "$V" --max-tokens 20000
 h eval.skip "$W" eval "${common[@]}" --data "$V" --max-tokens 20000 --policy skip --beta 0.5

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# The power-budget controller on a real GPU (`wattmoe run --plant cuda`; read only: never changes clocks or power
-# limits). The shipped model reads kjv val on the CPU; each window's routed work runs on the GPU as Mixtral-shaped
-# experts (one bf16 weight set per layer and expert) paced to a 1 s step, and the controller reads the power the
-# NVML energy counter measured. Under OUT_DIR:
+# The power-budget controller on a real GPU (read only: never changes clocks or power limits), two ways:
+#   --plant cuda (default): the shipped model reads kjv val on the CPU; each window's routed work runs on the GPU as
+#     Mixtral-shaped experts (one bf16 weight set per layer and expert) paced to a 1 s step;
+#   --plant model: the model itself (--model DIR, bf16, fused kernels) reads kjv val on the GPU, and each step runs it
+#     on --sim-streams copies of the window just scored (the streams it stands for), paced to the step;
+# and the controller reads the power the NVML energy counter measured. Under OUT_DIR:
 #   1. nvidia-smi -L;
 #   2. calibration: a few unbudgeted steps at 64 streams; the streams are then scaled so the unconstrained work
 #      fills about DUTY (default 0.6) of the period (power between idle and the board limit, no overrun);
 #   3. free.jsonl/free.json: NOBUDGET_WINDOWS steps with no budget (the unconstrained draw P0; idle power measured
 #      for 2 s before any work);
-#   4. step.jsonl/step.json: a power budget T1 = idle + 0.9·(P0 − idle), stepped down at the middle to
-#      T2 = idle + 0.7·(P0 − idle) (both between idle and P0, and within the skip knob's reach: on an H200 the knob
-#      alone brought power from P0 down to about idle + 0.63·(P0 − idle));
+#   4. step.jsonl/step.json: a power budget T1 = idle + 0.9·(P0 − idle), stepped down at a third to
+#      T2 = idle + 0.7·(P0 − idle) and up again at two thirds to T3 = idle + 0.85·(P0 − idle) (all between idle and
+#      P0, and within the skip knob's reach: on an H200 the knob alone brought the synthetic plant's power from P0 down
+#      to about idle + 0.63·(P0 − idle));
 #   5. summary.json and two tables, per window and per block of 4 windows (the NVML counter scatters ±12% per
 #      0.25 s window on an H200 for identical steps, ±0.6% per 1 s window: see the free run's line): per segment the mean
 #      and worst relative error in its second half (steady state), the overshoot past the new target in the
@@ -19,6 +22,7 @@
 #      limit_cycle below), plus the windows where the thermal guard held a floor on u.
 # Usage: scripts/device/control_real.sh [--bin WATTMOE] [--data FILE] [--out DIR] [--windows N] [--duty D]
 #                                       [--period S] [--free-windows N] [--no-thermal-guard] [--analyse DIR]
+#                                       [--plant cuda|model] [--model DIR]
 #   --period: seconds per step (default 1: one window is one reading the counter resolves to ~1%; at 0.25 s the
 #   readings of identical steps scatter ±12%).
 #   --no-thermal-guard: the budget run without the thermal guard (on an H200 the guard once fired at the start, from
@@ -29,7 +33,7 @@
 set -uo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN="$SRC/build/wattmoe" DATA="$SRC/data/kjv.val.txt" DIR=${OUT:-$SRC/out/control_real} WINDOWS=120 DUTY=0.6
-NOBUDGET_WINDOWS=30 PERIOD=1 ANALYSE="" GUARD=()
+NOBUDGET_WINDOWS=30 PERIOD=1 ANALYSE="" GUARD=() PLANT=cuda MODEL="$SRC/models/kjv-small"
 while [ $# -gt 0 ]; do
   case $1 in
     --bin) BIN=$2; shift 2 ;;
@@ -41,6 +45,8 @@ while [ $# -gt 0 ]; do
     --free-windows) NOBUDGET_WINDOWS=$2; shift 2 ;;
     --no-thermal-guard) GUARD=(--no-thermal-guard); shift ;;
     --analyse) ANALYSE=$2; shift 2 ;;
+    --plant) PLANT=$2; shift 2 ;;
+    --model) MODEL=$2; shift 2 ;;
     *) echo "control_real.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -56,8 +62,9 @@ d = sys.argv[1]
 rows = [json.loads(l) for l in open(d + "/step.jsonl")]
 free = [json.loads(l) for l in open(d + "/free.jsonl")]
 S, F = json.load(open(d + "/step.json")), json.load(open(d + "/free.json"))
-t1, t2 = rows[0]["control"]["target"], rows[-1]["control"]["target"]
-mid = next(i for i, r in enumerate(rows) if r["control"]["target"] != t1)
+# Segments: runs of windows with one target (the schedule's steps).
+cuts = [0] + [i for i in range(1, len(rows)) if rows[i]["control"]["target"] != rows[i - 1]["control"]["target"]]
+targets = [rows[i]["control"]["target"] for i in cuts]
 BAND, BLOCK = 0.05, 4  # blocks of BLOCK windows: a steadier reading when windows are short (see the free run's noise)
 
 
@@ -102,7 +109,8 @@ fr = free[8:-1]
 fb = blocks(fr)
 out = {"card": S["measured"]["gpu"], "sensor": S["measured"]["sensor"], "idle_w": S["measured"]["idle_w"],
        "idle_w_free_run": F["measured"]["idle_w"], "streams": S["measured"]["streams"],
-       "step_period_s": S["measured"]["step_period_s"], "targets_w": [t1, t2], "step_window": mid,
+       "step_period_s": S["measured"]["step_period_s"], "targets_w": targets, "step_windows": cuts[1:],
+       "plant": S["measured"]["label"],
        "unconstrained_w": statistics.mean(r["measured_power_w"] for r in fr),
        "unconstrained_busy_s": statistics.mean(r["measured_busy_s"] for r in fr),
        "unconstrained_sd_w": statistics.stdev(r["measured_power_w"] for r in fr),
@@ -126,7 +134,9 @@ print(f"card {out['card']}; idle {out['idle_w']:.1f} W; unconstrained {out['unco
       f"{1000 * out['unconstrained_busy_s']:.0f} ms (period {out['step_period_s']} s, windows "
       f"{out['window_s']:.3f} s, {out['streams']:.0f} streams); integrated instant power / counter "
       f"{out['integrated_vs_counter']:.3f}")
-segs = [(0, mid, t1, rows[0]["measured_power_w"]), (mid, len(rows) - 1, t2, t1)]
+ends = cuts[1:] + [len(rows) - 1]
+segs = [(s, e, t, rows[0]["measured_power_w"] if i == 0 else targets[i - 1])
+        for i, (s, e, t) in enumerate(zip(cuts, ends, targets))]
 for unit in ("window", "block"):
     print(f"\nper {unit}" + (f" ({BLOCK} windows, ~{BLOCK * out['window_s']:.1f} s)" if unit == "block" else ""))
     print(f"| windows | target | mean error (2nd half) | worst |error| (2nd half) | overshoot | {unit}s to ±5% | "
@@ -150,8 +160,8 @@ json.dump(out, open(d + "/summary.json", "w"), indent=2)
 PY
 }
 if [ -n "$ANALYSE" ]; then analyse "$ANALYSE"; exit $?; fi
-COMMON=(run --plant cuda --model "$SRC/models/kjv-small" --data "$DATA" --expert-shape 4096x14336
-        --step-period-s "$PERIOD")
+COMMON=(run --plant "$PLANT" --model "$MODEL" --data "$DATA" --expert-shape 4096x14336 --step-period-s "$PERIOD")
+[ "$PLANT" = model ] && COMMON+=(--device cuda --precision bf16)
 
 nvidia-smi -L 2>&1 | tee -a "$LOG"
 nvidia-smi --query-gpu=name,power.limit,temperature.gpu,clocks.sm --format=csv 2>&1 | tee -a "$LOG"
@@ -165,7 +175,7 @@ import json, sys
 d, duty, period = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 rows = [json.loads(l) for l in open(d + "/cal.jsonl")][4:]
 busy = sum(r["measured_busy_s"] for r in rows) / len(rows)
-print(max(16, min(512, round(64 * duty * period / busy))))
+print(max(16, min(16384, round(64 * duty * period / busy))))
 PY
 ) || { say "calibration analysis failed"; exit 1; }
 say "calibration: streams $STREAMS for ~$DUTY of a $PERIOD s period"
@@ -174,22 +184,24 @@ say "calibration: streams $STREAMS for ~$DUTY of a $PERIOD s period"
 say "== no budget: $NOBUDGET_WINDOWS windows"
 "$BIN" "${COMMON[@]}" --sim-streams "$STREAMS" --max-tokens $((NOBUDGET_WINDOWS * 128)) --log "$DIR/free.jsonl" \
   --summary "$DIR/free.json" 2>>"$LOG" || { say "no-budget run failed"; exit 1; }
-read -r T1 T2 IDLE P0 < <(python3 - "$DIR" <<'PY'
+read -r T1 T2 T3 IDLE P0 < <(python3 - "$DIR" <<'PY'
 import json, sys
 d = sys.argv[1]
 s = json.load(open(d + "/free.json"))["measured"]
 rows = [json.loads(l) for l in open(d + "/free.jsonl")][8:-1]
 p0 = sum(r["measured_power_w"] for r in rows) / len(rows)
 idle = s["idle_w"]
-print(round(idle + 0.9 * (p0 - idle)), round(idle + 0.7 * (p0 - idle)), round(idle, 1), round(p0, 1))
+print(round(idle + 0.9 * (p0 - idle)), round(idle + 0.7 * (p0 - idle)), round(idle + 0.85 * (p0 - idle)),
+      round(idle, 1), round(p0, 1))
 PY
 ) || { say "no-budget analysis failed"; exit 1; }
-say "idle ${IDLE} W, unconstrained ${P0} W -> targets ${T1} W, then ${T2} W at window $((WINDOWS / 2))"
+W1=$((WINDOWS / 3)) W2=$((2 * WINDOWS / 3))
+say "idle ${IDLE} W, unconstrained ${P0} W -> targets ${T1} W, ${T2} W from window $W1, ${T3} W from window $W2"
 
-# 4. Budget with a step change at the middle.
-say "== budget ${T1} W -> ${T2} W: $WINDOWS windows"
+# 4. Budget stepped down at a third and up at two thirds.
+say "== budget ${T1} W -> ${T2} W -> ${T3} W: $WINDOWS windows"
 "$BIN" "${COMMON[@]}" --sim-streams "$STREAMS" --max-tokens $((WINDOWS * 128)) --power-budget "$T1" \
-  --budget-schedule "$((WINDOWS / 2)):$T2" "${GUARD[@]}" --log "$DIR/step.jsonl" --summary "$DIR/step.json" 2>>"$LOG" ||
+  --budget-schedule "$W1:$T2,$W2:$T3" "${GUARD[@]}" --log "$DIR/step.jsonl" --summary "$DIR/step.json" 2>>"$LOG" ||
   { say "budget run failed"; exit 1; }
 
 # 5. Analysis (also on its own: --analyse DIR reads DIR's free/step logs).

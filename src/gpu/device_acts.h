@@ -36,6 +36,7 @@ struct DeviceLayerActs {
   DeviceBuffer<int32_t> row_token;   // [R] source token of each dispatch row
   DeviceBuffer<float> row_weight;    // [R] route weight of each row
   DeviceBuffer<int64_t> row_of;      // [N, k] row of each (token, slot), −1 unused; slot order
+  DeviceBuffer<int64_t> row_of_sorted;  // backward: [N, k] each token's rows ascending (−1 first)
   DeviceBuffer<float> slot_weight;   // [N, k]
   DeviceBuffer<T> xe;                // [R, H] gathered expert inputs
   DeviceFfnActs<T> experts, shared;  // experts: rows in dispatch order; shared: the shared expert or dense MLP
@@ -63,7 +64,6 @@ struct DeviceActs {
   DeviceBuffer<T> dx, dh, dh_top, datt, dq, dk, dv, dq_pre, dk_pre;
   DeviceBuffer<T> moe_out, dy_rows, dxe, drouter_logits, dys, dgl;
   DeviceBuffer<float> dweight_rows, drouter_f32;
-  DeviceBuffer<int64_t> row_of_sorted;
   FfnScratch<T> scratch;
 };
 

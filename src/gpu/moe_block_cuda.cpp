@@ -172,13 +172,13 @@ void TransformerCudaT<T>::moe_backward(int l, bool need_dh) {
               need_dh ? A.dxe.data() + r0 * H : nullptr, lora, A.scratch);
     }
     if (need_dh) {  // dh[t] += its rows of dxe in row order (as the CPU adds them)
-      std::vector<int64_t> rows(size_t(N * k), -1);
+      std::vector<int64_t>& rows = hr.rows_sorted;  // kept by hr until the next forward: no wait for the copy
+      rows.assign(size_t(N * k), -1);
       for (int64_t r = 0; r < R; ++r) rows[size_t(d.token[r]) * k + d.slot[r]] = r;
       for (int64_t t = 0; t < N; ++t) std::sort(rows.begin() + t * k, rows.begin() + (t + 1) * k);
       // sorted ascending puts the −1 entries first; sum_rows skips them
-      A.row_of_sorted.upload(rows, ctx_.stream());
-      cuda::sum_rows(ctx_, A.dxe.data(), A.row_of_sorted.data(), nullptr, dh, N, k, H);
-      ctx_.sync();  // `rows` goes out of scope
+      a.row_of_sorted.upload(rows, ctx_.stream());
+      cuda::sum_rows(ctx_, A.dxe.data(), a.row_of_sorted.data(), nullptr, dh, N, k, H);
     }
   }
 

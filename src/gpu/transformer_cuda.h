@@ -103,6 +103,7 @@ struct HostRouting {
   Dispatch dispatch;
   std::vector<float> row_weight;     // after a fused forward, for backward: each dispatch row's weight [R]
   std::vector<int64_t> row_of;       //   and each (token, slot)'s row [N, k] (−1 unused)
+  std::vector<int64_t> rows_sorted;  // backward: each token's rows ascending (−1 first), uploaded for sum_rows
 };
 
 template <class T>

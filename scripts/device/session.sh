@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# One device call's work, in phases, from binaries built on the CPU machine and carried as one archive (see
+# scripts/device/pack_session.sh): `scripts/device/session.sh PHASE...`. Read only on the GPU: never changes clocks or
+# power limits. Each phase logs to $OUT/session/PHASE.log and prints one line; at the end everything under
+# $OUT/session is packed into $OUT/session.tgz (the device returns at most 8 files) and the summary lines printed.
+# Phases:
+#   tests       every GPU test (ctest label gpu: the test binary, run_device_cuda.sh, run_ttt_cuda.sh)
+#   hashes      scripts/dev/output_hashes.sh with the pre-change binary and this one: fp32 and bf16 host routing must
+#               be bit-identical; bf16 on the fused kernels is listed (its policies moved onto the device)
+#   layerbench  the fused MoE layer, plain top-k, this build against the pre-change one (T 1, 8, 64, 4096), and the
+#               policies at T 64 and 4096
+#   train       the medium preset on the GPU (scripts/device/train_medium.sh, TRAIN_S seconds) into /tmp/wm-medium
+#   energy      scripts/device/energy_policies.sh (kjv-small, /tmp/wm-medium when present, the random Mixtral shape)
+#   budget      scripts/device/control_real.sh --plant model on /tmp/wm-medium (else kjv-small)
+#   ttt         scripts/device/ttt_energy.sh on kjv-small and /tmp/wm-medium
+# Environment: TRAIN_S (default 270), WM (unpacked binaries, default /tmp/wm), MEDIUM (default /tmp/wm-medium).
+set -uo pipefail
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+WM=${WM:-/tmp/wm} MEDIUM=${MEDIUM:-/tmp/wm-medium} TRAIN_S=${TRAIN_S:-270}
+OUTD=${OUT:-$SRC/out}/session
+mkdir -p "$OUTD"
+if [ ! -x "$WM/wattmoe" ]; then
+  mkdir -p "$WM" && tar xJf "$SRC/.devcarry/session.tar.xz" -C "$WM" || { echo "cannot unpack the session archive"; exit 2; }
+fi
+export LD_LIBRARY_PATH="$WM/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PATH="$WM:$PATH"
+DATA=$WM/data
+t0=$SECONDS
+SUMMARY="$OUTD/summary.txt"
+note() { echo "[$((SECONDS - t0))s] $*" | tee -a "$SUMMARY"; }
+nvidia-smi -L > "$OUTD/card.txt" 2>&1
+nvidia-smi --query-gpu=name,power.limit,power.draw,temperature.gpu,clocks.sm --format=csv >> "$OUTD/card.txt" 2>&1
+note "card: $(head -1 "$OUTD/card.txt")"
+
+phase_tests() {
+  local rc=0
+  timeout 420 "$WM/wattmoe_gpu_tests" > "$OUTD/gpu_tests.log" 2>&1 || rc=$?
+  note "gpu tests: rc $rc; $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUTD/gpu_tests.log" | tr '\n' ' ')"
+  grep -E '^\[  FAILED  \]' "$OUTD/gpu_tests.log" | head -20 | tee -a "$SUMMARY"
+  for t in run_device_cuda run_ttt_cuda; do
+    rc=0
+    timeout 240 bash "$SRC/tests/gpu/$t.sh" "$WM/wattmoe" "$SRC" "$DATA/kjv.val.txt" > "$OUTD/$t.log" 2>&1 || rc=$?
+    note "$t: rc $rc; $(tail -2 "$OUTD/$t.log" | tr '\n' ' ')"
+  done
+}
+
+phase_hashes() {
+  for mode in "cuda fp32" "cuda bf16 host" "cuda bf16"; do
+    set -- $mode
+    local tag=${1}_${2}${3:+_$3}
+    for b in base new; do
+      local bin=$WM/wattmoe
+      [ $b = base ] && bin=$WM/base/wattmoe
+      timeout 240 bash "$SRC/scripts/dev/output_hashes.sh" "$bin" "$DATA" "$1" "$2" ${3:-} \
+        > "$OUTD/hashes_${tag}_$b.txt" 2>>"$OUTD/hashes.log"
+    done
+    if diff -q "$OUTD/hashes_${tag}_base.txt" "$OUTD/hashes_${tag}_new.txt" > /dev/null; then
+      note "hashes $tag: identical ($(wc -l < "$OUTD/hashes_${tag}_new.txt") commands)"
+    else
+      note "hashes $tag: differ in $(diff "$OUTD/hashes_${tag}_base.txt" "$OUTD/hashes_${tag}_new.txt" | grep -c '^>') of $(wc -l < "$OUTD/hashes_${tag}_new.txt"): $(diff "$OUTD/hashes_${tag}_base.txt" "$OUTD/hashes_${tag}_new.txt" | grep '^>' | cut -d' ' -f2 | tr '\n' ' ')"
+    fi
+  done
+}
+
+phase_layerbench() {
+  for b in base new; do
+    local bin=$WM/moe_layer_bench
+    [ $b = base ] && bin=$WM/base/moe_layer_bench
+    timeout 120 "$bin" --tokens 1,8,64,4096 --reps 30 --no-energy > "$OUTD/layer_$b.jsonl" 2>>"$OUTD/layerbench.log"
+  done
+  for pol in "--k-max 1" "--policy skip --beta 0.5" "--policy top_p --p 0.7" "--policy budget --budget-frac 0.5"; do
+    # shellcheck disable=SC2086
+    timeout 60 "$WM/moe_layer_bench" --tokens 64,4096 --reps 30 --no-energy $pol >> "$OUTD/layer_policies.jsonl" \
+      2>>"$OUTD/layerbench.log"
+  done
+  python3 - "$OUTD" <<'PY' | tee -a "$SUMMARY"
+import json, sys
+d = sys.argv[1]
+def load(f):
+    out = {}
+    for l in open(f"{d}/{f}"):
+        try:
+            j = json.loads(l)
+        except Exception:
+            continue
+        if j.get("impl") == "wattmoe": out[j["T"]] = j
+    return out
+b, n = load("layer_base.jsonl"), load("layer_new.jsonl")
+key = "ms"
+for T in sorted(n):
+    if T in b:
+        print(f"layer T={T}: base {b[T][key]:.3f} ms, new {n[T][key]:.3f} ms ({100 * (n[T][key] / b[T][key] - 1):+.1f}%)")
+PY
+}
+
+phase_train() {
+  local rc=0
+  bash "$SRC/scripts/device/train_medium.sh" --bin "$WM/wattmoe" --data "$DATA" --out "$MEDIUM" --time-limit "$TRAIN_S" \
+    > "$OUTD/train_medium.log" 2>&1 || rc=$?
+  note "train medium: rc $rc; $(tail -3 "$OUTD/train_medium.log" | tr '\n' ' ')"
+}
+
+phase_energy() {
+  local rc=0 med=()
+  [ -f "$MEDIUM/config.json" ] && med=(--medium "$MEDIUM")
+  OUT="$OUTD/energy" bash "$SRC/scripts/device/energy_policies.sh" --bin-dir "$WM" --data "$DATA/kjv.val.txt" "${med[@]}" \
+    > "$OUTD/energy.log" 2>&1 || rc=$?
+  note "energy: rc $rc; $(tail -3 "$OUTD/energy.log" | tr '\n' ' ')"
+}
+
+phase_budget() {
+  local rc=0 model=$SRC/models/kjv-small
+  [ -f "$MEDIUM/config.json" ] && model=$MEDIUM
+  bash "$SRC/scripts/device/control_real.sh" --bin "$WM/wattmoe" --data "$DATA/kjv.val.txt" --out "$OUTD/budget" \
+    --plant model --model "$model" --windows 90 --free-windows 20 > "$OUTD/budget.log" 2>&1 || rc=$?
+  note "budget ($model): rc $rc"
+  grep -E '^\|' "$OUTD/budget/control_real.log" 2>/dev/null | tee -a "$SUMMARY"
+}
+
+phase_ttt() {
+  local rc
+  for model in "$SRC/models/kjv-small" "$MEDIUM"; do
+    [ -f "$model/config.json" ] || continue
+    rc=0
+    bash "$SRC/scripts/device/ttt_energy.sh" --bin "$WM/wattmoe" --data "$DATA" --model "$model" --out "$OUTD/ttt" \
+      > "$OUTD/ttt_$(basename "$model").log" 2>&1 || rc=$?
+    note "ttt $(basename "$model"): rc $rc"
+    grep -E '^\||share' "$OUTD/ttt_$(basename "$model").log" | tee -a "$SUMMARY"
+  done
+}
+
+for p in "$@"; do
+  note "== $p"
+  "phase_$p"
+done
+note "done"
+tar czf "${OUT:-$SRC/out}/session.tgz" -C "$OUTD" . 2>/dev/null
+cat "$SUMMARY"
