@@ -34,12 +34,12 @@ note "card: $(head -1 "$OUTD/card.txt")"
 
 phase_tests() {
   local rc=0
-  timeout 420 "$WM/wattmoe_gpu_tests" > "$OUTD/gpu_tests.log" 2>&1 || rc=$?
+  timeout 330 "$WM/wattmoe_gpu_tests" > "$OUTD/gpu_tests.log" 2>&1 || rc=$?
   note "gpu tests: rc $rc; $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUTD/gpu_tests.log" | tr '\n' ' ')"
   grep -E '^\[  FAILED  \]' "$OUTD/gpu_tests.log" | head -20 | tee -a "$SUMMARY"
   for t in run_device_cuda run_ttt_cuda; do
     rc=0
-    timeout 240 bash "$SRC/tests/gpu/$t.sh" "$WM/wattmoe" "$SRC" "$DATA/kjv.val.txt" > "$OUTD/$t.log" 2>&1 || rc=$?
+    timeout 150 bash "$SRC/tests/gpu/$t.sh" "$WM/wattmoe" "$SRC" "$DATA/kjv.val.txt" > "$OUTD/$t.log" 2>&1 || rc=$?
     note "$t: rc $rc; $(tail -2 "$OUTD/$t.log" | tr '\n' ' ')"
   done
 }
