@@ -78,7 +78,7 @@ class CudaRunner final : public Runner {
     for (const ParamRange& r : ranges)
       WATTMOE_CUDA_CALL(cudaMemcpyAsync(model_.params() + r.offset, host + r.offset, sizeof(float) * size_t(r.numel),
                                         cudaMemcpyHostToDevice, ctx_.stream()));
-    model_.sync_weights();
+    model_.sync_weights(&ranges);
   }
   void get_params(float* host) const override { model_.download_params(host); }
 

@@ -63,15 +63,30 @@ void TransformerCudaT<T>::upload_params(const float* host) {
 }
 
 template <class T>
-void TransformerCudaT<T>::sync_weights() {
-  if (fused_) fused_->merged_stale = true;  // merged LoRA experts follow the weights
+void TransformerCudaT<T>::sync_weights(const std::vector<ParamRange>* only) {
+  const std::vector<ParamSpec>& sp = layout_.specs();
+  const auto touched = [&](const ParamSpec& s) {  // the tensor overlaps one of the ranges (all when none given)
+    if (!only) return true;
+    for (const ParamRange& r : *only)
+      if (r.offset < s.offset + s.numel && s.offset < r.offset + r.numel) return true;
+    return false;
+  };
+  if (fused_)  // merged LoRA experts follow the expert and LoRA weights
+    for (const ParamSpec& s : sp)
+      if ((s.kind == ParamKind::Expert || s.kind == ParamKind::Lora) && touched(s)) {
+        fused_->merged_stale = true;
+        break;
+      }
   if constexpr (!is_f32<T>) {  // layout order → woff_: one conversion per run of tensors that move alike
-    const std::vector<ParamSpec>& sp = layout_.specs();
     for (size_t i = 0; i < sp.size();) {
+      if (!touched(sp[i])) {
+        ++i;
+        continue;
+      }
       const int64_t src = sp[i].offset, dst = woff_[i];
       int64_t n = sp[i].numel;
       size_t j = i + 1;
-      for (; j < sp.size() && sp[j].offset == src + n && woff_[j] == dst + n; ++j) n += sp[j].numel;
+      for (; j < sp.size() && touched(sp[j]) && sp[j].offset == src + n && woff_[j] == dst + n; ++j) n += sp[j].numel;
       cuda::convert<T, float>(ctx_, params_.data() + src, weights_.data() + dst, n);
       i = j;
     }

@@ -124,7 +124,9 @@ class TransformerCudaT {
   void download_params(float* host) const;
   float* params() { return params_.data(); }  // device
   const float* params() const { return params_.data(); }
-  void sync_weights();                         // bf16: weights = round(params); float: nothing (they are the same)
+  // bf16: weights = round(params) (only the tensors that overlap `only`, when given); float: nothing (they are the
+  // same). Merged LoRA experts (fused path) are rebuilt on the next forward when an expert or LoRA tensor changed.
+  void sync_weights(const std::vector<ParamRange>* only = nullptr);
   // Gradients, layout order. T = float: the fp32 gradients backward accumulates into (== master_grads()).
   // T = bf16: the bf16 gradients of the LAST backward only (scratch, zeroed by each backward; regions of tensors a
   // mask leaves out stay 0), already added into master_grads(); read-only in spirit.
