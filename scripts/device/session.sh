@@ -112,7 +112,7 @@ phase_budget() {
   local rc=0 model=$SRC/models/kjv-small
   [ -f "$MEDIUM/config.json" ] && model=$MEDIUM
   bash "$SRC/scripts/device/control_real.sh" --bin "$WM/wattmoe" --data "$DATA/kjv.val.txt" --out "$OUTD/budget" \
-    --plant model --model "$model" --windows 90 --free-windows 20 > "$OUTD/budget.log" 2>&1 || rc=$?
+    --plant model --model "$model" --windows 60 --free-windows 16 > "$OUTD/budget.log" 2>&1 || rc=$?
   note "budget ($model): rc $rc"
   grep -E '^\|' "$OUTD/budget/control_real.log" 2>/dev/null | tee -a "$SUMMARY"
 }
@@ -122,7 +122,7 @@ phase_ttt() {
   for model in "$SRC/models/kjv-small" "$MEDIUM"; do
     [ -f "$model/config.json" ] || continue
     rc=0
-    bash "$SRC/scripts/device/ttt_energy.sh" --bin "$WM/wattmoe" --data "$DATA" --model "$model" --out "$OUTD/ttt" \
+    bash "$SRC/scripts/device/ttt_energy.sh" --bin "$WM/wattmoe" --data "$DATA" --model "$model" --out "$OUTD/ttt" --windows 20 \
       > "$OUTD/ttt_$(basename "$model").log" 2>&1 || rc=$?
     note "ttt $(basename "$model"): rc $rc"
     grep -E '^\||share' "$OUTD/ttt_$(basename "$model").log" | tee -a "$SUMMARY"
