@@ -86,6 +86,7 @@ run_model() {  # run_model NAME BUDGET ARGS...: one energy_policies run; its JSO
   say "== $name: exit $rc after $(el "$t") s"
 }
 
+GOAL_MODEL=kjv-small  # the goals' model: medium when it ran
 for m in ${MODELS//,/ }; do
   case $m in
     kjv-small)
@@ -94,6 +95,7 @@ for m in ${MODELS//,/ }; do
     medium)
       if [ -n "$MEDIUM" ] && [ -f "$MEDIUM/config.json" ] && [ -f "$MEDIUM/model.safetensors" ]; then
         run_model medium "$(scaled 135)" --model "$MEDIUM" --modes prefill,decode8,decode64 --points "$MEDIUM_POINTS"
+        GOAL_MODEL=medium
       else
         say "== medium: skipped: no trained model (--medium DIR from scripts/device/train_medium.sh; got '${MEDIUM}')"
         RUNS+=("medium skipped 0")
@@ -109,7 +111,7 @@ JSONLS=()
 for f in "$DIR"/*.jsonl; do [ -f "$f" ] && JSONLS+=("$f"); done
 if [ ${#JSONLS[@]} -gt 0 ]; then
   python3 "$SRC/bench/energy_table.py" "${JSONLS[@]}" --out "$DIR/table.md" --json "$WORK/goals.json" \
-    --goal-model medium | tee -a "$LOG"
+    --goal-model "$GOAL_MODEL" | tee -a "$LOG"
 else
   say "no measurements: no table"
 fi

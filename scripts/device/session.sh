@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One device call's work, in phases, from binaries built on the CPU machine and carried as one archive (see
 # scripts/device/pack_session.sh): `scripts/device/session.sh PHASE...`. Read only on the GPU: never changes clocks or
-# power limits. Each phase logs to $OUT/session/PHASE.log and prints one line; at the end everything under
-# $OUT/session is packed into $OUT/session.tgz (the device returns at most 8 files) and the summary lines printed.
+# power limits. Each phase logs to $SESSION/PHASE.log (default /tmp/wm-session, outside $OUT: the device returns at
+# most 8 files) and prints one line; at the end $SESSION is packed into $OUT/session.tgz, summary.txt copied beside it.
 # Phases:
 #   tests       every GPU test (ctest label gpu: the test binary, run_device_cuda.sh, run_ttt_cuda.sh)
 #   hashes      scripts/dev/output_hashes.sh with the pre-change binary and this one: fp32 and bf16 host routing must
@@ -13,12 +13,15 @@
 #   energy      scripts/device/energy_policies.sh (kjv-small, /tmp/wm-medium when present, the random Mixtral shape)
 #   budget      scripts/device/control_real.sh --plant model on /tmp/wm-medium (else kjv-small)
 #   ttt         scripts/device/ttt_energy.sh on kjv-small and /tmp/wm-medium
-# Environment: TRAIN_S (default 270), WM (unpacked binaries, default /tmp/wm), MEDIUM (default /tmp/wm-medium).
+# Environment: TRAIN_S (default 270), WM (unpacked binaries, default /tmp/wm), MEDIUM (default /tmp/wm-medium),
+# SESSION (logs, default /tmp/wm-session), GTEST_FILTER (the test binary's own: a subset of the GPU tests),
+# TEST_SCRIPTS=0 (tests: the test binary only), ENERGY_MODELS (energy: energy_policies.sh --models),
+# ENERGY_BUDGET_S (energy: --budget-s).
 set -uo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WM=${WM:-/tmp/wm} MEDIUM=${MEDIUM:-/tmp/wm-medium} TRAIN_S=${TRAIN_S:-270}
-OUTD=${OUT:-$SRC/out}/session
-mkdir -p "$OUTD"
+OUTD=${SESSION:-/tmp/wm-session} RESULT=${OUT:-$SRC/out}
+mkdir -p "$OUTD" "$RESULT"
 if [ ! -x "$WM/wattmoe" ]; then
   mkdir -p "$WM" && tar xJf "$SRC/.devcarry/session.tar.xz" -C "$WM" || { echo "cannot unpack the session archive"; exit 2; }
 fi
@@ -37,6 +40,7 @@ phase_tests() {
   timeout 330 "$WM/wattmoe_gpu_tests" > "$OUTD/gpu_tests.log" 2>&1 || rc=$?
   note "gpu tests: rc $rc; $(grep -E '^\[  (PASSED|FAILED)  \]' "$OUTD/gpu_tests.log" | tr '\n' ' ')"
   grep -E '^\[  FAILED  \]' "$OUTD/gpu_tests.log" | head -20 | tee -a "$SUMMARY"
+  [ "${TEST_SCRIPTS:-1}" = 0 ] && return
   for t in run_device_cuda run_ttt_cuda; do
     rc=0
     timeout 150 bash "$SRC/tests/gpu/$t.sh" "$WM/wattmoe" "$SRC" "$DATA/kjv.val.txt" > "$OUTD/$t.log" 2>&1 || rc=$?
@@ -80,7 +84,7 @@ def load(f):
     out = {}
     for l in open(f"{d}/{f}"):
         try:
-            j = json.loads(l)
+            j = json.loads(l.replace(":inf", ":Infinity"))
         except Exception:
             continue
         if j.get("impl") == "wattmoe": out[j["T"]] = j
@@ -104,6 +108,7 @@ phase_energy() {
   local rc=0 med=()
   [ -f "$MEDIUM/config.json" ] && med=(--medium "$MEDIUM")
   OUT="$OUTD/energy" bash "$SRC/scripts/device/energy_policies.sh" --bin-dir "$WM" --data "$DATA/kjv.val.txt" "${med[@]}" \
+    --models "${ENERGY_MODELS:-kjv-small,medium,mixtral}" --budget-s "${ENERGY_BUDGET_S:-355}" \
     > "$OUTD/energy.log" 2>&1 || rc=$?
   note "energy: rc $rc; $(tail -3 "$OUTD/energy.log" | tr '\n' ' ')"
 }
@@ -134,5 +139,6 @@ for p in "$@"; do
   "phase_$p"
 done
 note "done"
-tar czf "${OUT:-$SRC/out}/session.tgz" -C "$OUTD" . 2>/dev/null
+tar czf "$RESULT/session.tgz" -C "$OUTD" . 2>/dev/null
+cp "$SUMMARY" "$RESULT/summary.txt"
 cat "$SUMMARY"

@@ -9,9 +9,12 @@
 //     derivation). LoRA merged into a bf16 expert weight adds one rounding of W + s·B·A (2^-9 relative) against the
 //     host path's separate products: inside the same bound.
 //  3. Gradients after a fused forward (next-token loss + load-balancing and z losses; full, and masked to router,
-//     norms and LoRA as test-time training does) equal the host path's after a forward replaying the fused selection,
-//     within kTolBf16Grad, model_parity_test.cpp's bound for bf16 gradients (route weights fp32 vs bf16 probabilities
-//     differ by a rounding inside it).
+//     norms and LoRA as test-time training does) against the CPU fp32 backward on the same bf16-rounded weights
+//     replaying the fused selection: within kTolBf16Grad, model_parity_test.cpp's bound for the bf16 host path
+//     (normalised the same way: a tensor's largest entry; a bias by its weight's too), or — where the host path itself
+//     (validated by that test) already comes close to the bound on a tensor — within 1.5× the host path's own error
+//     on that tensor, since the two bf16 paths round the same chains in different orders and sum their errors
+//     (a first version compared fused with host directly and saw 0.175 on OLMoE's clipped q/k/v at 5 tokens).
 //  4. Knobs change between forwards and the routing follows, without rebuilding anything (the same model object,
 //     the same layer); going back to top-k gives bitwise the first forward's logits. (A CUDA-graph replay following
 //     knob changes is tested on the layer, moe_route_policy_test.cpp.)
@@ -29,6 +32,7 @@
 #include "gpu/transformer_cuda.h"
 #include "model/checkpoint.h"
 #include "model/objective.h"
+#include "model/transformer.h"
 #include "moe/policy.h"
 #include "moe/route_policy_block.h"
 #include "ops/cuda/context.h"
@@ -133,21 +137,64 @@ void expect_cpu_selection(gpu::TransformerCudaBf16& m, const RoutingSpec& spec, 
   }
 }
 
-void expect_grads_close(const ParamLayout& L, const std::vector<float>& got, const std::vector<float>& want,
-                        const GradMask* mask, const std::string& what, double* worst) {
+// The largest-entry-normalised error of each tensor's gradient against the CPU's (a bias normalised by its weight's
+// largest entry too: a bias gradient Σ_t dy[t] may cancel to almost zero; model_parity_test.cpp).
+std::vector<double> grad_errors(const ParamLayout& L, const std::vector<float>& got, const std::vector<float>& want,
+                                const GradMask* mask) {
+  const auto max_abs = [&](const ParamSpec& s) {
+    double m = 0;
+    for (int64_t i = 0; i < s.numel; ++i) m = std::max(m, std::abs(double(want[size_t(s.offset + i)])));
+    return m;
+  };
+  std::vector<double> out;
   for (const ParamSpec& s : L.specs()) {
-    if (mask && !mask->need(s, L)) continue;
-    double scale = 0, d = 0;
+    if (mask && !mask->need(s, L)) {
+      out.push_back(0);
+      continue;
+    }
+    double scale = max_abs(s), d = 0;
+    if (s.kind == ParamKind::Bias) {
+      const std::string wname = s.name.substr(0, s.name.size() - 4) + "weight";
+      for (const ParamSpec& o : L.specs())
+        if (o.name == wname) scale = std::max(scale, max_abs(o));
+    }
     for (int64_t i = 0; i < s.numel; ++i) {
-      ASSERT_TRUE(std::isfinite(got[size_t(s.offset + i)])) << what << " " << s.name;
-      scale = std::max(scale, std::abs(double(want[size_t(s.offset + i)])));
+      EXPECT_TRUE(std::isfinite(got[size_t(s.offset + i)])) << s.name;
       d = std::max(d, std::abs(double(got[size_t(s.offset + i)]) - double(want[size_t(s.offset + i)])));
     }
-    if (s.kind == ParamKind::Bias) continue;  // may cancel to ~0 (model_parity_test.cpp); the weights carry the check
-    const double e = scale > 0 ? d / scale : d;
-    EXPECT_LE(e, kTolBf16Grad) << what << " " << s.name;
-    *worst = std::max(*worst, e);
+    out.push_back(scale > 0 ? d / scale : d);
   }
+  return out;
+}
+
+struct GradWorst {
+  double fused = 0, host = 0;
+};
+
+// Fused against the CPU, within kTolBf16Grad or 1.5× the host path's error on the same tensor (header, 3).
+void expect_fused_grads(const ParamLayout& L, const std::vector<float>& fused, const std::vector<float>& host,
+                        const std::vector<float>& cpu, const GradMask* mask, const std::string& what,
+                        GradWorst* worst) {
+  const std::vector<double> ef = grad_errors(L, fused, cpu, mask), eh = grad_errors(L, host, cpu, mask);
+  for (size_t i = 0; i < ef.size(); ++i) {
+    EXPECT_LE(ef[i], std::max(kTolBf16Grad, 1.5 * eh[i]))
+        << what << " " << L.specs()[i].name << " (host path vs CPU: " << eh[i] << ")";
+    worst->fused = std::max(worst->fused, ef[i]), worst->host = std::max(worst->host, eh[i]);
+  }
+}
+
+// The CPU fp32 gradients (zero-initialised) on the same loss, replaying the fused selection.
+std::vector<float> cpu_grads(const Transformer<float>& cpu, const std::vector<float>& p,
+                             const std::vector<int32_t>& ids, int B, int S, const std::vector<Routing>& rf,
+                             const GradMask* mask) {
+  Activations<float> acts;
+  cpu.forward(p.data(), ids.data(), B, S, acts, nullptr, replay(rf));
+  std::vector<float> dlogits(acts.logits.size()), g(p.size(), 0.f);
+  objective_loss<float>(Objective::Nll, acts.logits.data(), ids.data(), B, S, cpu.config().vocab_size,
+                        dlogits.data());
+  cpu.router_aux_losses(acts, 0.01, 0.001);
+  cpu.backward(p.data(), ids.data(), dlogits.data(), acts, g.data(), mask);
+  return g;
 }
 
 // One model through every policy: selection, logits, gradients (full and masked).
@@ -164,7 +211,9 @@ void check_model(const std::string& name, const ModelConfig& c, std::vector<floa
   const GradMask ttt = GradMask::select(L, [](const ParamSpec& s) {
     return s.kind == ParamKind::Router || s.kind == ParamKind::Norm || s.kind == ParamKind::Lora;
   });
-  double worst_logits = 0, worst_grads = 0;
+  const Transformer<float> cpu(c);
+  double worst_logits = 0;
+  GradWorst worst_grads;
   for (const Policy& pol : policies(c)) {
     SCOPED_TRACE(pol.name);
     m.set_moe_kernels(gpu::MoeKernels::Fused);
@@ -197,11 +246,14 @@ void check_model(const std::string& name, const ModelConfig& c, std::vector<floa
         grads[path].push_back(std::move(g));
       }
     }
-    expect_grads_close(L, grads[0][0], grads[1][0], nullptr, pol.name + " full", &worst_grads);
-    expect_grads_close(L, grads[0][1], grads[1][1], &ttt, pol.name + " masked", &worst_grads);
+    for (int i = 0; i < 2; ++i) {
+      const GradMask* mask = i == 0 ? nullptr : &ttt;
+      expect_fused_grads(L, grads[0][size_t(i)], grads[1][size_t(i)], cpu_grads(cpu, p, ids, B, S, rf, mask), mask,
+                         pol.name + (i == 0 ? " full" : " masked"), &worst_grads);
+    }
   }
-  std::printf("[fusedpol] %-34s %zu policies: logits vs host %.2e, grads vs host %.2e\n", name.c_str(),
-              policies(c).size(), worst_logits, worst_grads);
+  std::printf("[fusedpol] %-34s %zu policies: logits vs host %.2e; grads vs CPU fp32: fused %.2e, host %.2e\n",
+              name.c_str(), policies(c).size(), worst_logits, worst_grads.fused, worst_grads.host);
 }
 
 ModelConfig eligible(ModelConfig c, int H, int I, int E, int k) {
