@@ -185,9 +185,10 @@ void TransformerCudaT<T>::moe_backward(int l, bool need_dh) {
   // Weights → router probabilities (w_s = p_s, or p_s / Σ p when renormalised) → logits: on the device after a fused
   // forward (the routing is there; drouter, the objectives' and aux losses' part, goes up), else on the host.
   if ((need_dh || g.router) && fused_last_) {
+    // drouter is empty when nothing read the router after the forward (no aux losses, no router objective).
     A.drouter_f32.upload(hr.drouter, ctx_.stream());
     A.drouter_logits.resize(size_t(N * E));
-    fused_router_backward(l, A.drouter_f32.data(), A.drouter_logits.data());
+    fused_router_backward(l, hr.drouter.empty() ? nullptr : A.drouter_f32.data(), A.drouter_logits.data());
     cuda::linear_bwd<T>(ctx_, a.h_ffn.data(), w.router, A.drouter_logits.data(), need_dh ? dh : nullptr, g.router,
                         nullptr, N, H, E);
   } else if (need_dh || g.router) {
