@@ -12,7 +12,7 @@
 #   train       the medium preset on the GPU (scripts/device/train_medium.sh, TRAIN_S seconds) into /tmp/wm-medium
 #   energy      scripts/device/energy_policies.sh (kjv-small, /tmp/wm-medium when present, the random Mixtral shape)
 #   budget      scripts/device/control_real.sh --plant model on /tmp/wm-medium (else kjv-small)
-#   ttt         scripts/device/ttt_energy.sh on kjv-small and /tmp/wm-medium
+#   ttt         scripts/device/ttt_energy.sh on kjv-small and /tmp/wm-medium (10 windows; 16,384 / 2,048 streams)
 # Environment: TRAIN_S (default 270), WM (unpacked binaries, default /tmp/wm), MEDIUM (default /tmp/wm-medium),
 # SESSION (logs, default /tmp/wm-session), GTEST_FILTER (the test binary's own: a subset of the GPU tests),
 # TEST_SCRIPTS=0 (tests: the test binary only), ENERGY_MODELS (energy: energy_policies.sh --models),
@@ -127,7 +127,11 @@ phase_ttt() {
   for model in "$SRC/models/kjv-small" "$MEDIUM"; do
     [ -f "$model/config.json" ] || continue
     rc=0
-    bash "$SRC/scripts/device/ttt_energy.sh" --bin "$WM/wattmoe" --data "$DATA" --model "$model" --out "$OUTD/ttt" --windows 20 \
+    # streams per 1 s step: enough load to lift the board well above idle (~0.35 s of GPU work a step on an H100)
+    local streams=16384
+    [ "$model" = "$MEDIUM" ] && streams=2048
+    bash "$SRC/scripts/device/ttt_energy.sh" --bin "$WM/wattmoe" --data "$DATA" --model "$model" --out "$OUTD/ttt" \
+      --windows 10 --streams "$streams" \
       > "$OUTD/ttt_$(basename "$model").log" 2>&1 || rc=$?
     note "ttt $(basename "$model"): rc $rc"
     grep -E '^\||share' "$OUTD/ttt_$(basename "$model").log" | tee -a "$SUMMARY"
