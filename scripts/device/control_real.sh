@@ -10,10 +10,13 @@
 #      fills about DUTY (default 0.6) of the period (power between idle and the board limit, no overrun);
 #   3. free.jsonl/free.json: NOBUDGET_WINDOWS steps with no budget (the unconstrained draw P0; idle power measured
 #      for 2 s before any work);
-#   4. step.jsonl/step.json: a power budget T1 = idle + 0.9·(P0 − idle), stepped down at a third to
-#      T2 = idle + 0.7·(P0 − idle) and up again at two thirds to T3 = idle + 0.85·(P0 − idle) (all between idle and
-#      P0, and within the skip knob's reach: on an H200 the knob alone brought the synthetic plant's power from P0 down
-#      to about idle + 0.63·(P0 − idle));
+#   4. step.jsonl/step.json: a power budget T1 = L + f1·(P0 − L), stepped down at a third to T2 = L + f2·(P0 − L)
+#      and up again at two thirds to T3 = L + f3·(P0 − L). --span idle (default): L is the idle power, f 0.9, 0.7,
+#      0.85 (on an H200 the skip knob alone brought the synthetic plant's power from P0 down to about
+#      idle + 0.63·(P0 − idle)). --span routing: L is the power of the same steps routed top-1 (floor.jsonl/
+#      floor.json, NOBUDGET_WINDOWS steps at --k-max 1), f 0.8, 0.3, 0.6, so every target lies within what routing
+#      can reach — for a real model, whose attention and dense work do not shrink with the experts, the idle span
+#      puts the lower targets out of routing's reach (medium on an H100: P0 312 W, top-1 271 W, idle 124 W);
 #   5. summary.json and two tables, per window and per block of 4 windows (the NVML counter scatters ±12% per
 #      0.25 s window on an H200 for identical steps, ±0.6% per 1 s window: see the free run's line): per segment the mean
 #      and worst relative error in its second half (steady state), the overshoot past the new target in the
@@ -22,7 +25,7 @@
 #      limit_cycle below), plus the windows where the thermal guard held a floor on u.
 # Usage: scripts/device/control_real.sh [--bin WATTMOE] [--data FILE] [--out DIR] [--windows N] [--duty D]
 #                                       [--period S] [--free-windows N] [--no-thermal-guard] [--analyse DIR]
-#                                       [--plant cuda|model] [--model DIR]
+#                                       [--plant cuda|model] [--model DIR] [--span idle|routing]
 #   --period: seconds per step (default 1: one window is one reading the counter resolves to ~1%; at 0.25 s the
 #   readings of identical steps scatter ±12%).
 #   --no-thermal-guard: the budget run without the thermal guard (on an H200 the guard once fired at the start, from
@@ -33,7 +36,7 @@
 set -uo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN="$SRC/build/wattmoe" DATA="$SRC/data/kjv.val.txt" DIR=${OUT:-$SRC/out/control_real} WINDOWS=120 DUTY=0.6
-NOBUDGET_WINDOWS=30 PERIOD=1 ANALYSE="" GUARD=() PLANT=cuda MODEL="$SRC/models/kjv-small"
+NOBUDGET_WINDOWS=30 PERIOD=1 ANALYSE="" GUARD=() PLANT=cuda MODEL="$SRC/models/kjv-small" SPAN=idle
 while [ $# -gt 0 ]; do
   case $1 in
     --bin) BIN=$2; shift 2 ;;
@@ -47,9 +50,11 @@ while [ $# -gt 0 ]; do
     --analyse) ANALYSE=$2; shift 2 ;;
     --plant) PLANT=$2; shift 2 ;;
     --model) MODEL=$2; shift 2 ;;
+    --span) SPAN=$2; shift 2 ;;
     *) echo "control_real.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+case $SPAN in idle|routing) ;; *) echo "control_real.sh: --span is idle or routing, not '$SPAN'" >&2; exit 2 ;; esac
 [ -n "$ANALYSE" ] && DIR=$ANALYSE
 mkdir -p "$DIR"
 LOG="$DIR/control_real.log"
@@ -184,19 +189,25 @@ say "calibration: streams $STREAMS for ~$DUTY of a $PERIOD s period"
 say "== no budget: $NOBUDGET_WINDOWS windows"
 "$BIN" "${COMMON[@]}" --sim-streams "$STREAMS" --max-tokens $((NOBUDGET_WINDOWS * 128)) --log "$DIR/free.jsonl" \
   --summary "$DIR/free.json" 2>>"$LOG" || { say "no-budget run failed"; exit 1; }
-read -r T1 T2 T3 IDLE P0 < <(python3 - "$DIR" <<'PY'
+if [ "$SPAN" = routing ]; then
+  say "== top-1 (routing's floor): $NOBUDGET_WINDOWS windows"
+  "$BIN" "${COMMON[@]}" --sim-streams "$STREAMS" --max-tokens $((NOBUDGET_WINDOWS * 128)) --k-max 1 \
+    --log "$DIR/floor.jsonl" --summary "$DIR/floor.json" 2>>"$LOG" || { say "top-1 run failed"; exit 1; }
+fi
+read -r T1 T2 T3 IDLE P0 LOW < <(python3 - "$DIR" "$SPAN" <<'PY'
 import json, sys
-d = sys.argv[1]
+d, span = sys.argv[1], sys.argv[2]
 s = json.load(open(d + "/free.json"))["measured"]
-rows = [json.loads(l) for l in open(d + "/free.jsonl")][8:-1]
-p0 = sum(r["measured_power_w"] for r in rows) / len(rows)
-idle = s["idle_w"]
-print(round(idle + 0.9 * (p0 - idle)), round(idle + 0.7 * (p0 - idle)), round(idle + 0.85 * (p0 - idle)),
-      round(idle, 1), round(p0, 1))
+def mean_power(name):  # steady windows: the first 8 warm up, the last may be partial
+    rows = [json.loads(l) for l in open(f"{d}/{name}.jsonl")][8:-1]
+    return sum(r["measured_power_w"] for r in rows) / len(rows)
+p0, idle = mean_power("free"), s["idle_w"]
+low, fracs = (mean_power("floor"), (0.8, 0.3, 0.6)) if span == "routing" else (idle, (0.9, 0.7, 0.85))
+print(*(round(low + f * (p0 - low)) for f in fracs), round(idle, 1), round(p0, 1), round(low, 1))
 PY
 ) || { say "no-budget analysis failed"; exit 1; }
 W1=$((WINDOWS / 3)) W2=$((2 * WINDOWS / 3))
-say "idle ${IDLE} W, unconstrained ${P0} W -> targets ${T1} W, ${T2} W from window $W1, ${T3} W from window $W2"
+say "idle ${IDLE} W, unconstrained ${P0} W, span from ${LOW} W ($SPAN) -> targets ${T1} W, ${T2} W from window $W1, ${T3} W from window $W2"
 
 # 4. Budget stepped down at a third and up at two thirds.
 say "== budget ${T1} W -> ${T2} W -> ${T3} W: $WINDOWS windows"

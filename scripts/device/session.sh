@@ -16,7 +16,8 @@
 # Environment: TRAIN_S (default 270), WM (unpacked binaries, default /tmp/wm), MEDIUM (default /tmp/wm-medium),
 # SESSION (logs, default /tmp/wm-session), GTEST_FILTER (the test binary's own: a subset of the GPU tests),
 # TEST_SCRIPTS=0 (tests: the test binary only), ENERGY_MODELS (energy: energy_policies.sh --models),
-# ENERGY_BUDGET_S (energy: --budget-s).
+# ENERGY_BUDGET_S (energy: --budget-s), BUDGET_SPAN (budget: control_real.sh --span, default idle), BUDGET_WINDOWS
+# (budget: --windows, default 60).
 set -uo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WM=${WM:-/tmp/wm} MEDIUM=${MEDIUM:-/tmp/wm-medium} TRAIN_S=${TRAIN_S:-270}
@@ -117,7 +118,8 @@ phase_budget() {
   local rc=0 model=$SRC/models/kjv-small
   [ -f "$MEDIUM/config.json" ] && model=$MEDIUM
   bash "$SRC/scripts/device/control_real.sh" --bin "$WM/wattmoe" --data "$DATA/kjv.val.txt" --out "$OUTD/budget" \
-    --plant model --model "$model" --windows 60 --free-windows 16 > "$OUTD/budget.log" 2>&1 || rc=$?
+    --plant model --model "$model" --windows "${BUDGET_WINDOWS:-60}" --free-windows 16 --span "${BUDGET_SPAN:-idle}" \
+    > "$OUTD/budget.log" 2>&1 || rc=$?
   note "budget ($model): rc $rc"
   grep -E '^\|' "$OUTD/budget/control_real.log" 2>/dev/null | tee -a "$SUMMARY"
 }
