@@ -27,7 +27,8 @@ mkdir -p "$STAGE/lib" "$STAGE/data"
 cp "$B/wattmoe" "$B/tests/wattmoe_gpu_tests" "$B/bench/moe_layer_bench" "$B/bench/energy_policies" "$STAGE/"
 for lib in $(ldd "$B/wattmoe" "$B/bench/energy_policies" | awk '/=> \// {print $3}' | sort -u); do
   case $(basename "$lib") in
-    libopenblas*|libgfortran*|libquadmath*|libfmt*) cp -L "$lib" "$STAGE/lib/" ;;
+    # libcpp-httplib and the compression libraries it needs: wattmoe serve (the device may lack the packages)
+    libopenblas*|libgfortran*|libquadmath*|libfmt*|libcpp-httplib*|libbrotli*) cp -L "$lib" "$STAGE/lib/" ;;
   esac
 done
 if [ -n "$BASE" ]; then mkdir -p "$STAGE/base" && cp "$BASE/wattmoe" "$BASE/moe_layer_bench" "$STAGE/base/"; fi

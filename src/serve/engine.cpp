@@ -243,9 +243,17 @@ Engine::Admit Engine::submit(const std::shared_ptr<Job>& job) {
     else if (!memory_ok_locked(why)) a = Admit::Memory;
     if (a == Admit::Ok) queue_.emplace_back(job, now_seconds());
     else ++stats_.rejected[admit_name(a)];
+    if (a == Admit::QueueFull) {  // said in the log at most every 5 s (the metric counts each one)
+      ++overload_refused_;
+      const double now = now_seconds();
+      if (now - overload_logged_s_ >= 5) {
+        log_warn("serve: overloaded: {} running, {} queued (--max-queue {}): {} new request(s) refused with 429 "
+                 "since the last message", running_count_, queue_.size(), cfg_.limits.max_queue, overload_refused_);
+        overload_logged_s_ = now, overload_refused_ = 0;
+      }
+    }
   }
   if (a == Admit::Ok) cv_.notify_all();
-  else if (a == Admit::QueueFull) log_debug("serve: queue full ({} waiting), 429", cfg_.limits.max_queue);
   return a;
 }
 

@@ -133,6 +133,8 @@ class Engine {
   std::deque<std::pair<std::shared_ptr<Job>, double>> queue_;  // with its arrival time
   bool draining_ = false, stop_ = false, cancel_all_ = false;
   int running_count_ = 0, admit_limit_ = 0, awaiting_bills_ = 0;
+  double overload_logged_s_ = -1e300;  // when a full queue was last logged
+  uint64_t overload_refused_ = 0;      // 429s since then
   ServeStats stats_;
   std::unique_ptr<Control> control_;  // the budget and routing (mu_)
 
