@@ -4,7 +4,7 @@
 # unknown endpoint and a bad budget change each get a 4xx JSON error naming the problem while the server keeps
 # serving; a full queue gets 429 with Retry-After (and the queued request is still answered); a streaming client that
 # disconnects is cancelled without hurting the request beside it; SIGTERM drains the in-flight stream to its end,
-# answers new requests 503, and the process exits 0. --min-step-s 0.02 paces the CPU like a slower device so these
+# answers new requests 503, and the process exits 0; under memory pressure new requests get 429 (code memory). --min-step-s 0.02 paces the CPU like a slower device so these
 # overlaps are deterministic. Usage: bash serve_bad_input.sh <wattmoe> <source-dir> [unused]
 W=${1:?usage: serve_bad_input.sh <wattmoe> <source-dir>}
 . "$(dirname "$0")/lib.sh"
@@ -188,4 +188,18 @@ SERVER_PID=""
 [ "$SERVER_RC" = 0 ] || fail "the server exited with $SERVER_RC after SIGTERM (expected 0)"
 grep -q '"requests"' "$TMP/server.out" || fail "no summary on stdout after SIGTERM"
 grep -q "SIGTERM received" "$TMP/server.err" || fail "the log does not say SIGTERM was received"
+
+# Memory pressure (made certain: more free host memory demanded than any machine has): new requests get 429 with
+# code "memory", the metric and the log say so, and the server stays up and exits cleanly.
+start_server --min-free-host-mb 1000000000
+expect 429 "short of memory" POST $C '{"model": "kjv-small", "prompt": "x", "max_tokens": 2}'
+python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["error"]["code"] == "memory"' "$TMP/body" ||
+  fail "the memory 429 does not carry code memory: $(cat "$TMP/body")"
+curl -s "$URL/metrics" > "$TMP/metrics.txt"
+grep -q '^wattmoe_memory_pressure 1$' "$TMP/metrics.txt" || fail "wattmoe_memory_pressure is not 1"
+grep -q '^wattmoe_requests_rejected_total{reason="memory"} 1$' "$TMP/metrics.txt" || fail "the memory refusal is not counted"
+grep -q "memory pressure, refusing new requests" "$TMP/server.err" || fail "the log does not say memory pressure"
+curl -sf "$URL/health" > /dev/null || fail "/health failed under memory pressure"
+stop_server
+[ "$SERVER_RC" = 0 ] || fail "the server under memory pressure exited with $SERVER_RC after SIGTERM (expected 0)"
 finish
