@@ -341,4 +341,35 @@ Json usage_chunk_json(const ParsedRequest& r, const std::string& id, int64_t cre
               {"usage", usage_json(u, source)}};
 }
 
+BudgetUpdate parse_budget_update(const std::string& body, const RoutingOptions& routing) {
+  Json b;
+  try {
+    b = Json::parse(body);
+  } catch (const Json::parse_error& e) {
+    api_fail(400, "", fmt::format("the request body is not valid JSON: {}", e.what()));
+  }
+  if (!b.is_object()) api_fail(400, "", "the request body must be a JSON object");
+  BudgetUpdate u;
+  for (const auto& [k, v] : b.items()) {
+    if (k == "power_w" || k == "energy_j_per_token") {
+      if (!v.is_null() && !v.is_number())
+        api_fail(400, k, fmt::format("{}: expected a number >= 0 (0 or null: no budget)", k));
+      (k == "power_w" ? u.power_w : u.energy_j_per_token) = v.is_null() ? 0.0 : v.get<double>();
+    } else if (k == "control_policy") {
+      if (!v.is_string()) api_fail(400, k, "control_policy: expected a string (cost, top_p, skip, topk, budget)");
+      u.control_policy = v.get<std::string>();
+    } else if (k == "thermal_guard" || k == "ladder") {
+      if (!v.is_boolean()) api_fail(400, k, fmt::format("{}: expected true or false", k));
+      (k == "thermal_guard" ? u.thermal_guard : u.ladder) = v.get<bool>();
+    } else if (k == "routing") {
+      if (!v.is_object()) api_fail(400, k, "routing: expected an object of routing fields");
+      u.routing = routing_options_from_json(v, routing, "routing.");
+    } else {
+      api_fail(400, k, fmt::format("{}: unknown field (expected power_w, energy_j_per_token, control_policy, "
+                                   "thermal_guard, ladder, routing)", k));
+    }
+  }
+  return u;
+}
+
 }  // namespace wattmoe

@@ -18,6 +18,7 @@
 namespace wattmoe {
 
 class Engine;
+struct BudgetUpdate;
 
 struct ApiError {
   int status = 400;
@@ -56,6 +57,11 @@ RoutingOptions routing_options_from_json(const Json& r, RoutingOptions base, con
 
 // Parses and checks a request body. Throws ApiError.
 ParsedRequest parse_request(const std::string& body, bool chat, const ApiContext& ctx);
+
+// PUT /v1/budget's body (power_w, energy_j_per_token: a number, 0 or null for none; control_policy; thermal_guard;
+// ladder; routing: routing fields over `routing`) → a BudgetUpdate (serve/engine.h) holding only the fields given.
+// Throws ApiError naming the field; the Engine checks the values (set_budget).
+BudgetUpdate parse_budget_update(const std::string& body, const RoutingOptions& routing);
 
 // Bodies. id: "cmpl-..." or "chatcmpl-..."; created: Unix seconds; source: "simulated" or "measured".
 Json usage_json(const JobUsage& u, const std::string& source);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "serve/chat_template.h"
+#include "serve/engine.h"
 
 namespace wattmoe {
 namespace {
@@ -118,6 +119,34 @@ TEST(ServeApi, BadInputNamesTheField) {
   expect_error(a, R"({"model": "m", "messages": [{"role": "user"}]})", 400, "messages[0].content", "required", true);
   expect_error(a, R"({"model": "m", "messages": [{"role": "user", "content": 4}]})", 400, "messages[0].content",
                "expected a string or an array of text parts", true);
+}
+
+TEST(ServeApi, BudgetUpdateKeepsWhatIsNotGiven) {
+  const RoutingOptions base;
+  const BudgetUpdate u = parse_budget_update(R"({"power_w": 250, "control_policy": "topk", "ladder": false})", base);
+  EXPECT_EQ(u.power_w, 250.0);
+  EXPECT_EQ(u.control_policy, "topk");
+  EXPECT_EQ(u.ladder, false);
+  EXPECT_FALSE(u.energy_j_per_token || u.thermal_guard || u.routing);
+  EXPECT_EQ(parse_budget_update(R"({"power_w": null})", base).power_w, 0.0);  // null: off
+  EXPECT_EQ(parse_budget_update(R"({"routing": {"k_max": 1}})", base).routing->k_max, 1);
+  auto fails = [&](const std::string& body, const std::string& param, const std::string& text) {
+    try {
+      parse_budget_update(body, base);
+      ADD_FAILURE() << "no error for " << body;
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400) << body;
+      EXPECT_EQ(e.param, param) << body;
+      EXPECT_NE(e.message.find(text), std::string::npos) << body << " -> " << e.message;
+    }
+  };
+  fails("{", "", "not valid JSON");
+  fails("[]", "", "must be a JSON object");
+  fails(R"({"power_w": "300"})", "power_w", "expected a number");
+  fails(R"({"ladder": 1})", "ladder", "expected true or false");
+  fails(R"({"control_policy": 3})", "control_policy", "expected a string");
+  fails(R"({"routing": 2})", "routing", "expected an object");
+  fails(R"({"volts": 3})", "volts", "unknown field");
 }
 
 TEST(ServeApi, UnderABudgetARequestMayOnlyBoundExperts) {
