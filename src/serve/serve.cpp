@@ -63,7 +63,7 @@ Json serve_until_signal(const ServeConfig& c, const ModelWeights<float>& m, std:
   http.shutdown();
   watch.join();
   Json summary = engine.stop();
-  log_info("serve: stopped after {} requests ({} J {})", summary["requests"].dump(), summary["energy_j"].get<double>(),
+  log_info("serve: stopped; requests by outcome {} ({} J {})", summary["requests"].dump(), summary["energy_j"].get<double>(),
            summary["energy_source"].get<std::string>());
   return summary;
 }
