@@ -304,8 +304,13 @@ Json Engine::stop() {
 }
 
 ServeStats Engine::stats() const {
+  // A real GPU's sensor is sampled all the time, idle or not: /metrics shows its latest reading (power, counter,
+  // temperature). The simulated GPU's clock moves only inside steps, so there it is the last step's sample.
+  std::optional<Sample> now;
+  if (energy_->plant() == "model") now = energy_->latest();
   std::lock_guard<std::mutex> lk(mu_);
   ServeStats s = stats_;
+  if (now) s.sample = *now;
   s.running = running_count_, s.queued = int(queue_.size()), s.admit_limit = admit_limit_;
   s.slots_free = cfg_.limits.max_batch - running_count_;
   const Control& c = *control_;

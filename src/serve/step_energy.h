@@ -62,6 +62,8 @@ class StepEnergy {
   size_t end(const std::vector<std::vector<int64_t>>& counts, double tokens);  // its routed work; the window id
   bool ready(size_t id) const;
   StepReading take(size_t id);  // waits until final, returns it and forgets the window
+  // The sensor's latest sample (nullopt before the first). Any thread for "model" (the meter's sampler reads the
+  // GPU); "sim" reads the simulated GPU, so only the thread that drives the steps may call it.
   std::optional<Sample> latest();
   // Ends the outer window (if a step ever began) and returns it; further steps are not allowed.
   std::optional<WindowResult> close();
