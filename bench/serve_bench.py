@@ -19,7 +19,7 @@
 Writes under OUT_DIR: serve_bench.jsonl (one record per point, per budget window, per budget segment), summary.json
 (the points, the segments, the verdicts, the card), server_<tag>.log (each server's stderr), and prints a table.
 Exit status: 0 when every request was answered without error (the verdicts on energy and holding are in the
-summary, not the status), 1 otherwise, 2 for a usage error or a server that did not start.
+summary, not the status), 1 otherwise, 2 for a usage error or a server that did not start or stopped answering.
 
   python3 bench/serve_bench.py --bin build/wattmoe --out out/serve_bench --device cuda --precision bf16
   python3 bench/serve_bench.py --bin build/wattmoe --out /tmp/sb --device cpu --concurrency 1,4 --duration 2 ...
@@ -32,6 +32,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -68,6 +69,9 @@ def expert_pairs(ms):
     return sum(v for _, v in rows), len({layer for layer, _ in rows})
 
 
+LIVE = set()  # servers started and not yet stopped: killed if this script is stopped (session.sh's timeout)
+
+
 class Server:
     """A `wattmoe serve` on a free loopback port; stop() sends SIGTERM and waits for the drain."""
 
@@ -79,6 +83,7 @@ class Server:
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen([binary, "serve", "--port", "0", "--port-file", port_file] + flags,
                                      stdout=subprocess.PIPE, stderr=self.log)
+        LIVE.add(self)
         t0 = time.time()
         while not (os.path.exists(port_file) and open(port_file).read().strip()):
             if self.proc.poll() is not None or time.time() - t0 > 180:
@@ -105,6 +110,7 @@ class Server:
 
     def stop(self):
         """SIGTERM; returns the summary the server prints (or None) and its exit status."""
+        LIVE.discard(self)
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
@@ -328,6 +334,7 @@ def main():
         if a.device == "cuda" else "cpu (simulated GPU energy)"
     print(f"serve_bench: {card}; policies {policies}; concurrency {conc}; {a.duration} s per point", flush=True)
     records, points_ok, servers = [], True, []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         for p in policies:
             srv = start(a, base + policy_flags(p), tag_of(p))
@@ -340,10 +347,12 @@ def main():
         if a.budget_concurrency > 0:
             budget, ok = budget_step(a, base + policy_flags(policies[0]), records)
             points_ok &= ok
-    except RuntimeError as e:
+    except (RuntimeError, OSError) as e:
         print(f"serve_bench: {e}", file=sys.stderr)
         return 2
     finally:
+        for srv in list(LIVE):
+            srv.proc.kill()
         with open(os.path.join(a.out, "serve_bench.jsonl"), "w") as f:
             for r in records:
                 f.write(json.dumps(r) + "\n")
