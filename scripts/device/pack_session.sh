@@ -3,7 +3,8 @@
 # lacks into one file, .devcarry/session.tar.xz (ignored by git: /.dev*/ in .git/info/exclude), which
 # scripts/device/session.sh unpacks into /tmp/wm:
 #   wattmoe, wattmoe_gpu_tests, moe_layer_bench, energy_policies     this build
-#   lib/                                                            OpenBLAS, gfortran, quadmath, fmt (CUDA is there)
+#   lib/                                                            OpenBLAS, gfortran, quadmath, fmt, cpp-httplib and
+#                                                                   brotli (CUDA is there; libssl and zlib are assumed)
 #   base/wattmoe, base/moe_layer_bench                              a reference build (--base DIR), for the phases that
 #                                                                   compare outputs and speed with it
 #   data/                                                           `wattmoe data build` (kjv splits and corruptions)
@@ -27,7 +28,7 @@ mkdir -p "$STAGE/lib" "$STAGE/data"
 cp "$B/wattmoe" "$B/tests/wattmoe_gpu_tests" "$B/bench/moe_layer_bench" "$B/bench/energy_policies" "$STAGE/"
 for lib in $(ldd "$B/wattmoe" "$B/bench/energy_policies" | awk '/=> \// {print $3}' | sort -u); do
   case $(basename "$lib") in
-    libopenblas*|libgfortran*|libquadmath*|libfmt*) cp -L "$lib" "$STAGE/lib/" ;;
+    libopenblas*|libgfortran*|libquadmath*|libfmt*|libcpp-httplib*|libbrotli*) cp -L "$lib" "$STAGE/lib/" ;;
   esac
 done
 if [ -n "$BASE" ]; then mkdir -p "$STAGE/base" && cp "$BASE/wattmoe" "$BASE/moe_layer_bench" "$STAGE/base/"; fi

@@ -13,11 +13,14 @@
 #   energy      scripts/device/energy_policies.sh (kjv-small, /tmp/wm-medium when present, the random Mixtral shape)
 #   budget      scripts/device/control_real.sh --plant model on /tmp/wm-medium (else kjv-small)
 #   ttt         scripts/device/ttt_energy.sh on kjv-small and /tmp/wm-medium (10 windows; 16,384 / 2,048 streams)
+#   serve       bench/serve_bench.py: `wattmoe serve` on /tmp/wm-medium (else kjv-small), bf16: tokens/s and measured
+#               J/token at 1/8/32/128 streams for top-2 and skip β=0.5, the requests' energy_j against the NVML
+#               counter, a power-budget step under load (about 5 minutes; SERVE_ARGS: more serve_bench.py flags)
 # Environment: TRAIN_S (default 270), WM (unpacked binaries, default /tmp/wm), MEDIUM (default /tmp/wm-medium),
 # SESSION (logs, default /tmp/wm-session), GTEST_FILTER (the test binary's own: a subset of the GPU tests),
 # TEST_SCRIPTS=0 (tests: the test binary only), ENERGY_MODELS (energy: energy_policies.sh --models),
 # ENERGY_BUDGET_S (energy: --budget-s), BUDGET_SPAN (budget: control_real.sh --span, default idle), BUDGET_WINDOWS
-# (budget: --windows, default 60).
+# (budget: --windows, default 60), SERVE_ARGS (serve: more bench/serve_bench.py flags).
 set -uo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WM=${WM:-/tmp/wm} MEDIUM=${MEDIUM:-/tmp/wm-medium} TRAIN_S=${TRAIN_S:-270}
@@ -138,6 +141,20 @@ phase_ttt() {
     note "ttt $(basename "$model"): rc $rc"
     grep -E '^\||share' "$OUTD/ttt_$(basename "$model").log" | tee -a "$SUMMARY"
   done
+}
+
+phase_serve() {
+  local rc=0 model=$SRC/models/kjv-small
+  [ -f "$MEDIUM/config.json" ] && model=$MEDIUM
+  if ldd "$WM/wattmoe" | grep -q "not found"; then  # the HTTP library's own needs (libssl, zlib) are not packed
+    note "serve: wattmoe lacks shared libraries: $(ldd "$WM/wattmoe" | grep "not found" | tr -s ' \t\n' ' ')"
+    return
+  fi
+  # shellcheck disable=SC2086
+  timeout 540 python3 "$SRC/bench/serve_bench.py" --bin "$WM/wattmoe" --model "$model" --device cuda --precision bf16 \
+    --duration 8 --max-tokens 32 --out "$OUTD/serve" ${SERVE_ARGS:-} > "$OUTD/serve.log" 2>&1 || rc=$?
+  note "serve ($(basename "$model")): rc $rc"
+  grep -E '^(  |serve_bench)' "$OUTD/serve.log" | tee -a "$SUMMARY"
 }
 
 for p in "$@"; do

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   wattmoe::cli::add_telemetry_command(app);
   wattmoe::cli::add_profile_command(app);
   wattmoe::cli::add_run_command(app);
+  wattmoe::cli::add_serve_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -214,7 +214,7 @@ void EnergyMeter::finalize_locked(Active& a, double e1, bool complete) {
         r.name, r.seconds, caps_.counter_tick_s, 2 * caps_.counter_tick_s);
   }
   if (!complete) r.error = fault_.value_or("sensor stopped");
-  results_[a.slot] = Slot{r, true};
+  result_slot_locked(a.slot) = Slot{r, true};
 }
 
 void EnergyMeter::record_fault_locked(const std::string& msg) {
@@ -268,7 +268,7 @@ size_t EnergyMeter::end(std::string_view name) {
                   name, a->r.name);
   stack_.pop_back();
   a->ended = true;
-  a->slot = results_.size();
+  a->slot = results_base_ + results_.size();
   results_.push_back(Slot{});
   const size_t id = a->slot;
   auto it = std::find_if(active_.begin(), active_.end(), [&](const Active& x) { return &x == a; });
@@ -311,15 +311,14 @@ std::optional<Sample> EnergyMeter::poll() {
 
 bool EnergyMeter::ready(size_t id) const {
   std::lock_guard<std::mutex> lk(mu_);
-  WATTMOE_CHECK(id < results_.size(), "meter: no window {}", id);
-  return results_[id].ready;
+  return result_slot_locked(id).ready;
 }
 
 WindowResult EnergyMeter::wait(size_t id) {
   std::unique_lock<std::mutex> lk(mu_);
-  WATTMOE_CHECK(id < results_.size(), "meter: no window {}", id);
-  cv_.wait(lk, [&] { return results_[id].ready || stop_; });
-  if (!results_[id].ready) {
+  Slot& slot = result_slot_locked(id);  // a deque's elements stay put while others are pushed at its back
+  cv_.wait(lk, [&] { return slot.ready || stop_; });
+  if (!slot.ready) {
     // Stopped before a sample covered the window: close it with what there is.
     for (auto it = active_.begin(); it != active_.end(); ++it)
       if (it->ended && it->slot == id) {
@@ -328,17 +327,32 @@ WindowResult EnergyMeter::wait(size_t id) {
         break;
       }
   }
-  return results_[id].r;
+  return slot.r;
+}
+
+const EnergyMeter::Slot& EnergyMeter::result_slot_locked(size_t id) const {
+  WATTMOE_CHECK(id >= results_base_ && id < results_base_ + results_.size(), "meter: no window {} (results {}..{})", id,
+                results_base_, results_base_ + results_.size());
+  return results_[id - results_base_];
+}
+
+void EnergyMeter::discard_through(size_t id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  WATTMOE_CHECK(id < results_base_ + results_.size(), "meter: no window {}", id);
+  while (results_base_ <= id) {
+    WATTMOE_CHECK(results_.front().ready, "meter: discard_through({}) before window {} is final", id, results_base_);
+    results_.pop_front(), ++results_base_;
+  }
 }
 
 std::vector<WindowResult> EnergyMeter::flush() {
-  size_t n;
+  size_t first, n;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    n = results_.size();
+    first = results_base_, n = results_base_ + results_.size();
   }
   std::vector<WindowResult> out;
-  for (size_t i = 0; i < n; ++i) out.push_back(wait(i));
+  for (size_t i = first; i < n; ++i) out.push_back(wait(i));
   return out;
 }
 

@@ -15,6 +15,7 @@
 #pragma once
 #include <array>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <list>
@@ -74,8 +75,12 @@ class EnergyMeter {
 
   bool ready(size_t id) const;
   WindowResult wait(size_t id);          // blocks until window `id` is final (at most ~one sample interval)
-  std::vector<WindowResult> flush();     // waits for every ended window; all results in end order
-  std::vector<WindowResult> results() const;  // the final ones so far, in end order
+  std::vector<WindowResult> flush();     // waits for every ended window; all results (not discarded) in end order
+  std::vector<WindowResult> results() const;  // the final ones so far (not discarded), in end order
+  // Forgets the results of windows 0..id (each must be final), so a meter that ends a window per step (a server's
+  // scheduler, serve/step_energy.h) holds bounded memory. Ids stay as they were; asking for a discarded one is a
+  // programming error.
+  void discard_through(size_t id);
 
   std::vector<Sample> samples() const;  // the ring buffer, oldest first
   size_t samples_taken() const;
@@ -111,7 +116,12 @@ class EnergyMeter {
   std::condition_variable cv_;
   std::list<Active> active_;      // open and ended-but-not-final windows
   std::vector<Active*> stack_;    // the open ones, innermost last
-  std::vector<Slot> results_;
+  std::deque<Slot> results_;      // windows results_base_, results_base_ + 1, ... in end order
+  size_t results_base_ = 0;       // ids below it were discarded
+  const Slot& result_slot_locked(size_t id) const;
+  Slot& result_slot_locked(size_t id) {
+    return const_cast<Slot&>(static_cast<const EnergyMeter*>(this)->result_slot_locked(id));
+  }
   std::vector<Sample> ring_;
   size_t ring_head_ = 0, taken_ = 0;
   bool have_prev_ = false;

@@ -75,51 +75,6 @@ AdapterConfig adapter_config(const TttOptions& a, const RoutingSetup& routing, d
   return c;
 }
 
-ControllerConfig controller_config(const RunConfig& a, const ModelConfig& m, const RoutingSetup& routing) {
-  const BudgetOptions& b = a.budget;
-  ControllerConfig c;
-  c.budget.measure = b.power_w > 0 ? Measure::Power : Measure::JoulesPerToken;
-  c.budget.target = b.power_w > 0 ? b.power_w : b.energy_j_per_token;
-  c.knobs.policy = b.control_policy;
-  c.knobs.num_experts = m.num_experts, c.knobs.model_k = m.top_k;
-  c.thermal.enabled = b.thermal_guard;
-  // A real GPU's temperature is noisy at sub-second steps: fit the slope over a full window before extrapolating.
-  if (a.plant.name == "cuda") c.thermal.min_fit_span_s = 0.8 * c.thermal.slope_window_s;
-  c.ladder.enabled = b.ladder;
-  // The mask rung prunes the most expensive experts, ranked by a_e + b_e (tokens_per_step 1: a whole step's fixed
-  // cost plus one pair); when every expert costs the same there is nothing to gain from it but lost quality, so the
-  // ladder goes from top-1 straight to smaller batches.
-  c.ladder.layer_costs = routing.layer_costs;
-  c.ladder.tokens_per_step = 1;
-  bool uniform = true;
-  for (const ExpertCosts& layer : c.ladder.layer_costs) {
-    const std::vector<double> costs = per_token_cost(layer, c.ladder.tokens_per_step);
-    for (double x : costs) uniform = uniform && x == costs.front();
-  }
-  if (uniform) c.ladder.layer_costs.clear();
-  validate(c);
-  return c;
-}
-
-// The routing a decision asks for: its policy and knobs, per layer when the ladder masks experts layer by layer.
-RoutingSpec decision_spec(const ControlDecision& d, const RoutingSetup& routing) {
-  RoutingSpec s = routing.spec();
-  s.policy = d.policy, s.knobs = d.knobs;
-  if (!d.layer_masks.empty())
-    for (size_t l = 0; l < d.layer_masks.size(); ++l) s.layer_knobs.push_back(d.knobs_for_layer(int(l)));
-  return s;
-}
-
-Json sample_json(const Sample& s) {
-  Json j{{"power_w", s.power_w}, {"gpu_temp_c", s.gpu_temp_c}, {"sm_clock_mhz", s.sm_clock_mhz},
-         {"thermal_margin_c", s.thermal_margin_c}};
-  j["clock_event_reasons"] = s.clock_event_reasons ? Json(*s.clock_event_reasons) : Json(nullptr);
-  std::vector<std::string> names;
-  if (s.clock_event_reasons) names = clock_event_reason_names(*s.clock_event_reasons);
-  j["reasons"] = names;
-  return j;
-}
-
 Json counts_json(const std::vector<std::vector<int64_t>>& counts) {
   Json j = Json::object();
   for (size_t l = 0; l < counts.size(); ++l)
@@ -163,12 +118,7 @@ PlantOptions plant_options(const RunConfig& a, const ModelConfig& m) {
   if (std::isfinite(p.ambient_c)) po.sim.ambient_c = p.ambient_c;
   PlantShape& shape = po.shape;
   shape.streams = p.streams, shape.period_s = std::isnan(p.period_s) ? default_step_period(p.name) : p.period_s;
-  if (!a.routing.expert_shape.empty()) {
-    long long h = 0, i = 0;
-    std::sscanf(a.routing.expert_shape.c_str(), "%lldx%lld", &h, &i);  // validated by make_routing
-    shape.expert.hidden = h, shape.expert.ffn = i;
-    shape.dense_params = double(h) * (2.5 * double(h)) + double(m.num_experts) * double(h);
-  }
+  set_plant_expert_shape(shape, a.routing.expert_shape, m.num_experts);  // validated by make_routing
   po.num_layers = m.num_layers, po.num_experts = m.num_experts, po.window_tokens = a.stream.seq;
   po.idle_s = p.idle_s;
   return po;
@@ -178,11 +128,7 @@ PlantOptions plant_options(const RunConfig& a, const ModelConfig& m) {
 
 void check_run_config(const RunConfig& a) {
   const BudgetOptions& b = a.budget;
-  WATTMOE_REQUIRE(!(b.power_w > 0 && b.energy_j_per_token > 0),
-                  "--power-budget and --energy-budget are exclusive: give one budget");
-  WATTMOE_REQUIRE(b.power_w >= 0 && b.energy_j_per_token >= 0 && std::isfinite(b.power_w) &&
-                      std::isfinite(b.energy_j_per_token),
-                  "--power-budget/--energy-budget must be > 0 (got {} W, {} J/token)", b.power_w, b.energy_j_per_token);
+  check_budget_options(b);
   check_runner_options(a.runner);  // a GPU-less machine or CPU-only build fails here
   check_plant(a.plant.name);  // a CPU-only build or machine fails here for --plant cuda or model
   WATTMOE_REQUIRE(a.plant.name != "model" || a.runner.device == "cuda",
@@ -208,7 +154,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   auto tally = std::make_shared<RoutingEnergyTally>();
   StreamControl control;
   if (budget) {
-    ctl = std::make_unique<Controller>(controller_config(a, m.config, routing));
+    ctl = std::make_unique<Controller>(budget_controller_config(a.budget, a.plant.name, m.config, routing));
     decision = ctl->initial();
     control.routing = decision_spec(decision, routing);
   } else {

@@ -12,6 +12,7 @@
 
 #include "adapt/adapter.h"
 #include "adapt/stream.h"
+#include "eval/budget_control.h"
 #include "eval/routing_setup.h"
 #include "io/json.h"
 #include "model/checkpoint.h"
@@ -19,15 +20,6 @@
 #include "text/token_stream.h"
 
 namespace wattmoe {
-
-struct BudgetOptions {
-  double power_w = 0;                   // > 0: hold the plant's mean power at this many watts
-  double energy_j_per_token = 0;        // > 0: hold the plant's energy per token (exclusive with power_w)
-  std::string schedule;                 // "WINDOW:TARGET,...": step changes of the target
-  std::string control_policy = "skip";  // the knob the controller moves: cost, top_p, skip, topk, budget
-  bool thermal_guard = true, ladder = true;
-  bool active() const { return power_w > 0 || energy_j_per_token > 0; }
-};
 
 struct RunPlantOptions {
   std::string name = "sim";  // sim | cuda | model (plant/plant.h)

@@ -106,6 +106,13 @@ class CudaRunner final : public Runner {
     pending_ = true;
   }
 
+  void reset_slots(int slots, int64_t capacity) override { model_.reset_slots(slots, capacity); }
+  void clear_slot(int slot) override { model_.clear_slot(slot); }
+  void forward_slot(int slot, const int32_t* ids, int S) override {
+    flush();
+    model_.forward_slot(slot, ids, S, select_);
+    pending_ = true;
+  }
   int64_t tokens() const override { return model_.tokens(); }
   double nll(const int32_t* targets) override {
     flush();

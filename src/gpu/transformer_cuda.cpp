@@ -188,6 +188,49 @@ void TransformerCudaT<T>::forward_cached(const int32_t* host_ids, int S, const R
 }
 
 template <class T>
+void TransformerCudaT<T>::reset_slots(int slots, int64_t capacity) {
+  WATTMOE_REQUIRE(slots >= 1 && capacity >= 1, "KV cache slots: need >= 1 slot of >= 1 position, got {} of {}", slots,
+                  capacity);
+  const int64_t kvd = cfg_.kv_dim();
+  slots_.clear();  // release the old slots first
+  slots_.resize(size_t(slots));
+  for (SlotCache& s : slots_) {
+    s.k.resize(size_t(cfg_.num_layers)), s.v.resize(size_t(cfg_.num_layers));
+    for (int l = 0; l < cfg_.num_layers; ++l) s.k[size_t(l)].resize(size_t(capacity * kvd)),
+                                              s.v[size_t(l)].resize(size_t(capacity * kvd));
+    s.cap = capacity, s.len = 0, s.batch = 1;
+  }
+}
+
+template <class T>
+void TransformerCudaT<T>::clear_slot(int slot) {
+  WATTMOE_REQUIRE(slot >= 0 && size_t(slot) < slots_.size(), "KV cache slot {} does not exist ({} slots)", slot,
+                  slots_.size());
+  slots_[size_t(slot)].len = 0;
+}
+
+template <class T>
+void TransformerCudaT<T>::swap_cache(SlotCache& s) {
+  std::swap(cache_k_, s.k), std::swap(cache_v_, s.v), std::swap(cache_cap_, s.cap), std::swap(cache_len_, s.len);
+  std::swap(cache_batch_, s.batch);
+}
+
+template <class T>
+void TransformerCudaT<T>::forward_slot(int slot, const int32_t* host_ids, int S, const RouterSelect<float>& select) {
+  WATTMOE_REQUIRE(slot >= 0 && size_t(slot) < slots_.size(), "KV cache slot {} does not exist ({} slots)", slot,
+                  slots_.size());
+  SlotCache& s = slots_[size_t(slot)];
+  swap_cache(s);  // the slot's buffers become the (batch-1) cache; the lockstep cache waits in s
+  try {
+    forward_cached(host_ids, S, select);
+  } catch (...) {
+    swap_cache(s);
+    throw;
+  }
+  swap_cache(s);
+}
+
+template <class T>
 void TransformerCudaT<T>::forward_impl(const int32_t* host_ids, int B, int S, bool cached,
                                        const RouterSelect<float>& select) {
   const ModelConfig& c = cfg_;

@@ -64,6 +64,10 @@
 // T) and appends its own. Logits are those of the batch·S new tokens. With batch 1 the cache is read in place; with
 // more, each layer gathers the sequences' cached rows into one contiguous block first. backward() refuses a cached
 // forward (as the CPU model does); a plain forward() leaves the cache as it is.
+// Slot decoding (continuous batching, model/runner.h): reset_slots(n, capacity) gives n more one-sequence caches;
+// forward_slot(s, ids, S) swaps slot s's buffers in as the cache, runs forward_cached (batch 1, read in place) and
+// swaps them back, so each slot's sequence decodes exactly as a batch-1 forward_cached would. One forward per sequence
+// per step until a varlen attention kernel exists (the batch's MoE layers then run separately, too).
 // Thread-safety: none; one object per Context, used from one thread.
 #pragma once
 #include <cstdint>
@@ -144,6 +148,9 @@ class TransformerCudaT {
   // capacity; host_ids is [batch, S].
   void reset_cache(int64_t capacity, int batch = 1);
   void forward_cached(const int32_t* host_ids, int S, const RouterSelect<float>& select = nullptr);
+  void reset_slots(int slots, int64_t capacity);
+  void clear_slot(int slot);
+  void forward_slot(int slot, const int32_t* host_ids, int S, const RouterSelect<float>& select = nullptr);
   int64_t cache_length() const { return cache_len_; }
   int64_t cache_capacity() const { return cache_cap_; }
 
@@ -226,6 +233,13 @@ class TransformerCudaT {
   std::vector<cuda::DeviceBuffer<T>> cache_k_, cache_v_;  // per layer [cache_batch_, cache_cap_, kv_dim]
   int64_t cache_cap_ = 0, cache_len_ = 0;
   int cache_batch_ = 1;
+  struct SlotCache {  // a slot's cache while it is not swapped in (reset_slots)
+    std::vector<cuda::DeviceBuffer<T>> k, v;
+    int64_t cap = 0, len = 0;
+    int batch = 1;
+  };
+  std::vector<SlotCache> slots_;
+  void swap_cache(SlotCache& s);  // exchanges s with cache_k_, cache_v_, cache_cap_, cache_len_, cache_batch_
   int64_t pos0_ = 0;      // position of the last forward's first token (its cache length before)
   bool cached_ = false;   // whether the last forward used the cache
   ModelView<T> w_;                          // the weights the forward reads

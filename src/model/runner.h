@@ -11,6 +11,8 @@
 // Call orders:
 //   inference   forward(ids, B, S) → nll / mean_entropy / logits / routing
 //   decoding    reset_cache(capacity, batch) → forward_cached(ids [batch, S], S)…
+//   serving     reset_slots(slots, capacity) → per step, for each running sequence: forward_slot(slot, ids, S) and
+//               read its logits / routing; clear_slot(slot) when a sequence leaves (continuous batching, serve/)
 //   adaptation  forward → [router_views: objectives add into drouter] → set_dlogits / next_token_loss → backward(mask)
 //               → take_grads(host, ranges)   (gradients accumulate until taken or zeroed)
 //   training    train_begin → per step: zero_grads, train_micro_batch…, clip_gradients, optimizer_step
@@ -76,6 +78,15 @@ class Runner {
   // no backward.
   virtual void reset_cache(int64_t capacity, int batch = 1) = 0;
   virtual void forward_cached(const int32_t* ids, int S) = 0;
+  // Slot decoding, for continuous batching (serve/engine.h): `slots` independent one-sequence KV caches of `capacity`
+  // positions each (apart from reset_cache's cache, which they leave as it is), all empty. forward_slot runs S tokens
+  // of slot's sequence at the positions after those its cache holds, exactly as forward_cached does for a cache of
+  // batch 1 (so the logits equal a one-sequence decode bit for bit); results as any forward's; no backward. Sequences
+  // of different lengths join and leave between forwards: clear_slot empties one slot. Each call is one forward of
+  // one sequence (the CPU, and the GPU until a varlen attention kernel exists): a step over n sequences is n forwards.
+  virtual void reset_slots(int slots, int64_t capacity) = 0;
+  virtual void clear_slot(int slot) = 0;
+  virtual void forward_slot(int slot, const int32_t* ids, int S) = 0;
 
   // --- the last forward's results
   virtual int64_t tokens() const = 0;                      // B·S

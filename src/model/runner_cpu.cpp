@@ -46,6 +46,15 @@ class CpuRunner final : public Runner {
     WATTMOE_REQUIRE(cache_ != nullptr, "forward_cached before reset_cache");
     run(ids, 1, S, cache_.get());
   }
+  void reset_slots(int slots, int64_t capacity) override {
+    WATTMOE_REQUIRE(slots >= 1 && capacity >= 1, "KV cache slots: need >= 1 slot of >= 1 position, got {} of {}",
+                    slots, capacity);
+    slots_.clear();  // release the old caches before allocating the new ones
+    for (int s = 0; s < slots; ++s)
+      slots_.push_back(std::make_unique<KvCache<float>>(config().num_layers, capacity, config().kv_dim()));
+  }
+  void clear_slot(int slot) override { cache_slot(slot).clear(); }
+  void forward_slot(int slot, const int32_t* ids, int S) override { run(ids, 1, S, &cache_slot(slot)); }
 
   int64_t tokens() const override { return acts_.tokens(); }
   double nll(const int32_t* targets) override {
@@ -153,6 +162,11 @@ class CpuRunner final : public Runner {
       for (int l = 0; l < config().num_layers; ++l)
         if (config().is_moe_layer(l)) observe_(l, acts_.layers[size_t(l)].routing);
   }
+  KvCache<float>& cache_slot(int slot) {
+    WATTMOE_REQUIRE(slot >= 0 && size_t(slot) < slots_.size(), "KV cache slot {} does not exist ({} slots)", slot,
+                    slots_.size());
+    return *slots_[size_t(slot)];
+  }
   void ensure_grads() {
     if (grads_.size() != params_.size()) grads_.assign(params_.size(), 0.f);
   }
@@ -164,6 +178,7 @@ class CpuRunner final : public Runner {
   SpecSelectFn select_;
   RoutingObserver observe_;
   std::unique_ptr<KvCache<float>> cache_;
+  std::vector<std::unique_ptr<KvCache<float>>> slots_;  // reset_slots: one cache per served sequence
   std::unique_ptr<AdamW> opt_;
   std::vector<Shard> shards_;
 };

@@ -1,6 +1,7 @@
 #include "plant/plant.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include "core/error.h"
 #include "plant/sim_plant.h"
@@ -22,6 +23,16 @@ void check_plant(const std::string& name) {
   fail("--plant {}: this wattmoe was built without CUDA (configure with -DWATTMOE_CUDA=ON and rebuild); use --plant "
        "sim", name);
 #endif
+}
+
+void set_plant_expert_shape(PlantShape& s, const std::string& hxi, int num_experts) {
+  if (hxi.empty()) return;
+  long long h = 0, i = 0;
+  char x = 0, extra = 0;
+  WATTMOE_REQUIRE(std::sscanf(hxi.c_str(), "%lld%c%lld%c", &h, &x, &i, &extra) == 3 && x == 'x' && h > 0 && i > 0,
+                  "--expert-shape: '{}' is not HxI with positive integers (e.g. 4096x14336)", hxi);
+  s.expert.hidden = h, s.expert.ffn = i;
+  s.dense_params = double(h) * (2.5 * double(h)) + double(num_experts) * double(h);
 }
 
 double default_step_period(const std::string& name) { return name == "sim" ? 0.02 : 1.0; }

@@ -62,6 +62,10 @@ struct PlantShape {
   double period_s = 0.02;  // one step per period (arrival cadence)
 };
 
+// --expert-shape HxI (empty: keep the Mixtral default): every expert priced or run as H x I, and the dense part of a
+// layer as q, k, v, o and a router of that hidden size (2.5·H² + E·H weights). Error unless HxI with positive sizes.
+void set_plant_expert_shape(PlantShape& s, const std::string& hxi, int num_experts);
+
 struct PlantOptions {
   std::string name = "sim";  // "sim", "cuda" or "model"
   PlantShape shape;          // expert shape, streams, period (both plants)

@@ -4,6 +4,20 @@
 
 namespace wattmoe {
 
+double run_step_work(SimulatedGpu& gpu, const PlantShape& s, const std::vector<std::vector<int64_t>>& counts,
+                     double tokens, double scale) {
+  double busy = 0;
+  for (size_t l = 0; l < counts.size(); ++l) {
+    busy += gpu.run({2 * s.dense_params * tokens, s.dense_params * s.expert.weight_bytes, "dense"});
+    for (int64_t c : counts[l]) {
+      if (c <= 0) continue;
+      const ExpertWork w = expert_work(s.expert, double(c) * scale);
+      busy += gpu.run({w.flops, w.bytes, "expert"});
+    }
+  }
+  return busy;
+}
+
 SimulatedPlant::SimulatedPlant(const SimGpuParams& p, const PlantShape& s) : gpu_(p), params_(p), shape_(s) {}
 
 PlantStep SimulatedPlant::step(const std::vector<std::vector<int64_t>>& counts, int64_t window_tokens,
@@ -14,15 +28,7 @@ PlantStep SimulatedPlant::step(const std::vector<std::vector<int64_t>>& counts, 
   const double t0 = gpu_.time(), e0 = gpu_.true_energy_j();
   PlantStep r;
   r.tokens = double(window_tokens) * scale;
-  double busy = 0;
-  for (size_t l = 0; l < counts.size(); ++l) {
-    busy += gpu_.run({2 * s.dense_params * r.tokens, s.dense_params * s.expert.weight_bytes, "dense"});
-    for (int64_t c : counts[l]) {
-      if (c <= 0) continue;
-      const ExpertWork w = expert_work(s.expert, double(c) * scale);
-      busy += gpu_.run({w.flops, w.bytes, "expert"});
-    }
-  }
+  const double busy = run_step_work(gpu_, s, counts, r.tokens, scale);
   const double elapsed = gpu_.time() - t0;
   if (elapsed < s.period_s) gpu_.idle(s.period_s - elapsed);
   r.seconds = gpu_.time() - t0;

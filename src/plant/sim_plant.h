@@ -13,6 +13,12 @@
 
 namespace wattmoe {
 
+// One step's routed work on `gpu`, priced as above: per layer the dense part for `tokens` tokens, then every expert e
+// with counts[l][e] > 0 once over counts[l][e] × scale tokens. Returns the busy seconds (no idling). The one place
+// this pricing is written: SimulatedPlant::step and the server's simulated energy (serve/step_energy.h) call it.
+double run_step_work(SimulatedGpu& gpu, const PlantShape& s, const std::vector<std::vector<int64_t>>& counts,
+                     double tokens, double scale);
+
 class SimulatedPlant : public Plant {
  public:
   SimulatedPlant(const SimGpuParams& p, const PlantShape& s);

@@ -54,6 +54,32 @@ TEST(Meter, WindowsNestAndTheOuterContainsTheInner) {
   EXPECT_GT(out.reason_seconds[0], 0.29);  // gpu_idle during the idle tail
 }
 
+// A window per step, back to back inside an outer one (what the server's scheduler does, serve/step_energy.h): on a
+// virtual-time sensor the steps' energies add up to the outer window's, and discarding final results keeps ids stable.
+TEST(Meter, BackToBackStepsAddUpToTheOuterWindowAndCanBeDiscarded) {
+  SimulatedGpu gpu;
+  SimSensor sensor(gpu);
+  EnergyMeter meter(sensor);
+  meter.begin("serve");
+  double sum = 0;
+  size_t last = 0;
+  for (int i = 0; i < 50; ++i) {
+    meter.begin("step");
+    gpu.run(i % 3 ? kStream : kGemm);
+    gpu.idle(0.003);
+    last = meter.end("step");
+    sum += meter.wait(last).joules;
+    meter.discard_through(last);
+  }
+  const WindowResult outer = meter.wait(meter.end("serve"));
+  EXPECT_EQ(last, 49u);
+  EXPECT_NEAR(sum, outer.joules, 1e-9 * outer.joules);
+  EXPECT_GT(outer.joules, 0);
+  const std::vector<WindowResult> kept = meter.results();
+  ASSERT_EQ(kept.size(), 1u);  // the steps were discarded, the outer window is kept
+  EXPECT_EQ(kept[0].name, "serve");
+}
+
 TEST(Meter, EndMustMatchTheInnermostBegin) {
   SimulatedGpu gpu;
   SimSensor sensor(gpu);

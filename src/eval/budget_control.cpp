@@ -1,0 +1,61 @@
+#include "eval/budget_control.h"
+
+#include <cmath>
+
+#include "core/error.h"
+
+namespace wattmoe {
+
+void check_budget_options(const BudgetOptions& b) {
+  WATTMOE_REQUIRE(!(b.power_w > 0 && b.energy_j_per_token > 0),
+                  "--power-budget and --energy-budget are exclusive: give one budget");
+  WATTMOE_REQUIRE(b.power_w >= 0 && b.energy_j_per_token >= 0 && std::isfinite(b.power_w) &&
+                      std::isfinite(b.energy_j_per_token),
+                  "--power-budget/--energy-budget must be > 0 (got {} W, {} J/token)", b.power_w, b.energy_j_per_token);
+}
+
+ControllerConfig budget_controller_config(const BudgetOptions& b, const std::string& plant, const ModelConfig& m,
+                                          const RoutingSetup& routing) {
+  ControllerConfig c;
+  c.budget.measure = b.power_w > 0 ? Measure::Power : Measure::JoulesPerToken;
+  c.budget.target = b.power_w > 0 ? b.power_w : b.energy_j_per_token;
+  c.knobs.policy = b.control_policy;
+  c.knobs.num_experts = m.num_experts, c.knobs.model_k = m.top_k;
+  c.thermal.enabled = b.thermal_guard;
+  // A real GPU's temperature is noisy at sub-second steps: fit the slope over a full window before extrapolating.
+  if (plant == "cuda") c.thermal.min_fit_span_s = 0.8 * c.thermal.slope_window_s;
+  c.ladder.enabled = b.ladder;
+  // The mask rung prunes the most expensive experts, ranked by a_e + b_e (tokens_per_step 1: a whole step's fixed
+  // cost plus one pair); when every expert costs the same there is nothing to gain from it but lost quality, so the
+  // ladder goes from top-1 straight to smaller batches.
+  c.ladder.layer_costs = routing.layer_costs;
+  c.ladder.tokens_per_step = 1;
+  bool uniform = true;
+  for (const ExpertCosts& layer : c.ladder.layer_costs) {
+    const std::vector<double> costs = per_token_cost(layer, c.ladder.tokens_per_step);
+    for (double x : costs) uniform = uniform && x == costs.front();
+  }
+  if (uniform) c.ladder.layer_costs.clear();
+  validate(c);
+  return c;
+}
+
+RoutingSpec decision_spec(const ControlDecision& d, const RoutingSetup& routing) {
+  RoutingSpec s = routing.spec();
+  s.policy = d.policy, s.knobs = d.knobs;
+  if (!d.layer_masks.empty())
+    for (size_t l = 0; l < d.layer_masks.size(); ++l) s.layer_knobs.push_back(d.knobs_for_layer(int(l)));
+  return s;
+}
+
+Json sample_json(const Sample& s) {
+  Json j{{"power_w", s.power_w}, {"gpu_temp_c", s.gpu_temp_c}, {"sm_clock_mhz", s.sm_clock_mhz},
+         {"thermal_margin_c", s.thermal_margin_c}};
+  j["clock_event_reasons"] = s.clock_event_reasons ? Json(*s.clock_event_reasons) : Json(nullptr);
+  std::vector<std::string> names;
+  if (s.clock_event_reasons) names = clock_event_reason_names(*s.clock_event_reasons);
+  j["reasons"] = names;
+  return j;
+}
+
+}  // namespace wattmoe

@@ -1,0 +1,39 @@
+// The budget a model is held at, and the pieces that put the Controller (control/controller.h) in a loop over a
+// model's routing — shared by the budgeted run (eval/budgeted_run.h, `wattmoe run`) and the server (serve/engine.h,
+// `wattmoe serve`), so both build the controller, read its decisions and report sensor samples the same way.
+// Errors name the option as the command line spells it.
+#pragma once
+#include <string>
+
+#include "control/controller.h"
+#include "energy/sensor.h"
+#include "eval/routing_setup.h"
+#include "io/json.h"
+#include "model/config.h"
+
+namespace wattmoe {
+
+struct BudgetOptions {
+  double power_w = 0;                   // > 0: hold the plant's mean power at this many watts
+  double energy_j_per_token = 0;        // > 0: hold the plant's energy per token (exclusive with power_w)
+  std::string schedule;                 // "WINDOW:TARGET,...": step changes of the target (wattmoe run only)
+  std::string control_policy = "skip";  // the knob the controller moves: cost, top_p, skip, topk, budget
+  bool thermal_guard = true, ladder = true;
+  bool active() const { return power_w > 0 || energy_j_per_token > 0; }
+};
+
+// Error unless at most one budget is given and each is ≥ 0 and finite.
+void check_budget_options(const BudgetOptions& b);
+
+// The controller for an active budget over this model and routing. plant: "sim", "cuda" or "model" (a real GPU's
+// temperature is noisy at sub-second steps, so the thermal guard fits its slope over a full window there).
+ControllerConfig budget_controller_config(const BudgetOptions& b, const std::string& plant, const ModelConfig& m,
+                                          const RoutingSetup& routing);
+
+// The routing a decision asks for: its policy and knobs, per layer when the ladder masks experts layer by layer.
+RoutingSpec decision_spec(const ControlDecision& d, const RoutingSetup& routing);
+
+// A sensor sample as the logs report it: power, temperature, clock, thermal margin, clock-event reason bits and names.
+Json sample_json(const Sample& s);
+
+}  // namespace wattmoe

@@ -1,0 +1,153 @@
+// Engine: the serving loop of `wattmoe serve`, as library code. One scheduler thread owns the model (a Runner,
+// model/runner.h, with one KV-cache slot per sequence) and runs continuous batching: requests (serve/job.h) wait in
+// a bounded queue, join the running batch at a step boundary when a slot is free, and leave it when they finish;
+// each step runs every running sequence one forward (its prompt on the first step, then its last sampled token),
+// samples its next token exactly as `wattmoe generate` does (eval/sample.h, one Rng per request seeded by its seed),
+// and ends with the step's energy (serve/step_energy.h: one meter window per step).
+//
+// Energy per request: each step's energy is shared among the requests in that step in proportion to the tokens each
+// ran in it (its whole prompt on its first step, one token after); a request's energy_j is the sum of its shares, so
+// the requests' energies add up to the meter's energy over the same steps. A request whose client went away is billed
+// like the others (its share is in energy_billed, not in anyone's response).
+//
+// The budget: with --power-budget/--energy-budget a Controller (control/controller.h, built as in `wattmoe run` by
+// eval/budget_control.h) sees the steps' power or J/token once per control period and sets the routing of the
+// following steps; its ladder's batch scale caps how many sequences may run. set_budget changes it live.
+//
+// Memory: the KV-cache slots are allocated once at start (max_batch × context positions), so serving never grows
+// them; a request waits for a slot in the queue, a full queue refuses new ones (QueueFull → 429), and so does low
+// host memory or a nearly full GPU (Memory → 429); the metrics and the log say so.
+#pragma once
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "control/controller.h"
+#include "eval/budget_control.h"
+#include "eval/routing_setup.h"
+#include "io/json.h"
+#include "model/checkpoint.h"
+#include "model/runner.h"
+#include "serve/job.h"
+#include "serve/metrics.h"
+#include "serve/step_energy.h"
+#include "text/tokenizer.h"
+
+namespace wattmoe {
+
+struct EngineLimits {
+  int max_batch = 8;              // KV-cache slots: the most sequences decoded together
+  int max_queue = 64;             // requests waiting for a slot; a new one beyond this gets 429
+  int context = 0;                // positions per slot; 0: the model's max_position_embeddings
+  double min_free_host_mb = 256;  // refuse new requests while the host has less memory available (0: never)
+  double max_gpu_memory_fraction = 0.97;  // refuse new requests while the GPU's memory is fuller (sensor permitting)
+  double min_step_s = 0;  // > 0: each step lasts at least this long (paces the scheduler: a slower device, or tests)
+};
+
+struct EngineConfig {
+  std::string model_id = "wattmoe";  // what /v1/models and responses call the model
+  RunnerOptions runner;
+  RoutingOptions routing;  // the server's routing when no budget is held (and the costs the policies price)
+  BudgetOptions budget;
+  ServeEnergyOptions energy;
+  EngineLimits limits;
+};
+
+// Error naming the option for anything wrong that needs no file (call before loading the model).
+void check_engine_config(const EngineConfig& c);
+
+// What a live budget change asks for (PUT /v1/budget): fields left empty keep their value.
+struct BudgetUpdate {
+  std::optional<double> power_w, energy_j_per_token;  // 0 turns that budget off
+  std::optional<std::string> control_policy;
+  std::optional<bool> thermal_guard, ladder;
+  std::optional<RoutingOptions> routing;  // the server's base routing
+};
+
+class Engine {
+ public:
+  enum class Admit { Ok, QueueFull, Memory, Draining };
+  static const char* admit_name(Admit a);  // "ok", "queue_full", "memory", "draining"
+
+  // Loads nothing: the weights and tokenizer are given. Allocates the slots and starts the scheduler thread.
+  Engine(const EngineConfig& c, const ModelWeights<float>& m, std::shared_ptr<const Tokenizer> tok);
+  ~Engine();  // stop()
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const ModelConfig& model_config() const { return model_; }
+  const Tokenizer& tokenizer() const { return *tok_; }
+  const EngineConfig& config() const { return cfg_; }
+  int context() const { return context_; }
+  const char* energy_source() const { return energy_->source(); }
+
+  // A request's routing fields over the server's routing options → the spec it runs with (Error names the field).
+  RoutingSpec request_routing(const RoutingOptions& o) const;
+  bool budget_active() const;
+  RoutingOptions routing_options() const;  // the server's routing now (PUT /v1/budget may change it)
+
+  Admit submit(const std::shared_ptr<Job>& job);
+  void note_rejected(const std::string& reason);  // a request refused before it reached the engine (bad input, ...)
+
+  // Shutdown: drain() refuses new requests; wait_idle() waits until every accepted one has finished (false on
+  // timeout); cancel_all() ends the rest; stop() joins the scheduler and closes the meter's outer window.
+  void drain();
+  bool wait_idle(double timeout_s);
+  void cancel_all();
+  Json stop();  // a summary: requests, tokens, energy (the steps' sum and the meter's outer window), source
+
+  ServeStats stats() const;
+  Json budget_json() const;
+  void set_budget(const BudgetUpdate& u);  // validated (Error names the field), applied before the next step
+
+ private:
+  struct Seq;
+  struct Bill;
+  struct Control;
+  void loop();
+  void admit_locked(std::vector<std::pair<std::shared_ptr<Job>, double>>& out);
+  void retire_finished();  // running sequences with a reason to stop go to billing_, their slots free
+  void step();
+  void resolve_bills();
+  void control_update(double joules, double seconds, double tokens, int64_t pairs, int64_t moe_token_layers,
+                      const Sample& sample);
+  void complete_ready_jobs();
+  bool memory_ok_locked(std::string& why);
+  std::shared_ptr<const RoutingSpec> spec_for(Seq& s, const std::shared_ptr<const RoutingSpec>& server);
+
+  EngineConfig cfg_;
+  ModelConfig model_;
+  std::shared_ptr<const Tokenizer> tok_;
+  int context_ = 0, moe_layers_ = 0;
+  std::unique_ptr<Runner> runner_;
+  std::unique_ptr<StepEnergy> energy_;
+
+  // Shared with the HTTP threads (mu_)
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<std::shared_ptr<Job>, double>> queue_;  // with its arrival time
+  bool draining_ = false, stop_ = false, cancel_all_ = false;
+  int running_count_ = 0, admit_limit_ = 0, awaiting_bills_ = 0;
+  double overload_logged_s_ = -1e300;  // when a full queue was last logged
+  uint64_t overload_refused_ = 0;      // 429s since then
+  ServeStats stats_;
+  std::unique_ptr<Control> control_;  // the budget and routing (mu_)
+
+  // Scheduler thread only
+  std::vector<std::unique_ptr<Seq>> running_;
+  std::vector<int> free_slots_;
+  std::deque<Bill> bills_;               // steps whose energy is not final yet, oldest first
+  std::vector<std::unique_ptr<Seq>> billing_;  // finished sequences waiting for their last step's energy
+  const RoutingSpec* applied_ = nullptr;  // the spec the runner holds
+  std::shared_ptr<const RoutingSpec> applied_hold_;
+  double ctl_j_ = 0, ctl_s_ = 0, ctl_tokens_ = 0;
+  int64_t ctl_pairs_ = 0, ctl_moe_ = 0, ctl_step_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace wattmoe

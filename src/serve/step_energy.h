@@ -1,0 +1,83 @@
+// StepEnergy: the energy of each scheduler step of the server, as one EnergyMeter window per step (energy/meter.h)
+// over a sensor:
+//   sim    the simulated GPU (energy/sim_gpu.h through SimSensor), fed each step's routed work exactly as
+//          `wattmoe run --plant sim` prices a window (plant/sim_plant.h run_step_work: the dense part for the step's
+//          tokens, every activated expert once over its (token, expert) pairs, Mixtral-shaped unless --expert-shape),
+//          then idling for the rest of the step: its wall time, or sim_period_s when that is set (deterministic).
+//          Virtual time moves only inside steps. Every value is labelled "simulated".
+//   model  the real GPU the model runs on, read by NVML (energy/nvml_sensor.h) on the meter's sampler thread: the
+//          energy counter over the step's wall time — "measured". Needs --device cuda. A step's result is final one
+//          sample later (ready/take); the scheduler bills requests then.
+// The meter also keeps one outer window from the first step's begin (close() ends it): the meter's own energy over
+// every step, which the requests' shares add up to (on a real GPU it also holds the idle time between steps, which
+// no request is billed for).
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/timer.h"
+#include "energy/meter.h"
+#include "energy/sensor.h"
+#include "energy/sim_gpu.h"
+#include "io/json.h"
+#include "model/config.h"
+#include "plant/plant.h"
+
+namespace wattmoe {
+
+struct ServeEnergyOptions {
+  std::string plant = "auto";    // sim | model | auto (model with --device cuda, else sim)
+  std::string sim_params;        // simulated GPU parameters (JSON file); empty: the defaults
+  double ambient_c = NAN;        // simulated ambient temperature; NaN: the sim parameters'
+  double sim_period_s = 0;       // > 0: each simulated step lasts at least this long; 0: the step's wall time
+  double control_period_s = NAN; // the controller sees this much step time per update; NaN: 0.02 s sim, 1 s model
+};
+
+// "sim" or "model" for these options and that device (auto → model on cuda, else sim); Error for another plant,
+// and for model without --device cuda or a visible GPU.
+std::string resolve_serve_plant(const ServeEnergyOptions& o, const std::string& device);
+// Error naming the option for an out-of-range value (checked before any work).
+void check_serve_energy_options(const ServeEnergyOptions& o);
+
+struct StepReading {
+  double joules = 0, seconds = 0;  // the step's window: energy (meter's method, normally the counter) and duration
+  Sample sample;                   // the sensor at the step's end (temperature, clocks, clock-event reasons)
+  bool complete = true;            // false when the sensor failed during the step
+};
+
+class StepEnergy {
+ public:
+  // plant: "sim" or "model" (resolve_serve_plant); expert_shape: --expert-shape (sim only; empty: Mixtral-shaped).
+  StepEnergy(const ServeEnergyOptions& o, const std::string& plant, const ModelConfig& m,
+             const std::string& expert_shape);
+  ~StepEnergy();
+  const std::string& plant() const { return plant_; }
+  const char* source() const { return plant_ == "sim" ? "simulated" : "measured"; }
+
+  void begin();                                                             // a step starts
+  size_t end(const std::vector<std::vector<int64_t>>& counts, double tokens);  // its routed work; the window id
+  bool ready(size_t id) const;
+  StepReading take(size_t id);  // waits until final, returns it and forgets the window
+  // The sensor's latest sample (nullopt before the first). Any thread for "model" (the meter's sampler reads the
+  // GPU); "sim" reads the simulated GPU, so only the thread that drives the steps may call it.
+  std::optional<Sample> latest();
+  // Ends the outer window (if a step ever began) and returns it; further steps are not allowed.
+  std::optional<WindowResult> close();
+  Json describe() const;
+
+ private:
+  std::string plant_;
+  double sim_period_s_ = 0;
+  PlantShape shape_;
+  std::unique_ptr<SimulatedGpu> gpu_;  // sim only
+  std::unique_ptr<PowerSensor> sensor_;
+  std::unique_ptr<EnergyMeter> meter_;
+  Timer wall_;
+  bool outer_open_ = false, closed_ = false;
+};
+
+}  // namespace wattmoe
