@@ -50,10 +50,13 @@ inline std::vector<int32_t> read_fixture_ids(const std::string& dir, int* B, int
   return ids;
 }
 
+// A fresh directory named after the test, the tag and this process (two test runs on one machine, e.g. two
+// checkouts' suites at once, never share it); left in place after the test for a look at its files.
 inline std::string scratch_dir(const std::string& tag) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::filesystem::path p = std::filesystem::temp_directory_path() /
-                            ("wattmoe_" + std::string(info->test_suite_name()) + "_" + info->name() + "_" + tag);
+                            ("wattmoe_" + std::to_string(::getpid()) + "_" + std::string(info->test_suite_name()) +
+                             "_" + info->name() + "_" + tag);
   std::string s = p.string();
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
