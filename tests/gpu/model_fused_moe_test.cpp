@@ -40,6 +40,7 @@
 
 #include "../moe/model_gradcheck.h"
 #include "../test_util.h"
+#include "routing_replay.h"
 #include "core/dtype.h"
 #include "eval/evaluate.h"
 #include "model/runner.h"
@@ -125,18 +126,8 @@ void expect_counts_match_ids(const Routing& r, int layer) {
   for (int32_t e : r.expert) EXPECT_TRUE(e >= 0 && e < r.experts) << "layer " << layer << ": id " << e;
 }
 
-std::vector<Routing> routings(const gpu::TransformerCudaBf16& m) {
-  std::vector<Routing> out;
-  for (int l = 0; l < m.config().num_layers; ++l) out.push_back(m.routing(l).routing);
-  return out;
-}
-
-RouterSelect<float> replay(const std::vector<Routing>& r) {
-  return [&r](int l, const float*, const float*, int64_t n, Routing& out) {
-    out = r[size_t(l)];
-    ASSERT_EQ(out.tokens, n);
-  };
-}
+using test::replay;
+using test::routings;
 
 struct Stats {
   double vs_host = 0, vs_cpu = 0;

@@ -36,6 +36,7 @@
 
 #include "../moe/model_gradcheck.h"
 #include "../test_util.h"
+#include "routing_replay.h"
 #include "core/dtype.h"
 #include "gpu/transformer_cuda.h"
 #include "model/checkpoint.h"
@@ -64,18 +65,8 @@ double norm_err(const std::vector<float>& a, const std::vector<float>& b) {
   return m > 0 ? d / m : d;
 }
 
-std::vector<Routing> routings(const gpu::TransformerCudaBf16& m) {
-  std::vector<Routing> out;
-  for (int l = 0; l < m.config().num_layers; ++l) out.push_back(m.routing(l).routing);
-  return out;
-}
-
-RouterSelect<float> replay(const std::vector<Routing>& r) {
-  return [&r](int l, const float*, const float*, int64_t n, Routing& out) {
-    out = r[size_t(l)];
-    ASSERT_EQ(out.tokens, n);
-  };
-}
+using test::replay;
+using test::routings;
 
 // Skewed per-expert costs (a_e, b_e in joules), the same in every layer.
 ExpertCosts skewed_costs(int E) {
