@@ -22,6 +22,7 @@ Json parse_json_file(const std::string& path, const std::string& what) {
 }
 
 Json parse_json_text(const std::string& text, const std::string& where) {
+  check_json_depth(text, where);
   try {
     return Json::parse(text);
   } catch (const Json::parse_error& e) {

@@ -35,16 +35,38 @@ std::string read_text_file(const std::string& path) {
   return s;
 }
 
-Json read_json_file(const std::string& path) {
-  std::string text = read_text_file(path);
+void check_json_depth(std::string_view text, const std::string& what) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      WATTMOE_REQUIRE(++depth <= kMaxJsonDepth, "{}: JSON nested more than {} levels deep (at byte {})", what,
+                      kMaxJsonDepth, i);
+    } else if (c == ']' || c == '}') {
+      --depth;  // unbalanced text is the parser's to report
+    }
+  }
+}
+
+Json parse_json(std::string_view text, const std::string& what) {
+  check_json_depth(text, what);
   try {
     return Json::parse(text);
   } catch (const Json::parse_error& e) {
-    fail("{}: malformed JSON: {} (byte {})", path, e.what(), e.byte);
+    fail("{}: malformed JSON: {} (byte {})", what, e.what(), e.byte);
   } catch (const Json::exception& e) {
-    fail("{}: malformed JSON: {}", path, e.what());
+    fail("{}: malformed JSON: {}", what, e.what());
   }
 }
+
+Json read_json_file(const std::string& path) { return parse_json(read_text_file(path), path); }
 
 void write_json_file(const std::string& path, const Json& j, int indent) {
   std::string text;

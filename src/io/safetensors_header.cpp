@@ -42,6 +42,7 @@ Json parse_json(const uint8_t* p, size_t n, const std::string& what) {
     return true;
   };
   Json j;
+  check_json_depth(std::string_view(reinterpret_cast<const char*>(p), n), what);
   try {
     j = Json::parse(p, p + n, cb);
   } catch (const Json::exception& e) {

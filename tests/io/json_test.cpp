@@ -41,5 +41,20 @@ TEST(Json, ErrorsNameTheFile) {
                "cannot write JSON");
 }
 
+// Every JSON file is read through one function with a nesting limit: 10,000 nested arrays are an Error naming the
+// file, 128 levels still parse.
+TEST(Json, NestingDeeperThan128IsAnError) {
+  TempDir d;
+  const std::string deep = d.file("deep.json"), ok = d.file("ok.json");
+  test::write_bytes(deep, std::string(10000, '[') + std::string(10000, ']'));
+  expect_error([&] { read_json_file(deep); }, deep + ": ", "nested more than 128 levels");
+  // Brackets inside strings do not count.
+  test::write_bytes(ok, std::string(127, '[') + "\"[[[[{{{{\\\"\"" + std::string(127, ']'));
+  EXPECT_NO_THROW(read_json_file(ok));
+  test::write_bytes(ok, "{\"a\":" + std::string(127, '[') + std::string(127, ']') + "}");
+  EXPECT_NO_THROW(read_json_file(ok));
+  expect_error([&] { parse_json(std::string(129, '{'), "line 3"); }, "line 3: ", "nested more than 128 levels");
+}
+
 }  // namespace
 }  // namespace wattmoe

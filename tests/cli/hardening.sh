@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Issue 21 through the CLI: inputs that crashed, hung, answered wrongly with exit 0 or lost data now get a clean
+# refusal (exit 1..127, one "wattmoe: error:" line naming the file/field/flag) or a clean stop. docs/bad_input.md has
+# the table of bad-input classes and what each gets; every row is checked here or in a unit test it names.
+# Usage: bash hardening.sh <path-to-wattmoe> <source-dir>. Needs bash, coreutils, timeout and python3's stdlib.
+set -u
+BIN=${1:?usage: hardening.sh <wattmoe> <source-dir>}
+SRC=${2:?usage: hardening.sh <wattmoe> <source-dir>}
+FIX="$SRC/tests/fixtures/mixtral_gqa"
+unset WATTMOE_LOG
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/wattmoe_hardening.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+ERR_DIR=$TMP
+. "$SRC/tests/cli/lib/expect_error.sh"
+
+# Every command runs under a time limit: a hang is a failure, not a stuck CI.
+W() { timeout -s KILL 60 "$BIN" "$@"; }
+
+# A fresh copy of the fixture's model (config.json + model.safetensors) in $TMP/$1.
+model_copy() {
+  mkdir -p "$TMP/$1"
+  cp "$FIX/config.json" "$FIX/model.safetensors" "$TMP/$1/"
+  echo "$TMP/$1"
+}
+python3 -c 'import random; r = random.Random(3); print(" ".join(r.choice("abc de fg hij".split()) for _ in range(3000)))' \
+  > "$TMP/text.txt"
+
+# --- crashes: a tokenizer.json nested 10,000 deep (stack overflow before), as --tokenizer and inside --model DIR ---
+python3 - "$SRC/tests/fixtures/tokenizers/bytelevel_qwen2.json" "$TMP/deep.json" <<'PY'
+import json, sys
+g = json.load(open(sys.argv[1]))
+g.pop("pre_tokenizer", None)
+leaf = '{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":false,"use_regex":false}'
+nested = '{"type":"Sequence","pretokenizers":[' * 10000 + leaf + "]}" * 10000
+t = json.dumps(g)
+open(sys.argv[2], "w").write(t[0] + '"pre_tokenizer":' + nested + "," + t[1:])
+PY
+expect_error "deep.json: JSON nested more than 128 levels" W eval --model "$FIX" --tokenizer "$TMP/deep.json" \
+  --data "$TMP/text.txt"
+d=$(model_copy deep_tok)
+cp "$TMP/deep.json" "$d/tokenizer.json"
+expect_error "tokenizer.json: JSON nested more than 128 levels" W eval --model "$d" --data "$TMP/text.txt"
+
+finish hardening
