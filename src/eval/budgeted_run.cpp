@@ -188,8 +188,11 @@ void check_run_config(const RunConfig& a) {
   WATTMOE_REQUIRE(a.plant.name != "model" || a.runner.device == "cuda",
                   "--plant model measures the model itself on the GPU: it needs --device cuda");
   const double period_s = std::isnan(a.plant.period_s) ? default_step_period(a.plant.name) : a.plant.period_s;
-  WATTMOE_REQUIRE(a.plant.streams >= 1 && period_s > 0 && std::isfinite(period_s),
-                  "--sim-streams must be ≥ 1 and --step-period-s > 0");
+  // Bounded above too: the simulated GPU refuses times beyond its range, and a real plant sleeps the period.
+  WATTMOE_REQUIRE(a.plant.streams >= 1 && a.plant.streams <= RunPlantOptions::kMaxStreams,
+                  "--sim-streams {:g}: expected a number of streams in [1, {:g}]", a.plant.streams, RunPlantOptions::kMaxStreams);
+  WATTMOE_REQUIRE(period_s > 0 && period_s <= RunPlantOptions::kMaxStepPeriodS, "--step-period-s {:g}: expected seconds in (0, {:g}]",
+                  period_s, RunPlantOptions::kMaxStepPeriodS);
   WATTMOE_REQUIRE(a.plant.idle_s >= 0 && a.plant.idle_s <= 600, "--idle-s {}: expected 0 to 600 s", a.plant.idle_s);
   WATTMOE_REQUIRE(b.active() || b.schedule.empty(), "--budget-schedule needs --power-budget or --energy-budget");
   validate_stream_options(a.stream);

@@ -30,6 +30,7 @@ struct BudgetOptions {
 };
 
 struct RunPlantOptions {
+  static constexpr double kMaxStreams = 1e9, kMaxStepPeriodS = 3600;  // bounds of --sim-streams, --step-period-s
   std::string name = "sim";  // sim | cuda | model (plant/plant.h)
   std::string sim_params;    // simulated GPU parameters (JSON file); empty: the defaults
   double streams = 16;       // concurrent streams each window stands for

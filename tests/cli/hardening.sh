@@ -41,4 +41,16 @@ d=$(model_copy deep_tok)
 cp "$TMP/deep.json" "$d/tokenizer.json"
 expect_error "tokenizer.json: JSON nested more than 128 levels" W eval --model "$d" --data "$TMP/text.txt"
 
+# --- hangs: the simulated GPU stepped once per counter tick without bound ---
+RUN=(run --model "$SRC/models/kjv-small" --data "$TMP/text.txt" --max-tokens 300 --seq 32)
+expect_error "--step-period-s 1e+308: expected seconds in (0, 3600]" W "${RUN[@]}" --step-period-s 1e308
+expect_error "--sim-streams 1e+15: expected a number of streams in \[1, 1e+09\]" W "${RUN[@]}" --sim-streams 1e15
+echo '{"counter_tick_s": 1e-6}' > "$TMP/tick.json"
+start=$(date +%s)
+W "${RUN[@]}" --sim-params "$TMP/tick.json" --sim-streams 1e9 --step-period-s 3600 > "$TMP/out.json" 2>"$TMP/err" ||
+  fail "1e-6 s counter tick, 1e9 streams, 1 h period: rc=$? $(cat "$TMP/err")"
+[ $(( $(date +%s) - start )) -le 20 ] || fail "1e-6 s counter tick: took more than 20 s"
+echo '{"counter_tick_s": 1e-9}' > "$TMP/tick9.json"
+expect_error "counter_tick_s: expected a tick of at least 1e-6 s" W "${RUN[@]}" --sim-params "$TMP/tick9.json"
+
 finish hardening
