@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "cli/commands.h"
+#include "cli/common_flags.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
@@ -17,10 +18,14 @@ int main(int argc, char** argv) {
   wattmoe::cli::add_telemetry_command(app);
   wattmoe::cli::add_profile_command(app);
   wattmoe::cli::add_run_command(app);
+  wattmoe::cli::refuse_non_finite_numbers(app, {"--budget-j"});  // NaN nowhere; inf only where it means "no limit"
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    // A bad flag is reported like every other error: one line, naming the flag and what was expected.
+    std::fprintf(stderr, "wattmoe: error: %s\n", e.what());
+    return e.get_exit_code();
   } catch (const wattmoe::Error& e) {
     std::fprintf(stderr, "wattmoe: error: %s\n", e.what());
     return 1;

@@ -53,4 +53,13 @@ W "${RUN[@]}" --sim-params "$TMP/tick.json" --sim-streams 1e9 --step-period-s 36
 echo '{"counter_tick_s": 1e-9}' > "$TMP/tick9.json"
 expect_error "counter_tick_s: expected a tick of at least 1e-6 s" W "${RUN[@]}" --sim-params "$TMP/tick9.json"
 
+# --- hangs and silent wrong answers: NaN or inf in a number flag (telemetry --duration nan ran forever) ---
+expect_error "--duration: expected a number, got 'nan'" W telemetry --sensor sim --fast --duration nan
+expect_error "--duration: expected a number, got '-nan'" W telemetry --sensor sim --fast --duration -nan
+expect_error "--top-p: expected a finite number, got 'inf'" W eval --model "$FIX" --data "$TMP/text.txt" --top-p inf
+expect_error "--power-budget: expected a finite number, got '1e999'" W "${RUN[@]}" --power-budget 1e999
+expect_error "--ttt-lr: expected a number, got 'NaN'" W "${RUN[@]}" --ttt --ttt-lr NaN
+W eval --model "$SRC/models/kjv-small" --data "$TMP/text.txt" --max-tokens 200 --policy budget --budget-j inf \
+  > /dev/null 2>"$TMP/err" || fail "--budget-j inf (no limit) was refused: $(cat "$TMP/err")"
+
 finish hardening
