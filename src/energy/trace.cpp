@@ -3,7 +3,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 #include "energy/json_fields.h"
@@ -131,12 +131,17 @@ bool trace_path_is_csv(const std::string& path) {
 }
 
 std::vector<Sample> read_trace(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  WATTMOE_REQUIRE(in.good(), "trace {}: cannot open the file", path);
+  std::string text;
+  try {
+    text = read_text_file(path);  // never blocks on a FIFO; refuses anything but a regular file
+  } catch (const Error& e) {
+    fail("trace {}", e.what());
+  }
   const bool csv = trace_path_is_csv(path);
   std::vector<const Field*> cols;
   std::vector<Sample> out;
   std::string line;
+  std::istringstream in(text);
   for (size_t lineno = 1; std::getline(in, line); ++lineno) {
     std::string where = fmt::format("{}:{}", path, lineno);
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -158,7 +163,6 @@ std::vector<Sample> read_trace(const std::string& path) {
                     "{}: time_s: {} goes backwards (previous sample at {})", where, s.time_s, out.back().time_s);
     out.push_back(s);
   }
-  WATTMOE_REQUIRE(!in.bad(), "trace {}: read error", path);
   return out;
 }
 

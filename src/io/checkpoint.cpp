@@ -44,7 +44,12 @@ CheckpointReader CheckpointReader::open(const std::string& dir) {
   const std::string index_path = dir + "/model.safetensors.index.json";
   std::map<std::string, std::string> weight_map;  // tensor -> shard file, when there is an index
   std::vector<std::string> shards;
-  if (file_exists(index_path)) {
+  // exists(), not file_exists(): a FIFO or device under one of these names is refused by name when opened.
+  const auto present = [](const std::string& p) {
+    std::error_code e;
+    return fs::exists(p, e);
+  };
+  if (present(index_path)) {
     Json idx = read_json_file(index_path);
     WATTMOE_REQUIRE(idx.is_object() && idx.contains("weight_map") && idx["weight_map"].is_object(),
                     "{}: expected an object with a \"weight_map\" object (tensor name -> shard file)",
@@ -58,8 +63,8 @@ CheckpointReader CheckpointReader::open(const std::string& dir) {
       if (std::find(shards.begin(), shards.end(), s) == shards.end()) shards.push_back(s);
     }
     for (const auto& s : shards)
-      WATTMOE_REQUIRE(file_exists(dir + "/" + s), "{}: shard '{}' is missing from {}", index_path, s, dir);
-  } else if (file_exists(dir + "/model.safetensors")) {
+      WATTMOE_REQUIRE(present(dir + "/" + s), "{}: shard '{}' is missing from {}", index_path, s, dir);
+  } else if (present(dir + "/model.safetensors")) {
     shards = {"model.safetensors"};
   } else {
     shards = safetensors_in(dir);

@@ -9,19 +9,17 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/files.h"
 
 namespace wattmoe {
 
 std::string read_text_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  WATTMOE_REQUIRE(fd >= 0, "{}: cannot open ({})", path, std::strerror(errno));
+  const int fd = open_regular_file(path);
   std::string s;
-  struct stat st {};
-  bool is_dir = ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
   char buf[1 << 16];
   ssize_t r = 0;
   int err = 0;
-  while (!is_dir && (r = ::read(fd, buf, sizeof buf)) != 0) {
+  while ((r = ::read(fd, buf, sizeof buf)) != 0) {
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) {
       err = errno;
@@ -30,7 +28,6 @@ std::string read_text_file(const std::string& path) {
     s.append(buf, size_t(r));
   }
   ::close(fd);
-  WATTMOE_REQUIRE(!is_dir, "{}: cannot open (is a directory)", path);
   WATTMOE_REQUIRE(err == 0, "{}: cannot read ({})", path, std::strerror(err));
   return s;
 }

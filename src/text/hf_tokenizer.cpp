@@ -253,7 +253,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path_in) {
   std::string path = path_in;
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) path = (std::filesystem::path(path) / "tokenizer.json").string();
-  WATTMOE_REQUIRE(file_exists(path), "tokenizer file {} does not exist (expected a tokenizer.json or a directory "
+  WATTMOE_REQUIRE(std::filesystem::exists(path, ec), "tokenizer file {} does not exist (expected a tokenizer.json or a directory "
                   "holding one)", path);
   Json j = read_json_file(path);
   try {

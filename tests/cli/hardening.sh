@@ -62,4 +62,18 @@ expect_error "--ttt-lr: expected a number, got 'NaN'" W "${RUN[@]}" --ttt --ttt-
 W eval --model "$SRC/models/kjv-small" --data "$TMP/text.txt" --max-tokens 200 --policy budget --budget-j inf \
   > /dev/null 2>"$TMP/err" || fail "--budget-j inf (no limit) was refused: $(cat "$TMP/err")"
 
+# --- hangs: a FIFO where a file is expected (open(2) blocked forever without a writer) ---
+d=$(model_copy fifo_config)
+rm "$d/config.json"
+mkfifo "$d/config.json"
+expect_error "config.json: not a regular file (a FIFO)" W info --model "$d"
+d=$(model_copy fifo_weights)
+rm "$d/model.safetensors"
+mkfifo "$d/model.safetensors"
+expect_error "model.safetensors: not a regular file (a FIFO)" W info --model "$d"
+mkfifo "$TMP/fifo.txt" "$TMP/fifo.jsonl"
+expect_error "fifo.txt: not a regular file (a FIFO)" W eval --data "$TMP/fifo.txt"
+expect_error "fifo.jsonl: not a regular file (a FIFO)" W telemetry --replay "$TMP/fifo.jsonl"
+expect_error "fifo.txt: not a regular file (a FIFO)" W eval --tokenizer "$TMP/fifo.txt" --data "$TMP/text.txt"
+
 finish hardening
