@@ -76,4 +76,21 @@ expect_error "fifo.txt: not a regular file (a FIFO)" W eval --data "$TMP/fifo.tx
 expect_error "fifo.jsonl: not a regular file (a FIFO)" W telemetry --replay "$TMP/fifo.jsonl"
 expect_error "fifo.txt: not a regular file (a FIFO)" W eval --tokenizer "$TMP/fifo.txt" --data "$TMP/text.txt"
 
+# --- silent wrong answers: finite weights that overflow gave "bits_per_byte": null and an empty generation ---
+mkdir -p "$TMP/huge"
+cp "$SRC/models/kjv-small/config.json" "$TMP/huge/"
+python3 - "$SRC/models/kjv-small/model.safetensors" "$TMP/huge/model.safetensors" <<'PY'
+import json, struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+lo, hi = h["lm_head.weight"]["data_offsets"]
+assert h["lm_head.weight"]["dtype"] == "F32"
+b[8 + n + lo:8 + n + hi] = struct.pack("<f", 3e38) * ((hi - lo) // 4)
+open(sys.argv[2], "wb").write(bytes(b))
+PY
+expect_error "the model's loss is not finite" W eval --model "$TMP/huge" --data "$TMP/text.txt" --max-tokens 500
+expect_error "the model's loss is not finite" W run --model "$TMP/huge" --data "$TMP/text.txt" --max-tokens 500
+expect_error "the model's logits are not finite" W generate --model "$TMP/huge" --max-new 5
+
 finish hardening
