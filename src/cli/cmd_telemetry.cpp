@@ -87,14 +87,16 @@ void run_telemetry(const TelemetryOptions& o) {
   const double interval = o.interval_ms / 1000.0;
   double t_start = -1;
   size_t n = 0;
-  double peak_w = kNaN, e_first = kNaN, e_last = kNaN;
+  double peak_w = kNaN;
+  CounterTotal energy;  // steps forward only: a wrap or reset never makes the total negative
+  energy.wrap_j = sensor->capabilities().counter_wrap_j;
   auto emit = [&](const Sample& s) {
     std::printf("%s\n", sample_line(s).c_str());
     std::fflush(stdout);
     if (writer) writer->write(s);
     n++;
     if (!std::isnan(s.power_w)) peak_w = std::isnan(peak_w) ? s.power_w : std::max(peak_w, s.power_w);
-    if (!std::isnan(s.energy_j)) (std::isnan(e_first) ? e_first : e_last) = s.energy_j;
+    energy.add(s.energy_j, s.time_s);
   };
 
   if (kind == "replay") {
@@ -117,7 +119,10 @@ void run_telemetry(const TelemetryOptions& o) {
     }
   }
   std::printf("telemetry: %zu samples from %s", n, sensor->name().c_str());
-  if (!std::isnan(e_last)) std::printf(", energy counter +%.3f J", e_last - e_first);
+  if (energy.samples > 1) std::printf(", energy counter +%.3f J", energy.joules);
+  if (energy.backwards > 0)
+    std::printf(" (the counter went backwards %lld time%s, first at %.3f s: a wrap or reset; those intervals are not "
+                "counted)", (long long)energy.backwards, energy.backwards == 1 ? "" : "s", energy.first_backwards_s);
   if (!std::isnan(peak_w)) std::printf(", peak %.1f W", peak_w);
   if (writer) std::printf(", recorded to %s", writer->path().c_str());
   std::printf("\n");

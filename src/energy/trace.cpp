@@ -126,6 +126,21 @@ std::string sample_to_csv(const Sample& s) {
   return out;
 }
 
+void CounterTotal::add(double e, double time_s) {
+  if (std::isnan(e)) return;
+  ++samples;
+  if (!std::isnan(last_)) {
+    double d = e - last_;
+    if (d < 0 && wrap_j > 0) d += wrap_j;
+    if (d >= 0) {
+      joules += d;
+    } else {
+      if (backwards++ == 0) first_backwards_s = time_s;
+    }
+  }
+  last_ = e;
+}
+
 bool trace_path_is_csv(const std::string& path) {
   return path.size() >= 4 && path.compare(path.size() - 4, 4, ".csv") == 0;
 }

@@ -107,4 +107,12 @@ expect_error "--lr: expected a number, got 'nan'" W "${T[@]}" --lr nan
 expect_error "--lb-coef -1: expected a coefficient >= 0" W "${T[@]}" --lb-coef -1
 [ -e "$TMP/never" ] && fail "a refused train created its --out"
 
+# --- silent wrong answers: a wrapped energy counter in a replayed trace printed negative joules ---
+printf '%s\n' '{"time_s":0,"energy_j":1000}' '{"time_s":1,"energy_j":1010}' '{"time_s":2,"energy_j":5}' \
+  '{"time_s":3,"energy_j":15}' > "$TMP/wrap.jsonl"
+W telemetry --replay "$TMP/wrap.jsonl" > "$TMP/out" 2> "$TMP/err" || fail "replay of a wrapped counter: rc=$?"
+grep -q "energy counter +20.000 J" "$TMP/out" || fail "wrapped counter total: $(tail -1 "$TMP/out")"
+grep -q "went backwards 1 time" "$TMP/out" || fail "wrapped counter not reported: $(tail -1 "$TMP/out")"
+grep -q -- "-[0-9.]* J" "$TMP/out" && fail "negative joules: $(tail -1 "$TMP/out")"
+
 finish hardening
