@@ -56,6 +56,7 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
   Json j{{"preset", c.preset}, {"device", a.device}, {"out", c.out_dir}, {"first_step", s.first_step}, {"last_step", s.last_step},
          {"final_train_loss", s.final_train_loss}, {"final_val_bpb", s.final_val_bpb}, {"seconds", s.seconds},
          {"tokens_per_s", s.tokens_per_second}};
+  if (!s.interrupted.empty()) j["interrupted"] = s.interrupted;
   fmt::print("{}\n", j.dump());
 }
 

@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "cli/common_flags.h"
 #include "core/error.h"
+#include "core/stop_signal.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"wattmoe: run Mixture-of-Experts language models inside a power, energy and thermal budget"};
@@ -33,5 +34,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "wattmoe: error: %s\n", e.what());
     return 1;
   }
+  // A job stopped by SIGINT/SIGTERM wrote its checkpoint, logs and summary, and still did not finish.
+  if (const int sig = wattmoe::stop_signal_received()) return 128 + sig;
   return 0;
 }

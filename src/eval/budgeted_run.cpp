@@ -8,6 +8,7 @@
 #include "control/controller.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/stop_signal.h"
 #include "core/timer.h"
 #include "energy/sim_params.h"
 #include "plant/plant.h"
@@ -252,6 +253,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                                          : int64_t(stream.tokens.size());
   const int64_t n_windows = (n_tok - 2) / opt.seq + 1;
   Timer progress;
+  const StopOnSignal stop;  // SIGINT/SIGTERM: this window completes (its log line too), then the summary
   auto on_window = [&](const WindowInfo& w, const WindowOutcome& r, StreamControl& next) {
     work->ids = stream.tokens.data() + w.start, work->len = w.len;
     const PlantStep st = plant->step(r.counts, r.tokens, decision.batch_scale);
@@ -284,6 +286,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
       log << j.dump() << '\n';
     }
     next.sensor = sample;
+    next.stop = stop.requested();
     if (ctl) {
       while (next_target < schedule.size() && schedule[next_target].first <= w.index + 1)
         ctl->set_target(schedule[next_target++].second);
@@ -324,6 +327,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                  {"throttled_windows", throttled_windows}, {"windows", windows_total},
                  {"overrun_windows", overrun_windows}});
   s[P] = pj;
+  if (stop.requested()) s["interrupted"] = stop_signal_name(stop_signal_received());
   if (ctl)
     s["control"] = Json{{"measure", measure_name(ctl->config().budget.measure)},
                         {"final_target", ctl->budget().config().target}, {"policy", a.budget.control_policy}};

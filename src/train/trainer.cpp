@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <csignal>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -21,27 +20,7 @@ namespace wattmoe {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-// Set by SIGINT/SIGTERM: the loop finishes its step, writes a checkpoint and returns. (A signal handler can only
-// reach process-wide state; this flag is the one exception to "no mutable globals".)
-volatile std::sig_atomic_t g_stop_requested = 0;
-extern "C" void on_stop_signal(int) { g_stop_requested = 1; }
-
-}  // namespace
-
 namespace train_detail {
-
-StopOnSignal::StopOnSignal() {
-  prev_int_ = std::signal(SIGINT, on_stop_signal);
-  prev_term_ = std::signal(SIGTERM, on_stop_signal);
-  g_stop_requested = 0;
-}
-StopOnSignal::~StopOnSignal() {
-  std::signal(SIGINT, prev_int_);
-  std::signal(SIGTERM, prev_term_);
-}
-bool StopOnSignal::requested() const { return g_stop_requested != 0; }
 
 TrainData prepare_training(const TrainConfig& cfg) {
   WATTMOE_REQUIRE(!cfg.out_dir.empty(), "train: --out is required");
@@ -116,7 +95,8 @@ bool StepBook::after_step(int done, const Step& s, const std::function<EvalResul
     sum_.final_val_bpb = ev.bits_per_byte();
   }
   if (done % cfg_.ckpt_every == 0 || done == cfg_.steps || stop) checkpoint(done);
-  if (stop && stop_signal_.requested()) log_warn("stopped at step {} on request; checkpoint written", done);
+  if (stop && stop_signal_.requested()) log_warn("stopped at step {} by {}; checkpoint written", done,
+                                                 stop_signal_name(stop_signal_received()));
   return stop;
 }
 
@@ -125,6 +105,7 @@ TrainSummary StepBook::finish(int last_step) {
   sum_.last_step = last_step;
   sum_.seconds = timer_.seconds();
   sum_.tokens_per_second = double(tokens_done_) / std::max(sum_.seconds, 1e-9);
+  if (stop_signal_.requested()) sum_.interrupted = stop_signal_name(stop_signal_received());
   return sum_;
 }
 

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/stop_signal.h"
 #include "core/timer.h"
 #include "eval/evaluate.h"
 #include "io/json.h"
@@ -50,6 +51,7 @@ TrainConfig train_preset(const std::string& name);
 struct TrainSummary {
   int first_step = 0, last_step = 0;
   double final_train_loss = 0, final_val_bpb = 0, seconds = 0, tokens_per_second = 0;
+  std::string interrupted;  // "SIGINT"/"SIGTERM" when a signal stopped the run (after a checkpoint), else ""
 };
 
 // where: the runner's device and precision (moe_kernels does not apply: training routes on the host).
@@ -68,21 +70,6 @@ struct TrainData {
   ModelConfig model;
 };
 TrainData prepare_training(const TrainConfig& cfg);
-
-// While alive, SIGINT/SIGTERM set a flag instead of killing the process (the loop then checkpoints and returns);
-// the previous handlers come back on destruction.
-class StopOnSignal {
- public:
-  StopOnSignal();
-  ~StopOnSignal();
-  StopOnSignal(const StopOnSignal&) = delete;
-  StopOnSignal& operator=(const StopOnSignal&) = delete;
-  bool requested() const;
-
- private:
-  void (*prev_int_)(int) = nullptr;
-  void (*prev_term_)(int) = nullptr;
-};
 
 // DIR/checkpoint/{model, optimizer.safetensors (written by save_optimizer(path)), trainer_state.json} through
 // DIR/checkpoint.tmp swapped in, then the latest weights in DIR itself.

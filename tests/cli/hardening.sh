@@ -115,4 +115,41 @@ grep -q "energy counter +20.000 J" "$TMP/out" || fail "wrapped counter total: $(
 grep -q "went backwards 1 time" "$TMP/out" || fail "wrapped counter not reported: $(tail -1 "$TMP/out")"
 grep -q -- "-[0-9.]* J" "$TMP/out" && fail "negative joules: $(tail -1 "$TMP/out")"
 
+# --- lost data: an interrupted training exited 0; a run stopped by SIGINT/SIGTERM left a cut-off log and no summary ---
+# wait_for FILE LINES: until FILE has LINES lines (at most 60 s).
+wait_for() { for _ in $(seq 600); do [ -f "$1" ] && [ "$(wc -l < "$1")" -ge "$2" ] && return 0; sleep 0.1; done; return 1; }
+for sig in INT TERM; do
+  want=$([ $sig = INT ] && echo 130 || echo 143)
+  out="$TMP/train_$sig"
+  timeout -s KILL 120 "$BIN" train --preset tiny --steps 100000 --eval-every 100000 --train "$TMP/text.txt" \
+    --val "$TMP/text.txt" --out "$out" > "$TMP/train_$sig.json" 2> "$TMP/err" &
+  pid=$!
+  wait_for "$out/metrics.jsonl" 2 || fail "train ($sig): no metrics after 60 s"
+  kill -$sig $pid
+  wait $pid
+  rc=$?
+  [ $rc -eq $want ] || fail "train stopped by SIG$sig: exit $rc, want $want"
+  [ -f "$out/checkpoint/trainer_state.json" ] || fail "train stopped by SIG$sig: no checkpoint"
+  python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["interrupted"] == sys.argv[2], j' \
+    "$TMP/train_$sig.json" "SIG$sig" || fail "train stopped by SIG$sig: summary lacks interrupted=SIG$sig"
+
+  timeout -s KILL 120 "$BIN" run --data "$SRC/README.md" --seq 16 --log "$TMP/run_$sig.jsonl" \
+    --summary "$TMP/run_$sig.json" 2> "$TMP/err" &
+  pid=$!
+  wait_for "$TMP/run_$sig.jsonl" 3 || fail "run ($sig): no log lines after 60 s"
+  kill -$sig $pid
+  wait $pid
+  rc=$?
+  [ $rc -eq $want ] || fail "run stopped by SIG$sig: exit $rc, want $want"
+  python3 - "$TMP/run_$sig.jsonl" "$TMP/run_$sig.json" "SIG$sig" <<'PY' || fail "run stopped by SIG$sig: log or summary"
+import json, sys
+lines = open(sys.argv[1]).read().split("\n")
+assert lines[-1] == "", "the log does not end with a complete line"
+windows = [json.loads(l) for l in lines[:-1]]
+s = json.load(open(sys.argv[2]))
+assert s["interrupted"] == sys.argv[3], s.get("interrupted")
+assert s["windows"] == len(windows), (s["windows"], len(windows))
+PY
+done
+
 finish hardening
