@@ -1,5 +1,7 @@
 // wattmoe: the command-line entry point. One line of error text and a non-zero exit on bad input.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 
 #include "cli/commands.h"
@@ -32,6 +34,11 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "wattmoe: error: %s\n", e.what());
+    return 1;
+  }
+  // Every write checked, stdout included: a full disk or a closed pipe is an error, not exit 0 with lost output.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "wattmoe: error: stdout: write failed (%s)\n", std::strerror(errno));
     return 1;
   }
   // A job stopped by SIGINT/SIGTERM wrote its checkpoint, logs and summary, and still did not finish.

@@ -152,4 +152,12 @@ assert s["windows"] == len(windows), (s["windows"], len(windows))
 PY
 done
 
+# --- lost data: a write error on stdout still exited 0 ---
+# (expect_error sends stdout to a file of its own, so these check by hand.)
+for cmd in "info --model $FIX" "eval --model $SRC/models/kjv-small --data $TMP/text.txt --max-tokens 50"; do
+  W $cmd > /dev/full 2> "$TMP/err"; rc=$?
+  { [ $rc -ge 1 ] && [ $rc -lt 128 ] && grep -q "^wattmoe: error: stdout: write failed" "$TMP/err"; } ||
+    fail "$cmd > /dev/full: rc=$rc $(cat "$TMP/err")"
+done
+
 finish hardening
