@@ -19,6 +19,7 @@
 #include "energy/sim_load.h"
 #include "energy/sim_sensor.h"
 #include "energy/trace.h"
+#include "io/files.h"
 
 namespace wattmoe::cli {
 
@@ -52,6 +53,7 @@ void run_telemetry(const TelemetryOptions& o) {
   WATTMOE_REQUIRE(o.replay.empty() || kind == "replay", "--replay FILE goes with --sensor replay, not --sensor {}", kind);
   WATTMOE_REQUIRE(kind != "replay" || !o.replay.empty(), "--sensor replay needs --replay FILE");
   WATTMOE_REQUIRE(o.sim_params.empty() || kind.empty() || kind == "sim", "--sim-params goes with --sensor sim");
+  refuse_output_is_input("--record", o.record, {{"--replay", o.replay}, {"--sim-params", o.sim_params}});
 
   std::unique_ptr<PowerSensor> sensor;
   std::unique_ptr<SimulatedGpu> gpu;

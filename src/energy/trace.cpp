@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "energy/json_fields.h"
+#include "io/files.h"
 
 namespace wattmoe {
 
@@ -182,7 +183,7 @@ std::vector<Sample> read_trace(const std::string& path) {
 }
 
 TraceWriter::TraceWriter(const std::string& path) : path_(path), csv_(trace_path_is_csv(path)) {
-  f_ = std::fopen(path.c_str(), "wb");
+  f_ = std::fopen(output_path(path).c_str(), "wb");
   WATTMOE_REQUIRE(f_, "trace {}: cannot open for writing: {}", path, std::strerror(errno));
   if (csv_) std::fprintf(f_, "%s\n", sample_csv_header().c_str());
 }

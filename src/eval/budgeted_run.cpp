@@ -11,6 +11,7 @@
 #include "core/stop_signal.h"
 #include "core/timer.h"
 #include "energy/sim_params.h"
+#include "io/files.h"
 #include "plant/plant.h"
 
 namespace wattmoe {
@@ -241,7 +242,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
 
   std::ofstream log;
   if (!a.log.empty()) {
-    log.open(a.log);
+    log.open(output_path(a.log));
     WATTMOE_REQUIRE(log.good(), "--log {}: cannot open for writing", a.log);
   }
   const StreamOptions& opt = a.stream;

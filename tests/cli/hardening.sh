@@ -152,6 +152,31 @@ assert s["windows"] == len(windows), (s["windows"], len(windows))
 PY
 done
 
+# --- lost data: an output replaced whatever its path was (a FIFO, a device) or one of the run's inputs ---
+SMALL=(run --model "$SRC/models/kjv-small" --data "$TMP/text.txt" --max-tokens 100 --seq 32)
+mkfifo "$TMP/out.fifo"
+expect_error "out.fifo: will not write over a FIFO; name a regular file" W "${SMALL[@]}" --summary "$TMP/out.fifo"
+[ -p "$TMP/out.fifo" ] || fail "--summary replaced a FIFO"
+expect_error "out.fifo: will not write over a FIFO; name a regular file" W "${SMALL[@]}" --log "$TMP/out.fifo"
+expect_error "out.fifo: will not write over a FIFO" W telemetry --sensor sim --fast --duration 1 --record "$TMP/out.fifo"
+# A symbolic link is written through: the file it points at gets the output, the link stays a link.
+echo old > "$TMP/real.json"
+ln -s real.json "$TMP/link.json"
+W "${SMALL[@]}" --summary "$TMP/link.json" > /dev/null 2> "$TMP/err" || fail "--summary LINK: $(cat "$TMP/err")"
+[ -L "$TMP/link.json" ] || fail "--summary replaced the symbolic link"
+grep -q '"windows"' "$TMP/real.json" || fail "--summary LINK did not write the link's target"
+# An output that is an input (however named) is refused and the input kept.
+cp "$TMP/wrap.jsonl" "$TMP/trace.jsonl"
+expect_error "--record .*trace.jsonl: is also --replay" W telemetry --replay "$TMP/trace.jsonl" --record "$TMP/./trace.jsonl"
+cmp -s "$TMP/wrap.jsonl" "$TMP/trace.jsonl" || fail "--record = --replay changed the trace"
+cp "$TMP/text.txt" "$TMP/data.txt"
+ln -s data.txt "$TMP/data_link.txt"
+expect_error "--log .*data_link.txt: is also --data" W run --model "$SRC/models/kjv-small" --data "$TMP/data.txt" \
+  --max-tokens 100 --log "$TMP/data_link.txt"
+expect_error "--summary .*data.txt: is also --data" W run --model "$SRC/models/kjv-small" --data "$TMP/data.txt" \
+  --max-tokens 100 --summary "$TMP/data.txt"
+cmp -s "$TMP/text.txt" "$TMP/data.txt" || fail "--log/--summary = --data changed the data"
+
 # --- lost data: a write error on stdout still exited 0 ---
 # (expect_error sends stdout to a file of its own, so these check by hand.)
 for cmd in "info --model $FIX" "eval --model $SRC/models/kjv-small --data $TMP/text.txt --max-tokens 50"; do
