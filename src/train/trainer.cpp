@@ -5,15 +5,19 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/timer.h"
 #include "eval/evaluate.h"
+#include "io/atomic_file.h"
+#include "io/files.h"
 #include "io/json.h"
 #include "model/checkpoint.h"
 #include "model/runner.h"
+#include "text/sha256.h"
 #include "train/data.h"
 
 namespace wattmoe {
@@ -34,6 +38,16 @@ TrainData prepare_training(const TrainConfig& cfg) {
   d.train = load_token_stream(cfg.train_file, *tok, cfg.seq + 2);
   d.val = load_token_stream(cfg.val_file, *tok, 2);
   fs::create_directories(cfg.out_dir);
+  const fs::path out = cfg.out_dir;
+  d.lock.emplace((out / ".lock").string(), "another `wattmoe train` is writing this --out (two runs would interleave); "
+                                           "wait for it or choose another --out");
+  const bool has_model = fs::exists(out / "model.safetensors") || fs::exists(out / "model.safetensors.index.json");
+  const bool has_ckpt =
+      fs::exists(out / "checkpoint" / "trainer_state.json") || fs::exists(out / "checkpoint.old" / "trainer_state.json");
+  WATTMOE_REQUIRE(!has_model || has_ckpt,
+                  "--out {}: holds a model but no checkpoint of a training run; training would overwrite it (choose "
+                  "a new --out)", cfg.out_dir);
+  d.run = run_identity(cfg, sha256_hex(read_text_file(cfg.train_file)));
   d.model = cfg.model;
   d.model.router_aux_loss_coef = cfg.lb_coef;
   d.model.router_z_loss_coef = cfg.z_coef;
@@ -41,13 +55,34 @@ TrainData prepare_training(const TrainConfig& cfg) {
   return d;
 }
 
-Json state_json(const TrainConfig& cfg, int step) {
-  return Json{{"step", step}, {"preset", cfg.preset}, {"seed", cfg.seed}, {"train_file", cfg.train_file}};
+Json run_identity(const TrainConfig& cfg, const std::string& train_sha256) {
+  return Json{{"preset", cfg.preset}, {"seed", cfg.seed}, {"train_sha256", train_sha256}, {"tokenizer", cfg.tokenizer},
+              {"seq", cfg.seq}, {"batch", cfg.batch}, {"accum", cfg.accum}, {"steps", cfg.steps},
+              {"lr", cfg.lr.peak}, {"lb_coef", cfg.lb_coef}, {"z_coef", cfg.z_coef}};
 }
 
-int resume_or_init(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout, std::vector<float>& params,
-                   const std::function<void(const std::string&)>& load_optimizer) {
-  ResumePoint rp = find_resume_point(cfg, mc, layout);
+Json state_json(const TrainConfig& cfg, int step, const Json& run) {
+  return Json{{"step", step}, {"train_file", cfg.train_file}, {"run", run}};
+}
+
+void check_same_run(const std::string& state_path, const Json& state, const Json& run) {
+  if (!state.contains("run")) {
+    log_warn("{}: an older checkpoint without the run's identity; resuming unchecked", state_path);
+    return;
+  }
+  std::string changed;
+  for (const auto& [key, want] : run.items()) {
+    const Json had = state.at("run").value(key, Json());
+    if (had != want) changed += fmt::format("{}{} {} -> {}", changed.empty() ? "" : ", ", key, had.dump(), want.dump());
+  }
+  WATTMOE_REQUIRE(changed.empty(),
+                  "{}: this run differs from the checkpoint's ({}); use the same flags and data, or --no-resume to "
+                  "start over", state_path, changed);
+}
+
+int resume_or_init(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout, const Json& run,
+                   std::vector<float>& params, const std::function<void(const std::string&)>& load_optimizer) {
+  ResumePoint rp = find_resume_point(cfg, mc, layout, run);
   if (rp.dir.empty()) {
     init_params(mc, layout, params.data(), cfg.seed);
     return 0;
@@ -58,8 +93,27 @@ int resume_or_init(const TrainConfig& cfg, const ModelConfig& mc, const ParamLay
   return rp.step;
 }
 
+// metrics.jsonl keeps the lines of steps <= start (a crash after the last checkpoint leaves later ones, which the
+// resumed run writes again); a fresh run (start 0) starts it empty.
+std::string cut_metrics(const std::string& path, int start) {
+  const std::string target = output_path(path);
+  std::string kept;
+  if (start > 0 && fs::exists(target)) {
+    std::istringstream in(read_text_file(target));
+    for (std::string line; std::getline(in, line);) {
+      const Json j = Json::parse(line, nullptr, false);
+      if (!j.is_discarded() && j.is_object() && j.value("step", INT64_MAX) <= start) kept += line + "\n";
+    }
+  }
+  AtomicFile f(target);
+  f.write(kept.data(), kept.size());
+  f.commit();
+  return target;
+}
+
 StepBook::StepBook(const TrainConfig& cfg, int start)
-    : cfg_(cfg), start_(start), metrics_(fs::path(cfg.out_dir) / "metrics.jsonl", std::ios::app),
+    : cfg_(cfg), start_(start), metrics_(cut_metrics((fs::path(cfg.out_dir) / "metrics.jsonl").string(), start),
+                                         std::ios::app),
       tty_(isatty(STDERR_FILENO)) {
   WATTMOE_REQUIRE(metrics_.good(), "{}/metrics.jsonl: cannot open for writing", cfg.out_dir);
   sum_.first_step = start;
@@ -130,12 +184,14 @@ void write_checkpoint(const std::string& out, const ModelConfig& mc, const Param
   save_model<float>(out, mc, layout, params);  // the latest weights, loadable by every command
 }
 
-ResumePoint find_resume_point(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout) {
+ResumePoint find_resume_point(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout, const Json& run) {
   ResumePoint r;
   if (!cfg.resume) return r;
   for (const char* name : {"checkpoint", "checkpoint.old"}) {
     const fs::path p = fs::path(cfg.out_dir) / name;
     if (!fs::exists(p / "trainer_state.json")) continue;
+    const Json state = read_json_file((p / "trainer_state.json").string());
+    check_same_run((p / "trainer_state.json").string(), state, run);
     ModelWeights<float> w = load_model<float>(p.string());
     WATTMOE_REQUIRE(w.config.arch == mc.arch && w.layout.total() == layout.total() &&
                         w.config.hidden_size == mc.hidden_size && w.config.num_layers == mc.num_layers,
@@ -143,7 +199,7 @@ ResumePoint find_resume_point(const TrainConfig& cfg, const ModelConfig& mc, con
                     p.string(), cfg.preset);
     r.dir = p.string();
     r.params = std::move(w.params);
-    r.step = read_json_file((p / "trainer_state.json").string()).at("step").get<int>();
+    r.step = state.at("step").get<int>();
     return r;
   }
   return r;
@@ -183,7 +239,7 @@ TrainSummary train(const TrainConfig& cfg, const RunnerOptions& where) {
   // The GPU runs a micro-batch whole: shards only when asked for (the CPU's default is one per core).
   run->train_begin(cfg.adamw, where.device == "cpu" ? shards : std::max(1, cfg.shards));
   const int start =
-      train_detail::resume_or_init(cfg, mc, layout, params, [&](const std::string& path) { run->load_optimizer(path); });
+      train_detail::resume_or_init(cfg, mc, layout, data.run, params, [&](const std::string& path) { run->load_optimizer(path); });
   run->set_params(params.data());
 
   train_detail::StepBook book(cfg, start);
@@ -213,7 +269,7 @@ TrainSummary train(const TrainConfig& cfg, const RunnerOptions& where) {
           run->get_params(params.data());
           train_detail::write_checkpoint(cfg.out_dir, mc, layout, params.data(),
                                          [&](const std::string& path) { run->save_optimizer(path); },
-                                         train_detail::state_json(cfg, done));
+                                         train_detail::state_json(cfg, done, data.run));
         });
     if (stop) {
       ++step;
