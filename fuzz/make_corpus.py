@@ -28,8 +28,8 @@ SEEDS = {
     "valid_padded": st("{}      "),
     "valid_two": st(js({"__metadata__": {"format": "pt"}, "w": entry("F32", [2, 2], 0, 16),
                         "b": entry("BF16", [3], 16, 22)}), bytes(24)),
-    "valid_scalar_zero_gap": st(js({"s": entry("F64", [], 8, 16), "z": entry("I64", [0, 4], 4, 4),
-                                    "u": entry("U8", [3], 16, 19)}), bytes(19)),
+    "valid_scalar_zero": st(js({"s": entry("F64", [], 0, 8), "z": entry("I64", [0, 4], 8, 8),
+                                "u": entry("U8", [3], 8, 11)}), bytes(11)),
     "valid_every_dtype": st(js({d: entry(d, [1], 8 * i, 8 * i + n) for i, (d, n) in enumerate(
         [("F64", 8), ("F32", 4), ("F16", 2), ("BF16", 2), ("F8_E4M3", 1), ("F8_E5M2", 1), ("I64", 8),
          ("I32", 4), ("I16", 2), ("I8", 1), ("U8", 1), ("BOOL", 1)])}), bytes(96)),
@@ -48,6 +48,10 @@ SEEDS = {
     "bad_size_mismatch": st(js({"a": entry("F32", [2], 0, 4)}), bytes(8)),
     "bad_past_data": st(js({"a": entry("F32", [2], 0, 8)}), bytes(4)),
     "bad_overlap": st(js({"a": entry("F32", [2], 0, 8), "b": entry("F32", [2], 4, 12)}), bytes(12)),
+    # the reference reader's rules: contiguous from byte 0, no trailing bytes, header padded with spaces only
+    "bad_gap": st(js({"a": entry("U8", [2], 0, 2), "b": entry("U8", [2], 4, 6)}), bytes(6)),
+    "bad_trailing": st(js({"a": entry("U8", [2], 0, 2)}), bytes(5)),
+    "bad_padding": st("{}\n\t"),
     "bad_metadata": st(js({"__metadata__": {"k": 1}})),
     "bad_duplicate": st('{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},'
                         '"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}', bytes(2)),

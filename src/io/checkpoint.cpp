@@ -20,6 +20,22 @@ bool is_plain_relative(const std::string& name) {
   return true;
 }
 
+// A shard, symbolic links followed, must stay inside the checkpoint directory — or, for a snapshot of the Hugging
+// Face hub cache (.../snapshots/REV/, whose files link to ../../blobs/), inside that repository's blobs/.
+void check_shard_inside(const std::string& dir, const std::string& shard) {
+  std::error_code ec;
+  const fs::path real = fs::canonical(fs::path(dir) / shard, ec);
+  if (ec) return;  // missing: opening it names the file
+  const fs::path root = fs::canonical(dir, ec);
+  const auto inside = [&](const fs::path& top) {
+    const auto [t, r] = std::mismatch(top.begin(), top.end(), real.begin(), real.end());
+    return t == top.end();
+  };
+  const bool hub = root.parent_path().filename() == "snapshots";
+  WATTMOE_REQUIRE(inside(root) || (hub && inside(root.parent_path().parent_path() / "blobs")),
+                  "{}: shard '{}' resolves to {}, outside the checkpoint directory", dir, shard, real.string());
+}
+
 std::vector<std::string> safetensors_in(const std::string& dir) {
   std::vector<std::string> r;
   std::error_code ec;
@@ -79,6 +95,7 @@ CheckpointReader CheckpointReader::open(const std::string& dir) {
   }
 
   for (const auto& s : shards) {
+    check_shard_inside(dir, s);
     r.files_.push_back(SafetensorsFile::open(dir + "/" + s));
     for (const TensorInfo& t : r.files_.back().tensors()) {
       auto [it, fresh] = r.where_.emplace(t.name, r.files_.size() - 1);
