@@ -6,9 +6,10 @@ namespace wattmoe {
 
 namespace {
 volatile std::sig_atomic_t g_signal = 0;
+// A repeated signal changes nothing: `timeout` and process-group kills deliver one signal twice, and a second one
+// must not kill the process while it writes its logs.
 extern "C" void on_stop_signal(int sig) {
-  g_signal = sig;
-  std::signal(sig, SIG_DFL);  // async-signal-safe: a second signal kills
+  if (g_signal == 0) g_signal = sig;
 }
 }  // namespace
 
