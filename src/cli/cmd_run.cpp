@@ -33,7 +33,8 @@ void run_run(const RunArgs& a) {
   const ModelWeights<float> m = load_model<float>(a.run.model);
   const std::unique_ptr<Tokenizer> tok = model_tokenizer(a.run.model, a.tokenizer, m.config.vocab_size);
   const TokenStream stream = load_token_stream(a.run.data, *tok, 2);
-  const std::string out = run_budgeted(a.run, m, stream).dump(2);
+  const Json summary = run_budgeted(a.run, m, stream);
+  const std::string out = summary.dump(2);
   if (a.summary.empty()) {
     fmt::print("{}\n", out);
   } else {
@@ -42,6 +43,9 @@ void run_run(const RunArgs& a) {
     f.write("\n", 1);
     f.commit();
   }
+  // The summary covers the windows measured before the plant failed; the run itself did not finish.
+  if (summary.contains("stopped"))
+    fail("run stopped: {} (the summary and log cover the windows measured before)", summary["stopped"].get<std::string>());
 }
 
 }  // namespace

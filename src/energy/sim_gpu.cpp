@@ -151,6 +151,9 @@ double SimulatedGpu::run(const Work& w) {
 }
 
 Sample SimulatedGpu::sample() const {
+  WATTMOE_REQUIRE(p_.sensor_fails_after_s < 0 || t_ <= p_.sensor_fails_after_s,
+                  "simulated GPU: the sensor failed at {:.3f} s (fault injected by sensor_fails_after_s {})", t_,
+                  p_.sensor_fails_after_s);
   Sample s;
   s.time_s = t_;
   s.power_w = power_;

@@ -37,6 +37,7 @@ const NumField kNum[] = {
     {"thermal_step_s", &SimGpuParams::thermal_step_s},
     {"counter_tick_s", &SimGpuParams::counter_tick_s},
     {"power_avg_window_s", &SimGpuParams::power_avg_window_s},
+    {"sensor_fails_after_s", &SimGpuParams::sensor_fails_after_s},
 };
 
 }  // namespace

@@ -22,10 +22,7 @@ AdapterConfig TttOptions::run_adapter_defaults() {
   return c;
 }
 
-namespace {
-
-// "0:400,200:300" → {(0, 400), (200, 300)}, windows ascending, targets > 0.
-std::vector<std::pair<int64_t, double>> parse_schedule(const std::string& s) {
+std::vector<std::pair<int64_t, double>> parse_budget_schedule(const std::string& s) {
   std::vector<std::pair<int64_t, double>> out;
   std::stringstream ss(s);
   std::string item;
@@ -58,6 +55,8 @@ TriggerConfig parse_triggers(const TttOptions& a) {
   validate_triggers(t);
   return t;
 }
+
+namespace {
 
 // The adapter's full config: the numeric knobs as given, the parsed specs, the energy objective's costs.
 AdapterConfig adapter_config(const TttOptions& a, const RoutingSetup& routing, double tokens_per_step) {
@@ -206,7 +205,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   const double tokens_per_step = double(a.stream.seq) * a.plant.streams;
   RoutingSetup routing = make_routing(a.routing, m.config, tokens_per_step);
   routing.tally_fixed_share = 1.0 / a.plant.streams;
-  const auto schedule = parse_schedule(a.budget.schedule);
+  const auto schedule = parse_budget_schedule(a.budget.schedule);
 
   std::unique_ptr<Controller> ctl;
   ControlDecision decision;
@@ -255,9 +254,18 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   const int64_t n_windows = (n_tok - 2) / opt.seq + 1;
   Timer progress;
   const StopOnSignal stop;  // SIGINT/SIGTERM: this window completes (its log line too), then the summary
+  std::string plant_fault;  // a plant that fails (a sensor dying mid-run) ends the run after the windows it measured
   auto on_window = [&](const WindowInfo& w, const WindowOutcome& r, StreamControl& next) {
     work->ids = stream.tokens.data() + w.start, work->len = w.len;
-    const PlantStep st = plant->step(r.counts, r.tokens, decision.batch_scale);
+    PlantStep st;
+    try {
+      st = plant->step(r.counts, r.tokens, decision.batch_scale);
+    } catch (const Error& e) {
+      plant_fault = e.what();
+      log_warn("run: stopping after window {}: {}", w.index, plant_fault);
+      next.stop = true;
+      return;
+    }
     const Sample& sample = st.sample;
     sim_j += st.joules, sim_s += st.seconds, sim_tokens += st.tokens, overrun_windows += st.overrun;
     max_temp = std::max(max_temp, sample.gpu_temp_c);
@@ -329,6 +337,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                  {"overrun_windows", overrun_windows}});
   s[P] = pj;
   if (stop.requested()) s["interrupted"] = stop_signal_name(stop_signal_received());
+  if (!plant_fault.empty()) s["stopped"] = plant_fault;
   if (ctl)
     s["control"] = Json{{"measure", measure_name(ctl->config().budget.measure)},
                         {"final_target", ctl->budget().config().target}, {"policy", a.budget.control_policy}};

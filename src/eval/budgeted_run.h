@@ -69,7 +69,14 @@ struct RunConfig {
 // before loading anything, so a bad command fails at once.
 void check_run_config(const RunConfig& c);
 
-// Runs it (check_run_config first) and returns the summary.
+// Runs it (check_run_config first) and returns the summary. SIGINT/SIGTERM end it after the current window
+// ("interrupted" in the summary); a plant whose step fails (a sensor dying mid-run) ends it after the windows it
+// measured ("stopped": the error).
 Json run_budgeted(const RunConfig& c, const ModelWeights<float>& m, const TokenStream& s);
+
+// The small grammars of the run flags (fuzzed: fuzz/flags_fuzz.cpp). Errors name the flag.
+// --budget-schedule "0:400,200:300" -> {(0, 400), (200, 300)}: windows ascending, targets finite and > 0.
+std::vector<std::pair<int64_t, double>> parse_budget_schedule(const std::string& s);
+TriggerConfig parse_triggers(const TttOptions& t);  // --ttt-trigger "drift,power" with the triggers' own flags
 
 }  // namespace wattmoe

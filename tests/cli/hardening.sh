@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 21 through the CLI: inputs that crashed, hung, answered wrongly with exit 0 or lost data now get a clean
-# refusal (exit 1..127, one "wattmoe: error:" line naming the file/field/flag) or a clean stop. docs/bad_input.md has
+# refusal (exit 1..127, one "wattmoe: error:" line naming the file/field/flag) or a clean stop. docs/hardening.md has
 # the table of bad-input classes and what each gets; every row is checked here or in a unit test it names.
 # Usage: bash hardening.sh <path-to-wattmoe> <source-dir>. Needs bash, coreutils, timeout and python3's stdlib.
 set -u
@@ -176,6 +176,21 @@ expect_error "--log .*data_link.txt: is also --data" W run --model "$SRC/models/
 expect_error "--summary .*data.txt: is also --data" W run --model "$SRC/models/kjv-small" --data "$TMP/data.txt" \
   --max-tokens 100 --summary "$TMP/data.txt"
 cmp -s "$TMP/text.txt" "$TMP/data.txt" || fail "--log/--summary = --data changed the data"
+
+# --- sensor faults: a sensor that fails mid-run (injected into the simulated GPU) stops the run cleanly: complete log
+# lines for the windows measured, a summary saying why, exit 1 ---
+echo '{"sensor_fails_after_s": 0.05}' > "$TMP/fault.json"
+expect_error "run stopped: simulated GPU: the sensor failed at" W "${SMALL[@]}" --sim-params "$TMP/fault.json" \
+  --log "$TMP/fault.jsonl" --summary "$TMP/fault_summary.json"
+python3 - "$TMP/fault.jsonl" "$TMP/fault_summary.json" <<'PY' || fail "sensor fault: log or summary"
+import json, sys
+text = open(sys.argv[1]).read()
+assert text.endswith("\n"), "the log does not end with a complete line"
+windows = [json.loads(l) for l in text.splitlines()]
+s = json.load(open(sys.argv[2]))
+assert "the sensor failed" in s["stopped"], s.get("stopped")
+assert s["sim"]["windows"] == len(windows) >= 2, (s["sim"]["windows"], len(windows))
+PY
 
 # --- lost data: a write error on stdout still exited 0 ---
 # (expect_error sends stdout to a file of its own, so these check by hand.)
