@@ -153,11 +153,14 @@ std::vector<Sample> read_trace(const std::string& path) {
   } catch (const Error& e) {
     fail("trace {}", e.what());
   }
-  const bool csv = trace_path_is_csv(path);
+  return parse_trace(text, trace_path_is_csv(path), path);
+}
+
+std::vector<Sample> parse_trace(std::string_view text, bool csv, const std::string& path) {
   std::vector<const Field*> cols;
   std::vector<Sample> out;
   std::string line;
-  std::istringstream in(text);
+  std::istringstream in{std::string(text)};
   for (size_t lineno = 1; std::getline(in, line); ++lineno) {
     std::string where = fmt::format("{}:{}", path, lineno);
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -173,7 +176,7 @@ std::vector<Sample> read_trace(const std::string& path) {
       }
       s = sample_from_csv(cols, line, where);
     } else {
-      s = sample_from_json(parse_json_text(line, where), where);
+      s = sample_from_json(parse_json(line, where), where);
     }
     WATTMOE_REQUIRE(out.empty() || s.time_s >= out.back().time_s,
                     "{}: time_s: {} goes backwards (previous sample at {})", where, s.time_s, out.back().time_s);

@@ -37,6 +37,8 @@ struct CounterTotal {
 
 // Reads a whole trace. Errors name file:line and the field; times must not go backwards.
 std::vector<Sample> read_trace(const std::string& path);
+// The same on a trace's text (JSONL, or CSV with a header line); `path` names it in errors (fuzz/trace_fuzz.cpp).
+std::vector<Sample> parse_trace(std::string_view text, bool csv, const std::string& path);
 
 // Appends samples to a trace file, one flushed line each (a killed recorder leaves whole lines behind).
 class TraceWriter {

@@ -51,6 +51,21 @@ std::vector<std::string> safetensors_in(const std::string& dir) {
 
 }  // namespace
 
+ShardIndex parse_shard_index(const Json& idx, const std::string& index_path, const std::string& dir) {
+  WATTMOE_REQUIRE(idx.is_object() && idx.contains("weight_map") && idx["weight_map"].is_object(),
+                  "{}: expected an object with a \"weight_map\" object (tensor name -> shard file)", index_path);
+  ShardIndex r;
+  for (const auto& [tensor, shard] : idx["weight_map"].items()) {
+    WATTMOE_REQUIRE(shard.is_string(), "{}: weight_map[\"{}\"] must be a file name, got {}", index_path, tensor,
+                    shard.type_name());
+    const std::string& s = shard.get_ref<const std::string&>();
+    WATTMOE_REQUIRE(is_plain_relative(s), "{}: shard '{}' must be a file inside {}", index_path, s, dir);
+    r.weight_map[tensor] = s;
+    if (std::find(r.shards.begin(), r.shards.end(), s) == r.shards.end()) r.shards.push_back(s);
+  }
+  return r;
+}
+
 CheckpointReader CheckpointReader::open(const std::string& dir) {
   std::error_code ec;
   WATTMOE_REQUIRE(fs::is_directory(dir, ec), "{}: not a directory (expected an HF checkpoint directory)",
@@ -66,18 +81,8 @@ CheckpointReader CheckpointReader::open(const std::string& dir) {
     return fs::exists(p, e);
   };
   if (present(index_path)) {
-    Json idx = read_json_file(index_path);
-    WATTMOE_REQUIRE(idx.is_object() && idx.contains("weight_map") && idx["weight_map"].is_object(),
-                    "{}: expected an object with a \"weight_map\" object (tensor name -> shard file)",
-                    index_path);
-    for (const auto& [tensor, shard] : idx["weight_map"].items()) {
-      WATTMOE_REQUIRE(shard.is_string(), "{}: weight_map[\"{}\"] must be a file name, got {}", index_path,
-                      tensor, shard.type_name());
-      const std::string& s = shard.get_ref<const std::string&>();
-      WATTMOE_REQUIRE(is_plain_relative(s), "{}: shard '{}' must be a file inside {}", index_path, s, dir);
-      weight_map[tensor] = s;
-      if (std::find(shards.begin(), shards.end(), s) == shards.end()) shards.push_back(s);
-    }
+    ShardIndex idx = parse_shard_index(read_json_file(index_path), index_path, dir);
+    weight_map = std::move(idx.weight_map), shards = std::move(idx.shards);
     for (const auto& s : shards)
       WATTMOE_REQUIRE(present(dir + "/" + s), "{}: shard '{}' is missing from {}", index_path, s, dir);
   } else if (present(dir + "/model.safetensors")) {

@@ -80,6 +80,17 @@ void check_same_run(const std::string& state_path, const Json& state, const Json
                   "start over", state_path, changed);
 }
 
+int resume_step(const Json& state, const std::string& state_path, const Json& run, int steps) {
+  WATTMOE_REQUIRE(state.is_object() && state.contains("step") && state["step"].is_number_integer(),
+                  "{}: expected an object with an integer \"step\"", state_path);
+  const int64_t step = state["step"].get<int64_t>();
+  WATTMOE_REQUIRE(step >= 0 && step <= steps, "{}: step {} is outside [0, {}] (the run's --steps)", state_path, step,
+                  steps);
+  WATTMOE_REQUIRE(!state.contains("run") || state["run"].is_object(), "{}: \"run\" must be an object", state_path);
+  check_same_run(state_path, state, run);
+  return int(step);
+}
+
 int resume_or_init(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout, const Json& run,
                    std::vector<float>& params, const std::function<void(const std::string&)>& load_optimizer) {
   ResumePoint rp = find_resume_point(cfg, mc, layout, run);
@@ -102,7 +113,8 @@ std::string cut_metrics(const std::string& path, int start) {
     std::istringstream in(read_text_file(target));
     for (std::string line; std::getline(in, line);) {
       const Json j = Json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.is_object() && j.value("step", INT64_MAX) <= start) kept += line + "\n";
+      if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() <= start)
+        kept += line + "\n";
     }
   }
   AtomicFile f(target);
@@ -190,8 +202,8 @@ ResumePoint find_resume_point(const TrainConfig& cfg, const ModelConfig& mc, con
   for (const char* name : {"checkpoint", "checkpoint.old"}) {
     const fs::path p = fs::path(cfg.out_dir) / name;
     if (!fs::exists(p / "trainer_state.json")) continue;
-    const Json state = read_json_file((p / "trainer_state.json").string());
-    check_same_run((p / "trainer_state.json").string(), state, run);
+    const int step = resume_step(read_json_file((p / "trainer_state.json").string()),
+                                 (p / "trainer_state.json").string(), run, cfg.steps);
     ModelWeights<float> w = load_model<float>(p.string());
     WATTMOE_REQUIRE(w.config.arch == mc.arch && w.layout.total() == layout.total() &&
                         w.config.hidden_size == mc.hidden_size && w.config.num_layers == mc.num_layers,
@@ -199,7 +211,7 @@ ResumePoint find_resume_point(const TrainConfig& cfg, const ModelConfig& mc, con
                     p.string(), cfg.preset);
     r.dir = p.string();
     r.params = std::move(w.params);
-    r.step = state.at("step").get<int>();
+    r.step = step;
     return r;
   }
   return r;

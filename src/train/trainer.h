@@ -85,6 +85,8 @@ void write_checkpoint(const std::string& out, const ModelConfig& mc, const Param
 // steps, lr and loss coefficients (trainer_state.json's "run"); a resume that differs is refused, naming each change.
 Json run_identity(const TrainConfig& cfg, const std::string& train_sha256);
 Json state_json(const TrainConfig& cfg, int step, const Json& run);  // trainer_state.json
+// The step to resume from in a trainer_state.json: an integer in [0, steps], and the same run (fuzz/trainer_state_fuzz.cpp).
+int resume_step(const Json& state, const std::string& state_path, const Json& run, int steps);
 
 // Where a resumed run starts: DIR/checkpoint (or checkpoint.old) when cfg.resume and present — its weights and step;
 // the caller loads DIR/optimizer.safetensors itself. dir is empty when there is nothing to resume. Error when the

@@ -99,7 +99,9 @@ TEST(TrainHardening, ResumeCutsTheMetricsBackToTheCheckpoint) {
   c.stop_after = 4;
   train(c);
   // What a SIGKILL after step 6 leaves: metrics of steps 5 and 6 and a cut-off line, a checkpoint at step 4.
-  std::ofstream(dir + "/metrics.jsonl", std::ios::app) << "{\"step\": 5, \"loss\": 1}\n{\"step\": 6, \"loss\": 1}\n{\"st";
+  // (And a line whose step is not a number, which made the cut throw nlohmann's type_error.)
+  std::ofstream(dir + "/metrics.jsonl", std::ios::app)
+      << "{\"step\": 5, \"loss\": 1}\n{\"step\": 6, \"loss\": 1}\n{\"step\": \"6b\"}\n{\"st";
   c.stop_after = 0;
   train(c);
   std::ifstream in(dir + "/metrics.jsonl");
