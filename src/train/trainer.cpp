@@ -202,16 +202,15 @@ ResumePoint find_resume_point(const TrainConfig& cfg, const ModelConfig& mc, con
   for (const char* name : {"checkpoint", "checkpoint.old"}) {
     const fs::path p = fs::path(cfg.out_dir) / name;
     if (!fs::exists(p / "trainer_state.json")) continue;
-    const int step = resume_step(read_json_file((p / "trainer_state.json").string()),
-                                 (p / "trainer_state.json").string(), run, cfg.steps);
     ModelWeights<float> w = load_model<float>(p.string());
     WATTMOE_REQUIRE(w.config.arch == mc.arch && w.layout.total() == layout.total() &&
                         w.config.hidden_size == mc.hidden_size && w.config.num_layers == mc.num_layers,
                     "{}: the checkpoint's architecture differs from preset {} (use a new --out or --no-resume)",
                     p.string(), cfg.preset);
+    r.step = resume_step(read_json_file((p / "trainer_state.json").string()), (p / "trainer_state.json").string(),
+                         run, cfg.steps);
     r.dir = p.string();
     r.params = std::move(w.params);
-    r.step = step;
     return r;
   }
   return r;
