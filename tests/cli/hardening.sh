@@ -50,6 +50,8 @@ start=$(date +%s)
 W "${RUN[@]}" --sim-params "$TMP/tick.json" --sim-streams 1e9 --step-period-s 3600 > "$TMP/out.json" 2>"$TMP/err" ||
   fail "1e-6 s counter tick, 1e9 streams, 1 h period: rc=$? $(cat "$TMP/err")"
 [ $(( $(date +%s) - start )) -le 20 ] || fail "1e-6 s counter tick: took more than 20 s"
+expect_error "--expert-shape: '99999999999x1' is not HxI with integers in \[1, 1048576\]" W "${RUN[@]}" \
+  --expert-shape 99999999999x1
 echo '{"counter_tick_s": 1e-9}' > "$TMP/tick9.json"
 expect_error "counter_tick_s: expected a tick of at least 1e-6 s" W "${RUN[@]}" --sim-params "$TMP/tick9.json"
 
