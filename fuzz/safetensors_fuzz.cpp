@@ -9,11 +9,16 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     wattmoe::SafetensorsHeader h = wattmoe::parse_safetensors_header(data, size, size, "fuzz");
-    // What callers rely on after a successful parse: every range lies inside the input.
-    for (const auto& t : h.tensors)
-      if (t.begin > t.end || h.data_start + t.end > size ||
+    // What callers rely on after a successful parse: the ranges tile the data section exactly (the reference
+    // reader's rule), each the size of its dtype and shape.
+    uint64_t end = 0;
+    for (const auto& t : h.tensors) {
+      if (t.begin != end || t.begin > t.end ||
           t.end - t.begin != uint64_t(wattmoe::shape_numel(t.shape)) * wattmoe::dtype_size(t.dtype))
         __builtin_trap();
+      end = t.end;
+    }
+    if (h.data_start + end != size) __builtin_trap();
   } catch (const wattmoe::Error&) {
   }
   return 0;

@@ -49,6 +49,9 @@ StreamResult walk(const TokenStream& s, const StreamOptions& opt, StreamControl 
       control.routing.reset();
     }
     WindowOutcome w = fn(s.tokens.data() + start, len, control);
+    WATTMOE_REQUIRE(std::isfinite(w.nats), "run: the model's loss is not finite ({}) on the window at token {}: its "
+                    "activations overflow or hold NaN (finite weights too large, or adaptation diverged?)", w.nats,
+                    start);
     r.nats += w.nats, r.tokens += w.tokens;
     r.adapted_windows += w.adapted ? 1 : 0;
     r.resets += w.reset.empty() ? 0 : 1;

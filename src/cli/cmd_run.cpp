@@ -8,6 +8,7 @@
 #include "cli/ttt_flags.h"
 #include "eval/budgeted_run.h"
 #include "io/atomic_file.h"
+#include "io/files.h"
 #include "model/checkpoint.h"
 
 namespace wattmoe::cli {
@@ -22,10 +23,18 @@ struct RunArgs {
 
 void run_run(const RunArgs& a) {
   check_run_config(a.run);  // before any work: a bad flag, a GPU-less machine or a CPU-only build fails here
+  const std::string& md = a.run.model;
+  const std::vector<std::pair<std::string, std::string>> inputs{
+      {"--data", a.run.data}, {"--tokenizer", a.tokenizer}, {"--sim-params", a.run.plant.sim_params},
+      {"--model", md + "/config.json"}, {"--model", md + "/model.safetensors"}, {"--model", md + "/tokenizer.json"}};
+  refuse_output_is_input("--log", a.run.log, inputs);
+  refuse_output_is_input("--summary", a.summary, inputs);
+  refuse_output_is_input("--summary", a.summary, {{"--log", a.run.log}});
   const ModelWeights<float> m = load_model<float>(a.run.model);
   const std::unique_ptr<Tokenizer> tok = model_tokenizer(a.run.model, a.tokenizer, m.config.vocab_size);
   const TokenStream stream = load_token_stream(a.run.data, *tok, 2);
-  const std::string out = run_budgeted(a.run, m, stream).dump(2);
+  const Json summary = run_budgeted(a.run, m, stream);
+  const std::string out = summary.dump(2);
   if (a.summary.empty()) {
     fmt::print("{}\n", out);
   } else {
@@ -34,6 +43,9 @@ void run_run(const RunArgs& a) {
     f.write("\n", 1);
     f.commit();
   }
+  // The summary covers the windows measured before the plant failed; the run itself did not finish.
+  if (summary.contains("stopped"))
+    fail("run stopped: {} (the summary and log cover the windows measured before)", summary["stopped"].get<std::string>());
 }
 
 }  // namespace

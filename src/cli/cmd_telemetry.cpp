@@ -19,6 +19,7 @@
 #include "energy/sim_load.h"
 #include "energy/sim_sensor.h"
 #include "energy/trace.h"
+#include "io/files.h"
 
 namespace wattmoe::cli {
 
@@ -52,6 +53,7 @@ void run_telemetry(const TelemetryOptions& o) {
   WATTMOE_REQUIRE(o.replay.empty() || kind == "replay", "--replay FILE goes with --sensor replay, not --sensor {}", kind);
   WATTMOE_REQUIRE(kind != "replay" || !o.replay.empty(), "--sensor replay needs --replay FILE");
   WATTMOE_REQUIRE(o.sim_params.empty() || kind.empty() || kind == "sim", "--sim-params goes with --sensor sim");
+  refuse_output_is_input("--record", o.record, {{"--replay", o.replay}, {"--sim-params", o.sim_params}});
 
   std::unique_ptr<PowerSensor> sensor;
   std::unique_ptr<SimulatedGpu> gpu;
@@ -87,14 +89,16 @@ void run_telemetry(const TelemetryOptions& o) {
   const double interval = o.interval_ms / 1000.0;
   double t_start = -1;
   size_t n = 0;
-  double peak_w = kNaN, e_first = kNaN, e_last = kNaN;
+  double peak_w = kNaN;
+  CounterTotal energy;  // steps forward only: a wrap or reset never makes the total negative
+  energy.wrap_j = sensor->capabilities().counter_wrap_j;
   auto emit = [&](const Sample& s) {
     std::printf("%s\n", sample_line(s).c_str());
     std::fflush(stdout);
     if (writer) writer->write(s);
     n++;
     if (!std::isnan(s.power_w)) peak_w = std::isnan(peak_w) ? s.power_w : std::max(peak_w, s.power_w);
-    if (!std::isnan(s.energy_j)) (std::isnan(e_first) ? e_first : e_last) = s.energy_j;
+    energy.add(s.energy_j, s.time_s);
   };
 
   if (kind == "replay") {
@@ -117,7 +121,10 @@ void run_telemetry(const TelemetryOptions& o) {
     }
   }
   std::printf("telemetry: %zu samples from %s", n, sensor->name().c_str());
-  if (!std::isnan(e_last)) std::printf(", energy counter +%.3f J", e_last - e_first);
+  if (energy.samples > 1) std::printf(", energy counter +%.3f J", energy.joules);
+  if (energy.backwards > 0)
+    std::printf(" (the counter went backwards %lld time%s, first at %.3f s: a wrap or reset; those intervals are not "
+                "counted)", (long long)energy.backwards, energy.backwards == 1 ? "" : "s", energy.first_backwards_s);
   if (!std::isnan(peak_w)) std::printf(", peak %.1f W", peak_w);
   if (writer) std::printf(", recorded to %s", writer->path().c_str());
   std::printf("\n");

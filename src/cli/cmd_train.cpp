@@ -20,7 +20,18 @@ struct TrainArgs {
   bool no_resume = false;
 };
 
-void run_train(const TrainArgs& a) {
+void run_train(const TrainArgs& a, const CLI::App& cmd) {
+  // A flag given is checked and used; one not given keeps the preset's value (0 or NaN never mean "the preset").
+  const auto given = [&](const char* flag) { return cmd.count(flag) > 0; };
+  const auto at_least = [&](const char* flag, int64_t v, int64_t min) {
+    WATTMOE_REQUIRE(!given(flag) || v >= min, "{} {}: expected a number >= {}", flag, v, min);
+  };
+  at_least("--steps", a.steps, 1), at_least("--batch", a.batch, 1), at_least("--seq", a.seq, 2);
+  at_least("--accum", a.accum, 1), at_least("--eval-every", a.eval_every, 1), at_least("--ckpt-every", a.ckpt_every, 1);
+  at_least("--stop-after", a.stop_after, 1), at_least("--shards", a.shards, 1);
+  WATTMOE_REQUIRE(!given("--lr") || a.lr > 0, "--lr {}: expected a learning rate > 0", a.lr);
+  WATTMOE_REQUIRE(!given("--lb-coef") || a.lb_coef >= 0, "--lb-coef {}: expected a coefficient >= 0", a.lb_coef);
+  WATTMOE_REQUIRE(!given("--z-coef") || a.z_coef >= 0, "--z-coef {}: expected a coefficient >= 0", a.z_coef);
   // Training routes on the host (the fused MoE kernels are inference-only) and keeps fp32 master weights.
   const RunnerOptions where{a.device, "fp32", a.device == "cuda" ? "host" : "auto"};
   check_runner_options(where);  // before any work: a GPU-less machine fails at once
@@ -30,21 +41,22 @@ void run_train(const TrainArgs& a) {
   c.stop_after = a.stop_after;
   c.shards = a.shards;
   if (!a.model_config.empty()) c.model = parse_model_config(read_json_file(a.model_config), a.model_config);
-  if (a.steps > 0) c.steps = a.steps, c.lr.total = a.steps;
-  if (a.batch > 0) c.batch = a.batch;
-  if (a.seq > 0) c.seq = a.seq;
-  if (a.accum > 0) c.accum = a.accum;
-  if (a.eval_every > 0) c.eval_every = a.eval_every;
-  if (a.ckpt_every > 0) c.ckpt_every = a.ckpt_every;
-  if (a.lr > 0) c.lr.peak = c.adamw.lr = a.lr;
-  if (a.lb_coef >= 0) c.lb_coef = a.lb_coef;
-  if (a.z_coef >= 0) c.z_coef = a.z_coef;
+  if (given("--steps")) c.steps = a.steps, c.lr.total = a.steps;
+  if (given("--batch")) c.batch = a.batch;
+  if (given("--seq")) c.seq = a.seq;
+  if (given("--accum")) c.accum = a.accum;
+  if (given("--eval-every")) c.eval_every = a.eval_every;
+  if (given("--ckpt-every")) c.ckpt_every = a.ckpt_every;
+  if (given("--lr")) c.lr.peak = c.adamw.lr = a.lr;
+  if (given("--lb-coef")) c.lb_coef = a.lb_coef;
+  if (given("--z-coef")) c.z_coef = a.z_coef;
   log_info("training preset {} ({} params) on {} → {} ({})", c.preset, c.model.num_parameters(), c.train_file,
            c.out_dir, a.device);
   const TrainSummary s = train(c, where);
   Json j{{"preset", c.preset}, {"device", a.device}, {"out", c.out_dir}, {"first_step", s.first_step}, {"last_step", s.last_step},
          {"final_train_loss", s.final_train_loss}, {"final_val_bpb", s.final_val_bpb}, {"seconds", s.seconds},
          {"tokens_per_s", s.tokens_per_second}};
+  if (!s.interrupted.empty()) j["interrupted"] = s.interrupted;
   fmt::print("{}\n", j.dump());
 }
 
@@ -79,7 +91,7 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--seed", a->seed, "data order and initialisation seed")->capture_default_str();
   cmd->add_flag("--no-resume", a->no_resume, "start from scratch even if OUT/checkpoint exists");
-  cmd->callback([a] { run_train(*a); });
+  cmd->callback([a, cmd] { run_train(*a, *cmd); });
 }
 
 }  // namespace wattmoe::cli

@@ -1,5 +1,9 @@
 #include "cli/common_flags.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+
 namespace wattmoe::cli {
 
 void add_model_flags(CLI::App* cmd, std::string& model, std::string& tokenizer) {
@@ -22,6 +26,25 @@ void add_device_flags(CLI::App* cmd, RunnerOptions& o, const std::string& device
 void add_window_flags(CLI::App* cmd, int& seq, int64_t& max_tokens) {
   cmd->add_option("--seq", seq, "window length (windows of seq+1 tokens)")->capture_default_str();
   cmd->add_option("--max-tokens", max_tokens, "only the text's first N tokens (0: all)");
+}
+
+void refuse_non_finite_numbers(CLI::App& app, const std::vector<std::string>& inf_allowed) {
+  for (CLI::Option* opt : app.get_options()) {
+    if (opt->get_type_name().rfind("FLOAT", 0) != 0) continue;  // "FLOAT", or "FLOAT:<its validators>"
+    const std::string name = opt->get_name();
+    const bool inf_ok = std::find(inf_allowed.begin(), inf_allowed.end(), name) != inf_allowed.end();
+    opt->check(CLI::Validator(
+        [inf_ok](std::string& text) -> std::string {
+          char* end = nullptr;
+          const double v = std::strtod(text.c_str(), &end);
+          if (end == text.c_str()) return "";  // not a number at all: CLI11's own conversion says so
+          if (std::isnan(v)) return "expected a number, got '" + text + "'";  // CLI11 prefixes the flag's name
+          if (std::isinf(v) && !inf_ok) return "expected a finite number, got '" + text + "'";
+          return "";
+        },
+        "", "finite"));
+  }
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) refuse_non_finite_numbers(*sub, inf_allowed);
 }
 
 }  // namespace wattmoe::cli

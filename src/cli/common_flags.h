@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -18,5 +19,10 @@ void add_model_flags(CLI::App* cmd, std::string& model, std::string& tokenizer);
 // device_help: what --device cuda moves to the GPU for this command.
 void add_device_flags(CLI::App* cmd, RunnerOptions& o, const std::string& device_help);
 void add_window_flags(CLI::App* cmd, int& seq, int64_t& max_tokens);
+
+// Every floating-point option of `app` and its subcommands (CLI11 type FLOAT) refuses NaN, and infinity (or a value
+// that overflows to it, 1e999) unless its name is in `inf_allowed` (e.g. --budget-j, whose "inf" means no limit):
+// "--duration: expected a number, got 'nan'". Call once, after every command is registered.
+void refuse_non_finite_numbers(CLI::App& app, const std::vector<std::string>& inf_allowed);
 
 }  // namespace wattmoe::cli

@@ -21,14 +21,6 @@ Json parse_json_file(const std::string& path, const std::string& what) {
   }
 }
 
-Json parse_json_text(const std::string& text, const std::string& where) {
-  try {
-    return Json::parse(text);
-  } catch (const Json::parse_error& e) {
-    fail("{}: not valid JSON (column {}): {}", where, e.byte, e.what());
-  }
-}
-
 const Json& json_member(const Json& obj, const JsonWhere& w, const std::string& key) {
   WATTMOE_REQUIRE(obj.is_object(), "{}: expected an object, got {}", w.str(), type_of(obj));
   auto it = obj.find(key);

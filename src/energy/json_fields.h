@@ -18,8 +18,6 @@ struct JsonWhere {
 
 // Parses a whole file; Error naming the file (and byte offset of a syntax error).
 Json parse_json_file(const std::string& path, const std::string& what);
-// Parses one string (a trace line); Error prefixed with `where`.
-Json parse_json_text(const std::string& text, const std::string& where);
 
 const Json& json_member(const Json& obj, const JsonWhere& w, const std::string& key);  // Error if missing
 // A finite number (>= min if given); `def` when the key is absent (Error if absent and no default).

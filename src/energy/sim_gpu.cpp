@@ -51,9 +51,22 @@ SimulatedGpu::Limit SimulatedGpu::thermal_limit() const {
 void SimulatedGpu::advance(double dt, double power, double clock_mhz, uint64_t reasons) {
   if (dt <= 0) return;
   const double t_end = t_ + dt;
-  // Counter updates inside this segment see the energy at the tick instant (power is constant here).
-  for (double tick = double(next_tick_) * p_.counter_tick_s; tick <= t_end; tick = double(++next_tick_) * p_.counter_tick_s)
-    counter_mj_ = uint64_t(std::floor((energy_ + power * (tick - t_)) * 1000.0));
+  WATTMOE_REQUIRE(t_end <= kMaxSimSeconds, "sim: simulated time would reach {} s, beyond the simulator's range ({} s)",
+                  t_end, kMaxSimSeconds);
+  // Counter updates inside this segment see the energy at the tick instant (power is constant here); only the last
+  // one stays, so it is computed directly: the largest k with double(k)·tick <= t_end, as a tick-by-tick loop
+  // would find it (O(1) per segment, whatever the tick).
+  const double tick = p_.counter_tick_s;
+  if (double(next_tick_) * tick <= t_end) {
+    int64_t k = std::max(next_tick_, int64_t(std::floor(t_end / tick)));
+    while (double(k + 1) * tick <= t_end) ++k;
+    while (k > next_tick_ && double(k) * tick > t_end) --k;
+    const double mj = std::floor((energy_ + power * (double(k) * tick - t_)) * 1000.0);
+    WATTMOE_REQUIRE(mj < 1.8e19, "sim: the energy counter would overflow ({} mJ): power {} W over {} s", mj, power,
+                    dt);
+    counter_mj_ = uint64_t(mj);
+    next_tick_ = k + 1;
+  }
   const double t_ss = p_.ambient_c + power * p_.thermal_resistance_c_per_w;
   temp_ = t_ss + (temp_ - t_ss) * std::exp(-dt / p_.thermal_tau_s);
   energy_ += power * dt;
@@ -81,6 +94,8 @@ double SimulatedGpu::energy_at(double t) const {
 
 void SimulatedGpu::idle(double seconds) {
   WATTMOE_REQUIRE(seconds >= 0 && std::isfinite(seconds), "sim: idle: expected seconds >= 0, got {}", seconds);
+  WATTMOE_REQUIRE(t_ + seconds <= kMaxSimSeconds, "sim: idle {} s: simulated time would reach {} s, beyond the "
+                  "simulator's range ({} s)", seconds, t_ + seconds, kMaxSimSeconds);
   // Constant power, so one exact segment; the thermal bits are what a sensor would show while idle.
   advance(seconds, p_.idle_w, p_.min_sm_clock_mhz, ClockEvent::kGpuIdle | thermal_limit().reasons);
 }
@@ -88,9 +103,21 @@ void SimulatedGpu::idle(double seconds) {
 double SimulatedGpu::run(const Work& w) {
   WATTMOE_REQUIRE(w.flops >= 0 && std::isfinite(w.flops), "sim: run '{}': flops: expected >= 0, got {}", w.name, w.flops);
   WATTMOE_REQUIRE(w.bytes >= 0 && std::isfinite(w.bytes), "sim: run '{}': bytes: expected >= 0, got {}", w.name, w.bytes);
+  const double x_min = p_.min_sm_clock_mhz / p_.max_sm_clock_mhz;
+  // Refused before any state changes: work that ends beyond the simulator's range even at the full clock, or that
+  // could need more than kMaxThermalSubsteps thermal sub-steps (each is at most thermal_step_s of the slowest run).
+  const double fastest = work_seconds(w, 1.0), slowest = work_seconds(w, x_min);
+  WATTMOE_REQUIRE(t_ + fastest <= kMaxSimSeconds, "sim: run '{}' takes at least {} s: simulated time would go beyond "
+                  "the simulator's range ({} s)", w.name, fastest, kMaxSimSeconds);
+  // The most the run can draw: capped at power_limit_w, unless even the lowest clock draws more.
+  const double max_w = std::max(std::min(work_power_w(w, 1.0), p_.power_limit_w), work_power_w(w, x_min));
+  const double hottest = p_.ambient_c + max_w * p_.thermal_resistance_c_per_w;
+  WATTMOE_REQUIRE(std::max(temp_, hottest) <= p_.slowdown_temp_c || slowest / p_.thermal_step_s <= kMaxThermalSubsteps,
+                  "sim: run '{}' may take {} s of simulated time in {} s thermal sub-steps (more than {}): smaller work "
+                  "per step (--sim-streams) or a larger thermal_step_s", w.name, slowest, p_.thermal_step_s,
+                  kMaxThermalSubsteps);
   const double start = t_, e0 = energy_;
   last_ = SimRunInfo{w.name, start, 0, 0, p_.max_sm_clock_mhz, 0};
-  const double x_min = p_.min_sm_clock_mhz / p_.max_sm_clock_mhz;
   double remaining = 1.0;  // fraction of the work still to do
   while (remaining > 0) {
     Limit lim = thermal_limit();
@@ -124,6 +151,9 @@ double SimulatedGpu::run(const Work& w) {
 }
 
 Sample SimulatedGpu::sample() const {
+  WATTMOE_REQUIRE(p_.sensor_fails_after_s < 0 || t_ <= p_.sensor_fails_after_s,
+                  "simulated GPU: the sensor failed at {:.3f} s (fault injected by sensor_fails_after_s {})", t_,
+                  p_.sensor_fails_after_s);
   Sample s;
   s.time_s = t_;
   s.power_w = power_;

@@ -37,6 +37,11 @@ struct SimRunInfo {
 
 class SimulatedGpu {
  public:
+  // Bounds that keep every call O(1) per segment (a huge step period, --sim-streams or a tiny tick): simulated time
+  // stays below kMaxSimSeconds (~31,700 years) and one run() below kMaxThermalSubsteps sub-steps; beyond, an Error.
+  static constexpr double kMaxSimSeconds = 1e12;
+  static constexpr double kMaxThermalSubsteps = 1e6;
+
   explicit SimulatedGpu(SimGpuParams p = {});
 
   double run(const Work& w);  // returns the simulated duration (s)

@@ -37,6 +37,7 @@ const NumField kNum[] = {
     {"thermal_step_s", &SimGpuParams::thermal_step_s},
     {"counter_tick_s", &SimGpuParams::counter_tick_s},
     {"power_avg_window_s", &SimGpuParams::power_avg_window_s},
+    {"sensor_fails_after_s", &SimGpuParams::sensor_fails_after_s},
 };
 
 }  // namespace
@@ -78,7 +79,8 @@ void validate(const SimGpuParams& p, const std::string& where) {
                   "{}: hw_slowdown_clock_fraction: expected a fraction in (0, 1], got {}", where,
                   p.hw_slowdown_clock_fraction);
   positive(p.thermal_step_s, "thermal_step_s");
-  positive(p.counter_tick_s, "counter_tick_s");
+  WATTMOE_REQUIRE(p.counter_tick_s >= 1e-6, "{}: counter_tick_s: expected a tick of at least 1e-6 s, got {}", where,
+                  p.counter_tick_s);
   positive(p.power_avg_window_s, "power_avg_window_s");
   WATTMOE_REQUIRE(!p.name.empty(), "{}: name: expected a non-empty string", where);
 }

@@ -38,6 +38,8 @@ struct SimGpuParams {
   // Telemetry, as NVML shows it.
   double counter_tick_s = 0.1;       // the mJ energy counter only updates this often
   double power_avg_window_s = 1.0;   // power_avg_w is the mean over this window
+  // Fault injection: every reading after this simulated time fails (an Error, as NVML failing mid-run); < 0: never.
+  double sensor_fails_after_s = -1;
   uint64_t mem_total_bytes = uint64_t(80) << 30;
 };
 

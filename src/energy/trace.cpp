@@ -3,10 +3,11 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
-#include <fstream>
+#include <sstream>
 
 #include "core/error.h"
 #include "energy/json_fields.h"
+#include "io/files.h"
 
 namespace wattmoe {
 
@@ -126,17 +127,40 @@ std::string sample_to_csv(const Sample& s) {
   return out;
 }
 
+void CounterTotal::add(double e, double time_s) {
+  if (std::isnan(e)) return;
+  ++samples;
+  if (!std::isnan(last_)) {
+    double d = e - last_;
+    if (d < 0 && wrap_j > 0) d += wrap_j;
+    if (d >= 0) {
+      joules += d;
+    } else {
+      if (backwards++ == 0) first_backwards_s = time_s;
+    }
+  }
+  last_ = e;
+}
+
 bool trace_path_is_csv(const std::string& path) {
   return path.size() >= 4 && path.compare(path.size() - 4, 4, ".csv") == 0;
 }
 
 std::vector<Sample> read_trace(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  WATTMOE_REQUIRE(in.good(), "trace {}: cannot open the file", path);
-  const bool csv = trace_path_is_csv(path);
+  std::string text;
+  try {
+    text = read_text_file(path);  // never blocks on a FIFO; refuses anything but a regular file
+  } catch (const Error& e) {
+    fail("trace {}", e.what());
+  }
+  return parse_trace(text, trace_path_is_csv(path), path);
+}
+
+std::vector<Sample> parse_trace(std::string_view text, bool csv, const std::string& path) {
   std::vector<const Field*> cols;
   std::vector<Sample> out;
   std::string line;
+  std::istringstream in{std::string(text)};
   for (size_t lineno = 1; std::getline(in, line); ++lineno) {
     std::string where = fmt::format("{}:{}", path, lineno);
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
@@ -152,18 +176,17 @@ std::vector<Sample> read_trace(const std::string& path) {
       }
       s = sample_from_csv(cols, line, where);
     } else {
-      s = sample_from_json(parse_json_text(line, where), where);
+      s = sample_from_json(parse_json(line, where), where);
     }
     WATTMOE_REQUIRE(out.empty() || s.time_s >= out.back().time_s,
                     "{}: time_s: {} goes backwards (previous sample at {})", where, s.time_s, out.back().time_s);
     out.push_back(s);
   }
-  WATTMOE_REQUIRE(!in.bad(), "trace {}: read error", path);
   return out;
 }
 
 TraceWriter::TraceWriter(const std::string& path) : path_(path), csv_(trace_path_is_csv(path)) {
-  f_ = std::fopen(path.c_str(), "wb");
+  f_ = std::fopen(output_path(path).c_str(), "wb");
   WATTMOE_REQUIRE(f_, "trace {}: cannot open for writing: {}", path, std::strerror(errno));
   if (csv_) std::fprintf(f_, "%s\n", sample_csv_header().c_str());
 }

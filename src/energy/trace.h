@@ -20,8 +20,25 @@ std::string sample_to_csv(const Sample& s);
 
 bool trace_path_is_csv(const std::string& path);
 
+// The energy an energy counter says was used over a run of readings: the sum of its steps forward. A step backwards
+// is a wrap (unwrapped when wrap_j, the counter's range, is known: Capabilities::counter_wrap_j) or a reset; an
+// unknown one is left out and counted in `backwards`, so a report can say so instead of printing last − first < 0.
+// NaN readings (no counter value) are skipped.
+struct CounterTotal {
+  double wrap_j = 0;
+  double joules = 0;
+  int64_t samples = 0, backwards = 0;
+  double first_backwards_s = kNaN;  // sample time of the first step backwards, when add() is given times
+  void add(double energy_j, double time_s = kNaN);
+
+ private:
+  double last_ = kNaN;
+};
+
 // Reads a whole trace. Errors name file:line and the field; times must not go backwards.
 std::vector<Sample> read_trace(const std::string& path);
+// The same on a trace's text (JSONL, or CSV with a header line); `path` names it in errors (fuzz/trace_fuzz.cpp).
+std::vector<Sample> parse_trace(std::string_view text, bool csv, const std::string& path);
 
 // Appends samples to a trace file, one flushed line each (a killed recorder leaves whole lines behind).
 class TraceWriter {

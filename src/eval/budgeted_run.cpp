@@ -8,8 +8,10 @@
 #include "control/controller.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/stop_signal.h"
 #include "core/timer.h"
 #include "energy/sim_params.h"
+#include "io/files.h"
 #include "plant/plant.h"
 
 namespace wattmoe {
@@ -20,10 +22,7 @@ AdapterConfig TttOptions::run_adapter_defaults() {
   return c;
 }
 
-namespace {
-
-// "0:400,200:300" → {(0, 400), (200, 300)}, windows ascending, targets > 0.
-std::vector<std::pair<int64_t, double>> parse_schedule(const std::string& s) {
+std::vector<std::pair<int64_t, double>> parse_budget_schedule(const std::string& s) {
   std::vector<std::pair<int64_t, double>> out;
   std::stringstream ss(s);
   std::string item;
@@ -56,6 +55,8 @@ TriggerConfig parse_triggers(const TttOptions& a) {
   validate_triggers(t);
   return t;
 }
+
+namespace {
 
 // The adapter's full config: the numeric knobs as given, the parsed specs, the energy objective's costs.
 AdapterConfig adapter_config(const TttOptions& a, const RoutingSetup& routing, double tokens_per_step) {
@@ -134,8 +135,11 @@ void check_run_config(const RunConfig& a) {
   WATTMOE_REQUIRE(a.plant.name != "model" || a.runner.device == "cuda",
                   "--plant model measures the model itself on the GPU: it needs --device cuda");
   const double period_s = std::isnan(a.plant.period_s) ? default_step_period(a.plant.name) : a.plant.period_s;
-  WATTMOE_REQUIRE(a.plant.streams >= 1 && period_s > 0 && std::isfinite(period_s),
-                  "--sim-streams must be ≥ 1 and --step-period-s > 0");
+  // Bounded above too: the simulated GPU refuses times beyond its range, and a real plant sleeps the period.
+  WATTMOE_REQUIRE(a.plant.streams >= 1 && a.plant.streams <= RunPlantOptions::kMaxStreams,
+                  "--sim-streams {:g}: expected a number of streams in [1, {:g}]", a.plant.streams, RunPlantOptions::kMaxStreams);
+  WATTMOE_REQUIRE(period_s > 0 && period_s <= RunPlantOptions::kMaxStepPeriodS, "--step-period-s {:g}: expected seconds in (0, {:g}]",
+                  period_s, RunPlantOptions::kMaxStepPeriodS);
   WATTMOE_REQUIRE(a.plant.idle_s >= 0 && a.plant.idle_s <= 600, "--idle-s {}: expected 0 to 600 s", a.plant.idle_s);
   WATTMOE_REQUIRE(b.active() || b.schedule.empty(), "--budget-schedule needs --power-budget or --energy-budget");
   validate_stream_options(a.stream);
@@ -147,7 +151,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   const double tokens_per_step = double(a.stream.seq) * a.plant.streams;
   RoutingSetup routing = make_routing(a.routing, m.config, tokens_per_step);
   routing.tally_fixed_share = 1.0 / a.plant.streams;
-  const auto schedule = parse_schedule(a.budget.schedule);
+  const auto schedule = parse_budget_schedule(a.budget.schedule);
 
   std::unique_ptr<Controller> ctl;
   ControlDecision decision;
@@ -183,7 +187,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
 
   std::ofstream log;
   if (!a.log.empty()) {
-    log.open(a.log);
+    log.open(output_path(a.log));
     WATTMOE_REQUIRE(log.good(), "--log {}: cannot open for writing", a.log);
   }
   const StreamOptions& opt = a.stream;
@@ -195,9 +199,19 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                                          : int64_t(stream.tokens.size());
   const int64_t n_windows = (n_tok - 2) / opt.seq + 1;
   Timer progress;
+  const StopOnSignal stop;  // SIGINT/SIGTERM: this window completes (its log line too), then the summary
+  std::string plant_fault;  // a plant that fails (a sensor dying mid-run) ends the run after the windows it measured
   auto on_window = [&](const WindowInfo& w, const WindowOutcome& r, StreamControl& next) {
     work->ids = stream.tokens.data() + w.start, work->len = w.len;
-    const PlantStep st = plant->step(r.counts, r.tokens, decision.batch_scale);
+    PlantStep st;
+    try {
+      st = plant->step(r.counts, r.tokens, decision.batch_scale);
+    } catch (const Error& e) {
+      plant_fault = e.what();
+      log_warn("run: stopping after window {}: {}", w.index, plant_fault);
+      next.stop = true;
+      return;
+    }
     const Sample& sample = st.sample;
     sim_j += st.joules, sim_s += st.seconds, sim_tokens += st.tokens, overrun_windows += st.overrun;
     max_temp = std::max(max_temp, sample.gpu_temp_c);
@@ -227,6 +241,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
       log << j.dump() << '\n';
     }
     next.sensor = sample;
+    next.stop = stop.requested();
     if (ctl) {
       while (next_target < schedule.size() && schedule[next_target].first <= w.index + 1)
         ctl->set_target(schedule[next_target++].second);
@@ -267,6 +282,8 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                  {"throttled_windows", throttled_windows}, {"windows", windows_total},
                  {"overrun_windows", overrun_windows}});
   s[P] = pj;
+  if (stop.requested()) s["interrupted"] = stop_signal_name(stop_signal_received());
+  if (!plant_fault.empty()) s["stopped"] = plant_fault;
   if (ctl)
     s["control"] = Json{{"measure", measure_name(ctl->config().budget.measure)},
                         {"final_target", ctl->budget().config().target}, {"policy", a.budget.control_policy}};

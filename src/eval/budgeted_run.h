@@ -22,6 +22,7 @@
 namespace wattmoe {
 
 struct RunPlantOptions {
+  static constexpr double kMaxStreams = 1e9, kMaxStepPeriodS = 3600;  // bounds of --sim-streams, --step-period-s
   std::string name = "sim";  // sim | cuda | model (plant/plant.h)
   std::string sim_params;    // simulated GPU parameters (JSON file); empty: the defaults
   double streams = 16;       // concurrent streams each window stands for
@@ -60,7 +61,14 @@ struct RunConfig {
 // before loading anything, so a bad command fails at once.
 void check_run_config(const RunConfig& c);
 
-// Runs it (check_run_config first) and returns the summary.
+// Runs it (check_run_config first) and returns the summary. SIGINT/SIGTERM end it after the current window
+// ("interrupted" in the summary); a plant whose step fails (a sensor dying mid-run) ends it after the windows it
+// measured ("stopped": the error).
 Json run_budgeted(const RunConfig& c, const ModelWeights<float>& m, const TokenStream& s);
+
+// The small grammars of the run flags (fuzzed: fuzz/flags_fuzz.cpp). Errors name the flag.
+// --budget-schedule "0:400,200:300" -> {(0, 400), (200, 300)}: windows ascending, targets finite and > 0.
+std::vector<std::pair<int64_t, double>> parse_budget_schedule(const std::string& s);
+TriggerConfig parse_triggers(const TttOptions& t);  // --ttt-trigger "drift,power" with the triggers' own flags
 
 }  // namespace wattmoe

@@ -50,7 +50,11 @@ EvalResult evaluate(Runner& run, const TokenStream& s, const EvalWindows& w) {
       r.tokens += starts[j] + len - std::max(scored_until, starts[j]);
     }
     run.forward(in.data(), B, len);
-    r.nats += run.nll(tg.data());
+    const double nats = run.nll(tg.data());
+    // A NaN here would print "bits_per_byte": null with exit 0 (weights finite but too large overflow the logits).
+    WATTMOE_REQUIRE(std::isfinite(nats), "eval: the model's loss is not finite ({}) on the window at token {}: its "
+                    "activations overflow or hold NaN (finite weights too large?)", nats, starts[i]);
+    r.nats += nats;
     for (int l = 0; l < c.num_layers; ++l) {
       if (!c.is_moe_layer(l)) continue;
       const Routing& ro = run.routing(l);

@@ -9,8 +9,6 @@
 
 namespace wattmoe {
 
-namespace {
-
 std::vector<bool> parse_mask(const std::string& s, int E) {
   std::vector<bool> m;
   if (s.empty()) return m;
@@ -27,6 +25,17 @@ std::vector<bool> parse_mask(const std::string& s, int E) {
   return m;
 }
 
+std::pair<int64_t, int64_t> parse_expert_shape(const std::string& s) {
+  long long h = 0, i = 0;
+  char x = 0, extra = 0;
+  WATTMOE_REQUIRE(std::sscanf(s.c_str(), "%lld%c%lld%c", &h, &x, &i, &extra) == 3 && x == 'x' && h > 0 && i > 0 &&
+                      h <= kMaxExpertDim && i <= kMaxExpertDim,
+                  "--expert-shape: '{}' is not HxI with integers in [1, {}] (e.g. 4096x14336)", s, kMaxExpertDim);
+  return {h, i};
+}
+
+namespace {
+
 std::shared_ptr<const CostModel> make_cost_model(const RoutingOptions& a, const ModelConfig& c) {
   if (a.costs != "analytic") {
     auto t = std::make_shared<ProfiledCostModel>(ProfiledCostModel::load(a.costs));
@@ -38,14 +47,7 @@ std::shared_ptr<const CostModel> make_cost_model(const RoutingOptions& a, const 
     return t;
   }
   ExpertShape shape{c.hidden_size, c.moe_intermediate_size, 2, 2, 3};
-  if (!a.expert_shape.empty()) {
-    long long h = 0, i = 0;
-    char x = 0, extra = 0;
-    WATTMOE_REQUIRE(std::sscanf(a.expert_shape.c_str(), "%lld%c%lld%c", &h, &x, &i, &extra) == 3 && x == 'x' &&
-                        h > 0 && i > 0,
-                    "--expert-shape: '{}' is not HxI with positive integers (e.g. 4096x14336)", a.expert_shape);
-    shape.hidden = h, shape.ffn = i;
-  }
+  if (!a.expert_shape.empty()) std::tie(shape.hidden, shape.ffn) = parse_expert_shape(a.expert_shape);
   return std::make_shared<AnalyticCostModel>(
       AnalyticCostModel::uniform(c.num_layers, c.num_experts, shape, HardwareCoeffs{}));
 }

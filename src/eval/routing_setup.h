@@ -50,4 +50,9 @@ RoutingSetup make_routing(const RoutingOptions& a, const ModelConfig& c, double 
 
 Json knobs_json(const PolicyKnobs& k);
 
+// The small grammars of the routing flags (fuzzed: fuzz/flags_fuzz.cpp). Errors name the flag.
+std::vector<bool> parse_mask(const std::string& s, int num_experts);  // --mask "3,5"; empty: no mask
+constexpr int64_t kMaxExpertDim = 1 << 20;
+std::pair<int64_t, int64_t> parse_expert_shape(const std::string& s);  // --expert-shape "4096x14336"
+
 }  // namespace wattmoe

@@ -12,6 +12,10 @@ namespace wattmoe {
 int32_t sample_token(const float* logits, int V, double temperature, double top_p, Rng& rng) {
   WATTMOE_REQUIRE(temperature >= 0, "temperature must be >= 0, got {}", temperature);
   WATTMOE_REQUIRE(top_p > 0 && top_p <= 1, "top-p must be in (0, 1], got {}", top_p);
+  // NaN or inf logits (activations that overflow) would pick an arbitrary token, or none.
+  for (int i = 0; i < V; ++i)
+    WATTMOE_REQUIRE(std::isfinite(logits[i]), "the model's logits are not finite ({} at token id {}): its activations "
+                    "overflow or hold NaN (finite weights too large?)", logits[i], i);
   if (temperature == 0) return int32_t(std::max_element(logits, logits + V) - logits);
   const float mx = *std::max_element(logits, logits + V);
   std::vector<double> p(static_cast<size_t>(V));

@@ -8,10 +8,11 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "io/files.h"
 
 namespace wattmoe {
 
-AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), tmp_(path_ + ".tmp") {
+AtomicFile::AtomicFile(std::string path) : path_(output_path(path)), tmp_(path_ + ".tmp") {
   fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   WATTMOE_REQUIRE(fd_ >= 0, "{}: cannot create temporary file {} ({})", path_, tmp_, std::strerror(errno));
 }

@@ -1,5 +1,6 @@
 // AtomicFile: writes `path + ".tmp"` and renames it over `path` on commit(), so readers never see a
-// half-written file. Without commit() (an exception on the way) the temporary is removed. Errors are
+// half-written file. The path follows io/files.h's output_path rule (a symbolic link is written through; a device,
+// FIFO or directory is refused). Without commit() (an exception on the way) the temporary is removed. Errors are
 // wattmoe::Error naming path.
 #pragma once
 #include <cstddef>

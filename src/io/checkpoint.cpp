@@ -20,6 +20,22 @@ bool is_plain_relative(const std::string& name) {
   return true;
 }
 
+// A shard, symbolic links followed, must stay inside the checkpoint directory — or, for a snapshot of the Hugging
+// Face hub cache (.../snapshots/REV/, whose files link to ../../blobs/), inside that repository's blobs/.
+void check_shard_inside(const std::string& dir, const std::string& shard) {
+  std::error_code ec;
+  const fs::path real = fs::canonical(fs::path(dir) / shard, ec);
+  if (ec) return;  // missing: opening it names the file
+  const fs::path root = fs::canonical(dir, ec);
+  const auto inside = [&](const fs::path& top) {
+    const auto [t, r] = std::mismatch(top.begin(), top.end(), real.begin(), real.end());
+    return t == top.end();
+  };
+  const bool hub = root.parent_path().filename() == "snapshots";
+  WATTMOE_REQUIRE(inside(root) || (hub && inside(root.parent_path().parent_path() / "blobs")),
+                  "{}: shard '{}' resolves to {}, outside the checkpoint directory", dir, shard, real.string());
+}
+
 std::vector<std::string> safetensors_in(const std::string& dir) {
   std::vector<std::string> r;
   std::error_code ec;
@@ -35,6 +51,21 @@ std::vector<std::string> safetensors_in(const std::string& dir) {
 
 }  // namespace
 
+ShardIndex parse_shard_index(const Json& idx, const std::string& index_path, const std::string& dir) {
+  WATTMOE_REQUIRE(idx.is_object() && idx.contains("weight_map") && idx["weight_map"].is_object(),
+                  "{}: expected an object with a \"weight_map\" object (tensor name -> shard file)", index_path);
+  ShardIndex r;
+  for (const auto& [tensor, shard] : idx["weight_map"].items()) {
+    WATTMOE_REQUIRE(shard.is_string(), "{}: weight_map[\"{}\"] must be a file name, got {}", index_path, tensor,
+                    shard.type_name());
+    const std::string& s = shard.get_ref<const std::string&>();
+    WATTMOE_REQUIRE(is_plain_relative(s), "{}: shard '{}' must be a file inside {}", index_path, s, dir);
+    r.weight_map[tensor] = s;
+    if (std::find(r.shards.begin(), r.shards.end(), s) == r.shards.end()) r.shards.push_back(s);
+  }
+  return r;
+}
+
 CheckpointReader CheckpointReader::open(const std::string& dir) {
   std::error_code ec;
   WATTMOE_REQUIRE(fs::is_directory(dir, ec), "{}: not a directory (expected an HF checkpoint directory)",
@@ -44,22 +75,17 @@ CheckpointReader CheckpointReader::open(const std::string& dir) {
   const std::string index_path = dir + "/model.safetensors.index.json";
   std::map<std::string, std::string> weight_map;  // tensor -> shard file, when there is an index
   std::vector<std::string> shards;
-  if (file_exists(index_path)) {
-    Json idx = read_json_file(index_path);
-    WATTMOE_REQUIRE(idx.is_object() && idx.contains("weight_map") && idx["weight_map"].is_object(),
-                    "{}: expected an object with a \"weight_map\" object (tensor name -> shard file)",
-                    index_path);
-    for (const auto& [tensor, shard] : idx["weight_map"].items()) {
-      WATTMOE_REQUIRE(shard.is_string(), "{}: weight_map[\"{}\"] must be a file name, got {}", index_path,
-                      tensor, shard.type_name());
-      const std::string& s = shard.get_ref<const std::string&>();
-      WATTMOE_REQUIRE(is_plain_relative(s), "{}: shard '{}' must be a file inside {}", index_path, s, dir);
-      weight_map[tensor] = s;
-      if (std::find(shards.begin(), shards.end(), s) == shards.end()) shards.push_back(s);
-    }
+  // exists(), not file_exists(): a FIFO or device under one of these names is refused by name when opened.
+  const auto present = [](const std::string& p) {
+    std::error_code e;
+    return fs::exists(p, e);
+  };
+  if (present(index_path)) {
+    ShardIndex idx = parse_shard_index(read_json_file(index_path), index_path, dir);
+    weight_map = std::move(idx.weight_map), shards = std::move(idx.shards);
     for (const auto& s : shards)
-      WATTMOE_REQUIRE(file_exists(dir + "/" + s), "{}: shard '{}' is missing from {}", index_path, s, dir);
-  } else if (file_exists(dir + "/model.safetensors")) {
+      WATTMOE_REQUIRE(present(dir + "/" + s), "{}: shard '{}' is missing from {}", index_path, s, dir);
+  } else if (present(dir + "/model.safetensors")) {
     shards = {"model.safetensors"};
   } else {
     shards = safetensors_in(dir);
@@ -74,6 +100,7 @@ CheckpointReader CheckpointReader::open(const std::string& dir) {
   }
 
   for (const auto& s : shards) {
+    check_shard_inside(dir, s);
     r.files_.push_back(SafetensorsFile::open(dir + "/" + s));
     for (const TensorInfo& t : r.files_.back().tensors()) {
       auto [it, fresh] = r.where_.emplace(t.name, r.files_.size() - 1);

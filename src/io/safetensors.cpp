@@ -11,6 +11,7 @@
 #include <set>
 
 #include "io/atomic_file.h"
+#include "io/files.h"
 #include "io/json.h"
 
 namespace wattmoe {
@@ -28,11 +29,9 @@ struct Fd {
 }  // namespace
 
 SafetensorsFile SafetensorsFile::open(const std::string& path) {
-  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  WATTMOE_REQUIRE(f.fd >= 0, "{}: cannot open safetensors file ({})", path, std::strerror(errno));
+  Fd f{open_regular_file(path, "safetensors file")};  // never blocks on a FIFO; refuses anything but a regular file
   struct stat st {};
   WATTMOE_REQUIRE(::fstat(f.fd, &st) == 0, "{}: cannot stat ({})", path, std::strerror(errno));
-  WATTMOE_REQUIRE(S_ISREG(st.st_mode), "{}: not a regular file", path);
   const uint64_t size = uint64_t(st.st_size);
   // mmap of 0 bytes fails with EINVAL; say what is really wrong.
   WATTMOE_REQUIRE(size > 0, "{}: file is empty (0 bytes), not a safetensors file", path);

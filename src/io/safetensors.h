@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/json.h"
 
 namespace wattmoe {
 
@@ -60,6 +61,14 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
 
 // A checkpoint directory as HF writes it: model.safetensors, or model.safetensors.index.json with its shards
 // ({"weight_map": {tensor: shard file}}), or a single *.safetensors file when only one exists.
+// model.safetensors.index.json: every weight_map value a file name inside dir (no absolute path, no ".."); shards in
+// the order first named. Errors name index_path (fuzz/shard_index_fuzz.cpp).
+struct ShardIndex {
+  std::map<std::string, std::string> weight_map;  // tensor -> shard file
+  std::vector<std::string> shards;
+};
+ShardIndex parse_shard_index(const Json& idx, const std::string& index_path, const std::string& dir);
+
 class CheckpointReader {
  public:
   static CheckpointReader open(const std::string& dir);

@@ -42,6 +42,7 @@ Json parse_json(const uint8_t* p, size_t n, const std::string& what) {
     return true;
   };
   Json j;
+  check_json_depth(std::string_view(reinterpret_cast<const char*>(p), n), what);
   try {
     j = Json::parse(p, p + n, cb);
   } catch (const Json::exception& e) {
@@ -145,8 +146,13 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* data, size_t size, uin
   SafetensorsHeader h;
   h.data_start = 8 + n;
   const uint64_t data_size = file_size - h.data_start;
-  Json j = parse_json(data + 8, size_t(n), what);
+  size_t json_n = size_t(n);
+  while (json_n > 0 && data[8 + json_n - 1] == ' ') --json_n;  // padding: spaces only (0x20)
+  Json j = parse_json(data + 8, json_n, what);
   WATTMOE_REQUIRE(j.is_object(), "{}: safetensors header must be a JSON object, got {}", what, type_word(j));
+  WATTMOE_REQUIRE(data[8] == '{' && data[8 + json_n - 1] == '}',
+                  "{}: safetensors header must start with '{{' and be padded only with spaces (0x20), as the reference "
+                  "reader requires", what);
   for (const auto& [name, entry] : j.items()) {
     if (name == "__metadata__") {
       parse_metadata(entry, what, &h.metadata);
@@ -158,15 +164,22 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* data, size_t size, uin
   std::sort(h.tensors.begin(), h.tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end != b.end ? a.end < b.end : a.name < b.name;
   });
-  // Empty ranges overlap nothing; gaps between tensors are allowed (padding).
-  const TensorInfo* last = nullptr;  // the nonempty tensor reaching furthest so far
+  // The reference reader's rule: sorted by offsets, the tensors tile the data section from byte 0 to its end —
+  // no gap, no overlap, no trailing bytes (zero-size tensors sit at a boundary).
+  uint64_t end = 0;
+  const TensorInfo* last = nullptr;
   for (const TensorInfo& t : h.tensors) {
-    if (t.begin == t.end) continue;
-    WATTMOE_REQUIRE(!last || last->end <= t.begin,
-                    "{}: tensors {} [{}, {}] and {} [{}, {}] have overlapping byte ranges", what,
+    WATTMOE_REQUIRE(t.begin >= end, "{}: tensors {} [{}, {}] and {} [{}, {}] have overlapping byte ranges", what,
                     quote_name(last->name), last->begin, last->end, quote_name(t.name), t.begin, t.end);
+    WATTMOE_REQUIRE(t.begin == end,
+                    "{}: tensor {} starts at data byte {} but the tensors before it end at {}: a gap (safetensors "
+                    "tensors must be contiguous)", what, quote_name(t.name), t.begin, end);
+    end = t.end;
     last = &t;
   }
+  WATTMOE_REQUIRE(end == data_size,
+                  "{}: {} bytes after the last tensor (the data section is {} bytes, the tensors cover {}): "
+                  "trailing bytes are not allowed", what, data_size - end, data_size, end);
   return h;
 }
 

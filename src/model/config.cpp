@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <type_traits>
 
 #include "core/error.h"
 
@@ -22,23 +24,33 @@ bool ModelConfig::is_moe_layer(int layer) const {
   return num_experts > 0 && (layer + 1) % decoder_sparse_step == 0;
 }
 
-int64_t ModelConfig::num_parameters() const {
-  const int64_t H = hidden_size;
-  int64_t n = int64_t(vocab_size) * H * (tie_word_embeddings ? 1 : 2) + H;
-  for (int l = 0; l < num_layers; ++l) {
-    n += 2 * H + H * (q_dim() + 2 * kv_dim()) + int64_t(q_dim()) * H;
-    if (qkv_bias) n += q_dim() + 2 * kv_dim();
-    if (qk_norm) n += q_dim() + kv_dim();
-    if (is_moe_layer(l)) {
-      n += int64_t(num_experts) * H + int64_t(num_experts) * 3 * H * moe_intermediate_size;
-      n += int64_t(num_experts) * 3 * lora_rank * (H + moe_intermediate_size);  // A [r, in] + B [out, r] per matrix
-      if (shared_expert_intermediate_size > 0) n += 3 * H * shared_expert_intermediate_size + H;
+namespace {
+
+// The parameter count in any arithmetic type: int64 for num_parameters(), long double for validate()'s bound (which
+// must not overflow on the way to saying the model is too large).
+template <class N>
+N count_parameters(const ModelConfig& c) {
+  const N H = N(c.hidden_size), q = N(c.num_heads) * N(c.head_dim), kv = N(c.num_kv_heads) * N(c.head_dim);
+  N n = N(c.vocab_size) * H * N(c.tie_word_embeddings ? 1 : 2) + H;
+  for (int l = 0; l < c.num_layers; ++l) {
+    n += N(2) * H + H * (q + N(2) * kv) + q * H;
+    if (c.qkv_bias) n += q + N(2) * kv;
+    if (c.qk_norm) n += q + kv;
+    if (c.is_moe_layer(l)) {
+      const N E = N(c.num_experts), I = N(c.moe_intermediate_size);
+      n += E * H + E * N(3) * H * I;
+      n += E * N(3) * N(c.lora_rank) * (H + I);  // A [r, in] + B [out, r] per matrix
+      if (c.shared_expert_intermediate_size > 0) n += N(3) * H * N(c.shared_expert_intermediate_size) + H;
     } else {
-      n += 3 * H * intermediate_size;
+      n += N(3) * H * N(c.intermediate_size);
     }
   }
   return n;
 }
+
+}  // namespace
+
+int64_t ModelConfig::num_parameters() const { return count_parameters<int64_t>(*this); }
 
 int64_t ModelConfig::active_parameters() const {
   const int64_t H = hidden_size;
@@ -79,19 +91,66 @@ void ModelConfig::validate(const std::string& what) const {
                   "{}: wattmoe_lora_rank must be in [0, {}] (the smaller dimension of an expert matrix), got {}", what,
                   max_rank, lora_rank);
   WATTMOE_REQUIRE(std::isfinite(lora_scale), "{}: wattmoe_lora_scale must be a finite number, got {}", what, lora_scale);
+  // Checked before anything is allocated or laid out (int64 offsets): at most 2^40 parameters (4 TB in fp32).
+  const long double n = count_parameters<long double>(*this);
+  WATTMOE_REQUIRE(n <= kMaxParameters, "{}: these sizes give {:.3g} parameters, more than the engine's limit of {:.3g}",
+                  what, double(n), double(kMaxParameters));
 }
 
 namespace {
+
+// A JSON value's type in words, with the value when short ("a boolean (true)", "a float (4.9)").
+std::string json_type_words(const Json& v) {
+  const char* t = v.is_boolean()          ? "a boolean"
+                  : v.is_number_integer() ? "an integer"
+                  : v.is_number_float()   ? "a float"
+                  : v.is_string()         ? "a string"
+                  : v.is_array()          ? "an array"
+                  : v.is_object()         ? "an object"
+                                          : "null";
+  std::string d = v.dump();
+  if (d.size() > 40) d = d.substr(0, 40) + "...";
+  return v.is_array() || v.is_object() ? t : fmt::format("{} ({})", t, d);
+}
+
+// Exact types, never converted (nlohmann's get<int>() takes true as 1, 4.9 as 4 and 2^32 + 256 as 256): an int
+// field is a JSON integer within int's range, a double any finite number (not a boolean), a bool true or false.
+template <class V>
+V typed(const Json& v, const char* key, const std::string& what) {
+  if constexpr (std::is_same_v<V, int>) {
+    WATTMOE_REQUIRE(v.is_number_integer(), "{}: field \"{}\" must be an integer, got {}", what, key, json_type_words(v));
+    const bool neg = v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() < 0;
+    const bool fits = neg ? v.get<int64_t>() >= std::numeric_limits<int>::min()
+                          : v.get<uint64_t>() <= uint64_t(std::numeric_limits<int>::max());
+    WATTMOE_REQUIRE(fits, "{}: field \"{}\" is out of range: {} (expected {} to {})", what, key, v.dump(),
+                    std::numeric_limits<int>::min(), std::numeric_limits<int>::max());
+    return int(v.get<int64_t>());
+  } else if constexpr (std::is_same_v<V, double>) {
+    WATTMOE_REQUIRE(v.is_number(), "{}: field \"{}\" must be a number, got {}", what, key, json_type_words(v));
+    const double d = v.get<double>();
+    WATTMOE_REQUIRE(std::isfinite(d), "{}: field \"{}\" must be a finite number, got {}", what, key, d);
+    return d;
+  } else if constexpr (std::is_same_v<V, bool>) {
+    WATTMOE_REQUIRE(v.is_boolean(), "{}: field \"{}\" must be true or false, got {}", what, key, json_type_words(v));
+    return v.get<bool>();
+  } else if constexpr (std::is_same_v<V, std::string>) {
+    WATTMOE_REQUIRE(v.is_string(), "{}: field \"{}\" must be a string, got {}", what, key, json_type_words(v));
+    return v.get<std::string>();
+  } else {
+    static_assert(std::is_same_v<V, std::vector<int>>);
+    WATTMOE_REQUIRE(v.is_array(), "{}: field \"{}\" must be an array of integers, got {}", what, key,
+                    json_type_words(v));
+    std::vector<int> r;
+    for (const Json& e : v) r.push_back(typed<int>(e, key, what));
+    return r;
+  }
+}
 
 template <class V>
 V get_or(const Json& j, const char* key, V dflt, const std::string& what) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return dflt;
-  try {
-    return it->get<V>();
-  } catch (const std::exception&) {
-    fail("{}: field \"{}\" has the wrong type ({})", what, key, it->type_name());
-  }
+  return typed<V>(*it, key, what);
 }
 
 template <class V>

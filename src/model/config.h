@@ -45,6 +45,8 @@ struct ModelConfig {
   int lora_rank = 0;
   float lora_scale = 1.f;          // LoRA output multiplier (alpha / r): y = x·Wᵀ + lora_scale·(x·Aᵀ)·Bᵀ
 
+  static constexpr int64_t kMaxParameters = int64_t(1) << 40;  // validate()'s bound (4 TB of fp32 weights)
+
   bool is_moe_layer(int layer) const;
   int q_dim() const { return num_heads * head_dim; }
   int kv_dim() const { return num_kv_heads * head_dim; }

@@ -2,6 +2,7 @@
 // tested against. Training splits each micro-batch into data-parallel shards (one thread each, single-threaded BLAS),
 // summing their gradients in shard order, so results depend on the shard count but never on timing.
 #include <algorithm>
+#include <exception>
 #include <thread>
 
 #include "core/error.h"
@@ -116,10 +117,22 @@ class CpuRunner final : public Runner {
       w.loss.load_balance = aux.load_balance * share, w.loss.z = aux.z * share;
       model_.backward(params_.data(), w.in.data(), w.dlogits.data(), w.acts, w.grads.data());
     };
+    // A shard that throws (a bad id, out of memory) must not escape its thread (std::terminate): each keeps its
+    // exception, every thread is joined, and the first in shard order is rethrown here.
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(n));
+    auto guarded = [&](int k) {
+      try {
+        run_shard(k);
+      } catch (...) {
+        errors[size_t(k)] = std::current_exception();
+      }
+    };
     std::vector<std::thread> threads;
-    for (int k = 1; k < n; ++k) threads.emplace_back(run_shard, k);
-    run_shard(0);
+    for (int k = 1; k < n; ++k) threads.emplace_back(guarded, k);
+    guarded(0);
     for (auto& t : threads) t.join();
+    for (const std::exception_ptr& e : errors)
+      if (e) std::rethrow_exception(e);
     TrainLosses sum;
     for (const Shard& w : shards_) sum.loss += w.loss.loss, sum.load_balance += w.loss.load_balance, sum.z += w.loss.z;
     return sum;

@@ -33,27 +33,6 @@ namespace {
 
 constexpr int kDefaultMaxTokens = 4096;
 
-std::vector<int> parse_token_counts(const std::string& s) {
-  std::vector<int> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    WATTMOE_REQUIRE(used == item.size() && !item.empty(), "--token-counts {}: '{}' is not an integer", s, item);
-    WATTMOE_REQUIRE(v >= 1, "--token-counts {}: token count {} < 1 (each call needs at least one token)", s, v);
-    WATTMOE_REQUIRE(v <= (1 << 20), "--token-counts {}: token count {} is too large (at most {})", s, v, 1 << 20);
-    for (int prev : out) WATTMOE_REQUIRE(prev != v, "--token-counts {}: {} appears twice", s, v);
-    out.push_back(int(v));
-  }
-  WATTMOE_REQUIRE(!out.empty(), "--token-counts: expected a comma-separated list such as 1,8,64");
-  return out;
-}
 
 std::string cpu_model_name() {
   std::ifstream f("/proc/cpuinfo");
@@ -98,6 +77,28 @@ void print_summary(const ProfileResult& r) {
 }
 
 }  // namespace
+
+std::vector<int> parse_token_counts(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    WATTMOE_REQUIRE(used == item.size() && !item.empty(), "--token-counts {}: '{}' is not an integer", s, item);
+    WATTMOE_REQUIRE(v >= 1, "--token-counts {}: token count {} < 1 (each call needs at least one token)", s, v);
+    WATTMOE_REQUIRE(v <= (1 << 20), "--token-counts {}: token count {} is too large (at most {})", s, v, 1 << 20);
+    for (int prev : out) WATTMOE_REQUIRE(prev != v, "--token-counts {}: {} appears twice", s, v);
+    out.push_back(int(v));
+  }
+  WATTMOE_REQUIRE(!out.empty(), "--token-counts: expected a comma-separated list such as 1,8,64");
+  return out;
+}
 
 void run_profile_job(const ProfileJob& a) {
   Timer timer;

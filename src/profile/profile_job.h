@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace wattmoe {
 
@@ -19,6 +20,9 @@ struct ProfileJob {
   bool fit_hardware = false;
   std::string command;  // the command line as run, for the table's "command" field
 };
+
+// --token-counts "1,8,64": distinct integers in [1, 2^20] (fuzzed: fuzz/flags_fuzz.cpp).
+std::vector<int> parse_token_counts(const std::string& s);
 
 // Validates, profiles, writes `out` (and `check_layer`), and prints a summary table on stdout.
 void run_profile_job(const ProfileJob& a);

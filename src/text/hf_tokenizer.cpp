@@ -253,9 +253,13 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path_in) {
   std::string path = path_in;
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) path = (std::filesystem::path(path) / "tokenizer.json").string();
-  WATTMOE_REQUIRE(file_exists(path), "tokenizer file {} does not exist (expected a tokenizer.json or a directory "
+  WATTMOE_REQUIRE(std::filesystem::exists(path, ec), "tokenizer file {} does not exist (expected a tokenizer.json or a directory "
                   "holding one)", path);
-  Json j = read_json_file(path);
+  return parse_tokenizer_json(read_text_file(path), path);
+}
+
+std::unique_ptr<Tokenizer> parse_tokenizer_json(std::string_view text, const std::string& path) {
+  const Json j = parse_json(text, path);
   try {
     return std::make_unique<HfTokenizer>(j, path);
   } catch (const Json::exception& e) {  // a field of an unexpected type that the checks above missed

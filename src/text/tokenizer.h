@@ -45,6 +45,8 @@ class ByteTokenizer final : public Tokenizer {
 // problem (unreadable, not JSON, unsupported model or component, a merge naming an unknown token) is an Error
 // naming the file and what was expected.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
+// The same on the text of a tokenizer.json; `path` names it in errors (fuzz/tokenizer_fuzz.cpp).
+std::unique_ptr<Tokenizer> parse_tokenizer_json(std::string_view text, const std::string& path);
 
 // "bytes" gives a ByteTokenizer; anything else is a path for load_tokenizer.
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);

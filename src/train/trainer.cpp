@@ -2,46 +2,29 @@
 
 #include <unistd.h>
 
-#include <csignal>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/timer.h"
 #include "eval/evaluate.h"
+#include "io/atomic_file.h"
+#include "io/files.h"
 #include "io/json.h"
 #include "model/checkpoint.h"
 #include "model/runner.h"
+#include "text/sha256.h"
 #include "train/data.h"
 
 namespace wattmoe {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-// Set by SIGINT/SIGTERM: the loop finishes its step, writes a checkpoint and returns. (A signal handler can only
-// reach process-wide state; this flag is the one exception to "no mutable globals".)
-volatile std::sig_atomic_t g_stop_requested = 0;
-extern "C" void on_stop_signal(int) { g_stop_requested = 1; }
-
-}  // namespace
-
 namespace train_detail {
-
-StopOnSignal::StopOnSignal() {
-  prev_int_ = std::signal(SIGINT, on_stop_signal);
-  prev_term_ = std::signal(SIGTERM, on_stop_signal);
-  g_stop_requested = 0;
-}
-StopOnSignal::~StopOnSignal() {
-  std::signal(SIGINT, prev_int_);
-  std::signal(SIGTERM, prev_term_);
-}
-bool StopOnSignal::requested() const { return g_stop_requested != 0; }
 
 TrainData prepare_training(const TrainConfig& cfg) {
   WATTMOE_REQUIRE(!cfg.out_dir.empty(), "train: --out is required");
@@ -55,6 +38,16 @@ TrainData prepare_training(const TrainConfig& cfg) {
   d.train = load_token_stream(cfg.train_file, *tok, cfg.seq + 2);
   d.val = load_token_stream(cfg.val_file, *tok, 2);
   fs::create_directories(cfg.out_dir);
+  const fs::path out = cfg.out_dir;
+  d.lock.emplace((out / ".lock").string(), "another `wattmoe train` is writing this --out (two runs would interleave); "
+                                           "wait for it or choose another --out");
+  const bool has_model = fs::exists(out / "model.safetensors") || fs::exists(out / "model.safetensors.index.json");
+  const bool has_ckpt =
+      fs::exists(out / "checkpoint" / "trainer_state.json") || fs::exists(out / "checkpoint.old" / "trainer_state.json");
+  WATTMOE_REQUIRE(!has_model || has_ckpt,
+                  "--out {}: holds a model but no checkpoint of a training run; training would overwrite it (choose "
+                  "a new --out)", cfg.out_dir);
+  d.run = run_identity(cfg, sha256_hex(read_text_file(cfg.train_file)));
   d.model = cfg.model;
   d.model.router_aux_loss_coef = cfg.lb_coef;
   d.model.router_z_loss_coef = cfg.z_coef;
@@ -62,13 +55,45 @@ TrainData prepare_training(const TrainConfig& cfg) {
   return d;
 }
 
-Json state_json(const TrainConfig& cfg, int step) {
-  return Json{{"step", step}, {"preset", cfg.preset}, {"seed", cfg.seed}, {"train_file", cfg.train_file}};
+Json run_identity(const TrainConfig& cfg, const std::string& train_sha256) {
+  return Json{{"preset", cfg.preset}, {"seed", cfg.seed}, {"train_sha256", train_sha256}, {"tokenizer", cfg.tokenizer},
+              {"seq", cfg.seq}, {"batch", cfg.batch}, {"accum", cfg.accum}, {"steps", cfg.steps},
+              {"lr", cfg.lr.peak}, {"lb_coef", cfg.lb_coef}, {"z_coef", cfg.z_coef}};
 }
 
-int resume_or_init(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout, std::vector<float>& params,
-                   const std::function<void(const std::string&)>& load_optimizer) {
-  ResumePoint rp = find_resume_point(cfg, mc, layout);
+Json state_json(const TrainConfig& cfg, int step, const Json& run) {
+  return Json{{"step", step}, {"train_file", cfg.train_file}, {"run", run}};
+}
+
+void check_same_run(const std::string& state_path, const Json& state, const Json& run) {
+  if (!state.contains("run")) {
+    log_warn("{}: an older checkpoint without the run's identity; resuming unchecked", state_path);
+    return;
+  }
+  std::string changed;
+  for (const auto& [key, want] : run.items()) {
+    const Json had = state.at("run").value(key, Json());
+    if (had != want) changed += fmt::format("{}{} {} -> {}", changed.empty() ? "" : ", ", key, had.dump(), want.dump());
+  }
+  WATTMOE_REQUIRE(changed.empty(),
+                  "{}: this run differs from the checkpoint's ({}); use the same flags and data, or --no-resume to "
+                  "start over", state_path, changed);
+}
+
+int resume_step(const Json& state, const std::string& state_path, const Json& run, int steps) {
+  WATTMOE_REQUIRE(state.is_object() && state.contains("step") && state["step"].is_number_integer(),
+                  "{}: expected an object with an integer \"step\"", state_path);
+  const int64_t step = state["step"].get<int64_t>();
+  WATTMOE_REQUIRE(step >= 0 && step <= steps, "{}: step {} is outside [0, {}] (the run's --steps)", state_path, step,
+                  steps);
+  WATTMOE_REQUIRE(!state.contains("run") || state["run"].is_object(), "{}: \"run\" must be an object", state_path);
+  check_same_run(state_path, state, run);
+  return int(step);
+}
+
+int resume_or_init(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout, const Json& run,
+                   std::vector<float>& params, const std::function<void(const std::string&)>& load_optimizer) {
+  ResumePoint rp = find_resume_point(cfg, mc, layout, run);
   if (rp.dir.empty()) {
     init_params(mc, layout, params.data(), cfg.seed);
     return 0;
@@ -79,8 +104,28 @@ int resume_or_init(const TrainConfig& cfg, const ModelConfig& mc, const ParamLay
   return rp.step;
 }
 
+// metrics.jsonl keeps the lines of steps <= start (a crash after the last checkpoint leaves later ones, which the
+// resumed run writes again); a fresh run (start 0) starts it empty.
+std::string cut_metrics(const std::string& path, int start) {
+  const std::string target = output_path(path);
+  std::string kept;
+  if (start > 0 && fs::exists(target)) {
+    std::istringstream in(read_text_file(target));
+    for (std::string line; std::getline(in, line);) {
+      const Json j = Json::parse(line, nullptr, false);
+      if (j.is_object() && j.contains("step") && j["step"].is_number_integer() && j["step"].get<int64_t>() <= start)
+        kept += line + "\n";
+    }
+  }
+  AtomicFile f(target);
+  f.write(kept.data(), kept.size());
+  f.commit();
+  return target;
+}
+
 StepBook::StepBook(const TrainConfig& cfg, int start)
-    : cfg_(cfg), start_(start), metrics_(fs::path(cfg.out_dir) / "metrics.jsonl", std::ios::app),
+    : cfg_(cfg), start_(start), metrics_(cut_metrics((fs::path(cfg.out_dir) / "metrics.jsonl").string(), start),
+                                         std::ios::app),
       tty_(isatty(STDERR_FILENO)) {
   WATTMOE_REQUIRE(metrics_.good(), "{}/metrics.jsonl: cannot open for writing", cfg.out_dir);
   sum_.first_step = start;
@@ -116,7 +161,8 @@ bool StepBook::after_step(int done, const Step& s, const std::function<EvalResul
     sum_.final_val_bpb = ev.bits_per_byte();
   }
   if (done % cfg_.ckpt_every == 0 || done == cfg_.steps || stop) checkpoint(done);
-  if (stop && stop_signal_.requested()) log_warn("stopped at step {} on request; checkpoint written", done);
+  if (stop && stop_signal_.requested()) log_warn("stopped at step {} by {}; checkpoint written", done,
+                                                 stop_signal_name(stop_signal_received()));
   return stop;
 }
 
@@ -125,6 +171,7 @@ TrainSummary StepBook::finish(int last_step) {
   sum_.last_step = last_step;
   sum_.seconds = timer_.seconds();
   sum_.tokens_per_second = double(tokens_done_) / std::max(sum_.seconds, 1e-9);
+  if (stop_signal_.requested()) sum_.interrupted = stop_signal_name(stop_signal_received());
   return sum_;
 }
 
@@ -149,7 +196,7 @@ void write_checkpoint(const std::string& out, const ModelConfig& mc, const Param
   save_model<float>(out, mc, layout, params);  // the latest weights, loadable by every command
 }
 
-ResumePoint find_resume_point(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout) {
+ResumePoint find_resume_point(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout, const Json& run) {
   ResumePoint r;
   if (!cfg.resume) return r;
   for (const char* name : {"checkpoint", "checkpoint.old"}) {
@@ -160,9 +207,10 @@ ResumePoint find_resume_point(const TrainConfig& cfg, const ModelConfig& mc, con
                         w.config.hidden_size == mc.hidden_size && w.config.num_layers == mc.num_layers,
                     "{}: the checkpoint's architecture differs from preset {} (use a new --out or --no-resume)",
                     p.string(), cfg.preset);
+    r.step = resume_step(read_json_file((p / "trainer_state.json").string()), (p / "trainer_state.json").string(),
+                         run, cfg.steps);
     r.dir = p.string();
     r.params = std::move(w.params);
-    r.step = read_json_file((p / "trainer_state.json").string()).at("step").get<int>();
     return r;
   }
   return r;
@@ -202,7 +250,7 @@ TrainSummary train(const TrainConfig& cfg, const RunnerOptions& where) {
   // The GPU runs a micro-batch whole: shards only when asked for (the CPU's default is one per core).
   run->train_begin(cfg.adamw, where.device == "cpu" ? shards : std::max(1, cfg.shards));
   const int start =
-      train_detail::resume_or_init(cfg, mc, layout, params, [&](const std::string& path) { run->load_optimizer(path); });
+      train_detail::resume_or_init(cfg, mc, layout, data.run, params, [&](const std::string& path) { run->load_optimizer(path); });
   run->set_params(params.data());
 
   train_detail::StepBook book(cfg, start);
@@ -232,7 +280,7 @@ TrainSummary train(const TrainConfig& cfg, const RunnerOptions& where) {
           run->get_params(params.data());
           train_detail::write_checkpoint(cfg.out_dir, mc, layout, params.data(),
                                          [&](const std::string& path) { run->save_optimizer(path); },
-                                         train_detail::state_json(cfg, done));
+                                         train_detail::state_json(cfg, done, data.run));
         });
     if (stop) {
       ++step;

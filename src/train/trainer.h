@@ -10,11 +10,14 @@
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "core/stop_signal.h"
 #include "core/timer.h"
 #include "eval/evaluate.h"
+#include "io/files.h"
 #include "io/json.h"
 #include "model/config.h"
 #include "model/runner.h"
@@ -50,6 +53,7 @@ TrainConfig train_preset(const std::string& name);
 struct TrainSummary {
   int first_step = 0, last_step = 0;
   double final_train_loss = 0, final_val_bpb = 0, seconds = 0, tokens_per_second = 0;
+  std::string interrupted;  // "SIGINT"/"SIGTERM" when a signal stopped the run (after a checkpoint), else ""
 };
 
 // where: the runner's device and precision (moe_kernels does not apply: training routes on the host).
@@ -63,32 +67,26 @@ namespace train_detail {
 
 // The checks, token streams and model config every run starts from (the preset's config with the run's auxiliary
 // loss coefficients and context length); creates the output directory. Errors name the flag or file.
+// Holds DIR/.lock (a second training on the same --out is refused) and refuses a DIR holding a model but no
+// checkpoint of a training run.
 struct TrainData {
   TokenStream train, val;
   ModelConfig model;
+  Json run;  // run_identity
+  std::optional<FileLock> lock;
 };
 TrainData prepare_training(const TrainConfig& cfg);
-
-// While alive, SIGINT/SIGTERM set a flag instead of killing the process (the loop then checkpoints and returns);
-// the previous handlers come back on destruction.
-class StopOnSignal {
- public:
-  StopOnSignal();
-  ~StopOnSignal();
-  StopOnSignal(const StopOnSignal&) = delete;
-  StopOnSignal& operator=(const StopOnSignal&) = delete;
-  bool requested() const;
-
- private:
-  void (*prev_int_)(int) = nullptr;
-  void (*prev_term_)(int) = nullptr;
-};
 
 // DIR/checkpoint/{model, optimizer.safetensors (written by save_optimizer(path)), trainer_state.json} through
 // DIR/checkpoint.tmp swapped in, then the latest weights in DIR itself.
 void write_checkpoint(const std::string& out, const ModelConfig& mc, const ParamLayout& layout, const float* params,
                       const std::function<void(const std::string& path)>& save_optimizer, const Json& state);
-Json state_json(const TrainConfig& cfg, int step);  // trainer_state.json
+// What makes a resumed run the same run: preset, seed, the training text's SHA-256, tokenizer, seq, batch, accum,
+// steps, lr and loss coefficients (trainer_state.json's "run"); a resume that differs is refused, naming each change.
+Json run_identity(const TrainConfig& cfg, const std::string& train_sha256);
+Json state_json(const TrainConfig& cfg, int step, const Json& run);  // trainer_state.json
+// The step to resume from in a trainer_state.json: an integer in [0, steps], and the same run (fuzz/trainer_state_fuzz.cpp).
+int resume_step(const Json& state, const std::string& state_path, const Json& run, int steps);
 
 // Where a resumed run starts: DIR/checkpoint (or checkpoint.old) when cfg.resume and present — its weights and step;
 // the caller loads DIR/optimizer.safetensors itself. dir is empty when there is nothing to resume. Error when the
@@ -98,17 +96,18 @@ struct ResumePoint {
   int step = 0;
   std::vector<float> params;
 };
-ResumePoint find_resume_point(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout);
+ResumePoint find_resume_point(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout, const Json& run);
 // Resumes (weights into params, the optimizer through load_optimizer(DIR/checkpoint/optimizer.safetensors)) or
 // initialises params with cfg.seed; returns the first step to run.
-int resume_or_init(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout, std::vector<float>& params,
-                   const std::function<void(const std::string& path)>& load_optimizer);
+int resume_or_init(const TrainConfig& cfg, const ModelConfig& mc, const ParamLayout& layout, const Json& run,
+                   std::vector<float>& params, const std::function<void(const std::string& path)>& load_optimizer);
 
 // What the training loop does around the maths of a step: metrics.jsonl, the progress line, evaluation and
 // checkpoints on schedule, stopping on a signal or --stop-after, and the summary.
 class StepBook {
  public:
-  StepBook(const TrainConfig& cfg, int start);  // opens DIR/metrics.jsonl for appending; starts the clocks
+  // Opens DIR/metrics.jsonl for appending, cut back to the lines of steps <= start; starts the clocks.
+  StepBook(const TrainConfig& cfg, int start);
   struct Step {
     double loss = 0, lb = 0, z = 0, lr = 0, grad_norm = 0;
     int64_t tokens = 0;  // tokens the step trained on

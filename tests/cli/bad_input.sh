@@ -61,8 +61,12 @@ else:
         h["model.layers.1.block_sparse_moe.gate.weight"]["dtype"] = "I32"
     elif op == "shape":
         h["model.norm.weight"]["shape"] = [16, 2]
-    elif op == "drop":
-        del h["model.layers.1.self_attn.k_proj.weight"]
+    elif op == "drop":  # the tensor and its bytes (the others stay contiguous)
+        b, e = h.pop("model.layers.1.self_attn.k_proj.weight")["data_offsets"]
+        data = data[:b] + data[e:]
+        for k, v in h.items():
+            if k != "__metadata__" and v["data_offsets"][0] >= e:
+                v["data_offsets"] = [v["data_offsets"][0] - (e - b), v["data_offsets"][1] - (e - b)]
     else:
         sys.exit("unknown op " + op)
     write_st(path, h, data)

@@ -112,7 +112,9 @@ TEST(Replay, CorruptLinesNameFileLineAndField) {
       {R"({"power_w": 3})", "time_s: missing"},
       {R"({"time_s": 1, "clock_event_reasons": -4})", "clock_event_reasons: expected an integer >= 0"},
       {R"({"time_s": 0.1})", "time_s: 0.1 goes backwards"},
-      {R"({"time_s": 1, )", "not valid JSON"},
+      {R"({"time_s": 1, )", "malformed JSON"},
+      // Found by fuzz/trace_fuzz.cpp: a number beyond double escaped as nlohmann's out_of_range, naming no line.
+      {R"({"time_s": 2e308})", "malformed JSON"},
       {R"([1, 2])", "expected a JSON object"},
   };
   for (const Case& c : cases) {
@@ -135,6 +137,28 @@ TEST(Replay, CorruptLinesNameFileLineAndField) {
   EXPECT_NE(e.find("no samples"), std::string::npos) << e;
   e = error_of([&] { ReplaySensor r(dir.file("missing.jsonl")); });
   EXPECT_NE(e.find("missing.jsonl: cannot open"), std::string::npos) << e;
+}
+
+// A counter that wraps (RAPL) or resets between two samples used to make the telemetry summary's "energy counter
+// +X J" negative (last - first). The total sums the steps forward; a step backwards is unwrapped when the wrap is
+// known, else that interval is left out and counted, so the caller can say so.
+TEST(Replay, CounterTotalSkipsWrapsAndResets) {
+  CounterTotal t;
+  for (double e : {1000.0, 1010.0, 1025.0, 5.0, 15.0}) t.add(e);
+  EXPECT_DOUBLE_EQ(t.joules, 35.0);  // 10 + 15 + (wrap: left out) + 10
+  EXPECT_EQ(t.backwards, 1);
+  CounterTotal w;
+  w.wrap_j = 1030;
+  for (double e : {1000.0, 1010.0, 1025.0, 5.0, 15.0}) w.add(e);
+  EXPECT_DOUBLE_EQ(w.joules, 10.0 + 15.0 + 10.0 + 10.0);  // 1025 -> 5 across a 1030 J wrap is +10
+  EXPECT_EQ(w.backwards, 0);
+  CounterTotal n;
+  n.add(kNaN);
+  n.add(7.0);
+  n.add(kNaN);
+  n.add(9.0);
+  EXPECT_DOUBLE_EQ(n.joules, 2.0);
+  EXPECT_EQ(n.samples, 2);
 }
 
 }  // namespace

@@ -122,6 +122,49 @@ TEST(SimGpu, EnergyCounterTicksOnlyEveryTickInterval) {
   EXPECT_NEAR(gpu.sample().energy_j, 160.0, 1e-3);
 }
 
+// The counter used to be advanced one tick at a time: a tiny counter_tick_s (or a huge idle) never finished. Now a
+// segment costs O(1) whatever the tick, with the value the tick-by-tick loop gave (the value at the last tick).
+TEST(SimGpu, CounterUpdateIsConstantTimePerSegment) {
+  SimGpuParams p;
+  p.counter_tick_s = 1e-6;  // the smallest tick the parameters accept
+  SimulatedGpu gpu(p);
+  gpu.idle(1e6);  // 1e12 ticks
+  EXPECT_NEAR(double(gpu.energy_counter_mj()), 80.0 * 1e6 * 1000.0, 1.0);
+  gpu.run(kStream);
+  EXPECT_NEAR(double(gpu.energy_counter_mj()) / 1000.0, gpu.true_energy_j(), 1e-3);
+  // A tick exactly at a segment's end counts (tick <= t_end); one after it waits for the next segment.
+  SimGpuParams q;
+  q.counter_tick_s = 0.125;  // exact in binary
+  SimulatedGpu g2(q);
+  g2.idle(0.25);
+  EXPECT_EQ(g2.energy_counter_mj(), 20000u);  // 80 W × 0.25 s
+  g2.idle(0.1);
+  EXPECT_EQ(g2.energy_counter_mj(), 20000u);
+  g2.idle(0.025);
+  EXPECT_EQ(g2.energy_counter_mj(), 30000u);
+}
+
+// Simulated times beyond the simulator's range (1e12 s), energy beyond the counter's, and runs that would need more
+// than a million thermal sub-steps are refused with an Error, never looped through; the state is left as it was.
+TEST(SimGpu, HugeTimesAreRefusedNotHung) {
+  SimulatedGpu gpu;
+  gpu.idle(1.0);
+  const double t = gpu.time(), e = gpu.true_energy_j();
+  EXPECT_NE(error_of([&] { gpu.idle(1e308); }).find("beyond the simulator's range"), std::string::npos);
+  EXPECT_NE(error_of([&] { gpu.run({1e40, 0, "huge"}); }).find("beyond the simulator's range"), std::string::npos);
+  EXPECT_EQ(gpu.time(), t);
+  EXPECT_EQ(gpu.true_energy_j(), e);
+  gpu.idle(1.0);  // still usable
+  // Hot enough that every run sub-steps in thermal_step_s: a day of work is 8.64e6 sub-steps.
+  SimGpuParams hot;
+  hot.ambient_c = 90;
+  SimulatedGpu h(hot);
+  const std::string m = error_of([&] { h.run({hot.peak_flops * 86400.0, 0, "a day"}); });
+  EXPECT_NE(m.find("thermal sub-steps"), std::string::npos) << m;
+  EXPECT_NE(m.find("'a day'"), std::string::npos) << m;
+  h.run({hot.peak_flops * 1.0, 0, "a second"});  // 100 sub-steps: fine
+}
+
 TEST(SimGpu, SameWorkTraceGivesBitwiseSameSamples) {
   auto trace = [] {
     SimGpuParams p;
@@ -204,6 +247,10 @@ TEST(SimParams, JsonRoundTripAndFieldErrors) {
   write_text(dir.file("zero.json"), R"({"thermal_tau_s": 0})");
   e = error_of([&] { load_sim_params(dir.file("zero.json")); });
   EXPECT_NE(e.find("thermal_tau_s: expected a number > 0"), std::string::npos) << e;
+
+  write_text(dir.file("tick.json"), R"({"counter_tick_s": 1e-9})");
+  e = error_of([&] { load_sim_params(dir.file("tick.json")); });
+  EXPECT_NE(e.find("counter_tick_s: expected a tick of at least 1e-6 s"), std::string::npos) << e;
 
   write_text(dir.file("syntax.json"), R"({"idle_w": )");
   e = error_of([&] { load_sim_params(dir.file("syntax.json")); });

@@ -1,6 +1,8 @@
 // CheckpointReader: sharded (index.json), single file, and every way a checkpoint directory can be wrong.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "io_test_util.h"
@@ -78,6 +80,27 @@ TEST(Checkpoint, IndexErrors) {
   expect_error([&] { CheckpointReader::open(d.path()); }, idx, "\"weight_map\" object");
   test::write_bytes(d.file("model.safetensors.index.json"), "{\"weight_map\": ");
   expect_error([&] { CheckpointReader::open(d.path()); }, idx, "malformed JSON");
+}
+
+// A shard symlinked outside the checkpoint directory was accepted; the hub cache's snapshots/REV -> ../../blobs is not
+// outside.
+TEST(Checkpoint, ShardMustResolveInsideTheDirectory) {
+  TempDir d;
+  const std::filesystem::path root = d.path();
+  std::filesystem::create_directories(root / "ckpt");
+  std::filesystem::create_directories(root / "elsewhere");
+  write_safetensors((root / "elsewhere" / "w.safetensors").string(), {{"a", vec({1, 2})}});
+  std::filesystem::create_symlink("../elsewhere/w.safetensors", root / "ckpt" / "model.safetensors");
+  expect_error([&] { CheckpointReader::open((root / "ckpt").string()); }, (root / "ckpt").string() + ": ",
+               "shard 'model.safetensors' resolves to " + (root / "elsewhere" / "w.safetensors").string() +
+                   ", outside the checkpoint directory");
+
+  const std::filesystem::path snap = root / "models--org--m" / "snapshots" / "abc123", blobs = root / "models--org--m" / "blobs";
+  std::filesystem::create_directories(snap);
+  std::filesystem::create_directories(blobs);
+  write_safetensors((blobs / "5f2e").string(), {{"a", vec({1, 2})}});
+  std::filesystem::create_symlink("../../blobs/5f2e", snap / "model.safetensors");
+  EXPECT_EQ(CheckpointReader::open(snap.string()).get("a").to_f32_vector(), (std::vector<float>{1, 2}));
 }
 
 TEST(Checkpoint, TensorInTwoShardsIsAnError) {

@@ -87,6 +87,20 @@ TEST(SafetensorsHeader, RejectsEveryBadInput) {
                 R"("a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})",
                 2),
        "names 'a' twice"},
+      // The reference reader's rules: contiguous tensors from byte 0, nothing after the last, spaces as padding.
+      {"gap", st_bytes(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
+                       R"("b":{"dtype":"U8","shape":[2],"data_offsets":[4,6]}})", 6),
+       "tensor 'b' starts at data byte 4 but the tensors before it end at 2: a gap"},
+      {"gap at start", one(R"({"dtype":"U8","shape":[4],"data_offsets":[4,8]})"), "starts at data byte 4"},
+      {"zero size inside", st_bytes(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                                    R"("z":{"dtype":"U8","shape":[0],"data_offsets":[2,2]}})", 4),
+       "overlapping byte ranges"},
+      {"trailing bytes", one(R"({"dtype":"F32","shape":[2],"data_offsets":[0,8]})", 12),
+       "4 bytes after the last tensor"},
+      {"garbage padding", st_bytes("{}  xx"), "not valid JSON"},
+      {"newline padding", st_bytes("{} \n "), "padded only with spaces (0x20)"},
+      {"nul padding", st_bytes(std::string("{}\0\0", 4)), "padded only with spaces (0x20)"},
+      {"leading space", st_bytes(" {}"), "must start with '{'"},
       {"metadata type", st_bytes(R"({"__metadata__":[1]})"),
        "__metadata__ must be an object of string to string"},
       {"metadata value", st_bytes(R"({"__metadata__":{"k":1}})"),
@@ -103,17 +117,17 @@ TEST(SafetensorsHeader, NamesWithControlBytesStayOnOneLine) {
   expect_error([&] { parse(st_bytes("{\"a\\nb\": 1}")); }, "bad.safetensors: ", "tensor 'a\\x0ab'");
 }
 
-TEST(SafetensorsHeader, AcceptsEmptyGapsZeroSizeAndPadding) {
+TEST(SafetensorsHeader, AcceptsEmptyZeroSizeAndPadding) {
   auto h = parse(st_bytes("{}"));
   EXPECT_TRUE(h.tensors.empty());
   EXPECT_EQ(h.data_start, 10u);
 
-  // Gaps between tensors, a zero-size tensor inside another's range, trailing spaces, a scalar, unknown keys.
-  h = parse(st_bytes(R"({"b":{"dtype":"F32","shape":[2],"data_offsets":[16,24]},)"
-                     R"("a":{"dtype":"BF16","shape":[],"data_offsets":[2,4],"extra":1},)"
-                     R"("z":{"dtype":"I64","shape":[3,0],"data_offsets":[17,17]},)"
+  // Contiguous tensors in any header order, zero-size ones at a boundary, trailing spaces, a scalar, unknown keys.
+  h = parse(st_bytes(R"({"b":{"dtype":"F32","shape":[2],"data_offsets":[2,10]},)"
+                     R"("a":{"dtype":"BF16","shape":[],"data_offsets":[0,2],"extra":1},)"
+                     R"("z":{"dtype":"I64","shape":[3,0],"data_offsets":[10,10]},)"
                      R"("__metadata__":{"format":"pt"}}    )",
-                     32));
+                     10));
   ASSERT_EQ(h.tensors.size(), 3u);
   EXPECT_EQ(h.tensors[0].name, "a");  // sorted by begin
   EXPECT_EQ(h.tensors[0].shape, Shape{});

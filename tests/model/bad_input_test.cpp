@@ -42,6 +42,15 @@ struct StFile {
     for (int i = 7; i >= 0; --i) n = (n << 8) | uint8_t(b[size_t(i)]);
     return {Json::parse(b.substr(8, n)), b.substr(8 + n)};
   }
+  // Removes a tensor and its bytes, so the others stay contiguous (the safetensors rule).
+  void drop(const std::string& name) {
+    const uint64_t b = header[name]["data_offsets"][0].get<uint64_t>(), e = header[name]["data_offsets"][1].get<uint64_t>();
+    header.erase(name);
+    data.erase(b, e - b);
+    for (auto& [k, v] : header.items())
+      if (k != "__metadata__" && v["data_offsets"][0].get<uint64_t>() >= e)
+        v["data_offsets"] = {v["data_offsets"][0].get<uint64_t>() - (e - b), v["data_offsets"][1].get<uint64_t>() - (e - b)};
+  }
   std::string bytes() const {
     std::string h = header.dump();
     h.append((8 - h.size() % 8) % 8, ' ');
@@ -188,7 +197,9 @@ TEST_F(BadModel, ShapeFromAnotherConfig) {
 }
 
 TEST_F(BadModel, MissingTensor) {
-  edit_header([](Json& h) { h.erase("model.layers.1.self_attn.k_proj.weight"); });
+  StFile s = StFile::read(st());
+  s.drop("model.layers.1.self_attn.k_proj.weight");
+  write_file(st(), s.bytes());
   expect_load_error("model.layers.1.self_attn.k_proj.weight", "missing tensor");
 }
 
@@ -224,7 +235,47 @@ TEST_F(BadModel, ConfigMissingField) {
 
 TEST_F(BadModel, ConfigFieldOfWrongType) {
   edit_config([](Json& j) { j["hidden_size"] = "thirty-two"; });
-  expect_load_error(cfg(), "\"hidden_size\" has the wrong type");
+  expect_load_error(cfg(), "field \"hidden_size\" must be an integer, got a string (\"thirty-two\")");
+}
+
+// Values of the wrong JSON type used to be converted silently: true ran one layer, 4.9 became 4, 2^32 + 256 became
+// 256, 1 became true. Each field now takes its exact type and range, and the error names it.
+TEST_F(BadModel, ConfigFieldsTakeTheirExactType) {
+  struct Case {
+    const char* key;
+    Json value;
+    const char* phrase;
+  };
+  const Case cases[] = {{"num_hidden_layers", true, "must be an integer, got a boolean (true)"},
+                        {"hidden_size", 4.9, "must be an integer, got a float (4.9)"},
+                        {"hidden_size", 32.0, "must be an integer, got a float"},
+                        {"vocab_size", 4294967552LL, "is out of range: 4294967552"},
+                        {"num_attention_heads", -4294967292LL, "is out of range"},
+                        {"tie_word_embeddings", 1, "must be true or false, got an integer (1)"},
+                        {"rms_norm_eps", true, "must be a number, got a boolean"},
+                        {"rms_norm_eps", "1e-5", "must be a number, got a string"},
+                        {"max_position_embeddings", 1e10, "must be an integer"},
+                        {"num_local_experts", Json::array({4}), "must be an integer, got an array"}};
+  for (const Case& c : cases) {
+    const Json original = Json::parse(read_bytes(cfg()));
+    edit_config([&](Json& j) { j[c.key] = c.value; });
+    expect_load_error(cfg(), std::string("field \"") + c.key + "\" " + c.phrase);
+    write_file(cfg(), original.dump(2));
+  }
+  edit_config([](Json& j) { j["rms_norm_eps"] = 12345; });
+  std::string t = read_bytes(cfg());
+  t.replace(t.find("12345"), 5, "1e999");  // not a double: the JSON reader refuses it
+  write_file(cfg(), t);
+  expect_load_error(cfg(), "number overflow parsing '1e999'");
+}
+
+// Sizes whose parameter count overflows int64 (UB in the layout) or exceeds 2^40 are refused by validate().
+TEST_F(BadModel, ConfigParameterCountBeyondTheLimit) {
+  edit_config([](Json& j) {
+    j["hidden_size"] = 2147483646, j["intermediate_size"] = 2147483646, j["num_local_experts"] = 2147483646;
+    j["head_dim"] = 2;
+  });
+  expect_load_error(cfg(), "parameters");
 }
 
 TEST_F(BadModel, ConfigInconsistentHeads) {
@@ -237,12 +288,10 @@ TEST_F(BadModel, ConfigTopKAboveExperts) {
   expect_load_error(cfg(), "num_experts_per_tok (5)");
 }
 
-// Disabled: fails today (see the test's message). A config.json whose sizes are far beyond the checkpoint makes
-// load_model allocate layout.total() values before it compares a single tensor shape, so the user gets
-// "std::bad_alloc" (or, for sizes that fit in virtual memory, gigabytes zero-filled before the shape error).
-// Under ASan the 5 TB request aborts the process, which is why this is not merely expected to fail.
+// A config.json whose sizes are far beyond the checkpoint: load_model compares every tensor shape before it
+// allocates, so this is a shape error, not "std::bad_alloc" (or an ASan abort on a 5 TB request).
 TEST_F(BadModel, ConfigSizesFarBeyondTheCheckpoint) {
-  edit_config([](Json& j) { j["hidden_size"] = 2147483646; });
+  edit_config([](Json& j) { j["hidden_size"] = 1 << 20; });  // 400M parameters, 1.6 GB if allocated first
   expect_load_error("model.embed_tokens.weight", "config.json implies");
 }
 

@@ -335,7 +335,7 @@ TEST(LoraConfig, BadValues) {
   };
   expect_error([&] { parse_with("wattmoe_lora_rank", -1); }, "cfg.json: wattmoe_lora_rank must be in [0, 8]");
   expect_error([&] { parse_with("wattmoe_lora_rank", 9); }, "wattmoe_lora_rank must be in [0, 8]");
-  expect_error([&] { parse_with("wattmoe_lora_rank", "four"); }, "\"wattmoe_lora_rank\" has the wrong type");
+  expect_error([&] { parse_with("wattmoe_lora_rank", "four"); }, "field \"wattmoe_lora_rank\" must be an integer, got a string");
   expect_error([&] { parse_with("wattmoe_lora_scale", 1e300); },
                "wattmoe_lora_scale must be a finite number");
   ModelConfig c = mixtral_config();

@@ -102,5 +102,42 @@ TEST_F(BadTokenizer, MissingFileAndDirectory) {
   EXPECT_THROW(load_tokenizer(dir_.string()), Error);  // a directory without tokenizer.json
 }
 
+// A Sequence of Sequences 10,000 deep overflowed the stack (SIGSEGV) while the components were built (100,000 deep:
+// every stage): the JSON reader now refuses nesting deeper than 128 levels (serde_json's limit, so every file HF's
+// tokenizers read still loads).
+TEST_F(BadTokenizer, DeeplyNestedComponentsAreAnError) {
+  struct Stage {
+    const char *name, *list, *leaf;
+  };
+  const Stage stages[] = {
+      {"normalizer", "normalizers", R"({"type":"NFC"})"},
+      {"pre_tokenizer", "pretokenizers",
+       R"({"type":"ByteLevel","add_prefix_space":false,"trim_offsets":false,"use_regex":false})"},
+      {"decoder", "decoders", R"({"type":"ByteLevel","add_prefix_space":false,"trim_offsets":false,"use_regex":false})"}};
+  for (const Stage& st : stages) {
+    for (int depth : {10000, 100000}) {
+      std::string nested;
+      const std::string open = std::string(R"({"type":"Sequence",")") + st.list + "\":[";
+      for (int i = 0; i < depth; ++i) nested += open;
+      nested += st.leaf;
+      for (int i = 0; i < depth; ++i) nested += "]}";
+      Json j = good();
+      j.erase(st.name);
+      std::string text = j.dump();
+      text.insert(1, "\"" + std::string(st.name) + "\":" + nested + ",");
+      const std::string m = error_of(text);
+      EXPECT_NE(m.find("nested more than 128 levels"), std::string::npos) << st.name << " " << depth << ": " << m;
+    }
+  }
+  // 30 levels of Sequence (61 of JSON) still load.
+  std::string nested = "{\"type\":\"NFC\"}";
+  for (int i = 0; i < 30; ++i) nested = "{\"type\":\"Sequence\",\"normalizers\":[" + nested + "]}";
+  Json j = good();
+  j["normalizer"] = Json::parse(nested);
+  const std::string path = (dir_ / "ok.json").string();
+  std::ofstream(path) << j.dump();
+  EXPECT_EQ(load_tokenizer(path)->decode(load_tokenizer(path)->encode("héllo")), "héllo");
+}
+
 }  // namespace
 }  // namespace wattmoe
