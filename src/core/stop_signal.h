@@ -1,6 +1,6 @@
 // SIGINT/SIGTERM during a long job (train, run): the job finishes its current step or window, writes its logs,
 // checkpoint and summary (marked "interrupted"), and the process exits 128 + the signal (130, 143) — never a cut-off
-// line, never exit 0. A repeated signal is ignored (SIGKILL still ends a job at once).
+// line, never exit 0. A repeat within 2 s is ignored (`timeout` delivers one signal twice); a later one kills at once.
 #pragma once
 
 namespace wattmoe {
