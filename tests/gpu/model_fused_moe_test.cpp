@@ -40,7 +40,7 @@
 
 #include "../moe/model_gradcheck.h"
 #include "../test_util.h"
-#include "routing_replay.h"
+#include "model_compare.h"
 #include "core/dtype.h"
 #include "eval/evaluate.h"
 #include "model/runner.h"
@@ -65,16 +65,7 @@ bool all_finite(const std::vector<float>& v) {
   return true;
 }
 
-double norm_err(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double m = 0, d = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    if (!std::isfinite(a[i])) return NAN;
-    d = std::max(d, std::abs(double(a[i]) - double(b[i])));
-    m = std::max(m, std::abs(double(b[i])));
-  }
-  return m > 0 ? d / m : d;
-}
+using test::norm_err;
 
 // One unit in the last place of bf16 at |x| (8 significant bits).
 double bf16_ulp(double x) {

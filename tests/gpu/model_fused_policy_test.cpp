@@ -36,7 +36,7 @@
 
 #include "../moe/model_gradcheck.h"
 #include "../test_util.h"
-#include "routing_replay.h"
+#include "model_compare.h"
 #include "core/dtype.h"
 #include "gpu/transformer_cuda.h"
 #include "model/checkpoint.h"
@@ -54,16 +54,7 @@ constexpr double kTolBf16 = 3e-2, kTolBf16Grad = 6e-2;
 #define SKIP_WITHOUT_GPU() \
   if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device"
 
-double norm_err(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double m = 0, d = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    if (!std::isfinite(a[i])) return NAN;
-    d = std::max(d, std::abs(double(a[i]) - double(b[i])));
-    m = std::max(m, std::abs(double(b[i])));
-  }
-  return m > 0 ? d / m : d;
-}
+using test::norm_err;
 
 using test::replay;
 using test::routings;

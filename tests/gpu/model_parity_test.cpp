@@ -33,6 +33,7 @@
 
 #include "../moe/model_gradcheck.h"
 #include "../test_util.h"
+#include "model_compare.h"
 #include "core/dtype.h"
 #include "gpu/transformer_cuda.h"
 #include "io/safetensors.h"
@@ -58,18 +59,7 @@ bool all_finite(const A& a, const B&) {
   return true;
 }
 
-// max|a − b| / max|b| (max|a − b| when b is all zeros); NaN when a holds a non-finite value.
-template <class A, class B>
-double norm_err(const A& a, const B& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double m = 0, d = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    if (!std::isfinite(double(a[i]))) return NAN;
-    d = std::max(d, std::abs(double(a[i]) - double(b[i])));
-    m = std::max(m, std::abs(double(b[i])));
-  }
-  return m > 0 ? d / m : d;
-}
+using test::norm_err;
 
 ModelConfig odd_mixtral(int lora_rank = 0) {
   ModelConfig c = test::mixtral_config(2);
