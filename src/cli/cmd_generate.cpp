@@ -83,6 +83,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-p", a->top_p, "nucleus sampling mass in (0, 1]")->capture_default_str();
   cmd->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
   add_device_flags(cmd, a->runner, "the model and its KV cache");
+  add_threads_flag(cmd);
   cmd->callback([a] { run_generate(*a); });
 }
 

@@ -13,6 +13,11 @@
 int main(int argc, char** argv) {
   CLI::App app{"wattmoe: run Mixture-of-Experts language models inside a power, energy and thermal budget"};
   app.require_subcommand(1);
+  app.footer(
+      "Environment (README.md, \"Environment\"):\n"
+      "  WATTMOE_THREADS=N   threads of the CPU engine, 1..1024 (default: one per core; --threads N overrides it)\n"
+      "  WATTMOE_LOG=LEVEL   stderr log level: debug, info (default), warn, error or off\n"
+      "  WATTMOE_MODEL=DIR   the default --model (else models/kjv-small, found upwards from the binary)");
   // "wattmoe 0.1.0 (commit 0e61016-dirty)": the commit is git describe at configure time, "unknown" outside git.
   app.set_version_flag("--version", "wattmoe " WATTMOE_VERSION " (commit " WATTMOE_GIT_COMMIT ")",
                        "print the version and the git commit it was built from, and exit");
