@@ -1,7 +1,7 @@
 // CPU throughput of the MoE transformer: forward, forward+backward and a full training step (with clipping and
 // AdamW) in tokens/s for a preset's model shape.
 // Prints JSON lines (one per mode) so that bench/cpu_vs_torch.py can put them beside PyTorch's numbers.
-//   model_bench [preset=small] [batch] [seq] [repeats]
+//   model_bench [preset=small] [batch] [seq] [repeats]   (-h/--help: usage, exit 0; a bad argument: one error line, exit 2)
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -29,13 +29,49 @@ uint64_t fingerprint(const std::vector<float>& v) {
   for (size_t i = 0; i < v.size() * sizeof(float); ++i) h = (h ^ p[i]) * 1099511628211ull;
   return h;
 }
+
+constexpr const char* kUsage =
+    "usage: model_bench [PRESET [BATCH [SEQ [REPEATS]]]]\n"
+    "CPU throughput of the MoE transformer (forward, forward+backward, train step) in tokens/s, one JSON line per mode.\n"
+    "  PRESET   tiny, small (default) or medium: the model shape and default batch and seq\n"
+    "  BATCH    sequences per step (default: the preset's)\n"
+    "  SEQ      tokens per sequence (default: the preset's)\n"
+    "  REPEATS  timed runs per mode after one warm-up (default 5; the median is reported)\n"
+    "Threads: WATTMOE_THREADS (default one per core).\n";
+
+// argv[i] as a whole number >= 1, or `fallback` when absent; anything else is a usage error.
+int positive_arg(int argc, char** argv, int i, const char* name, int fallback) {
+  if (argc <= i) return fallback;
+  char* end = nullptr;
+  const long v = std::strtol(argv[i], &end, 10);
+  if (end == argv[i] || *end != '\0' || v < 1 || v > (1 << 20)) {
+    fmt::print(stderr, "model_bench: error: {} must be a whole number >= 1, got '{}'\n{}", name, argv[i], kUsage);
+    std::exit(2);
+  }
+  return int(v);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (!std::strcmp(argv[i], "-h") || !std::strcmp(argv[i], "--help")) {
+      fmt::print("{}", kUsage);
+      return 0;
+    }
+  if (argc > 5) {
+    fmt::print(stderr, "model_bench: error: at most 4 arguments, got {}\n{}", argc - 1, kUsage);
+    return 2;
+  }
   const std::string preset = argc > 1 ? argv[1] : "small";
-  TrainConfig tc = train_preset(preset);
-  const int B = argc > 2 ? std::atoi(argv[2]) : tc.batch, S = argc > 3 ? std::atoi(argv[3]) : tc.seq;
-  const int reps = argc > 4 ? std::atoi(argv[4]) : 5;
+  TrainConfig tc;
+  try {
+    tc = train_preset(preset);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "model_bench: error: {}\n{}", e.what(), kUsage);
+    return 2;
+  }
+  const int B = positive_arg(argc, argv, 2, "BATCH", tc.batch), S = positive_arg(argc, argv, 3, "SEQ", tc.seq);
+  const int reps = positive_arg(argc, argv, 4, "REPEATS", 5);
   Transformer<float> model(tc.model);
   std::vector<float> params(size_t(model.layout().total())), grads(params.size());
   init_params(tc.model, model.layout(), params.data(), 1);

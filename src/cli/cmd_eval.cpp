@@ -60,6 +60,7 @@ void add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--batch", a->windows.batch, "windows per forward pass")->capture_default_str();
   add_device_flags(cmd, a->runner, "the model");
+  add_threads_flag(cmd);
   add_routing_flags(cmd, a->routing);
   cmd->callback([a] { run_eval(*a); });
 }

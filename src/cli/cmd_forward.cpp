@@ -2,6 +2,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "cli/common_flags.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "io/safetensors.h"
@@ -92,6 +93,7 @@ void add_forward_command(CLI::App& app) {
       ->check(CLI::IsMember({"entropy", "nll"}));
   cmd->add_flag("--all-grads", args->all_grads,
                 "with --grad, write every parameter's gradient (default: router, norm and shared-expert-gate weights)");
+  add_threads_flag(cmd);
   cmd->callback([args] { run_forward(*args); });
 }
 

@@ -66,6 +66,10 @@ void run_generate(const GenArgs& a) {
     ++length;
   }
   std::fputs("\n", stdout);
+  // Cut by the context, not by --max-new or an end-of-sequence token: say so rather than return fewer tokens silently.
+  if (length == total && int(out.size()) < a.max_new)
+    log_warn("generate: {} new tokens, fewer than --max-new {}: the context holds {} tokens (--context, default the "
+             "model's max_position_embeddings) and the prompt took {}", out.size(), a.max_new, context, ids.size());
   log_info("prompt {} tokens ({:.3f} s), generated {} tokens at {:.1f} tok/s", ids.size(), prefill_s, out.size(),
            out.size() / std::max(decode.seconds(), 1e-9));
 }
@@ -83,6 +87,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--top-p", a->top_p, "nucleus sampling mass in (0, 1]")->capture_default_str();
   cmd->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
   add_device_flags(cmd, a->runner, "the model and its KV cache");
+  add_threads_flag(cmd);
   cmd->callback([a] { run_generate(*a); });
 }
 

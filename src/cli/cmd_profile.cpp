@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/common_flags.h"
 #include "profile/profile_job.h"
 
 namespace wattmoe::cli {
@@ -34,6 +35,7 @@ void add_profile_command(CLI::App& app) {
                                       "profile the shape in --config with random weights from this seed (no checkpoint)");
   cmd->add_option("--config", a->config, "HF config.json of the shape to profile (with --random-init)");
   cmd->add_option("--device", a->device, "cpu (our CPU ops) or cuda (our CUDA kernels and cuBLAS); default cpu");
+  add_threads_flag(cmd);
   cmd->add_option("--sensor", a->sensor,
                   "nvml (cuda default), rapl (cpu default when readable), or sim (the simulated GPU fed each block's "
                   "FLOPs and bytes; labelled simulated)");

@@ -61,6 +61,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--log", r.log, "per-window JSONL log");
   cmd->add_option("--summary", a->summary, "write the summary JSON here instead of stdout");
   add_device_flags(cmd, r.runner, "each window's forward, and with --ttt the adaptation,");
+  add_threads_flag(cmd);
   cmd->add_option("--compare-windows", r.stream.compare_windows, "windows in the first/last expert-use matrices")
       ->capture_default_str();
   add_routing_flags(cmd, r.routing);

@@ -39,6 +39,7 @@ void add_serve_command(CLI::App& app) {
   add_model_flags(cmd, a->model, a->tokenizer);
   cmd->add_option("--model-id", a->model_id, "the model's name in the API (default: the model directory's name)");
   add_device_flags(cmd, e.runner, "the model and its KV caches");
+  add_threads_flag(cmd);
   add_routing_flags(cmd, e.routing);
   cmd->add_option("--power-budget", e.budget.power_w, "hold the mean power of the serving steps at W");
   cmd->add_option("--energy-budget", e.budget.energy_j_per_token, "hold the energy per processed token at J/token");

@@ -1,5 +1,6 @@
 // wattmoe train: pre-train an MoE language model from a preset on a text corpus (resumable).
 #include "cli/commands.h"
+#include "cli/common_flags.h"
 #include "cli/defaults.h"
 #include "core/log.h"
 #include "io/json.h"
@@ -89,6 +90,7 @@ void add_train_command(CLI::App& app) {
                   "depend on the shard count, never on timing (--device cpu only)");
   cmd->add_option("--device", a->device, "cpu (default) or cuda (the model, its gradients and optimizer on GPU 0)")
       ->capture_default_str();
+  add_threads_flag(cmd);
   cmd->add_option("--seed", a->seed, "data order and initialisation seed")->capture_default_str();
   cmd->add_flag("--no-resume", a->no_resume, "start from scratch even if OUT/checkpoint exists");
   cmd->callback([a, cmd] { run_train(*a, *cmd); });

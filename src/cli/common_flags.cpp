@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "core/thread_pool.h"
+
 namespace wattmoe::cli {
 
 void add_model_flags(CLI::App* cmd, std::string& model, std::string& tokenizer) {
@@ -26,6 +28,12 @@ void add_device_flags(CLI::App* cmd, RunnerOptions& o, const std::string& device
 void add_window_flags(CLI::App* cmd, int& seq, int64_t& max_tokens) {
   cmd->add_option("--seq", seq, "window length (windows of seq+1 tokens)")->capture_default_str();
   cmd->add_option("--max-tokens", max_tokens, "only the text's first N tokens (0: all)");
+}
+
+void add_threads_flag(CLI::App* cmd) {
+  cmd->add_option_function<int>("--threads", [](const int& n) { set_default_pool_threads(n); },
+                                "threads of the CPU engine (default: WATTMOE_THREADS, else one per core)")
+      ->check(CLI::Range(1, kMaxThreads));
 }
 
 void refuse_non_finite_numbers(CLI::App& app, const std::vector<std::string>& inf_allowed) {

@@ -3,6 +3,7 @@
 //   --model DIR, --tokenizer SPEC     add_model_flags (default model: cli/defaults.h)
 //   --device, --precision, --moe-kernels   add_device_flags → RunnerOptions (model/runner.h)
 //   --seq, --max-tokens               add_window_flags
+//   --threads N                       add_threads_flag → set_default_pool_threads (core/thread_pool.h)
 //   routing (--policy, knobs, costs)  cli/routing_flags.h;  test-time training (--ttt-*)  cli/ttt_flags.h
 #pragma once
 #include <cstdint>
@@ -19,6 +20,9 @@ void add_model_flags(CLI::App* cmd, std::string& model, std::string& tokenizer);
 // device_help: what --device cuda moves to the GPU for this command.
 void add_device_flags(CLI::App* cmd, RunnerOptions& o, const std::string& device_help);
 void add_window_flags(CLI::App* cmd, int& seq, int64_t& max_tokens);
+// --threads N (1..kMaxThreads): the CPU engine's thread pool size, as WATTMOE_THREADS (which it overrides; the default,
+// one per core, lives in core/thread_pool). Applied while the flags are parsed, before the command runs.
+void add_threads_flag(CLI::App* cmd);
 
 // Every floating-point option of `app` and its subcommands (CLI11 type FLOAT) refuses NaN, and infinity (or a value
 // that overflows to it, 1e999) unless its name is in `inf_allowed` (e.g. --budget-j, whose "inf" means no limit):

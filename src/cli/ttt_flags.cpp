@@ -4,7 +4,7 @@ namespace wattmoe::cli {
 
 void add_ttt_flags(CLI::App* cmd, TttOptions& t) {
   AdapterConfig& c = t.adapter;
-  cmd->add_flag("--ttt", t.enabled, "adapt the model online (test-time training)");
+  CLI::Option* ttt = cmd->add_flag("--ttt", t.enabled, "adapt the model online (test-time training)");
   cmd->add_option("--ttt-groups", t.groups, "parameters to adapt: router, norms, lora, all, top=N")
       ->capture_default_str();
   cmd->add_option("--lora-rank", c.lora_rank, "rank of the per-expert LoRA adapters (0: none)")->capture_default_str();
@@ -61,6 +61,12 @@ void add_ttt_flags(CLI::App* cmd, TttOptions& t) {
   cmd->add_flag("--ttt-teacher", c.teacher, "keep an EMA teacher");
   cmd->add_flag("--ttt-episodic", c.episodic, "reset to the source weights after every adapted window");
   cmd->add_flag("--ttt-reset-on-drift", c.reset_on_drift, "reset to the source weights on a drift alarm");
+  // Every --ttt-* and --lora-* flag does nothing without --ttt: refused rather than ignored ("--ttt-lr requires --ttt").
+  for (CLI::Option* o : cmd->get_options([](CLI::Option* o) {
+         const std::string& n = o->get_name();
+         return n.rfind("--ttt-", 0) == 0 || n.rfind("--lora-", 0) == 0;
+       }))
+    o->needs(ttt);
 }
 
 }  // namespace wattmoe::cli

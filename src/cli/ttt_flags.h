@@ -1,5 +1,6 @@
 // The test-time training flags of `wattmoe run` (--ttt and --ttt-*, --lora-*), bound to TttOptions
-// (eval/budgeted_run.h), where their defaults live.
+// (eval/budgeted_run.h), where their defaults live. Every --ttt-* and --lora-* flag needs --ttt: given without it,
+// the command is refused ("--ttt-lr requires --ttt") instead of running without adaptation.
 #pragma once
 #include <CLI/CLI.hpp>
 

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/log.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -30,6 +31,10 @@ constexpr int kSpinIters = 4000;  // tens of microseconds of pause instructions
 // The pool default_pool() returns on this thread (null: the process-wide one). Set for a pool's workers and by
 // PoolScope; it selects where work runs, never what is computed.
 thread_local ThreadPool* t_pool = nullptr;
+
+// The process-wide pool's size as set by set_default_pool_threads (0: not set), and the pool once it exists.
+std::atomic<int> g_default_threads{0};
+std::atomic<const ThreadPool*> g_default_pool{nullptr};
 
 }  // namespace
 
@@ -136,15 +141,34 @@ int parse_thread_count(const char* value) {
   char* end = nullptr;
   errno = 0;
   const long n = std::strtol(value, &end, 10);
-  WATTMOE_REQUIRE(errno == 0 && *end == '\0' && n >= 1 && n <= 1024,
-                  "WATTMOE_THREADS=\"{}\": expected a whole number of threads from 1 to 1024 (unset: one per core)",
-                  value);
+  WATTMOE_REQUIRE(errno == 0 && *end == '\0' && n >= 1 && n <= kMaxThreads,
+                  "WATTMOE_THREADS=\"{}\": expected a whole number of threads from 1 to {} (unset: one per core)",
+                  value, kMaxThreads);
   return int(n);
+}
+
+void set_default_pool_threads(int n) {
+  WATTMOE_REQUIRE(n >= 1 && n <= kMaxThreads, "--threads {}: expected a whole number of threads from 1 to {}", n,
+                  kMaxThreads);
+  if (const ThreadPool* pool = g_default_pool.load()) {
+    WATTMOE_REQUIRE(pool->size() == n, "--threads {}: the thread pool already runs {} threads", n, pool->size());
+    return;
+  }
+  g_default_threads.store(n);
 }
 
 ThreadPool& default_pool() {
   if (t_pool) return *t_pool;
-  static ThreadPool pool(parse_thread_count(std::getenv("WATTMOE_THREADS")));
+  static ThreadPool pool([] {
+    if (const int n = g_default_threads.load()) return n;
+    return parse_thread_count(std::getenv("WATTMOE_THREADS"));
+  }());
+  static const bool published = [] {
+    g_default_pool.store(&pool);
+    log_debug("thread pool: {} threads", pool.size());
+    return true;
+  }();
+  (void)published;
   return pool;
 }
 

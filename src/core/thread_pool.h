@@ -62,13 +62,21 @@ class ThreadPool {
   std::exception_ptr error_;
 };
 
-// The thread count WATTMOE_THREADS asks for: null or empty = 0 (one per core), else a whole number 1..1024;
+// The most threads a pool is asked for (WATTMOE_THREADS, --threads).
+inline constexpr int kMaxThreads = 1024;
+
+// The thread count WATTMOE_THREADS asks for: null or empty = 0 (one per core), else a whole number 1..kMaxThreads;
 // anything else throws Error naming the variable.
 int parse_thread_count(const char* value);
 
+// The size of the process-wide pool, n threads (the CLI's --threads), in place of WATTMOE_THREADS and the core count.
+// Call before the pool's first use: throws Error when n is outside 1..kMaxThreads, or when the pool already exists
+// with another size (a call with its size does nothing).
+void set_default_pool_threads(int n);
+
 // The pool the CPU ops use: on a pool's worker thread, that pool (so nested calls run inline); else the innermost
-// PoolScope of the calling thread; else the process-wide pool (created on first use; size from WATTMOE_THREADS or
-// the core count).
+// PoolScope of the calling thread; else the process-wide pool (created on first use; size from
+// set_default_pool_threads, else WATTMOE_THREADS, else one per core; logged at debug level as "thread pool: N threads").
 ThreadPool& default_pool();
 
 // While alive, default_pool() on this thread returns `pool`: lets tests run the same ops on pools of different sizes

@@ -123,5 +123,22 @@ TEST(ThreadPool, ThreadCountFromEnvironment) {
   }
 }
 
+// --threads: out of range refused naming the flag; once the process-wide pool exists only its own size is accepted
+// (a later call could not resize it). The pool's size itself is checked through the CLI (tests/cli/threads.sh).
+TEST(ThreadPool, SetDefaultPoolThreads) {
+  for (int bad : {0, -1, kMaxThreads + 1}) {
+    try {
+      set_default_pool_threads(bad);
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--threads " + std::to_string(bad)), std::string::npos) << e.what();
+    }
+  }
+  const int n = default_pool().size();
+  EXPECT_NO_THROW(set_default_pool_threads(n));
+  EXPECT_THROW(set_default_pool_threads(n + 1), Error);
+  EXPECT_EQ(default_pool().size(), n);
+}
+
 }  // namespace
 }  // namespace wattmoe
