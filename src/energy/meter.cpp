@@ -109,9 +109,8 @@ void EnergyMeter::ingest_locked(const Sample& s) {
   } else if (counter_valid && std::isnan(prev_.energy_j)) {
     interval_ok = false;
   } else if (counter_valid) {
-    double d = s.energy_j - prev_.energy_j;
-    if (d < 0 && caps_.counter_wrap_j > 0) d += caps_.counter_wrap_j;
-    if (d < 0) {
+    double d = counter_step(prev_.energy_j, s.energy_j, caps_.counter_wrap_j);
+    if (std::isnan(d)) {
       log_warn("meter: {} energy counter went backwards ({} -> {} J); windows spanning it use integrated power",
                sensor_.name(), prev_.energy_j, s.energy_j);
       interval_ok = false;

@@ -47,6 +47,15 @@ struct Capabilities {
 };
 std::string capabilities_str(const Capabilities& c);  // "power energy gpu_temp ..." (available fields)
 
+// The energy a counter says was used between two of its readings: now_j − prev_j, plus wrap_j once when the counter
+// wrapped (wrap_j > 0: Capabilities::counter_wrap_j); NaN when it went backwards with no known wrap (a reset). The one
+// unwrapping rule of the live meter (energy/meter.h) and of replayed totals (energy/trace.h CounterTotal).
+inline double counter_step(double prev_j, double now_j, double wrap_j) {
+  double d = now_j - prev_j;
+  if (d < 0 && wrap_j > 0) d += wrap_j;
+  return d < 0 ? std::numeric_limits<double>::quiet_NaN() : d;
+}
+
 class PowerSensor {
  public:
   virtual ~PowerSensor() = default;

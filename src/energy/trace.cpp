@@ -131,13 +131,9 @@ void CounterTotal::add(double e, double time_s) {
   if (std::isnan(e)) return;
   ++samples;
   if (!std::isnan(last_)) {
-    double d = e - last_;
-    if (d < 0 && wrap_j > 0) d += wrap_j;
-    if (d >= 0) {
-      joules += d;
-    } else {
-      if (backwards++ == 0) first_backwards_s = time_s;
-    }
+    const double d = counter_step(last_, e, wrap_j);
+    if (!std::isnan(d)) joules += d;
+    else if (backwards++ == 0) first_backwards_s = time_s;
   }
   last_ = e;
 }
