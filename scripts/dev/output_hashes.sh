@@ -34,12 +34,12 @@ h() {  # name, command...: runs it, prints "name sha256 of the cleaned stdout" (
 }
 common=(--model "$M" --device "$DEV" --precision "$PREC" ${MOE:+--moe-kernels "$MOE"})
 V=$D/kjv.val.txt N=$D/kjv.val.noise10.txt
-h eval.topk "$W" eval "${common[@]}" --data "$V" --max-tokens 20000
-h eval.skip "$W" eval "${common[@]}" --data "$V" --max-tokens 20000 --policy skip --beta 0.5
-h eval.topp "$W" eval "${common[@]}" --data "$V" --max-tokens 20000 --policy top_p --top-p 0.7
-h eval.cost "$W" eval "${common[@]}" --data "$V" --max-tokens 20000 --policy cost --lambda 1 --expert-shape 4096x14336
-h eval.kmax1 "$W" eval "${common[@]}" --data "$V" --max-tokens 20000 --k-max 1
-h eval.stride "$W" eval "${common[@]}" --data "$V" --max-tokens 8000 --stride 64
+h eval.topk "$W" eval --json "${common[@]}" --data "$V" --max-tokens 20000
+h eval.skip "$W" eval --json "${common[@]}" --data "$V" --max-tokens 20000 --policy skip --beta 0.5
+h eval.topp "$W" eval --json "${common[@]}" --data "$V" --max-tokens 20000 --policy top_p --top-p 0.7
+h eval.cost "$W" eval --json "${common[@]}" --data "$V" --max-tokens 20000 --policy cost --lambda 1 --expert-shape 4096x14336
+h eval.kmax1 "$W" eval --json "${common[@]}" --data "$V" --max-tokens 20000 --k-max 1
+h eval.stride "$W" eval --json "${common[@]}" --data "$V" --max-tokens 8000 --stride 64
 runargs=(run "${common[@]}" --data "$N" --max-tokens 6000 --expert-shape 4096x14336)
 h run.plain "$W" "${runargs[@]}" --summary @OUT
 h run.plain.log "$W" "${runargs[@]}" --log @OUT --summary "$tmp/ignored"

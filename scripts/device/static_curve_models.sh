@@ -47,7 +47,7 @@ for name in "${!PATHS[@]}"; do
       out="$DIR/evals/$name.${pol%%:*}.s$stride.json"
       # shellcheck disable=SC2086
       "$BIN" eval --device cuda --model "${PATHS[$name]}" --data "$DATA/kjv.val.txt" --stride $stride \
-        --moe-kernels host ${pol#*:} > "$out"
+        --moe-kernels host --json ${pol#*:} > "$out"
       python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps({"model": sys.argv[2],
 "policy": sys.argv[3], "stride": d["stride"], "bits_per_byte": d["bits_per_byte"],
 "experts_per_token": d["experts_per_token"]}))' "$out" "$name" "${pol%%:*}" >> "$DIR/curves.jsonl"

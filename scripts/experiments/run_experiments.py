@@ -336,6 +336,8 @@ def argv(name):
     out = os.path.join(a.out, name)
     if cmd[1] == "run":
         cmd += ["--summary", out + ".json", "--log", out + ".jsonl"]
+    else:
+        cmd += ["--json"]
     return cmd, out + ".json"
 
 
@@ -480,7 +482,7 @@ if only("control") and log_rows("control/step"):
         act = next((r["window"] for r in rows if r.get("control", {}).get("floor", 0) > 0), None)
         sm = load(f"control/thermal_{g}")
         trows.append([g, act if act is not None else "—", thr if thr is not None else "never",
-                      f"{max(r['sim']['gpu_temp_c'] for r in rows):.1f}", sm["sim"]["throttled_windows"],
+                      f"{max(r['sim']['gpu_temp_c'] for r in rows):.1f}", sm.get("plant", sm.get("sim"))["throttled_windows"],
                       f"{sm['bits_per_byte']:.4f}", f"{sm['experts_per_token']:.3f}"])
     md.append("### Thermal ramp (ambient 61 °C, slowdown at 85 °C; simulated)\n")
     table(["run", "guard acts at window", "first throttled window", "max °C", "throttled windows", "bits/byte",

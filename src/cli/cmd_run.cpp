@@ -1,13 +1,14 @@
 // wattmoe run: a model reads a text stream window by window under a power or energy budget, optionally adapting
 // online — the library's budgeted run (eval/budgeted_run.h says what it does). This file only maps flags to its
-// options and writes the summary (stdout, or --summary).
+// options and hands back the summary (cli/output_flags.h: the verdict and a few lines, or --json / --summary).
 #include "cli/commands.h"
 #include "cli/common_flags.h"
 #include "cli/defaults.h"
+#include "cli/output_flags.h"
 #include "cli/routing_flags.h"
 #include "cli/ttt_flags.h"
 #include "eval/budgeted_run.h"
-#include "io/atomic_file.h"
+#include "eval/run_report.h"
 #include "io/files.h"
 #include "model/checkpoint.h"
 
@@ -17,7 +18,8 @@ namespace {
 
 struct RunArgs {
   RunConfig run;
-  std::string tokenizer, summary;
+  std::string tokenizer;
+  OutputFlags out;
   RunArgs() { run.model = default_model_dir(), run.data = "data/kjv.val.txt"; }
 };
 
@@ -28,21 +30,13 @@ void run_run(const RunArgs& a) {
       {"--data", a.run.data}, {"--tokenizer", a.tokenizer}, {"--sim-params", a.run.plant.sim_params},
       {"--model", md + "/config.json"}, {"--model", md + "/model.safetensors"}, {"--model", md + "/tokenizer.json"}};
   refuse_output_is_input("--log", a.run.log, inputs);
-  refuse_output_is_input("--summary", a.summary, inputs);
-  refuse_output_is_input("--summary", a.summary, {{"--log", a.run.log}});
+  refuse_output_is_input("--summary", a.out.summary, inputs);
+  refuse_output_is_input("--summary", a.out.summary, {{"--log", a.run.log}});
   const ModelWeights<float> m = load_model<float>(a.run.model);
   const std::unique_ptr<Tokenizer> tok = model_tokenizer(a.run.model, a.tokenizer, m.config.vocab_size);
   const TokenStream stream = load_token_stream(a.run.data, *tok, 2);
   const Json summary = run_budgeted(a.run, m, stream);
-  const std::string out = summary.dump(2);
-  if (a.summary.empty()) {
-    fmt::print("{}\n", out);
-  } else {
-    AtomicFile f(a.summary);
-    f.write(out.data(), out.size());
-    f.write("\n", 1);
-    f.commit();
-  }
+  emit_result(a.out, summary, run_report_text(summary));
   // The summary covers the windows measured before the plant failed; the run itself did not finish.
   if (summary.contains("stopped"))
     fail("run stopped: {} (the summary and log cover the windows measured before)", summary["stopped"].get<std::string>());
@@ -59,7 +53,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--data", r.data, "text stream")->capture_default_str();
   add_window_flags(cmd, r.stream.seq, r.stream.max_tokens);
   cmd->add_option("--log", r.log, "per-window JSONL log");
-  cmd->add_option("--summary", a->summary, "write the summary JSON here instead of stdout");
+  add_output_flags(cmd, a->out);
   add_device_flags(cmd, r.runner, "each window's forward, and with --ttt the adaptation,");
   add_threads_flag(cmd);
   cmd->add_option("--compare-windows", r.stream.compare_windows, "windows in the first/last expert-use matrices")
@@ -72,6 +66,8 @@ void add_run_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--no-thermal-guard{false}", r.budget.thermal_guard, "disable the thermal guard");
   cmd->add_flag("--no-ladder{false}", r.budget.ladder, "disable the degradation ladder");
+  cmd->add_flag("--allow-infeasible", r.budget.allow_infeasible,
+                "run even when the budget is below the plant's floor (its cheapest rung): warn instead of failing");
   cmd->add_option("--plant", r.plant.name,
                   "what the window's work runs on: sim (simulated GPU), cuda (Mixtral-shaped expert blocks on the real "
                   "GPU, measured with NVML) or model (the model itself on the GPU, --sim-streams copies of each window "

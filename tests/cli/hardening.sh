@@ -124,7 +124,7 @@ for sig in INT TERM; do
   want=$([ $sig = INT ] && echo 130 || echo 143)
   out="$TMP/train_$sig"
   timeout -s KILL 120 "$BIN" train --preset tiny --steps 100000 --eval-every 100000 --train "$TMP/text.txt" \
-    --val "$TMP/text.txt" --out "$out" > "$TMP/train_$sig.json" 2> "$TMP/err" &
+    --val "$TMP/text.txt" --out "$out" --json > "$TMP/train_$sig.json" 2> "$TMP/err" &
   pid=$!
   wait_for "$out/metrics.jsonl" 2 || fail "train ($sig): no metrics after 60 s"
   kill -$sig $pid
@@ -191,7 +191,7 @@ assert text.endswith("\n"), "the log does not end with a complete line"
 windows = [json.loads(l) for l in text.splitlines()]
 s = json.load(open(sys.argv[2]))
 assert "the sensor failed" in s["stopped"], s.get("stopped")
-assert s["sim"]["windows"] == len(windows) >= 2, (s["sim"]["windows"], len(windows))
+assert s["plant"]["windows"] == len(windows) >= 2, (s["plant"]["windows"], len(windows))
 PY
 
 # --- lost data: a write error on stdout still exited 0 ---

@@ -26,7 +26,7 @@ PY
 # 1. Static run == eval with batch 1 (same windows, same routing).
 "$BIN" run --model "$MODEL" --data "$TMP/text.txt" --summary "$TMP/run.json" --log "$TMP/run.jsonl" 2>/dev/null ||
   fail "static run failed"
-"$BIN" eval --model "$MODEL" --data "$TMP/text.txt" --batch 1 > "$TMP/eval.json" || fail "eval failed"
+"$BIN" eval --model "$MODEL" --data "$TMP/text.txt" --batch 1 --json > "$TMP/eval.json" || fail "eval failed"
 python3 - "$TMP" <<'PY' || fail "static run differs from eval"
 import json, sys
 d = sys.argv[1]
