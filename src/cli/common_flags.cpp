@@ -36,23 +36,31 @@ void add_threads_flag(CLI::App* cmd) {
       ->check(CLI::Range(1, kMaxThreads));
 }
 
-void refuse_non_finite_numbers(CLI::App& app, const std::vector<std::string>& inf_allowed) {
+void refuse_bad_numbers(CLI::App& app, const std::vector<std::string>& inf_allowed,
+                        const std::vector<std::string>& negative_allowed) {
+  const auto listed = [](const std::vector<std::string>& l, const std::string& n) {
+    return std::find(l.begin(), l.end(), n) != l.end();
+  };
   for (CLI::Option* opt : app.get_options()) {
-    if (opt->get_type_name().rfind("FLOAT", 0) != 0) continue;  // "FLOAT", or "FLOAT:<its validators>"
+    const std::string type = opt->get_type_name();  // "FLOAT", or "FLOAT:<its validators>"
+    const bool is_float = type.rfind("FLOAT", 0) == 0;
+    if (!is_float && type.rfind("INT", 0) != 0 && type.rfind("UINT", 0) != 0) continue;
     const std::string name = opt->get_name();
-    const bool inf_ok = std::find(inf_allowed.begin(), inf_allowed.end(), name) != inf_allowed.end();
+    const bool inf_ok = listed(inf_allowed, name), negative_ok = listed(negative_allowed, name);
     opt->check(CLI::Validator(
-        [inf_ok](std::string& text) -> std::string {
+        [is_float, inf_ok, negative_ok](std::string& text) -> std::string {
           char* end = nullptr;
           const double v = std::strtod(text.c_str(), &end);
           if (end == text.c_str()) return "";  // not a number at all: CLI11's own conversion says so
-          if (std::isnan(v)) return "expected a number, got '" + text + "'";  // CLI11 prefixes the flag's name
-          if (std::isinf(v) && !inf_ok) return "expected a finite number, got '" + text + "'";
+          if (is_float && std::isnan(v)) return "expected a number, got '" + text + "'";  // CLI11 prefixes the flag
+          if (is_float && std::isinf(v) && !inf_ok) return "expected a finite number, got '" + text + "'";
+          if (v < 0 && !negative_ok) return "expected a number >= 0, got '" + text + "'";
           return "";
         },
-        "", "finite"));
+        "", "checked"));
   }
-  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) refuse_non_finite_numbers(*sub, inf_allowed);
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    refuse_bad_numbers(*sub, inf_allowed, negative_allowed);
 }
 
 }  // namespace wattmoe::cli

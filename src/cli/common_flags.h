@@ -24,9 +24,12 @@ void add_window_flags(CLI::App* cmd, int& seq, int64_t& max_tokens);
 // one per core, lives in core/thread_pool). Applied while the flags are parsed, before the command runs.
 void add_threads_flag(CLI::App* cmd);
 
-// Every floating-point option of `app` and its subcommands (CLI11 type FLOAT) refuses NaN, and infinity (or a value
-// that overflows to it, 1e999) unless its name is in `inf_allowed` (e.g. --budget-j, whose "inf" means no limit):
-// "--duration: expected a number, got 'nan'". Call once, after every command is registered.
-void refuse_non_finite_numbers(CLI::App& app, const std::vector<std::string>& inf_allowed);
+// Every numeric option of `app` and its subcommands (CLI11 types INT, UINT, FLOAT) refuses a negative value unless
+// its name is in `negative_allowed` (e.g. --ambient-c: "--max-tokens: expected a number >= 0, got '-5'"); every
+// floating-point one (FLOAT) refuses NaN, and infinity (or a value that overflows to it, 1e999) unless its name is in
+// `inf_allowed` (e.g. --budget-j, whose "inf" means no limit): "--duration: expected a number, got 'nan'". Call once,
+// after every command is registered.
+void refuse_bad_numbers(CLI::App& app, const std::vector<std::string>& inf_allowed,
+                        const std::vector<std::string>& negative_allowed);
 
 }  // namespace wattmoe::cli

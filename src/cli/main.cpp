@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
   wattmoe::cli::add_profile_command(app);
   wattmoe::cli::add_run_command(app);
   wattmoe::cli::add_serve_command(app);
-  wattmoe::cli::refuse_non_finite_numbers(app, {"--budget-j"});  // NaN nowhere; inf only where it means "no limit"
+  // NaN nowhere; inf only where it means "no limit"; negative numbers only where they mean something (°C).
+  wattmoe::cli::refuse_bad_numbers(app, {"--budget-j"}, {"--ambient-c"});
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

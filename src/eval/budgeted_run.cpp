@@ -180,6 +180,9 @@ void check_run_config(const RunConfig& a) {
   WATTMOE_REQUIRE(period_s > 0 && period_s <= RunPlantOptions::kMaxStepPeriodS, "--step-period-s {:g}: expected seconds in (0, {:g}]",
                   period_s, RunPlantOptions::kMaxStepPeriodS);
   WATTMOE_REQUIRE(a.plant.idle_s >= 0 && a.plant.idle_s <= 600, "--idle-s {}: expected 0 to 600 s", a.plant.idle_s);
+  WATTMOE_REQUIRE(std::isnan(a.plant.ambient_c) || (a.plant.ambient_c > -273.15 && a.plant.ambient_c < 1000),
+                  "--ambient-c {}: expected a temperature in °C above absolute zero (-273.15) and below 1000",
+                  a.plant.ambient_c);
   WATTMOE_REQUIRE(b.active() || b.schedule.empty(), "--budget-schedule needs --power-budget or --energy-budget");
   validate_stream_options(a.stream);
 }

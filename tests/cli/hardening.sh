@@ -96,17 +96,18 @@ expect_error "the model's loss is not finite" W run --model "$TMP/huge" --data "
 expect_error "the model's logits are not finite" W generate --model "$TMP/huge" --max-new 5
 
 # --- silent wrong answers: train took <= 0 (and NaN) for steps, batch, seq, lr as "use the preset" ---
+# (a negative number is refused for every numeric flag while the flags are parsed: cli/common_flags.h)
 T=(train --preset tiny --train "$TMP/text.txt" --val "$TMP/text.txt" --out "$TMP/never")
 expect_error "--steps 0: expected a number >= 1" W "${T[@]}" --steps 0
-expect_error "--steps -5: expected a number >= 1" W "${T[@]}" --steps -5
+expect_error "--steps: expected a number >= 0, got '-5'" W "${T[@]}" --steps -5
 expect_error "--batch 0: expected a number >= 1" W "${T[@]}" --batch 0
 expect_error "--seq 1: expected a number >= 2" W "${T[@]}" --seq 1
-expect_error "--accum -1: expected a number >= 1" W "${T[@]}" --accum -1
+expect_error "--accum: expected a number >= 0, got '-1'" W "${T[@]}" --accum -1
 expect_error "--eval-every 0: expected a number >= 1" W "${T[@]}" --eval-every 0
 expect_error "--lr 0: expected a learning rate > 0" W "${T[@]}" --lr 0
-expect_error "--lr -0.001: expected a learning rate > 0" W "${T[@]}" --lr -0.001
+expect_error "--lr: expected a number >= 0, got '-0.001'" W "${T[@]}" --lr -0.001
 expect_error "--lr: expected a number, got 'nan'" W "${T[@]}" --lr nan
-expect_error "--lb-coef -1: expected a coefficient >= 0" W "${T[@]}" --lb-coef -1
+expect_error "--lb-coef: expected a number >= 0, got '-1'" W "${T[@]}" --lb-coef -1
 [ -e "$TMP/never" ] && fail "a refused train created its --out"
 
 # --- silent wrong answers: a wrapped energy counter in a replayed trace printed negative joules ---

@@ -130,4 +130,12 @@ first_line "$TMP/data.txt" "^wrote [0-9]+ files \([0-9.]+ MB\) to .*/data \(mani
 W data build --out "$TMP/data" --json > "$TMP/data.json" 2> /dev/null || fail "data build --json failed"
 schema "$TMP/data.json" wattmoe.data/1
 
+# --- negative numbers are refused on every command, naming the flag (they used to mean "all" or wrap around) ---
+expect_error "--max-tokens: expected a number >= 0, got '-5'" "$BIN" eval --model "$MODEL" --data "$TMP/text.txt" \
+  --max-tokens -5
+expect_error "--seed: expected a number >= 0, got '-1'" "$BIN" data build --out "$TMP/never" --seed -1
+expect_error "--context: expected a number >= 0, got '-3'" "$BIN" generate --model "$MODEL" --context -3
+expect_error "--ttt-every: expected a number >= 0" "$BIN" "${RUN[@]}" --ttt --ttt-every -1
+expect_error "--ambient-c -300: expected a temperature in °C above absolute zero" "$BIN" "${RUN[@]}" --ambient-c -300
+
 finish results.sh
