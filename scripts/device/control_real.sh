@@ -211,7 +211,7 @@ say "idle ${IDLE} W, unconstrained ${P0} W, span from ${LOW} W ($SPAN) -> target
 
 # 4. Budget stepped down at a third and up at two thirds.
 say "== budget ${T1} W -> ${T2} W -> ${T3} W: $WINDOWS windows"
-"$BIN" "${COMMON[@]}" --sim-streams "$STREAMS" --max-tokens $((WINDOWS * 128)) --power-budget "$T1" \
+"$BIN" "${COMMON[@]}" --sim-streams "$STREAMS" --max-tokens $((WINDOWS * 128)) --power-budget-w "$T1" \
   --budget-schedule "$W1:$T2,$W2:$T3" "${GUARD[@]}" --log "$DIR/step.jsonl" --summary "$DIR/step.json" 2>>"$LOG" ||
   { say "budget run failed"; exit 1; }
 

@@ -38,8 +38,8 @@ for spec in "${MODELS[@]}"; do
 done
 
 POLICIES=("topk_k2:" "topk_k1:--k-max 1" "skip_0.3:--policy skip --beta 0.3" "skip_0.5:--policy skip --beta 0.5"
-          "skip_0.7:--policy skip --beta 0.7" "top_p_0.7:--policy top_p --top-p 0.7"
-          "top_p_0.8:--policy top_p --top-p 0.8")
+          "skip_0.7:--policy skip --beta 0.7" "top_p_0.7:--policy top_p --route-top-p 0.7"
+          "top_p_0.8:--policy top_p --route-top-p 0.8")
 : > "$DIR/curves.jsonl"
 for name in "${!PATHS[@]}"; do
   for pol in "${POLICIES[@]}"; do

@@ -75,7 +75,7 @@ def only(x):
 if only("policy"):
     knobs = [("topk_k2", "topk", []), ("topk_k1", "topk", ["--k-max", "1"]), ("topk_k3", "topk", ["--k-max", "3"])]
     knobs += [(f"skip_{b}", "skip", ["--beta", b]) for b in ["0.1", "0.3", "0.5", "0.7", "0.9"]]
-    knobs += [(f"top_p_{p}", "top_p", ["--top-p", p]) for p in ["0.5", "0.6", "0.7", "0.8", "0.9", "1"]]
+    knobs += [(f"top_p_{p}", "top_p", ["--route-top-p", p]) for p in ["0.5", "0.6", "0.7", "0.8", "0.9", "1"]]
     knobs += [(f"skip_0", "skip", ["--beta", "0"])]
     knobs += [(f"cost_{l}", "cost", ["--lambda", l]) for l in ["0", "1"]]
     for name, pol, k in knobs:
@@ -90,11 +90,11 @@ REFERENCE = [("topk", "k=2", 2.00, 1.838), ("topk", "k=1", 1.00, 1.874), ("skip"
 
 if only("control"):
     n = 20000 if a.quick else 80000
-    job("control/step", "run", "--data", f"{D}/kjv.val.txt", "--max-tokens", str(n), *SHAPE, "--power-budget", "320",
+    job("control/step", "run", "--data", f"{D}/kjv.val.txt", "--max-tokens", str(n), *SHAPE, "--power-budget-w", "320",
         "--budget-schedule", "150:280,400:340")
     for g, flag in [("guard", []), ("noguard", ["--no-thermal-guard"])]:
         job(f"control/thermal_{g}", "run", "--data", f"{D}/kjv.val.txt", "--max-tokens", str(n), *SHAPE,
-            "--power-budget", "600", "--ambient-c", "61", "--sim-streams", "80", "--step-period-s", "0.1", *flag)
+            "--power-budget-w", "600", "--ambient-c", "61", "--sim-streams", "80", "--step-period-s", "0.1", *flag)
 
 if only("shift"):
     for shift in ["noise10", "caps"]:

@@ -40,20 +40,28 @@ void add_profile_command(CLI::App& app) {
                   "nvml (cuda default), rapl (cpu default when readable), or sim (the simulated GPU fed each block's "
                   "FLOPs and bytes; labelled simulated)");
   cmd->add_option("--sim-params", a->sim_params, "simulated GPU parameters (JSON; with --sensor sim)");
-  cmd->add_option("--out", a->out, "cost table to write (wattmoe.cost_table.v1 JSON)");
-  cmd->add_option("--token-counts", a->token_counts,
-                  "comma-separated tokens per call (default 1,8,64,512,4096 capped by --max-tokens)");
-  cmd->add_option("--max-tokens", a->max_tokens,
+  cmd->add_option("--out", a->out, "cost table to write (wattmoe.cost_table.v1 JSON)")->required();
+  CLI::Option* per_call = cmd->add_option(
+      "--tokens-per-call", a->token_counts,
+      "comma-separated tokens per call (default 1,8,64,512,4096 capped by --max-tokens-per-call)");
+  add_deprecated_alias(cmd, "--token-counts", per_call, a->token_counts);
+  CLI::Option* max_per_call = cmd->add_option("--max-tokens-per-call", a->max_tokens,
                   "most tokens per call (default min(4096, the model's max_position_embeddings))");
-  cmd->add_option("--min-window", a->min_window_s, "seconds each measured window lasts at least (default 0.5)");
+  add_deprecated_alias(cmd, "--max-tokens", max_per_call, a->max_tokens);
+  CLI::Option* win = cmd->add_option("--min-window-s", a->min_window_s,
+                                     "seconds each measured window lasts at least (default 0.5)");
+  add_deprecated_alias(cmd, "--min-window", win, a->min_window_s);
   cmd->add_option("--repeats", a->repeats, "windows per block and token count (default 3)");
   cmd->add_option("--warmup", a->warmup, "untimed runs before each pilot (default 2)");
-  cmd->add_option("--settle", a->settle_s,
+  CLI::Option* settle = cmd->add_option("--settle-s", a->settle_s,
                   "real sensors: seconds each block runs after its pilot before the first window (default 0.25)");
+  add_deprecated_alias(cmd, "--settle", settle, a->settle_s);
   cmd->add_option("--cuda-graph", a->graph_calls,
                   "cuda: calls of a block per CUDA graph replay, so small blocks are measured without host launch "
                   "gaps (default 16; 1 = plain launches)");
-  cmd->add_option("--idle", a->idle_s, "seconds of idle power to measure first (default 2; 1 simulated; 0 = skip)");
+  CLI::Option* idle = cmd->add_option("--idle-s", a->idle_s,
+                                      "seconds of idle power to measure first (default 2; 1 simulated; 0 = skip)");
+  add_deprecated_alias(cmd, "--idle", idle, a->idle_s);
   cmd->add_flag("--fit-hardware", a->fit_hardware,
                 "fit the analytic model's coefficients (static W, pJ/FLOP, pJ/byte, peak, bandwidth, launch) to the "
                 "expert measurements and write them under \"hardware\"");

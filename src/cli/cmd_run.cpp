@@ -59,8 +59,11 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--compare-windows", r.stream.compare_windows, "windows in the first/last expert-use matrices")
       ->capture_default_str();
   add_routing_flags(cmd, r.routing);
-  cmd->add_option("--power-budget", r.budget.power_w, "hold the plant's mean power at W");
-  cmd->add_option("--energy-budget", r.budget.energy_j_per_token, "hold the plant's energy per token at J/token");
+  CLI::Option* pw = cmd->add_option("--power-budget-w", r.budget.power_w, "hold the plant's mean power at W");
+  add_deprecated_alias(cmd, "--power-budget", pw, r.budget.power_w);
+  CLI::Option* ej = cmd->add_option("--energy-budget-j-per-token", r.budget.energy_j_per_token,
+                                    "hold the plant's energy per token at J/token");
+  add_deprecated_alias(cmd, "--energy-budget", ej, r.budget.energy_j_per_token);
   cmd->add_option("--budget-schedule", r.budget.schedule, "target step changes WINDOW:TARGET,... (W or J/token)");
   cmd->add_option("--control-policy", r.budget.control_policy, "knob the controller moves: cost, top_p, skip, topk, budget")
       ->capture_default_str();

@@ -18,8 +18,8 @@ void add_device_flags(CLI::App* cmd, RunnerOptions& o, const std::string& device
   cmd->add_option("--precision", o.precision, "fp32, or bf16 (with --device cuda: bf16 weights and activations)")
       ->capture_default_str();
   cmd->add_option("--moe-kernels", o.moe_kernels,
-                  "with --device cuda, what runs the MoE layers: auto (the fused kernels — every routing policy on the "
-                  "device, test-time training included — wherever the model allows: --precision bf16, H and I "
+                  "with --device cuda, what runs the MoE layers: auto (the fused kernels, every routing policy on the "
+                  "device, wherever the model allows: --precision bf16, H and I "
                   "multiples of 8, at most 256 experts), fused (error when not possible), or host (routing on the "
                   "host: one round trip per layer)")
       ->capture_default_str();

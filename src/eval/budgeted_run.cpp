@@ -128,11 +128,13 @@ PlantOptions plant_options(const RunConfig& a, const ModelConfig& m) {
 }
 
 // The least the plant can draw (W, or J/token with `energy`) for a window of the run: the ladder's cheapest rung —
-// top-1 routing with every token of the window on one expert per layer, at the smallest batch share — on a fresh
-// simulated GPU (at ambient temperature: it leaks least), so no budget below it can be held. A measured plant's
-// floor is its idle power, known once it measured it (none for an energy budget). NaN when unknown.
-double plant_floor(const PlantOptions& po, const Plant& plant, const ModelConfig& m, int seq, double batch_scale,
-                   bool energy) {
+// top-1 routing with every token of the window on one expert per layer, at whichever batch share the ladder may use
+// draws least (the smallest for power; for energy per token usually the whole batch, as idle power is shared by
+// fewer tokens in a smaller one) — on a fresh simulated GPU (at ambient temperature: it leaks least), so no budget
+// below it can be held. A measured plant's floor is its idle power, known once it measured it (none for an energy
+// budget). NaN when unknown.
+double plant_floor(const PlantOptions& po, const Plant& plant, const ModelConfig& m, int seq,
+                   const std::vector<double>& batch_scales, bool energy) {
   if (po.name != "sim") {
     const Json d = plant.describe();
     return !energy && d.contains("idle_w") && d["idle_w"].is_number() ? d["idle_w"].get<double>() : NAN;
@@ -140,25 +142,29 @@ double plant_floor(const PlantOptions& po, const Plant& plant, const ModelConfig
   std::vector<std::vector<int64_t>> counts(size_t(m.num_layers));
   for (int l = 0; l < m.num_layers; ++l)
     if (m.is_moe_layer(l)) counts[size_t(l)].assign(size_t(m.num_experts), 0), counts[size_t(l)][0] = seq;
-  const PlantStep st = make_plant(po)->step(counts, seq, batch_scale);
-  return energy ? st.joules_per_token() : st.power_w();
+  double floor = INFINITY;
+  for (const double scale : batch_scales) {
+    const PlantStep st = make_plant(po)->step(counts, seq, scale);
+    floor = std::min(floor, energy ? st.joules_per_token() : st.power_w());
+  }
+  return floor;
 }
 
 // Refuses (or, with --allow-infeasible, warns about) a target below the plant's floor.
 void check_feasible(const BudgetOptions& b, const std::vector<std::pair<int64_t, double>>& schedule, double floor,
-                    double batch_scale, const std::string& plant) {
+                    const std::string& plant) {
   if (!std::isfinite(floor)) return;
   const bool energy = b.energy_j_per_token > 0;
   double lowest = energy ? b.energy_j_per_token : b.power_w;
   for (const auto& [w, t] : schedule) lowest = std::min(lowest, t);
   if (lowest >= floor) return;
-  const std::string flag = energy ? "--energy-budget" : "--power-budget", unit = energy ? "J/token" : "W";
+  const std::string flag = energy ? "--energy-budget-j-per-token" : "--power-budget-w", unit = energy ? "J/token" : "W";
   const std::string msg = fmt::format(
       "{} {:.4g} {} cannot be held: the {} plant draws at least {:.4g} {} at the cheapest rung ({}); give a budget "
       "above that, or --allow-infeasible to run anyway",
       lowest == (energy ? b.energy_j_per_token : b.power_w) ? flag : "--budget-schedule target", lowest, unit, plant,
       floor, unit,
-      plant == "sim" ? fmt::format("top-1 routing on one expert per layer, batch share {:g}", batch_scale)
+      plant == "sim" ? std::string("top-1 routing on one expert per layer")
                      : std::string("its measured idle power"));
   WATTMOE_REQUIRE(b.allow_infeasible, "{}", msg);
   log_warn("run: {}", msg);
@@ -183,7 +189,7 @@ void check_run_config(const RunConfig& a) {
   WATTMOE_REQUIRE(std::isnan(a.plant.ambient_c) || (a.plant.ambient_c > -273.15 && a.plant.ambient_c < 1000),
                   "--ambient-c {}: expected a temperature in °C above absolute zero (-273.15) and below 1000",
                   a.plant.ambient_c);
-  WATTMOE_REQUIRE(b.active() || b.schedule.empty(), "--budget-schedule needs --power-budget or --energy-budget");
+  WATTMOE_REQUIRE(b.active() || b.schedule.empty(), "--budget-schedule needs --power-budget-w or --energy-budget-j-per-token");
   validate_stream_options(a.stream);
 }
 
@@ -230,9 +236,10 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   double floor = NAN;
   if (ctl) {
     const LadderConfig& lc = ctl->config().ladder;
-    const double min_scale = lc.enabled && !lc.batch_scales.empty() ? lc.batch_scales.back() : 1.0;
-    floor = plant_floor(po, *plant, m.config, a.stream.seq, min_scale, energy_budget);
-    check_feasible(a.budget, schedule, floor, min_scale, a.plant.name);
+    std::vector<double> scales{1.0};  // the batch shares the ladder may use
+    if (lc.enabled) scales.insert(scales.end(), lc.batch_scales.begin(), lc.batch_scales.end());
+    floor = plant_floor(po, *plant, m.config, a.stream.seq, scales, energy_budget);
+    check_feasible(a.budget, schedule, floor, a.plant.name);
   }
   std::vector<BudgetWindow> budget_windows;  // the full windows, for the verdict (eval/budget_verdict.h)
 

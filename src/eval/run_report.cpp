@@ -43,9 +43,12 @@ std::string run_verdict(const Json& s) {
 
 std::string run_report_text(const Json& s) {
   std::string t = run_verdict(s) + "\n";
+  const std::string routing =
+      s.contains("control") ? fmt::format("the controller moving {}", s["control"]["policy"].get<std::string>())
+                            : fmt::format("{} routing", s["routing"]["policy"].get<std::string>());
   t += fmt::format("  scored {} tokens of {} in {} windows: bits/byte {:.4f}, {:.3f} experts/token ({})\n",
                    thousands(int64_t(num(s, "tokens"))), s["data"].get<std::string>(), int64_t(num(s, "windows")),
-                   num(s, "bits_per_byte"), num(s, "experts_per_token"), s["routing"]["policy"].get<std::string>());
+                   num(s, "bits_per_byte"), num(s, "experts_per_token"), routing);
   if (s.contains("ttt"))
     t += fmt::format("  TTT: {} windows adapted ({}), {} resets, adaptation took {:.2f}x the inference time\n",
                      int64_t(num(s, "adapted_windows")), s["ttt"]["groups"].get<std::string>(),

@@ -90,13 +90,13 @@ std::vector<int> parse_token_counts(const std::string& s) {
     } catch (const std::exception&) {
       used = 0;
     }
-    WATTMOE_REQUIRE(used == item.size() && !item.empty(), "--token-counts {}: '{}' is not an integer", s, item);
-    WATTMOE_REQUIRE(v >= 1, "--token-counts {}: token count {} < 1 (each call needs at least one token)", s, v);
-    WATTMOE_REQUIRE(v <= (1 << 20), "--token-counts {}: token count {} is too large (at most {})", s, v, 1 << 20);
-    for (int prev : out) WATTMOE_REQUIRE(prev != v, "--token-counts {}: {} appears twice", s, v);
+    WATTMOE_REQUIRE(used == item.size() && !item.empty(), "--tokens-per-call {}: '{}' is not an integer", s, item);
+    WATTMOE_REQUIRE(v >= 1, "--tokens-per-call {}: token count {} < 1 (each call needs at least one token)", s, v);
+    WATTMOE_REQUIRE(v <= (1 << 20), "--tokens-per-call {}: token count {} is too large (at most {})", s, v, 1 << 20);
+    for (int prev : out) WATTMOE_REQUIRE(prev != v, "--tokens-per-call {}: {} appears twice", s, v);
     out.push_back(int(v));
   }
-  WATTMOE_REQUIRE(!out.empty(), "--token-counts: expected a comma-separated list such as 1,8,64");
+  WATTMOE_REQUIRE(!out.empty(), "--tokens-per-call: expected a comma-separated list such as 1,8,64");
   return out;
 }
 
@@ -126,16 +126,16 @@ void run_profile_job(const ProfileJob& a) {
                   "--check-layer measures the real MoE layer: it needs a real sensor (nvml), not sim");
   WATTMOE_REQUIRE(a.sim_params.empty() || a.sensor == "sim", "--sim-params FILE goes with --sensor sim");
   WATTMOE_REQUIRE(std::isfinite(a.min_window_s) && a.min_window_s > 0 && a.min_window_s <= 600,
-                  "--min-window {}: expected seconds in (0, 600]", a.min_window_s);
+                  "--min-window-s {}: expected seconds in (0, 600]", a.min_window_s);
   WATTMOE_REQUIRE(a.repeats >= 1 && a.repeats <= 1000, "--repeats {}: expected 1 to 1000", a.repeats);
   WATTMOE_REQUIRE(a.warmup >= 0 && a.warmup <= 1000000, "--warmup {}: expected 0 to 1000000 calls", a.warmup);
-  WATTMOE_REQUIRE(std::isfinite(a.settle_s) && a.settle_s >= 0 && a.settle_s <= 60, "--settle {}: expected 0 to 60 s",
+  WATTMOE_REQUIRE(std::isfinite(a.settle_s) && a.settle_s >= 0 && a.settle_s <= 60, "--settle-s {}: expected 0 to 60 s",
                   a.settle_s);
   WATTMOE_REQUIRE(a.graph_calls >= 1 && a.graph_calls <= 4096, "--cuda-graph {}: expected 1 to 4096 calls per graph",
                   a.graph_calls);
-  WATTMOE_REQUIRE(a.idle_s < 0 || (std::isfinite(a.idle_s) && a.idle_s <= 600), "--idle {}: expected 0 to 600 s",
+  WATTMOE_REQUIRE(a.idle_s < 0 || (std::isfinite(a.idle_s) && a.idle_s <= 600), "--idle-s {}: expected 0 to 600 s",
                   a.idle_s);
-  WATTMOE_REQUIRE(a.max_tokens >= 0 && a.max_tokens <= (1 << 20), "--max-tokens {}: expected 1 to {}", a.max_tokens,
+  WATTMOE_REQUIRE(a.max_tokens >= 0 && a.max_tokens <= (1 << 20), "--max-tokens-per-call {}: expected 1 to {}", a.max_tokens,
                   1 << 20);
   std::vector<int> counts;
   if (!a.token_counts.empty()) counts = parse_token_counts(a.token_counts);
@@ -159,8 +159,8 @@ void run_profile_job(const ProfileJob& a) {
   }
   for (int t : counts)
     WATTMOE_REQUIRE(t <= cap,
-                    "--token-counts: {} exceeds the most tokens per call, {} ({}; raise it with --max-tokens)", t, cap,
-                    a.max_tokens > 0 ? "--max-tokens" : "the model's max_position_embeddings");
+                    "--tokens-per-call: {} exceeds the most tokens per call, {} ({}; raise it with --max-tokens-per-call)", t, cap,
+                    a.max_tokens > 0 ? "--max-tokens-per-call" : "the model's max_position_embeddings");
   const int max_tokens = *std::max_element(counts.begin(), counts.end());
 
   // --- the sensor ---

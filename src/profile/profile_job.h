@@ -21,7 +21,7 @@ struct ProfileJob {
   std::string command;  // the command line as run, for the table's "command" field
 };
 
-// --token-counts "1,8,64": distinct integers in [1, 2^20] (fuzzed: fuzz/flags_fuzz.cpp).
+// --tokens-per-call "1,8,64": distinct integers in [1, 2^20] (fuzzed: fuzz/flags_fuzz.cpp).
 std::vector<int> parse_token_counts(const std::string& s);
 
 // Validates, profiles, writes `out` (and `check_layer`), and prints a summary table on stdout.

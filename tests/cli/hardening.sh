@@ -58,8 +58,8 @@ expect_error "counter_tick_s: expected a tick of at least 1e-6 s" W "${RUN[@]}" 
 # --- hangs and silent wrong answers: NaN or inf in a number flag (telemetry --duration nan ran forever) ---
 expect_error "--duration: expected a number, got 'nan'" W telemetry --sensor sim --fast --duration nan
 expect_error "--duration: expected a number, got '-nan'" W telemetry --sensor sim --fast --duration -nan
-expect_error "--top-p: expected a finite number, got 'inf'" W eval --model "$FIX" --data "$TMP/text.txt" --top-p inf
-expect_error "--power-budget: expected a finite number, got '1e999'" W "${RUN[@]}" --power-budget 1e999
+expect_error "--route-top-p: expected a finite number, got 'inf'" W eval --model "$FIX" --data "$TMP/text.txt" --route-top-p inf
+expect_error "--power-budget-w: expected a finite number, got '1e999'" W "${RUN[@]}" --power-budget-w 1e999
 expect_error "--ttt-lr: expected a number, got 'NaN'" W "${RUN[@]}" --ttt --ttt-lr NaN
 W eval --model "$SRC/models/kjv-small" --data "$TMP/text.txt" --max-tokens 200 --policy budget --budget-j inf \
   > /dev/null 2>"$TMP/err" || fail "--budget-j inf (no limit) was refused: $(cat "$TMP/err")"
@@ -93,7 +93,7 @@ open(sys.argv[2], "wb").write(bytes(b))
 PY
 expect_error "the model's loss is not finite" W eval --model "$TMP/huge" --data "$TMP/text.txt" --max-tokens 500
 expect_error "the model's loss is not finite" W run --model "$TMP/huge" --data "$TMP/text.txt" --max-tokens 500
-expect_error "the model's logits are not finite" W generate --model "$TMP/huge" --max-new 5
+expect_error "the model's logits are not finite" W generate --model "$TMP/huge" --max-new-tokens 5
 
 # --- silent wrong answers: train took <= 0 (and NaN) for steps, batch, seq, lr as "use the preset" ---
 # (a negative number is refused for every numeric flag while the flags are parsed: cli/common_flags.h)

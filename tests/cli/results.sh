@@ -53,7 +53,7 @@ first_line "$TMP/eval_skip.txt" "\(skip beta=0\.50: 1\.[0-9]{2} experts/token\)$
 
 # --- run with a budget that holds: the verdict names the target, the mean, the blocks; the JSON agrees ---
 RUN=(run --model "$MODEL" --data "$TMP/text.txt" --expert-shape 4096x14336)
-W "${RUN[@]}" --power-budget 320 --summary "$TMP/held.json" > "$TMP/held.txt" 2> "$TMP/held.err" ||
+W "${RUN[@]}" --power-budget-w 320 --summary "$TMP/held.json" > "$TMP/held.txt" 2> "$TMP/held.err" ||
   fail "budget run: $(cat "$TMP/held.err")"
 first_line "$TMP/held.txt" \
   "^budget 320 W held: mean 3[0-9]{2}\.[0-9] W \([+-][0-9]\.[0-9]%\), 4-window blocks within ±[0-9]\.[0-9]%, bits/byte [0-9.]+$" \
@@ -76,25 +76,25 @@ grep -Eq "run: window 1/[0-9]+ +sim [0-9.]+ W \(target 320 W, [+-][0-9.]+%\) +sk
   "$TMP/held.err" || fail "run: no live line for window 1 in: $(head -3 "$TMP/held.err")"
 
 # --- too few windows at the target to judge ---
-W "${RUN[@]}" --power-budget 320 --max-tokens 600 > "$TMP/short.txt" 2> /dev/null || fail "short budget run failed"
+W "${RUN[@]}" --power-budget-w 320 --max-tokens 600 > "$TMP/short.txt" 2> /dev/null || fail "short budget run failed"
 first_line "$TMP/short.txt" "^budget 320 W not judged: fewer than 8 full windows at a target" "run, too short"
 
 # --- an infeasible budget: refused before any window, or run with --allow-infeasible and judged NOT held ---
-expect_error "--power-budget 10 W cannot be held: the sim plant draws at least [0-9.]* W at the cheapest rung" \
-  "$BIN" "${RUN[@]}" --power-budget 10 --log "$TMP/never.jsonl"
+expect_error "--power-budget-w 10 W cannot be held: the sim plant draws at least [0-9.]* W at the cheapest rung" \
+  "$BIN" "${RUN[@]}" --power-budget-w 10 --log "$TMP/never.jsonl"
 [ -e "$TMP/never.jsonl" ] && fail "an infeasible budget ran windows"
-expect_error "--budget-schedule target 10 W cannot be held" "$BIN" "${RUN[@]}" --power-budget 300 \
+expect_error "--budget-schedule target 10 W cannot be held" "$BIN" "${RUN[@]}" --power-budget-w 300 \
   --budget-schedule 20:10
-W "${RUN[@]}" --power-budget 10 --allow-infeasible --json > "$TMP/inf.json" 2> "$TMP/inf.err" ||
+W "${RUN[@]}" --power-budget-w 10 --allow-infeasible --json > "$TMP/inf.json" 2> "$TMP/inf.err" ||
   fail "--allow-infeasible: $(cat "$TMP/inf.err")"
-grep -q "warn.*--power-budget 10 W cannot be held" "$TMP/inf.err" || fail "--allow-infeasible: no warning"
+grep -q "warn.*--power-budget-w 10 W cannot be held" "$TMP/inf.err" || fail "--allow-infeasible: no warning"
 python3 - "$TMP/inf.json" <<'PY' || fail "infeasible budget run: not judged NOT held"
 import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["budget"]["held"] is False and s["verdict"].startswith("budget 10 W NOT held: mean "), s["verdict"]
 assert s["budget"]["floor"] > 10
 PY
-expect_error "--energy-budget 1e-09 J/token cannot be held" "$BIN" "${RUN[@]}" --energy-budget 1e-9
+expect_error "--energy-budget-j-per-token 1e-09 J/token cannot be held" "$BIN" "${RUN[@]}" --energy-budget-j-per-token 1e-9
 
 # --- run without a budget ---
 W "${RUN[@]}" --max-tokens 2000 > "$TMP/free.txt" 2> /dev/null || fail "run without a budget failed"

@@ -22,7 +22,7 @@ r = random.Random(3)
 words = "and the lord said unto moses that he should go up into the mount of god and speak unto the people".split()
 open(sys.argv[1] + "/text.txt", "w").write(" ".join(r.choice(words) for _ in range(800)) + "\n")
 PY
-BUDGET=(--expert-shape 4096x14336 --power-budget 320 --budget-schedule 10:290)
+BUDGET=(--expert-shape 4096x14336 --power-budget-w 320 --budget-schedule 10:290)
 
 # 1. --plant sim is the default: identical logs (but for timings) with and without the flag.
 "$BIN" run --model "$MODEL" --data "$TMP/text.txt" "${BUDGET[@]}" --summary "$TMP/a.json" --log "$TMP/a.jsonl" \

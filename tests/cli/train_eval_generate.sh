@@ -23,7 +23,7 @@ assert r["tokens"] > 1000 and abs(r["experts_per_token"] - 2.0) < 1e-9, r
 assert set(r["expert_counts"]) == {"0", "1"}, r
 PY
 
-out=$("$w" generate --model "$tmp/m" --prompt "And God said" --max-new 20 --seed 3 2>/dev/null)
+out=$("$w" generate --model "$tmp/m" --prompt "And God said" --max-new-tokens 20 --seed 3 2>/dev/null)
 case "$out" in "And God said"*) ;; *) echo "generate output does not start with the prompt: $out"; exit 1 ;; esac
 test "${#out}" -ge 30
 
