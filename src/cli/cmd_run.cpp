@@ -49,16 +49,21 @@ void add_run_command(CLI::App& app) {
   RunConfig& r = a->run;
   CLI::App* cmd = app.add_subcommand(
       "run", "Score a text stream under a power/energy budget, optionally adapting the model online (JSONL log)");
+  // --help in groups (CLI11's option_defaults: each option added after takes the group).
+  cmd->option_defaults()->group("Data and model");
   add_model_flags(cmd, r.model, a->tokenizer);
   cmd->add_option("--data", r.data, "text stream")->capture_default_str();
   add_window_flags(cmd, r.stream.seq, r.stream.max_tokens);
-  cmd->add_option("--log", r.log, "per-window JSONL log");
-  add_output_flags(cmd, a->out);
   add_device_flags(cmd, r.runner, "each window's forward, and with --ttt the adaptation,");
   add_threads_flag(cmd);
+  cmd->option_defaults()->group("Output");
+  cmd->add_option("--log", r.log, "per-window JSONL log");
+  add_output_flags(cmd, a->out);
   cmd->add_option("--compare-windows", r.stream.compare_windows, "windows in the first/last expert-use matrices")
       ->capture_default_str();
+  cmd->option_defaults()->group("Routing");
   add_routing_flags(cmd, r.routing);
+  cmd->option_defaults()->group("Budget");
   CLI::Option* pw = cmd->add_option("--power-budget-w", r.budget.power_w, "hold the plant's mean power at W");
   add_deprecated_alias(cmd, "--power-budget", pw, r.budget.power_w);
   CLI::Option* ej = cmd->add_option("--energy-budget-j-per-token", r.budget.energy_j_per_token,
@@ -71,6 +76,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_flag("--no-ladder{false}", r.budget.ladder, "disable the degradation ladder");
   cmd->add_flag("--allow-infeasible", r.budget.allow_infeasible,
                 "run even when the budget is below the plant's floor (its cheapest rung): warn instead of failing");
+  cmd->option_defaults()->group("Plant (what the budget is measured on)");
   cmd->add_option("--plant", r.plant.name,
                   "what the window's work runs on: sim (simulated GPU), cuda (Mixtral-shaped expert blocks on the real "
                   "GPU, measured with NVML) or model (the model itself on the GPU, --sim-streams copies of each window "
@@ -81,6 +87,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--idle-s", r.plant.idle_s, "--plant cuda: seconds of idle power measured before any work")
       ->capture_default_str();
   cmd->add_option("--ambient-c", r.plant.ambient_c, "simulated ambient temperature (°C)");
+  cmd->option_defaults()->group("Test-time training (TTT)");
   add_ttt_flags(cmd, r.ttt);
   cmd->callback([a] { run_run(*a); });
 }

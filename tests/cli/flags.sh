@@ -3,7 +3,9 @@
 # tokens to generate --max-new-tokens; profile's tokens per call --tokens-per-call / --max-tokens-per-call; seconds
 # --idle-s, --min-window-s, --settle-s; budgets with their unit, --power-budget-w and --energy-budget-j-per-token. The
 # old names still work as hidden aliases with one warning naming the new flag, the same result, and are refused
-# together with the new one; --help lists only the new names; profile --out shows as required.
+# together with the new one; --help lists only the new names; profile --out shows as required. --config FILE (TOML,
+# a section per command) gives the same run as the flags, the command line wins over it, a misspelt key is refused;
+# run's --help is grouped.
 # Usage: bash flags.sh <path-to-wattmoe> <source-dir>. Needs python3's standard library.
 set -u
 BIN=${1:?usage: flags.sh <wattmoe> <source-dir>}
@@ -73,5 +75,31 @@ expect_error "--power-budget is the old name of --power-budget-w" "$BIN" "${RUN[
 expect_error "--idle is the old name of --idle-s" "$BIN" profile --model "$MODEL" --sensor sim --out "$TMP/c.json" \
   --idle 1 --idle-s 1
 expect_error "--out is required" "$BIN" profile --model "$MODEL" --sensor sim
+
+# --config FILE: the same result as the flags; a flag given on the command line wins; bad keys and values refused.
+printf '%s\n' '[run]' 'power-budget-w = 330' 'expert-shape = "4096x14336"' 'max-tokens = 600' \
+  'allow-infeasible = true' > "$TMP/run.toml"
+RUN0=(run --model "$MODEL" --data "$TMP/text.txt")
+"$BIN" "${RUN0[@]}" --config "$TMP/run.toml" --json > "$TMP/cfg.json" 2> /dev/null || fail "run --config failed"
+"$BIN" "${RUN[@]}" --power-budget-w 330 --json > "$TMP/flags.json" 2> /dev/null || fail "run with the same flags failed"
+python3 - "$TMP/cfg.json" "$TMP/flags.json" <<'PY' || fail "run --config differs from the same flags"
+import json, sys
+T = {"seconds", "tokens_per_s", "infer_seconds", "adapt_seconds", "adapt_infer_ratio"}
+a, b = ({k: v for k, v in json.load(open(p)).items() if k not in T} for p in sys.argv[1:3])
+a["plant"].pop("seconds"), b["plant"].pop("seconds")
+assert a == b and a["tokens"] == 600 and a["control"]["final_target"] == 330
+PY
+"$BIN" "${RUN0[@]}" --config "$TMP/run.toml" --max-tokens 300 --json > "$TMP/cfg2.json" 2> /dev/null
+python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["tokens"] == 300' "$TMP/cfg2.json" ||
+  fail "a flag on the command line did not win over --config"
+printf '%s\n' '[run]' 'power-budget-watts = 300' > "$TMP/typo.toml"
+"$BIN" "${RUN0[@]}" --config "$TMP/typo.toml" > /dev/null 2> "$TMP/err" && fail "a misspelt --config key was accepted"
+grep -q "^wattmoe: error: .*run.power-budget-watts" "$TMP/err" || fail "misspelt key: $(cat "$TMP/err")"
+printf '%s\n' '[run]' 'max-tokens = -5' > "$TMP/neg.toml"
+expect_error "--max-tokens: expected a number >= 0, got '-5'" "$BIN" "${RUN0[@]}" --config "$TMP/neg.toml"
+help run
+for g in "Data and model:" "Output:" "Routing:" "Budget:" "Plant" "Test-time training (TTT):"; do
+  grep -q "^$g" "$TMP/help" || fail "run --help has no group '$g'"
+done
 
 finish flags.sh
