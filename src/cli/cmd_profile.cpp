@@ -1,5 +1,7 @@
 // wattmoe profile: measure what every expert, attention, router and shared-expert block of a model costs and write
-// a cost table — the library's profiling job (profile/profile_job.h). This file maps flags to its options.
+// a cost table — the library's profiling job (profile/profile_job.h). This file maps flags to its options. Its
+// stdout starts with what is measured and how ("profile: cpu, sensor sim ... -- SIMULATED"), then the table; with
+// --json only the table written, with "schema": "wattmoe.profile/1" and "out".
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -9,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/common_flags.h"
+#include "cli/output_flags.h"
 #include "profile/profile_job.h"
 
 namespace wattmoe::cli {
@@ -28,6 +31,7 @@ std::string command_line() {
 
 void add_profile_command(CLI::App& app) {
   auto a = std::make_shared<ProfileJob>();
+  auto o = std::make_shared<OutputFlags>();
   CLI::App* cmd = app.add_subcommand(
       "profile", "Measure what every expert, attention, router and shared-expert block costs; write a cost table");
   cmd->add_option("--model", a->model, "checkpoint directory (config.json + safetensors)");
@@ -68,11 +72,17 @@ void add_profile_command(CLI::App& app) {
   cmd->add_option("--check-layer", a->check_layer,
                   "cuda: also run layer 0's full MoE layer at each token count and write measured vs predicted "
                   "energy (and counter vs integrated power) to this JSON file; implies --fit-hardware");
-  cmd->callback([a, seed] {
+  add_output_flags(cmd, *o, false);  // the table itself is --out
+  cmd->callback([a, o, seed] {
     ProfileJob job = *a;
     job.random_init = seed->count() > 0;
     job.command = command_line();
-    run_profile_job(job);
+    job.quiet = o->json;
+    Json table = run_profile_job(job);
+    if (!o->json) return;  // the job printed its summary
+    table["schema"] = "wattmoe.profile/1";
+    table["out"] = job.out;
+    emit_result(*o, table, "");
   });
 }
 

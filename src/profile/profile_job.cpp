@@ -100,7 +100,7 @@ std::vector<int> parse_token_counts(const std::string& s) {
   return out;
 }
 
-void run_profile_job(const ProfileJob& a) {
+Json run_profile_job(const ProfileJob& a) {
   Timer timer;
   // --- flags that need no file ---
   WATTMOE_REQUIRE(a.device == "cpu" || a.device == "cuda", "--device {}: expected cpu or cuda", a.device);
@@ -232,9 +232,10 @@ void run_profile_job(const ProfileJob& a) {
   po.sync = mo.sync;
   Profiler prof(*sensor, meter, po, gpu.get());
   const double idle_s = a.idle_s >= 0 ? a.idle_s : (simulated ? 1.0 : 2.0);
-  std::printf("profile: %s, sensor %s (%s)%s; %zu blocks x %zu token counts, windows >= %.2f s x %d\n",
-              device.c_str(), sensor->name().c_str(), capabilities_str(sensor->capabilities()).c_str(),
-              simulated ? " -- SIMULATED" : "", blocks.size(), counts.size(), a.min_window_s, a.repeats);
+  if (!a.quiet)
+    std::printf("profile: %s, sensor %s (%s)%s; %zu blocks x %zu token counts, windows >= %.2f s x %d\n",
+                device.c_str(), sensor->name().c_str(), capabilities_str(sensor->capabilities()).c_str(),
+                simulated ? " -- SIMULATED" : "", blocks.size(), counts.size(), a.min_window_s, a.repeats);
   std::fflush(stdout);
   const ProfileResult r = prof.run(blocks, idle_s);
 
@@ -246,15 +247,15 @@ void run_profile_job(const ProfileJob& a) {
     j["hardware"] = hardware_json(hwfit);
   }
   write_json_file(a.out, j);
-  print_summary(r);
-  if (!std::isnan(r.idle_w)) std::printf("idle power %.1f W (%s)\n", r.idle_w, r.method.c_str());
-  if (fit)
+  if (!a.quiet) print_summary(r);
+  if (!a.quiet && !std::isnan(r.idle_w)) std::printf("idle power %.1f W (%s)\n", r.idle_w, r.method.c_str());
+  if (fit && !a.quiet)
     std::printf("hardware fit: static %.1f W, %.3g pJ/FLOP, %.3g pJ/byte, peak %.3g FLOP/s, %.3g B/s, launch %.3g s; "
                 "residuals J %.1f%% s %.1f%% (max)%s\n",
                 hwfit.hw.static_w, hwfit.hw.pj_per_flop, hwfit.hw.pj_per_byte, hwfit.hw.peak_flops,
                 hwfit.hw.bandwidth_bytes_per_s, hwfit.hw.launch_s, 100 * hwfit.max_rel_residual_j,
                 100 * hwfit.max_rel_residual_s, hwfit.note.empty() ? "" : ("; " + hwfit.note).c_str());
-  std::printf("wrote %s (%.1f s)\n", a.out.c_str(), timer.seconds());
+  if (!a.quiet) std::printf("wrote %s (%.1f s)\n", a.out.c_str(), timer.seconds());
 
 #if WATTMOE_WITH_CUDA
   if (!a.check_layer.empty()) {
@@ -262,9 +263,10 @@ void run_profile_job(const ProfileJob& a) {
     cl["device"] = device;
     cl["command"] = a.command;
     write_json_file(a.check_layer, cl);
-    std::printf("wrote %s (%.1f s)\n", a.check_layer.c_str(), timer.seconds());
+    if (!a.quiet) std::printf("wrote %s (%.1f s)\n", a.check_layer.c_str(), timer.seconds());
   }
 #endif
+  return j;
 }
 
 }  // namespace wattmoe

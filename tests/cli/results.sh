@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Human results, machine results (issue 19): by default every command prints a short summary on stdout whose first
 # line is the verdict; --json prints the full JSON instead, with its "schema"; --summary FILE writes the same JSON to a
-# file. Checked per command (eval, run, train, info, telemetry, data build): the verdict line's form, the schema, and
+# file. Checked per command (eval, run, train, info, telemetry, data build, profile): the verdict line's form, the schema, and
 # that the verdict agrees with the JSON. For run also: a budget held, one NOT held, one too short to judge, an
 # infeasible one refused (or run with --allow-infeasible), and the live line on stderr.
 # Usage: bash results.sh <path-to-wattmoe> <source-dir>. Needs python3's standard library.
@@ -129,6 +129,16 @@ W data build --out "$TMP/data" > "$TMP/data.txt" 2> /dev/null || fail "data buil
 first_line "$TMP/data.txt" "^wrote [0-9]+ files \([0-9.]+ MB\) to .*/data \(manifest.json lists them\)$" "data build"
 W data build --out "$TMP/data" --json > "$TMP/data.json" 2> /dev/null || fail "data build --json failed"
 schema "$TMP/data.json" wattmoe.data/1
+
+# --- profile: the first line says what is measured and how; --json prints the table written ---
+P=(profile --model "$MODEL" --sensor sim --out "$TMP/costs.json" --tokens-per-call 1 --min-window-s 0.05 --repeats 1
+   --idle-s 0)
+W "${P[@]}" > "$TMP/prof.txt" 2> /dev/null || fail "profile failed"
+first_line "$TMP/prof.txt" "^profile: simulated .* -- SIMULATED; [0-9]+ blocks x 1 token counts" profile
+W "${P[@]}" --json > "$TMP/prof.json" 2> /dev/null || fail "profile --json failed"
+schema "$TMP/prof.json" wattmoe.profile/1
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); j.pop("schema"); j.pop("out"); assert j == json.load(open(sys.argv[2]))' \
+  "$TMP/prof.json" "$TMP/costs.json" || fail "profile --json differs from the table written"
 
 # --- negative numbers are refused on every command, naming the flag (they used to mean "all" or wrap around) ---
 expect_error "--max-tokens: expected a number >= 0, got '-5'" "$BIN" eval --model "$MODEL" --data "$TMP/text.txt" \
