@@ -56,15 +56,16 @@ void run_info(const std::string& dir, const OutputFlags& out) {
                               dir, arch_name(c.arch), c.num_parameters() / 1e6, c.active_parameters() / 1e6,
                               c.num_experts, c.top_k, c.num_layers);
   t += fmt::format("model            {}\n", dir);
-  t += fmt::format("architecture     {} ({} layers, {} MoE; hidden {}, heads {}/{} kv, head_dim {})\n", arch_name(c.arch),
-             c.num_layers, moe_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim);
+  t += fmt::format("architecture     {} ({} layers, {} MoE; hidden {}, heads {}/{} kv, head_dim {})\n",
+                   arch_name(c.arch), c.num_layers, moe_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim);
   t += fmt::format("experts          {} per MoE layer, top-{}{}, expert FFN {}", c.num_experts, c.top_k,
-             c.norm_topk_prob ? " (renormalised)" : "", c.moe_intermediate_size);
+                   c.norm_topk_prob ? " (renormalised)" : "", c.moe_intermediate_size);
   if (c.shared_expert_intermediate_size) t += fmt::format(", shared expert FFN {}", c.shared_expert_intermediate_size);
   t += fmt::format("\nvocabulary       {}\n", c.vocab_size);
-  t += fmt::format("parameters       {} total, {} active per token ({:.1f}%)\n", c.num_parameters(), c.active_parameters(),
-             100.0 * double(c.active_parameters()) / double(c.num_parameters()));
-  t += fmt::format("memory           {:.2f} MB stored, {:.2f} MB as fp32\n", stored_bytes / 1e6, c.num_parameters() * 4 / 1e6);
+  t += fmt::format("parameters       {} total, {} active per token ({:.1f}%)\n", c.num_parameters(),
+                   c.active_parameters(), 100.0 * double(c.active_parameters()) / double(c.num_parameters()));
+  t += fmt::format("memory           {:.2f} MB stored, {:.2f} MB as fp32\n", stored_bytes / 1e6,
+                   c.num_parameters() * 4 / 1e6);
   std::string dts;
   for (const auto& [k, v] : bytes_by_dtype) dts += fmt::format("{}{} ({:.2f} MB)", dts.empty() ? "" : ", ", k, v / 1e6);
   t += fmt::format("dtypes           {}\n", dts);
