@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "ops/moe_route_policy_check.h"
 
 namespace wattmoe {
 
@@ -15,21 +16,7 @@ namespace wattmoe {
 void validate_knobs(const PolicyKnobs& kn, int E, int model_k) {
   WATTMOE_REQUIRE(E >= 1, "routing policy: number of experts E = {}: expected E >= 1", E);
   WATTMOE_REQUIRE(model_k >= 1 && model_k <= E, "routing policy: model k = {}: expected 1 <= k <= E = {}", model_k, E);
-  WATTMOE_REQUIRE(std::isfinite(kn.lambda) && kn.lambda >= 0.f,
-                  "policy knob lambda = {}: expected a finite value >= 0", kn.lambda);
-  WATTMOE_REQUIRE(kn.p > 0.f && kn.p <= 1.f, "policy knob p = {}: expected 0 < p <= 1", kn.p);
-  WATTMOE_REQUIRE(kn.beta >= 0.f && kn.beta <= 1.f, "policy knob beta = {}: expected 0 <= beta <= 1", kn.beta);
-  WATTMOE_REQUIRE(kn.k_max >= 0 && kn.k_max <= E,
-                  "policy knob k_max = {}: expected 1 <= k_max <= E = {} (or 0 for the model's k = {})", kn.k_max, E,
-                  model_k);
-  const int K = resolved_k_max(kn, model_k);
-  WATTMOE_REQUIRE(kn.k_min >= 1, "policy knob k_min = {}: expected k_min >= 1", kn.k_min);
-  WATTMOE_REQUIRE(kn.k_min <= K, "policy knob k_min = {} exceeds k_max = {}: expected 1 <= k_min <= k_max", kn.k_min,
-                  K);
-  WATTMOE_REQUIRE(!std::isnan(kn.budget_j) && kn.budget_j >= 0,
-                  "policy knob budget_j = {}: expected joules >= 0 (inf for no budget)", kn.budget_j);
-  WATTMOE_REQUIRE(kn.reuse_min_tokens >= 0, "policy knob reuse_min_tokens = {}: expected >= 0 (0 = off)",
-                  kn.reuse_min_tokens);
+  validate_scalar_knobs(kn, E, model_k);
   if (!kn.mask.empty()) {
     WATTMOE_REQUIRE(int64_t(kn.mask.size()) == E,
                     "policy knob mask has {} entries: expected one per expert (E = {}) or none", kn.mask.size(), E);
