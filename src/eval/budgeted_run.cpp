@@ -297,6 +297,12 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                     {"lr_lora", o.lr_lora}, {"lr_decay", o.lr_decay_steps}, {"lr_min_ratio", o.lr_min_ratio},
                     {"beta1", o.beta1}, {"beta2", o.beta2}, {"lora_scale", double(t.adapter.lora_scale)},
                     {"clip", o.clip}};
+    if (t.adapter.time_phases) {
+      const AdaptPhases& p = res.adapt_phases;
+      s["ttt"]["adapt_phases_s"] = Json{{"weights", p.weights}, {"forward", p.forward}, {"loss", p.loss},
+                                        {"backward", p.backward}, {"grads", p.grads}, {"optimizer", p.optimizer},
+                                        {"guard", p.guard}, {"other", p.other}};
+    }
   }
   return s;
 }
