@@ -98,6 +98,7 @@ void add_explain_command(CLI::App& app) {
   cmd->add_flag("--json", a->json, "JSON instead of the table");
   add_threads_flag(cmd);
   add_routing_flags(cmd, a->routing);
+  add_pruning_flags(cmd, a->routing);
   cmd->callback([a] { run_explain(*a); });
 }
 
