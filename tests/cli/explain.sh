@@ -67,6 +67,29 @@ check top_p --policy top_p --top-p 0.6 --k-max 4
 check budget0 --policy budget --budget-j 0
 check mask --policy mask --mask 3
 
+# Static pruning by calibration use: eval's expert counts of a text, then each layer's 2 least-used experts are
+# "mask" for every token, and they are the ones the routing JSON reports as pruned.
+printf '%s\n' "$TEXT and the earth. And the earth was without form, and void; and darkness was upon the face of the deep." \
+  > "$ERR_DIR/cal.txt"
+"$BIN" eval --model "$MODEL" --data "$ERR_DIR/cal.txt" --seq 32 > "$ERR_DIR/cal.json" 2> "$ERR_DIR/err" ||
+  fail "calibration eval: $(cat "$ERR_DIR/err")"
+"${X[@]}" --json --prune-least-used 2 --calibration "$ERR_DIR/cal.json" > "$ERR_DIR/pruned.json" 2> "$ERR_DIR/err" ||
+  fail "pruned explain: $(cat "$ERR_DIR/err")"
+python3 - "$ERR_DIR/pruned.json" "$ERR_DIR/cal.json" <<'PY' || fail "pruned experts are not the calibration's least used"
+import json, sys
+x, cal = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+pruned = x["routing"]["pruned"]
+assert pruned["least_used"] == 2, pruned
+for layer in x["layers"]:
+    l = str(layer["layer"])
+    counts = cal["expert_counts"][l]
+    ids = sorted(pruned["layers"][l])
+    assert len(ids) == 2 and max(counts[e] for e in ids) <= min(c for e, c in enumerate(counts) if e not in ids), (l, ids, counts)
+    for row in layer["tokens"]:
+        assert sorted(e["expert"] for e in row if e["reason"] == "mask") == ids, (l, row)
+PY
+expect_error "needs --calibration" "$BIN" explain --model "$MODEL" --text a --prune-least-used 1
+
 # The table: a header per MoE layer, one row per token, the dropped experts with their rule.
 "${X[@]}" --policy skip --beta 0.5 > "$ERR_DIR/table" 2> "$ERR_DIR/err" || fail "table: $(cat "$ERR_DIR/err")"
 [ "$(grep -c '^layer [0-3] ' "$ERR_DIR/table")" = 4 ] || fail "table: expected 4 layer headers: $(head -5 "$ERR_DIR/table")"
