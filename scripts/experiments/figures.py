@@ -15,6 +15,10 @@ RECORDS is a folder laid out like results/h100-2026-12-06/ (the default; results
   ttt/<model>.summary.json (+ ttt/<model>-run*/<model>.summary.json, repeats) -> ttt.png (bits/byte, whole-board and
                                             above-idle J/token of static top-2, the skip policy and the policy + TTT)
 
+TTT_USE (--ttt-use-records, default results/cpu-kjv-small-ttt-use/: static.json, ttt.json, meta.json of
+scripts/experiments/ttt_expert_use.py) -> ttt_expert_use.png: expert use per layer on a shifted stream without
+adaptation and in the first and last windows of the TTT run (CPU, no energy: labelled so).
+
 Each figure's footer states the card, the records' date (the folder's YYYY-MM-DD), the idle power and "measured",
 all read from the records; where a point was measured more than once the bar or marker shows the spread (min-max)
 around the median. Aggregation of the energy windows is bench/energy_table.py's (`summarise`), not a second copy.
@@ -29,6 +33,7 @@ sys.path.insert(0, os.path.join(SRC, "bench"))
 import energy_table  # noqa: E402  (the one aggregation of bench/energy_policies records)
 
 DEFAULT_RECORDS = os.path.join("results", "h100-2026-12-06")
+DEFAULT_TTT_USE = os.path.join("results", "cpu-kjv-small-ttt-use")
 ENERGY_MODELS = ("kjv-small", "medium", "mixtral")
 TTT_MODELS = ("kjv-small", "medium")
 DPI = 100
@@ -132,21 +137,29 @@ def pareto(points):
     return sorted(keep, key=lambda i: points[i][0])
 
 
+def repo_path(p):
+    """An argument path: as given if it exists from here (or is absolute), else relative to the repository root."""
+    return os.path.abspath(p if os.path.isabs(p) or os.path.exists(p) else os.path.join(SRC, p))
+
+
+def rel(p):
+    return os.path.relpath(p, SRC) if p.startswith(SRC) else p
+
+
 class Figures:
-    def __init__(self, records, out, plt):
-        self.records, self.out, self.plt = records, out, plt
-        self.rel = os.path.relpath(records, SRC) if records.startswith(SRC) else records
+    def __init__(self, records, out, plt, ttt_use):
+        self.records, self.out, self.plt, self.ttt_use = records, out, plt, ttt_use
+        self.rel = rel(records)
         self.date = records_date(records)
         self.made = []
 
     def path(self, *parts):
         return os.path.join(self.records, *parts)
 
-    def save(self, fig, name, sources, what):
+    def save(self, fig, name, sources, what, label="measured"):
         fig.savefig(os.path.join(self.out, name), dpi=DPI, metadata={"Software": None})
         self.plt.close(fig)
-        self.made.append({"png": name, "what": what, "label": "measured",
-                          "sources": [os.path.relpath(s, self.records) for s in sources]})
+        self.made.append({"png": name, "what": what, "label": label, "sources": [rel(s) for s in sources]})
 
     def budget_folders(self):
         return sorted(d for d in os.listdir(self.records) if d.startswith("budget") and os.path.isdir(self.path(d)))
@@ -163,6 +176,8 @@ class Figures:
             need(self.path(d, "step.json"))
         for model in TTT_MODELS:
             need(self.path("ttt", f"{model}.summary.json"))
+        for name in ("static.json", "ttt.json", "meta.json"):
+            need(os.path.join(self.ttt_use, name))
 
     # (a) and (b): bench/energy_policies records.
     def energy(self):
@@ -382,14 +397,65 @@ class Figures:
         self.save(fig, "ttt.png", sources, "bits/byte and J/token of static top-2, the policy and the policy + TTT")
 
 
-def git_commit(records):
+    # (e): expert use before and after TTT on a shifted stream (CPU records).
+    def ttt_expert_use(self):
+        paths = [os.path.join(self.ttt_use, n) for n in ("static.json", "ttt.json", "meta.json")]
+        static, ttt, meta = (read_json(p) for p in paths)
+        panels = [(f"without TTT, last {meta.get('compare_windows', '?')} windows", static["expert_counts_last"], static),
+                  (f"TTT, first {meta.get('compare_windows', '?')} windows", ttt["expert_counts_first"], ttt),
+                  (f"TTT, last {meta.get('compare_windows', '?')} windows", ttt["expert_counts_last"], ttt)]
+        layers = sorted(static["expert_counts"], key=int)
+
+        def shares(counts):
+            rows = []
+            for l in layers:
+                c = counts.get(l)
+                if c is None:
+                    fail(f"{self.ttt_use}: no expert counts of layer {l}")
+                total = sum(c) or 1
+                rows.append([x / total for x in c])
+            return rows
+
+        mats = [shares(c) for _, c, _ in panels]
+        diff = [[b - a for a, b in zip(ra, rb)] for ra, rb in zip(mats[0], mats[2])]
+        fig = self.plt.figure(figsize=(15, 3.8))
+        gs = fig.add_gridspec(1, 6, width_ratios=[1, 1, 1, 0.06, 1, 0.06], wspace=0.45)
+        axes = [fig.add_subplot(gs[0, i]) for i in (0, 1, 2, 4)]
+        vmax = max(max(r) for m in mats for r in m)
+        for ax, (title, _, run), m in zip(axes, panels, mats):
+            im = ax.imshow(m, cmap="viridis", vmin=0, vmax=vmax, aspect="auto")
+            ax.set_title(f"{title}\nbits/byte of the run {run['bits_per_byte']:.3f}", fontsize=8)
+        fig.colorbar(im, cax=fig.add_subplot(gs[0, 3]))
+        lim = max(abs(x) for r in diff for x in r) or 1
+        im2 = axes[3].imshow(diff, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+        axes[3].set_title("TTT − without TTT, the same last windows", fontsize=8)
+        fig.colorbar(im2, cax=fig.add_subplot(gs[0, 5]))
+        for ax in axes:
+            ax.set_xticks(range(len(mats[0][0])))
+            ax.set_yticks(range(len(layers)))
+            ax.set_yticklabels([f"layer {l}" for l in layers], fontsize=7)
+            ax.set_xlabel("expert", fontsize=7)
+            ax.tick_params(labelsize=7)
+        data = os.path.basename(str(static.get("data", "?")))
+        fig.suptitle(f"Expert use per layer (share of each layer's (token, expert) pairs) on {data} "
+                     f"({static.get('tokens', '?')} tokens), top-2 routing, before and after test-time training "
+                     f"({ttt.get('ttt', {}).get('groups', '?')})", fontsize=10)
+        fig.text(0.01, 0.01, f"card: none (CPU run, {meta.get('device', 'cpu')}) · {meta.get('date', 'date not recorded')} · "
+                 f"idle power: n/a · {meta.get('label', 'computed on the CPU')} · records: {rel(self.ttt_use)} "
+                 f"(commit {meta.get('commit', '?')})", fontsize=7, color="0.3")
+        fig.subplots_adjust(left=0.05, right=0.96, bottom=0.2, top=0.78)
+        self.save(fig, "ttt_expert_use.png", paths, "expert use per layer before and after TTT on a shifted stream",
+                  "computed on the CPU (no energy)")
+
+
+def git_commit(*records):
     """The source commit; '+uncommitted' when this script, the aggregation or the records differ from it."""
     def git(*args):
         return subprocess.run(["git", "-C", SRC, *args], capture_output=True, text=True, check=True).stdout.strip()
     try:
         head = git("rev-parse", "--short", "HEAD")
         dirty = git("status", "--porcelain", "--", os.path.abspath(__file__),
-                    os.path.join(SRC, "bench", "energy_table.py"), records)
+                    os.path.join(SRC, "bench", "energy_table.py"), *records)
         return head + ("+uncommitted" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -399,6 +465,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from-records", nargs="?", const=DEFAULT_RECORDS, metavar="RECORDS",
                     help=f"draw from this records folder (default {DEFAULT_RECORDS})")
+    ap.add_argument("--ttt-use-records", default=DEFAULT_TTT_USE, metavar="DIR",
+                    help=f"the CPU records of scripts/experiments/ttt_expert_use.py (default {DEFAULT_TTT_USE})")
     ap.add_argument("--device", choices=["cuda"], help="print how the device scripts regenerate the records")
     ap.add_argument("--out", default=os.path.join("docs", "figures"), help="folder for the PNGs (default docs/figures)")
     a = ap.parse_args()
@@ -408,10 +476,10 @@ def main():
             return
     if not a.from_records:
         ap.error("give --from-records [RECORDS] (or --device cuda for how to make fresh records)")
-    records = os.path.abspath(a.from_records if os.path.isabs(a.from_records) or os.path.isdir(a.from_records)
-                              else os.path.join(SRC, a.from_records))
-    if not os.path.isdir(records):
-        fail(f"records folder {a.from_records} does not exist")
+    records, ttt_use = repo_path(a.from_records), repo_path(a.ttt_use_records)
+    for d, given in ((records, a.from_records), (ttt_use, a.ttt_use_records)):
+        if not os.path.isdir(d):
+            fail(f"records folder {given} does not exist")
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -419,13 +487,15 @@ def main():
     except ImportError:
         fail("matplotlib is missing: install python3-matplotlib (scripts/install_deps.sh)")
     os.makedirs(a.out, exist_ok=True)
-    f = Figures(records, a.out, plt)
+    f = Figures(records, a.out, plt, ttt_use)
     f.check()
     f.energy()
     f.budgets()
     f.ttt()
-    meta = {"command": "python3 scripts/experiments/figures.py --from-records " + f.rel + " --out " + a.out,
-            "commit": git_commit(records), "records": f.rel, "dpi": DPI, "figures": f.made}
+    f.ttt_expert_use()
+    meta = {"command": f"python3 scripts/experiments/figures.py --from-records {f.rel} --ttt-use-records "
+                       f"{rel(ttt_use)} --out {a.out}",
+            "commit": git_commit(records, ttt_use), "records": [f.rel, rel(ttt_use)], "dpi": DPI, "figures": f.made}
     with open(os.path.join(a.out, "figures.json"), "w") as fh:
         json.dump(meta, fh, indent=1)
         fh.write("\n")
