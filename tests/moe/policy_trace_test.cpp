@@ -92,7 +92,9 @@ TEST(PolicyTrace, SameSelectionAndConsistentReasonsForEveryPolicy) {
           const R why = t.trace.at(tok, e);
           EXPECT_EQ(selected(t.r, tok, e), why == R::kSelected || why == R::kFloor)
               << p << " token " << tok << " expert " << e << ": " << route_reason_name(why);
-          if (!kn.mask.empty() && kn.mask[size_t(e)]) EXPECT_EQ(why, R::kMask);
+          if (!kn.mask.empty() && kn.mask[size_t(e)]) {
+            EXPECT_EQ(why, R::kMask);
+          }
         }
     }
 }
