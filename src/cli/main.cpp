@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   wattmoe::cli::add_profile_command(app);
   wattmoe::cli::add_run_command(app);
   wattmoe::cli::add_serve_command(app);
+  wattmoe::cli::add_explain_command(app);
   wattmoe::cli::refuse_non_finite_numbers(app, {"--budget-j"});  // NaN nowhere; inf only where it means "no limit"
   try {
     app.parse(argc, argv);
