@@ -145,7 +145,8 @@ void check_run_config(const RunConfig& a) {
   validate_stream_options(a.stream);
 }
 
-Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenStream& stream) {
+Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenStream& stream,
+                  const WindowRecordFn& on_record) {
   check_run_config(a);
   const bool budget = a.budget.active();
   const double tokens_per_step = double(a.stream.seq) * a.plant.streams;
@@ -220,7 +221,8 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
     ++windows_total;
     const double expert_j = tally->total_joules() - expert_j_prev;
     expert_j_prev = tally->total_joules();
-    if (log.is_open()) {
+    bool consumer_stop = false;
+    if (log.is_open() || on_record) {
       Json j{{"window", w.index}, {"start", w.start}, {"tokens", r.tokens}, {"nats", r.nats},
              {"bits_per_token", r.nats_per_token() / std::log(2.0)}, {"entropy", r.entropy},
              {"experts_per_token", r.experts_per_token}, {"expert_counts", counts_json(r.counts)},
@@ -238,10 +240,11 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                             {"floor", decision.floor}, {"rung", decision.rung}, {"batch_scale", decision.batch_scale},
                             {"thermal_active", decision.thermal_active}, {"target", ctl->budget().config().target},
                             {"reason", decision.reason}};
-      log << j.dump() << '\n';
+      if (log.is_open()) log << j.dump() << '\n';
+      if (on_record) consumer_stop = !on_record(j);
     }
     next.sensor = sample;
-    next.stop = stop.requested();
+    next.stop = stop.requested() || consumer_stop;
     if (ctl) {
       while (next_target < schedule.size() && schedule[next_target].first <= w.index + 1)
         ctl->set_target(schedule[next_target++].second);
