@@ -70,7 +70,8 @@ def is_top1(spec):
 
 
 def summarise(recs):
-    """{model: {"idle_w", "card", "rows": {(mode, point, kernels): row}, "skipped": [...]}}"""
+    """{model: {"idle_w", "card", "rows": {(mode, point, kernels): row}, "skipped": [...]}}; a row's "reps" are its
+    window records as read (scripts/experiments/figures.py draws the spread over them)"""
     models = defaultdict(lambda: {"idle": [], "windows": defaultdict(list), "quality": {}, "skipped": [], "card": None})
     for r in recs:
         m = models[r.get("model", "?")]
@@ -101,7 +102,7 @@ def summarise(recs):
             rows[key] = {
                 "mode": mode, "point": point, "kernels": kernels, "n": len(ws),
                 "baseline": any(w.get("baseline") for w in ws), "top1": is_top1(ws[0].get("point_spec")),
-                "spec": ws[0].get("point_spec"),
+                "spec": ws[0].get("point_spec"), "reps": ws,
                 "above": med(above), "spread": (max(a) - min(a)) / med(a) if len(a) > 1 and med(a) else None,
                 "board": med([num(w.get("j_per_token")) for w in ws]),
                 "tps": med([num(w.get("tokens_per_s")) for w in ws]),
@@ -284,7 +285,7 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"goals": res, "models": {n: {"idle_w": s["idle_w"], "card": s["card"], "rows": [
-                {k: v for k, v in r.items() if k != "spec"} for r in s["rows"].values()]} for n, s in summary.items()}},
+                {k: v for k, v in r.items() if k not in ("spec", "reps")} for r in s["rows"].values()]} for n, s in summary.items()}},
                 f, indent=1)
 
 

@@ -13,6 +13,10 @@
 #   energy      scripts/device/energy_policies.sh (kjv-small, /tmp/wm-medium when present, the random Mixtral shape)
 #   budget      scripts/device/control_real.sh --plant model on /tmp/wm-medium (else kjv-small)
 #   ttt         scripts/device/ttt_energy.sh on kjv-small and /tmp/wm-medium (10 windows; 16,384 / 2,048 streams)
+#   tttseeds    scripts/device/ttt_energy.sh on /tmp/wm-medium (else kjv-small) with LoRA seeds 1, 2, 3 (TTT_SEEDS):
+#               the spread of the measured TTT result over seeds and runs
+#   ttttime     scripts/device/ttt_time.sh on kjv-small and /tmp/wm-medium: adaptation vs inference ms per window and
+#               where adaptation's time goes (TTT_TIME_ARGS: more `wattmoe run` flags for both runs)
 #   serve       bench/serve_bench.py: `wattmoe serve` on /tmp/wm-medium (else kjv-small), bf16: tokens/s and measured
 #               J/token at 1/8/32/128 streams for top-2 and skip β=0.5, the requests' energy_j against the NVML
 #               counter, a power-budget step under load (about 5 minutes; SERVE_ARGS: more serve_bench.py flags)
@@ -125,6 +129,34 @@ phase_budget() {
     > "$OUTD/budget.log" 2>&1 || rc=$?
   note "budget ($model): rc $rc"
   grep -E '^\|' "$OUTD/budget/control_real.log" 2>/dev/null | tee -a "$SUMMARY"
+}
+
+phase_tttseeds() {
+  local model=$MEDIUM rc
+  [ -f "$model/config.json" ] || model=$SRC/models/kjv-small
+  local streams=16384
+  [ "$model" = "$MEDIUM" ] && streams=2048
+  for seed in ${TTT_SEEDS:-1 2 3}; do
+    rc=0
+    bash "$SRC/scripts/device/ttt_energy.sh" --bin "$WM/wattmoe" --data "$DATA" --model "$model" \
+      --out "$OUTD/ttt_seeds" --name "$(basename "$model")-seed$seed" --lora-seed "$seed" --windows 10 \
+      --streams "$streams" > "$OUTD/ttt_seed$seed.log" 2>&1 || rc=$?
+    note "ttt $(basename "$model") lora seed $seed: rc $rc"
+    grep -E '^\||share' "$OUTD/ttt_seed$seed.log" | tee -a "$SUMMARY"
+  done
+}
+
+phase_ttttime() {
+  local rc
+  for model in "$SRC/models/kjv-small" "$MEDIUM"; do
+    [ -f "$model/config.json" ] || continue
+    rc=0
+    # shellcheck disable=SC2086
+    OUT=$OUTD bash "$SRC/scripts/device/ttt_time.sh" --bin "$WM/wattmoe" --data "$DATA" --model "$model" \
+      -- ${TTT_TIME_ARGS:-} > "$OUTD/ttt_time_$(basename "$model").log" 2>&1 || rc=$?
+    note "ttt_time $(basename "$model"): rc $rc"
+    tee -a "$SUMMARY" < "$OUTD/ttt_time_$(basename "$model").log"
+  done
 }
 
 phase_ttt() {

@@ -12,13 +12,14 @@
 # experts/token, measured whole-board J/token and J/token above idle (idle measured by each run before any work),
 # adaptation time; the adaptation's share of the energy = (J_ttt − J_policy) / J_ttt. Read only on the GPU.
 # Usage: scripts/device/ttt_energy.sh --bin WATTMOE --data DIR --model DIR [--name NAME] [--streams N] [--windows N]
-#                                    [--betas "0.3 0.5 0.7"] [--out DIR]
+#                                    [--betas "0.3 0.5 0.7"] [--out DIR] [--lora-seed N]
+# --lora-seed: the seed of the fresh LoRA factors (default the engine's), for spreads over seeds.
 # Writes under OUT (default $OUT, else out/ttt_energy): NAME.tune.json, NAME.{static,policy,ttt}.json (summaries),
 # NAME.summary.json and a table on stdout. About 3 × windows seconds plus the tuning (seconds on a GPU).
 set -uo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BIN="$SRC/build/wattmoe" DATA="$SRC/data" MODEL="$SRC/models/kjv-small" NAME="" STREAMS=256 WINDOWS=30
-BETAS="0.3 0.5 0.7" DIR=${OUT:-$SRC/out/ttt_energy}
+BETAS="0.3 0.5 0.7" DIR=${OUT:-$SRC/out/ttt_energy} SEED=()
 while [ $# -gt 0 ]; do
   case $1 in
     --bin) BIN=$2; shift 2 ;;
@@ -29,13 +30,14 @@ while [ $# -gt 0 ]; do
     --windows) WINDOWS=$2; shift 2 ;;
     --betas) BETAS=$2; shift 2 ;;
     --out) DIR=$2; shift 2 ;;
+    --lora-seed) SEED=(--lora-seed "$2"); shift 2 ;;
     *) echo "ttt_energy.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 NAME=${NAME:-$(basename "$MODEL")}
 mkdir -p "$DIR"
 TTT=(--ttt --ttt-optimizer adamw --ttt-groups router,norms,lora --lora-rank 8 --ttt-lr 1e-2 --ttt-beta1 0
-     --ttt-lr-decay 45 --ttt-lr-norms 4 --ttt-lr-router 0.125 --ttt-lr-lora 0.75)
+     --ttt-lr-decay 45 --ttt-lr-norms 4 --ttt-lr-router 0.125 --ttt-lr-lora 0.75 "${SEED[@]}")
 GPU=(--model "$MODEL" --device cuda --precision bf16)
 t0=$SECONDS
 say() { echo "[$((SECONDS - t0))s] $*" >&2; }

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "model/param_spans.h"
 
 namespace wattmoe {
 
@@ -59,14 +60,17 @@ std::vector<ScaledRange> group_lr_ranges(const ParamGroups& g, const ModelConfig
 }
 
 double clip_grad_ranges(float* g, const std::vector<ParamRange>& ranges, double max_norm) {
-  double ss = 0;
-  for (const ParamRange& r : ranges)
-    for (int64_t i = r.offset; i < r.offset + r.numel; ++i) ss += double(g[i]) * double(g[i]);
-  const double norm = std::sqrt(ss);
+  const Spans spans = spans_of(ranges);
+  const double norm = std::sqrt(span_sum(spans, [g](int64_t begin, int64_t end) {
+    double ss = 0;
+    for (int64_t i = begin; i < end; ++i) ss += double(g[i]) * double(g[i]);
+    return ss;
+  }));
   if (max_norm > 0 && norm > max_norm) {
     const float s = float(max_norm / norm);
-    for (const ParamRange& r : ranges)
-      for (int64_t i = r.offset; i < r.offset + r.numel; ++i) g[i] *= s;
+    span_for_each(spans, [g, s](int64_t begin, int64_t end, int64_t) {
+      for (int64_t i = begin; i < end; ++i) g[i] *= s;
+    });
   }
   return norm;
 }
@@ -75,8 +79,13 @@ AdaptOptimizer::AdaptOptimizer(const ParamLayout& layout, std::vector<uint8_t> t
                                std::vector<ParamRange> ranges, AdaptOptimConfig cfg, std::vector<ScaledRange> scaled)
     : layout_(layout), trainable_(std::move(trainable)), ranges_(std::move(ranges)), cfg_(cfg),
       scaled_(std::move(scaled)) {
-  for (const ScaledRange& s : scaled_)
+  for (const ScaledRange& s : scaled_) {
     WATTMOE_CHECK(s.range.offset >= 0 && s.range.numel >= 0 && s.range.offset + s.range.numel <= layout_.total());
+    scaled_spans_.emplace_back(s.range.offset, s.range.offset + s.range.numel);
+    scaled_starts_.push_back(scaled_elements_);
+    scaled_mult_.push_back(s.mult);
+    scaled_elements_ += s.range.numel;
+  }
   validate_adapt_optim(cfg_);
   WATTMOE_CHECK(int64_t(trainable_.size()) == layout_.total());
   reset();
@@ -96,17 +105,22 @@ void AdaptOptimizer::reset() {
 double AdaptOptimizer::step(float* params, float* grads) {
   const double norm = clip_grad_ranges(grads, ranges_, cfg_.clip);
   const double lr = scheduled_lr(cfg_, steps());
-  before_.clear();
-  for (const ScaledRange& s : scaled_)
-    before_.insert(before_.end(), params + s.range.offset, params + s.range.offset + s.range.numel);
+  // Each scaled range's step times its multiplier: θ ← θ_before + mult·(θ_stepped − θ_before); before_ holds the
+  // ranges' values back to back (flat positions of scaled_spans_).
+  before_.resize(size_t(scaled_elements_));
+  span_for_each(scaled_spans_, [&](int64_t begin, int64_t end, int64_t flat) {
+    std::copy(params + begin, params + end, before_.begin() + flat);
+  });
   if (adamw_)
     adamw_->step(params, grads, lr);
   else
     sgd_->step(params, grads, lr);
-  size_t k = 0;
-  for (const ScaledRange& s : scaled_)
-    for (int64_t i = s.range.offset; i < s.range.offset + s.range.numel; ++i, ++k)
-      params[i] = float(double(before_[k]) + s.mult * (double(params[i]) - double(before_[k])));
+  span_for_each(scaled_spans_, [&](int64_t begin, int64_t end, int64_t flat) {
+    const double mult = scaled_mult_[size_t(std::upper_bound(scaled_starts_.begin(), scaled_starts_.end(), flat) -
+                                            scaled_starts_.begin()) - 1];
+    for (int64_t i = begin, k = flat; i < end; ++i, ++k)
+      params[i] = float(double(before_[size_t(k)]) + mult * (double(params[i]) - double(before_[size_t(k)])));
+  });
   return norm;
 }
 

@@ -19,6 +19,7 @@
 #include "adapt/param_groups.h"
 #include "adapt/sgd.h"
 #include "model/optimizer.h"
+#include "core/parallel_spans.h"
 
 namespace wattmoe {
 
@@ -74,6 +75,10 @@ class AdaptOptimizer {
   std::vector<ParamRange> ranges_;
   AdaptOptimConfig cfg_;
   std::vector<ScaledRange> scaled_;
+  Spans scaled_spans_;                  // scaled_'s ranges as spans, with their flat starts and multipliers
+  std::vector<int64_t> scaled_starts_;
+  std::vector<double> scaled_mult_;
+  int64_t scaled_elements_ = 0;
   std::vector<float> before_;  // the scaled elements before a step
   std::unique_ptr<AdamW> adamw_;
   std::unique_ptr<SgdMomentum> sgd_;

@@ -73,6 +73,7 @@ TestTimeAdapter::TestTimeAdapter(const ModelConfig& base, const float* base_para
   source_ = params_;
   grads_.assign(params_.size(), 0.f);
   ranges_ = trainable_ranges(cfg_.groups, mc, layout);
+  spans_ = spans_of(ranges_);
   mask_ = make_grad_mask(cfg_.groups, mc, layout);
   opt_ = std::make_unique<AdaptOptimizer>(layout, make_trainable_mask(cfg_.groups, mc, layout), ranges_, cfg_.optim,
                                           group_lr_ranges(cfg_.groups, mc, layout, cfg_.optim));
@@ -80,6 +81,19 @@ TestTimeAdapter::TestTimeAdapter(const ModelConfig& base, const float* base_para
   if (cfg_.teacher) teacher_ = std::make_unique<EmaTeacher>(cfg_.teacher_momentum, ranges_, source_);
   net_->set_params(source_.data());
   loaded_ = source_.data();
+}
+
+AdaptPhases& AdaptPhases::operator+=(const AdaptPhases& o) {
+  weights += o.weights, forward += o.forward, loss += o.loss, backward += o.backward, grads += o.grads;
+  optimizer += o.optimizer, guard += o.guard, other += o.other;
+  return *this;
+}
+
+void TestTimeAdapter::lap(double AdaptPhases::*phase) {
+  if (!phases_) return;
+  net_->finish();
+  phases_->*phase += lap_timer_.seconds();
+  lap_timer_.reset();
 }
 
 void TestTimeAdapter::use(const float* weights) {
@@ -123,18 +137,26 @@ LossComponents TestTimeAdapter::adapt_steps(const int32_t* ids, int S, bool acts
   for (int step = 0; step < cfg_.steps_per_window; ++step) {
     if (step > 0 || !acts_ready) {
       use(params_.data());
+      lap(&AdaptPhases::weights);
       net_->forward(inputs, B, S);
+      lap(&AdaptPhases::forward);
     }
-    for (const ParamRange& g : ranges_) std::fill(grads_.begin() + g.offset, grads_.begin() + g.offset + g.numel, 0.f);
+    span_for_each(spans_, [this](int64_t begin, int64_t end, int64_t) {
+      std::fill(grads_.begin() + begin, grads_.begin() + end, 0.f);
+    });
     LossComponents lc = adapt_loss(*net_, targets, cfg_.objective, costs);
     if (cfg_.objective.anchor > 0) {
       lc.anchor = l2_anchor<float>(params_.data(), source_.data(), ranges_, cfg_.objective.anchor, grads_.data());
       lc.total += cfg_.objective.anchor * lc.anchor;
     }
+    lap(&AdaptPhases::loss);
     net_->backward(&mask_);
+    lap(&AdaptPhases::backward);
     net_->take_grads(grads_.data(), ranges_);
+    lap(&AdaptPhases::grads);
     const double norm = opt_->step(params_.data(), grads_.data());
     if (teacher_) teacher_->update(params_.data());
+    lap(&AdaptPhases::optimizer);
     weights_changed();
     adapted_ = true;
     if (step == 0) first = lc;
@@ -160,6 +182,7 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const std::opt
   WindowScore ws = score(probation ? source_.data() : tested, ids, S);
   r.infer_seconds = timer.seconds();
   timer.reset();
+  if (cfg_.time_phases) phases_ = &r.phases, lap_timer_.reset();
   r.nats = ws.nats, r.tokens = ws.tokens, r.entropy = ws.entropy, r.experts_per_token = ws.experts_per_token;
   r.counts = std::move(ws.counts);
   const double loss = r.nats_per_token();
@@ -175,7 +198,10 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const std::opt
   const bool compare = source_guard_.due(was_adapted);
   if (compare && probation) {
     r.source_nats = r.nats;
+    use(tested);
+    lap(&AdaptPhases::weights);
     r.tested_nats = score(tested, ids, S).nats;
+    lap(&AdaptPhases::guard);
   }
   if (d.fire && !r.suspended) {
     const bool measure = cfg_.triggers.adaptive;
@@ -187,23 +213,30 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const std::opt
       acts_ready = true, before = r.tested_nats / double(r.tokens);
     } else if (!acts_ready) {
       use(params_.data());
+      lap(&AdaptPhases::weights);
       net_->forward(ids, 1, S);
       before = mean_nll(ids + 1);
       acts_ready = true;
+      lap(&AdaptPhases::forward);
     }
     r.loss = adapt_steps(ids, S, acts_ready, &r);
     r.adapted = true;
     if (measure) {
       use(params_.data());
+      lap(&AdaptPhases::weights);
       net_->forward(ids, 1, S);
       const double after = mean_nll(ids + 1);
+      lap(&AdaptPhases::guard);
       r.gain = before > 0 ? (before - after) / before : 0;
       triggers_.report_gain(r.gain);
     }
   }
   if (compare && !probation) {
     r.tested_nats = r.nats;
+    use(source_.data());
+    lap(&AdaptPhases::weights);
     r.source_nats = score(source_.data(), ids, S).nats;
+    lap(&AdaptPhases::guard);
   }
 
   // Reasons to reset, the first wins. The collapse guard judges the reported weights only when they are adapted.
@@ -222,6 +255,12 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const std::opt
   }
   replay_.push(ids, S);  // revealed and scored: from the next window on it may join a batch
   r.adapt_seconds = timer.seconds();
+  if (phases_) {
+    const AdaptPhases& p = r.phases;
+    r.phases.other = std::max(0.0, r.adapt_seconds - (p.weights + p.forward + p.loss + p.backward + p.grads +
+                                                      p.optimizer + p.guard));
+    phases_ = nullptr;
+  }
   ++window_;
   return r;
 }

@@ -23,6 +23,8 @@
 //      drift alarm with reset_on_drift, or episodic mode (the first reason wins) resets θ to the source weights θ₀
 //      and the optimizer (and teacher) state.
 // infer_seconds covers step 1; adapt_seconds everything after it (steady clock), the source check's forward included.
+// With time_phases, adapt_seconds is also split by phase (AdaptPhases), waiting for the runner's queued work at each
+// phase's end (Runner::finish) so that device work is charged to the phase that queued it — which costs a little.
 //
 // Where the network runs: the adapter keeps θ, θ₀, the gradients, optimiser, teacher and guards on the host and owns
 // a Runner (model/runner.h) of the adapted config, made by a RunnerFactory (the CPU by default, or a GPU), for
@@ -46,7 +48,9 @@
 #include "adapt/triggers.h"
 #include "energy/sensor.h"
 #include "adapt/window_score.h"
+#include "core/timer.h"
 #include "model/runner.h"
+#include "model/param_spans.h"
 
 namespace wattmoe {
 
@@ -57,6 +61,15 @@ struct DriftConfig {
   bool enabled = false;
   DriftSignal signal = DriftSignal::Loss;  // the window's nats/token, or its mean next-token entropy
   PageHinkleyConfig test;
+};
+
+// Where adaptation time goes (seconds, summed over steps): weights = θ / θ₀ ranges into the runner (and a device's
+// merge of LoRA into the expert weights); forward = adaptation forwards; loss = objectives and dlogits; backward;
+// grads = the trainable gradients out of the runner; optimizer = the host step (+ teacher); guard = the source guard's
+// extra scoring and the adaptive trigger's measurement; other = the rest of adapt_seconds (triggers, bookkeeping).
+struct AdaptPhases {
+  double weights = 0, forward = 0, loss = 0, backward = 0, grads = 0, optimizer = 0, guard = 0, other = 0;
+  AdaptPhases& operator+=(const AdaptPhases& o);
 };
 
 struct AdapterConfig {
@@ -78,6 +91,7 @@ struct AdapterConfig {
   double teacher_momentum = 0.99;
   bool predict_with_teacher = false;  // score windows with θ_T (needs teacher)
   bool episodic = false;         // reset to θ₀ after every adapted window
+  bool time_phases = false;      // split adapt_seconds into AdaptPhases (waits for the runner at each phase's end)
 };
 
 // Error naming the field and what was expected (also checks the groups against the adapted model's config).
@@ -103,6 +117,7 @@ struct WindowOutcome {
   double grad_norm = 0;          // the last step's gradient norm before clipping
   double gain = std::nan("");    // relative loss gain of the adaptation (measured for the adaptive trigger)
   double infer_seconds = 0, adapt_seconds = 0;
+  AdaptPhases phases;            // with AdapterConfig::time_phases; zeros otherwise
   double nats_per_token() const { return tokens ? nats / double(tokens) : 0; }
 };
 
@@ -147,12 +162,15 @@ class TestTimeAdapter {
   void use(const float* weights);  // the runner holds `weights` (its trainable ranges go in when they differ)
   void weights_changed() { loaded_ = nullptr; }  // a vector already passed changed (step, teacher update, reset)
   double mean_nll(const int32_t* targets);
+  // With time_phases while a window adapts: waits for the runner, charges the time since the last lap to `phase`.
+  void lap(double AdaptPhases::*phase);
 
   AdapterConfig cfg_;
   std::unique_ptr<Runner> net_;      // where forwards and backwards run
   const float* loaded_ = nullptr;    // the host vector whose trainable ranges the runner holds (null: stale)
   std::vector<float> params_, source_, grads_;
   std::vector<ParamRange> ranges_;
+  Spans spans_;                      // ranges_ as spans
   GradMask mask_;
   std::unique_ptr<AdaptOptimizer> opt_;
   std::unique_ptr<PageHinkley> drift_;
@@ -163,6 +181,8 @@ class TestTimeAdapter {
   ReplayBuffer replay_;
   int64_t window_ = 0, resets_ = 0, source_checks_ = 0;
   bool adapted_ = false;
+  AdaptPhases* phases_ = nullptr;    // the window's phases being timed (null: not timing)
+  Timer lap_timer_;
 };
 
 }  // namespace wattmoe

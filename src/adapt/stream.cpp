@@ -61,6 +61,7 @@ StreamResult walk(const TokenStream& s, const StreamOptions& opt, StreamControl 
     r.probation_windows += w.probation ? 1 : 0;
     r.drift_alarms += w.drift ? 1 : 0;
     r.infer_seconds += w.infer_seconds, r.adapt_seconds += w.adapt_seconds;
+    r.adapt_phases += w.phases;
     ept_weighted += w.experts_per_token * double(w.tokens);
     add_counts(r.counts, w.counts);
     if (r.windows < opt.compare_windows) add_counts(r.counts_first, w.counts);

@@ -55,6 +55,7 @@ struct StreamResult {
   double experts_per_token = 0;  // mean over windows weighted by tokens
   std::vector<std::vector<int64_t>> counts, counts_first, counts_last;  // [layer][expert]
   double infer_seconds = 0, adapt_seconds = 0;
+  AdaptPhases adapt_phases;      // summed WindowOutcome::phases (zeros unless the adapter times them)
   double bits_per_byte() const;
   double nats_per_token() const { return tokens ? nats / double(tokens) : 0; }
   double adapt_infer_ratio() const { return infer_seconds > 0 ? adapt_seconds / infer_seconds : 0; }

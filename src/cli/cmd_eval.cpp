@@ -85,6 +85,7 @@ void add_eval_command(CLI::App& app) {
   add_device_flags(cmd, a->runner, "the model");
   add_threads_flag(cmd);
   add_routing_flags(cmd, a->routing);
+  add_pruning_flags(cmd, a->routing);
   add_output_flags(cmd, a->out);
   cmd->callback([a] { run_eval(*a); });
 }

@@ -15,5 +15,6 @@ void add_telemetry_command(CLI::App& app);
 void add_profile_command(CLI::App& app);
 void add_run_command(CLI::App& app);
 void add_serve_command(CLI::App& app);
+void add_explain_command(CLI::App& app);
 
 }  // namespace wattmoe::cli

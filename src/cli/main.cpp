@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   wattmoe::cli::add_profile_command(app);
   wattmoe::cli::add_run_command(app);
   wattmoe::cli::add_serve_command(app);
+  wattmoe::cli::add_explain_command(app);
   // NaN nowhere; inf only where it means "no limit"; negative numbers only where they mean something (°C).
   wattmoe::cli::refuse_bad_numbers(app, {"--budget-j"}, {"--ambient-c"});
   try {

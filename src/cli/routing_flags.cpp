@@ -24,4 +24,12 @@ void add_routing_flags(CLI::App* cmd, RoutingOptions& a) {
                   "analytic costs as if each expert were HxI (e.g. 4096x14336); default: the model's own shape");
 }
 
+void add_pruning_flags(CLI::App* cmd, RoutingOptions& a) {
+  cmd->add_option("--prune-least-used", a.prune_least_used,
+                  "static pruning: mask the R experts of each MoE layer that --calibration used least (0: off)")
+      ->capture_default_str();
+  cmd->add_option("--calibration", a.calibration,
+                  "a wattmoe eval JSON (its expert_counts) of the calibration text, for --prune-least-used");
+}
+
 }  // namespace wattmoe::cli

@@ -9,5 +9,8 @@
 namespace wattmoe::cli {
 
 void add_routing_flags(CLI::App* cmd, RoutingOptions& a);
+// --prune-least-used R --calibration FILE: static pruning by calibration use (eval, explain; not `run`, whose
+// controller sets the masks itself).
+void add_pruning_flags(CLI::App* cmd, RoutingOptions& a);
 
 }  // namespace wattmoe::cli

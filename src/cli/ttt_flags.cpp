@@ -61,6 +61,8 @@ void add_ttt_flags(CLI::App* cmd, TttOptions& t) {
   cmd->add_flag("--ttt-teacher", c.teacher, "keep an EMA teacher");
   cmd->add_flag("--ttt-episodic", c.episodic, "reset to the source weights after every adapted window");
   cmd->add_flag("--ttt-reset-on-drift", c.reset_on_drift, "reset to the source weights on a drift alarm");
+  cmd->add_flag("--ttt-time-phases", c.time_phases,
+                "split adapt_seconds by phase in the summary (ttt.adapt_phases_s; waits for the GPU at each phase)");
   // Every --ttt-* and --lora-* flag does nothing without --ttt: refused rather than ignored ("--ttt-lr requires --ttt").
   for (CLI::Option* o : cmd->get_options([](CLI::Option* o) {
          const std::string& n = o->get_name();

@@ -193,7 +193,8 @@ void check_run_config(const RunConfig& a) {
   validate_stream_options(a.stream);
 }
 
-Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenStream& stream) {
+Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenStream& stream,
+                  const WindowRecordFn& on_record) {
   check_run_config(a);
   const bool budget = a.budget.active();
   const double tokens_per_step = double(a.stream.seq) * a.plant.streams;
@@ -281,7 +282,8 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
     ++windows_total;
     const double expert_j = tally->total_joules() - expert_j_prev;
     expert_j_prev = tally->total_joules();
-    if (log.is_open()) {
+    bool consumer_stop = false;
+    if (log.is_open() || on_record) {
       Json j{{"window", w.index}, {"start", w.start}, {"tokens", r.tokens}, {"nats", r.nats},
              {"bits_per_token", r.nats_per_token() / std::log(2.0)}, {"entropy", r.entropy},
              {"experts_per_token", r.experts_per_token}, {"expert_counts", counts_json(r.counts)},
@@ -299,10 +301,11 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                             {"floor", decision.floor}, {"rung", decision.rung}, {"batch_scale", decision.batch_scale},
                             {"thermal_active", decision.thermal_active}, {"target", ctl->budget().config().target},
                             {"reason", decision.reason}};
-      log << j.dump() << '\n';
+      if (log.is_open()) log << j.dump() << '\n';
+      if (on_record) consumer_stop = !on_record(j);
     }
     next.sensor = sample;
-    next.stop = stop.requested();
+    next.stop = stop.requested() || consumer_stop;
     nats_sum += r.nats, tokens_sum += r.tokens;
     // The live line (stderr): the first window, then at most one a second, and the last.
     if (w.index == 0 || w.index + 1 == n_windows || progress.seconds() - last_line_s >= 1.0) {
@@ -383,6 +386,12 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                     {"lr_lora", o.lr_lora}, {"lr_decay", o.lr_decay_steps}, {"lr_min_ratio", o.lr_min_ratio},
                     {"beta1", o.beta1}, {"beta2", o.beta2}, {"lora_scale", double(t.adapter.lora_scale)},
                     {"clip", o.clip}};
+    if (t.adapter.time_phases) {
+      const AdaptPhases& p = res.adapt_phases;
+      s["ttt"]["adapt_phases_s"] = Json{{"weights", p.weights}, {"forward", p.forward}, {"loss", p.loss},
+                                        {"backward", p.backward}, {"grads", p.grads}, {"optimizer", p.optimizer},
+                                        {"guard", p.guard}, {"other", p.other}};
+    }
   }
   s["verdict"] = run_verdict(s);
   return s;

@@ -8,6 +8,7 @@
 // binds its flags to these fields). Errors name the option as the command line spells it.
 #pragma once
 #include <cmath>
+#include <functional>
 #include <string>
 
 #include "adapt/adapter.h"
@@ -61,10 +62,16 @@ struct RunConfig {
 // before loading anything, so a bad command fails at once.
 void check_run_config(const RunConfig& c);
 
+// Each window's record as it is logged (one JSONL line of --log, the same object), for a caller that consumes the
+// run as it goes (the Python package's model.run). Returning false ends the run after this window, as a signal does
+// but without "interrupted" in the summary. Called on the thread that runs run_budgeted.
+using WindowRecordFn = std::function<bool(const Json& record)>;
+
 // Runs it (check_run_config first) and returns the summary. SIGINT/SIGTERM end it after the current window
 // ("interrupted" in the summary); a plant whose step fails (a sensor dying mid-run) ends it after the windows it
 // measured ("stopped": the error).
-Json run_budgeted(const RunConfig& c, const ModelWeights<float>& m, const TokenStream& s);
+Json run_budgeted(const RunConfig& c, const ModelWeights<float>& m, const TokenStream& s,
+                  const WindowRecordFn& on_record = {});
 
 // The small grammars of the run flags (fuzzed: fuzz/flags_fuzz.cpp). Errors name the flag.
 // --budget-schedule "0:400,200:300" -> {(0, 400), (200, 300)}: windows ascending, targets finite and > 0.

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "energy/cost_analytic.h"
 #include "energy/cost_table.h"
+#include "eval/policy_points.h"
 
 namespace wattmoe {
 
@@ -55,6 +56,42 @@ std::shared_ptr<const CostModel> make_cost_model(const RoutingOptions& a, const 
       AnalyticCostModel::uniform(c.num_layers, c.num_experts, shape, HardwareCoeffs{}));
 }
 
+// The pruned experts of every layer: knobs.mask plus the r least-used of the calibration's counts (MoE layers).
+std::vector<std::vector<bool>> pruning_masks(const RoutingOptions& a, const ModelConfig& c, const PolicyKnobs& k) {
+  WATTMOE_REQUIRE(a.prune_least_used >= 0 && a.prune_least_used < c.num_experts,
+                  "--prune-least-used {}: expected 0 (off) to {} (leaving at least one of {} experts)",
+                  a.prune_least_used, c.num_experts - 1, c.num_experts);
+  WATTMOE_REQUIRE(a.prune_least_used == 0 || !a.calibration.empty(),
+                  "--prune-least-used {} needs --calibration (a wattmoe eval JSON with expert_counts)",
+                  a.prune_least_used);
+  if (a.prune_least_used == 0) return {};
+  const Json cal = read_json_file(a.calibration);
+  WATTMOE_REQUIRE(cal.is_object() && cal.contains("expert_counts") && cal["expert_counts"].is_object(),
+                  "--calibration {}: no \"expert_counts\" object (the output of wattmoe eval)", a.calibration);
+  const Json& counts = cal["expert_counts"];
+  std::vector<std::vector<bool>> masks;
+  for (int l = 0; l < c.num_layers; ++l) {
+    std::vector<bool> m = k.mask.empty() ? std::vector<bool>(size_t(c.num_experts), false) : k.mask;
+    if (c.is_moe_layer(l)) {
+      const std::string key = std::to_string(l);
+      WATTMOE_REQUIRE(counts.contains(key) && counts[key].is_array() && int(counts[key].size()) == c.num_experts,
+                      "--calibration {}: expert_counts of layer {} missing or not {} counts", a.calibration, l,
+                      c.num_experts);
+      std::vector<int64_t> use;
+      for (const Json& v : counts[key]) {
+        WATTMOE_REQUIRE(v.is_number_integer() && v.get<int64_t>() >= 0,
+                        "--calibration {}: expert_counts of layer {}: expected counts >= 0", a.calibration, l);
+        use.push_back(v.get<int64_t>());
+      }
+      for (int e : least_used_experts(use, a.prune_least_used)) m[size_t(e)] = true;
+      WATTMOE_REQUIRE(std::find(m.begin(), m.end(), false) != m.end(),
+                      "--prune-least-used {} with --mask: layer {} has no expert left", a.prune_least_used, l);
+    }
+    masks.push_back(std::move(m));
+  }
+  return masks;
+}
+
 }  // namespace
 
 RoutingSetup make_routing(const RoutingOptions& a, const ModelConfig& c, double tokens_per_step) {
@@ -66,6 +103,8 @@ RoutingSetup make_routing(const RoutingOptions& a, const ModelConfig& c, double 
   k.budget_j = a.budget_j, k.reuse_min_tokens = a.reuse_min_tokens;
   k.mask = parse_mask(a.mask, c.num_experts);
   validate_knobs(k, c.num_experts, c.top_k);
+  r.layer_masks = pruning_masks(a, c, k);
+  r.pruned = a.prune_least_used, r.calibration = a.calibration;
   r.cost_model = make_cost_model(a, c);
   for (int l = 0; l < c.num_layers; ++l) {
     ExpertCosts ec;
@@ -82,6 +121,10 @@ RoutingSetup make_routing(const RoutingOptions& a, const ModelConfig& c, double 
 RoutingSpec RoutingSetup::spec() const {
   RoutingSpec s;
   s.policy = policy->name(), s.knobs = knobs, s.costs = layer_costs;
+  for (const std::vector<bool>& m : layer_masks) {
+    s.layer_knobs.push_back(knobs);
+    s.layer_knobs.back().mask = m;
+  }
   return s;
 }
 
@@ -113,7 +156,18 @@ std::string policy_text(const std::string& policy, const PolicyKnobs& k, int mod
 }
 
 Json RoutingSetup::describe() const {
-  return Json{{"policy", policy->name()}, {"knobs", knobs_json(knobs)}, {"costs", cost_model->name()}};
+  Json j{{"policy", policy->name()}, {"knobs", knobs_json(knobs)}, {"costs", cost_model->name()}};
+  if (pruned > 0) {
+    Json layers = Json::object();
+    for (size_t l = 0; l < layer_masks.size(); ++l) {
+      std::vector<int> ids;
+      for (size_t e = 0; e < layer_masks[l].size(); ++e)
+        if (layer_masks[l][e]) ids.push_back(int(e));
+      layers[std::to_string(l)] = ids;
+    }
+    j["pruned"] = Json{{"least_used", pruned}, {"calibration", calibration}, {"layers", layers}};
+  }
+  return j;
 }
 
 }  // namespace wattmoe

@@ -25,6 +25,11 @@ struct RoutingOptions {
   int k_min = 1, k_max = 0, reuse_min_tokens = 0;
   double budget_j = std::numeric_limits<double>::infinity();
   std::string mask;                // comma-separated expert ids pruned in every layer
+  // Static pruning by calibration use (Lu et al. 2024): in every MoE layer, the prune_least_used experts the
+  // calibration used least (eval/policy_points.h least_used_experts) are masked too. calibration: a `wattmoe eval`
+  // JSON whose "expert_counts" has one count per expert for every MoE layer.
+  int prune_least_used = 0;
+  std::string calibration;
   std::string costs = "analytic";  // or a cost table JSON
   std::string expert_shape;        // HxI for the analytic costs; empty: the model's own
 };
@@ -32,13 +37,17 @@ struct RoutingOptions {
 struct RoutingSetup {
   std::shared_ptr<const RoutingPolicy> policy;
   PolicyKnobs knobs;
+  std::vector<std::vector<bool>> layer_masks;  // [layers][E]: knobs.mask and the pruned experts; empty = none
+  int pruned = 0;                              // prune_least_used
+  std::string calibration;
   std::shared_ptr<const CostModel> cost_model;
   std::vector<ExpertCosts> layer_costs;  // one per model layer (dense layers get zeros)
   int num_experts = 0, model_k = 0;
   // Share of an expert's fixed step cost a_e charged to the tokens the tally sees: 1 when a forward pass is the
   // whole step; 1/streams when each window stands for `streams` windows routed alike in one step (wattmoe run).
   double tally_fixed_share = 1.0;
-  // The routing a runner takes (moe/routing_spec.h): this policy, these knobs, the layer costs.
+  // The routing a runner takes (moe/routing_spec.h): this policy, these knobs (one per layer with layer_masks), the
+  // layer costs.
   RoutingSpec spec() const;
   // The observer that prices each layer-step's routing into `tally` (fixed costs scaled by tally_fixed_share).
   RoutingObserver observer(std::shared_ptr<RoutingEnergyTally> tally) const;

@@ -17,6 +17,7 @@
 #include "model/runner_impl.h"
 #include "moe/route_policy_block.h"
 #include "ops/cuda/dense_ops.h"
+#include "model/param_spans.h"
 
 namespace wattmoe {
 
@@ -182,13 +183,12 @@ class CudaRunner final : public Runner {
       WATTMOE_CUDA_CALL(cudaMemsetAsync(model_.master_grads() + r.offset, 0, sizeof(float) * size_t(r.numel),
                                         ctx_.stream()));
     ctx_.sync();
-    at = 0;
-    for (const ParamRange& r : ranges) {
-      float* g = host + r.offset;
-      for (int64_t i = 0; i < r.numel; ++i) g[i] += packed_[size_t(at + i)];
-      at += r.numel;
-    }
+    span_for_each(spans_of(ranges), [&](int64_t begin, int64_t end, int64_t flat) {
+      for (int64_t i = begin, k = flat; i < end; ++i, ++k) host[i] += packed_[size_t(k)];
+    });
   }
+
+  void finish() override { ctx_.sync(); }
 
   void train_begin(const AdamWConfig& adamw, int shards) override {
     if (shards > 1) log_warn("train --device cuda: --shards {} ignored (the GPU runs each micro-batch whole)", shards);

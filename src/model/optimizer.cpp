@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "io/safetensors.h"
+#include "core/parallel_spans.h"
 
 namespace wattmoe {
 
@@ -37,13 +38,14 @@ void AdamW::step(float* p, const float* g, double lr) {
   const double c1 = 1.0 - std::pow(b1, double(t_)), c2 = 1.0 - std::pow(b2, double(t_));
   const float step_size = float(lr / c1), bias2 = float(1.0 / std::sqrt(c2)), eps = float(cfg_.eps);
   const float decay = float(1.0 - lr * cfg_.weight_decay);
-  for (const auto& [begin, end] : runs_)
+  span_for_each(runs_, [&](int64_t begin, int64_t end, int64_t) {  // elementwise: the same on any thread count
     for (int64_t i = begin; i < end; ++i) {
       m_[i] = float(b1) * m_[i] + float(1 - b1) * g[i];
       v_[i] = float(b2) * v_[i] + float(1 - b2) * g[i] * g[i];
       if (decay_[i]) p[i] *= decay;
       p[i] -= step_size * m_[i] / (std::sqrt(v_[i]) * bias2 + eps);
     }
+  });
 }
 
 void AdamW::save(const std::string& path) const { save_adam_moments(path, layout_, m_.data(), v_.data(), t_); }

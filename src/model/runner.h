@@ -109,6 +109,7 @@ class Runner {
   virtual void zero_grads() = 0;
   // Moves these ranges' gradients out: host[r] += gradients[r], then gradients[r] = 0 in the runner.
   virtual void take_grads(float* host, const std::vector<ParamRange>& ranges) = 0;
+  virtual void finish() {}  // waits for the work queued so far (a device's queue; the CPU's work is done on return)
 
   // --- training (train/trainer.h)
   // AdamW moments and the data-parallel shards (CPU: each micro-batch split into `shards` threads, gradients summed

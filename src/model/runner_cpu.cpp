@@ -12,6 +12,7 @@
 #include "ops/linear.h"
 #include "ops/loss.h"
 #include "ops/token_objectives.h"
+#include "model/param_spans.h"
 
 namespace wattmoe {
 
@@ -86,8 +87,9 @@ class CpuRunner final : public Runner {
   }
   void take_grads(float* host, const std::vector<ParamRange>& ranges) override {
     ensure_grads();
-    for (const ParamRange& r : ranges)
-      for (int64_t i = r.offset; i < r.offset + r.numel; ++i) host[i] += grads_[size_t(i)], grads_[size_t(i)] = 0.f;
+    span_for_each(spans_of(ranges), [&](int64_t begin, int64_t end, int64_t) {
+      for (int64_t i = begin; i < end; ++i) host[i] += grads_[size_t(i)], grads_[size_t(i)] = 0.f;
+    });
   }
 
   void train_begin(const AdamWConfig& adamw, int shards) override {

@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "ops/moe_route_policy_check.h"
 
 namespace wattmoe {
 
@@ -15,21 +16,7 @@ namespace wattmoe {
 void validate_knobs(const PolicyKnobs& kn, int E, int model_k) {
   WATTMOE_REQUIRE(E >= 1, "routing policy: number of experts E = {}: expected E >= 1", E);
   WATTMOE_REQUIRE(model_k >= 1 && model_k <= E, "routing policy: model k = {}: expected 1 <= k <= E = {}", model_k, E);
-  WATTMOE_REQUIRE(std::isfinite(kn.lambda) && kn.lambda >= 0.f,
-                  "policy knob lambda = {}: expected a finite value >= 0", kn.lambda);
-  WATTMOE_REQUIRE(kn.p > 0.f && kn.p <= 1.f, "policy knob p = {}: expected 0 < p <= 1", kn.p);
-  WATTMOE_REQUIRE(kn.beta >= 0.f && kn.beta <= 1.f, "policy knob beta = {}: expected 0 <= beta <= 1", kn.beta);
-  WATTMOE_REQUIRE(kn.k_max >= 0 && kn.k_max <= E,
-                  "policy knob k_max = {}: expected 1 <= k_max <= E = {} (or 0 for the model's k = {})", kn.k_max, E,
-                  model_k);
-  const int K = resolved_k_max(kn, model_k);
-  WATTMOE_REQUIRE(kn.k_min >= 1, "policy knob k_min = {}: expected k_min >= 1", kn.k_min);
-  WATTMOE_REQUIRE(kn.k_min <= K, "policy knob k_min = {} exceeds k_max = {}: expected 1 <= k_min <= k_max", kn.k_min,
-                  K);
-  WATTMOE_REQUIRE(!std::isnan(kn.budget_j) && kn.budget_j >= 0,
-                  "policy knob budget_j = {}: expected joules >= 0 (inf for no budget)", kn.budget_j);
-  WATTMOE_REQUIRE(kn.reuse_min_tokens >= 0, "policy knob reuse_min_tokens = {}: expected >= 0 (0 = off)",
-                  kn.reuse_min_tokens);
+  validate_scalar_knobs(kn, E, model_k);
   if (!kn.mask.empty()) {
     WATTMOE_REQUIRE(int64_t(kn.mask.size()) == E,
                     "policy knob mask has {} entries: expected one per expert (E = {}) or none", kn.mask.size(), E);
@@ -83,10 +70,15 @@ void require_no_nan(const T* v, int64_t n, int E, const char* what) {
     WATTMOE_REQUIRE(!std::isnan(v[i]), "routing policy: {} of token {} expert {} is NaN", what, i / E, i % E);
 }
 
+// The token's row [E] of a trace, or null when no trace is kept (select).
+RouteReason* why_row(RoutingTrace* tr, int64_t t) { return tr ? &tr->reason[size_t(t * tr->experts)] : nullptr; }
+
 // The unmasked experts of one row in descending score, ties to the lower index; the first min(K, unmasked) go to
 // out[0..). Returns how many were written. Same comparator as select_topk, so an unmasked row matches it exactly.
+// why (optional, [E]): mask, selected (the first m) or k_max (the rest).
 template <class S>
-int rank_row(const S* s, int E, const std::vector<bool>& mask, int K, std::vector<int32_t>& idx, int32_t* out) {
+int rank_row(const S* s, int E, const std::vector<bool>& mask, int K, std::vector<int32_t>& idx, int32_t* out,
+             RouteReason* why = nullptr) {
   idx.clear();
   for (int e = 0; e < E; ++e)
     if (mask.empty() || !mask[size_t(e)]) idx.push_back(e);
@@ -94,18 +86,35 @@ int rank_row(const S* s, int E, const std::vector<bool>& mask, int K, std::vecto
   std::partial_sort(idx.begin(), idx.begin() + m, idx.end(),
                     [s](int32_t a, int32_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); });
   std::copy(idx.begin(), idx.begin() + m, out);
+  if (why) {
+    std::fill(why, why + E, RouteReason::kMask);
+    for (size_t i = 0; i < idx.size(); ++i) why[idx[i]] = int(i) < m ? RouteReason::kSelected : RouteReason::kSlots;
+  }
   return m;
 }
 
+// What a prefix rule keeps of a ranked row: `keep` slots, of which the rule alone would keep the first `rule` (the
+// rest up to `keep` are there because of k_min).
+struct Kept {
+  int keep, rule;
+};
+
 // Ranks each token's experts by probability (K slots at most, masked experts left out) and keeps the first
-// keep(probs of the token, ranked row, ranked count) slots; the dropped slots are a suffix of -1.
+// keep(probs of the token, ranked row, ranked count).keep slots; the dropped slots are a suffix of -1. With a trace,
+// the dropped slots' reason is `dropped`, the k_min-kept ones' k_min floor.
 template <class T, class Keep>
-void keep_prefix(const T* probs, int64_t n, int E, int K, const PolicyKnobs& kn, Routing& out, Keep keep) {
+void keep_prefix(const T* probs, int64_t n, int E, int K, const PolicyKnobs& kn, Routing& out, Keep keep,
+                 RoutingTrace* tr, RouteReason dropped) {
   std::vector<int32_t> idx;
   for (int64_t t = 0; t < n; ++t) {
     int32_t* row = &out.expert[size_t(t * K)];
-    const int cnt = rank_row(probs + t * E, E, kn.mask, K, idx, row);
-    for (int s = keep(probs + t * E, row, cnt); s < K; ++s) row[s] = -1;
+    RouteReason* why = why_row(tr, t);
+    const int cnt = rank_row(probs + t * E, E, kn.mask, K, idx, row, why);
+    const Kept k = keep(probs + t * E, row, cnt);
+    if (why)
+      for (int s = 0; s < cnt; ++s)
+        if (s >= k.keep || s >= k.rule) why[row[s]] = s >= k.keep ? dropped : RouteReason::kFloor;
+    for (int s = k.keep; s < K; ++s) row[s] = -1;
   }
   out.recount();
 }
@@ -124,9 +133,10 @@ int prepare(const T* probs, int64_t n, int E, int model_k, const ExpertCosts& co
 }
 
 template <class T>
-void topk_rows(const T* probs, int64_t n, int E, int K, const std::vector<bool>& mask, Routing& out) {
+void topk_rows(const T* probs, int64_t n, int E, int K, const std::vector<bool>& mask, Routing& out,
+               RoutingTrace* tr) {
   std::vector<int32_t> idx;
-  for (int64_t t = 0; t < n; ++t) rank_row(probs + t * E, E, mask, K, idx, &out.expert[size_t(t * K)]);
+  for (int64_t t = 0; t < n; ++t) rank_row(probs + t * E, E, mask, K, idx, &out.expert[size_t(t * K)], why_row(tr, t));
 }
 
 template <class D>
@@ -134,11 +144,17 @@ class PolicyBase : public RoutingPolicy {
  public:
   void select(const float* logits, const float* probs, int64_t n, int E, int model_k, const ExpertCosts& costs,
               const PolicyKnobs& knobs, Routing& out) const override {
-    static_cast<const D&>(*this).template run<float>(logits, probs, n, E, model_k, costs, knobs, out);
+    static_cast<const D&>(*this).template run<float>(logits, probs, n, E, model_k, costs, knobs, out, nullptr);
   }
   void select(const double* logits, const double* probs, int64_t n, int E, int model_k, const ExpertCosts& costs,
               const PolicyKnobs& knobs, Routing& out) const override {
-    static_cast<const D&>(*this).template run<double>(logits, probs, n, E, model_k, costs, knobs, out);
+    static_cast<const D&>(*this).template run<double>(logits, probs, n, E, model_k, costs, knobs, out, nullptr);
+  }
+  void select_traced(const float* logits, const float* probs, int64_t n, int E, int model_k, const ExpertCosts& costs,
+                     const PolicyKnobs& knobs, Routing& out, RoutingTrace& trace) const override {
+    WATTMOE_REQUIRE(n >= 0 && E >= 1, "routing policy: n = {} tokens, E = {} experts: expected n >= 0, E >= 1", n, E);
+    trace.reset(n, E);
+    static_cast<const D&>(*this).template run<float>(logits, probs, n, E, model_k, costs, knobs, out, &trace);
   }
 };
 
@@ -148,9 +164,9 @@ class TopKPolicy final : public PolicyBase<TopKPolicy> {
   std::string name() const override { return name_; }
   template <class T>
   void run(const T*, const T* probs, int64_t n, int E, int model_k, const ExpertCosts& costs, const PolicyKnobs& kn,
-           Routing& out) const {
+           Routing& out, RoutingTrace* tr) const {
     const int K = prepare(probs, n, E, model_k, costs, kn, false, out);
-    topk_rows(probs, n, E, K, kn.mask, out);
+    topk_rows(probs, n, E, K, kn.mask, out, tr);
     out.recount();
   }
 
@@ -163,11 +179,11 @@ class CostPolicy final : public PolicyBase<CostPolicy> {
   std::string name() const override { return "cost"; }
   template <class T>
   void run(const T* logits, const T* probs, int64_t n, int E, int model_k, const ExpertCosts& costs,
-           const PolicyKnobs& kn, Routing& out) const {
+           const PolicyKnobs& kn, Routing& out, RoutingTrace* tr) const {
     const int K = prepare(probs, n, E, model_k, costs, kn, true, out);
     if (n == 0) return out.recount();
     if (kn.lambda == 0.f) {  // rank by probability: exactly topk (softmax rounding could tie distinct logits)
-      topk_rows(probs, n, E, K, kn.mask, out);
+      topk_rows(probs, n, E, K, kn.mask, out, tr);
       return out.recount();
     }
     require_no_nan(logits, n, E, "router logit");
@@ -179,7 +195,7 @@ class CostPolicy final : public PolicyBase<CostPolicy> {
       for (int64_t t = 0; t < n; ++t) {
         for (int e = 0; e < E; ++e)
           s[size_t(e)] = double(logits[t * E + e]) - double(kn.lambda) * (mean > 0 ? price[size_t(e)] / mean : 0.0);
-        rank_row(s.data(), E, kn.mask, K, idx, &out.expert[size_t(t * K)]);
+        rank_row(s.data(), E, kn.mask, K, idx, &out.expert[size_t(t * K)], why_row(tr, t));
       }
       out.recount();
     };
@@ -190,6 +206,15 @@ class CostPolicy final : public PolicyBase<CostPolicy> {
         if (out.counts[size_t(e)] >= kn.reuse_min_tokens) c2[size_t(e)] = double(costs.per_token[size_t(e)]);
       pass(c2);
     }
+    if (tr) {  // an expert ranked out by its score that its probability alone would have kept: the price did it
+      std::vector<int32_t> idx, by_prob(static_cast<size_t>(K));
+      for (int64_t t = 0; t < n; ++t) {
+        RouteReason* why = why_row(tr, t);
+        const int m = rank_row(probs + t * E, E, kn.mask, K, idx, by_prob.data());
+        for (int i = 0; i < m; ++i)
+          if (why[by_prob[size_t(i)]] == RouteReason::kSlots) why[by_prob[size_t(i)]] = RouteReason::kCost;
+      }
+    }
   }
 };
 
@@ -198,20 +223,23 @@ class TopPPolicy final : public PolicyBase<TopPPolicy> {
   std::string name() const override { return "top_p"; }
   template <class T>
   void run(const T*, const T* probs, int64_t n, int E, int model_k, const ExpertCosts& costs, const PolicyKnobs& kn,
-           Routing& out) const {
+           Routing& out, RoutingTrace* tr) const {
     const int K = prepare(probs, n, E, model_k, costs, kn, false, out);
-    keep_prefix(probs, n, E, K, kn, out, [&](const T* p, const int32_t* row, int cnt) {
-      double cum = 0;
-      int m = cnt;
-      for (int s = 0; s < cnt; ++s) {
-        cum += double(p[row[s]]);
-        if (cum >= double(kn.p)) {
-          m = s + 1;
-          break;
-        }
-      }
-      return std::min(std::max(m, kn.k_min), cnt);
-    });
+    keep_prefix(
+        probs, n, E, K, kn, out,
+        [&](const T* p, const int32_t* row, int cnt) {
+          double cum = 0;
+          int m = cnt;
+          for (int s = 0; s < cnt; ++s) {
+            cum += double(p[row[s]]);
+            if (cum >= double(kn.p)) {
+              m = s + 1;
+              break;
+            }
+          }
+          return Kept{std::min(std::max(m, kn.k_min), cnt), m};
+        },
+        tr, RouteReason::kTopP);
   }
 };
 
@@ -220,15 +248,22 @@ class SkipPolicy final : public PolicyBase<SkipPolicy> {
   std::string name() const override { return "skip"; }
   template <class T>
   void run(const T*, const T* probs, int64_t n, int E, int model_k, const ExpertCosts& costs, const PolicyKnobs& kn,
-           Routing& out) const {
+           Routing& out, RoutingTrace* tr) const {
     const int K = prepare(probs, n, E, model_k, costs, kn, false, out);
-    keep_prefix(probs, n, E, K, kn, out, [&](const T* p, const int32_t* row, int cnt) {
-      if (cnt == 0) return 0;
-      const double thr = double(kn.beta) * double(p[row[0]]);
-      for (int s = std::max(kn.k_min, 1); s < cnt; ++s)
-        if (double(p[row[s]]) < thr) return s;
-      return cnt;
-    });
+    keep_prefix(
+        probs, n, E, K, kn, out,
+        [&](const T* p, const int32_t* row, int cnt) {
+          if (cnt == 0) return Kept{0, 0};
+          const double thr = double(kn.beta) * double(p[row[0]]);
+          int rule = cnt;  // the first slot below the threshold; below k_min the floor keeps it (and those after it)
+          for (int s = 1; s < cnt; ++s)
+            if (double(p[row[s]]) < thr) {
+              rule = std::min(rule, s);
+              if (s >= kn.k_min) return Kept{s, rule};
+            }
+          return Kept{cnt, rule};
+        },
+        tr, RouteReason::kBeta);
   }
 };
 
@@ -237,9 +272,9 @@ class BudgetPolicy final : public PolicyBase<BudgetPolicy> {
   std::string name() const override { return "budget"; }
   template <class T>
   void run(const T*, const T* probs, int64_t n, int E, int model_k, const ExpertCosts& costs, const PolicyKnobs& kn,
-           Routing& out) const {
+           Routing& out, RoutingTrace* tr) const {
     const int K = prepare(probs, n, E, model_k, costs, kn, true, out);
-    topk_rows(probs, n, E, K, kn.mask, out);  // the candidates: each token's top-K, best first
+    topk_rows(probs, n, E, K, kn.mask, out, tr);  // the candidates: each token's top-K, best first
     std::vector<char> keep(out.expert.size(), 0), active(size_t(E), 0);
     double spent = 0;
     struct Cand {
@@ -291,6 +326,10 @@ class BudgetPolicy final : public PolicyBase<BudgetPolicy> {
     }
     for (int64_t t = 0; t < n; ++t) {  // compact each row, keeping the descending-probability order
       int32_t* row = &out.expert[size_t(t * K)];
+      if (RouteReason* why = why_row(tr, t))
+        for (int s = 0; s < K && row[s] >= 0; ++s)
+          if (!keep[size_t(t * K + s)] || s < kn.k_min)
+            why[row[s]] = keep[size_t(t * K + s)] ? RouteReason::kFloor : RouteReason::kBudget;
       int w = 0;
       for (int s = 0; s < K; ++s)
         if (keep[size_t(t * K + s)]) row[w++] = row[s];
@@ -301,6 +340,26 @@ class BudgetPolicy final : public PolicyBase<BudgetPolicy> {
 };
 
 }  // namespace
+
+const char* route_reason_name(RouteReason r) {
+  switch (r) {
+    case RouteReason::kSelected: return "selected";
+    case RouteReason::kFloor: return "k_min floor";
+    case RouteReason::kMask: return "mask";
+    case RouteReason::kSlots: return "k_max";
+    case RouteReason::kBeta: return "beta";
+    case RouteReason::kTopP: return "top_p";
+    case RouteReason::kBudget: return "budget";
+    case RouteReason::kCost: return "cost";
+  }
+  return "?";
+}
+
+void RoutingTrace::reset(int64_t n, int E) {
+  tokens = n;
+  experts = E;
+  reason.assign(size_t(n * E), RouteReason::kSelected);
+}
 
 const std::vector<std::string>& policy_names() {
   static const std::vector<std::string> names = {"topk", "cost", "top_p", "skip", "budget", "mask"};

@@ -63,6 +63,30 @@ void validate_knobs(const PolicyKnobs& knobs, int E, int model_k);
 // K: knobs.k_max, or model_k when k_max = 0.
 int resolved_k_max(const PolicyKnobs& knobs, int model_k);
 
+// Why each expert of each token was or was not selected (`wattmoe explain`): one reason per (token, expert), written
+// by the policy's own decision code as it decides (RoutingPolicy::select_traced), so it cannot drift from the
+// selection. There is no precision tier in the engine (every expert runs at the model's precision), so none is a
+// reason.
+enum class RouteReason : uint8_t {
+  kSelected = 0,  // in the token's selection by the policy's rule
+  kFloor,         // selected only because of k_min: the rule (top-p mass, β, budget) would have dropped it
+  kMask,          // pruned by knobs.mask (every policy honours it)
+  kSlots,         // ranked below the K = k_max slots (by probability; by score for `cost`)
+  kBeta,          // skip: probability below β × the first slot's
+  kTopP,          // top_p: the cumulative probability of the experts before it had reached p
+  kBudget,        // budget: its price did not fit in what was left of budget_j
+  kCost,          // cost: among the K most probable, but ranked out by its price λ·c̃
+};
+const char* route_reason_name(RouteReason r);  // "selected", "k_min floor", "mask", "k_max", "beta", "top_p", ...
+
+struct RoutingTrace {
+  int64_t tokens = 0;
+  int experts = 0;
+  std::vector<RouteReason> reason;  // [tokens, experts]
+  void reset(int64_t n, int E);
+  RouteReason at(int64_t t, int e) const { return reason[size_t(t * experts + e)]; }
+};
+
 class RoutingPolicy {
  public:
   virtual ~RoutingPolicy() = default;
@@ -74,6 +98,11 @@ class RoutingPolicy {
   // Same decisions computed on double inputs (the gradient-check model); no conversion to float.
   virtual void select(const double* logits, const double* probs, int64_t n, int E, int model_k,
                       const ExpertCosts& costs, const PolicyKnobs& knobs, Routing& out) const = 0;
+  // select, and the reason for every (token, expert) in trace: the same decision code with a recorder attached, so
+  // out is exactly what select gives.
+  virtual void select_traced(const float* logits, const float* probs, int64_t n, int E, int model_k,
+                             const ExpertCosts& costs, const PolicyKnobs& knobs, Routing& out,
+                             RoutingTrace& trace) const = 0;
 };
 
 // names: topk, cost, top_p, skip, budget, mask. Unknown name → Error listing them.

@@ -59,9 +59,30 @@ inline void set_route_mask(MoeRoutePolicy& p, const std::vector<bool>& pruned, i
 // K of a block: k_max, or model_k when k_max = 0.
 inline int route_policy_k(const MoeRoutePolicy& p, int model_k) { return p.k_max > 0 ? p.k_max : model_k; }
 
+// The scalar knobs' ranges (lambda, p, beta, k_max, k_min, budget_j, reuse_min_tokens), one copy for the CPU
+// policies' PolicyKnobs (moe/policy.cpp validate_knobs) and this block (validate_route_policy): Error names the first
+// bad knob. E experts, the model's k (1..E, checked by the callers).
+template <class Knobs>
+void validate_scalar_knobs(const Knobs& k, int E, int model_k) {
+  WATTMOE_REQUIRE(std::isfinite(k.lambda) && k.lambda >= 0, "policy knob lambda = {}: expected a finite value >= 0",
+                  k.lambda);
+  WATTMOE_REQUIRE(k.p > 0 && k.p <= 1, "policy knob p = {}: expected 0 < p <= 1", k.p);
+  WATTMOE_REQUIRE(k.beta >= 0 && k.beta <= 1, "policy knob beta = {}: expected 0 <= beta <= 1", k.beta);
+  WATTMOE_REQUIRE(k.k_max >= 0 && k.k_max <= E,
+                  "policy knob k_max = {}: expected 1 <= k_max <= E = {} (or 0 for the model's k = {})", k.k_max, E,
+                  model_k);
+  const int K = k.k_max > 0 ? int(k.k_max) : model_k;
+  WATTMOE_REQUIRE(k.k_min >= 1, "policy knob k_min = {}: expected k_min >= 1", k.k_min);
+  WATTMOE_REQUIRE(k.k_min <= K, "policy knob k_min = {} exceeds k_max = {}: expected 1 <= k_min <= k_max", k.k_min, K);
+  WATTMOE_REQUIRE(!std::isnan(k.budget_j) && k.budget_j >= 0,
+                  "policy knob budget_j = {}: expected joules >= 0 (inf for no budget)", k.budget_j);
+  WATTMOE_REQUIRE(k.reuse_min_tokens >= 0, "policy knob reuse_min_tokens = {}: expected >= 0 (0 = off)",
+                  k.reuse_min_tokens);
+}
+
 // Throws wattmoe::Error naming the first bad knob: E experts (1..256), the model's k (1..E), the layer's slot
-// capacity `slots` (K must fit it). Checks what moe/policy.cpp's validate_knobs and validate_costs check, plus what
-// only the block has: the policy id, K <= slots, no mask bit past E - 1, cost_experts 0 or E (E for cost and budget,
+// capacity `slots` (K must fit it). The scalar knobs as validate_scalar_knobs, the costs as moe/policy.cpp's
+// validate_costs, plus what only the block has: the policy id, K <= slots, no mask bit past E - 1, cost_experts 0 or E (E for cost and budget,
 // which price experts), and finite, non-negative costs.
 inline void validate_route_policy(const MoeRoutePolicy& p, int E, int model_k, int slots) {
   WATTMOE_REQUIRE(E >= 1 && E <= kMoeRouteMaxExperts, "route policy: E = {} experts: expected 1..{}", E,
@@ -71,24 +92,12 @@ inline void validate_route_policy(const MoeRoutePolicy& p, int E, int model_k, i
   WATTMOE_REQUIRE(id >= 0 && id < kMoeRouteCount,
                   "route policy: policy id {}: expected 0..{} (topk, cost, top_p, skip, budget, mask)", id,
                   kMoeRouteCount - 1);
-  WATTMOE_REQUIRE(std::isfinite(p.lambda) && p.lambda >= 0.f, "policy knob lambda = {}: expected a finite value >= 0",
-                  p.lambda);
-  WATTMOE_REQUIRE(p.p > 0.f && p.p <= 1.f, "policy knob p = {}: expected 0 < p <= 1", p.p);
-  WATTMOE_REQUIRE(p.beta >= 0.f && p.beta <= 1.f, "policy knob beta = {}: expected 0 <= beta <= 1", p.beta);
-  WATTMOE_REQUIRE(p.k_max >= 0 && p.k_max <= E,
-                  "policy knob k_max = {}: expected 1 <= k_max <= E = {} (or 0 for the model's k = {})", p.k_max, E,
-                  model_k);
+  validate_scalar_knobs(p, E, model_k);
   const int K = route_policy_k(p, model_k);
   WATTMOE_REQUIRE(K <= slots,
                   "policy knob k_max = {} (K = {} slots per token) exceeds the layer's slot capacity {}: construct "
                   "MoeLayerCuda with MoeShape::max_slots >= {}",
                   p.k_max, K, slots, K);
-  WATTMOE_REQUIRE(p.k_min >= 1, "policy knob k_min = {}: expected k_min >= 1", p.k_min);
-  WATTMOE_REQUIRE(p.k_min <= K, "policy knob k_min = {} exceeds k_max = {}: expected 1 <= k_min <= k_max", p.k_min, K);
-  WATTMOE_REQUIRE(!std::isnan(p.budget_j) && p.budget_j >= 0,
-                  "policy knob budget_j = {}: expected joules >= 0 (inf for no budget)", p.budget_j);
-  WATTMOE_REQUIRE(p.reuse_min_tokens >= 0, "policy knob reuse_min_tokens = {}: expected >= 0 (0 = off)",
-                  p.reuse_min_tokens);
   bool any_left = false;
   for (int e = 0; e < kMoeRouteMaxExperts; ++e) {
     if (e >= E)

@@ -17,5 +17,7 @@ struct TokenStream {
 
 // Error naming the file when it is missing, unreadable or holds fewer than min_tokens tokens.
 TokenStream load_token_stream(const std::string& path, const Tokenizer& tok, int64_t min_tokens);
+// The same for a text in memory (the Python package's model.eval("…")); `name` stands for the file in errors.
+TokenStream make_token_stream(const std::string& text, const Tokenizer& tok, int64_t min_tokens, const std::string& name);
 
 }  // namespace wattmoe

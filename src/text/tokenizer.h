@@ -51,4 +51,9 @@ std::unique_ptr<Tokenizer> parse_tokenizer_json(std::string_view text, const std
 // "bytes" gives a ByteTokenizer; anything else is a path for load_tokenizer.
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
 
+// The tokenizer that goes with a checkpoint directory (what every command and the Python package use): `spec` if
+// given ("bytes" or a tokenizer.json path); else DIR/tokenizer.json when present; else bytes. Error when the
+// tokenizer's vocabulary is larger than the model's (model_vocab).
+std::unique_ptr<Tokenizer> model_tokenizer(const std::string& model_dir, const std::string& spec, int model_vocab);
+
 }  // namespace wattmoe

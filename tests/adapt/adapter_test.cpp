@@ -217,6 +217,31 @@ TEST(AdaptAdapter, StepsPerWindowAndAdaptiveGain) {
   EXPECT_EQ(a.trigger_interval(), 4);
 }
 
+TEST(AdaptAdapter, TimedPhasesSplitTheAdaptationTime) {
+  const TinyModel m = tiny_model();
+  for (const bool timed : {false, true}) {
+    AdapterConfig c = lora_config(AdaptOptimizerKind::AdamW, 1e-2);
+    c.replay = 2;                        // a fresh forward over the batch every step
+    c.source_guard.check_every = 1;      // and the source guard's scoring
+    c.time_phases = timed;
+    TestTimeAdapter a(m.config, m.params.data(), c);
+    const StreamResult r = run_stream(a, random_stream(6 * kS + 1, m.config.vocab_size, 34), {kS, 0, 2});
+    const AdaptPhases& p = r.adapt_phases;
+    const double sum = p.weights + p.forward + p.loss + p.backward + p.grads + p.optimizer + p.guard + p.other;
+    if (!timed) {
+      EXPECT_EQ(sum, 0.0) << "phases are timed only when asked";
+      continue;
+    }
+    EXPECT_EQ(r.adapted_windows, 6);
+    for (double v : {p.weights, p.forward, p.loss, p.backward, p.grads, p.optimizer, p.guard, p.other}) EXPECT_GE(v, 0.0);
+    EXPECT_GT(p.forward, 0.0);
+    EXPECT_GT(p.backward, 0.0);
+    EXPECT_GT(p.optimizer, 0.0);
+    EXPECT_GT(p.guard, 0.0) << "the source guard scored every window";
+    EXPECT_NEAR(sum, r.adapt_seconds, 1e-9 + 1e-6 * r.adapt_seconds) << "the phases cover adapt_seconds";
+  }
+}
+
 TEST(AdaptAdapter, DriftResetsAndOpensBurst) {
   const TinyModel m = tiny_model();
   AdapterConfig c = lora_config(AdaptOptimizerKind::AdamW, 3e-2);

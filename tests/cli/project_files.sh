@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's own files agree with the code: LICENSE is the Apache-2.0 text, CHANGELOG.md has a section for the
-# version in CMakeLists.txt (the one `wattmoe --version` prints), and requirements-dev.txt names every third-party
-# package the Python scripts under scripts/ and bench/ import.
+# version in CMakeLists.txt (the one `wattmoe --version` prints), requirements-dev.txt names every third-party
+# package the Python scripts under scripts/ and bench/ import, and pyproject.toml's build requirements are the
+# versions python/requirements.txt pins (the package's one list of versions).
 # Usage: bash project_files.sh <path-to-wattmoe> <source-dir>   (needs python3's standard library only)
 set -u
 BIN=${1:?usage: project_files.sh <wattmoe> <source-dir>}
@@ -41,6 +42,18 @@ for d in ("scripts", "bench"):
 for top, files in sorted(missing.items()):
     print(f"requirements-dev.txt lacks {top} (imported by {', '.join(sorted(set(files)))})", file=sys.stderr)
 sys.exit(1 if missing else 0)
+PY
+
+python3 - "$SRC" <<'PY' || fail "pyproject.toml and python/requirements.txt disagree"
+import pathlib, re, sys, tomllib
+src = pathlib.Path(sys.argv[1])
+pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", (src / "python/requirements.txt").read_text(), re.M))
+requires = tomllib.loads((src / "pyproject.toml").read_text())["build-system"]["requires"]
+bad = [r for r in requires if "==" not in r or pins.get(r.split("==")[0]) != r.split("==")[1]]
+for r in bad:
+    print(f"pyproject.toml requires {r}, python/requirements.txt pins {r.split('==')[0]}=={pins.get(r.split('==')[0])}",
+          file=sys.stderr)
+sys.exit(1 if bad or not requires else 0)
 PY
 
 if [ "$failures" -ne 0 ]; then echo "project_files.sh: $failures failure(s)" >&2; exit 1; fi
