@@ -58,12 +58,12 @@ def run_ours(name, cfg_path, B, S, work):
     out = os.path.join(work, "ours_" + name)
     cmd = [a.bin, "train", "--device", a.ours_device, "--preset", "small", "--model-config", cfg_path, "--batch", str(B),
            "--seq", str(S), "--steps", str(a.steps), "--eval-every", str(10 * a.steps), "--ckpt-every",
-           str(10 * a.steps), "--train", a.train, "--val", a.val, "--out", out, "--no-resume"]
+           str(10 * a.steps), "--train", a.train, "--val", a.val, "--out", out, "--no-resume", "--json"]
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=a.timeout)
     if p.returncode != 0:
         sys.exit(f"wattmoe train failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr[-4000:]}")
-    summary = json.loads(p.stdout.strip().splitlines()[-1])
+    summary = json.loads(p.stdout)
     rows = [json.loads(l) for l in open(os.path.join(out, "metrics.jsonl")) if '"loss"' in l]
     first, last = rows[0], rows[-1]
     if last["step"] <= first["step"]:

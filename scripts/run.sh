@@ -20,11 +20,12 @@ if nvidia-smi -L >/dev/null 2>&1 &&
 fi
 echo "device: $dev"
 "$w" eval --model "$model" --data "$data/kjv.val.txt" --max-tokens 65536 --device "$dev"
-"$w" generate --model "$model" --prompt "And God said" --max-new 160 --seed 1 --device "$dev"
-# Budget 320 W (top-2 would draw ~390 W simulated), next-token TTT of router, norms and LoRA; per-window log in
-# build/run.jsonl, summary on stdout.
+"$w" generate --model "$model" --prompt "And God said" --max-new-tokens 160 --seed 1 --device "$dev"
+# Budget 320 W (top-2 would draw ~390 W simulated), next-token TTT of router, norms and LoRA; a live line per second
+# on stderr, the verdict ("budget 320 W held: ...") and a few lines on stdout, the per-window log in build/run.jsonl
+# and the full summary JSON in build/run_summary.json.
 "$w" run --model "$model" --data "$data/kjv.val.noise10.txt" --max-tokens 20000 --expert-shape 4096x14336 \
-  --power-budget 320 --ttt --ttt-optimizer adamw --ttt-groups router,norms,lora --lora-rank 4 --ttt-lr 1e-2 \
+  --power-budget-w 320 --ttt --ttt-optimizer adamw --ttt-groups router,norms,lora --lora-rank 4 --ttt-lr 1e-2 \
   --log "$root/build/run.jsonl" --summary "$root/build/run_summary.json"
-python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(json.dumps({k: s[k] for k in ['bits_per_byte','experts_per_token','adapt_infer_ratio']} | {'sim_mean_power_w': s['sim']['mean_power_w'], 'label': s['sim']['label']}, indent=1))" "$root/build/run_summary.json"
+python3 -c "import json,sys; s=json.load(open(sys.argv[1])); print(json.dumps({k: s[k] for k in ['schema','bits_per_byte','experts_per_token','adapt_infer_ratio','measured']} | {'mean_power_w': s['plant']['mean_power_w'], 'label': s['plant']['label'], 'held': s['budget']['held']}))" "$root/build/run_summary.json"
 "$w" telemetry --duration 3 --interval-ms 250

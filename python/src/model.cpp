@@ -97,7 +97,9 @@ class PyModel {
       auto tally = std::make_shared<RoutingEnergyTally>();
       run->set_routing_observer(routing.observer(tally));
       const EvalResult r = evaluate(*run, s, w);
-      j = Json{{"model", dir_}, {"data", s.path}, {"tokenizer", tok_->describe()}, {"bits_per_byte", r.bits_per_byte()},
+      // The same document as wattmoe eval --json (cli/cmd_eval.cpp), its schema included.
+      j = Json{{"schema", "wattmoe.eval/1"}, {"model", dir_}, {"data", s.path}, {"tokenizer", tok_->describe()},
+               {"bits_per_byte", r.bits_per_byte()},
                {"nats_per_token", r.nats_per_token()}, {"perplexity", r.perplexity()}, {"tokens", r.tokens},
                {"bytes", r.bytes}, {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_second()},
                {"experts_per_token", r.experts_per_token}, {"expert_counts", counts_by_layer(r.expert_counts)},

@@ -34,18 +34,18 @@ h() {  # name, command...: runs it, prints "name sha256 of the cleaned stdout" (
 }
 common=(--model "$M" --device "$DEV" --precision "$PREC" ${MOE:+--moe-kernels "$MOE"})
 V=$D/kjv.val.txt N=$D/kjv.val.noise10.txt
-h eval.topk "$W" eval "${common[@]}" --data "$V" --max-tokens 20000
-h eval.skip "$W" eval "${common[@]}" --data "$V" --max-tokens 20000 --policy skip --beta 0.5
-h eval.topp "$W" eval "${common[@]}" --data "$V" --max-tokens 20000 --policy top_p --top-p 0.7
-h eval.cost "$W" eval "${common[@]}" --data "$V" --max-tokens 20000 --policy cost --lambda 1 --expert-shape 4096x14336
-h eval.kmax1 "$W" eval "${common[@]}" --data "$V" --max-tokens 20000 --k-max 1
-h eval.stride "$W" eval "${common[@]}" --data "$V" --max-tokens 8000 --stride 64
+h eval.topk "$W" eval --json "${common[@]}" --data "$V" --max-tokens 20000
+h eval.skip "$W" eval --json "${common[@]}" --data "$V" --max-tokens 20000 --policy skip --beta 0.5
+h eval.topp "$W" eval --json "${common[@]}" --data "$V" --max-tokens 20000 --policy top_p --route-top-p 0.7
+h eval.cost "$W" eval --json "${common[@]}" --data "$V" --max-tokens 20000 --policy cost --lambda 1 --expert-shape 4096x14336
+h eval.kmax1 "$W" eval --json "${common[@]}" --data "$V" --max-tokens 20000 --k-max 1
+h eval.stride "$W" eval --json "${common[@]}" --data "$V" --max-tokens 8000 --stride 64
 runargs=(run "${common[@]}" --data "$N" --max-tokens 6000 --expert-shape 4096x14336)
 h run.plain "$W" "${runargs[@]}" --summary @OUT
 h run.plain.log "$W" "${runargs[@]}" --log @OUT --summary "$tmp/ignored"
-h run.budget "$W" "${runargs[@]}" --power-budget 320 --summary @OUT
-h run.budget.log "$W" "${runargs[@]}" --power-budget 320 --log @OUT --summary "$tmp/ignored"
+h run.budget "$W" "${runargs[@]}" --power-budget-w 320 --summary @OUT
+h run.budget.log "$W" "${runargs[@]}" --power-budget-w 320 --log @OUT --summary "$tmp/ignored"
 ttt=(--ttt --ttt-optimizer adamw --ttt-groups router,norms,lora --lora-rank 4 --ttt-lr 1e-2)
 h run.ttt "$W" "${runargs[@]}" "${ttt[@]}" --summary @OUT
-h run.ttt.budget.log "$W" "${runargs[@]}" "${ttt[@]}" --power-budget 320 --log @OUT --summary "$tmp/ignored"
+h run.ttt.budget.log "$W" "${runargs[@]}" "${ttt[@]}" --power-budget-w 320 --log @OUT --summary "$tmp/ignored"
 h run.ttt.entropy "$W" "${runargs[@]}" --ttt --ttt-nll 0 --ttt-entropy 1 --ttt-energy 0.1 --ttt-lb 0.01 --summary @OUT

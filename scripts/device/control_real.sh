@@ -112,10 +112,10 @@ def limit_cycle(u):
 
 fr = free[8:-1]
 fb = blocks(fr)
-out = {"card": S["measured"]["gpu"], "sensor": S["measured"]["sensor"], "idle_w": S["measured"]["idle_w"],
-       "idle_w_free_run": F["measured"]["idle_w"], "streams": S["measured"]["streams"],
-       "step_period_s": S["measured"]["step_period_s"], "targets_w": targets, "step_windows": cuts[1:],
-       "plant": S["measured"]["label"],
+out = {"card": S["plant"]["gpu"], "sensor": S["plant"]["sensor"], "idle_w": S["plant"]["idle_w"],
+       "idle_w_free_run": F["plant"]["idle_w"], "streams": S["plant"]["streams"],
+       "step_period_s": S["plant"]["step_period_s"], "targets_w": targets, "step_windows": cuts[1:],
+       "plant": S["plant"]["label"],
        "unconstrained_w": statistics.mean(r["measured_power_w"] for r in fr),
        "unconstrained_busy_s": statistics.mean(r["measured_busy_s"] for r in fr),
        "unconstrained_sd_w": statistics.stdev(r["measured_power_w"] for r in fr),
@@ -127,8 +127,8 @@ out = {"card": S["measured"]["gpu"], "sensor": S["measured"]["sensor"], "idle_w"
                                 else float("nan"),
        "unconstrained_bits_per_byte": F["bits_per_byte"], "unconstrained_experts_per_token": F["experts_per_token"],
        "budget_bits_per_byte": S["bits_per_byte"], "budget_experts_per_token": S["experts_per_token"],
-       "overrun_windows": S["measured"]["overrun_windows"], "max_temp_c": S["measured"]["max_temp_c"],
-       "throttled_windows": S["measured"]["throttled_windows"], "segments": []}
+       "overrun_windows": S["plant"]["overrun_windows"], "max_temp_c": S["plant"]["max_temp_c"],
+       "throttled_windows": S["plant"]["throttled_windows"], "segments": []}
 thermal = [r["window"] for r in rows if r["control"].get("thermal_active") or r["control"]["floor"] > 0]
 out["thermal_floor_windows"] = [thermal[0], thermal[-1], len(thermal)] if thermal else None
 out["energy_methods"] = sorted({r["measured_method"] for r in rows})
@@ -197,7 +197,7 @@ fi
 read -r T1 T2 T3 IDLE P0 LOW < <(python3 - "$DIR" "$SPAN" <<'PY'
 import json, sys
 d, span = sys.argv[1], sys.argv[2]
-s = json.load(open(d + "/free.json"))["measured"]
+s = json.load(open(d + "/free.json"))["plant"]
 def mean_power(name):  # steady windows: the first 8 warm up, the last may be partial
     rows = [json.loads(l) for l in open(f"{d}/{name}.jsonl")][8:-1]
     return sum(r["measured_power_w"] for r in rows) / len(rows)
@@ -211,7 +211,7 @@ say "idle ${IDLE} W, unconstrained ${P0} W, span from ${LOW} W ($SPAN) -> target
 
 # 4. Budget stepped down at a third and up at two thirds.
 say "== budget ${T1} W -> ${T2} W -> ${T3} W: $WINDOWS windows"
-"$BIN" "${COMMON[@]}" --sim-streams "$STREAMS" --max-tokens $((WINDOWS * 128)) --power-budget "$T1" \
+"$BIN" "${COMMON[@]}" --sim-streams "$STREAMS" --max-tokens $((WINDOWS * 128)) --power-budget-w "$T1" \
   --budget-schedule "$W1:$T2,$W2:$T3" "${GUARD[@]}" --log "$DIR/step.jsonl" --summary "$DIR/step.json" 2>>"$LOG" ||
   { say "budget run failed"; exit 1; }
 

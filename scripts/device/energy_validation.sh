@@ -104,8 +104,8 @@ PY
 tail -n 2 "$OUT/compare.txt" | tee -a "$LOG"
 
 # 5. The shipped model on the GPU.
-step kjv-small bash -c "'$W' profile --device cuda --model '$SRC/models/kjv-small' --token-counts 1,8,64 \
-  --min-window 0.2 --repeats 2 --settle 0.1 --idle 1 --out '$OUT/kjv-small.json' > '$OUT/kjv-small.stdout' 2> '$OUT/kjv-small.stderr'"
+step kjv-small bash -c "'$W' profile --device cuda --model '$SRC/models/kjv-small' --tokens-per-call 1,8,64 \
+  --min-window-s 0.2 --repeats 2 --settle-s 0.1 --idle-s 1 --out '$OUT/kjv-small.json' > '$OUT/kjv-small.stdout' 2> '$OUT/kjv-small.stderr'"
 cat "$OUT/kjv-small.stdout" >> "$LOG"
 
 # Summary.

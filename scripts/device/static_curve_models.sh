@@ -38,8 +38,8 @@ for spec in "${MODELS[@]}"; do
 done
 
 POLICIES=("topk_k2:" "topk_k1:--k-max 1" "skip_0.3:--policy skip --beta 0.3" "skip_0.5:--policy skip --beta 0.5"
-          "skip_0.7:--policy skip --beta 0.7" "top_p_0.7:--policy top_p --top-p 0.7"
-          "top_p_0.8:--policy top_p --top-p 0.8")
+          "skip_0.7:--policy skip --beta 0.7" "top_p_0.7:--policy top_p --route-top-p 0.7"
+          "top_p_0.8:--policy top_p --route-top-p 0.8")
 : > "$DIR/curves.jsonl"
 for name in "${!PATHS[@]}"; do
   for pol in "${POLICIES[@]}"; do
@@ -47,7 +47,7 @@ for name in "${!PATHS[@]}"; do
       out="$DIR/evals/$name.${pol%%:*}.s$stride.json"
       # shellcheck disable=SC2086
       "$BIN" eval --device cuda --model "${PATHS[$name]}" --data "$DATA/kjv.val.txt" --stride $stride \
-        --moe-kernels host ${pol#*:} > "$out"
+        --moe-kernels host --json ${pol#*:} > "$out"
       python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(json.dumps({"model": sys.argv[2],
 "policy": sys.argv[3], "stride": d["stride"], "bits_per_byte": d["bits_per_byte"],
 "experts_per_token": d["experts_per_token"]}))' "$out" "$name" "${pol%%:*}" >> "$DIR/curves.jsonl"

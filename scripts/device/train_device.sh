@@ -75,7 +75,7 @@ if [ $SKIP_TRAIN -eq 0 ]; then
     for dev in cpu cuda; do
       rm -rf "$DIR/tiny_${dev}_$n"
       step "tiny_${dev}_$n" "tiny_${dev}_$n" "$BIN" train --device $dev --shards 1 --preset tiny --steps $n \
-        --train "$DATA/kjv.train.txt" --val "$DATA/kjv.val.txt" --out "$DIR/tiny_${dev}_$n" --no-resume
+        --train "$DATA/kjv.train.txt" --val "$DATA/kjv.val.txt" --out "$DIR/tiny_${dev}_$n" --no-resume --json
       cp "$DIR/tiny_${dev}_$n/metrics.jsonl" "$DIR/tiny_${dev}_${n}_metrics.jsonl" 2>/dev/null
     done
   done
@@ -83,13 +83,13 @@ if [ $SKIP_TRAIN -eq 0 ]; then
   TO=()  # SIGINT after the limit: the trainer finishes its step, writes a checkpoint and reports where it stopped
   [ "$TRAIN_TIMEOUT" != 0 ] && TO=(timeout -s INT "$TRAIN_TIMEOUT")
   step train_small_cuda train_small_cuda "${TO[@]}" "$BIN" train --device cuda --preset small ${STEPS:+--steps $STEPS} \
-    --train "$DATA/kjv.train.txt" --val "$DATA/kjv.val.txt" --out "$DIR/small_cuda" --no-resume
+    --train "$DATA/kjv.train.txt" --val "$DATA/kjv.val.txt" --out "$DIR/small_cuda" --no-resume --json
   step eval_cpu_of_gpu_model eval_cpu_of_gpu_model "$BIN" eval --device cpu --model "$DIR/small_cuda" \
-    --data "$DATA/kjv.val.txt"
+    --data "$DATA/kjv.val.txt" --json
   step eval_gpu_of_gpu_model eval_gpu_of_gpu_model "$BIN" eval --device cuda --model "$DIR/small_cuda" \
-    --data "$DATA/kjv.val.txt"
+    --data "$DATA/kjv.val.txt" --json
   step eval_gpu_of_shipped eval_gpu_of_shipped "$BIN" eval --device cuda --model "$SRC/models/kjv-small" \
-    --data "$DATA/kjv.val.txt"
+    --data "$DATA/kjv.val.txt" --json
   cp "$DIR/small_cuda/metrics.jsonl" "$DIR/small_cuda_metrics.jsonl" 2>/dev/null
 fi
 if [ $SKIP_BENCH -eq 0 ]; then

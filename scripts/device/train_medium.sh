@@ -86,7 +86,7 @@ sleep 1  # the log tee finishes
 EVAL_RC=1
 if [ -f "$DIR/config.json" ] && [ -f "$DIR/model.safetensors" ]; then
   T=$(now)
-  "$BIN" eval --device cuda --precision bf16 --model "$DIR" --data "$DATA/kjv.val.txt" > "$DIR/eval.json" \
+  "$BIN" eval --device cuda --precision bf16 --model "$DIR" --data "$DATA/kjv.val.txt" --json > "$DIR/eval.json" \
     2> "$DIR/eval.log"
   EVAL_RC=$?
   if [ $EVAL_RC -eq 0 ]; then

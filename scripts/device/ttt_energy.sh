@@ -83,7 +83,7 @@ d, name, beta = sys.argv[1], sys.argv[2], float(sys.argv[3])
 runs = {k: json.load(open(f"{d}/{name}.{k}.json")) for k in ("static", "policy", "ttt")}
 rows = {}
 for k, s in runs.items():
-    m = s["measured"]
+    m = s["plant"]
     tokens = m["joules"] / m["joules_per_token"] if m["joules_per_token"] > 0 else 0
     above = (m["joules"] - m["idle_w"] * m["seconds"]) / tokens if tokens else float("nan")
     rows[k] = {"bits_per_byte": s["bits_per_byte"], "experts_per_token": s["experts_per_token"],
@@ -92,7 +92,7 @@ for k, s in runs.items():
                "tokens": tokens, "windows": s["windows"], "adapt_seconds": s["adapt_seconds"],
                "infer_seconds": s["infer_seconds"], "overrun_windows": m["overrun_windows"]}
 b = rows["static"]
-out = {"model": name, "card": runs["static"]["measured"]["gpu"], "beta": beta, "runs": rows,
+out = {"model": name, "card": runs["static"]["plant"]["gpu"], "beta": beta, "runs": rows,
        "adaptation_energy_share": (rows["ttt"]["joules"] - rows["policy"]["joules"]) / rows["ttt"]["joules"],
        "ttt_beats_static": rows["ttt"]["bits_per_byte"] < b["bits_per_byte"] and
                            rows["ttt"]["j_per_token"] < b["j_per_token"]}

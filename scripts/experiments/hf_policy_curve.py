@@ -120,9 +120,9 @@ def engine(name):
     elif name.startswith("skip_"):
         flags = ["--policy", "skip", "--beta", name[5:]]
     else:
-        flags = ["--policy", "top_p", "--top-p", name[6:]]
+        flags = ["--policy", "top_p", "--route-top-p", name[6:]]
     cmd = [a.bin, "eval", "--model", a.model, "--data", a.data, "--seq", str(a.seq), "--stride", str(stride),
-           "--batch", str(a.batch)] + (["--max-tokens", str(a.max_tokens)] if a.max_tokens else []) + flags
+           "--batch", str(a.batch), "--json"] + (["--max-tokens", str(a.max_tokens)] if a.max_tokens else []) + flags
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
 

@@ -75,7 +75,7 @@ def only(x):
 if only("policy"):
     knobs = [("topk_k2", "topk", []), ("topk_k1", "topk", ["--k-max", "1"]), ("topk_k3", "topk", ["--k-max", "3"])]
     knobs += [(f"skip_{b}", "skip", ["--beta", b]) for b in ["0.1", "0.3", "0.5", "0.7", "0.9"]]
-    knobs += [(f"top_p_{p}", "top_p", ["--top-p", p]) for p in ["0.5", "0.6", "0.7", "0.8", "0.9", "1"]]
+    knobs += [(f"top_p_{p}", "top_p", ["--route-top-p", p]) for p in ["0.5", "0.6", "0.7", "0.8", "0.9", "1"]]
     knobs += [(f"skip_0", "skip", ["--beta", "0"])]
     knobs += [(f"cost_{l}", "cost", ["--lambda", l]) for l in ["0", "1"]]
     for name, pol, k in knobs:
@@ -90,11 +90,11 @@ REFERENCE = [("topk", "k=2", 2.00, 1.838), ("topk", "k=1", 1.00, 1.874), ("skip"
 
 if only("control"):
     n = 20000 if a.quick else 80000
-    job("control/step", "run", "--data", f"{D}/kjv.val.txt", "--max-tokens", str(n), *SHAPE, "--power-budget", "320",
+    job("control/step", "run", "--data", f"{D}/kjv.val.txt", "--max-tokens", str(n), *SHAPE, "--power-budget-w", "320",
         "--budget-schedule", "150:280,400:340")
     for g, flag in [("guard", []), ("noguard", ["--no-thermal-guard"])]:
         job(f"control/thermal_{g}", "run", "--data", f"{D}/kjv.val.txt", "--max-tokens", str(n), *SHAPE,
-            "--power-budget", "600", "--ambient-c", "61", "--sim-streams", "80", "--step-period-s", "0.1", *flag)
+            "--power-budget-w", "600", "--ambient-c", "61", "--sim-streams", "80", "--step-period-s", "0.1", *flag)
 
 if only("shift"):
     for shift in ["noise10", "caps"]:
@@ -336,6 +336,8 @@ def argv(name):
     out = os.path.join(a.out, name)
     if cmd[1] == "run":
         cmd += ["--summary", out + ".json", "--log", out + ".jsonl"]
+    else:
+        cmd += ["--json"]
     return cmd, out + ".json"
 
 
@@ -480,7 +482,7 @@ if only("control") and log_rows("control/step"):
         act = next((r["window"] for r in rows if r.get("control", {}).get("floor", 0) > 0), None)
         sm = load(f"control/thermal_{g}")
         trows.append([g, act if act is not None else "—", thr if thr is not None else "never",
-                      f"{max(r['sim']['gpu_temp_c'] for r in rows):.1f}", sm["sim"]["throttled_windows"],
+                      f"{max(r['sim']['gpu_temp_c'] for r in rows):.1f}", sm.get("plant", sm.get("sim"))["throttled_windows"],
                       f"{sm['bits_per_byte']:.4f}", f"{sm['experts_per_token']:.3f}"])
     md.append("### Thermal ramp (ambient 61 °C, slowdown at 85 °C; simulated)\n")
     table(["run", "guard acts at window", "first throttled window", "max °C", "throttled windows", "bits/byte",

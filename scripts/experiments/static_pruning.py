@@ -32,7 +32,7 @@ SHAPE = ["--expert-shape", "4096x14336"]
 CAL_TOKENS = 65536
 DYNAMIC = [("top-2", []), ("top-1", ["--k-max", "1"]),
            ("skip β 0.5", ["--policy", "skip", "--beta", "0.5"]), ("skip β 0.7", ["--policy", "skip", "--beta", "0.7"]),
-           ("top-p 0.7", ["--policy", "top_p", "--top-p", "0.7"]), ("top-p 0.9", ["--policy", "top_p", "--top-p", "0.9"]),
+           ("top-p 0.7", ["--policy", "top_p", "--route-top-p", "0.7"]), ("top-p 0.9", ["--policy", "top_p", "--route-top-p", "0.9"]),
            ("cost λ 1 reuse 2", ["--policy", "cost", "--lambda", "1", "--reuse-min-tokens", "2"])]
 
 

@@ -36,7 +36,7 @@ void run_generate(const GenArgs& a) {
   WATTMOE_REQUIRE(!ids.empty(), "generate: the prompt is empty");
   WATTMOE_REQUIRE(int(ids.size()) < context, "generate: the prompt has {} tokens but the context holds {}",
                   ids.size(), context);
-  WATTMOE_REQUIRE(a.max_new >= 0, "generate: --max-new must be >= 0");
+  WATTMOE_REQUIRE(a.max_new >= 0, "generate: --max-new-tokens must be >= 0");
   const int total = std::min<int>(context, int(ids.size()) + a.max_new);
   const int V = m.config.vocab_size;
   // The model with its KV cache; each call runs tokens through it and returns the logits row of the last one.
@@ -66,9 +66,9 @@ void run_generate(const GenArgs& a) {
     ++length;
   }
   std::fputs("\n", stdout);
-  // Cut by the context, not by --max-new or an end-of-sequence token: say so rather than return fewer tokens silently.
+  // Cut by the context, not by --max-new-tokens or an end-of-sequence token: say so rather than return fewer tokens silently.
   if (length == total && int(out.size()) < a.max_new)
-    log_warn("generate: {} new tokens, fewer than --max-new {}: the context holds {} tokens (--context, default the "
+    log_warn("generate: {} new tokens, fewer than --max-new-tokens {}: the context holds {} tokens (--context, default the "
              "model's max_position_embeddings) and the prompt took {}", out.size(), a.max_new, context, ids.size());
   log_info("prompt {} tokens ({:.3f} s), generated {} tokens at {:.1f} tok/s", ids.size(), prefill_s, out.size(),
            out.size() / std::max(decode.seconds(), 1e-9));
@@ -81,10 +81,12 @@ void add_generate_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("generate", "Sample a continuation of a prompt (KV cache)");
   add_model_flags(cmd, a->model, a->tokenizer);
   cmd->add_option("--prompt", a->prompt, "prompt text")->capture_default_str();
-  cmd->add_option("--max-new", a->max_new, "tokens to generate")->capture_default_str();
+  CLI::Option* n = cmd->add_option("--max-new-tokens", a->max_new, "tokens to generate")->capture_default_str();
+  add_deprecated_alias(cmd, "--max-new", n, a->max_new);
   cmd->add_option("--context", a->context, "context length (default: the model's max_position_embeddings)");
   cmd->add_option("--temperature", a->temperature, "0 for greedy")->capture_default_str();
-  cmd->add_option("--top-p", a->top_p, "nucleus sampling mass in (0, 1]")->capture_default_str();
+  cmd->add_option("--top-p", a->top_p, "nucleus sampling: the smallest set of tokens with this much probability, "
+                  "in (0, 1] (the routing p of eval and run is --route-top-p)")->capture_default_str();
   cmd->add_option("--seed", a->seed, "sampling seed")->capture_default_str();
   add_device_flags(cmd, a->runner, "the model and its KV cache");
   add_threads_flag(cmd);

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include "cli/commands.h"
+#include "cli/output_flags.h"
 #include "io/safetensors.h"
 #include "model/config.h"
 #include "model/params.h"
@@ -10,7 +11,7 @@ namespace wattmoe::cli {
 
 namespace {
 
-void run_info(const std::string& dir, bool as_json) {
+void run_info(const std::string& dir, const OutputFlags& out) {
   const ModelConfig c = load_model_config(dir);
   const ParamLayout layout = ParamLayout::build(c);
   CheckpointReader ck = CheckpointReader::open(dir);
@@ -30,6 +31,7 @@ void run_info(const std::string& dir, bool as_json) {
   int moe_layers = 0;
   for (int l = 0; l < c.num_layers; ++l) moe_layers += c.is_moe_layer(l);
   Json j;
+  j["schema"] = "wattmoe.info/1";
   j["model"] = dir;
   j["architecture"] = arch_name(c.arch);
   j["vocab_size"] = c.vocab_size;
@@ -49,34 +51,36 @@ void run_info(const std::string& dir, bool as_json) {
   j["stored_bytes"] = stored_bytes;
   j["fp32_bytes"] = c.num_parameters() * 4;
   j["dtypes"] = bytes_by_dtype;
-  if (as_json) {
-    fmt::print("{}\n", j.dump(2));
-    return;
-  }
-  fmt::print("model            {}\n", dir);
-  fmt::print("architecture     {} ({} layers, {} MoE; hidden {}, heads {}/{} kv, head_dim {})\n", arch_name(c.arch),
-             c.num_layers, moe_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim);
-  fmt::print("experts          {} per MoE layer, top-{}{}, expert FFN {}", c.num_experts, c.top_k,
-             c.norm_topk_prob ? " (renormalised)" : "", c.moe_intermediate_size);
-  if (c.shared_expert_intermediate_size) fmt::print(", shared expert FFN {}", c.shared_expert_intermediate_size);
-  fmt::print("\nvocabulary       {}\n", c.vocab_size);
-  fmt::print("parameters       {} total, {} active per token ({:.1f}%)\n", c.num_parameters(), c.active_parameters(),
-             100.0 * double(c.active_parameters()) / double(c.num_parameters()));
-  fmt::print("memory           {:.2f} MB stored, {:.2f} MB as fp32\n", stored_bytes / 1e6, c.num_parameters() * 4 / 1e6);
+  // The verdict first: what the checkpoint is, in one line.
+  std::string t = fmt::format("{}: {} MoE, {:.2f}M parameters ({:.2f}M active per token), {} experts top-{}, {} layers\n",
+                              dir, arch_name(c.arch), c.num_parameters() / 1e6, c.active_parameters() / 1e6,
+                              c.num_experts, c.top_k, c.num_layers);
+  t += fmt::format("model            {}\n", dir);
+  t += fmt::format("architecture     {} ({} layers, {} MoE; hidden {}, heads {}/{} kv, head_dim {})\n",
+                   arch_name(c.arch), c.num_layers, moe_layers, c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim);
+  t += fmt::format("experts          {} per MoE layer, top-{}{}, expert FFN {}", c.num_experts, c.top_k,
+                   c.norm_topk_prob ? " (renormalised)" : "", c.moe_intermediate_size);
+  if (c.shared_expert_intermediate_size) t += fmt::format(", shared expert FFN {}", c.shared_expert_intermediate_size);
+  t += fmt::format("\nvocabulary       {}\n", c.vocab_size);
+  t += fmt::format("parameters       {} total, {} active per token ({:.1f}%)\n", c.num_parameters(),
+                   c.active_parameters(), 100.0 * double(c.active_parameters()) / double(c.num_parameters()));
+  t += fmt::format("memory           {:.2f} MB stored, {:.2f} MB as fp32\n", stored_bytes / 1e6,
+                   c.num_parameters() * 4 / 1e6);
   std::string dts;
   for (const auto& [k, v] : bytes_by_dtype) dts += fmt::format("{}{} ({:.2f} MB)", dts.empty() ? "" : ", ", k, v / 1e6);
-  fmt::print("dtypes           {}\n", dts);
+  t += fmt::format("dtypes           {}\n", dts);
+  emit_result(out, j, t);
 }
 
 }  // namespace
 
 void add_info_command(CLI::App& app) {
   auto dir = std::make_shared<std::string>();
-  auto json = std::make_shared<bool>(false);
+  auto out = std::make_shared<OutputFlags>();
   CLI::App* cmd = app.add_subcommand("info", "Architecture, parameter counts (total, active per token), memory, dtypes");
   cmd->add_option("--model", *dir, "checkpoint directory (config.json + safetensors)")->required();
-  cmd->add_flag("--json", *json, "print JSON");
-  cmd->callback([dir, json] { run_info(*dir, *json); });
+  add_output_flags(cmd, *out);
+  cmd->callback([dir, out] { run_info(*dir, *out); });
 }
 
 }  // namespace wattmoe::cli

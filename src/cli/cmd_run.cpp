@@ -1,13 +1,14 @@
 // wattmoe run: a model reads a text stream window by window under a power or energy budget, optionally adapting
 // online — the library's budgeted run (eval/budgeted_run.h says what it does). This file only maps flags to its
-// options and writes the summary (stdout, or --summary).
+// options and hands back the summary (cli/output_flags.h: the verdict and a few lines, or --json / --summary).
 #include "cli/commands.h"
 #include "cli/common_flags.h"
 #include "cli/defaults.h"
+#include "cli/output_flags.h"
 #include "cli/routing_flags.h"
 #include "cli/ttt_flags.h"
 #include "eval/budgeted_run.h"
-#include "io/atomic_file.h"
+#include "eval/run_report.h"
 #include "io/files.h"
 #include "model/checkpoint.h"
 
@@ -17,7 +18,8 @@ namespace {
 
 struct RunArgs {
   RunConfig run;
-  std::string tokenizer, summary;
+  std::string tokenizer;
+  OutputFlags out;
   RunArgs() { run.model = default_model_dir(), run.data = "data/kjv.val.txt"; }
 };
 
@@ -28,21 +30,13 @@ void run_run(const RunArgs& a) {
       {"--data", a.run.data}, {"--tokenizer", a.tokenizer}, {"--sim-params", a.run.plant.sim_params},
       {"--model", md + "/config.json"}, {"--model", md + "/model.safetensors"}, {"--model", md + "/tokenizer.json"}};
   refuse_output_is_input("--log", a.run.log, inputs);
-  refuse_output_is_input("--summary", a.summary, inputs);
-  refuse_output_is_input("--summary", a.summary, {{"--log", a.run.log}});
+  refuse_output_is_input("--summary", a.out.summary, inputs);
+  refuse_output_is_input("--summary", a.out.summary, {{"--log", a.run.log}});
   const ModelWeights<float> m = load_model<float>(a.run.model);
   const std::unique_ptr<Tokenizer> tok = model_tokenizer(a.run.model, a.tokenizer, m.config.vocab_size);
   const TokenStream stream = load_token_stream(a.run.data, *tok, 2);
   const Json summary = run_budgeted(a.run, m, stream);
-  const std::string out = summary.dump(2);
-  if (a.summary.empty()) {
-    fmt::print("{}\n", out);
-  } else {
-    AtomicFile f(a.summary);
-    f.write(out.data(), out.size());
-    f.write("\n", 1);
-    f.commit();
-  }
+  emit_result(a.out, summary, run_report_text(summary));
   // The summary covers the windows measured before the plant failed; the run itself did not finish.
   if (summary.contains("stopped"))
     fail("run stopped: {} (the summary and log cover the windows measured before)", summary["stopped"].get<std::string>());
@@ -55,23 +49,34 @@ void add_run_command(CLI::App& app) {
   RunConfig& r = a->run;
   CLI::App* cmd = app.add_subcommand(
       "run", "Score a text stream under a power/energy budget, optionally adapting the model online (JSONL log)");
+  // --help in groups (CLI11's option_defaults: each option added after takes the group).
+  cmd->option_defaults()->group("Data and model");
   add_model_flags(cmd, r.model, a->tokenizer);
   cmd->add_option("--data", r.data, "text stream")->capture_default_str();
   add_window_flags(cmd, r.stream.seq, r.stream.max_tokens);
-  cmd->add_option("--log", r.log, "per-window JSONL log");
-  cmd->add_option("--summary", a->summary, "write the summary JSON here instead of stdout");
   add_device_flags(cmd, r.runner, "each window's forward, and with --ttt the adaptation,");
   add_threads_flag(cmd);
+  cmd->option_defaults()->group("Output");
+  cmd->add_option("--log", r.log, "per-window JSONL log");
+  add_output_flags(cmd, a->out);
   cmd->add_option("--compare-windows", r.stream.compare_windows, "windows in the first/last expert-use matrices")
       ->capture_default_str();
+  cmd->option_defaults()->group("Routing");
   add_routing_flags(cmd, r.routing);
-  cmd->add_option("--power-budget", r.budget.power_w, "hold the plant's mean power at W");
-  cmd->add_option("--energy-budget", r.budget.energy_j_per_token, "hold the plant's energy per token at J/token");
+  cmd->option_defaults()->group("Budget");
+  CLI::Option* pw = cmd->add_option("--power-budget-w", r.budget.power_w, "hold the plant's mean power at W");
+  add_deprecated_alias(cmd, "--power-budget", pw, r.budget.power_w);
+  CLI::Option* ej = cmd->add_option("--energy-budget-j-per-token", r.budget.energy_j_per_token,
+                                    "hold the plant's energy per token at J/token");
+  add_deprecated_alias(cmd, "--energy-budget", ej, r.budget.energy_j_per_token);
   cmd->add_option("--budget-schedule", r.budget.schedule, "target step changes WINDOW:TARGET,... (W or J/token)");
   cmd->add_option("--control-policy", r.budget.control_policy, "knob the controller moves: cost, top_p, skip, topk, budget")
       ->capture_default_str();
   cmd->add_flag("--no-thermal-guard{false}", r.budget.thermal_guard, "disable the thermal guard");
   cmd->add_flag("--no-ladder{false}", r.budget.ladder, "disable the degradation ladder");
+  cmd->add_flag("--allow-infeasible", r.budget.allow_infeasible,
+                "run even when the budget is below the plant's floor (its cheapest rung): warn instead of failing");
+  cmd->option_defaults()->group("Plant (what the budget is measured on)");
   cmd->add_option("--plant", r.plant.name,
                   "what the window's work runs on: sim (simulated GPU), cuda (Mixtral-shaped expert blocks on the real "
                   "GPU, measured with NVML) or model (the model itself on the GPU, --sim-streams copies of each window "
@@ -82,6 +87,7 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--idle-s", r.plant.idle_s, "--plant cuda: seconds of idle power measured before any work")
       ->capture_default_str();
   cmd->add_option("--ambient-c", r.plant.ambient_c, "simulated ambient temperature (°C)");
+  cmd->option_defaults()->group("Test-time training (TTT)");
   add_ttt_flags(cmd, r.ttt);
   cmd->callback([a] { run_run(*a); });
 }

@@ -41,8 +41,11 @@ void add_serve_command(CLI::App& app) {
   add_device_flags(cmd, e.runner, "the model and its KV caches");
   add_threads_flag(cmd);
   add_routing_flags(cmd, e.routing);
-  cmd->add_option("--power-budget", e.budget.power_w, "hold the mean power of the serving steps at W");
-  cmd->add_option("--energy-budget", e.budget.energy_j_per_token, "hold the energy per processed token at J/token");
+  CLI::Option* pw = cmd->add_option("--power-budget-w", e.budget.power_w, "hold the mean power of the serving steps at W");
+  add_deprecated_alias(cmd, "--power-budget", pw, e.budget.power_w);
+  CLI::Option* ej = cmd->add_option("--energy-budget-j-per-token", e.budget.energy_j_per_token,
+                                    "hold the energy per processed token at J/token");
+  add_deprecated_alias(cmd, "--energy-budget", ej, e.budget.energy_j_per_token);
   cmd->add_option("--control-policy", e.budget.control_policy, "knob the controller moves: cost, top_p, skip, topk, budget")
       ->capture_default_str();
   cmd->add_flag("--no-thermal-guard{false}", e.budget.thermal_guard, "disable the thermal guard");

@@ -1,5 +1,6 @@
 // wattmoe telemetry: live power/energy/thermal samples from a sensor, one line each, optionally recorded as a
-// trace (JSONL, or CSV for a .csv name) that `--replay` and ReplaySensor read back.
+// trace (JSONL, or CSV for a .csv name) that `--replay` and ReplaySensor read back. The first line names the sensor
+// (and says "simulated" when it is); the last sums up. With --json only the summary, as JSON (wattmoe.telemetry/1).
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
@@ -9,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "cli/output_flags.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/timer.h"
@@ -31,6 +33,7 @@ struct TelemetryOptions {
   double duration_s = 10;
   std::string record, replay, sim_params;
   bool fast = false;
+  OutputFlags out;
 };
 
 std::string num(double v, const char* spec) {
@@ -81,7 +84,9 @@ void run_telemetry(const TelemetryOptions& o) {
   }
   WATTMOE_CHECK(sensor != nullptr);
 
-  std::printf("telemetry: sensor %s (%s)%s\n", sensor->name().c_str(), capabilities_str(sensor->capabilities()).c_str(),
+  const bool lines = !o.out.json;
+  if (lines)
+    std::printf("telemetry: sensor %s (%s)%s\n", sensor->name().c_str(), capabilities_str(sensor->capabilities()).c_str(),
               kind == "sim" ? " -- simulated, running a synthetic idle/decode/prefill pattern" : "");
   std::optional<TraceWriter> writer;
   if (!o.record.empty()) writer.emplace(o.record);
@@ -93,8 +98,10 @@ void run_telemetry(const TelemetryOptions& o) {
   CounterTotal energy;  // steps forward only: a wrap or reset never makes the total negative
   energy.wrap_j = sensor->capabilities().counter_wrap_j;
   auto emit = [&](const Sample& s) {
-    std::printf("%s\n", sample_line(s).c_str());
-    std::fflush(stdout);
+    if (lines) {
+      std::printf("%s\n", sample_line(s).c_str());
+      std::fflush(stdout);
+    }
     if (writer) writer->write(s);
     n++;
     if (!std::isnan(s.power_w)) peak_w = std::isnan(peak_w) ? s.power_w : std::max(peak_w, s.power_w);
@@ -120,14 +127,19 @@ void run_telemetry(const TelemetryOptions& o) {
       emit(sensor->read());
     }
   }
-  std::printf("telemetry: %zu samples from %s", n, sensor->name().c_str());
-  if (energy.samples > 1) std::printf(", energy counter +%.3f J", energy.joules);
+  std::string t = fmt::format("telemetry: {} samples from {}", n, sensor->name());
+  if (energy.samples > 1) t += fmt::format(", energy counter +{:.3f} J", energy.joules);
   if (energy.backwards > 0)
-    std::printf(" (the counter went backwards %lld time%s, first at %.3f s: a wrap or reset; those intervals are not "
-                "counted)", (long long)energy.backwards, energy.backwards == 1 ? "" : "s", energy.first_backwards_s);
-  if (!std::isnan(peak_w)) std::printf(", peak %.1f W", peak_w);
-  if (writer) std::printf(", recorded to %s", writer->path().c_str());
-  std::printf("\n");
+    t += fmt::format(" (the counter went backwards {} time{}, first at {:.3f} s: a wrap or reset; those intervals are "
+                     "not counted)", energy.backwards, energy.backwards == 1 ? "" : "s", energy.first_backwards_s);
+  if (!std::isnan(peak_w)) t += fmt::format(", peak {:.1f} W", peak_w);
+  if (writer) t += fmt::format(", recorded to {}", writer->path());
+  Json j{{"schema", "wattmoe.telemetry/1"}, {"sensor", sensor->name()}, {"kind", kind}, {"simulated", kind == "sim"},
+         {"samples", n}, {"energy_j", energy.samples > 1 ? Json(energy.joules) : Json()},
+         {"counter_backwards", energy.backwards}, {"peak_w", std::isnan(peak_w) ? Json() : Json(peak_w)}};
+  if (writer) j["record"] = writer->path();
+  std::fflush(stdout);
+  emit_result(o.out, j, t + "\n");
 }
 
 }  // namespace
@@ -145,6 +157,7 @@ void add_telemetry_command(CLI::App& app) {
   sub->add_option("--replay", o->replay, "Play back a trace written by --record (implies --sensor replay)");
   sub->add_option("--sim-params", o->sim_params, "Simulated GPU parameters (JSON; see docs/energy.md)");
   sub->add_flag("--fast", o->fast, "Simulated sensor: don't wait in wall-clock time between samples");
+  add_output_flags(sub, o->out);
   sub->callback([o] { run_telemetry(*o); });
 }
 

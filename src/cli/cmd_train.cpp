@@ -1,10 +1,14 @@
-// wattmoe train: pre-train an MoE language model from a preset on a text corpus (resumable).
+// wattmoe train: pre-train an MoE language model from a preset on a text corpus (resumable). Prints a verdict line
+// ("trained tiny to step 100: val bits/byte 2.41, train loss 1.73 (12.3 s, 4,567 tokens/s); model in OUT") or, with
+// --json, the JSON (schema wattmoe.train/1).
 #include "cli/commands.h"
 #include "cli/common_flags.h"
 #include "cli/defaults.h"
+#include "cli/output_flags.h"
 #include "core/log.h"
 #include "io/json.h"
 #include "model/config.h"
+#include "eval/run_report.h"
 #include "model/runner.h"
 #include "train/trainer.h"
 
@@ -19,6 +23,7 @@ struct TrainArgs {
   double lr = 0, lb_coef = -1, z_coef = -1;
   uint64_t seed = 1234;
   bool no_resume = false;
+  OutputFlags output;
 };
 
 void run_train(const TrainArgs& a, const CLI::App& cmd) {
@@ -54,11 +59,18 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
   log_info("training preset {} ({} params) on {} → {} ({})", c.preset, c.model.num_parameters(), c.train_file,
            c.out_dir, a.device);
   const TrainSummary s = train(c, where);
-  Json j{{"preset", c.preset}, {"device", a.device}, {"out", c.out_dir}, {"first_step", s.first_step}, {"last_step", s.last_step},
+  Json j{{"schema", "wattmoe.train/1"}, {"preset", c.preset}, {"device", a.device}, {"out", c.out_dir}, {"first_step", s.first_step}, {"last_step", s.last_step},
          {"final_train_loss", s.final_train_loss}, {"final_val_bpb", s.final_val_bpb}, {"seconds", s.seconds},
          {"tokens_per_s", s.tokens_per_second}};
   if (!s.interrupted.empty()) j["interrupted"] = s.interrupted;
-  fmt::print("{}\n", j.dump());
+  std::string human = s.interrupted.empty()
+                          ? fmt::format("trained {} to step {}", c.preset, s.last_step)
+                          : fmt::format("training interrupted by {} at step {} of {} (a checkpoint is in {}/checkpoint; "
+                                        "the same command resumes)", s.interrupted, s.last_step, c.steps, c.out_dir);
+  human += fmt::format(": val bits/byte {:.4f}, train loss {:.4f} ({:.1f} s, {} tokens/s); model in {}\n",
+                       s.final_val_bpb, s.final_train_loss, s.seconds, thousands(int64_t(s.tokens_per_second)),
+                       c.out_dir);
+  emit_result(a.output, j, human, -1);  // one line, as it always was
 }
 
 }  // namespace
@@ -93,6 +105,7 @@ void add_train_command(CLI::App& app) {
   add_threads_flag(cmd);
   cmd->add_option("--seed", a->seed, "data order and initialisation seed")->capture_default_str();
   cmd->add_flag("--no-resume", a->no_resume, "start from scratch even if OUT/checkpoint exists");
+  add_output_flags(cmd, a->output);
   cmd->callback([a, cmd] { run_train(*a, *cmd); });
 }
 

@@ -18,8 +18,8 @@ void add_device_flags(CLI::App* cmd, RunnerOptions& o, const std::string& device
   cmd->add_option("--precision", o.precision, "fp32, or bf16 (with --device cuda: bf16 weights and activations)")
       ->capture_default_str();
   cmd->add_option("--moe-kernels", o.moe_kernels,
-                  "with --device cuda, what runs the MoE layers: auto (the fused kernels — every routing policy on the "
-                  "device, test-time training included — wherever the model allows: --precision bf16, H and I "
+                  "with --device cuda, what runs the MoE layers: auto (the fused kernels, every routing policy on the "
+                  "device, wherever the model allows: --precision bf16, H and I "
                   "multiples of 8, at most 256 experts), fused (error when not possible), or host (routing on the "
                   "host: one round trip per layer)")
       ->capture_default_str();
@@ -36,23 +36,31 @@ void add_threads_flag(CLI::App* cmd) {
       ->check(CLI::Range(1, kMaxThreads));
 }
 
-void refuse_non_finite_numbers(CLI::App& app, const std::vector<std::string>& inf_allowed) {
+void refuse_bad_numbers(CLI::App& app, const std::vector<std::string>& inf_allowed,
+                        const std::vector<std::string>& negative_allowed) {
+  const auto listed = [](const std::vector<std::string>& l, const std::string& n) {
+    return std::find(l.begin(), l.end(), n) != l.end();
+  };
   for (CLI::Option* opt : app.get_options()) {
-    if (opt->get_type_name().rfind("FLOAT", 0) != 0) continue;  // "FLOAT", or "FLOAT:<its validators>"
+    const std::string type = opt->get_type_name();  // "FLOAT", or "FLOAT:<its validators>"
+    const bool is_float = type.rfind("FLOAT", 0) == 0;
+    if (!is_float && type.rfind("INT", 0) != 0 && type.rfind("UINT", 0) != 0) continue;
     const std::string name = opt->get_name();
-    const bool inf_ok = std::find(inf_allowed.begin(), inf_allowed.end(), name) != inf_allowed.end();
+    const bool inf_ok = listed(inf_allowed, name), negative_ok = listed(negative_allowed, name);
     opt->check(CLI::Validator(
-        [inf_ok](std::string& text) -> std::string {
+        [is_float, inf_ok, negative_ok](std::string& text) -> std::string {
           char* end = nullptr;
           const double v = std::strtod(text.c_str(), &end);
           if (end == text.c_str()) return "";  // not a number at all: CLI11's own conversion says so
-          if (std::isnan(v)) return "expected a number, got '" + text + "'";  // CLI11 prefixes the flag's name
-          if (std::isinf(v) && !inf_ok) return "expected a finite number, got '" + text + "'";
+          if (is_float && std::isnan(v)) return "expected a number, got '" + text + "'";  // CLI11 prefixes the flag
+          if (is_float && std::isinf(v) && !inf_ok) return "expected a finite number, got '" + text + "'";
+          if (v < 0 && !negative_ok) return "expected a number >= 0, got '" + text + "'";
           return "";
         },
-        "", "finite"));
+        "", "checked"));
   }
-  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) refuse_non_finite_numbers(*sub, inf_allowed);
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    refuse_bad_numbers(*sub, inf_allowed, negative_allowed);
 }
 
 }  // namespace wattmoe::cli

@@ -12,6 +12,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/error.h"
+#include "core/log.h"
 #include "model/runner.h"
 
 namespace wattmoe::cli {
@@ -24,9 +26,26 @@ void add_window_flags(CLI::App* cmd, int& seq, int64_t& max_tokens);
 // one per core, lives in core/thread_pool). Applied while the flags are parsed, before the command runs.
 void add_threads_flag(CLI::App* cmd);
 
-// Every floating-point option of `app` and its subcommands (CLI11 type FLOAT) refuses NaN, and infinity (or a value
-// that overflows to it, 1e999) unless its name is in `inf_allowed` (e.g. --budget-j, whose "inf" means no limit):
-// "--duration: expected a number, got 'nan'". Call once, after every command is registered.
-void refuse_non_finite_numbers(CLI::App& app, const std::vector<std::string>& inf_allowed);
+// One flag vocabulary across commands (issue 19): routing p is --route-top-p (--top-p is generate's sampling p),
+// tokens to generate --max-new-tokens, tokens to score --max-tokens, profile's per-call counts --tokens-per-call and
+// --max-tokens-per-call, seconds --*-s, budgets with their unit (--power-budget-w, --energy-budget-j-per-token).
+// An old name stays as a hidden alias of `now` (an option already added, bound to `field`): given, it sets the same
+// field and warns "--top-p is deprecated: use --route-top-p"; given together with `now`, the command is refused.
+template <class T>
+void add_deprecated_alias(CLI::App* cmd, const std::string& old, CLI::Option* now, T& field) {
+  // Option callbacks run once every argument is parsed, so now->count() is known here.
+  cmd->add_option(old, field)->group("")->each([old, now](const std::string&) {  // group "": not listed by --help
+    if (now->count() > 0) fail("{} is the old name of {}: give one of them", old, now->get_name());
+    log_warn("{} is deprecated: use {}", old, now->get_name());
+  });
+}
+
+// Every numeric option of `app` and its subcommands (CLI11 types INT, UINT, FLOAT) refuses a negative value unless
+// its name is in `negative_allowed` (e.g. --ambient-c: "--max-tokens: expected a number >= 0, got '-5'"); every
+// floating-point one (FLOAT) refuses NaN, and infinity (or a value that overflows to it, 1e999) unless its name is in
+// `inf_allowed` (e.g. --budget-j, whose "inf" means no limit): "--duration: expected a number, got 'nan'". Call once,
+// after every command is registered.
+void refuse_bad_numbers(CLI::App& app, const std::vector<std::string>& inf_allowed,
+                        const std::vector<std::string>& negative_allowed);
 
 }  // namespace wattmoe::cli

@@ -21,6 +21,13 @@ int main(int argc, char** argv) {
   // "wattmoe 0.1.0 (commit 0e61016-dirty)": the commit is git describe at configure time, "unknown" outside git.
   app.set_version_flag("--version", "wattmoe " WATTMOE_VERSION " (commit " WATTMOE_GIT_COMMIT ")",
                        "print the version and the git commit it was built from, and exit");
+  // --config FILE: flags from a TOML (or INI) file, one section per command ([run] power-budget-w = 320); a flag on
+  // the command line wins over the file. Given after the command too (`wattmoe run --config run.toml`: fallthrough),
+  // except for profile, whose own --config names a model's config.json.
+  app.set_config("--config", "", "read flags from a TOML/INI file, a section per command: [run] power-budget-w = 320 "
+                 "(flags given on the command line win)");
+  app.fallthrough();
+  app.allow_config_extras(CLI::config_extras_mode::error);  // a misspelt key is an error, not ignored
   wattmoe::cli::add_info_command(app);
   wattmoe::cli::add_forward_command(app);
   wattmoe::cli::add_train_command(app);
@@ -32,7 +39,8 @@ int main(int argc, char** argv) {
   wattmoe::cli::add_run_command(app);
   wattmoe::cli::add_serve_command(app);
   wattmoe::cli::add_explain_command(app);
-  wattmoe::cli::refuse_non_finite_numbers(app, {"--budget-j"});  // NaN nowhere; inf only where it means "no limit"
+  // NaN nowhere; inf only where it means "no limit"; negative numbers only where they mean something (°C).
+  wattmoe::cli::refuse_bad_numbers(app, {"--budget-j"}, {"--ambient-c"});
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,11 +1,15 @@
 #include "cli/routing_flags.h"
 
+#include "cli/common_flags.h"
+
 namespace wattmoe::cli {
 
 void add_routing_flags(CLI::App* cmd, RoutingOptions& a) {
   cmd->add_option("--policy", a.policy, "routing policy: topk, cost, top_p, skip, budget, mask")->capture_default_str();
   cmd->add_option("--lambda", a.lambda, "cost: price weight λ ≥ 0 (logit units)")->capture_default_str();
-  cmd->add_option("--top-p", a.top_p, "top_p: cumulative probability in (0, 1]")->capture_default_str();
+  CLI::Option* p = cmd->add_option("--route-top-p", a.top_p, "top_p: cumulative router probability in (0, 1]")
+                       ->capture_default_str();
+  add_deprecated_alias(cmd, "--top-p", p, a.top_p);
   cmd->add_option("--beta", a.beta, "skip: drop experts below β × the first's probability, β in [0, 1]")
       ->capture_default_str();
   cmd->add_option("--k-min", a.k_min, "fewest experts per token (top_p, skip, budget)")->capture_default_str();

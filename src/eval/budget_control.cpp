@@ -8,10 +8,10 @@ namespace wattmoe {
 
 void check_budget_options(const BudgetOptions& b) {
   WATTMOE_REQUIRE(!(b.power_w > 0 && b.energy_j_per_token > 0),
-                  "--power-budget and --energy-budget are exclusive: give one budget");
+                  "--power-budget-w and --energy-budget-j-per-token are exclusive: give one budget");
   WATTMOE_REQUIRE(b.power_w >= 0 && b.energy_j_per_token >= 0 && std::isfinite(b.power_w) &&
                       std::isfinite(b.energy_j_per_token),
-                  "--power-budget/--energy-budget must be > 0 (got {} W, {} J/token)", b.power_w, b.energy_j_per_token);
+                  "--power-budget-w/--energy-budget-j-per-token must be > 0 (got {} W, {} J/token)", b.power_w, b.energy_j_per_token);
 }
 
 ControllerConfig budget_controller_config(const BudgetOptions& b, const std::string& plant, const ModelConfig& m,

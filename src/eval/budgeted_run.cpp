@@ -11,6 +11,8 @@
 #include "core/stop_signal.h"
 #include "core/timer.h"
 #include "energy/sim_params.h"
+#include "eval/budget_verdict.h"
+#include "eval/run_report.h"
 #include "io/files.h"
 #include "plant/plant.h"
 
@@ -125,6 +127,49 @@ PlantOptions plant_options(const RunConfig& a, const ModelConfig& m) {
   return po;
 }
 
+// The least the plant can draw (W, or J/token with `energy`) for a window of the run: the ladder's cheapest rung —
+// top-1 routing with every token of the window on one expert per layer, at whichever batch share the ladder may use
+// draws least (the smallest for power; for energy per token usually the whole batch, as idle power is shared by
+// fewer tokens in a smaller one) — on a fresh simulated GPU (at ambient temperature: it leaks least), so no budget
+// below it can be held. A measured plant's floor is its idle power, known once it measured it (none for an energy
+// budget). NaN when unknown.
+double plant_floor(const PlantOptions& po, const Plant& plant, const ModelConfig& m, int seq,
+                   const std::vector<double>& batch_scales, bool energy) {
+  if (po.name != "sim") {
+    const Json d = plant.describe();
+    return !energy && d.contains("idle_w") && d["idle_w"].is_number() ? d["idle_w"].get<double>() : NAN;
+  }
+  std::vector<std::vector<int64_t>> counts(size_t(m.num_layers));
+  for (int l = 0; l < m.num_layers; ++l)
+    if (m.is_moe_layer(l)) counts[size_t(l)].assign(size_t(m.num_experts), 0), counts[size_t(l)][0] = seq;
+  double floor = INFINITY;
+  for (const double scale : batch_scales) {
+    const PlantStep st = make_plant(po)->step(counts, seq, scale);
+    floor = std::min(floor, energy ? st.joules_per_token() : st.power_w());
+  }
+  return floor;
+}
+
+// Refuses (or, with --allow-infeasible, warns about) a target below the plant's floor.
+void check_feasible(const BudgetOptions& b, const std::vector<std::pair<int64_t, double>>& schedule, double floor,
+                    const std::string& plant) {
+  if (!std::isfinite(floor)) return;
+  const bool energy = b.energy_j_per_token > 0;
+  double lowest = energy ? b.energy_j_per_token : b.power_w;
+  for (const auto& [w, t] : schedule) lowest = std::min(lowest, t);
+  if (lowest >= floor) return;
+  const std::string flag = energy ? "--energy-budget-j-per-token" : "--power-budget-w", unit = energy ? "J/token" : "W";
+  const std::string msg = fmt::format(
+      "{} {:.4g} {} cannot be held: the {} plant draws at least {:.4g} {} at the cheapest rung ({}); give a budget "
+      "above that, or --allow-infeasible to run anyway",
+      lowest == (energy ? b.energy_j_per_token : b.power_w) ? flag : "--budget-schedule target", lowest, unit, plant,
+      floor, unit,
+      plant == "sim" ? std::string("top-1 routing on one expert per layer")
+                     : std::string("its measured idle power"));
+  WATTMOE_REQUIRE(b.allow_infeasible, "{}", msg);
+  log_warn("run: {}", msg);
+}
+
 }  // namespace
 
 void check_run_config(const RunConfig& a) {
@@ -141,7 +186,10 @@ void check_run_config(const RunConfig& a) {
   WATTMOE_REQUIRE(period_s > 0 && period_s <= RunPlantOptions::kMaxStepPeriodS, "--step-period-s {:g}: expected seconds in (0, {:g}]",
                   period_s, RunPlantOptions::kMaxStepPeriodS);
   WATTMOE_REQUIRE(a.plant.idle_s >= 0 && a.plant.idle_s <= 600, "--idle-s {}: expected 0 to 600 s", a.plant.idle_s);
-  WATTMOE_REQUIRE(b.active() || b.schedule.empty(), "--budget-schedule needs --power-budget or --energy-budget");
+  WATTMOE_REQUIRE(std::isnan(a.plant.ambient_c) || (a.plant.ambient_c > -273.15 && a.plant.ambient_c < 1000),
+                  "--ambient-c {}: expected a temperature in °C above absolute zero (-273.15) and below 1000",
+                  a.plant.ambient_c);
+  WATTMOE_REQUIRE(b.active() || b.schedule.empty(), "--budget-schedule needs --power-budget-w or --energy-budget-j-per-token");
   validate_stream_options(a.stream);
 }
 
@@ -184,7 +232,17 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   PlantOptions po = plant_options(a, m.config);
   if (a.plant.name == "model") po.work = [work](double scale) { return (*work)(scale); };
   const std::unique_ptr<Plant> plant = make_plant(po);
-  const std::string P = plant->prefix();  // "sim" or "measured": the JSONL/summary keys
+  const std::string P = plant->prefix();  // "sim" or "measured": the JSONL keys
+  const bool energy_budget = a.budget.energy_j_per_token > 0;
+  double floor = NAN;
+  if (ctl) {
+    const LadderConfig& lc = ctl->config().ladder;
+    std::vector<double> scales{1.0};  // the batch shares the ladder may use
+    if (lc.enabled) scales.insert(scales.end(), lc.batch_scales.begin(), lc.batch_scales.end());
+    floor = plant_floor(po, *plant, m.config, a.stream.seq, scales, energy_budget);
+    check_feasible(a.budget, schedule, floor, a.plant.name);
+  }
+  std::vector<BudgetWindow> budget_windows;  // the full windows, for the verdict (eval/budget_verdict.h)
 
   std::ofstream log;
   if (!a.log.empty()) {
@@ -200,6 +258,9 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                                          : int64_t(stream.tokens.size());
   const int64_t n_windows = (n_tok - 2) / opt.seq + 1;
   Timer progress;
+  double last_line_s = -1e9, nats_sum = 0;
+  int64_t tokens_sum = 0;
+  const double bytes_per_token = double(stream.bytes) / double(std::max<size_t>(1, stream.tokens.size()));
   const StopOnSignal stop;  // SIGINT/SIGTERM: this window completes (its log line too), then the summary
   std::string plant_fault;  // a plant that fails (a sensor dying mid-run) ends the run after the windows it measured
   auto on_window = [&](const WindowInfo& w, const WindowOutcome& r, StreamControl& next) {
@@ -245,7 +306,29 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
     }
     next.sensor = sample;
     next.stop = stop.requested() || consumer_stop;
+    nats_sum += r.nats, tokens_sum += r.tokens;
+    // The live line (stderr): the first window, then at most one a second, and the last.
+    if (w.index == 0 || w.index + 1 == n_windows || progress.seconds() - last_line_s >= 1.0) {
+      last_line_s = progress.seconds();
+      const double rate = double(w.index + 1) / std::max(progress.seconds(), 1e-9);
+      std::string power = fmt::format("{:.1f} W", st.power_w());
+      if (ctl) {
+        const double target = ctl->budget().config().target, y = energy_budget ? st.joules_per_token() : st.power_w();
+        power = fmt::format("{} (target {:.4g} {}, {:+.1f}%)",
+                            energy_budget ? fmt::format("{:.4g} J/token", y) : power, target,
+                            energy_budget ? "J/token" : "W", 100 * (y - target) / target);
+      }
+      log_info("run: window {}/{}  {} {}  {}  {:.2f} experts/token  bits/byte {:.4f}  ETA {:.0f} s", w.index + 1,
+               n_windows, P, power,
+               ctl ? policy_text(decision.policy, decision.knobs, m.config.top_k) +
+                         (decision.rung > 0 ? fmt::format(" (rung {})", decision.rung) : "")
+                   : routing.policy->name(),
+               r.experts_per_token, nats_sum / std::log(2.0) / std::max(1.0, double(tokens_sum) * bytes_per_token),
+               double(n_windows - w.index - 1) / rate);
+    }
     if (ctl) {
+      if (w.len == opt.seq)
+        budget_windows.push_back({st.joules, st.seconds, st.tokens, ctl->budget().config().target});
       while (next_target < schedule.size() && schedule[next_target].first <= w.index + 1)
         ctl->set_target(schedule[next_target++].second);
       ControlInput in;
@@ -253,11 +336,6 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
       in.joules_per_token = st.joules_per_token(), in.sample = sample;
       decision = ctl->update(in);
       next.routing = decision_spec(decision, routing);
-    }
-    if ((w.index + 1) % 64 == 0 || w.index + 1 == n_windows) {
-      const double rate = double(w.index + 1) / std::max(progress.seconds(), 1e-9);
-      log_info("run: window {}/{} ({:.1f} windows/s, ETA {:.0f} s)", w.index + 1, n_windows, rate,
-               double(n_windows - w.index - 1) / rate);
     }
   };
   const StreamResult res = adapter ? run_stream(*adapter, stream, opt, control, on_window)
@@ -268,7 +346,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
     WATTMOE_REQUIRE(log.good(), "--log {}: write failed", a.log);
   }
 
-  Json s{{"model", a.model}, {"data", a.data}, {"seq", opt.seq}, {"windows", res.windows}, {"tokens", res.tokens},
+  Json s{{"schema", kRunSchema}, {"model", a.model}, {"data", a.data}, {"seq", opt.seq}, {"windows", res.windows}, {"tokens", res.tokens},
          {"bytes", res.bytes}, {"device", a.runner.device}, {"precision", a.runner.precision},
          {"moe_kernels", kernels}, {"bits_per_byte", res.bits_per_byte()},
          {"nats_per_token", res.nats_per_token()},
@@ -284,9 +362,17 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                  {"joules_per_token", sim_tokens > 0 ? sim_j / sim_tokens : 0}, {"max_temp_c", max_temp},
                  {"throttled_windows", throttled_windows}, {"windows", windows_total},
                  {"overrun_windows", overrun_windows}});
-  s[P] = pj;
+  // The same keys for every plant: "plant" and "measured" (false: the simulated GPU).
+  pj["measured"] = P != "sim";
+  s["plant"] = pj;
+  s["measured"] = P != "sim";
   if (stop.requested()) s["interrupted"] = stop_signal_name(stop_signal_received());
   if (!plant_fault.empty()) s["stopped"] = plant_fault;
+  if (ctl) {
+    const BudgetVerdict verdict = judge_budget(budget_windows, energy_budget);
+    s["budget"] = verdict.json();
+    s["budget"]["floor"] = std::isfinite(floor) ? Json(floor) : Json();
+  }
   if (ctl)
     s["control"] = Json{{"measure", measure_name(ctl->config().budget.measure)},
                         {"final_target", ctl->budget().config().target}, {"policy", a.budget.control_policy}};
@@ -307,6 +393,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                                         {"guard", p.guard}, {"other", p.other}};
     }
   }
+  s["verdict"] = run_verdict(s);
   return s;
 }
 

@@ -11,7 +11,7 @@ namespace wattmoe {
 double EvalResult::bits_per_byte() const { return bytes ? nats / (std::log(2.0) * double(bytes)) : 0; }
 double EvalResult::perplexity() const { return std::exp(nats_per_token()); }
 
-EvalResult evaluate(Runner& run, const TokenStream& s, const EvalWindows& w) {
+EvalResult evaluate(Runner& run, const TokenStream& s, const EvalWindows& w, const EvalProgress& progress) {
   const ModelConfig& c = run.config();
   const int seq = w.seq, batch = w.batch, stride = w.step();
   WATTMOE_REQUIRE(seq > 0 && batch > 0, "eval: seq and batch must be positive (got {} and {})", seq, batch);
@@ -65,6 +65,7 @@ EvalResult evaluate(Runner& run, const TokenStream& s, const EvalWindows& w) {
       moe_tokens += int64_t(B) * len;
     }
     i += size_t(B);
+    if (progress) progress(int64_t(i), int64_t(starts.size()), timer.seconds());
   }
   r.seconds = timer.seconds();
   // Bytes covered by the scored tokens: exact for a byte tokenizer (one token, one byte); for subword tokenizers the

@@ -7,6 +7,7 @@
 // text's UTF-8 bytes (for the byte tokenizer, one token is one byte).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/runner.h"
@@ -37,6 +38,8 @@ struct EvalWindows {
 
 // The window protocol on any runner (model/runner.h) with its current routing. Expert counts cover every position the
 // model ran, context positions of a sliding window included.
-EvalResult evaluate(Runner& run, const TokenStream& s, const EvalWindows& w);
+// `progress`, when set, is called after every forward with the windows done, the windows in all and the seconds so far.
+using EvalProgress = std::function<void(int64_t done, int64_t total, double seconds)>;
+EvalResult evaluate(Runner& run, const TokenStream& s, const EvalWindows& w, const EvalProgress& progress = {});
 
 }  // namespace wattmoe

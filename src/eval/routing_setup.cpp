@@ -4,6 +4,8 @@
 #include <cmath>
 #include <sstream>
 
+#include <fmt/format.h>
+
 #include "core/error.h"
 #include "energy/cost_analytic.h"
 #include "energy/cost_table.h"
@@ -139,6 +141,18 @@ Json knobs_json(const PolicyKnobs& k) {
     if (k.mask[e]) masked.push_back(int(e));
   j["mask"] = masked;
   return j;
+}
+
+std::string policy_text(const std::string& policy, const PolicyKnobs& k, int model_k) {
+  std::string s;
+  if (policy == "skip") s = fmt::format("skip beta={:.2f}", k.beta);
+  else if (policy == "top_p") s = fmt::format("top_p p={:.2f}", k.p);
+  else if (policy == "cost") s = fmt::format("cost lambda={:.3g}", k.lambda);
+  else if (policy == "budget") s = fmt::format("budget {:.3g} J/layer-step", k.budget_j);
+  else s = fmt::format("{} k={}", policy, resolved_k_max(k, model_k));
+  const auto masked = std::count(k.mask.begin(), k.mask.end(), true);
+  if (masked > 0) s += fmt::format(" + {} masked", masked);
+  return s;
 }
 
 Json RoutingSetup::describe() const {

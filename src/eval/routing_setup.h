@@ -58,6 +58,9 @@ struct RoutingSetup {
 RoutingSetup make_routing(const RoutingOptions& a, const ModelConfig& c, double tokens_per_step);
 
 Json knobs_json(const PolicyKnobs& k);
+// A policy and the knob that moves it, as a person reads it: "topk k=2", "skip beta=0.43", "top_p p=0.90",
+// "cost lambda=1.2", "budget 0.5 J/layer-step"; "+ N masked" when experts are pruned.
+std::string policy_text(const std::string& policy, const PolicyKnobs& k, int model_k);
 
 // The small grammars of the routing flags (fuzzed: fuzz/flags_fuzz.cpp). Errors name the flag.
 std::vector<bool> parse_mask(const std::string& s, int num_experts);  // --mask "3,5"; empty: no mask

@@ -6,8 +6,9 @@
 //         blocks, paced to the step period, its energy read from NVML — every value labelled "measured".
 //   model RealGpuPlant running the caller's own work (PlantOptions::work: the run's model on the GPU), paced and
 //         measured the same way — "measured", the model itself.
-// Callers see only this interface (make_plant), so they are the same in both builds. JSONL/summary keys are prefixed
-// with prefix(): "sim" (sim_power_w, sim_step_j, ...) or "measured" (measured_power_w, measured_step_j, ...).
+// Callers see only this interface (make_plant), so they are the same in both builds. The per-window JSONL keys are
+// prefixed with prefix(): "sim" (sim_power_w, sim_step_j, ...) or "measured" (measured_power_w, ...); the run's
+// summary has the same keys for both ("plant", with describe() and the totals, and "measured": true|false).
 // plant/ uses core, io (JSON), energy (sensors, meter, simulated GPU, expert work) and, for the real plant, the CUDA
 // blocks of ops/cuda; it knows no model (the work arrives as per-layer expert counts).
 #pragma once

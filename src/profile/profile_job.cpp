@@ -90,17 +90,17 @@ std::vector<int> parse_token_counts(const std::string& s) {
     } catch (const std::exception&) {
       used = 0;
     }
-    WATTMOE_REQUIRE(used == item.size() && !item.empty(), "--token-counts {}: '{}' is not an integer", s, item);
-    WATTMOE_REQUIRE(v >= 1, "--token-counts {}: token count {} < 1 (each call needs at least one token)", s, v);
-    WATTMOE_REQUIRE(v <= (1 << 20), "--token-counts {}: token count {} is too large (at most {})", s, v, 1 << 20);
-    for (int prev : out) WATTMOE_REQUIRE(prev != v, "--token-counts {}: {} appears twice", s, v);
+    WATTMOE_REQUIRE(used == item.size() && !item.empty(), "--tokens-per-call {}: '{}' is not an integer", s, item);
+    WATTMOE_REQUIRE(v >= 1, "--tokens-per-call {}: token count {} < 1 (each call needs at least one token)", s, v);
+    WATTMOE_REQUIRE(v <= (1 << 20), "--tokens-per-call {}: token count {} is too large (at most {})", s, v, 1 << 20);
+    for (int prev : out) WATTMOE_REQUIRE(prev != v, "--tokens-per-call {}: {} appears twice", s, v);
     out.push_back(int(v));
   }
-  WATTMOE_REQUIRE(!out.empty(), "--token-counts: expected a comma-separated list such as 1,8,64");
+  WATTMOE_REQUIRE(!out.empty(), "--tokens-per-call: expected a comma-separated list such as 1,8,64");
   return out;
 }
 
-void run_profile_job(const ProfileJob& a) {
+Json run_profile_job(const ProfileJob& a) {
   Timer timer;
   // --- flags that need no file ---
   WATTMOE_REQUIRE(a.device == "cpu" || a.device == "cuda", "--device {}: expected cpu or cuda", a.device);
@@ -126,16 +126,16 @@ void run_profile_job(const ProfileJob& a) {
                   "--check-layer measures the real MoE layer: it needs a real sensor (nvml), not sim");
   WATTMOE_REQUIRE(a.sim_params.empty() || a.sensor == "sim", "--sim-params FILE goes with --sensor sim");
   WATTMOE_REQUIRE(std::isfinite(a.min_window_s) && a.min_window_s > 0 && a.min_window_s <= 600,
-                  "--min-window {}: expected seconds in (0, 600]", a.min_window_s);
+                  "--min-window-s {}: expected seconds in (0, 600]", a.min_window_s);
   WATTMOE_REQUIRE(a.repeats >= 1 && a.repeats <= 1000, "--repeats {}: expected 1 to 1000", a.repeats);
   WATTMOE_REQUIRE(a.warmup >= 0 && a.warmup <= 1000000, "--warmup {}: expected 0 to 1000000 calls", a.warmup);
-  WATTMOE_REQUIRE(std::isfinite(a.settle_s) && a.settle_s >= 0 && a.settle_s <= 60, "--settle {}: expected 0 to 60 s",
+  WATTMOE_REQUIRE(std::isfinite(a.settle_s) && a.settle_s >= 0 && a.settle_s <= 60, "--settle-s {}: expected 0 to 60 s",
                   a.settle_s);
   WATTMOE_REQUIRE(a.graph_calls >= 1 && a.graph_calls <= 4096, "--cuda-graph {}: expected 1 to 4096 calls per graph",
                   a.graph_calls);
-  WATTMOE_REQUIRE(a.idle_s < 0 || (std::isfinite(a.idle_s) && a.idle_s <= 600), "--idle {}: expected 0 to 600 s",
+  WATTMOE_REQUIRE(a.idle_s < 0 || (std::isfinite(a.idle_s) && a.idle_s <= 600), "--idle-s {}: expected 0 to 600 s",
                   a.idle_s);
-  WATTMOE_REQUIRE(a.max_tokens >= 0 && a.max_tokens <= (1 << 20), "--max-tokens {}: expected 1 to {}", a.max_tokens,
+  WATTMOE_REQUIRE(a.max_tokens >= 0 && a.max_tokens <= (1 << 20), "--max-tokens-per-call {}: expected 1 to {}", a.max_tokens,
                   1 << 20);
   std::vector<int> counts;
   if (!a.token_counts.empty()) counts = parse_token_counts(a.token_counts);
@@ -159,8 +159,8 @@ void run_profile_job(const ProfileJob& a) {
   }
   for (int t : counts)
     WATTMOE_REQUIRE(t <= cap,
-                    "--token-counts: {} exceeds the most tokens per call, {} ({}; raise it with --max-tokens)", t, cap,
-                    a.max_tokens > 0 ? "--max-tokens" : "the model's max_position_embeddings");
+                    "--tokens-per-call: {} exceeds the most tokens per call, {} ({}; raise it with --max-tokens-per-call)", t, cap,
+                    a.max_tokens > 0 ? "--max-tokens-per-call" : "the model's max_position_embeddings");
   const int max_tokens = *std::max_element(counts.begin(), counts.end());
 
   // --- the sensor ---
@@ -232,9 +232,10 @@ void run_profile_job(const ProfileJob& a) {
   po.sync = mo.sync;
   Profiler prof(*sensor, meter, po, gpu.get());
   const double idle_s = a.idle_s >= 0 ? a.idle_s : (simulated ? 1.0 : 2.0);
-  std::printf("profile: %s, sensor %s (%s)%s; %zu blocks x %zu token counts, windows >= %.2f s x %d\n",
-              device.c_str(), sensor->name().c_str(), capabilities_str(sensor->capabilities()).c_str(),
-              simulated ? " -- SIMULATED" : "", blocks.size(), counts.size(), a.min_window_s, a.repeats);
+  if (!a.quiet)
+    std::printf("profile: %s, sensor %s (%s)%s; %zu blocks x %zu token counts, windows >= %.2f s x %d\n",
+                device.c_str(), sensor->name().c_str(), capabilities_str(sensor->capabilities()).c_str(),
+                simulated ? " -- SIMULATED" : "", blocks.size(), counts.size(), a.min_window_s, a.repeats);
   std::fflush(stdout);
   const ProfileResult r = prof.run(blocks, idle_s);
 
@@ -246,15 +247,15 @@ void run_profile_job(const ProfileJob& a) {
     j["hardware"] = hardware_json(hwfit);
   }
   write_json_file(a.out, j);
-  print_summary(r);
-  if (!std::isnan(r.idle_w)) std::printf("idle power %.1f W (%s)\n", r.idle_w, r.method.c_str());
-  if (fit)
+  if (!a.quiet) print_summary(r);
+  if (!a.quiet && !std::isnan(r.idle_w)) std::printf("idle power %.1f W (%s)\n", r.idle_w, r.method.c_str());
+  if (fit && !a.quiet)
     std::printf("hardware fit: static %.1f W, %.3g pJ/FLOP, %.3g pJ/byte, peak %.3g FLOP/s, %.3g B/s, launch %.3g s; "
                 "residuals J %.1f%% s %.1f%% (max)%s\n",
                 hwfit.hw.static_w, hwfit.hw.pj_per_flop, hwfit.hw.pj_per_byte, hwfit.hw.peak_flops,
                 hwfit.hw.bandwidth_bytes_per_s, hwfit.hw.launch_s, 100 * hwfit.max_rel_residual_j,
                 100 * hwfit.max_rel_residual_s, hwfit.note.empty() ? "" : ("; " + hwfit.note).c_str());
-  std::printf("wrote %s (%.1f s)\n", a.out.c_str(), timer.seconds());
+  if (!a.quiet) std::printf("wrote %s (%.1f s)\n", a.out.c_str(), timer.seconds());
 
 #if WATTMOE_WITH_CUDA
   if (!a.check_layer.empty()) {
@@ -262,9 +263,10 @@ void run_profile_job(const ProfileJob& a) {
     cl["device"] = device;
     cl["command"] = a.command;
     write_json_file(a.check_layer, cl);
-    std::printf("wrote %s (%.1f s)\n", a.check_layer.c_str(), timer.seconds());
+    if (!a.quiet) std::printf("wrote %s (%.1f s)\n", a.check_layer.c_str(), timer.seconds());
   }
 #endif
+  return j;
 }
 
 }  // namespace wattmoe

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "io/json.h"
+
 namespace wattmoe {
 
 struct ProfileJob {
@@ -19,12 +21,14 @@ struct ProfileJob {
   int repeats = 3, warmup = 2, graph_calls = 16;
   bool fit_hardware = false;
   std::string command;  // the command line as run, for the table's "command" field
+  bool quiet = false;   // nothing on stdout (the caller prints the returned table: wattmoe profile --json)
 };
 
-// --token-counts "1,8,64": distinct integers in [1, 2^20] (fuzzed: fuzz/flags_fuzz.cpp).
+// --tokens-per-call "1,8,64": distinct integers in [1, 2^20] (fuzzed: fuzz/flags_fuzz.cpp).
 std::vector<int> parse_token_counts(const std::string& s);
 
-// Validates, profiles, writes `out` (and `check_layer`), and prints a summary table on stdout.
-void run_profile_job(const ProfileJob& a);
+// Validates, profiles, writes `out` (and `check_layer`), prints a summary table on stdout (unless quiet) and returns
+// the cost table written.
+Json run_profile_job(const ProfileJob& a);
 
 }  // namespace wattmoe

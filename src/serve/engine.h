@@ -10,7 +10,7 @@
 // the requests' energies add up to the meter's energy over the same steps. A request whose client went away is billed
 // like the others (its share is in energy_billed, not in anyone's response).
 //
-// The budget: with --power-budget/--energy-budget a Controller (control/controller.h, built as in `wattmoe run` by
+// The budget: with --power-budget-w/--energy-budget-j-per-token a Controller (control/controller.h, built as in `wattmoe run` by
 // eval/budget_control.h) sees the steps' power or J/token once per control period and sets the routing of the
 // following steps; its ladder's batch scale caps how many sequences may run. set_budget changes it live.
 //

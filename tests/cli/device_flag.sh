@@ -34,9 +34,9 @@ expect_device_error() {
 
 # Control: the CPU path trains and evaluates (so the errors below are about the device, not the inputs).
 "$w" train --preset tiny --steps 2 --eval-every 2 --device cpu --train "$tmp/train.txt" --val "$tmp/val.txt" \
-  --out "$tmp/m" > "$tmp/train.json" 2> "$tmp/train.log" || fail "train --device cpu: $(cat "$tmp/train.log")"
+  --out "$tmp/m" --json > "$tmp/train.json" 2> "$tmp/train.log" || fail "train --device cpu: $(cat "$tmp/train.log")"
 grep -q '"device":"cpu"' "$tmp/train.json" || fail "train JSON lacks \"device\":\"cpu\": $(cat "$tmp/train.json")"
-"$w" eval --model "$tmp/m" --data "$tmp/val.txt" --seq 64 --device cpu > "$tmp/eval.json" 2> "$tmp/eval.log" \
+"$w" eval --model "$tmp/m" --data "$tmp/val.txt" --seq 64 --device cpu --json > "$tmp/eval.json" 2> "$tmp/eval.log" \
   || fail "eval --device cpu: $(cat "$tmp/eval.log")"
 grep -q '"bits_per_byte"' "$tmp/eval.json" || fail "eval --device cpu printed no bits_per_byte"
 

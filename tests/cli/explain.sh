@@ -63,7 +63,7 @@ PY
 }
 check topk
 check skip --policy skip --beta 0.5
-check top_p --policy top_p --top-p 0.6 --k-max 4
+check top_p --policy top_p --route-top-p 0.6 --k-max 4
 check budget0 --policy budget --budget-j 0
 check mask --policy mask --mask 3
 
@@ -71,7 +71,7 @@ check mask --policy mask --mask 3
 # "mask" for every token, and they are the ones the routing JSON reports as pruned.
 printf '%s\n' "$TEXT and the earth. And the earth was without form, and void; and darkness was upon the face of the deep." \
   > "$ERR_DIR/cal.txt"
-"$BIN" eval --model "$MODEL" --data "$ERR_DIR/cal.txt" --seq 32 > "$ERR_DIR/cal.json" 2> "$ERR_DIR/err" ||
+"$BIN" eval --model "$MODEL" --data "$ERR_DIR/cal.txt" --seq 32 --json > "$ERR_DIR/cal.json" 2> "$ERR_DIR/err" ||
   fail "calibration eval: $(cat "$ERR_DIR/err")"
 "${X[@]}" --json --prune-least-used 2 --calibration "$ERR_DIR/cal.json" > "$ERR_DIR/pruned.json" 2> "$ERR_DIR/err" ||
   fail "pruned explain: $(cat "$ERR_DIR/err")"

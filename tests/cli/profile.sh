@@ -17,7 +17,7 @@ run() {  # run NAME args...: a profile that must succeed
   "$w" profile "$@" > "$tmp/$name.stdout" 2> "$tmp/$name.stderr" || {
     echo "FAIL: profile $name: exit $?"; sed 's/^/    /' "$tmp/$name.stderr" | tail -n 5; exit 1; }
 }
-common=(--model "$model" --device cpu --sensor sim --token-counts 1,8 --min-window 0.1 --repeats 2 --idle 0.5)
+common=(--model "$model" --device cpu --sensor sim --tokens-per-call 1,8 --min-window-s 0.1 --repeats 2 --idle-s 0.5)
 run one "${common[@]}" --out "$tmp/one.json" --fit-hardware
 run two "${common[@]}" --out "$tmp/two.json" --fit-hardware
 grep -q "SIMULATED" "$tmp/one.stdout" || { echo "FAIL: stdout does not say the sensor is simulated"; exit 1; }
@@ -68,13 +68,13 @@ out=(--out "$tmp/x.json")
 expect_error "unknown device" "--device tpu: expected cpu or cuda" -- --model "$model" --device tpu "${out[@]}"
 expect_error "unknown sensor" "--sensor watts: expected nvml, rapl or sim" -- --model "$model" --sensor watts "${out[@]}"
 expect_error "nvml on cpu" "--sensor nvml measures a GPU" -- --model "$model" --sensor nvml "${out[@]}"
-expect_error "token count 0" "token count 0 < 1" -- --model "$model" --sensor sim --token-counts 1,0 "${out[@]}"
-expect_error "token count junk" "'x' is not an integer" -- --model "$model" --sensor sim --token-counts 1,x "${out[@]}"
+expect_error "token count 0" "token count 0 < 1" -- --model "$model" --sensor sim --tokens-per-call 1,0 "${out[@]}"
+expect_error "token count junk" "'x' is not an integer" -- --model "$model" --sensor sim --tokens-per-call 1,x "${out[@]}"
 expect_error "token count above the cap" "exceeds the most tokens per call, 128" -- \
-  --model "$model" --sensor sim --token-counts 1,512 "${out[@]}"
+  --model "$model" --sensor sim --tokens-per-call 1,512 "${out[@]}"
 expect_error "no model" "expected --model DIR, or --random-init SEED" -- --sensor sim "${out[@]}"
 expect_error "random-init without config" "--random-init needs --config" -- --random-init 1 --sensor sim "${out[@]}"
-expect_error "no out" "--out FILE is required" -- --model "$model" --sensor sim
+expect_error "no out" "--out is required" -- --model "$model" --sensor sim
 expect_error "repeats" "--repeats 0" -- --model "$model" --sensor sim --repeats 0 "${out[@]}"
 expect_error "check-layer on cpu" "--check-layer runs the full MoE layer on the GPU" -- \
   --model "$model" --sensor sim --check-layer "$tmp/c.json" "${out[@]}"

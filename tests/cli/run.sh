@@ -26,7 +26,7 @@ PY
 # 1. Static run == eval with batch 1 (same windows, same routing).
 "$BIN" run --model "$MODEL" --data "$TMP/text.txt" --summary "$TMP/run.json" --log "$TMP/run.jsonl" 2>/dev/null ||
   fail "static run failed"
-"$BIN" eval --model "$MODEL" --data "$TMP/text.txt" --batch 1 > "$TMP/eval.json" || fail "eval failed"
+"$BIN" eval --model "$MODEL" --data "$TMP/text.txt" --batch 1 --json > "$TMP/eval.json" || fail "eval failed"
 python3 - "$TMP" <<'PY' || fail "static run differs from eval"
 import json, sys
 d = sys.argv[1]
@@ -38,7 +38,7 @@ assert all(x["sim"]["power_w"] > 0 and x["sim_step_j"] > 0 for x in rows)
 PY
 
 # 2. Power budget: top-2 draws ~390 W (simulated); hold 320 W and then 290 W.
-"$BIN" run --model "$MODEL" --data "$TMP/text.txt" --expert-shape 4096x14336 --power-budget 320 \
+"$BIN" run --model "$MODEL" --data "$TMP/text.txt" --expert-shape 4096x14336 --power-budget-w 320 \
   --budget-schedule 25:290 --summary "$TMP/b.json" --log "$TMP/b.jsonl" 2>/dev/null || fail "budget run failed"
 python3 - "$TMP" <<'PY' || fail "budget not held"
 import json, sys
@@ -72,11 +72,11 @@ bad() {
     fail "'$*': expected one error line mentioning '$want', got: $(cat "$TMP/err")"
   fi
 }
-bad "power-budget" --power-budget -5
-bad "exclusive" --power-budget 300 --energy-budget 0.01
-bad "budget-schedule" --power-budget 300 --budget-schedule 10:0
+bad "power-budget" --power-budget-w -5
+bad "exclusive" --power-budget-w 300 --energy-budget-j-per-token 0.01
+bad "budget-schedule" --power-budget-w 300 --budget-schedule 10:0
 bad "budget-schedule" --budget-schedule 10:300
-bad "top_p\|p " --policy top_p --top-p 1.5
+bad "top_p\|p " --policy top_p --route-top-p 1.5
 bad "k_max\|k-max" --k-max 99
 bad "mask" --mask 42
 bad "expert-shape" --expert-shape 4096by14336
@@ -87,7 +87,7 @@ bad "lr" --ttt --ttt-lr -1
 bad "ttt-source-check" --ttt --ttt-source-check -1
 bad "ttt-source-margin" --ttt --ttt-source-margin -0.1
 bad "ttt-backoff" --ttt --ttt-backoff -2
-bad "control-policy\|policy" --power-budget 300 --control-policy fastest
+bad "control-policy\|policy" --power-budget-w 300 --control-policy fastest
 
 [ $failures -eq 0 ] && echo "run.sh: all checks passed"
 exit $failures

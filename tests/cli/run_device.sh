@@ -44,10 +44,10 @@ done
 
 cuda_msg="--device cuda: \(no CUDA device is visible\|this wattmoe was built without CUDA\)"
 run_refused "$cuda_msg" --device cuda
-run_refused "$cuda_msg" --device cuda --power-budget 300
+run_refused "$cuda_msg" --device cuda --power-budget-w 300
 run_refused "--device gpu: expected cpu or cuda" --device gpu
 run_refused "--device tpu: expected cpu or cuda" --device tpu --ttt
 run_refused "$cuda_msg" --device cuda --ttt
-run_refused "$cuda_msg" --ttt --ttt-groups router --device cuda --power-budget 300
+run_refused "$cuda_msg" --ttt --ttt-groups router --device cuda --power-budget-w 300
 
 finish run_device

@@ -22,7 +22,7 @@ r = random.Random(3)
 words = "and the lord said unto moses that he should go up into the mount of god and speak unto the people".split()
 open(sys.argv[1] + "/text.txt", "w").write(" ".join(r.choice(words) for _ in range(800)) + "\n")
 PY
-BUDGET=(--expert-shape 4096x14336 --power-budget 320 --budget-schedule 10:290)
+BUDGET=(--expert-shape 4096x14336 --power-budget-w 320 --budget-schedule 10:290)
 
 # 1. --plant sim is the default: identical logs (but for timings) with and without the flag.
 "$BIN" run --model "$MODEL" --data "$TMP/text.txt" "${BUDGET[@]}" --summary "$TMP/a.json" --log "$TMP/a.jsonl" \
@@ -42,8 +42,10 @@ for x, y in zip(a, b):
     assert x["sim_power_w"] > 0 and x["sim_step_j"] > 0 and abs(x["sim_step_s"] - 0.02) < 1e-9 and "power_w" in x["sim"]
     assert not any(k.startswith("measured") for k in x), x.keys()
 sa, sb = json.load(open(d + "/a.json")), json.load(open(d + "/b.json"))
-assert sa["sim"] == sb["sim"] and sa["sim"]["label"] == "simulated GPU (not measured)" and "measured" not in sa
-assert sa["sim"]["step_period_s"] == 0.02 and sa["sim"]["overrun_windows"] == 0, sa["sim"]
+# The summary's keys are the same for every plant: "plant", and "measured" false for the simulated GPU.
+assert sa["plant"] == sb["plant"] and sa["plant"]["label"] == "simulated GPU (not measured)" and "sim" not in sa
+assert sa["measured"] is False and sa["plant"]["measured"] is False and sa["schema"] == "wattmoe.run/1", sa
+assert sa["plant"]["step_period_s"] == 0.02 and sa["plant"]["overrun_windows"] == 0, sa["plant"]
 # The budget still acts on the simulated power: top-2 starts near 390 W, the tail holds 290 W.
 assert a[0]["sim_power_w"] > 360 and abs(sum(r["sim_power_w"] for r in a[20:-1]) / len(a[20:-1]) - 290) < 0.05 * 290
 PY

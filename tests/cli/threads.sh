@@ -18,7 +18,7 @@ pool_size() {
   env WATTMOE_LOG=debug "$@" > "$ERR_DIR/eval.json" 2> "$ERR_DIR/log" || { fail "eval failed: $* $(cat "$ERR_DIR/log")"; return; }
   sed -n 's/.*thread pool: \([0-9]*\) threads.*/\1/p' "$ERR_DIR/log" | head -1
 }
-EVAL=("$BIN" eval --model "$MODEL" --data "$ERR_DIR/text.txt" --seq 32)
+EVAL=("$BIN" eval --model "$MODEL" --data "$ERR_DIR/text.txt" --seq 32 --json)
 [ "$(pool_size "${EVAL[@]}" --threads 3)" = 3 ] || fail "--threads 3: pool of '$(pool_size "${EVAL[@]}" --threads 3)'"
 bpb3=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["bits_per_byte"])' "$ERR_DIR/eval.json")
 [ "$(pool_size WATTMOE_THREADS=2 "${EVAL[@]}")" = 2 ] || fail "WATTMOE_THREADS=2 not honoured"

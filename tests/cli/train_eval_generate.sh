@@ -9,12 +9,12 @@ bible -f "Gen1:1-Gen20:18" | sed 's/^[^ ]* //' > "$tmp/train.txt"
 bible -f "Gen21:1-Gen22:24" | sed 's/^[^ ]* //' > "$tmp/val.txt"
 
 "$w" train --preset tiny --steps 30 --eval-every 30 --train "$tmp/train.txt" --val "$tmp/val.txt" --out "$tmp/m" \
-  > "$tmp/train.json" 2> "$tmp/train.log"
+  --json > "$tmp/train.json" 2> "$tmp/train.log"
 grep -q '"last_step":30' "$tmp/train.json"
 test -f "$tmp/m/config.json" && test -f "$tmp/m/model.safetensors" && test -f "$tmp/m/checkpoint/optimizer.safetensors"
 test "$(grep -c val_bpb "$tmp/m/metrics.jsonl")" -ge 1
 
-"$w" eval --model "$tmp/m" --data "$tmp/val.txt" --seq 64 > "$tmp/eval.json"
+"$w" eval --model "$tmp/m" --data "$tmp/val.txt" --seq 64 --json > "$tmp/eval.json"
 python3 - "$tmp/eval.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -23,7 +23,7 @@ assert r["tokens"] > 1000 and abs(r["experts_per_token"] - 2.0) < 1e-9, r
 assert set(r["expert_counts"]) == {"0", "1"}, r
 PY
 
-out=$("$w" generate --model "$tmp/m" --prompt "And God said" --max-new 20 --seed 3 2>/dev/null)
+out=$("$w" generate --model "$tmp/m" --prompt "And God said" --max-new-tokens 20 --seed 3 2>/dev/null)
 case "$out" in "And God said"*) ;; *) echo "generate output does not start with the prompt: $out"; exit 1 ;; esac
 test "${#out}" -ge 30
 

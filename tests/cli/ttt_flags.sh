@@ -16,7 +16,7 @@ RUN=(run --model "$SRC/models/kjv-small" --data "$ERR_DIR/text.txt" --max-tokens
 expect_error "--ttt-lr requires --ttt" "$BIN" "${RUN[@]}" --ttt-lr 1e-2
 expect_error "--ttt-groups requires --ttt" "$BIN" "${RUN[@]}" --ttt-groups router,norms
 expect_error "--ttt-teacher requires --ttt" "$BIN" "${RUN[@]}" --ttt-teacher
-expect_error "--ttt-trigger requires --ttt" "$BIN" "${RUN[@]}" --power-budget 300 --ttt-trigger power
+expect_error "--ttt-trigger requires --ttt" "$BIN" "${RUN[@]}" --power-budget-w 300 --ttt-trigger power
 expect_error "--lora-rank requires --ttt" "$BIN" "${RUN[@]}" --lora-rank 4
 # Every --ttt-*/--lora-* flag of run's help says so.
 "$BIN" run --help > "$ERR_DIR/help"

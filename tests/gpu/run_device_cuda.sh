@@ -4,7 +4,7 @@
 # "device", tokens, windows, bytes equal; bits/byte within 1e-5 relative; the run's expert counts (whole run, first
 # and last windows) equal; per window: the same expert counts and, under a power budget, the same controller
 # decisions (the plant is fed the counts, so equal counts must give equal decisions). Two runs: the model's own
-# routing, and --power-budget 300 on the simulated plant (the controller moves the knob window by window).
+# routing, and --power-budget-w 300 on the simulated plant (the controller moves the knob window by window).
 # Tolerance: fp32 on both sides, only summation order differs (see tests/gpu/stream_cuda_test.cpp).
 # Usage: bash run_device_cuda.sh <wattmoe> <source-dir> <text> [max-tokens (default 4000)]
 set -u
@@ -21,7 +21,7 @@ fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 
 for mode in static budget; do
   extra=""
-  [ "$mode" = budget ] && extra="--power-budget 300"
+  [ "$mode" = budget ] && extra="--power-budget-w 300"
   for dev in cpu cuda; do
     # shellcheck disable=SC2086
     "$BIN" run --model "$MODEL" --data "$DATA" --max-tokens "$MAXTOK" --device $dev $extra \

@@ -2,7 +2,7 @@
 # `wattmoe run --device cuda --ttt` against `wattmoe run --device cpu --ttt` (needs a GPU: ctest test gpu.run_ttt_cuda,
 # label gpu; reads a text, e.g. data/kjv.val.txt). Same model (models/kjv-small), text and the tuned TTT flags of
 # docs/results.md (router+norms+LoRA rank 8, AdamW β₁ 0, lr 1e-2 decaying, per-group rates; the source guard on, as by
-# default), once with the model's own routing and once under --power-budget 300 (the controller moves the routing
+# default), once with the model's own routing and once under --power-budget-w 300 (the controller moves the routing
 # policy window by window; its decisions must be the same on both). Checks, fp32:
 #   - the summary's device, windows, tokens, bytes, adapted windows, resets (and reasons), source checks and probation
 #     windows are equal; per window: adapted, reset, probation, expert counts and controller decisions equal
@@ -33,7 +33,7 @@ for run in cpu cuda cuda_bf16 cuda_bf16_host budget_cpu budget_cuda; do
   case $run in *cpu) dev=cpu ;; esac
   case $run in *bf16*) prec=bf16 ;; esac
   case $run in *host) extra="--moe-kernels host" ;; esac
-  case $run in budget*) extra="--power-budget 300" ;; esac
+  case $run in budget*) extra="--power-budget-w 300" ;; esac
   # shellcheck disable=SC2086
   "$BIN" run --model "$MODEL" --data "$DATA" --max-tokens "$MAXTOK" --device "$dev" --precision "$prec" $TTT $extra \
     --summary "$TMP/$run.json" --log "$TMP/$run.jsonl" 2> "$TMP/$run.err" || fail "$run: $(tail -3 "$TMP/$run.err")"
@@ -82,7 +82,7 @@ print(msg)
 PY
 python3 "$TMP/cmp.py" "$TMP" "" || fail "cuda --ttt differs from cpu --ttt"
 # Under a power budget the controller changes the routing policy window by window: same decisions on both.
-python3 "$TMP/cmp.py" "$TMP" "budget_" || fail "cuda --ttt differs from cpu --ttt under --power-budget 300"
+python3 "$TMP/cmp.py" "$TMP" "budget_" || fail "cuda --ttt differs from cpu --ttt under --power-budget-w 300"
 
 if [ $failures -ne 0 ]; then echo "$failures failure(s)" >&2; exit 1; fi
 echo "run_ttt_cuda: all checks passed"

@@ -31,7 +31,7 @@ def text_file(tmp_path_factory):
 
 
 class Cli:
-    """The wattmoe binary: run(args) -> CompletedProcess; json(args) -> the JSON it prints on stdout."""
+    """The wattmoe binary: run(args) -> CompletedProcess; json(args) -> the JSON it prints with --json."""
 
     def __init__(self, path):
         self.path = path
@@ -44,7 +44,7 @@ class Cli:
         return p
 
     def json(self, *args):
-        return json.loads(self.run(*args).stdout)
+        return json.loads(self.run(*args, "--json").stdout)
 
     def error(self, *args):
         """The one-line error of a failing command, without its 'wattmoe: error: ' prefix."""

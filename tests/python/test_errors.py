@@ -18,7 +18,7 @@ def test_same_messages_as_cli(model, cli, text_file, tmp_path):
     assert str(e.value) == cli.error("eval", "--model", MODEL, "--data", tmp_path / "absent.txt")
     with pytest.raises(wattmoe.Error) as e:
         model.eval(text_file, policy={"policy": "top_p", "top_p": 1.5})
-    assert str(e.value) == cli.error("eval", "--model", MODEL, "--data", text_file, "--policy", "top_p", "--top-p", 1.5)
+    assert str(e.value) == cli.error("eval", "--model", MODEL, "--data", text_file, "--policy", "top_p", "--route-top-p", 1.5)
     with pytest.raises(wattmoe.Error) as e:
         wattmoe.Model.load(MODEL, device="tpu")
     assert str(e.value) == cli.error("eval", "--model", MODEL, "--data", text_file, "--device", "tpu")

@@ -15,7 +15,7 @@ def same_except(a, b, skip):
 
 @pytest.mark.parametrize("policy, flags", [
     (None, []),
-    ({"policy": "top_p", "top_p": 0.7, "k_max": 2}, ["--policy", "top_p", "--top-p", "0.7", "--k-max", "2"]),
+    ({"policy": "top_p", "top_p": 0.7, "k_max": 2}, ["--policy", "top_p", "--route-top-p", "0.7", "--k-max", "2"]),
 ])
 def test_eval_equals_cli(model, cli, text_file, policy, flags):
     ref = cli.json("eval", "--model", MODEL, "--data", text_file, "--seq", 64, *flags)

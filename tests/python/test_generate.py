@@ -8,7 +8,7 @@ from conftest import MODEL
 @pytest.mark.parametrize("temperature, seed", [(0.0, 0), (0.8, 5)])
 def test_generate_equals_cli(model, cli, temperature, seed):
     prompt = "In the beginning"
-    out = cli.run("generate", "--model", MODEL, "--prompt", prompt, "--max-new", 40, "--temperature", temperature,
+    out = cli.run("generate", "--model", MODEL, "--prompt", prompt, "--max-new-tokens", 40, "--temperature", temperature,
                   "--seed", seed).stdout
     got = model.generate(prompt, max_new=40, temperature=temperature, seed=seed)
     assert prompt + got["text"] + "\n" == out

@@ -17,7 +17,7 @@ def strip(d, keys):
 
 
 def test_budgeted_run_equals_cli(model, cli, text_file, tmp_path):
-    cli.run("run", "--model", MODEL, "--data", text_file, "--expert-shape", "4096x14336", "--power-budget", 320,
+    cli.run("run", "--model", MODEL, "--data", text_file, "--expert-shape", "4096x14336", "--power-budget-w", 320,
             "--budget-schedule", "25:290", "--log", tmp_path / "cli.jsonl", "--summary", tmp_path / "cli.json")
     ref = read_jsonl(tmp_path / "cli.jsonl")
     run = model.run(text_file, power_budget=320, budget_schedule="25:290", policy={"expert_shape": "4096x14336"},
@@ -54,7 +54,7 @@ def test_leaving_the_loop_ends_the_run(model, text_file):
 
 
 def test_run_errors_carry_the_cli_message(model, cli, text_file):
-    msg = cli.error("run", "--model", MODEL, "--data", text_file, "--power-budget", 300, "--energy-budget", 1)
+    msg = cli.error("run", "--model", MODEL, "--data", text_file, "--power-budget-w", 300, "--energy-budget-j-per-token", 1)
     with pytest.raises(wattmoe.Error) as e:
         model.run(text_file, power_budget=300, energy_budget=1).records()
     assert str(e.value) == msg

@@ -69,7 +69,7 @@ def body(prompt, n, seed, stream):
     return {"model": "kjv-small", "prompt": prompt, "max_tokens": n, "temperature": 0.8, "seed": seed, "stream": stream}
 
 def generate(prompt, n, seed):
-    out = subprocess.run([w, "generate", "--prompt", prompt, "--max-new", str(n), "--temperature", "0.8", "--top-p",
+    out = subprocess.run([w, "generate", "--prompt", prompt, "--max-new-tokens", str(n), "--temperature", "0.8", "--top-p",
                           "1", "--seed", str(seed)], capture_output=True, check=True).stdout.decode()
     return out[len(prompt):-1]
 

@@ -28,7 +28,7 @@ assert model == "kjv-small", model
 
 def generate(prompt, n, temperature, top_p, seed):
     """wattmoe generate's continuation (it prints the prompt, the text and a newline)."""
-    out = subprocess.run([w, "generate", "--prompt", prompt, "--max-new", str(n), "--temperature", str(temperature),
+    out = subprocess.run([w, "generate", "--prompt", prompt, "--max-new-tokens", str(n), "--temperature", str(temperature),
                           "--top-p", str(top_p), "--seed", str(seed)], capture_output=True, check=True).stdout
     out = out.decode("utf-8", "replace")
     assert out.startswith(prompt) and out.endswith("\n"), out
@@ -124,7 +124,7 @@ python3 - "$W" "$TMP" <<'PY' || fail "curl, metrics and summary checks"
 import json, re, subprocess, sys
 w, tmp = sys.argv[1:3]
 def generate(prompt, n, t, seed):
-    out = subprocess.run([w, "generate", "--prompt", prompt, "--max-new", str(n), "--temperature", str(t), "--top-p",
+    out = subprocess.run([w, "generate", "--prompt", prompt, "--max-new-tokens", str(n), "--temperature", str(t), "--top-p",
                           "1", "--seed", str(seed)], capture_output=True, check=True).stdout.decode()
     return out[len(prompt):-1]
 usages = json.load(open(f"{tmp}/clients.json"))["usages"]
