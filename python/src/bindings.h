@@ -11,6 +11,7 @@
 #include <nanobind/nanobind.h>
 
 #include "eval/budgeted_run.h"
+#include "eval/eval_job.h"
 #include "eval/evaluate.h"
 #include "eval/routing_setup.h"
 #include "io/json.h"

@@ -36,13 +36,6 @@ nb::ndarray<nb::numpy, T> owned_array(std::vector<T>&& v, std::initializer_list<
   return nb::ndarray<nb::numpy, T>(buf->data(), shape, owner);
 }
 
-Json counts_by_layer(const std::vector<std::vector<int64_t>>& counts) {
-  Json use = Json::object();
-  for (size_t l = 0; l < counts.size(); ++l)
-    if (!counts[l].empty()) use[std::to_string(l)] = counts[l];
-  return use;
-}
-
 // What the last forward left: host copies, since the runner reuses its buffers on the next forward.
 struct ForwardOut {
   std::vector<float> logits;
@@ -90,22 +83,7 @@ class PyModel {
     {
       nb::gil_scoped_release nogil;
       const TokenStream s = stream(text, path);
-      const RoutingSetup routing = make_routing(ro, m_.config, double(w.seq) * w.batch);
-      std::unique_ptr<Runner> run = make_runner(m_.config, where_);
-      run->set_params(m_.params.data());
-      run->set_routing(routing.spec());
-      auto tally = std::make_shared<RoutingEnergyTally>();
-      run->set_routing_observer(routing.observer(tally));
-      const EvalResult r = evaluate(*run, s, w);
-      // The same document as wattmoe eval --json (cli/cmd_eval.cpp), its schema included.
-      j = Json{{"schema", "wattmoe.eval/1"}, {"model", dir_}, {"data", s.path}, {"tokenizer", tok_->describe()},
-               {"bits_per_byte", r.bits_per_byte()},
-               {"nats_per_token", r.nats_per_token()}, {"perplexity", r.perplexity()}, {"tokens", r.tokens},
-               {"bytes", r.bytes}, {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_second()},
-               {"experts_per_token", r.experts_per_token}, {"expert_counts", counts_by_layer(r.expert_counts)},
-               {"seq", w.seq}, {"stride", w.step()}, {"batch", w.batch}, {"device", where_.device},
-               {"precision", where_.precision}, {"moe_kernels", run->info().moe_kernels},
-               {"routing", routing.describe()}, {"expert_j_per_token", tally->joules_per_token()}};
+      j = run_eval_job(m_, dir_, *tok_, s, s.path, where_, w, ro).json;  // as wattmoe eval --json
     }
     return to_python(j);
   }

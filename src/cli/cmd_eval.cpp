@@ -8,7 +8,7 @@
 #include "cli/routing_flags.h"
 #include "core/log.h"
 #include "eval/run_report.h"
-#include "eval/evaluate.h"
+#include "eval/eval_job.h"
 #include "model/checkpoint.h"
 #include "model/runner.h"
 
@@ -42,31 +42,15 @@ void run_eval(const EvalArgs& a) {
   std::unique_ptr<Tokenizer> tok = model_tokenizer(a.model, a.tokenizer, m.config.vocab_size);
   const TokenStream s = load_token_stream(a.data, *tok, 2);
   const EvalWindows& windows = a.windows;
-  const RoutingSetup routing = make_routing(a.routing, m.config, double(windows.seq) * windows.batch);
-  const RoutingSpec spec = routing.spec();
-  std::unique_ptr<Runner> run = make_runner(m.config, where);
-  run->set_params(m.params.data());
-  run->set_routing(spec);
-  auto tally = std::make_shared<RoutingEnergyTally>();
-  run->set_routing_observer(routing.observer(tally));
-  const EvalResult r = evaluate(*run, s, windows, eval_progress());
-  const std::string kernels = run->info().moe_kernels;
-  Json use = Json::object();
-  for (size_t l = 0; l < r.expert_counts.size(); ++l)
-    if (!r.expert_counts[l].empty()) use[std::to_string(l)] = r.expert_counts[l];
-  Json j{{"schema", "wattmoe.eval/1"}, {"model", a.model}, {"data", a.data}, {"tokenizer", tok->describe()}, {"bits_per_byte", r.bits_per_byte()},
-         {"nats_per_token", r.nats_per_token()}, {"perplexity", r.perplexity()}, {"tokens", r.tokens},
-         {"bytes", r.bytes}, {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_second()},
-         {"experts_per_token", r.experts_per_token}, {"expert_counts", use}, {"seq", windows.seq}, {"stride", windows.step()}, {"batch", windows.batch},
-         {"device", where.device}, {"precision", where.precision}, {"moe_kernels", kernels},
-         {"routing", routing.describe()}, {"expert_j_per_token", tally->joules_per_token()}};
+  const EvalJobReport job = run_eval_job(m, a.model, *tok, s, a.data, where, windows, a.routing, eval_progress());
+  const EvalResult& r = job.result;
   const std::string human = fmt::format(
       "bits/byte {:.4f} on {} tokens of {} ({}: {:.2f} experts/token)\n"
       "  {:.4f} nats/token, perplexity {:.3f}, {:.1f} s at {} tokens/s on {} ({})\n",
-      r.bits_per_byte(), thousands(r.tokens), a.data, policy_text(routing.policy->name(), routing.knobs, m.config.top_k),
+      r.bits_per_byte(), thousands(r.tokens), a.data, job.policy,
       r.experts_per_token, r.nats_per_token(), r.perplexity(), r.seconds, thousands(int64_t(r.tokens_per_second())),
       where.device, where.precision);
-  emit_result(a.out, j, human);
+  emit_result(a.out, job.json, human);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "eval/budgeted_run.h"
 
+#include "eval/eval_job.h"
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -76,13 +78,6 @@ AdapterConfig adapter_config(const TttOptions& a, const RoutingSetup& routing, d
   WATTMOE_REQUIRE(g.backoff >= 0, "--ttt-backoff must be >= 0 windows, got {}", g.backoff);
   c.source_guard.max_backoff = std::max(c.source_guard.max_backoff, g.backoff);
   return c;
-}
-
-Json counts_json(const std::vector<std::vector<int64_t>>& counts) {
-  Json j = Json::object();
-  for (size_t l = 0; l < counts.size(); ++l)
-    if (!counts[l].empty()) j[std::to_string(l)] = counts[l];
-  return j;
 }
 
 // --plant model: a step's work is the model itself on the window just scored, for the step's streams (streams ×
@@ -286,7 +281,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
     if (log.is_open() || on_record) {
       Json j{{"window", w.index}, {"start", w.start}, {"tokens", r.tokens}, {"nats", r.nats},
              {"bits_per_token", r.nats_per_token() / std::log(2.0)}, {"entropy", r.entropy},
-             {"experts_per_token", r.experts_per_token}, {"expert_counts", counts_json(r.counts)},
+             {"experts_per_token", r.experts_per_token}, {"expert_counts", expert_counts_json(r.counts)},
              {"expert_j", expert_j}, {P, sample_json(sample)}, {P + "_step_j", st.joules},
              {P + "_step_s", st.seconds}, {P + "_power_w", st.power_w()}, {P + "_j_per_token", st.joules_per_token()},
              {"infer_s", r.infer_seconds}, {"adapt_s", r.adapt_seconds}, {"adapted", r.adapted},
@@ -355,8 +350,8 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
          {"adapt_infer_ratio", res.adapt_infer_ratio()}, {"adapted_windows", res.adapted_windows},
          {"resets", res.resets}, {"reset_reasons", res.reset_reasons}, {"drift_alarms", res.drift_alarms},
          {"source_checks", res.source_checks}, {"suspended_windows", res.suspended_windows},
-         {"probation_windows", res.probation_windows}, {"expert_counts", counts_json(res.counts)},
-         {"expert_counts_first", counts_json(res.counts_first)}, {"expert_counts_last", counts_json(res.counts_last)}};
+         {"probation_windows", res.probation_windows}, {"expert_counts", expert_counts_json(res.counts)},
+         {"expert_counts_first", expert_counts_json(res.counts_first)}, {"expert_counts_last", expert_counts_json(res.counts_last)}};
   Json pj = plant->describe();
   pj.update(Json{{"joules", sim_j}, {"seconds", sim_s}, {"mean_power_w", sim_s > 0 ? sim_j / sim_s : 0},
                  {"joules_per_token", sim_tokens > 0 ? sim_j / sim_tokens : 0}, {"max_temp_c", max_temp},
