@@ -131,18 +131,24 @@ phase_budget() {
   grep -E '^\|' "$OUTD/budget/control_real.log" 2>/dev/null | tee -a "$SUMMARY"
 }
 
-phase_tttseeds() {
-  local model=$MEDIUM rc
-  [ -f "$model/config.json" ] || model=$SRC/models/kjv-small
-  local streams=16384
+# ttt_energy.sh on MODEL (the stream count per 1 s step that lifts it well above idle: ~0.35 s of GPU work a step on
+# an H100), its log LOG under $OUTD, the table lines into the summary; more ttt_energy.sh flags after LABEL.
+ttt_energy_on() {
+  local model=$1 log=$2 label=$3 rc=0 streams=16384
+  shift 3
   [ "$model" = "$MEDIUM" ] && streams=2048
+  bash "$SRC/scripts/device/ttt_energy.sh" --bin "$WM/wattmoe" --data "$DATA" --model "$model" --windows 10 \
+    --streams "$streams" "$@" > "$OUTD/$log" 2>&1 || rc=$?
+  note "$label: rc $rc"
+  grep -E '^\||share' "$OUTD/$log" | tee -a "$SUMMARY"
+}
+
+phase_tttseeds() {
+  local model=$MEDIUM
+  [ -f "$model/config.json" ] || model=$SRC/models/kjv-small
   for seed in ${TTT_SEEDS:-1 2 3}; do
-    rc=0
-    bash "$SRC/scripts/device/ttt_energy.sh" --bin "$WM/wattmoe" --data "$DATA" --model "$model" \
-      --out "$OUTD/ttt_seeds" --name "$(basename "$model")-seed$seed" --lora-seed "$seed" --windows 10 \
-      --streams "$streams" > "$OUTD/ttt_seed$seed.log" 2>&1 || rc=$?
-    note "ttt $(basename "$model") lora seed $seed: rc $rc"
-    grep -E '^\||share' "$OUTD/ttt_seed$seed.log" | tee -a "$SUMMARY"
+    ttt_energy_on "$model" "ttt_seed$seed.log" "ttt $(basename "$model") lora seed $seed" --out "$OUTD/ttt_seeds" \
+      --name "$(basename "$model")-seed$seed" --lora-seed "$seed"
   done
 }
 
@@ -160,18 +166,9 @@ phase_ttttime() {
 }
 
 phase_ttt() {
-  local rc
   for model in "$SRC/models/kjv-small" "$MEDIUM"; do
     [ -f "$model/config.json" ] || continue
-    rc=0
-    # streams per 1 s step: enough load to lift the board well above idle (~0.35 s of GPU work a step on an H100)
-    local streams=16384
-    [ "$model" = "$MEDIUM" ] && streams=2048
-    bash "$SRC/scripts/device/ttt_energy.sh" --bin "$WM/wattmoe" --data "$DATA" --model "$model" --out "$OUTD/ttt" \
-      --windows 10 --streams "$streams" \
-      > "$OUTD/ttt_$(basename "$model").log" 2>&1 || rc=$?
-    note "ttt $(basename "$model"): rc $rc"
-    grep -E '^\||share' "$OUTD/ttt_$(basename "$model").log" | tee -a "$SUMMARY"
+    ttt_energy_on "$model" "ttt_$(basename "$model").log" "ttt $(basename "$model")" --out "$OUTD/ttt"
   done
 }
 

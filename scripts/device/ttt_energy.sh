@@ -36,8 +36,8 @@ while [ $# -gt 0 ]; do
 done
 NAME=${NAME:-$(basename "$MODEL")}
 mkdir -p "$DIR"
-TTT=(--ttt --ttt-optimizer adamw --ttt-groups router,norms,lora --lora-rank 8 --ttt-lr 1e-2 --ttt-beta1 0
-     --ttt-lr-decay 45 --ttt-lr-norms 4 --ttt-lr-router 0.125 --ttt-lr-lora 0.75 "${SEED[@]}")
+source "$SRC/scripts/device/ttt_recipe.sh"
+TTT+=("${SEED[@]}")
 GPU=(--model "$MODEL" --device cuda --precision bf16)
 t0=$SECONDS
 say() { echo "[$((SECONDS - t0))s] $*" >&2; }

@@ -23,8 +23,7 @@ done
 NAME=${NAME:-$(basename "$MODEL")}
 DIR=${OUT:-$SRC/out}/ttt_time
 mkdir -p "$DIR"
-TTT=(--ttt --ttt-optimizer adamw --ttt-groups router,norms,lora --lora-rank 8 --ttt-lr 1e-2 --ttt-beta1 0
-     --ttt-lr-decay 45 --ttt-lr-norms 4 --ttt-lr-router 0.125 --ttt-lr-lora 0.75)
+source "$SRC/scripts/device/ttt_recipe.sh"
 RUN=(--model "$MODEL" --device cuda --precision bf16 --data "$DATA/kjv.test.noise10.txt"
      --max-tokens $((WINDOWS * 128)) --policy skip --beta 0.5 "${TTT[@]}" "${EXTRA[@]}")
 for mode in plain phases; do
