@@ -58,7 +58,7 @@ Json explanation_json(const Explanation& x, const RoutingSetup& routing, const T
     }
     layers.push_back({{"layer", l.layer}, {"step_energy_j", l.step_energy_j}, {"tokens", std::move(per_token)}});
   }
-  return Json{{"routing", routing.describe()}, {"experts", x.experts}, {"model_k", x.model_k},
+  return Json{{"schema", "wattmoe.explain/1"}, {"routing", routing.describe()}, {"experts", x.experts}, {"model_k", x.model_k},
               {"device", "cpu"}, {"tokens", std::move(tokens)}, {"layers", std::move(layers)}};
 }
 

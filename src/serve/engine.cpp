@@ -294,7 +294,8 @@ Json Engine::stop() {
   if (thread_.joinable()) thread_.join();
   const std::optional<WindowResult> outer = energy_->close();
   const ServeStats s = stats();
-  Json j{{"model", s.model}, {"energy_source", s.source}, {"requests", s.requests}, {"rejected", s.rejected},
+  Json j{{"schema", "wattmoe.serve/1"}, {"model", s.model}, {"energy_source", s.source}, {"requests", s.requests},
+         {"rejected", s.rejected},
          {"prompt_tokens", s.prompt_tokens}, {"completion_tokens", s.completion_tokens}, {"steps", s.steps},
          {"step_seconds", s.step_seconds}, {"energy_j", s.energy_j}, {"billed_j", s.billed_j},
          {"energy", energy_->describe()}};

@@ -22,6 +22,7 @@ check() {
   python3 - "$ERR_DIR/$name.json" "$name" <<'PY' || fail "$name: reasons do not match the rule"
 import json, sys
 x, name = json.load(open(sys.argv[1])), sys.argv[2]
+assert x["schema"] == "wattmoe.explain/1", x.get("schema")
 kn, E = x["routing"]["knobs"], x["experts"]
 K = kn["k_max"] or x["model_k"]
 valid = {"selected", "k_min floor", "mask", "k_max", "beta", "top_p", "budget", "cost"}

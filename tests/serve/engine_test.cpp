@@ -109,6 +109,7 @@ TEST(ServeEngine, ContinuousBatchingEqualsGenerateAndEnergyAddsUp) {
   EXPECT_NEAR(billed, st.energy_j, 1e-9 * st.energy_j);
   EXPECT_NEAR(st.billed_j, st.energy_j, 1e-9 * st.energy_j);
   const Json summary = e.stop();
+  EXPECT_EQ(summary["schema"], "wattmoe.serve/1");
   EXPECT_EQ(summary["energy_source"], "simulated");
   EXPECT_NEAR(summary["meter_outer_window_j"].get<double>(), billed, 1e-9 * billed);  // the meter over the same steps
   // Every step lasted sim_period_s (the simulated work of a step this small fits in it).
