@@ -26,8 +26,7 @@ void add_device_flags(CLI::App* cmd, RunnerOptions& o, const std::string& device
 }
 
 void add_window_flags(CLI::App* cmd, int& seq, int64_t& max_tokens) {
-  cmd->add_option("--seq", seq, "window length (windows of seq+1 tokens)")->capture_default_str();
-  cmd->add_option("--max-tokens", max_tokens, "only the text's first N tokens (0: all)");
+  visit_window_options(seq, max_tokens, TableFlags{cmd});
 }
 
 void add_threads_flag(CLI::App* cmd) {
