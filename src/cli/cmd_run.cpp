@@ -1,6 +1,7 @@
 // wattmoe run: a model reads a text stream window by window under a power or energy budget, optionally adapting
 // online — the library's budgeted run (eval/budgeted_run.h says what it does). This file only maps flags to its
-// options (eval/option_table.h declares those it shares with Python) and hands back the summary (cli/output_flags.h: the verdict and a few lines, or --json / --summary).
+// options (eval/option_table.h declares those it shares with Python) and hands back the summary
+// (cli/output_flags.h: the verdict and a few lines, or --json / --summary).
 #include "cli/commands.h"
 #include "cli/common_flags.h"
 #include "cli/defaults.h"

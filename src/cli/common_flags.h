@@ -5,7 +5,7 @@
 //   --seq, --max-tokens               add_window_flags
 //   --threads N                       add_threads_flag → set_default_pool_threads (core/thread_pool.h)
 //   routing (--policy, knobs, costs)  cli/routing_flags.h;  test-time training (--ttt-*)  cli/ttt_flags.h
-//   the options Python shares        add_table_flags, from the tables of eval/option_table.h
+//   the options Python shares        TableFlags, visiting the tables of eval/option_table.h
 #pragma once
 #include <cstdint>
 #include <string>
@@ -44,9 +44,9 @@ void add_deprecated_alias(CLI::App* cmd, const std::string& old, CLI::Option* no
 }
 
 // Registers every option an option table visits (eval/option_table.h) as a flag of `cmd`, bound to its field: an
-// option, or a switch for a bool field (a negated one sets it false) unless the table says it takes a value; its default shown where the table says; its old
-// name as a deprecated alias; with `grouped`, in the table's --help section (`wattmoe run`). Use:
-// visit_routing_options(r, TableFlags{cmd}).
+// option, or a switch for a bool field (a negated one sets it false) unless the table gives it a value; its default
+// shown where the table says; its old name as a deprecated alias; with `grouped`, in the table's --help section
+// (`wattmoe run`). Use: visit_routing_options(r, TableFlags{cmd}).
 struct TableFlags {
   CLI::App* cmd;
   bool grouped = false;
@@ -55,7 +55,8 @@ struct TableFlags {
     const std::string name(i.flag), help(i.help);
     CLI::Option* o = nullptr;
     if constexpr (std::is_same_v<T, bool>)
-      o = i.bool_value ? cmd->add_option(name, field, help) : cmd->add_flag(i.negated ? name + "{false}" : name, field, help);
+      o = i.bool_value ? cmd->add_option(name, field, help)
+                       : cmd->add_flag(i.negated ? name + "{false}" : name, field, help);
     else
       o = cmd->add_option(name, field, help);
     if (i.show_default) o->capture_default_str();

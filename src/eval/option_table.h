@@ -2,13 +2,14 @@
 // name, the struct field it sets, its help text, whether --help shows its default, its old (deprecated) flag name and
 // its section of `wattmoe run --help`. Each group is a visitor, `visit_X_options(fields, v)`, calling
 // `v(const OptionInfo&, T& field)` once per option in --help order; the CLI registers its flags by visiting
-// (cli/common_flags.h add_table_flags) and the Python package maps its dict keys by visiting (python/src/options.cpp),
+// (cli/common_flags.h TableFlags) and the Python package maps its dict keys by visiting (python/src/options.cpp),
 // so a new option is one line here plus its struct field. Keys are the flags' names as Python spells them
 // (option_key): route_top_p for --route-top-p, thermal_guard for the negated switch --no-thermal-guard, lr for
 // --ttt-lr inside the ttt dict.
-// Groups: routing (RoutingOptions), windows (--seq, --max-tokens; eval_window adds eval's), run_output, budget (BudgetOptions, run's or serve's wording),
-// plant (RunPlantOptions), run (RunConfig: windows, run_output, budget, plant), ttt (TttOptions, without --ttt
-// itself). serve/engine_options.h: the serving engine's (serve, Python's generate).
+// Groups: routing (RoutingOptions), windows (--seq, --max-tokens; eval_window adds eval's), run_output, budget
+// (BudgetOptions, run's or serve's wording), plant (RunPlantOptions), run (RunConfig: windows, run_output, budget,
+// plant), ttt (TttOptions, without --ttt itself). serve/engine_options.h: the serving engine's (serve, Python's
+// generate). The number checks stay the CLI's (cli/main.cpp: refuse_bad_numbers) and Python's (value_of).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -44,31 +45,31 @@ inline std::string option_key(std::string_view flag, bool negated = false, std::
 
 template <class V>
 void visit_routing_options(RoutingOptions& a, V&& v) {
-  constexpr std::string_view g = "Routing";
-  v(OptionInfo{.flag = "--policy", .help = "routing policy: topk, cost, top_p, skip, budget, mask", .show_default = true, .group = g}, a.policy);
-  v(OptionInfo{.flag = "--lambda", .help = "cost: price weight λ ≥ 0 (logit units)", .show_default = true, .group = g}, a.lambda);
+  const auto opt = [&](std::string_view flag, std::string_view help, bool show_default, auto& field) {
+    v(OptionInfo{.flag = flag, .help = help, .show_default = show_default, .group = "Routing"}, field);
+  };
+  opt("--policy", "routing policy: topk, cost, top_p, skip, budget, mask", true, a.policy);
+  opt("--lambda", "cost: price weight λ ≥ 0 (logit units)", true, a.lambda);
   v(OptionInfo{.flag = "--route-top-p", .help = "top_p: cumulative router probability in (0, 1]", .show_default = true,
-               .alias = "--top-p", .group = g}, a.top_p);
-  v(OptionInfo{.flag = "--beta", .help = "skip: drop experts below β × the first's probability, β in [0, 1]",
-               .show_default = true, .group = g}, a.beta);
-  v(OptionInfo{.flag = "--k-min", .help = "fewest experts per token (top_p, skip, budget)", .show_default = true, .group = g}, a.k_min);
-  v(OptionInfo{.flag = "--k-max", .help = "most experts per token (0: the model's top-k)", .show_default = true, .group = g}, a.k_max);
-  v(OptionInfo{.flag = "--budget-j", .help = "budget: joules per layer-step (inf: no limit)", .group = g, .inf_ok = true}, a.budget_j);
-  v(OptionInfo{.flag = "--mask", .help = "experts pruned in every layer, comma-separated ids (e.g. 3,5)", .group = g}, a.mask);
-  v(OptionInfo{.flag = "--reuse-min-tokens", .help = "cost: step-aware re-pricing threshold (0: off)", .show_default = true,
-               .group = g}, a.reuse_min_tokens);
-  v(OptionInfo{.flag = "--costs", .help = "expert costs: 'analytic' or a cost table JSON from wattmoe profile",
-               .show_default = true, .group = g}, a.costs);
-  v(OptionInfo{.flag = "--expert-shape",
-               .help = "analytic costs as if each expert were HxI (e.g. 4096x14336); default: the model's own shape",
-               .group = g}, a.expert_shape);
+               .alias = "--top-p", .group = "Routing"}, a.top_p);
+  opt("--beta", "skip: drop experts below β × the first's probability, β in [0, 1]", true, a.beta);
+  opt("--k-min", "fewest experts per token (top_p, skip, budget)", true, a.k_min);
+  opt("--k-max", "most experts per token (0: the model's top-k)", true, a.k_max);
+  v(OptionInfo{.flag = "--budget-j", .help = "budget: joules per layer-step (inf: no limit)", .group = "Routing",
+               .inf_ok = true}, a.budget_j);
+  opt("--mask", "experts pruned in every layer, comma-separated ids (e.g. 3,5)", false, a.mask);
+  opt("--reuse-min-tokens", "cost: step-aware re-pricing threshold (0: off)", true, a.reuse_min_tokens);
+  opt("--costs", "expert costs: 'analytic' or a cost table JSON from wattmoe profile", true, a.costs);
+  opt("--expert-shape", "analytic costs as if each expert were HxI (e.g. 4096x14336); default: the model's own shape",
+      false, a.expert_shape);
 }
 
 // --seq and --max-tokens: the windows a command scores (eval, run).
 template <class V>
 void visit_window_options(int& seq, int64_t& max_tokens, V&& v) {
   constexpr std::string_view g = "Data and model";
-  v(OptionInfo{.flag = "--seq", .help = "window length (windows of seq+1 tokens)", .show_default = true, .group = g}, seq);
+  v(OptionInfo{.flag = "--seq", .help = "window length (windows of seq+1 tokens)", .show_default = true, .group = g},
+    seq);
   v(OptionInfo{.flag = "--max-tokens", .help = "only the text's first N tokens (0: all)", .group = g}, max_tokens);
 }
 
@@ -92,18 +93,22 @@ void visit_budget_options(BudgetOptions& b, bool run, V&& v) {
                .help = run ? "hold the plant's mean power at W" : "hold the mean power of the serving steps at W",
                .alias = "--power-budget", .group = g}, b.power_w);
   v(OptionInfo{.flag = "--energy-budget-j-per-token",
-               .help = run ? "hold the plant's energy per token at J/token" : "hold the energy per processed token at J/token",
+               .help = run ? "hold the plant's energy per token at J/token"
+                           : "hold the energy per processed token at J/token",
                .alias = "--energy-budget", .group = g}, b.energy_j_per_token);
   if (run)
-    v(OptionInfo{.flag = "--budget-schedule", .help = "target step changes WINDOW:TARGET,... (W or J/token)", .group = g},
+    v(OptionInfo{.flag = "--budget-schedule", .help = "target step changes WINDOW:TARGET,... (W or J/token)",
+                 .group = g},
       b.schedule);
   v(OptionInfo{.flag = "--control-policy", .help = "knob the controller moves: cost, top_p, skip, topk, budget",
                .show_default = true, .group = g}, b.control_policy);
-  v(OptionInfo{.flag = "--no-thermal-guard", .help = "disable the thermal guard", .group = g, .negated = true}, b.thermal_guard);
+  v(OptionInfo{.flag = "--no-thermal-guard", .help = "disable the thermal guard", .group = g, .negated = true},
+    b.thermal_guard);
   v(OptionInfo{.flag = "--no-ladder", .help = "disable the degradation ladder", .group = g, .negated = true}, b.ladder);
   if (run)
     v(OptionInfo{.flag = "--allow-infeasible",
-                 .help = "run even when the budget is below the plant's floor (its cheapest rung): warn instead of failing",
+                 .help = "run even when the budget is below the plant's floor (its cheapest rung): warn instead of "
+                         "failing",
                  .group = g}, b.allow_infeasible);
 }
 
@@ -117,8 +122,8 @@ void visit_plant_options(RunPlantOptions& p, V&& v) {
                        "each window per step, measured with NVML; needs --device cuda)",
                .show_default = true, .group = g}, p.name);
   v(OptionInfo{.flag = "--sim-params", .help = "simulated GPU parameters (JSON)", .group = g}, p.sim_params);
-  v(OptionInfo{.flag = "--sim-streams", .help = "concurrent streams each window stands for", .show_default = true, .group = g},
-    p.streams);
+  v(OptionInfo{.flag = "--sim-streams", .help = "concurrent streams each window stands for", .show_default = true,
+               .group = g}, p.streams);
   v(OptionInfo{.flag = "--step-period-s", .help = "seconds between steps (arrival cadence; default 0.02 sim, 1 cuda)",
                .group = g}, p.period_s);
   v(OptionInfo{.flag = "--idle-s", .help = "--plant cuda: seconds of idle power measured before any work",
@@ -130,8 +135,8 @@ void visit_plant_options(RunPlantOptions& p, V&& v) {
 template <class V>
 void visit_run_output_options(RunConfig& r, V&& v) {
   v(OptionInfo{.flag = "--log", .help = "per-window JSONL log", .group = "Output"}, r.log);
-  v(OptionInfo{.flag = "--compare-windows", .help = "windows in the first/last expert-use matrices", .show_default = true,
-               .group = "Output"}, r.stream.compare_windows);
+  v(OptionInfo{.flag = "--compare-windows", .help = "windows in the first/last expert-use matrices",
+               .show_default = true, .group = "Output"}, r.stream.compare_windows);
 }
 
 // `wattmoe run`'s own options (its routing and test-time training are their own groups): windows, outputs, budget,
@@ -197,7 +202,8 @@ void visit_ttt_options(TttOptions& t, V&& v) {
   opt("--ttt-backoff", "windows without adaptation after a worse-than-source reset (doubles per consecutive failure)",
       true, c.source_guard.backoff);
   v(OptionInfo{.flag = "--ttt-source-probation",
-               .help = "report the source weights' scores until the adapted ones beat them (start, after each failure)",
+               .help = "report the source weights' scores until the adapted ones beat them (start, after each "
+                       "failure)",
                .show_default = true, .group = g, .bool_value = true}, c.source_guard.probation);
   opt("--ttt-teacher", "keep an EMA teacher", false, c.teacher);
   opt("--ttt-episodic", "reset to the source weights after every adapted window", false, c.episodic);

@@ -21,8 +21,9 @@ void visit_engine_options(EngineConfig& c, V&& v) {
                .show_default = true}, e.plant);
   v(OptionInfo{.flag = "--sim-params", .help = "simulated GPU parameters (JSON)"}, e.sim_params);
   v(OptionInfo{.flag = "--ambient-c", .help = "simulated ambient temperature (°C)"}, e.ambient_c);
-  v(OptionInfo{.flag = "--sim-period-s", .help = "each simulated step lasts at least this long (0: the step's wall time)",
-               .show_default = true}, e.sim_period_s);
+  v(OptionInfo{.flag = "--sim-period-s",
+               .help = "each simulated step lasts at least this long (0: the step's wall time)", .show_default = true},
+    e.sim_period_s);
   v(OptionInfo{.flag = "--control-period-s",
                .help = "step time the controller averages over per update (default 0.02 s sim, 1 s model)"},
     e.control_period_s);

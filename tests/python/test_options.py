@@ -49,7 +49,8 @@ def test_unknown_keys_list_the_new_names(model):
 
 
 def test_new_and_old_routing_keys(model, cli, text_file):
-    ref = cli.json("eval", "--model", MODEL, "--data", text_file, "--seq", 64, "--policy", "top_p", "--route-top-p", 0.6)
+    ref = cli.json("eval", "--model", MODEL, "--data", text_file, "--seq", 64, "--policy", "top_p",
+                   "--route-top-p", 0.6)
     for key in ("route_top_p", "top_p"):
         got = model.eval(text_file, seq=64, policy={"policy": "top_p", key: 0.6})
         assert got["bits_per_byte"] == ref["bits_per_byte"] and got["experts_per_token"] == ref["experts_per_token"]
