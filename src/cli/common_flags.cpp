@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "core/thread_pool.h"
+#include "serve/engine_options.h"
 
 namespace wattmoe::cli {
 
@@ -60,6 +61,23 @@ void refuse_bad_numbers(CLI::App& app, const std::vector<std::string>& inf_allow
   }
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
     refuse_bad_numbers(*sub, inf_allowed, negative_allowed);
+}
+
+void refuse_bad_numbers(CLI::App& app) {
+  std::vector<std::string> inf_ok, negative_ok;
+  const auto collect = [&](const OptionInfo& i, auto&) {
+    if (i.inf_ok) inf_ok.emplace_back(i.flag);
+    if (i.negative_ok) negative_ok.emplace_back(i.flag);
+  };
+  RunConfig run;
+  EngineConfig engine;
+  EvalWindows eval;
+  visit_routing_options(run.routing, collect);
+  visit_run_options(run, collect);
+  visit_ttt_options(run.ttt, collect);
+  visit_engine_options(engine, collect);
+  visit_eval_window_options(eval, collect);
+  refuse_bad_numbers(app, inf_ok, negative_ok);
 }
 
 }  // namespace wattmoe::cli

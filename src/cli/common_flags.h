@@ -72,5 +72,8 @@ struct TableFlags {
 // after every command is registered.
 void refuse_bad_numbers(CLI::App& app, const std::vector<std::string>& inf_allowed,
                         const std::vector<std::string>& negative_allowed);
+// The same with the exceptions the option tables declare (OptionInfo's inf_ok and negative_ok: --budget-j,
+// --ambient-c).
+void refuse_bad_numbers(CLI::App& app);
 
 }  // namespace wattmoe::cli

@@ -9,7 +9,8 @@
 // Groups: routing (RoutingOptions), windows (--seq, --max-tokens; eval_window adds eval's), run_output, budget
 // (BudgetOptions, run's or serve's wording), plant (RunPlantOptions), run (RunConfig: windows, run_output, budget,
 // plant), ttt (TttOptions, without --ttt itself). serve/engine_options.h: the serving engine's (serve, Python's
-// generate). The number checks stay the CLI's (cli/main.cpp: refuse_bad_numbers) and Python's (value_of).
+// generate). inf_ok and negative_ok feed the CLI's number check (cli/common_flags.h refuse_bad_numbers) and Python's
+// (python/src/options.cpp value_of).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -28,6 +29,7 @@ struct OptionInfo {
   std::string_view group = {};    // its section of `wattmoe run --help`; empty: none
   bool negated = false;           // a switch that sets its bool field false (--no-ladder; key "ladder")
   bool inf_ok = false;            // a floating-point option whose infinity means "no limit"
+  bool negative_ok = false;       // a number whose negative values mean something (°C); others refuse them
   bool bool_value = false;        // a bool option given a value (--ttt-source-probation false), not a switch
 };
 
@@ -128,7 +130,8 @@ void visit_plant_options(RunPlantOptions& p, V&& v) {
                .group = g}, p.period_s);
   v(OptionInfo{.flag = "--idle-s", .help = "--plant cuda: seconds of idle power measured before any work",
                .show_default = true, .group = g}, p.idle_s);
-  v(OptionInfo{.flag = "--ambient-c", .help = "simulated ambient temperature (°C)", .group = g}, p.ambient_c);
+  v(OptionInfo{.flag = "--ambient-c", .help = "simulated ambient temperature (°C)", .group = g, .negative_ok = true},
+    p.ambient_c);
 }
 
 // `wattmoe run`'s outputs besides the summary: the per-window log, the expert-use matrices.

@@ -20,7 +20,7 @@ void visit_engine_options(EngineConfig& c, V&& v) {
                        "cuda) or auto (model on cuda, else sim)",
                .show_default = true}, e.plant);
   v(OptionInfo{.flag = "--sim-params", .help = "simulated GPU parameters (JSON)"}, e.sim_params);
-  v(OptionInfo{.flag = "--ambient-c", .help = "simulated ambient temperature (°C)"}, e.ambient_c);
+  v(OptionInfo{.flag = "--ambient-c", .help = "simulated ambient temperature (°C)", .negative_ok = true}, e.ambient_c);
   v(OptionInfo{.flag = "--sim-period-s",
                .help = "each simulated step lasts at least this long (0: the step's wall time)", .show_default = true},
     e.sim_period_s);
