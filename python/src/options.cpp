@@ -1,13 +1,17 @@
-// Python option dicts -> the library's option structs, the one place the package maps them. Keys are the command
-// line's flag names without the dashes ('-' written '_'): top_p for --top-p, power_budget for --power-budget; the
-// negated switches are plain booleans (thermal_guard=False for --no-thermal-guard); test-time training options drop
-// their --ttt-/--lora- prefix inside the ttt dict only where the flag has it (lr for --ttt-lr, lora_rank stays).
-// Defaults are the structs' own (the CLI's), so an empty dict means the CLI with no flags.
+// Python option dicts -> the library's option structs. Which keys there are comes from the option tables the command
+// line registers its flags from (eval/option_table.h, serve/engine_options.h): a key is the flag's name without the
+// dashes, '-' written '_' (route_top_p for --route-top-p, power_budget_w for --power-budget-w), an old flag name's key
+// still accepted (top_p, power_budget, energy_budget); the negated switches are plain booleans (thermal_guard=False
+// for --no-thermal-guard); test-time training options drop their --ttt- prefix inside the ttt dict (lr for --ttt-lr,
+// lora_rank stays). This file keeps the value checks (value_of) and the few device keys (runner_options: gpu has no
+// flag, and the CLI's --device help differs per command). Defaults are the structs' own (the CLI's), so an empty
+// dict means the CLI with no flags.
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -16,6 +20,8 @@
 
 #include "bindings.h"
 #include "core/error.h"
+#include "eval/option_table.h"
+#include "serve/engine_options.h"
 
 namespace wattmoe::py {
 
@@ -60,44 +66,59 @@ T value_of(const std::string& key, nb::handle h, Check c) {
   }
 }
 
-// The table of one dict's keys: name -> where its value goes.
+// One dict's keys: name -> where its value goes. Filled by visiting an option table (eval/option_table.h) — each
+// option's key (option_key: the flag without dashes, '-' written '_', inside the ttt dict without "ttt-") and, for an
+// option with an old flag name, that name's key too (top_p for --top-p), which sets the same field; giving both is an
+// error, as on the command line. add() is for the few keys that are Python's alone.
 class Fields {
  public:
-  explicit Fields(std::string what) : what_(std::move(what)) {}
+  Fields(std::string what, std::string_view prefix = {}) : what_(std::move(what)), prefix_(prefix) {}
   template <class T>
-  Fields& add(const std::string& name, T& field, Check c = {}) {
-    list_.emplace_back(name, [&field, name, c](nb::handle h) { field = value_of<T>(name, h, c); });
+  void operator()(const OptionInfo& i, T& field) {
+    const std::string key = option_key(i.flag, i.negated, prefix_);
+    add(key, field, {.inf_ok = i.inf_ok});
+    if (!i.alias.empty()) add(option_key(i.alias, false, prefix_), field, {.inf_ok = i.inf_ok}, key);
+  }
+  // now: for an old name, the key that replaced it.
+  template <class T>
+  Fields& add(const std::string& name, T& field, Check c = {}, std::string now = {}) {
+    list_.push_back({name, std::move(now), [&field, name, c](nb::handle h) { field = value_of<T>(name, h, c); }});
     return *this;
   }
   void apply(const nb::dict& d) const {
     for (auto [k, v] : d) {
       WATTMOE_REQUIRE(PyUnicode_Check(k.ptr()), "{} options: keys are strings, got {}", what_, py_repr(k));
       const std::string key = nb::cast<std::string>(k);
-      const auto it = std::find_if(list_.begin(), list_.end(), [&](const auto& f) { return f.first == key; });
+      const auto it = std::find_if(list_.begin(), list_.end(), [&](const Field& f) { return f.name == key; });
       if (it == list_.end()) {
         std::string known;
-        for (const auto& f : list_) known += (known.empty() ? "" : ", ") + f.first;
+        for (const Field& f : list_)
+          if (f.now.empty()) known += (known.empty() ? "" : ", ") + f.name;
         fail("unknown {} option '{}' (expected one of: {})", what_, key, known);
       }
-      it->second(v);
+      if (!it->now.empty() && d.contains(it->now.c_str()))
+        fail("{} is the old name of {}: give one of them", key, it->now);
+      it->set(v);
     }
   }
 
  private:
+  struct Field {
+    std::string name, now;  // now: empty, or the key an old name stands for
+    std::function<void(nb::handle)> set;
+  };
   std::string what_;
-  std::vector<std::pair<std::string, std::function<void(nb::handle)>>> list_;
+  std::string_view prefix_;
+  std::vector<Field> list_;
 };
 
 }  // namespace
 
 RoutingOptions routing_options(const nb::dict& d) {
   RoutingOptions r;
-  Fields("routing")
-      .add("policy", r.policy).add("lambda", r.lambda).add("top_p", r.top_p).add("beta", r.beta)
-      .add("k_min", r.k_min).add("k_max", r.k_max).add("budget_j", r.budget_j, {.inf_ok = true})
-      .add("mask", r.mask).add("reuse_min_tokens", r.reuse_min_tokens).add("costs", r.costs)
-      .add("expert_shape", r.expert_shape)
-      .apply(d);
+  Fields f("routing");
+  visit_routing_options(r, f);
+  f.apply(d);
   return r;
 }
 
@@ -110,57 +131,30 @@ RunnerOptions runner_options(const nb::dict& d) {
 
 EvalWindows eval_windows(const nb::dict& d) {
   EvalWindows w;
-  Fields("eval").add("seq", w.seq).add("batch", w.batch).add("max_tokens", w.max_tokens).add("stride", w.stride)
-      .apply(d);
+  Fields f("eval");
+  visit_eval_window_options(w, f);
+  f.apply(d);
   return w;
 }
 
 void apply_run_options(const nb::dict& d, const nb::object& ttt, RunConfig& c) {
-  RunPlantOptions& p = c.plant;
-  BudgetOptions& b = c.budget;
-  Fields("run")
-      .add("seq", c.stream.seq).add("max_tokens", c.stream.max_tokens).add("compare_windows", c.stream.compare_windows)
-      .add("log", c.log).add("power_budget", b.power_w).add("energy_budget", b.energy_j_per_token)
-      .add("budget_schedule", b.schedule).add("control_policy", b.control_policy)
-      .add("thermal_guard", b.thermal_guard).add("ladder", b.ladder)
-      .add("plant", p.name).add("sim_params", p.sim_params).add("sim_streams", p.streams)
-      .add("step_period_s", p.period_s).add("idle_s", p.idle_s).add("ambient_c", p.ambient_c)
-      .apply(d);
+  Fields f("run");
+  visit_run_options(c, f);
+  f.apply(d);
   TttOptions& t = c.ttt;
   t.enabled = !ttt.is_none();
   if (!t.enabled) return;
   WATTMOE_REQUIRE(nb::isinstance<nb::dict>(ttt), "ttt: expected None or a dict of test-time training options, got {}",
                   py_repr(ttt));
-  AdapterConfig& a = t.adapter;
-  AdaptOptimConfig& o = a.optim;
-  Fields("ttt")
-      .add("groups", t.groups).add("lora_rank", a.lora_rank).add("optimizer", t.optimizer).add("lr", o.lr)
-      .add("lr_router", o.lr_router).add("lr_norms", o.lr_norms).add("lr_lora", o.lr_lora)
-      .add("lr_decay", o.lr_decay_steps).add("lr_min_ratio", o.lr_min_ratio).add("beta1", o.beta1)
-      .add("beta2", o.beta2).add("clip", o.clip).add("lora_seed", a.lora_seed).add("lora_scale", a.lora_scale)
-      .add("steps", a.steps_per_window).add("replay", a.replay).add("nll", a.objective.nll)
-      .add("entropy", a.objective.entropy).add("energy", a.objective.energy).add("entropy_gate", t.entropy_gate)
-      .add("router_entropy", a.objective.router_entropy).add("lb", a.objective.load_balance)
-      .add("anchor", a.objective.anchor).add("trigger", t.triggers).add("every", t.every)
-      .add("power_above", t.power_above_w).add("complexity", t.complexity)
-      .add("entropy_floor", a.guard.entropy_floor).add("max_expert_share", a.guard.max_expert_share)
-      .add("loss_margin", a.guard.loss_margin).add("source_check", a.source_guard.check_every)
-      .add("source_margin", a.source_guard.margin).add("backoff", a.source_guard.backoff)
-      .add("source_probation", a.source_guard.probation).add("teacher", a.teacher).add("episodic", a.episodic)
-      .add("reset_on_drift", a.reset_on_drift)
-      .apply(nb::borrow<nb::dict>(ttt));
+  Fields tf("ttt", "ttt-");
+  visit_ttt_options(t, tf);
+  tf.apply(nb::borrow<nb::dict>(ttt));
 }
 
 void apply_generate_options(const nb::dict& d, EngineConfig& c) {
-  BudgetOptions& b = c.budget;
-  ServeEnergyOptions& e = c.energy;
-  Fields("generate")
-      .add("power_budget", b.power_w).add("energy_budget", b.energy_j_per_token)
-      .add("control_policy", b.control_policy).add("thermal_guard", b.thermal_guard).add("ladder", b.ladder)
-      .add("context", c.limits.context).add("plant", e.plant).add("sim_params", e.sim_params)
-      .add("ambient_c", e.ambient_c).add("sim_period_s", e.sim_period_s)
-      .add("control_period_s", e.control_period_s)
-      .apply(d);
+  Fields f("generate");
+  visit_engine_options(c, f);
+  f.apply(d);
 }
 
 nb::object to_python(const Json& j) { return nb::module_::import_("json").attr("loads")(j.dump()); }

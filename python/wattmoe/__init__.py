@@ -3,7 +3,7 @@
     import wattmoe
     model = wattmoe.Model.load()                      # the shipped models/kjv-small (or a directory)
     print(model.eval("In the beginning God created the heaven and the earth.")["bits_per_byte"])
-    for record in model.run(open("text.txt").read(), power_budget=320):
+    for record in model.run(open("text.txt").read(), power_budget_w=320):
         print(record["window"], record["sim_power_w"])
 
 The engine is the same library the `wattmoe` command runs (docs/ARCHITECTURE.md, "The Python package"): eval's

@@ -1,12 +1,15 @@
 """wattmoe.Model: a checkpoint loaded once, and the engine's jobs on it (eval, run, generate, forward).
 
 Options are keyword arguments named like the command line's flags without the dashes ('-' written '_'):
-power_budget for --power-budget, max_tokens for --max-tokens; switches that the CLI negates are booleans here
+power_budget_w for --power-budget-w, max_tokens for --max-tokens; switches that the CLI negates are booleans here
 (thermal_guard=False for --no-thermal-guard). Routing is one argument, `policy`: a policy name ("topk", "cost",
 "top_p", "skip", "budget", "mask") or a dict of the routing flags ({"policy": "cost", "lambda": 2.0,
 "expert_shape": "4096x14336"}). Test-time training is `ttt`: None (off), True, or a dict of the --ttt-*/--lora-* flags
-without the --ttt- prefix ({"lr": 1e-3, "groups": "router,norms", "lora_rank": 4}). The engine checks every value
-(type, NaN, range) and raises wattmoe.Error naming the option.
+without the --ttt- prefix ({"lr": 1e-3, "groups": "router,norms", "lora_rank": 4}). The names come from the tables the
+CLI registers its flags from (src/eval/option_table.h), so they are the CLI's; an old flag's name still works with
+the same meaning (power_budget for power_budget_w, energy_budget for energy_budget_j_per_token, top_p for
+route_top_p in a routing dict), and giving both is an error. The engine checks every value (type, NaN, range) and
+raises wattmoe.Error naming the option.
 """
 import os
 import queue
@@ -162,30 +165,32 @@ class Model:
         windows = {"seq": seq, "batch": batch, "max_tokens": max_tokens, "stride": stride}
         return self._core.eval(t, p, windows, _routing(policy))
 
-    def run(self, stream, *, power_budget=None, energy_budget=None, ttt=None, policy=None, **options):
+    def run(self, stream, *, power_budget_w=None, energy_budget_j_per_token=None, ttt=None, policy=None, **options):
         """A budgeted run over a text (str) or text file (pathlib.Path): returns a RunStream, whose iteration yields
-        each window's record as it finishes (see RunStream). power_budget (W) or energy_budget (J/token) make the
-        controller hold the plant there; options are `wattmoe run`'s other flags (seq, max_tokens, log, plant,
-        sim_streams, budget_schedule, control_policy, thermal_guard, ladder, sim_params, step_period_s, idle_s,
-        ambient_c, compare_windows). Options are checked when the iteration starts."""
+        each window's record as it finishes (see RunStream). power_budget_w (W) or energy_budget_j_per_token
+        (J/token; the old names power_budget and energy_budget still work) make the controller hold the plant there;
+        options are `wattmoe run`'s other flags (seq, max_tokens, log, compare_windows, budget_schedule,
+        control_policy, thermal_guard, ladder, allow_infeasible, plant, sim_params, sim_streams, step_period_s,
+        idle_s, ambient_c). Options are checked when the iteration starts."""
         t, p = _text_or_path(stream)
-        opts = _options(power_budget=power_budget, energy_budget=energy_budget, **options)
+        opts = _options(power_budget_w=power_budget_w, energy_budget_j_per_token=energy_budget_j_per_token, **options)
         if "log" in opts:
             opts["log"] = os.fspath(opts["log"])
         ttt_opts = None if ttt is None or ttt is False else {} if ttt is True else ttt
         routing = _routing(policy)
         return RunStream(lambda on_record: self._core.run(t, p, opts, routing, ttt_opts, on_record))
 
-    def generate(self, prompt, *, max_new=200, temperature=0.8, top_p=0.95, seed=0, power_budget=None,
-                 energy_budget=None, policy=None, **options):
+    def generate(self, prompt, *, max_new=200, temperature=0.8, top_p=0.95, seed=0, power_budget_w=None,
+                 energy_budget_j_per_token=None, policy=None, **options):
         """Samples a continuation of prompt (temperature 0: greedy; top_p: nucleus sampling) as `wattmoe generate`
         does, on the serving engine, which bills the energy of every step (simulated on the CPU, NVML on a GPU) and,
-        with power_budget (W) or energy_budget (J/token), holds that budget by routing. Returns a dict: text,
+        with power_budget_w (W) or energy_budget_j_per_token (J/token; the old names power_budget and energy_budget
+        still work), holds that budget by routing. Returns a dict: text,
         finish_reason ("length" or "stop"), prompt_tokens, completion_tokens, context, energy_j, experts_per_token,
         latency_s, engine (the engine's summary). options: context, control_policy, thermal_guard, ladder, plant,
         sim_params, ambient_c, sim_period_s, control_period_s (`wattmoe serve`'s flags). Warns when the context cut
         the generation short."""
-        opts = _options(power_budget=power_budget, energy_budget=energy_budget, **options)
+        opts = _options(power_budget_w=power_budget_w, energy_budget_j_per_token=energy_budget_j_per_token, **options)
         out = self._core.generate(prompt, max_new, temperature, top_p, seed, opts, _routing(policy))
         if out["finish_reason"] == "length" and out["completion_tokens"] < max_new:
             warnings.warn(f"generate: {out['completion_tokens']} new tokens, fewer than max_new {max_new}: the context "

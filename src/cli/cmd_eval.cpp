@@ -60,12 +60,7 @@ void add_eval_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("eval", "Bits per byte, perplexity and expert use of a model on a text file");
   add_model_flags(cmd, a->model, a->tokenizer);
   cmd->add_option("--data", a->data, "text file to score")->capture_default_str();
-  add_window_flags(cmd, a->windows.seq, a->windows.max_tokens);
-  cmd->add_option("--stride", a->windows.stride,
-                  "tokens between window starts, 1 … seq (0: seq, disjoint windows); below seq each window scores only "
-                  "its new targets, with at least seq − stride tokens of context (a sliding window)")
-      ->capture_default_str();
-  cmd->add_option("--batch", a->windows.batch, "windows per forward pass")->capture_default_str();
+  visit_eval_window_options(a->windows, TableFlags{cmd});  // eval/option_table.h
   add_device_flags(cmd, a->runner, "the model");
   add_threads_flag(cmd);
   add_routing_flags(cmd, a->routing);

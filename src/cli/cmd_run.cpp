@@ -1,6 +1,7 @@
 // wattmoe run: a model reads a text stream window by window under a power or energy budget, optionally adapting
 // online — the library's budgeted run (eval/budgeted_run.h says what it does). This file only maps flags to its
-// options and hands back the summary (cli/output_flags.h: the verdict and a few lines, or --json / --summary).
+// options (eval/option_table.h declares those it shares with Python) and hands back the summary
+// (cli/output_flags.h: the verdict and a few lines, or --json / --summary).
 #include "cli/commands.h"
 #include "cli/common_flags.h"
 #include "cli/defaults.h"
@@ -49,46 +50,23 @@ void add_run_command(CLI::App& app) {
   RunConfig& r = a->run;
   CLI::App* cmd = app.add_subcommand(
       "run", "Score a text stream under a power/energy budget, optionally adapting the model online (JSONL log)");
-  // --help in groups (CLI11's option_defaults: each option added after takes the group).
+  // --help in groups: the options of eval/option_table.h (which Python reads too) carry theirs (TableFlags's
+  // `grouped`); the command line's own take CLI11's option_defaults group (each option added after takes it).
+  const TableFlags flags{cmd, true};
   cmd->option_defaults()->group("Data and model");
   add_model_flags(cmd, r.model, a->tokenizer);
   cmd->add_option("--data", r.data, "text stream")->capture_default_str();
-  add_window_flags(cmd, r.stream.seq, r.stream.max_tokens);
+  visit_window_options(r.stream.seq, r.stream.max_tokens, flags);
   add_device_flags(cmd, r.runner, "each window's forward, and with --ttt the adaptation,");
   add_threads_flag(cmd);
+  visit_run_output_options(r, flags);  // --log, --compare-windows (Output)
   cmd->option_defaults()->group("Output");
-  cmd->add_option("--log", r.log, "per-window JSONL log");
   add_output_flags(cmd, a->out);
-  cmd->add_option("--compare-windows", r.stream.compare_windows, "windows in the first/last expert-use matrices")
-      ->capture_default_str();
-  cmd->option_defaults()->group("Routing");
-  add_routing_flags(cmd, r.routing);
-  cmd->option_defaults()->group("Budget");
-  CLI::Option* pw = cmd->add_option("--power-budget-w", r.budget.power_w, "hold the plant's mean power at W");
-  add_deprecated_alias(cmd, "--power-budget", pw, r.budget.power_w);
-  CLI::Option* ej = cmd->add_option("--energy-budget-j-per-token", r.budget.energy_j_per_token,
-                                    "hold the plant's energy per token at J/token");
-  add_deprecated_alias(cmd, "--energy-budget", ej, r.budget.energy_j_per_token);
-  cmd->add_option("--budget-schedule", r.budget.schedule, "target step changes WINDOW:TARGET,... (W or J/token)");
-  cmd->add_option("--control-policy", r.budget.control_policy, "knob the controller moves: cost, top_p, skip, topk, budget")
-      ->capture_default_str();
-  cmd->add_flag("--no-thermal-guard{false}", r.budget.thermal_guard, "disable the thermal guard");
-  cmd->add_flag("--no-ladder{false}", r.budget.ladder, "disable the degradation ladder");
-  cmd->add_flag("--allow-infeasible", r.budget.allow_infeasible,
-                "run even when the budget is below the plant's floor (its cheapest rung): warn instead of failing");
-  cmd->option_defaults()->group("Plant (what the budget is measured on)");
-  cmd->add_option("--plant", r.plant.name,
-                  "what the window's work runs on: sim (simulated GPU), cuda (Mixtral-shaped expert blocks on the real "
-                  "GPU, measured with NVML) or model (the model itself on the GPU, --sim-streams copies of each window "
-                  "per step, measured with NVML; needs --device cuda)")->capture_default_str();
-  cmd->add_option("--sim-params", r.plant.sim_params, "simulated GPU parameters (JSON)");
-  cmd->add_option("--sim-streams", r.plant.streams, "concurrent streams each window stands for")->capture_default_str();
-  cmd->add_option("--step-period-s", r.plant.period_s, "seconds between steps (arrival cadence; default 0.02 sim, 1 cuda)");
-  cmd->add_option("--idle-s", r.plant.idle_s, "--plant cuda: seconds of idle power measured before any work")
-      ->capture_default_str();
-  cmd->add_option("--ambient-c", r.plant.ambient_c, "simulated ambient temperature (°C)");
+  add_routing_flags(cmd, r.routing, true);
+  visit_budget_options(r.budget, true, flags);
+  visit_plant_options(r.plant, flags);
   cmd->option_defaults()->group("Test-time training (TTT)");
-  add_ttt_flags(cmd, r.ttt);
+  add_ttt_flags(cmd, r.ttt, true);
   cmd->callback([a] { run_run(*a); });
 }
 

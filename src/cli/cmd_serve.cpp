@@ -7,6 +7,7 @@
 #include "cli/common_flags.h"
 #include "cli/defaults.h"
 #include "cli/routing_flags.h"
+#include "serve/engine_options.h"
 #include "serve/serve.h"
 
 namespace wattmoe::cli {
@@ -41,30 +42,10 @@ void add_serve_command(CLI::App& app) {
   add_device_flags(cmd, e.runner, "the model and its KV caches");
   add_threads_flag(cmd);
   add_routing_flags(cmd, e.routing);
-  CLI::Option* pw = cmd->add_option("--power-budget-w", e.budget.power_w, "hold the mean power of the serving steps at W");
-  add_deprecated_alias(cmd, "--power-budget", pw, e.budget.power_w);
-  CLI::Option* ej = cmd->add_option("--energy-budget-j-per-token", e.budget.energy_j_per_token,
-                                    "hold the energy per processed token at J/token");
-  add_deprecated_alias(cmd, "--energy-budget", ej, e.budget.energy_j_per_token);
-  cmd->add_option("--control-policy", e.budget.control_policy, "knob the controller moves: cost, top_p, skip, topk, budget")
-      ->capture_default_str();
-  cmd->add_flag("--no-thermal-guard{false}", e.budget.thermal_guard, "disable the thermal guard");
-  cmd->add_flag("--no-ladder{false}", e.budget.ladder, "disable the degradation ladder");
-  cmd->add_option("--plant", e.energy.plant,
-                  "where each step's energy comes from: sim (the simulated GPU fed the step's routed work, labelled "
-                  "simulated), model (the GPU the model runs on, NVML energy counter; needs --device cuda) or auto "
-                  "(model on cuda, else sim)")->capture_default_str();
-  cmd->add_option("--sim-params", e.energy.sim_params, "simulated GPU parameters (JSON)");
-  cmd->add_option("--ambient-c", e.energy.ambient_c, "simulated ambient temperature (°C)");
-  cmd->add_option("--sim-period-s", e.energy.sim_period_s,
-                  "each simulated step lasts at least this long (0: the step's wall time)")->capture_default_str();
-  cmd->add_option("--control-period-s", e.energy.control_period_s,
-                  "step time the controller averages over per update (default 0.02 s sim, 1 s model)");
+  visit_engine_options(e, TableFlags{cmd});  // budget, energy, --context: shared with Python (serve/engine_options.h)
   cmd->add_option("--max-batch", e.limits.max_batch, "KV-cache slots: the most sequences decoded together")
       ->capture_default_str();
   cmd->add_option("--max-queue", e.limits.max_queue, "requests waiting for a slot before new ones get 429")
-      ->capture_default_str();
-  cmd->add_option("--context", e.limits.context, "positions per sequence (0: the model's max_position_embeddings)")
       ->capture_default_str();
   cmd->add_option("--min-free-host-mb", e.limits.min_free_host_mb,
                   "refuse new requests (429) while the host has less memory available (0: never)")->capture_default_str();

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "core/thread_pool.h"
+#include "serve/engine_options.h"
 
 namespace wattmoe::cli {
 
@@ -26,8 +27,7 @@ void add_device_flags(CLI::App* cmd, RunnerOptions& o, const std::string& device
 }
 
 void add_window_flags(CLI::App* cmd, int& seq, int64_t& max_tokens) {
-  cmd->add_option("--seq", seq, "window length (windows of seq+1 tokens)")->capture_default_str();
-  cmd->add_option("--max-tokens", max_tokens, "only the text's first N tokens (0: all)");
+  visit_window_options(seq, max_tokens, TableFlags{cmd});
 }
 
 void add_threads_flag(CLI::App* cmd) {
@@ -61,6 +61,23 @@ void refuse_bad_numbers(CLI::App& app, const std::vector<std::string>& inf_allow
   }
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; }))
     refuse_bad_numbers(*sub, inf_allowed, negative_allowed);
+}
+
+void refuse_bad_numbers(CLI::App& app) {
+  std::vector<std::string> inf_ok, negative_ok;
+  const auto collect = [&](const OptionInfo& i, auto&) {
+    if (i.inf_ok) inf_ok.emplace_back(i.flag);
+    if (i.negative_ok) negative_ok.emplace_back(i.flag);
+  };
+  RunConfig run;
+  EngineConfig engine;
+  EvalWindows eval;
+  visit_routing_options(run.routing, collect);
+  visit_run_options(run, collect);
+  visit_ttt_options(run.ttt, collect);
+  visit_engine_options(engine, collect);
+  visit_eval_window_options(eval, collect);
+  refuse_bad_numbers(app, inf_ok, negative_ok);
 }
 
 }  // namespace wattmoe::cli

@@ -5,15 +5,18 @@
 //   --seq, --max-tokens               add_window_flags
 //   --threads N                       add_threads_flag → set_default_pool_threads (core/thread_pool.h)
 //   routing (--policy, knobs, costs)  cli/routing_flags.h;  test-time training (--ttt-*)  cli/ttt_flags.h
+//   the options Python shares        TableFlags, visiting the tables of eval/option_table.h
 #pragma once
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "core/error.h"
 #include "core/log.h"
+#include "eval/option_table.h"
 #include "model/runner.h"
 
 namespace wattmoe::cli {
@@ -40,6 +43,28 @@ void add_deprecated_alias(CLI::App* cmd, const std::string& old, CLI::Option* no
   });
 }
 
+// Registers every option an option table visits (eval/option_table.h) as a flag of `cmd`, bound to its field: an
+// option, or a switch for a bool field (a negated one sets it false) unless the table gives it a value; its default
+// shown where the table says; its old name as a deprecated alias; with `grouped`, in the table's --help section
+// (`wattmoe run`). Use: visit_routing_options(r, TableFlags{cmd}).
+struct TableFlags {
+  CLI::App* cmd;
+  bool grouped = false;
+  template <class T>
+  void operator()(const OptionInfo& i, T& field) const {
+    const std::string name(i.flag), help(i.help);
+    CLI::Option* o = nullptr;
+    if constexpr (std::is_same_v<T, bool>)
+      o = i.bool_value ? cmd->add_option(name, field, help)
+                       : cmd->add_flag(i.negated ? name + "{false}" : name, field, help);
+    else
+      o = cmd->add_option(name, field, help);
+    if (i.show_default) o->capture_default_str();
+    if (grouped && !i.group.empty()) o->group(std::string(i.group));
+    if (!i.alias.empty()) add_deprecated_alias(cmd, std::string(i.alias), o, field);
+  }
+};
+
 // Every numeric option of `app` and its subcommands (CLI11 types INT, UINT, FLOAT) refuses a negative value unless
 // its name is in `negative_allowed` (e.g. --ambient-c: "--max-tokens: expected a number >= 0, got '-5'"); every
 // floating-point one (FLOAT) refuses NaN, and infinity (or a value that overflows to it, 1e999) unless its name is in
@@ -47,5 +72,8 @@ void add_deprecated_alias(CLI::App* cmd, const std::string& old, CLI::Option* no
 // after every command is registered.
 void refuse_bad_numbers(CLI::App& app, const std::vector<std::string>& inf_allowed,
                         const std::vector<std::string>& negative_allowed);
+// The same with the exceptions the option tables declare (OptionInfo's inf_ok and negative_ok: --budget-j,
+// --ambient-c).
+void refuse_bad_numbers(CLI::App& app);
 
 }  // namespace wattmoe::cli

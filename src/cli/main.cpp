@@ -39,8 +39,9 @@ int main(int argc, char** argv) {
   wattmoe::cli::add_run_command(app);
   wattmoe::cli::add_serve_command(app);
   wattmoe::cli::add_explain_command(app);
-  // NaN nowhere; inf only where it means "no limit"; negative numbers only where they mean something (°C).
-  wattmoe::cli::refuse_bad_numbers(app, {"--budget-j"}, {"--ambient-c"});
+  // NaN nowhere; inf only where it means "no limit"; negative numbers only where they mean something (°C): where the
+  // option tables say (eval/option_table.h).
+  wattmoe::cli::refuse_bad_numbers(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,6 +1,7 @@
 // Routing flags shared by the commands that run the model on text (eval, run): which policy, its knobs, and what
-// the experts cost (eval/routing_setup.h says what each means). Declared once here so every command spells and
-// documents them the same way.
+// the experts cost (eval/routing_setup.h says what each means). Declared once, in eval/option_table.h
+// (visit_routing_options, which the Python package reads too), so every command spells and documents them the same
+// way.
 #pragma once
 #include <CLI/CLI.hpp>
 
@@ -8,7 +9,8 @@
 
 namespace wattmoe::cli {
 
-void add_routing_flags(CLI::App* cmd, RoutingOptions& a);
+// grouped: under --help's "Routing" section (run).
+void add_routing_flags(CLI::App* cmd, RoutingOptions& a, bool grouped = false);
 // --prune-least-used R --calibration FILE: static pruning by calibration use (eval, explain; not `run`, whose
 // controller sets the masks itself).
 void add_pruning_flags(CLI::App* cmd, RoutingOptions& a);
