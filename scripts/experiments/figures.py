@@ -15,6 +15,9 @@ RECORDS is a folder laid out like results/h100-2026-12-06/ (the default; results
   ttt/<model>.summary.json (+ ttt/<model>-run*/<model>.summary.json, repeats) -> ttt.png (bits/byte, whole-board and
                                             above-idle J/token of static top-2, the skip policy and the policy + TTT)
 
+TTT_SEEDS (--ttt-seeds-records, default results/h200-2026-12-06/ttt-seeds/: NAME-seedN.summary.json of
+scripts/device/ttt_energy.sh --lora-seed N) -> ttt_seeds.png: the same bars over the LoRA seeds (median, min-max).
+
 TTT_USE (--ttt-use-records, default results/cpu-kjv-small-ttt-use/: static.json, ttt.json, meta.json of
 scripts/experiments/ttt_expert_use.py) -> ttt_expert_use.png: expert use per layer on a shifted stream without
 adaptation and in the first and last windows of the TTT run (CPU, no energy: labelled so).
@@ -34,6 +37,7 @@ import energy_table  # noqa: E402  (the one aggregation of bench/energy_policies
 
 DEFAULT_RECORDS = os.path.join("results", "h100-2026-12-06")
 DEFAULT_TTT_USE = os.path.join("results", "cpu-kjv-small-ttt-use")
+DEFAULT_TTT_SEEDS = os.path.join("results", "h200-2026-12-06", "ttt-seeds")
 ENERGY_MODELS = ("kjv-small", "medium", "mixtral")
 TTT_MODELS = ("kjv-small", "medium")
 DPI = 100
@@ -147,8 +151,8 @@ def rel(p):
 
 
 class Figures:
-    def __init__(self, records, out, plt, ttt_use):
-        self.records, self.out, self.plt, self.ttt_use = records, out, plt, ttt_use
+    def __init__(self, records, out, plt, ttt_use, ttt_seeds):
+        self.records, self.out, self.plt, self.ttt_use, self.ttt_seeds = records, out, plt, ttt_use, ttt_seeds
         self.rel = rel(records)
         self.date = records_date(records)
         self.made = []
@@ -178,6 +182,12 @@ class Figures:
             need(self.path("ttt", f"{model}.summary.json"))
         for name in ("static.json", "ttt.json", "meta.json"):
             need(os.path.join(self.ttt_use, name))
+        if not self.seed_summaries():
+            fail(f"missing record {os.path.join(self.ttt_seeds, '*-seed*.summary.json')}")
+
+    def seed_summaries(self):
+        return sorted(os.path.join(self.ttt_seeds, n) for n in os.listdir(self.ttt_seeds)
+                      if re.fullmatch(r".+-seed\d+\.summary\.json", n))
 
     # (a) and (b): bench/energy_policies records.
     def energy(self):
@@ -355,6 +365,21 @@ class Figures:
                             if d.startswith(f"{model}-run") and os.path.isfile(os.path.join(tdir, d, f"{model}.summary.json")))
             per_model[model] = [read_json(p) for p in paths]
             sources += paths
+        self.ttt_figure(per_model, sources, "ttt.png", self.date, self.rel,
+                        "bits/byte and J/token of static top-2, the policy and the policy + TTT")
+
+    def ttt_seeds_figure(self):
+        paths = self.seed_summaries()
+        sums = [read_json(p) for p in paths]
+        models = sorted({re.sub(r"-seed\d+$", "", su["model"]) for su in sums})
+        seeds = [re.search(r"seed(\d+)$", su["model"]).group(1) for su in sums]
+        per_model = {f"{', '.join(models)}, LoRA seeds {', '.join(seeds)}": sums}
+        parent = os.path.dirname(os.path.normpath(self.ttt_seeds))
+        self.ttt_figure(per_model, paths, "ttt_seeds.png", records_date(parent), rel(self.ttt_seeds),
+                        "the TTT bars over LoRA seeds (one run each: static, policy, policy + TTT)")
+
+    def ttt_figure(self, per_model, sources, png, date, records, what):
+        """Bars of static top-2, the policy and the policy + TTT per model: bits/byte, board and above-idle J/token."""
         runs = ("static", "policy", "ttt")
         metrics = (("bits_per_byte", "bits/byte", 1), ("j_per_token", "board mJ/token", 1e3),
                    ("j_per_token_above_idle", "mJ/token above idle", 1e3))
@@ -391,10 +416,9 @@ class Figures:
                 ax.set_ylim(top=ax.get_ylim()[1] * 1.08)
         fig.suptitle("Energy-aware test-time training on kjv.test.noise10 (the model on the GPU, --plant model)",
                      fontsize=11)
-        footer(fig, " / ".join(sorted(cards)), self.date, f"{min(idles):.1f}–{max(idles):.1f} W (per run)",
-               self.rel)
+        footer(fig, " / ".join(sorted(cards)), date, f"{min(idles):.1f}–{max(idles):.1f} W (per run)", records)
         fig.tight_layout(rect=(0, 0.03, 1, 0.96))
-        self.save(fig, "ttt.png", sources, "bits/byte and J/token of static top-2, the policy and the policy + TTT")
+        self.save(fig, png, sources, what)
 
 
     # (e): expert use before and after TTT on a shifted stream (CPU records).
@@ -467,6 +491,8 @@ def main():
                     help=f"draw from this records folder (default {DEFAULT_RECORDS})")
     ap.add_argument("--ttt-use-records", default=DEFAULT_TTT_USE, metavar="DIR",
                     help=f"the CPU records of scripts/experiments/ttt_expert_use.py (default {DEFAULT_TTT_USE})")
+    ap.add_argument("--ttt-seeds-records", default=DEFAULT_TTT_SEEDS, metavar="DIR",
+                    help=f"ttt_energy.sh summaries over LoRA seeds (default {DEFAULT_TTT_SEEDS})")
     ap.add_argument("--device", choices=["cuda"], help="print how the device scripts regenerate the records")
     ap.add_argument("--out", default=os.path.join("docs", "figures"), help="folder for the PNGs (default docs/figures)")
     a = ap.parse_args()
@@ -477,7 +503,8 @@ def main():
     if not a.from_records:
         ap.error("give --from-records [RECORDS] (or --device cuda for how to make fresh records)")
     records, ttt_use = repo_path(a.from_records), repo_path(a.ttt_use_records)
-    for d, given in ((records, a.from_records), (ttt_use, a.ttt_use_records)):
+    ttt_seeds = repo_path(a.ttt_seeds_records)
+    for d, given in ((records, a.from_records), (ttt_use, a.ttt_use_records), (ttt_seeds, a.ttt_seeds_records)):
         if not os.path.isdir(d):
             fail(f"records folder {given} does not exist")
     try:
@@ -487,15 +514,16 @@ def main():
     except ImportError:
         fail("matplotlib is missing: install python3-matplotlib (scripts/install_deps.sh)")
     os.makedirs(a.out, exist_ok=True)
-    f = Figures(records, a.out, plt, ttt_use)
+    f = Figures(records, a.out, plt, ttt_use, ttt_seeds)
     f.check()
     f.energy()
     f.budgets()
     f.ttt()
+    f.ttt_seeds_figure()
     f.ttt_expert_use()
     meta = {"command": f"python3 scripts/experiments/figures.py --from-records {f.rel} --ttt-use-records "
-                       f"{rel(ttt_use)} --out {a.out}",
-            "commit": git_commit(records, ttt_use), "records": [f.rel, rel(ttt_use)], "dpi": DPI, "figures": f.made}
+                       f"{rel(ttt_use)} --ttt-seeds-records {rel(ttt_seeds)} --out {a.out}",
+            "commit": git_commit(records, ttt_use, ttt_seeds), "records": [f.rel, rel(ttt_use), rel(ttt_seeds)], "dpi": DPI, "figures": f.made}
     with open(os.path.join(a.out, "figures.json"), "w") as fh:
         json.dump(meta, fh, indent=1)
         fh.write("\n")

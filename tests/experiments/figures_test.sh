@@ -15,7 +15,7 @@ rc=0
 "$py" "$fig" --from-records "$rec" --ttt-use-records "$use" --out "$tmp/out" > "$tmp/log" 2>&1 || rc=$?
 [ "$rc" = 0 ] || { cat "$tmp/log"; echo "FAIL: figures.py exited $rc"; exit 1; }
 expect=(pareto_kjv-small.png pareto_medium.png pareto_mixtral.png edp.png power_budget.png power_budget-medium.png
-        power_budget-medium-routing.png ttt.png ttt_expert_use.png)
+        power_budget-medium-routing.png ttt.png ttt_seeds.png ttt_expert_use.png)
 for f in "${expect[@]}"; do
   [ -s "$tmp/out/$f" ] || { echo "FAIL: $f missing or empty"; ls -l "$tmp/out"; exit 1; }
   head -c 8 "$tmp/out/$f" | od -An -c | grep -q 'P   N   G' || { echo "FAIL: $f is not a PNG"; exit 1; }
