@@ -14,12 +14,10 @@ import argparse, datetime, json, os, shlex, sys
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wattmoe_cli import git_commit, wattmoe_json  # noqa: E402  (the one place the CLI is called)
+from wattmoe_cli import git_commit, ttt_recipe, wattmoe_json  # noqa: E402  (the one place the CLI is called)
 
 TOKENS, COMPARE = 32768, 64
-TTT = ["--ttt", "--ttt-optimizer", "adamw", "--ttt-groups", "router,norms,lora", "--lora-rank", "8", "--ttt-lr", "1e-2",
-       "--ttt-beta1", "0", "--ttt-lr-decay", "45", "--ttt-lr-norms", "4", "--ttt-lr-router", "0.125",
-       "--ttt-lr-lora", "0.75"]
+TTT = ttt_recipe(SRC)  # the tuned recipe of docs/results.md
 
 
 def main():
