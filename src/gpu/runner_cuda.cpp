@@ -114,6 +114,11 @@ class CudaRunner final : public Runner {
     model_.forward_slot(slot, ids, S, select_);
     pending_ = true;
   }
+  void forward_slots(const int32_t* slots, const int32_t* ids, int n) override {
+    flush();
+    model_.forward_slots(slots, ids, n, select_);
+    pending_ = true;
+  }
   int64_t tokens() const override { return model_.tokens(); }
   double nll(const int32_t* targets) override {
     flush();

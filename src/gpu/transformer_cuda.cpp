@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "gpu/device_acts.h"
 #include "gpu/moe_fused_cuda.h"
+#include "model/runner.h"  // check_slot_rows
 #include "ops/cuda/dense_ops.h"
 #include "ops/rope.h"
 
@@ -200,6 +201,7 @@ void TransformerCudaT<T>::reset_slots(int slots, int64_t capacity) {
                                               s.v[size_t(l)].resize(size_t(capacity * kvd));
     s.cap = capacity, s.len = 0, s.batch = 1;
   }
+  slot_cap_ = capacity;
 }
 
 template <class T>
@@ -231,8 +233,30 @@ void TransformerCudaT<T>::forward_slot(int slot, const int32_t* host_ids, int S,
 }
 
 template <class T>
+void TransformerCudaT<T>::forward_slots(const int32_t* slots, const int32_t* host_ids, int n,
+                                        const RouterSelect<float>& select) {
+  check_slot_rows(slots, n, slots_.size());
+  const int L = cfg_.num_layers;
+  std::vector<int32_t> pos(static_cast<size_t>(n));
+  std::vector<T*> ptrs(size_t(2 * L * n));
+  for (int r = 0; r < n; ++r) {
+    const int slot = slots[r];
+    SlotCache& c = slots_[size_t(slot)];
+    WATTMOE_REQUIRE(c.len < c.cap, "KV cache slot {} is full ({} positions)", slot, c.cap);
+    pos[size_t(r)] = int32_t(c.len);
+    for (int l = 0; l < L; ++l)
+      ptrs[size_t(2 * l * n + r)] = c.k[size_t(l)].data(), ptrs[size_t((2 * l + 1) * n + r)] = c.v[size_t(l)].data();
+  }
+  // Pageable host memory: each copy has read its source when cudaMemcpyAsync returns, so pos and ptrs may die.
+  row_pos_.upload(pos, ctx_.stream());
+  row_cache_.upload(ptrs, ctx_.stream());
+  forward_impl(host_ids, n, 1, /*cached=*/true, select, /*rows=*/true);
+  for (int r = 0; r < n; ++r) ++slots_[size_t(slots[r])].len;
+}
+
+template <class T>
 void TransformerCudaT<T>::forward_impl(const int32_t* host_ids, int B, int S, bool cached,
-                                       const RouterSelect<float>& select) {
+                                       const RouterSelect<float>& select, bool rows) {
   const ModelConfig& c = cfg_;
   WATTMOE_CHECK(B >= 1 && S >= 1);
   const int64_t N = int64_t(B) * S, H = c.hidden_size, V = c.vocab_size;
@@ -246,13 +270,13 @@ void TransformerCudaT<T>::forward_impl(const int32_t* host_ids, int B, int S, bo
   if (fused_) fused_->pending = false;  // a new forward: the last one's routing copy is not read any more
   fused_last_ = fused;
   B_ = B, S_ = S;
-  cached_ = cached, pos0_ = cached ? cache_len_ : 0;
+  cached_ = cached, rows_ = rows, pos0_ = cached && !rows ? cache_len_ : 0;
   ids_.assign(host_ids, host_ids + N);
   DeviceActs<T>& A = *acts_;
   A.ids.upload(ids_, ctx_.stream());
   // cos/sin of positions 0 .. pos0 + S − 1 (transformers' float32 angles, see ops/rope.h); a position's entry does
   // not depend on the table's length, so a longer table serves shorter sequences. A cache gets its whole capacity.
-  const int64_t need = cached ? cache_cap_ : pos0_ + S;
+  const int64_t need = rows ? slot_cap_ : cached ? cache_cap_ : pos0_ + S;
   if (A.rope_len < need) {
     A.rope.upload(ctx_, ops::rope_table(0, need, c.head_dim, c.rope_theta));
     A.rope_len = need;
@@ -299,9 +323,19 @@ void TransformerCudaT<T>::layer_forward(int l, const RouterSelect<float>& select
     cuda::clamp_fwd<T>(ctx_, a.k.data(), a.k_clip.data(), lim, N * kvd);
     cuda::clamp_fwd<T>(ctx_, a.v.data(), a.v_clip.data(), lim, N * kvd);
   }
+  a.att.resize(size_t(N * qd));
+  if (rows_) {  // forward_slots: row r at its own position, appended to and attending over its own slot's cache
+    cuda::rope_apply_at<T>(ctx_, a.q.data(), N, c.num_heads, c.head_dim, qd, A.rope, row_pos_.data(), false);
+    cuda::rope_apply_at<T>(ctx_, a.k.data(), N, c.num_kv_heads, c.head_dim, kvd, A.rope, row_pos_.data(), false);
+    T* const* kp = row_cache_.data() + 2 * l * N;
+    T* const* vp = kp + N;
+    cuda::kv_append_rows<T>(ctx_, a.k.data(), a.v.data(), N, kvd, kp, vp, row_pos_.data());
+    cuda::attention_rows_fwd<T>(ctx_, a.q.data(), qd, kp, vp, kvd, row_pos_.data(), a.att.data(), N, c.num_heads,
+                                c.num_kv_heads, c.head_dim);
+    return post_attention(l, select);
+  }
   cuda::rope_apply<T>(ctx_, a.q.data(), B_, S, c.num_heads, c.head_dim, qd, A.rope, pos0_, false);
   cuda::rope_apply<T>(ctx_, a.k.data(), B_, S, c.num_kv_heads, c.head_dim, kvd, A.rope, pos0_, false);
-  a.att.resize(size_t(N * qd));
   if (cached_ && B_ == 1) {  // append this call's keys/values, attend over the cache (no probs: backward refuses)
     DeviceBuffer<T>&kc = cache_k_[size_t(l)], &vc = cache_v_[size_t(l)];
     const size_t bytes = sizeof(T) * size_t(N * kvd);
@@ -332,6 +366,17 @@ void TransformerCudaT<T>::layer_forward(int l, const RouterSelect<float>& select
     const ops::AttnShape sh{S, S, 0, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
     cuda::attention_fwd<T>(ctx_, a.q.data(), a.k.data(), a.v.data(), a.att.data(), a.probs.data(), sh, B_);
   }
+  post_attention(l, select);
+}
+
+template <class T>
+void TransformerCudaT<T>::post_attention(int l, const RouterSelect<float>& select) {
+  const ModelConfig& c = cfg_;
+  const LayerView<T>& w = w_.layers[size_t(l)];
+  DeviceLayerActs<T>& a = acts_->layers[size_t(l)];
+  DeviceActs<T>& A = *acts_;
+  const int64_t N = tokens(), H = c.hidden_size, qd = c.q_dim();
+  T* x = A.x.data();
   // x += o_proj(att): the projection into x_mid's buffer, then x_mid = x + it (one rounding, as on the CPU).
   a.x_mid.resize(size_t(N * H));
   cuda::linear_fwd<T>(ctx_, a.att.data(), w.wo, nullptr, a.x_mid.data(), N, qd, H);

@@ -66,8 +66,12 @@
 // forward (as the CPU model does); a plain forward() leaves the cache as it is.
 // Slot decoding (continuous batching, model/runner.h): reset_slots(n, capacity) gives n more one-sequence caches;
 // forward_slot(s, ids, S) swaps slot s's buffers in as the cache, runs forward_cached (batch 1, read in place) and
-// swaps them back, so each slot's sequence decodes exactly as a batch-1 forward_cached would. One forward per sequence
-// per step until a varlen attention kernel exists (the batch's MoE layers then run separately, too).
+// swaps them back, so each slot's sequence decodes exactly as a batch-1 forward_cached would. forward_slots(slots, ids,
+// n) decodes one new token of each of n distinct slots in ONE forward, each at its own position: the rows share every
+// projection, norm and MoE layer (one fused MoE forward over the n tokens) and differ only in RoPE's position and the
+// cache they append to and attend over (cuda::kv_append_rows, cuda::attention_rows_fwd: per-row cache pointers and
+// lengths). Its logits equal the n forward_slot calls' within the precision's rounding, not bit for bit (other
+// summation orders: the attention kernel, cuBLAS at another M).
 // Thread-safety: none; one object per Context, used from one thread.
 #pragma once
 #include <cstdint>
@@ -151,6 +155,9 @@ class TransformerCudaT {
   void reset_slots(int slots, int64_t capacity);
   void clear_slot(int slot);
   void forward_slot(int slot, const int32_t* host_ids, int S, const RouterSelect<float>& select = nullptr);
+  // One token for each of the n distinct slots slots[0..n) (host_ids[r] for slots[r]), each slot's cache one longer
+  // after; logits and routing rows in that order. Error naming the slot when one repeats, does not exist or is full.
+  void forward_slots(const int32_t* slots, const int32_t* host_ids, int n, const RouterSelect<float>& select = nullptr);
   int64_t cache_length() const { return cache_len_; }
   int64_t cache_capacity() const { return cache_cap_; }
 
@@ -204,8 +211,11 @@ class TransformerCudaT {
   bool last_forward_fused() const { return fused_last_; }
 
  private:
-  void forward_impl(const int32_t* host_ids, int B, int S, bool cached, const RouterSelect<float>& select);
+  // rows: a forward_slots forward (B = n rows of S = 1, positions and cache pointers in row_pos_, row_cache_).
+  void forward_impl(const int32_t* host_ids, int B, int S, bool cached, const RouterSelect<float>& select,
+                    bool rows = false);
   void layer_forward(int l, const RouterSelect<float>& select);
+  void post_attention(int l, const RouterSelect<float>& select);  // o_proj + residual, then the FFN or MoE block
   void moe_forward(int l, const RouterSelect<float>& select);
   void expert_rows_forward(int l);   // the routed experts over the dispatch rows (moe_block_cuda.cpp)
   void shared_expert_forward(int l); // + the gated shared expert into the MoE output (Qwen2-MoE)
@@ -240,6 +250,10 @@ class TransformerCudaT {
   };
   std::vector<SlotCache> slots_;
   void swap_cache(SlotCache& s);  // exchanges s with cache_k_, cache_v_, cache_cap_, cache_len_, cache_batch_
+  int64_t slot_cap_ = 0;          // every slot's capacity (reset_slots)
+  bool rows_ = false;             // the last forward was forward_slots'
+  cuda::DeviceBuffer<int32_t> row_pos_;  // forward_slots: each row's position (its slot's length before) [n]
+  cuda::DeviceBuffer<T*> row_cache_;     // forward_slots: per layer l, k pointers [n] then v pointers [n] at 2·l·n
   int64_t pos0_ = 0;      // position of the last forward's first token (its cache length before)
   bool cached_ = false;   // whether the last forward used the cache
   ModelView<T> w_;                          // the weights the forward reads

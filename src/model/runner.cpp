@@ -6,6 +6,17 @@
 
 namespace wattmoe {
 
+void check_slot_rows(const int32_t* slots, int n, size_t n_slots) {
+  WATTMOE_REQUIRE(n >= 1, "forward_slots needs at least one slot, got {}", n);
+  std::vector<char> seen(n_slots, 0);
+  for (int r = 0; r < n; ++r) {
+    const int slot = slots[r];
+    WATTMOE_REQUIRE(slot >= 0 && size_t(slot) < n_slots, "KV cache slot {} does not exist ({} slots)", slot, n_slots);
+    WATTMOE_REQUIRE(!seen[size_t(slot)], "forward_slots: slot {} appears twice", slot);
+    seen[size_t(slot)] = 1;
+  }
+}
+
 void check_runner_options(const RunnerOptions& o) {
   WATTMOE_REQUIRE(o.device == "cpu" || o.device == "cuda", "--device {}: expected cpu or cuda", o.device);
   const bool cuda = o.device == "cuda";

@@ -11,8 +11,9 @@
 // Call orders:
 //   inference   forward(ids, B, S) → nll / mean_entropy / logits / routing
 //   decoding    reset_cache(capacity, batch) → forward_cached(ids [batch, S], S)…
-//   serving     reset_slots(slots, capacity) → per step, for each running sequence: forward_slot(slot, ids, S) and
-//               read its logits / routing; clear_slot(slot) when a sequence leaves (continuous batching, serve/)
+//   serving     reset_slots(slots, capacity) → per step: forward_slot(slot, ids, S) for a sequence's prompt, then
+//               forward_slots(slots, ids, n) for one new token of each decoding sequence; read logits / routing rows;
+//               clear_slot(slot) when a sequence leaves (continuous batching, serve/)
 //   adaptation  forward → [router_views: objectives add into drouter] → set_dlogits / next_token_loss → backward(mask)
 //               → take_grads(host, ranges)   (gradients accumulate until taken or zeroed)
 //   training    train_begin → per step: zero_grads, train_micro_batch…, clip_gradients, optimizer_step
@@ -45,6 +46,10 @@ struct RunnerOptions {
 // Error unless device/precision/moe_kernels are known names and bf16/fused come with device cuda; for cuda also
 // when this build has no CUDA or no device is visible. Cheap: commands call it before any work.
 void check_runner_options(const RunnerOptions& o);
+
+// forward_slots' argument check, shared by the runners: Error unless n >= 1 and slots[0..n) are distinct slot numbers
+// below n_slots (naming the first bad one).
+void check_slot_rows(const int32_t* slots, int n, size_t n_slots);
 
 // What a runner is: where it runs and which code runs its MoE layers ("host" or "fused"), for reports.
 struct RunnerInfo {
@@ -83,10 +88,16 @@ class Runner {
   // of slot's sequence at the positions after those its cache holds, exactly as forward_cached does for a cache of
   // batch 1 (so the logits equal a one-sequence decode bit for bit); results as any forward's; no backward. Sequences
   // of different lengths join and leave between forwards: clear_slot empties one slot. Each call is one forward of
-  // one sequence (the CPU, and the GPU until a varlen attention kernel exists): a step over n sequences is n forwards.
+  // one sequence.
   virtual void reset_slots(int slots, int64_t capacity) = 0;
   virtual void clear_slot(int slot) = 0;
   virtual void forward_slot(int slot, const int32_t* ids, int S) = 0;
+  // One new token of each of n distinct slots (ids[r] for slots[r], each at its slot's next position): the step of
+  // continuous batching. Results are the n rows in that order (tokens() = n, logits [n, V], routing rows), as n
+  // forward_slot calls of one token would give — bit for bit on the CPU (which runs exactly those calls), within the
+  // precision's rounding on the GPU (one forward over the n rows: gpu/transformer_cuda.h). No backward, no
+  // router_views or logits gradient after it. Error naming the slot when one repeats, does not exist or is full.
+  virtual void forward_slots(const int32_t* slots, const int32_t* ids, int n) = 0;
 
   // --- the last forward's results
   virtual int64_t tokens() const = 0;                      // B·S

@@ -3,6 +3,7 @@
 // summing their gradients in shard order, so results depend on the shard count but never on timing.
 #include <algorithm>
 #include <exception>
+#include <optional>
 #include <thread>
 
 #include "core/error.h"
@@ -57,25 +58,54 @@ class CpuRunner final : public Runner {
   }
   void clear_slot(int slot) override { cache_slot(slot).clear(); }
   void forward_slot(int slot, const int32_t* ids, int S) override { run(ids, 1, S, &cache_slot(slot)); }
-
-  int64_t tokens() const override { return acts_.tokens(); }
-  double nll(const int32_t* targets) override {
-    return ops::nll_loss<float>(acts_.logits.data(), targets, tokens(), config().vocab_size, nullptr, 0);
+  // The reference of the batched step: exactly n one-token forward_slot calls, their rows gathered.
+  void forward_slots(const int32_t* slots, const int32_t* ids, int n) override {
+    check_slot_rows(slots, n, slots_.size());
+    for (int r = 0; r < n; ++r) {  // all or nothing: no slot moves on when one is full
+      const KvCache<float>& s = cache_slot(slots[r]);
+      WATTMOE_REQUIRE(s.length < s.capacity, "KV cache slot {} is full ({} positions)", slots[r], s.capacity);
+    }
+    const ModelConfig& c = config();
+    Rows rows;
+    rows.routing.resize(size_t(c.num_layers));
+    for (int r = 0; r < n; ++r) {
+      run(ids + r, 1, 1, &cache_slot(slots[r]));
+      rows.logits.insert(rows.logits.end(), acts_.logits.begin(), acts_.logits.end());
+      for (int l = 0; l < c.num_layers; ++l)
+        if (c.is_moe_layer(l)) rows.routing[size_t(l)].append_rows(acts_.layers[size_t(l)].routing);
+    }
+    rows.tokens = n;
+    rows_ = std::move(rows);
   }
-  double mean_entropy() override { return wattmoe::mean_entropy<float>(acts_.logits.data(), tokens(), config().vocab_size); }
-  const float* logits() override { return acts_.logits.data(); }
+
+  int64_t tokens() const override { return rows_ ? rows_->tokens : acts_.tokens(); }
+  double nll(const int32_t* targets) override {
+    return ops::nll_loss<float>(logits(), targets, tokens(), config().vocab_size, nullptr, 0);
+  }
+  double mean_entropy() override { return wattmoe::mean_entropy<float>(logits(), tokens(), config().vocab_size); }
+  const float* logits() override { return rows_ ? rows_->logits.data() : acts_.logits.data(); }
   bool logits_on_host() const override { return true; }
-  const Routing& routing(int layer) override { return acts_.layers.at(size_t(layer)).routing; }
-  RouterViews<float> router_views() override { return wattmoe::router_views(acts_, config()); }
+  const Routing& routing(int layer) override {
+    return rows_ ? rows_->routing.at(size_t(layer)) : acts_.layers.at(size_t(layer)).routing;
+  }
+  RouterViews<float> router_views() override {
+    not_after_rows("router_views");
+    return wattmoe::router_views(acts_, config());
+  }
 
   double next_token_loss(const int32_t* targets, double weight, bool want_grad) override {
+    not_after_rows("next_token_loss");
     if (want_grad) dlogits_.assign(acts_.logits.size(), 0.f);
     return next_token_nll<float>(acts_.logits.data(), targets, tokens(), config().vocab_size, weight,
                                  want_grad ? dlogits_.data() : nullptr);
   }
-  void set_dlogits(const float* host) override { dlogits_.assign(host, host + acts_.logits.size()); }
+  void set_dlogits(const float* host) override {
+    not_after_rows("set_dlogits");
+    dlogits_.assign(host, host + acts_.logits.size());
+  }
   void zero_dlogits() override { dlogits_.assign(acts_.logits.size(), 0.f); }
   void backward(const GradMask* mask) override {
+    not_after_rows("backward");
     WATTMOE_CHECK(dlogits_.size() == acts_.logits.size(), "backward before a logits gradient was set");
     ensure_grads();
     model_.backward(params_.data(), ids_.data(), dlogits_.data(), acts_, grads_.data(), mask);
@@ -170,7 +200,18 @@ class CpuRunner final : public Runner {
     TrainLosses loss;
   };
 
+  // forward_slots' gathered rows (what logits, tokens and routing report until the next forward).
+  struct Rows {
+    int64_t tokens = 0;
+    std::vector<float> logits;     // [tokens, V]
+    std::vector<Routing> routing;  // per layer (empty for dense layers)
+  };
+  void not_after_rows(const char* what) const {
+    WATTMOE_REQUIRE(!rows_, "{} after forward_slots (a decode step has no backward)", what);
+  }
+
   void run(const int32_t* ids, int B, int S, KvCache<float>* cache) {
+    rows_.reset();
     model_.forward(params_.data(), ids, B, S, acts_, cache, select_);
     ids_.assign(ids, ids + int64_t(B) * S);
     if (observe_)
@@ -194,6 +235,7 @@ class CpuRunner final : public Runner {
   RoutingObserver observe_;
   std::unique_ptr<KvCache<float>> cache_;
   std::vector<std::unique_ptr<KvCache<float>>> slots_;  // reset_slots: one cache per served sequence
+  std::optional<Rows> rows_;                            // set by forward_slots, cleared by any other forward
   std::unique_ptr<AdamW> opt_;
   std::vector<Shard> shards_;
 };

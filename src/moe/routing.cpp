@@ -19,6 +19,21 @@ void Routing::recount() {
     if (e >= 0) ++counts[size_t(e)];
 }
 
+void Routing::append_rows(const Routing& src) {
+  if (experts == 0 && tokens == 0) experts = src.experts;
+  WATTMOE_CHECK(src.experts == experts, "append_rows: {} experts after {}", src.experts, experts);
+  const int k_new = std::max(k, src.k);
+  std::vector<int32_t> rows(size_t((tokens + src.tokens) * k_new), -1);
+  for (int64_t t = 0; t < tokens; ++t)
+    std::copy_n(expert.begin() + t * k, k, rows.begin() + t * k_new);
+  for (int64_t t = 0; t < src.tokens; ++t)
+    std::copy_n(src.expert.begin() + t * src.k, src.k, rows.begin() + (tokens + t) * k_new);
+  expert = std::move(rows);
+  tokens += src.tokens, k = k_new;
+  counts.resize(size_t(experts), 0);
+  for (int e = 0; e < experts; ++e) counts[size_t(e)] += src.counts[size_t(e)];
+}
+
 double Routing::mean_experts_per_token() const {
   if (tokens == 0) return 0;
   return double(std::accumulate(counts.begin(), counts.end(), int64_t(0))) / double(tokens);

@@ -16,6 +16,9 @@ struct Routing {
 
   void reset(int64_t n_tokens, int k_slots, int n_experts);
   void recount();
+  // Appends src's tokens after this one's (k becomes the larger of the two, shorter rows padded with -1; counts
+  // added). An empty Routing (no experts yet) takes src's expert count.
+  void append_rows(const Routing& src);
   double mean_experts_per_token() const;
   int distinct_experts() const;  // experts with at least one token
 };

@@ -38,6 +38,7 @@ class CountingRunner final : public Runner {
   void reset_slots(int n, int64_t c) override { in_->reset_slots(n, c); }
   void clear_slot(int s) override { in_->clear_slot(s); }
   void forward_slot(int s, const int32_t* ids, int S) override { in_->forward_slot(s, ids, S); }
+  void forward_slots(const int32_t* s, const int32_t* ids, int n) override { in_->forward_slots(s, ids, n); }
   int64_t tokens() const override { return in_->tokens(); }
   double nll(const int32_t* t) override { return in_->nll(t); }
   double mean_entropy() override { return in_->mean_entropy(); }

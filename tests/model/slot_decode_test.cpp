@@ -77,6 +77,64 @@ TEST(SlotDecode, InterleavedSlotsEqualEachSequenceAlone) {
   EXPECT_EQ(cont, std::vector<float>(fresh->logits(), fresh->logits() + V));
 }
 
+// The batched step: forward_slots over slots at different lengths (one prefilled longer, one restarted) gives each
+// row exactly what forward_slot of that one token gives, routing rows included, and moves every slot on by one.
+TEST(SlotDecode, BatchedStepEqualsOneSlotAtATime) {
+  const test::TinyModel m = test::tiny_model(13);
+  const int V = m.config.vocab_size;
+  auto make = [&] {
+    std::unique_ptr<Runner> r = make_runner(m.config, {});
+    r->set_params(m.params.data());
+    r->reset_slots(4, 16);
+    return r;
+  };
+  std::unique_ptr<Runner> batched = make(), single = make();
+  const std::vector<int32_t> prompt = test::random_ids(5, V, 50);
+  for (Runner* r : {batched.get(), single.get()}) r->forward_slot(2, prompt.data(), 5), r->forward_slot(0, prompt.data(), 2);
+  const std::vector<int32_t> slots = {2, 3, 0};  // lengths 5, 0, 2
+  for (int step = 0; step < 3; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    const std::vector<int32_t> ids = test::random_ids(3, V, 60 + step);
+    batched->forward_slots(slots.data(), ids.data(), 3);
+    ASSERT_EQ(batched->tokens(), 3);
+    const std::vector<float> got(batched->logits(), batched->logits() + 3 * V);
+    const std::vector<int32_t> got_routed = batched->routing(0).expert;
+    std::vector<float> want;
+    std::vector<int32_t> want_routed;
+    for (int r = 0; r < 3; ++r) {
+      single->forward_slot(slots[size_t(r)], &ids[size_t(r)], 1);
+      want.insert(want.end(), single->logits(), single->logits() + V);
+      const Routing& rt = single->routing(0);
+      want_routed.insert(want_routed.end(), rt.expert.begin(), rt.expert.end());
+    }
+    EXPECT_EQ(got, want);  // bitwise
+    EXPECT_EQ(got_routed, want_routed);
+    EXPECT_EQ(batched->routing(0).tokens, 3);
+  }
+  // A plain forward afterwards reports its own rows again.
+  batched->forward(prompt.data(), 1, 5);
+  EXPECT_EQ(batched->tokens(), 5);
+}
+
+TEST(SlotDecode, BatchedStepErrors) {
+  const test::TinyModel m = test::tiny_model(14);
+  std::unique_ptr<Runner> r = make_runner(m.config, {});
+  r->set_params(m.params.data());
+  r->reset_slots(2, 1);
+  const std::vector<int32_t> ids = {1, 2};
+  const std::vector<int32_t> twice = {1, 1}, missing = {0, 5};
+  EXPECT_ERROR(r->forward_slots(twice.data(), ids.data(), 2), "slot 1 appears twice");
+  EXPECT_ERROR(r->forward_slots(missing.data(), ids.data(), 2), "slot 5 does not exist (2 slots)");
+  EXPECT_ERROR(r->forward_slots(twice.data(), ids.data(), 0), "at least one slot");
+  const int32_t one = 1;
+  r->forward_slots(&one, ids.data(), 1);
+  EXPECT_ERROR(r->router_views(), "router_views after forward_slots");
+  EXPECT_ERROR(r->backward(nullptr), "backward after forward_slots");
+  const std::vector<int32_t> both = {0, 1};
+  EXPECT_ERROR(r->forward_slots(both.data(), ids.data(), 2), "KV cache slot 1 is full (1 positions)");
+  r->forward_slots(both.data(), ids.data(), 1);  // slot 0 did not move on: it still has its one position
+}
+
 TEST(SlotDecode, ErrorsNameTheSlot) {
   const test::TinyModel m = test::tiny_model(12);
   std::unique_ptr<Runner> r = make_runner(m.config, {});

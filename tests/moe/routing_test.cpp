@@ -184,6 +184,20 @@ TEST(Routing, ZeroTokens) {
   check_dispatch(r);
 }
 
+// The rows of several forwards gathered (the CPU runner's forward_slots): a wider k pads the earlier rows with -1,
+// counts add, and an empty Routing takes the first rows' expert count (a different count is a programming error:
+// WATTMOE_CHECK).
+TEST(Routing, AppendRowsPadsToTheWiderK) {
+  Routing all, a, b;
+  a.reset(2, 1, 4), a.expert = {3, 0}, a.recount();
+  b.reset(1, 2, 4), b.expert = {1, -1}, b.recount();
+  all.append_rows(a), all.append_rows(b), all.append_rows(a);
+  EXPECT_EQ(all.tokens, 5);
+  EXPECT_EQ(all.k, 2);
+  EXPECT_EQ(all.expert, (std::vector<int32_t>{3, -1, 0, -1, 1, -1, 3, -1, 0, -1}));
+  EXPECT_EQ(all.counts, (std::vector<int32_t>{2, 1, 0, 2}));
+}
+
 TEST(Dispatch, RandomRoutingsWithHolesAndRepeats) {
   // Random expert tables (including -1 and a token listing the same expert in two slots): all invariants hold.
   Rng rng(23);

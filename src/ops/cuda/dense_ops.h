@@ -42,6 +42,11 @@ struct DeviceRope {
 template <class T>
 void rope_apply(Context& ctx, T* x, int64_t B, int64_t S, int64_t n_heads, int64_t head_dim, int64_t stride,
                 const DeviceRope& tab, int64_t pos0, bool inverse);
+// The same with one position per token: token i of the n has position pos[i] (device int32 [n]; every position must
+// lie in the table — the caller checks, the kernel does not).
+template <class T>
+void rope_apply_at(Context& ctx, T* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t stride,
+                   const DeviceRope& tab, const int32_t* pos, bool inverse);
 
 // h = silu(g)·u over n elements; backward accumulates dg, du (either may be null).
 template <class T>
@@ -64,6 +69,19 @@ void attention_fwd(Context& ctx, const T* q, const T* k, const T* v, T* out, flo
 template <class T>
 void attention_bwd(Context& ctx, const T* q, const T* k, const T* v, const float* probs, const T* dout, T* dq, T* dk,
                    T* dv, const ops::AttnShape& s, int64_t batch);
+
+// Decode rows over per-row KV caches (dense_attention_rows.cu; continuous batching): row r of the n has its own
+// cache k_rows[r], v_rows[r] (device arrays of n device pointers; rows of kv_stride elements) and position pos[r]
+// (device int32 [n]). kv_append_rows writes k[r], v[r] ([n, kvd], dense) at cache row pos[r]; attention_rows_fwd then
+// attends query row r (q rows of q_stride) causally over its cache rows 0 .. pos[r] into out [n, n_heads·hd]. The
+// caller keeps every pos[r] below its cache's capacity. hd ≤ 256.
+template <class T>
+void kv_append_rows(Context& ctx, const T* k, const T* v, int64_t n, int64_t kvd, T* const* k_dst, T* const* v_dst,
+                    const int32_t* pos);
+template <class T>
+void attention_rows_fwd(Context& ctx, const T* q, int64_t q_stride, const T* const* k_rows, const T* const* v_rows,
+                        int64_t kv_stride, const int32_t* pos, T* out, int64_t n, int64_t n_heads, int64_t n_kv,
+                        int64_t hd);
 
 // Losses over logits [rows, V]. Return the SUM over scored rows (these two synchronise: they read it back) and, when
 // dlogits is not null, OVERWRITE it with scale·∂sum/∂logits (0 on rows not scored; target < 0 skips a row).

@@ -1,7 +1,8 @@
 // RoPE on the GPU (dense_ops.h; maths of ops/rope.h, rotate-half). The float tables are the host table's doubles
 // rounded to float, as the CPU op rounds them, and the rotation is evaluated with explicit round-to-nearest
 // multiplies and adds (no FMA contraction), so fp32 results match ops::rope_apply bit for bit. Token i of the
-// B·S tokens has position pos0 + i % S. In place; inverse applies the transpose rotation (the backward).
+// B·S tokens has position pos0 + i % S (rope_apply), or its own position pos[i] (rope_apply_at: decode rows of
+// sequences at different lengths). In place; inverse applies the transpose rotation (the backward).
 #include "ops/cuda/dense_common.cuh"
 #include "ops/cuda/dense_ops.h"
 
@@ -11,11 +12,11 @@ namespace {
 
 template <class T>
 __global__ void rope_kernel(T* x, int64_t n_tok, int64_t S, int64_t n_heads, int64_t half, int64_t stride,
-                            const float* cos_t, const float* sin_t, int64_t row0, bool inverse) {
+                            const float* cos_t, const float* sin_t, int64_t row0, const int32_t* pos, bool inverse) {
   const int64_t total = n_tok * n_heads * half;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
     const int64_t i = e % half, h = (e / half) % n_heads, t = e / (half * n_heads);
-    const int64_t row = row0 + t % S;  // table row of this token's position
+    const int64_t row = pos ? pos[t] - row0 : row0 + t % S;  // table row of this token's position
     const float c = cos_t[row * half + i], s = inverse ? -sin_t[row * half + i] : sin_t[row * half + i];
     T* v = x + t * stride + h * 2 * half;
     const float a = to_f(v[i]), b = to_f(v[i + half]);
@@ -34,13 +35,26 @@ void rope_apply(Context& ctx, T* x, int64_t B, int64_t S, int64_t n_heads, int64
   WATTMOE_DENSE_REQUIRE(pos0 >= tab.pos0 && pos0 + S <= tab.pos0 + tab.n_pos, "rope_apply: positions outside the table");
   const int64_t half = head_dim / 2;
   rope_kernel<T><<<elem_blocks(B * S * n_heads * half), 256, 0, ctx.stream()>>>(
-      x, B * S, S, n_heads, half, stride, tab.cos.data(), tab.sin.data(), pos0 - tab.pos0, inverse);
+      x, B * S, S, n_heads, half, stride, tab.cos.data(), tab.sin.data(), pos0 - tab.pos0, nullptr, inverse);
+  WATTMOE_CUDA_LAUNCHED();
+}
+
+template <class T>
+void rope_apply_at(Context& ctx, T* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t stride,
+                   const DeviceRope& tab, const int32_t* pos, bool inverse) {
+  if (n <= 0 || n_heads <= 0) return;
+  WATTMOE_DENSE_REQUIRE(head_dim % 2 == 0 && head_dim / 2 == tab.half, "rope_apply_at: head_dim does not match the table");
+  const int64_t half = head_dim / 2;
+  rope_kernel<T><<<elem_blocks(n * n_heads * half), 256, 0, ctx.stream()>>>(
+      x, n, 1, n_heads, half, stride, tab.cos.data(), tab.sin.data(), tab.pos0, pos, inverse);
   WATTMOE_CUDA_LAUNCHED();
 }
 
 #define INST(T)                                                                                              \
   template void rope_apply<T>(Context&, T*, int64_t, int64_t, int64_t, int64_t, int64_t, const DeviceRope&, \
-                              int64_t, bool);
+                              int64_t, bool);                                                           \
+  template void rope_apply_at<T>(Context&, T*, int64_t, int64_t, int64_t, int64_t, const DeviceRope&,          \
+                                 const int32_t*, bool);
 WATTMOE_INSTANTIATE_BOTH(INST)
 #undef INST
 
