@@ -12,6 +12,11 @@
 //             holds `cache` positions it is emptied (reset_cache) and the streams go on from where they are with no
 //             context; a stream reaching the end of the text wraps to its start. begin() empties the cache.
 //             (The CPU runner decodes one stream.)
+//   slots     the same streams as continuous batching decodes them (serve/engine.h): each stream in its own KV-cache
+//             slot (reset_slots), all streams' tokens in one forward_slots per step, so the streams sit at different
+//             lengths: slot i is first emptied (clear_slot) after cache − i·⌊cache/streams⌋ tokens, then every
+//             `cache` tokens. `slots<N>-serial` runs the same steps as N one-token forward_slot calls (how serving
+//             ran before the batched step), for the comparison in one run.
 // Per step the tally adds the scored tokens and their nats, and for each MoE layer its (token, expert) pairs and
 // distinct active experts (routing(l).counts), and the analytic work of the step (eval/step_work.h).
 #pragma once
@@ -26,15 +31,18 @@
 namespace wattmoe {
 
 struct WorkloadMode {
+  enum class Streams { Lockstep, Slots, SlotsSerial };
   bool decode = false;
+  Streams kind = Streams::Lockstep;  // decode: lockstep cache (decode<N>), slots<N>, slots<N>-serial
   int batch = 64, seq = 128;  // prefill
   int streams = 1;            // decode
   int cache = 128;            // decode: positions per cache fill
-  std::string name() const;   // "prefill", "decode8"
+  std::string name() const;   // "prefill", "decode8", "slots8", "slots8-serial"
   int64_t tokens_per_step() const { return decode ? streams : int64_t(batch) * seq; }
 };
 
-// "prefill", or "decode<N>" / "decode:<N>" (N streams). Error naming the mode otherwise.
+// "prefill", or "decode<N>" / "decode:<N>", "slots<N>", "slots<N>-serial" (N streams). Error naming the mode
+// otherwise.
 WorkloadMode parse_mode(const std::string& s, int batch, int seq, int cache);
 // A comma-separated list of modes.
 std::vector<WorkloadMode> parse_modes(const std::string& list, int batch, int seq, int cache);
@@ -66,11 +74,15 @@ class Workload {
   void step(Runner& run, WorkTally& t);
 
  private:
+  void slots_step(Runner& run, WorkTally& t);
+  void tally_forward(Runner& run, WorkTally& t);  // steps, routing and expert work of the last forward
   const TokenStream& text_;
   WorkloadMode mode_;
   const StepWorkModel* work_;
   int64_t cursor_ = 0, cache_len_ = 0;
-  std::vector<int64_t> pos_;
+  // Each stream's text position; slots: tokens before its slot is emptied, and tokens in it.
+  std::vector<int64_t> pos_, slot_left_, slot_len_;
+  std::vector<int32_t> slot_ids_;
   std::vector<int32_t> in_, tg_;
 };
 

@@ -512,49 +512,85 @@ void Engine::step() {
   int64_t prompt_tokens = 0, completion_tokens = 0;
   energy_->begin();
   Timer wall;
+  // What one sequence's forward gave: its next-token logits row and its (token, expert) pairs per layer; then its
+  // next token, exactly as wattmoe generate draws it.
+  auto advance = [&](Seq& s, int n, const float* last, const std::vector<std::vector<int64_t>>& pairs_of) {
+    const GenParams& p = s.job->params();
+    int64_t pairs = 0;
+    for (size_t l = 0; l < pairs_of.size(); ++l)
+      for (size_t e = 0; e < pairs_of[l].size(); ++e) counts[l][e] += pairs_of[l][e], pairs += pairs_of[l][e];
+    s.usage.expert_pairs += pairs, s.usage.moe_token_layers += int64_t(n) * moe_layers_;
+    bill.shares.emplace_back(&s, n);
+    bill.tokens += n, bill.pairs += pairs, bill.moe_token_layers += int64_t(n) * moe_layers_;
+    s.in_a_step = true;
+    if (s.length == 0) prompt_tokens += n;
+    s.length += n;
+    int32_t next = sample_token(last, V, p.temperature, p.top_p, s.rng);
+    if (next >= tok_->vocab_size()) next = 0;  // a byte model never emits these; guard larger model vocabularies
+    if (tok_->eos_id() && next == *tok_->eos_id()) {
+      s.reason = "stop";
+      return;
+    }
+    ++s.usage.completion_tokens, ++completion_tokens;
+    const std::string piece = s.text.push(next);
+    if (!piece.empty() && !s.any_text) s.any_text = true, s.usage.first_token_s = now_seconds() - s.arrived;
+    s.job->emit(piece);
+    if (s.text.stopped()) s.reason = "stop";
+    else if (s.usage.completion_tokens >= p.max_tokens ||
+             s.usage.prompt_tokens + s.usage.completion_tokens >= context_)
+      s.reason = "length";
+    else s.pending.assign(1, next);
+  };
+  auto use_routing = [&](const std::shared_ptr<const RoutingSpec>& spec) {
+    if (spec.get() != applied_) runner_->set_routing(*spec), applied_ = spec.get(), applied_hold_ = spec;
+  };
+  auto fail = [&](Seq& s, const std::exception& e) {
+    log_warn("serve: a request failed in step {}: {}", stats_.steps, e.what());
+    s.reason = "error", s.error = e.what();
+  };
+  // The (token, expert) pairs of rows [r0, r1) of the last forward, per MoE layer.
+  auto pairs_of_rows = [&](int64_t r0, int64_t r1) {
+    std::vector<std::vector<int64_t>> out(size_t(model_.num_layers));
+    for (int l = 0; l < model_.num_layers; ++l) {
+      if (!model_.is_moe_layer(l)) continue;
+      const Routing& rt = runner_->routing(l);
+      out[size_t(l)].assign(size_t(model_.num_experts), 0);
+      for (int64_t i = r0 * rt.k; i < r1 * rt.k; ++i)
+        if (const int32_t e = rt.expert[size_t(i)]; e >= 0) ++out[size_t(l)][size_t(e)];
+    }
+    return out;
+  };
+  // Prompts run one sequence a forward; every sequence with one pending token joins one batched forward per routing
+  // spec (Runner::forward_slots: one row per sequence).
+  std::vector<std::pair<std::shared_ptr<const RoutingSpec>, std::vector<Seq*>>> groups;
   for (auto& up : running_) {
     Seq& s = *up;
-    const GenParams& p = s.job->params();
-    const int n = int(s.pending.size());
     try {
       const std::shared_ptr<const RoutingSpec> spec = spec_for(s, server);
-      if (spec.get() != applied_) {
-        runner_->set_routing(*spec);
-        applied_ = spec.get(), applied_hold_ = spec;
-      }
-      runner_->forward_slot(s.slot, s.pending.data(), n);
-      const float* last = runner_->logits() + size_t(n - 1) * size_t(V);
-      int64_t pairs = 0;
-      for (int l = 0; l < model_.num_layers; ++l) {
-        if (!model_.is_moe_layer(l)) continue;
-        const Routing& r = runner_->routing(l);
-        for (size_t e = 0; e < r.counts.size(); ++e) counts[size_t(l)][e] += r.counts[e], pairs += r.counts[e];
-      }
-      s.usage.expert_pairs += pairs, s.usage.moe_token_layers += int64_t(n) * moe_layers_;
-      bill.shares.emplace_back(&s, n);
-      bill.tokens += n, bill.pairs += pairs, bill.moe_token_layers += int64_t(n) * moe_layers_;
-      s.in_a_step = true;
-      if (s.length == 0) prompt_tokens += n;
-      s.length += n;
-      // The next token, exactly as wattmoe generate draws it.
-      int32_t next = sample_token(last, V, p.temperature, p.top_p, s.rng);
-      if (next >= tok_->vocab_size()) next = 0;  // a byte model never emits these; guard larger model vocabularies
-      if (tok_->eos_id() && next == *tok_->eos_id()) {
-        s.reason = "stop";
+      const int n = int(s.pending.size());
+      if (n == 1) {
+        auto g = std::find_if(groups.begin(), groups.end(), [&](const auto& x) { return x.first == spec; });
+        if (g == groups.end()) g = groups.insert(groups.end(), {spec, {}});
+        g->second.push_back(&s);
         continue;
       }
-      ++s.usage.completion_tokens, ++completion_tokens;
-      const std::string piece = s.text.push(next);
-      if (!piece.empty() && !s.any_text) s.any_text = true, s.usage.first_token_s = now_seconds() - s.arrived;
-      s.job->emit(piece);
-      if (s.text.stopped()) s.reason = "stop";
-      else if (s.usage.completion_tokens >= p.max_tokens ||
-               s.usage.prompt_tokens + s.usage.completion_tokens >= context_)
-        s.reason = "length";
-      else s.pending.assign(1, next);
+      use_routing(spec);
+      runner_->forward_slot(s.slot, s.pending.data(), n);
+      advance(s, n, runner_->logits() + size_t(n - 1) * size_t(V), pairs_of_rows(0, n));
     } catch (const std::exception& e) {
-      log_warn("serve: a request failed in step {}: {}", stats_.steps, e.what());
-      s.reason = "error", s.error = e.what();
+      fail(s, e);
+    }
+  }
+  for (auto& [spec, seqs] : groups) {
+    std::vector<int32_t> slots, ids;
+    for (Seq* s : seqs) slots.push_back(s->slot), ids.push_back(s->pending[0]);
+    try {
+      use_routing(spec);
+      runner_->forward_slots(slots.data(), ids.data(), int(seqs.size()));
+      const float* logits = runner_->logits();
+      for (size_t r = 0; r < seqs.size(); ++r) advance(*seqs[r], 1, logits + r * size_t(V), pairs_of_rows(int64_t(r), int64_t(r) + 1));
+    } catch (const std::exception& e) {
+      for (Seq* s : seqs) fail(*s, e);
     }
   }
   if (cfg_.limits.min_step_s > wall.seconds())

@@ -1,7 +1,8 @@
 // Engine: the serving loop of `wattmoe serve`, as library code. One scheduler thread owns the model (a Runner,
 // model/runner.h, with one KV-cache slot per sequence) and runs continuous batching: requests (serve/job.h) wait in
 // a bounded queue, join the running batch at a step boundary when a slot is free, and leave it when they finish;
-// each step runs every running sequence one forward (its prompt on the first step, then its last sampled token),
+// each step runs every running sequence's prompt as its own forward (on its first step) and the last sampled token
+// of all the others as one batched forward per routing spec (Runner::forward_slots: one row per sequence),
 // samples its next token exactly as `wattmoe generate` does (eval/sample.h, one Rng per request seeded by its seed),
 // and ends with the step's energy (serve/step_energy.h: one meter window per step).
 //

@@ -75,6 +75,31 @@ TEST(PolicyWorkload, DecodeWithCacheRestartsScoresLikePrefillWindows) {
   EXPECT_DOUBLE_EQ(t.active_experts_per_layer_step(), 2.0);  // one token: k experts per layer-step
 }
 
+// The serving streams: slots<N> (one forward_slots per step) and slots<N>-serial (N forward_slot calls) score the
+// same tokens bit for bit on the CPU; one slot scores like one lockstep stream (the same cache restarts).
+TEST(PolicyWorkload, SlotStreamsScoreLikeTheirSerialAndLockstepTwins) {
+  const TinyModel m = tiny_model();
+  const std::unique_ptr<Runner> run = cpu_runner(m.config, m.params.data());
+  const TokenStream s = random_stream(300, m.config.vocab_size, 13);
+  auto tally = [&](const char* mode, int steps) {
+    Workload w(s, parse_mode(mode, 1, 1, 16), nullptr);
+    w.begin(*run);
+    WorkTally t;
+    for (int i = 0; i < steps; ++i) w.step(*run, t);
+    return t;
+  };
+  const WorkTally batched = tally("slots3", 40), serial = tally("slots3-serial", 40);
+  EXPECT_EQ(batched.tokens, 120);
+  EXPECT_NEAR(batched.nats, serial.nats, 1e-12 * serial.nats);  // equal logits; the nats summed in another order
+  EXPECT_EQ(batched.pairs, serial.pairs);
+  EXPECT_EQ(batched.steps, 40);
+  EXPECT_EQ(serial.steps, 120);
+  EXPECT_EQ(tally("slots1", 48).nats, tally("decode1", 48).nats);
+  EXPECT_EQ(parse_mode("slots8-serial", 1, 1, 1).name(), "slots8-serial");
+  EXPECT_EQ(parse_mode("slots:8", 1, 1, 1).name(), "slots8");
+  EXPECT_NE(error_of([] { parse_mode("slots8-parallel", 1, 1, 1); }).find("slots<N>-serial"), std::string::npos);
+}
+
 TEST(PolicyWorkload, RoutingReachesTheTally) {
   const TinyModel m = tiny_model();
   const std::unique_ptr<Runner> run = cpu_runner(m.config, m.params.data());
