@@ -68,8 +68,9 @@ void add_data_command(CLI::App& app) {
                     "corpus (prose, code, reference, archaic) from installed Debian packages")
       ->check(CLI::IsMember({"kjv", "mix"}))
       ->capture_default_str();
-  build->add_option("--seed", *seed, "seed of the corruptions (noise, shuffle); --corpus kjv only")
-      ->capture_default_str();
+  CLI::Option* seed_opt =
+      build->add_option("--seed", *seed, "seed of the corruptions (noise, shuffle); --corpus kjv only")
+          ->capture_default_str();
   build->add_option("--domains", mix->domains, "--corpus mix: domains to build (default: all of kjv, fortunes, austen, "
                     "python-doc, linux-doc, gcide, wordnet, man, c, python)")
       ->delimiter(',');
@@ -87,7 +88,8 @@ void add_data_command(CLI::App& app) {
   build->callback([=] {
     if (*corpus == "mix") {
       mix->out = *out;
-      WATTMOE_REQUIRE(*cap_mb > 0, "--cap-mb: expected a size > 0, got {}", *cap_mb);
+      WATTMOE_REQUIRE(*cap_mb > 0 && *cap_mb <= 1e9, "--cap-mb: expected a size > 0 and <= 1e9 MiB, got {}", *cap_mb);
+      WATTMOE_REQUIRE(seed_opt->count() == 0, "--seed applies to --corpus kjv only (the mix splits need no seed)");
       mix->cap_bytes = uint64_t(*cap_mb * double(1 << 20));
       run_mix(*mix, *o);
     } else {

@@ -45,8 +45,9 @@ std::string troff_char(std::string_view name) {
     unsigned cp = 0;
     for (char c : name.substr(1)) {
       if (!std::isxdigit((unsigned char)c)) return "";
-      cp = cp * 16 + unsigned(std::isdigit((unsigned char)c) ? c - '0' : (std::tolower(c) - 'a' + 10));
+      cp = cp * 16 + unsigned(std::isdigit((unsigned char)c) ? c - '0' : (std::tolower((unsigned char)c) - 'a' + 10));
     }
+    if (cp >= 0xD800 && cp < 0xE000) return "";  // a surrogate is no character
     std::string s;
     utf8::append(s, char32_t(cp));
     return s;
@@ -378,8 +379,11 @@ std::string wordnet_gloss(std::string_view line) {
     i = e + 1;
   }
   if (f.size() < 4) return "";
-  size_t n = 0;
-  for (char c : f[3]) n = n * 16 + size_t(std::isdigit((unsigned char)c) ? c - '0' : std::tolower(c) - 'a' + 10);
+  size_t n = 0;  // w_cnt: two hex digits
+  for (char c : f[3]) {
+    if (!std::isxdigit((unsigned char)c) || n > 0xFFFF) return "";
+    n = n * 16 + size_t(std::isdigit((unsigned char)c) ? c - '0' : std::tolower((unsigned char)c) - 'a' + 10);
+  }
   std::string out;
   for (size_t w = 0; w < n && 4 + 2 * w < f.size(); ++w) {
     std::string_view word = f[4 + 2 * w];

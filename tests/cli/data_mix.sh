@@ -84,6 +84,8 @@ expect_error "--domains: unknown domain 'bogus'" "$BIN" data build --corpus mix 
 expect_error "--train: 'prose' names no domain or kind" "$BIN" data build --corpus mix --root "$R" --domains c --out "$OUT"
 expect_error "--domains, --train and --root apply to --corpus mix only" "$BIN" data build --domains c --out "$OUT"
 expect_error "--cap-mb: expected a size > 0" "$BIN" data build --corpus mix --root "$R" --cap-mb 0 --out "$OUT"
+expect_error "--cap-mb: expected a size > 0" "$BIN" data build --corpus mix --root "$R" --cap-mb 1e30 --out "$OUT"
+expect_error "--seed applies to --corpus kjv only" "$BIN" data build --corpus mix --root "$R" --seed 3 --out "$OUT"
 expect_error "--corpus: " "$BIN" data build --corpus nope --out "$OUT"
 [ "$(sha256sum < "$OUT/mix/manifest.json")" = "$before" ] || fail "a failed build changed the previous corpus"
 [ "$(ls "$OUT")" = "mix" ] || fail "temporary files left: $(ls "$OUT")"
