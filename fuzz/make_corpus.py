@@ -157,6 +157,16 @@ CORPORA = {
         "bad_step_type": js({"step": "40"}).encode(),
         "bad_run_type": js({"step": 4, "run": [1]}).encode(),
     },
+    "mix_text": {
+        "troff": b'.TH LS 1\n.SH NAME\nls \\- list\n.B ls\n[\\fIFILE\\fR] \\(lqq\\(rq \\[u00E9] \\s-1x\\s0\n'
+                 b'.TP\n.BR a (1)\n.nf\nkept\n.fi\n.de XX\njunk\n..\n.TS\nl l.\na\tb\n.TE\n',
+        "rest": b"Title\n=====\n\n.. note::\n   :class: x\n\n   Body with :func:`f` and ``x`` and `t <u>`_::\n"
+                b".. toctree::\n\n   a.rst\n",
+        "wordnet": b"  1 header\n02084071 05 n 02 dog 0 domestic_dog 0 000 | a member of the genus Canis\n",
+        "dictd": b"00-info\tA\tE\nword\tF\tF\n\0info\nword\n",
+        "austen": b"\x01emma\nEMMA\nCHAPTER I\nText.\n",
+        "crlf": b"\r\n a \r\n\r\nb\rc\n\n",
+    },
     "flag_mask": {"one": b"3", "two": b"3,5", "bad_range": b"8", "bad_empty_item": b"1,,2", "bad_text": b"x"},
     "flag_budget_schedule": {"one": b"0:400", "two": b"0:400,200:300", "bad_order": b"5:1,2:1",
                              "bad_target": b"0:-1", "bad_nan": b"0:nan", "bad_format": b"0-400"},

@@ -14,7 +14,8 @@
 namespace wattmoe {
 
 // `bible -f` output -> one verse per line, reference removed. See corpus_sources.cpp for how lines are read.
-std::vector<std::string> kjv_verses(std::string_view bible_output);
+// refs, when given, receives each verse's reference ("Ge1:1").
+std::vector<std::string> kjv_verses(std::string_view bible_output, std::vector<std::string>* refs = nullptr);
 // Runs `bible -f "Gen1:1-Rev22:21"`; Error with an install hint if the program is missing or fails.
 std::string run_bible();
 
@@ -23,6 +24,15 @@ struct LineSplit {
 };
 // First floor(90%) of the lines, the next floor(5%), the rest.
 LineSplit split_90_5_5(const std::vector<std::string>& lines);
+
+// Runs argv (searched on PATH) and returns its stdout; Error "cannot run `prog` ...: HINT" or "`prog` failed (exit
+// status N): HINT".
+std::string run_program(const std::vector<std::string>& argv, const char* hint);
+
+// The English fortune files of `dir` (what fortunes_corpus reads), sorted; Error if none.
+std::vector<std::string> fortune_files(const std::string& dir);
+// One fortune file's text -> its fortunes ('%' separators and overstrikes resolved, outer blank lines trimmed).
+std::vector<std::string> split_fortunes(std::string_view text);
 
 // Fortune files of `dir` in sorted name order (English only: data files, symlinks, subdirectories, pictures
 // and the Latin file are skipped), '%' separators removed, backspace overstrikes resolved; one blank line between

@@ -21,8 +21,9 @@ namespace {
 
 constexpr const char* kBibleHint = "install the Debian package bible-kjv (scripts/install_deps.sh installs it)";
 
-// Runs argv (searched on PATH) and returns its stdout.
-std::string run_command(const std::vector<std::string>& argv, const char* hint) {
+}  // namespace
+
+std::string run_program(const std::vector<std::string>& argv, const char* hint) {
   int fds[2];
   WATTMOE_REQUIRE(::pipe2(fds, O_CLOEXEC) == 0, "cannot create a pipe ({})", std::strerror(errno));
   posix_spawn_file_actions_t fa;
@@ -55,6 +56,8 @@ std::string run_command(const std::vector<std::string>& argv, const char* hint) 
   return out;
 }
 
+namespace {
+
 // "Ge1:1 ", "1Sm2:3 ", "SSol8:14 ": optional digit, letters, chapter:verse, then a space.
 size_t verse_ref_len(std::string_view line) {
   size_t i = 0;
@@ -83,8 +86,9 @@ std::string_view rtrim(std::string_view s) {
 // that starts with a reference starts a verse, a non-blank line without one continues the previous verse
 // (joined with a space, should some version wrap long verses), blank lines are dropped and trailing whitespace
 // is trimmed (one verse, Mark 10:19, ends in a space).
-std::vector<std::string> kjv_verses(std::string_view out) {
+std::vector<std::string> kjv_verses(std::string_view out, std::vector<std::string>* refs) {
   std::vector<std::string> verses;
+  if (refs) refs->clear();
   while (!out.empty()) {
     size_t nl = out.find('\n');
     std::string_view line = rtrim(out.substr(0, nl));
@@ -92,6 +96,7 @@ std::vector<std::string> kjv_verses(std::string_view out) {
     if (line.empty()) continue;
     if (size_t ref = verse_ref_len(line)) {
       verses.emplace_back(line.substr(ref));
+      if (refs) refs->emplace_back(line.substr(0, ref - 1));
     } else {
       WATTMOE_REQUIRE(!verses.empty(), "bible output: the first line has no verse reference: \"{}\"", line);
       size_t lead = line.find_first_not_of(" \t");
@@ -102,7 +107,7 @@ std::vector<std::string> kjv_verses(std::string_view out) {
   return verses;
 }
 
-std::string run_bible() { return run_command({"bible", "-f", "Gen1:1-Rev22:21"}, kBibleHint); }
+std::string run_bible() { return run_program({"bible", "-f", "Gen1:1-Rev22:21"}, kBibleHint); }
 
 LineSplit split_90_5_5(const std::vector<std::string>& lines) {
   size_t n = lines.size(), a = n * 90 / 100, b = a + n * 5 / 100;
@@ -124,7 +129,7 @@ size_t count_lines(std::string_view t) {
   return n + (!t.empty() && t.back() != '\n');
 }
 
-std::string fortunes_corpus(const std::string& dir) {
+std::vector<std::string> fortune_files(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   WATTMOE_REQUIRE(fs::is_directory(dir, ec), "{}: no fortune files here; install the Debian package fortunes "
@@ -138,35 +143,43 @@ std::string fortunes_corpus(const std::string& dir) {
   }
   std::sort(names.begin(), names.end());
   WATTMOE_REQUIRE(!names.empty(), "{}: no fortune files found", dir);
-  std::string out;
-  for (auto& n : names) {
-    std::string text = utf8::lossy(read_text_file(dir + "/" + n));
-    std::string cur;  // the fortune being read
-    auto flush = [&] {
-      std::string_view f = rtrim(cur);
-      while (!f.empty() && f.front() == '\n') f.remove_prefix(1);
-      if (!f.empty()) out.append(f), out += "\n\n";
-      cur.clear();
-    };
-    for (size_t i = 0; i < text.size();) {
-      size_t nl = std::min(text.find('\n', i), text.size());
-      std::string_view line(text.data() + i, nl - i);
-      i = nl + 1;
-      if (line == "%") {
-        flush();
-        continue;
-      }
-      for (char c : line) {  // "_\bX" (underline) or "X\bX" (bold): keep what was printed last
-        if (c == '\b') {
-          if (!cur.empty() && cur.back() != '\n') cur.pop_back();
-        } else {
-          cur += c;
-        }
-      }
-      cur += '\n';
+  return names;
+}
+
+std::vector<std::string> split_fortunes(std::string_view text) {
+  std::vector<std::string> out;
+  std::string cur;  // the fortune being read
+  auto flush = [&] {
+    std::string_view f = rtrim(cur);
+    while (!f.empty() && f.front() == '\n') f.remove_prefix(1);
+    if (!f.empty()) out.emplace_back(f);
+    cur.clear();
+  };
+  for (size_t i = 0; i < text.size();) {
+    size_t nl = std::min(text.find('\n', i), text.size());
+    std::string_view line(text.data() + i, nl - i);
+    i = nl + 1;
+    if (line == "%") {
+      flush();
+      continue;
     }
-    flush();
+    for (char c : line) {  // "_\bX" (underline) or "X\bX" (bold): keep what was printed last
+      if (c == '\b') {
+        if (!cur.empty() && cur.back() != '\n') cur.pop_back();
+      } else {
+        cur += c;
+      }
+    }
+    cur += '\n';
   }
+  flush();
+  return out;
+}
+
+std::string fortunes_corpus(const std::string& dir) {
+  std::string out;
+  for (auto& n : fortune_files(dir))
+    for (auto& f : split_fortunes(utf8::lossy(read_text_file(dir + "/" + n)))) out += f, out += "\n\n";
   return out;
 }
 
