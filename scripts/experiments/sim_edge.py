@@ -17,13 +17,13 @@ measured.
      top2_ttt_seedS  the same with the tuned TTT (scripts/device/ttt_recipe.sh), LoRA seeds 1, 2, 3
      b15             --power-budget-w 15, the controller's default knob and ladder
      b15_ttt_seedS   the same with TTT
-   The simulated plant charges the adaptation's own work inside each step (plant/sim_plant.h: forward-pass
-   equivalents of the window's own work, a backward priced as 2 forwards), so the controller sees it and the
-   joules include it; sim_adapt_j says how much.
+   The simulated plant charges the adaptation's own work inside each step (plant/sim_plant.h: its passes over the
+   window's own work, a backward as twice the FLOPs with the weights read once), so the controller sees it and the
+   joules include it; sim_adapt_j says how much (above idle: mJ/token without adaptation = (J - adapt J) / tokens).
 
 Records in --out: runs.jsonl (one line per run: name, command, the summary without its expert matrices),
 windows.jsonl (one line per window of each run: power, step and adaptation joules, bits/token, experts/token, the
-controller's target and effort), meta.json (commit, date, the workload chosen and the val powers it was chosen on),
+controller's target, effort, ladder rung and batch share), meta.json (commit, date, the workload chosen and the val powers it was chosen on),
 table.md (made from the records: --table-only). scripts/experiments/figures.py draws sim_edge.png from them.
 """
 import argparse, datetime, json, math, os, shlex, sys
@@ -85,7 +85,8 @@ def experiment(a):
                 w = json.loads(line)
                 rec = {"run": name, **{k: w[k] for k in WINDOW_KEYS if k in w}}
                 if "control" in w:
-                    rec["target_w"], rec["u"] = w["control"]["target"], w["control"]["u"]
+                    c = w["control"]
+                    rec.update(target_w=c["target"], u=c["u"], rung=c["rung"], batch_scale=c["batch_scale"])
                 windows.append(rec)
         print(f"sim_edge.py: {name}: bits/byte {out['bits_per_byte']:.4f}, {out['plant']['mean_power_w']:.2f} W, "
               f"{1e3 * out['plant']['joules_per_token']:.4f} mJ/token (simulated)", file=sys.stderr)

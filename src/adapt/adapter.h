@@ -118,21 +118,12 @@ struct WindowOutcome {
   double gain = std::nan("");    // relative loss gain of the adaptation (measured for the adaptive trigger)
   // The network passes run on this window after its scoring forward (adaptation, the source guard, the adaptive
   // trigger's measure), in windows of S tokens (a pass over a batch of B windows counts B): what a plant that
-  // prices adaptation charges (plant/plant.h charge_adaptation, with adaptation_forward_equivalents).
+  // prices adaptation charges (plant/plant.h charge_adaptation).
   int extra_forwards = 0, backwards = 0;
   double infer_seconds = 0, adapt_seconds = 0;
   AdaptPhases phases;            // with AdapterConfig::time_phases; zeros otherwise
   double nats_per_token() const { return tokens ? nats / double(tokens) : 0; }
 };
-
-// A backward pass priced as this many forwards over the same tokens: the usual estimate for a full backward (input
-// gradients and weight gradients, each about a forward's FLOPs, the weights read again). On the high side for
-// test-time training, where the frozen expert weights need no gradient of their own.
-inline constexpr int kBackwardForwards = 2;
-// The adaptation's work on a window in forward passes over it: extra_forwards + kBackwardForwards × backwards.
-inline int adaptation_forward_equivalents(const WindowOutcome& r) {
-  return r.extra_forwards + kBackwardForwards * r.backwards;
-}
 
 class TestTimeAdapter {
  public:

@@ -262,7 +262,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
     work->ids = stream.tokens.data() + w.start, work->len = w.len;
     PlantStep st;
     if (adapter && plant->prices_adaptation())
-      plant->charge_adaptation(r.counts, double(r.tokens), adaptation_forward_equivalents(r));
+      plant->charge_adaptation(r.counts, double(r.tokens), r.extra_forwards, r.backwards);
     try {
       st = plant->step(r.counts, r.tokens, decision.batch_scale);
     } catch (const Error& e) {
