@@ -121,6 +121,7 @@ def power_stats(ws, budget):
     blocks = [sum(p[i:i + 4]) / 4 for i in range(0, len(p) - 3, 4)]
     t = sum(s)
     return {"mean_w": sum(pi * si for pi, si in zip(p, s)) / t, "max_w": max(p), "max_block_w": max(blocks),
+            "share": sum(w.get("batch_scale", 1.0) for w in ws) / len(ws),
             "over": sum(si for pi, si in zip(p, s) if pi > budget) / t,
             "over5": sum(si for pi, si in zip(p, s) if pi > 1.05 * budget) / t}
 
@@ -142,9 +143,11 @@ def summarise(out):
         pl = s["plant"]
         adapt = pl.get("adapt_joules", 0.0)
         st = power_stats(ws[name], meta["budget_w"])
+        seg = s.get("budget", {}).get("segments", [{}])[0]  # the verdict's: the second half's mean
         rows[name] = {"bpb": s["bits_per_byte"], "ept": s["experts_per_token"], "j_tok": pl["joules_per_token"],
                       "j_tok_no_adapt": pl["joules_per_token"] * (1 - adapt / pl["joules"]),
-                      "adapt_share": adapt / pl["joules"], "held": s.get("budget", {}).get("held"), **st}
+                      "adapt_share": adapt / pl["joules"], "held": s.get("budget", {}).get("held"),
+                      "half_w": seg.get("mean", float("nan")), **st}
     return meta, rows
 
 
@@ -154,9 +157,10 @@ def table(out):
           f"{meta['streams']} streams per 20 ms step, chosen on kjv.val.noise10), models/kjv-small on the first "
           f"{meta['tokens']} tokens of kjv.test.noise10; {meta['date']}, commit {meta['commit']}. **Simulated**, "
           f"not measured.\n",
-          "| run | bits/byte | experts/token | mean W | max window W | worst 4-window W | time > 15 W | "
-          "time > 15.75 W | mJ/token (with adaptation) | mJ/token without adaptation | adaptation's share | held |",
-          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+          "| run | bits/byte | experts/token | streams served | mean W | 2nd-half mean W | max window W | worst 4-window W | "
+          "time > 15 W | time > 15.75 W | mJ/token (with adaptation) | mJ/token without adaptation | "
+          "adaptation's share | held (verdict) |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def groups():
         for g in ("top2", "b15"):
@@ -166,13 +170,16 @@ def table(out):
                 yield f"{g} + TTT ({len(seeds)} seeds, mean (sd))", seeds
 
     def cell(xs, key, fmt, scale=1.0):
+        if any(math.isnan(x[key]) for x in xs):
+            return "—"
         m, sd = mean_sd([x[key] * scale for x in xs])
         return fmt.format(m) + (f" ({fmt.format(sd)})" if len(xs) > 1 else "")
 
     for name, xs in groups():
         held = {x["held"] for x in xs}
         md.append(f"| {name} | {cell(xs, 'bpb', '{:.4f}')} | {cell(xs, 'ept', '{:.3f}')} | "
-                  f"{cell(xs, 'mean_w', '{:.2f}')} | {cell(xs, 'max_w', '{:.2f}')} | {cell(xs, 'max_block_w', '{:.2f}')} | "
+                  f"{cell(xs, 'share', '{:.0f}%', 100)} | "
+                  f"{cell(xs, 'mean_w', '{:.2f}')} | {cell(xs, 'half_w', '{:.2f}')} | {cell(xs, 'max_w', '{:.2f}')} | {cell(xs, 'max_block_w', '{:.2f}')} | "
                   f"{cell(xs, 'over', '{:.1f}%', 100)} | {cell(xs, 'over5', '{:.1f}%', 100)} | "
                   f"{cell(xs, 'j_tok', '{:.5f}', 1e3)} | {cell(xs, 'j_tok_no_adapt', '{:.5f}', 1e3)} | "
                   f"{cell(xs, 'adapt_share', '{:.1f}%', 100)} | "
