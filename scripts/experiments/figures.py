@@ -22,6 +22,10 @@ TTT_USE (--ttt-use-records, default results/cpu-kjv-small-ttt-use/: static.json,
 scripts/experiments/ttt_expert_use.py) -> ttt_expert_use.png: expert use per layer on a shifted stream without
 adaptation and in the first and last windows of the TTT run (CPU, no energy: labelled so).
 
+SIM_EDGE (--sim-edge-records, default results/sim-edge/: runs.jsonl, windows.jsonl, meta.json of
+scripts/experiments/sim_edge.py) -> sim_edge.png (fig_sim_edge.py): power under a 15 W budget with and without TTT and
+mJ/token against bits/byte on the simulated edge module (CPU runs, energy SIMULATED: labelled so).
+
 Each figure's footer states the card, the records' date (the folder's YYYY-MM-DD), the idle power and "measured",
 all read from the records; where a point was measured more than once the bar or marker shows the spread (min-max)
 around the median. Aggregation of the energy windows is bench/energy_table.py's (`summarise`), not a second copy.
@@ -34,10 +38,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "bench"))
 import energy_table  # noqa: E402  (the one aggregation of bench/energy_policies records)
+import fig_sim_edge  # noqa: E402  (sim_edge.png)
 
 DEFAULT_RECORDS = os.path.join("results", "h100-2026-12-06")
 DEFAULT_TTT_USE = os.path.join("results", "cpu-kjv-small-ttt-use")
 DEFAULT_TTT_SEEDS = os.path.join("results", "h200-2026-12-06", "ttt-seeds")
+DEFAULT_SIM_EDGE = os.path.join("results", "sim-edge")
 ENERGY_MODELS = ("kjv-small", "medium", "mixtral")
 TTT_MODELS = ("kjv-small", "medium")
 DPI = 100
@@ -151,8 +157,9 @@ def rel(p):
 
 
 class Figures:
-    def __init__(self, records, out, plt, ttt_use, ttt_seeds):
+    def __init__(self, records, out, plt, ttt_use, ttt_seeds, sim_edge):
         self.records, self.out, self.plt, self.ttt_use, self.ttt_seeds = records, out, plt, ttt_use, ttt_seeds
+        self.sim_edge = sim_edge
         self.rel = rel(records)
         self.date = records_date(records)
         self.made = []
@@ -184,6 +191,8 @@ class Figures:
             need(os.path.join(self.ttt_use, name))
         if not self.seed_summaries():
             fail(f"missing record {os.path.join(self.ttt_seeds, '*-seed*.summary.json')}")
+        for p in fig_sim_edge.files(self.sim_edge):
+            need(p)
 
     def seed_summaries(self):
         return sorted(os.path.join(self.ttt_seeds, n) for n in os.listdir(self.ttt_seeds)
@@ -479,7 +488,8 @@ def git_commit(*records):
     try:
         head = git("rev-parse", "--short", "HEAD")
         dirty = git("status", "--porcelain", "--", os.path.abspath(__file__),
-                    os.path.join(SRC, "bench", "energy_table.py"), *records)
+                    os.path.join(SRC, "bench", "energy_table.py"), os.path.join(HERE, "fig_sim_edge.py"),
+                    os.path.join(HERE, "sim_edge.py"), *records)
         return head + ("+uncommitted" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -493,6 +503,8 @@ def main():
                     help=f"the CPU records of scripts/experiments/ttt_expert_use.py (default {DEFAULT_TTT_USE})")
     ap.add_argument("--ttt-seeds-records", default=DEFAULT_TTT_SEEDS, metavar="DIR",
                     help=f"ttt_energy.sh summaries over LoRA seeds (default {DEFAULT_TTT_SEEDS})")
+    ap.add_argument("--sim-edge-records", default=DEFAULT_SIM_EDGE, metavar="DIR",
+                    help=f"the CPU records of scripts/experiments/sim_edge.py (default {DEFAULT_SIM_EDGE})")
     ap.add_argument("--device", choices=["cuda"], help="print how the device scripts regenerate the records")
     ap.add_argument("--out", default=os.path.join("docs", "figures"), help="folder for the PNGs (default docs/figures)")
     a = ap.parse_args()
@@ -503,8 +515,9 @@ def main():
     if not a.from_records:
         ap.error("give --from-records [RECORDS] (or --device cuda for how to make fresh records)")
     records, ttt_use = repo_path(a.from_records), repo_path(a.ttt_use_records)
-    ttt_seeds = repo_path(a.ttt_seeds_records)
-    for d, given in ((records, a.from_records), (ttt_use, a.ttt_use_records), (ttt_seeds, a.ttt_seeds_records)):
+    ttt_seeds, sim_edge = repo_path(a.ttt_seeds_records), repo_path(a.sim_edge_records)
+    for d, given in ((records, a.from_records), (ttt_use, a.ttt_use_records), (ttt_seeds, a.ttt_seeds_records),
+                     (sim_edge, a.sim_edge_records)):
         if not os.path.isdir(d):
             fail(f"records folder {given} does not exist")
     try:
@@ -514,16 +527,19 @@ def main():
     except ImportError:
         fail("matplotlib is missing: install python3-matplotlib (scripts/install_deps.sh)")
     os.makedirs(a.out, exist_ok=True)
-    f = Figures(records, a.out, plt, ttt_use, ttt_seeds)
+    f = Figures(records, a.out, plt, ttt_use, ttt_seeds, sim_edge)
     f.check()
     f.energy()
     f.budgets()
     f.ttt()
     f.ttt_seeds_figure()
     f.ttt_expert_use()
+    fig_sim_edge.draw(f, sim_edge, need, rel)
     meta = {"command": f"python3 scripts/experiments/figures.py --from-records {f.rel} --ttt-use-records "
-                       f"{rel(ttt_use)} --ttt-seeds-records {rel(ttt_seeds)} --out {a.out}",
-            "commit": git_commit(records, ttt_use, ttt_seeds), "records": [f.rel, rel(ttt_use), rel(ttt_seeds)], "dpi": DPI, "figures": f.made}
+                       f"{rel(ttt_use)} --ttt-seeds-records {rel(ttt_seeds)} --sim-edge-records {rel(sim_edge)} "
+                       f"--out {a.out}",
+            "commit": git_commit(records, ttt_use, ttt_seeds, sim_edge),
+            "records": [f.rel, rel(ttt_use), rel(ttt_seeds), rel(sim_edge)], "dpi": DPI, "figures": f.made}
     with open(os.path.join(a.out, "figures.json"), "w") as fh:
         json.dump(meta, fh, indent=1)
         fh.write("\n")

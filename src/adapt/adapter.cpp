@@ -140,6 +140,7 @@ LossComponents TestTimeAdapter::adapt_steps(const int32_t* ids, int S, bool acts
       lap(&AdaptPhases::weights);
       net_->forward(inputs, B, S);
       lap(&AdaptPhases::forward);
+      if (r) r->extra_forwards += B;
     }
     span_for_each(spans_, [this](int64_t begin, int64_t end, int64_t) {
       std::fill(grads_.begin() + begin, grads_.begin() + end, 0.f);
@@ -152,6 +153,7 @@ LossComponents TestTimeAdapter::adapt_steps(const int32_t* ids, int S, bool acts
     lap(&AdaptPhases::loss);
     net_->backward(&mask_);
     lap(&AdaptPhases::backward);
+    if (r) r->backwards += B;
     net_->take_grads(grads_.data(), ranges_);
     lap(&AdaptPhases::grads);
     const double norm = opt_->step(params_.data(), grads_.data());
@@ -201,6 +203,7 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const std::opt
     use(tested);
     lap(&AdaptPhases::weights);
     r.tested_nats = score(tested, ids, S).nats;
+    ++r.extra_forwards;
     lap(&AdaptPhases::guard);
   }
   if (d.fire && !r.suspended) {
@@ -215,6 +218,7 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const std::opt
       use(params_.data());
       lap(&AdaptPhases::weights);
       net_->forward(ids, 1, S);
+      ++r.extra_forwards;
       before = mean_nll(ids + 1);
       acts_ready = true;
       lap(&AdaptPhases::forward);
@@ -225,6 +229,7 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const std::opt
       use(params_.data());
       lap(&AdaptPhases::weights);
       net_->forward(ids, 1, S);
+      ++r.extra_forwards;
       const double after = mean_nll(ids + 1);
       lap(&AdaptPhases::guard);
       r.gain = before > 0 ? (before - after) / before : 0;
@@ -236,6 +241,7 @@ WindowOutcome TestTimeAdapter::process(const int32_t* ids, int S, const std::opt
     use(source_.data());
     lap(&AdaptPhases::weights);
     r.source_nats = score(source_.data(), ids, S).nats;
+    ++r.extra_forwards;
     lap(&AdaptPhases::guard);
   }
 

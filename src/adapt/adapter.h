@@ -116,6 +116,10 @@ struct WindowOutcome {
   LossComponents loss;           // the first adaptation step's objective values
   double grad_norm = 0;          // the last step's gradient norm before clipping
   double gain = std::nan("");    // relative loss gain of the adaptation (measured for the adaptive trigger)
+  // The network passes run on this window after its scoring forward (adaptation, the source guard, the adaptive
+  // trigger's measure), in windows of S tokens (a pass over a batch of B windows counts B): what a plant that
+  // prices adaptation charges (plant/plant.h charge_adaptation).
+  int extra_forwards = 0, backwards = 0;
   double infer_seconds = 0, adapt_seconds = 0;
   AdaptPhases phases;            // with AdapterConfig::time_phases; zeros otherwise
   double nats_per_token() const { return tokens ? nats / double(tokens) : 0; }

@@ -245,7 +245,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
     WATTMOE_REQUIRE(log.good(), "--log {}: cannot open for writing", a.log);
   }
   const StreamOptions& opt = a.stream;
-  double sim_j = 0, sim_s = 0, sim_tokens = 0, expert_j_prev = 0, max_temp = -1e9;
+  double sim_j = 0, sim_s = 0, adapt_j = 0, sim_tokens = 0, expert_j_prev = 0, max_temp = -1e9;
   int64_t overrun_windows = 0;
   size_t next_target = 0;
   int64_t throttled_windows = 0, windows_total = 0;
@@ -261,6 +261,8 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   auto on_window = [&](const WindowInfo& w, const WindowOutcome& r, StreamControl& next) {
     work->ids = stream.tokens.data() + w.start, work->len = w.len;
     PlantStep st;
+    if (adapter && plant->prices_adaptation())
+      plant->charge_adaptation(r.counts, double(r.tokens), r.extra_forwards, r.backwards);
     try {
       st = plant->step(r.counts, r.tokens, decision.batch_scale);
     } catch (const Error& e) {
@@ -270,7 +272,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
       return;
     }
     const Sample& sample = st.sample;
-    sim_j += st.joules, sim_s += st.seconds, sim_tokens += st.tokens, overrun_windows += st.overrun;
+    sim_j += st.joules, sim_s += st.seconds, adapt_j += st.adapt_joules, sim_tokens += st.tokens, overrun_windows += st.overrun;
     max_temp = std::max(max_temp, sample.gpu_temp_c);
     const uint64_t reasons = sample.clock_event_reasons.value_or(0);
     if (reasons & (0x8 | 0x20 | 0x40)) ++throttled_windows;
@@ -357,6 +359,8 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                  {"joules_per_token", sim_tokens > 0 ? sim_j / sim_tokens : 0}, {"max_temp_c", max_temp},
                  {"throttled_windows", throttled_windows}, {"windows", windows_total},
                  {"overrun_windows", overrun_windows}});
+  // The adaptation's joules, inside "joules", where the plant prices them (the simulated GPU).
+  if (plant->prices_adaptation()) pj["adapt_joules"] = adapt_j;
   // The same keys for every plant: "plant" and "measured" (false: the simulated GPU).
   pj["measured"] = P != "sim";
   s["plant"] = pj;

@@ -33,6 +33,11 @@ struct PlantStep {
   double tokens = 0;        // tokens the step processed (window tokens × streams × batch_scale)
   bool overrun = false;     // the work did not fit in the period
   Sample sample;            // the sensor at the step's end: temperature, clocks, clock-event reasons
+  // Where the plant prices test-time adaptation (prices_adaptation()): what it added to the step — its busy time,
+  // and its joules above the idle power the step would otherwise have drawn over that time (so joules − adapt_joules
+  // is the step without it, unless it overran the period). 0 on a measured plant, whose steps hold the adaptation's
+  // real work without telling it apart.
+  double adapt_joules = 0, adapt_seconds = 0;
   double power_w() const { return seconds > 0 ? joules / seconds : 0; }
   double joules_per_token() const { return tokens > 0 ? joules / tokens : 0; }
 };
@@ -47,6 +52,14 @@ class Plant {
                          double batch_scale) = 0;
   // What the summary says about the plant (label, GPU, shape, idle power, ...); the caller adds the totals.
   virtual Json describe() const = 0;
+  // Test-time adaptation on the window just scored, charged inside the next step(): `forwards` forward and
+  // `backwards` backward passes over the window's own routed work (counts, `tokens` tokens, once: the adapter trains
+  // on the window itself, not on each stream it stands for; WindowOutcome's extra_forwards and backwards). Only a
+  // plant that prices adaptation does anything (the simulated GPU); a measured plant measures the adaptation's real
+  // work when it runs on the measured GPU, so the default ignores it.
+  virtual bool prices_adaptation() const { return false; }
+  virtual void charge_adaptation(const std::vector<std::vector<int64_t>>& /*counts*/, double /*tokens*/,
+                                 int /*forwards*/, int /*backwards*/) {}
   // Per-window JSONL fields beyond the common ones (empty object for none).
   virtual Json step_extras(const PlantStep&) const { return Json::object(); }
 };

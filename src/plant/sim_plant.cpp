@@ -28,7 +28,16 @@ PlantStep SimulatedPlant::step(const std::vector<std::vector<int64_t>>& counts, 
   const double t0 = gpu_.time(), e0 = gpu_.true_energy_j();
   PlantStep r;
   r.tokens = double(window_tokens) * scale;
-  const double busy = run_step_work(gpu_, s, counts, r.tokens, scale);
+  double busy = run_step_work(gpu_, s, counts, r.tokens, scale);
+  if (adapt_forwards_ + adapt_backwards_ > 0) {
+    const double e1 = gpu_.true_energy_j();
+    for (int i = 0; i < adapt_forwards_; ++i) r.adapt_seconds += run_step_work(gpu_, s, adapt_counts_, adapt_tokens_, 1.0);
+    for (int i = 0; i < adapt_backwards_; ++i)
+      r.adapt_seconds += run_step_work(gpu_, s, adapt_counts_, 2 * adapt_tokens_, 2.0);
+    r.adapt_joules = gpu_.true_energy_j() - e1 - params_.idle_w * r.adapt_seconds;
+    busy += r.adapt_seconds;
+    adapt_forwards_ = adapt_backwards_ = 0;
+  }
   const double elapsed = gpu_.time() - t0;
   if (elapsed < s.period_s) gpu_.idle(s.period_s - elapsed);
   r.seconds = gpu_.time() - t0;
@@ -39,10 +48,21 @@ PlantStep SimulatedPlant::step(const std::vector<std::vector<int64_t>>& counts, 
   return r;
 }
 
+void SimulatedPlant::charge_adaptation(const std::vector<std::vector<int64_t>>& counts, double tokens, int forwards,
+                                       int backwards) {
+  WATTMOE_CHECK(forwards >= 0 && backwards >= 0 && tokens >= 0);
+  adapt_counts_ = counts, adapt_tokens_ = tokens, adapt_forwards_ = forwards, adapt_backwards_ = backwards;
+}
+
+Json SimulatedPlant::step_extras(const PlantStep& st) const {
+  return Json{{"sim_adapt_j", st.adapt_joules}, {"sim_adapt_s", st.adapt_seconds}};
+}
+
 Json SimulatedPlant::describe() const {
   // The expert shape as doubles, as the summary has always spelled it (4096.0).
   return Json{{"label", "simulated GPU (not measured)"}, {"gpu", params_.name}, {"streams", shape_.streams},
               {"step_period_s", shape_.period_s},
+              {"adaptation", "priced: the window's own work per forward; per backward twice its FLOPs, weights read once"},
               {"expert_shape", {double(shape_.expert.hidden), double(shape_.expert.ffn)}}};
 }
 

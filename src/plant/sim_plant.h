@@ -3,7 +3,13 @@
 // c_e > 0 pairs in the window runs once over n_e = c_e × streams × batch_scale tokens, priced by
 // energy/expert_work.h:  flops = 2·3·H·I·n_e,  bytes = 3·H·I·wbytes + (2H + 2I)·abytes·n_e  (weights read once per
 // step). Steps start every period_s; the GPU idles for what is left, so power = step energy / duration, and a step
-// whose work takes longer lasts as long as its work (overrun).
+// whose work takes longer lasts as long as its work (overrun). Test-time adaptation charged for the window
+// (charge_adaptation) runs after the window's work in the same step, priced the same way over the window's own work
+// (its counts and tokens at scale 1: the adapter trains on the window, not on every stream): a forward as that work,
+// a backward as that work over twice the tokens — twice the FLOPs (input gradients, and weight gradients where
+// wanted), the weights read once (the usual 2x estimate; on the high side for router/norm/LoRA training, whose frozen
+// expert weights need no gradient). So its joules are in the step the controller sees (PlantStep::adapt_joules
+// tells them apart; JSONL sim_adapt_j).
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -25,6 +31,10 @@ class SimulatedPlant : public Plant {
   const char* prefix() const override { return "sim"; }
   PlantStep step(const std::vector<std::vector<int64_t>>& counts, int64_t window_tokens, double batch_scale) override;
   Json describe() const override;
+  bool prices_adaptation() const override { return true; }
+  void charge_adaptation(const std::vector<std::vector<int64_t>>& counts, double tokens, int forwards,
+                         int backwards) override;
+  Json step_extras(const PlantStep& st) const override;  // sim_adapt_j, sim_adapt_s
 
   const SimulatedGpu& gpu() const { return gpu_; }
 
@@ -32,6 +42,10 @@ class SimulatedPlant : public Plant {
   SimulatedGpu gpu_;
   SimGpuParams params_;
   PlantShape shape_;
+  // The adaptation charged for the next step (no passes: none).
+  std::vector<std::vector<int64_t>> adapt_counts_;
+  double adapt_tokens_ = 0;
+  int adapt_forwards_ = 0, adapt_backwards_ = 0;
 };
 
 }  // namespace wattmoe

@@ -1,6 +1,6 @@
 // TestTimeAdapter on tiny random models: adapting lowers a window's NLL, frozen weights never move, reset restores
 // θ₀ bitwise, episodic mode scores like no adaptation, a forced collapse trips the reset guard, the teacher scores
-// windows, and bad configuration values are clear Errors.
+// windows, the passes a window costs are counted, and bad configuration values are clear Errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -324,6 +324,39 @@ TEST(AdaptAdapter, BadConfigIsError) {
   EXPECT_THROW(a.process(bad.data(), 3), Error);
   EXPECT_THROW(a.process(bad.data(), 0), Error);
 }
+
+// The passes a window costs beyond its scoring forward (WindowOutcome::extra_forwards, backwards), which the
+// simulated plant prices (plant/sim_plant.h charge_adaptation): one step reuses the scoring forward; later steps run a
+// fresh forward; with replay every step runs over the batch; the live source check scores the window once more.
+TEST(AdaptAdapter, CountsThePassesItRuns) {
+  const TinyModel m = tiny_model();
+  const std::vector<int32_t> w1 = random_ids(kS + 1, m.config.vocab_size, 41), w2 = random_ids(kS + 1, m.config.vocab_size, 42);
+  AdapterConfig c = lora_config(AdaptOptimizerKind::AdamW, 1e-3);
+  c.steps_per_window = 3;
+  TestTimeAdapter a(m.config, m.params.data(), c);
+  WindowOutcome r = a.process(w1.data(), kS);
+  EXPECT_EQ(r.backwards, 3);
+  EXPECT_EQ(r.extra_forwards, 2);
+
+  c.steps_per_window = 2, c.replay = 2;
+  TestTimeAdapter b(m.config, m.params.data(), c);
+  r = b.process(w1.data(), kS);  // nothing stored yet: a batch of one
+  EXPECT_EQ(r.backwards, 2);
+  EXPECT_EQ(r.extra_forwards, 1);
+  r = b.process(w2.data(), kS);  // this window and the last: two windows per pass, every step a fresh forward
+  EXPECT_EQ(r.backwards, 4);
+  EXPECT_EQ(r.extra_forwards, 4);
+
+  c.steps_per_window = 1, c.replay = 1, c.source_guard.check_every = 1;
+  TestTimeAdapter g(m.config, m.params.data(), c);
+  r = g.process(w1.data(), kS);  // nothing adapted yet: nothing to compare
+  EXPECT_EQ(r.backwards, 1);
+  EXPECT_EQ(r.extra_forwards, 0);
+  r = g.process(w2.data(), kS);  // on probation: the adapted weights score the window beside θ₀, once
+  EXPECT_EQ(r.backwards, 1);
+  EXPECT_EQ(r.extra_forwards, 1) << "the source check's forward";
+}
+
 
 }  // namespace
 }  // namespace wattmoe::test

@@ -50,6 +50,21 @@ assert sa["plant"]["step_period_s"] == 0.02 and sa["plant"]["overrun_windows"] =
 assert a[0]["sim_power_w"] > 360 and abs(sum(r["sim_power_w"] for r in a[20:-1]) / len(a[20:-1]) - 290) < 0.05 * 290
 PY
 
+# 1b. The simulated plant charges test-time adaptation inside the step: a TTT run's windows carry sim_adapt_j > 0
+# (above idle: the step without it costs sim_step_j - sim_adapt_j), summed in the summary's plant.adapt_joules; a run
+# without TTT charges nothing.
+"$BIN" run --model "$MODEL" --data "$TMP/text.txt" --max-tokens 1024 --ttt --summary "$TMP/t.json" \
+  --log "$TMP/t.jsonl" 2>/dev/null || fail "TTT run on the simulated plant failed"
+python3 - "$TMP" <<'PY' || fail "the simulated plant does not charge adaptation as documented"
+import json, sys
+d = sys.argv[1]
+t = [json.loads(l) for l in open(d + "/t.jsonl")]
+s, a = json.load(open(d + "/t.json")), json.load(open(d + "/a.json"))
+assert all(w["sim_adapt_j"] > 0 and w["sim_adapt_s"] > 0 and w["sim_adapt_j"] < w["sim_step_j"] for w in t if w["adapted"])
+assert abs(s["plant"]["adapt_joules"] - sum(w["sim_adapt_j"] for w in t)) < 1e-9 * s["plant"]["joules"], s["plant"]
+assert a["plant"]["adapt_joules"] == 0, a["plant"]
+PY
+
 # 2. --plant cuda without a GPU (or without CUDA in the build): a clear error before any work (no log written).
 rm -f "$TMP/c.jsonl"
 expect_error "--plant cuda: .*\(no CUDA device is visible\|built without CUDA\)" \
