@@ -17,6 +17,10 @@
 #               the spread of the measured TTT result over seeds and runs
 #   ttttime     scripts/device/ttt_time.sh on kjv-small and /tmp/wm-medium: adaptation vs inference ms per window and
 #               where adaptation's time goes (TTT_TIME_ARGS: more `wattmoe run` flags for both runs)
+#   slots       bench/energy_policies on random weights of the medium shape (scripts/device/medium_random.json):
+#               continuous batching's decode step, slots<N> (one forward_slots) against slots<N>-serial (N forwards,
+#               how serving ran before) and the lockstep decode<N>, for top-2 and skip β 0.5, measured by NVML
+#               (SLOT_MODES overrides the modes)
 #   serve       bench/serve_bench.py: `wattmoe serve` on /tmp/wm-medium (else kjv-small), bf16: tokens/s and measured
 #               J/token at 1/8/32/128 streams for top-2 and skip β=0.5, the requests' energy_j against the NVML
 #               counter, a power-budget step under load (about 5 minutes; SERVE_ARGS: more serve_bench.py flags)
@@ -170,6 +174,17 @@ phase_ttt() {
     [ -f "$model/config.json" ] || continue
     ttt_energy_on "$model" "ttt_$(basename "$model").log" "ttt $(basename "$model")" --out "$OUTD/ttt"
   done
+}
+
+phase_slots() {
+  local rc=0
+  timeout 400 "$WM/energy_policies" --name slots --random-init 1 --config "$SRC/scripts/device/medium_random.json" \
+    --data "$DATA/kjv.val.txt" --out "$OUTD/slots" --points "topk; skip beta=0.5" --cache 256 \
+    --modes "${SLOT_MODES:-slots8,slots8-serial,slots64,slots64-serial,decode64}" --window-s 1 --reps 3 --idle-s 4 \
+    --settle-s 1 --time-budget-s 300 --precision bf16 --no-host-baseline > "$OUTD/slots.log" 2>&1 || rc=$?
+  note "slots: rc $rc; $(tail -2 "$OUTD/slots.log" | tr '\n' ' ')"
+  [ -f "$OUTD/slots/measurements.jsonl" ] && python3 "$SRC/bench/energy_table.py" "$OUTD/slots/measurements.jsonl" \
+    --out "$OUTD/slots/table.md" >> "$OUTD/slots.log" 2>&1 && cat "$OUTD/slots/table.md" >> "$SUMMARY"
 }
 
 phase_serve() {

@@ -17,7 +17,10 @@
 # in DIR on this machine: DIR must not be inside $OUT.
 #
 # Usage: scripts/device/train_medium.sh --bin WATTMOE --data DIR --out DIR [--time-limit S] [--fresh]
+#                                       [--train FILE --val FILE [--tokenizer FILE]]
 #                                       [-- extra `wattmoe train` flags, e.g. --steps 200]
+#   --train/--val: other training and validation text than DIR/kjv.{train,val}.txt (e.g. the mix corpus's
+#          prose.{train,val}.txt), --tokenizer a tokenizer.json for them (default: bytes).
 #   --bin: a CUDA build of wattmoe; the directory holding it is put first on LD_LIBRARY_PATH (carry the shared
 #          libraries the machine lacks beside it: OpenBLAS, gfortran, quadmath, fmt).
 #   --data: holds kjv.train.txt and kjv.val.txt (`wattmoe data build --out DIR`).
@@ -25,7 +28,7 @@
 #          evaluated (also when the time limit stopped it), 1 otherwise, 2 for bad arguments.
 set -uo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN="" DATA="" DIR="" LIMIT=300 FRESH=0 EXTRA=()
+BIN="" DATA="" DIR="" LIMIT=300 FRESH=0 EXTRA=() TRAIN_FILE="" VAL_FILE="" TOKENIZER=bytes
 die() { echo "train_medium.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -34,13 +37,19 @@ while [ $# -gt 0 ]; do
     --out) DIR=${2:-}; shift 2 ;;
     --time-limit) LIMIT=${2:-}; shift 2 ;;
     --fresh) FRESH=1; shift ;;
+    --train) TRAIN_FILE=${2:-}; shift 2 ;;
+    --val) VAL_FILE=${2:-}; shift 2 ;;
+    --tokenizer) TOKENIZER=${2:-}; shift 2 ;;
     --) shift; EXTRA=("$@"); break ;;
     *) die "unknown argument $1 (see the header of $0)" ;;
   esac
 done
 [ -n "$BIN" ] && [ -x "$BIN" ] || die "--bin must name a CUDA build of wattmoe (got '${BIN}')"
-[ -n "$DATA" ] && [ -f "$DATA/kjv.train.txt" ] && [ -f "$DATA/kjv.val.txt" ] ||
-  die "--data must hold kjv.train.txt and kjv.val.txt (make them with: wattmoe data build --out DIR)"
+[ -n "$DATA" ] && [ -d "$DATA" ] || die "--data must name a directory (wattmoe data build --out DIR)"
+TRAIN_FILE=${TRAIN_FILE:-$DATA/kjv.train.txt} VAL_FILE=${VAL_FILE:-$DATA/kjv.val.txt}
+[ -f "$TRAIN_FILE" ] && [ -f "$VAL_FILE" ] ||
+  die "no training or validation text: $TRAIN_FILE, $VAL_FILE (make kjv's with: wattmoe data build --out DIR)"
+[ "$TOKENIZER" = bytes ] || [ -f "$TOKENIZER" ] || die "--tokenizer $TOKENIZER: no such file"
 [ -n "$DIR" ] || die "--out DIR is required (where the model stays; ~430 MB)"
 [[ $LIMIT =~ ^[0-9]+$ ]] && [ "$LIMIT" -gt 0 ] || die "--time-limit must be a positive number of seconds"
 command -v python3 > /dev/null || die "python3 is needed for the summary"
@@ -68,8 +77,8 @@ RESUME=()
 [ $FRESH -eq 1 ] && RESUME=(--no-resume)
 phase "train: wattmoe train --device cuda --preset medium --out $DIR (time limit ${LIMIT} s) ${EXTRA[*]}"
 T=$(now)
-timeout -s INT -k 120 "$LIMIT" "$BIN" train --device cuda --preset medium --train "$DATA/kjv.train.txt" \
-  --val "$DATA/kjv.val.txt" --out "$DIR" "${RESUME[@]}" "${EXTRA[@]}" \
+timeout -s INT -k 120 "$LIMIT" "$BIN" train --device cuda --preset medium --train "$TRAIN_FILE" \
+  --val "$VAL_FILE" --tokenizer "$TOKENIZER" --out "$DIR" "${RESUME[@]}" "${EXTRA[@]}" \
   > "$DIR/train.json" 2> >(tee "$DIR/train.log" >&2)
 RC=$?
 TRAIN_S=$(el "$T")
@@ -86,7 +95,7 @@ sleep 1  # the log tee finishes
 EVAL_RC=1
 if [ -f "$DIR/config.json" ] && [ -f "$DIR/model.safetensors" ]; then
   T=$(now)
-  "$BIN" eval --device cuda --precision bf16 --model "$DIR" --data "$DATA/kjv.val.txt" --json > "$DIR/eval.json" \
+  "$BIN" eval --device cuda --precision bf16 --model "$DIR" --data "$VAL_FILE" --json > "$DIR/eval.json" \
     2> "$DIR/eval.log"
   EVAL_RC=$?
   if [ $EVAL_RC -eq 0 ]; then
