@@ -32,7 +32,7 @@ void run_tokenizer(const TokenizerArgs& a) {
                {"merges", r.merges.size()}, {"special_tokens", specials}, {"min_frequency", a.opt.min_frequency},
                {"train_bytes", r.bytes}, {"words", r.words}, {"distinct_words", r.unique_words},
                {"count_seconds", r.count_seconds}, {"merge_seconds", r.merge_seconds}};
-  std::string human = fmt::format("wrote {}: vocab {} (256 bytes, {} special, {} merges) from {:.1f} MB in {:.1f} s\n",
+  std::string human = fmt::format("wrote {}: vocab {} (256 bytes, {} special, {} merges) from {:.2f} MB in {:.1f} s\n",
                                   a.out, tok->vocab_size(), r.num_special, r.merges.size(), double(r.bytes) / 1e6,
                                   r.count_seconds + r.merge_seconds);
   if (tok->vocab_size() < a.opt.vocab_size)

@@ -244,7 +244,7 @@ BpeTrainResult train_bpe(const std::vector<std::string_view>& texts, const std::
     count_words(texts[i], opt.special_tokens, counts, r.words);
     r.bytes += texts[i].size();
     if (opt.progress)
-      fmt::print(stderr, "bpe: counted {} ({:.1f} MB): {} words so far, {} distinct ({:.1f} s)\n", names[i],
+      fmt::print(stderr, "bpe: counted {} ({:.2f} MB): {} words so far, {} distinct ({:.1f} s)\n", names[i],
                  double(texts[i].size()) / 1e6, r.words, counts.size(), t.seconds());
   }
   r.unique_words = counts.size();
