@@ -38,5 +38,6 @@ nb::object to_python(const Json& j);
 
 void bind_model(nb::module_& m);
 void bind_meter(nb::module_& m);
+void bind_tokenizer(nb::module_& m);
 
 }  // namespace wattmoe::py

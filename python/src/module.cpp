@@ -11,4 +11,5 @@ NB_MODULE(_core, m) {
   nb::exception<wattmoe::Error>(m, "Error", PyExc_RuntimeError);
   wattmoe::py::bind_model(m);
   wattmoe::py::bind_meter(m);
+  wattmoe::py::bind_tokenizer(m);
 }

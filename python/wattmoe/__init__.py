@@ -13,5 +13,6 @@ wattmoe.Error with the message the command line prints.
 from ._core import Error, __version__
 from .meter import EnergyMeter
 from .model import Model, RunStream, default_model_dir
+from .tokenizer import Tokenizer
 
-__all__ = ["Error", "EnergyMeter", "Model", "RunStream", "default_model_dir", "__version__"]
+__all__ = ["Error", "EnergyMeter", "Model", "RunStream", "Tokenizer", "default_model_dir", "__version__"]

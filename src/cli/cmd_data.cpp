@@ -98,6 +98,7 @@ void add_data_command(CLI::App& app) {
       run_build(*out, *seed, *o);
     }
   });
+  add_data_tokenizer_command(data);  // cli/cmd_data_tokenizer.cpp
 }
 
 }  // namespace wattmoe::cli

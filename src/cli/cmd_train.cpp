@@ -18,7 +18,7 @@ namespace {
 
 struct TrainArgs {
   std::string preset = "tiny", train_file = "data/kjv.train.txt", val_file = "data/kjv.val.txt", out, device = "cpu",
-              model_config;
+              model_config, tokenizer = "bytes";
   int steps = 0, batch = 0, seq = 0, accum = 0, stop_after = 0, eval_every = 0, ckpt_every = 0, shards = 0;
   double lr = 0, lb_coef = -1, z_coef = -1;
   uint64_t seed = 1234;
@@ -43,6 +43,7 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
   check_runner_options(where);  // before any work: a GPU-less machine fails at once
   TrainConfig c = train_preset(a.preset);
   c.train_file = a.train_file, c.val_file = a.val_file, c.out_dir = a.out, c.seed = a.seed;
+  c.tokenizer = a.tokenizer;
   c.resume = !a.no_resume;
   c.stop_after = a.stop_after;
   c.shards = a.shards;
@@ -87,6 +88,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--out", a->out, "output directory (model, checkpoint/, metrics.jsonl)")->required();
   cmd->add_option("--model-config", a->model_config,
                   "an HF config.json whose model shape replaces the preset's (the preset keeps the schedule)");
+  cmd->add_option("--tokenizer", a->tokenizer,
+                  "bytes, or a tokenizer.json (`wattmoe data tokenizer`): copied into --out with a tokenizer_config.json; "
+                  "its vocabulary must fit the model's (--model-config vocab_size)")
+      ->capture_default_str();
   cmd->add_option("--steps", a->steps, "override the preset's number of optimizer steps");
   cmd->add_option("--batch", a->batch, "override the batch size (sequences per micro-batch)");
   cmd->add_option("--seq", a->seq, "override the sequence length");

@@ -11,6 +11,7 @@ void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_data_command(CLI::App& app);
+void add_data_tokenizer_command(CLI::App* data);  // `wattmoe data tokenizer`, under add_data_command's `data`
 void add_telemetry_command(CLI::App& app);
 void add_profile_command(CLI::App& app);
 void add_run_command(CLI::App& app);

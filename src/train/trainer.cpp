@@ -18,6 +18,7 @@
 #include "model/checkpoint.h"
 #include "model/runner.h"
 #include "text/sha256.h"
+#include "text/tokenizer_export.h"
 #include "train/data.h"
 
 namespace wattmoe {
@@ -31,9 +32,9 @@ TrainData prepare_training(const TrainConfig& cfg) {
   WATTMOE_REQUIRE(cfg.steps > 0 && cfg.batch > 0 && cfg.seq > 1 && cfg.accum > 0,
                   "train: steps, batch, accum must be positive and seq > 1");
   cfg.model.validate("train preset " + cfg.preset);
-  std::unique_ptr<Tokenizer> tok = make_tokenizer(cfg.tokenizer);
-  WATTMOE_REQUIRE(tok->vocab_size() <= cfg.model.vocab_size, "train: tokenizer vocabulary {} exceeds the model's {}",
-                  tok->vocab_size(), cfg.model.vocab_size);
+  // The library's one pairing check (text/tokenizer.h): an Error naming the tokenizer file when its vocabulary is
+  // larger than the model's.
+  std::unique_ptr<Tokenizer> tok = model_tokenizer(cfg.out_dir, cfg.tokenizer, cfg.model.vocab_size);
   TrainData d;
   d.train = load_token_stream(cfg.train_file, *tok, cfg.seq + 2);
   d.val = load_token_stream(cfg.val_file, *tok, 2);
@@ -47,6 +48,7 @@ TrainData prepare_training(const TrainConfig& cfg) {
   WATTMOE_REQUIRE(!has_model || has_ckpt,
                   "--out {}: holds a model but no checkpoint of a training run; training would overwrite it (choose "
                   "a new --out)", cfg.out_dir);
+  export_tokenizer(cfg.tokenizer, cfg.out_dir);  // DIR/tokenizer.json + tokenizer_config.json beside the weights
   d.run = run_identity(cfg, sha256_hex(read_text_file(cfg.train_file)));
   d.model = cfg.model;
   d.model.router_aux_loss_coef = cfg.lb_coef;
