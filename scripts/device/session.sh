@@ -10,6 +10,9 @@
 #   layerbench  the fused MoE layer, plain top-k, this build against the pre-change one (T 1, 8, 64, 4096), and the
 #               policies at T 64 and 4096
 #   train       the medium preset on the GPU (scripts/device/train_medium.sh, TRAIN_S seconds) into /tmp/wm-medium
+#   mix         the medium preset on the mix corpus's training domains with its BPE tokenizer (carried as
+#               .devcarry/mix.tar.xz by scripts/device/pack_mix.sh; TRAIN_S seconds) into $MIXMODEL, then bits/byte of
+#               every domain's test split (bf16, fused kernels): the in-domain score and the natural shifts' gaps
 #   energy      scripts/device/energy_policies.sh (kjv-small, /tmp/wm-medium when present, the random Mixtral shape)
 #   budget      scripts/device/control_real.sh --plant model on /tmp/wm-medium (else kjv-small)
 #   ttt         scripts/device/ttt_energy.sh on kjv-small and /tmp/wm-medium (10 windows; 16,384 / 2,048 streams)
@@ -31,7 +34,7 @@
 # (budget: --windows, default 60), SERVE_ARGS (serve: more bench/serve_bench.py flags).
 set -uo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-WM=${WM:-/tmp/wm} MEDIUM=${MEDIUM:-/tmp/wm-medium} TRAIN_S=${TRAIN_S:-270}
+WM=${WM:-/tmp/wm} MEDIUM=${MEDIUM:-/tmp/wm-medium} TRAIN_S=${TRAIN_S:-270} MIXMODEL=${MIXMODEL:-/tmp/wm-mix}
 OUTD=${SESSION:-/tmp/wm-session} RESULT=${OUT:-$SRC/out}
 mkdir -p "$OUTD" "$RESULT"
 if [ ! -x "$WM/wattmoe" ]; then
@@ -114,6 +117,37 @@ phase_train() {
   bash "$SRC/scripts/device/train_medium.sh" --bin "$WM/wattmoe" --data "$DATA" --out "$MEDIUM" --time-limit "$TRAIN_S" \
     > "$OUTD/train_medium.log" 2>&1 || rc=$?
   note "train medium: rc $rc; $(tail -3 "$OUTD/train_medium.log" | tr '\n' ' ')"
+}
+
+phase_mix() {
+  local rc=0 mixd=/tmp/wm-mixdata
+  [ -f "$SRC/.devcarry/mix.tar.xz" ] || { note "mix: no .devcarry/mix.tar.xz (scripts/device/pack_mix.sh)"; return; }
+  mkdir -p "$mixd" && tar xJf "$SRC/.devcarry/mix.tar.xz" -C "$mixd"
+  local label=$(basename "$(ls "$mixd"/*.train.txt | head -1)" .train.txt)
+  OUT="$OUTD/mix" bash "$SRC/scripts/device/train_medium.sh" --bin "$WM/wattmoe" --data "$mixd" --out "$MIXMODEL" \
+    --time-limit "$TRAIN_S" --train "$mixd/$label.train.txt" --val "$mixd/$label.val.txt" \
+    --tokenizer "$mixd/tokenizer.json" > "$OUTD/mix_train.log" 2>&1 || rc=$?
+  note "mix: trained on $label: rc $rc; $(tail -2 "$OUTD/mix_train.log" | tr '\n' ' ')"
+  for d in "$mixd"/*/; do
+    d=$(basename "$d")
+    "$WM/wattmoe" eval --device cuda --precision bf16 --model "$MIXMODEL" --data "$mixd/$d/test.txt" --json \
+      > "$OUTD/mix/eval_$d.json" 2>> "$OUTD/mix_eval.log" || note "mix: eval $d failed: $(tail -1 "$OUTD/mix_eval.log")"
+  done
+  python3 - "$OUTD/mix" "$mixd/manifest.json" <<'PY' | tee -a "$SUMMARY"
+import json, os, sys
+out, manifest = sys.argv[1], json.load(open(sys.argv[2]))
+rows = []
+for d in manifest["domains"]:
+    try:
+        e = json.load(open(os.path.join(out, f"eval_{d['name']}.json")))
+    except (OSError, ValueError):
+        continue
+    rows.append({"domain": d["name"], "kind": d["kind"], "trained_on": bool(d.get("train")),
+                 "bits_per_byte": e.get("bits_per_byte"), "tokens": e.get("tokens")})
+json.dump(rows, open(os.path.join(out, "domains.json"), "w"), indent=1)
+print("mix: test bits/byte per domain: " + ", ".join(f"{r['domain']}{'*' if r['trained_on'] else ''} "
+      f"{r['bits_per_byte']:.3f}" for r in rows) + "  (* trained on)")
+PY
 }
 
 phase_energy() {

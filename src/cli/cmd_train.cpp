@@ -10,6 +10,7 @@
 #include "model/config.h"
 #include "eval/run_report.h"
 #include "model/runner.h"
+#include "text/tokenizer.h"
 #include "train/trainer.h"
 
 namespace wattmoe::cli {
@@ -48,6 +49,9 @@ void run_train(const TrainArgs& a, const CLI::App& cmd) {
   c.stop_after = a.stop_after;
   c.shards = a.shards;
   if (!a.model_config.empty()) c.model = parse_model_config(read_json_file(a.model_config), a.model_config);
+  // A preset's shape with a subword tokenizer: the embedding and output layers take the tokenizer's vocabulary (the
+  // presets' 256 is the byte tokenizer's). --model-config says its own vocab_size.
+  else if (a.tokenizer != "bytes") c.model.vocab_size = load_tokenizer(a.tokenizer)->vocab_size();
   if (given("--steps")) c.steps = a.steps, c.lr.total = a.steps;
   if (given("--batch")) c.batch = a.batch;
   if (given("--seq")) c.seq = a.seq;
@@ -90,7 +94,7 @@ void add_train_command(CLI::App& app) {
                   "an HF config.json whose model shape replaces the preset's (the preset keeps the schedule)");
   cmd->add_option("--tokenizer", a->tokenizer,
                   "bytes, or a tokenizer.json (`wattmoe data tokenizer`): copied into --out with a tokenizer_config.json; "
-                  "its vocabulary must fit the model's (--model-config vocab_size)")
+                  "a preset's vocabulary becomes the tokenizer's; with --model-config it must fit its vocab_size")
       ->capture_default_str();
   cmd->add_option("--steps", a->steps, "override the preset's number of optimizer steps");
   cmd->add_option("--batch", a->batch, "override the batch size (sequences per micro-batch)");

@@ -39,4 +39,13 @@ expect_error "architecture differs from preset small" \
   "$w" train --preset small --steps 1 --train "$tmp/train.txt" --val "$tmp/val.txt" --out "$tmp/m"
 expect_error "nothing.txt: corpus file not found" \
   "$w" train --preset tiny --train "$tmp/nothing.txt" --val "$tmp/val.txt" --out "$tmp/m2"
+
+# A preset with a subword tokenizer: the model's vocabulary is the tokenizer's, the tokenizer travels with the model
+# (eval and generate find it there).
+"$w" data tokenizer --train "$tmp/train.txt" --vocab 300 --out "$tmp/tok.json" > /dev/null 2>&1
+"$w" train --preset tiny --steps 4 --eval-every 4 --tokenizer "$tmp/tok.json" --train "$tmp/train.txt" \
+  --val "$tmp/val.txt" --out "$tmp/bpe" > /dev/null 2> "$tmp/bpe.log"
+python3 -c "import json,sys; v=json.load(open(sys.argv[1]))['vocab_size']; assert v == 300, v" "$tmp/bpe/config.json"
+cmp -s "$tmp/tok.json" "$tmp/bpe/tokenizer.json"
+"$w" eval --model "$tmp/bpe" --data "$tmp/val.txt" --seq 32 --json | grep -q '"bits_per_byte"'
 echo "train/eval/generate: ok"
