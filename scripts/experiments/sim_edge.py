@@ -26,11 +26,11 @@ windows.jsonl (one line per window of each run: power, step and adaptation joule
 controller's target, effort, ladder rung and batch share), meta.json (commit, date, the workload chosen and the val powers it was chosen on),
 table.md (made from the records: --table-only). scripts/experiments/figures.py draws sim_edge.png from them.
 """
-import argparse, datetime, json, math, os, shlex, sys
+import datetime, json, math, os, shlex, sys
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wattmoe_cli import git_commit, ttt_recipe, wattmoe_json  # noqa: E402  (the one place the CLI is called)
+from wattmoe_cli import experiment_args, git_commit, ttt_recipe, wattmoe_json, write_table  # noqa: E402  (the one place the CLI is called)
 
 PROFILE = os.path.join("scripts", "experiments", "sim_edge.json")
 EXPERT_SHAPE = "2048x1024"  # OLMoE-1B-7B's expert (hidden 2048, expert FFN 1024)
@@ -195,17 +195,11 @@ def table(out):
         md.append(f"- {g}: TTT changes bits/byte by {dbpb:+.4f} ({100 * dbpb / b['bpb']:+.2f}%) and mJ/token, its "
                   f"adaptation included, by {100 * dj:+.2f}% (mean over seeds).")
     text = "\n".join(md) + "\n"
-    with open(os.path.join(out, "table.md"), "w") as f:
-        f.write(text)
-    sys.stdout.write(text)
+    write_table(out, text)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", default=os.path.join("build", "wattmoe"))
-    ap.add_argument("--model", default=os.path.join("models", "kjv-small"))
-    ap.add_argument("--data-dir", default="data")
-    ap.add_argument("--out", default=os.path.join("results", "sim-edge"))
+    ap = experiment_args(__doc__, os.path.join("results", "sim-edge"))
     ap.add_argument("--tokens", type=int, default=8192, help="tokens of each stream (val and test)")
     ap.add_argument("--table-only", action="store_true", help="only table.md, from the records in --out")
     a = ap.parse_args()

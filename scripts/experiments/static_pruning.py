@@ -23,11 +23,11 @@ every expert were Mixtral-shaped (--expert-shape 4096x14336, as in docs/results.
 to top-2. Nothing is measured. Every eval's JSON goes to OUT/records.jsonl (one line per row, with its label and
 command); OUT/meta.json has the commit, the date and this command; the markdown table goes to OUT/table.md and stdout.
 """
-import argparse, datetime, json, os, shlex, sys
+import datetime, json, os, shlex, sys
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wattmoe_cli import git_commit, wattmoe_json  # noqa: E402  (the one place the CLI is called)
+from wattmoe_cli import experiment_args, git_commit, wattmoe_json, write_table  # noqa: E402  (the one place the CLI is called)
 SHAPE = ["--expert-shape", "4096x14336"]
 CAL_TOKENS = 65536
 DYNAMIC = [("top-2", []), ("top-1", ["--k-max", "1"]),
@@ -108,17 +108,11 @@ def table(out):
             f"{left} | {r['expert_j_per_token'] / base['expert_j_per_token']:.3f} (analytic) | "
             f"{'; '.join(f'L{l}: {v}' for l, v in pruned.items()) or '–'} |")
     text = "\n".join(lines) + "\n"
-    with open(os.path.join(out, "table.md"), "w") as f:
-        f.write(text)
-    sys.stdout.write(text)
+    write_table(out, text)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", default=os.path.join("build", "wattmoe"))
-    ap.add_argument("--model", default=os.path.join("models", "kjv-small"))
-    ap.add_argument("--data-dir", default="data")
-    ap.add_argument("--out", default=os.path.join("results", "cpu-kjv-small-pruning"))
+    ap = experiment_args(__doc__, os.path.join("results", "cpu-kjv-small-pruning"))
     ap.add_argument("--table-only", action="store_true", help="only the table, from OUT/records.jsonl")
     a = ap.parse_args()
     os.chdir(SRC)  # every path (and every command recorded) is relative to the repository root

@@ -10,22 +10,18 @@ the whole run and of its first and last --compare-windows (64) windows, the matr
 `scripts/experiments/figures.py` draws as heatmaps (ttt_expert_use.png). Paths are relative to the repository root
 (the script runs there); meta.json has the commit, date and commands. Nothing here is energy: no plant, no budget.
 """
-import argparse, datetime, json, os, shlex, sys
+import datetime, json, os, shlex, sys
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wattmoe_cli import git_commit, ttt_recipe, wattmoe_json  # noqa: E402  (the one place the CLI is called)
+from wattmoe_cli import experiment_args, git_commit, ttt_recipe, wattmoe_json  # noqa: E402  (the one place the CLI is called)
 
 TOKENS, COMPARE = 32768, 64
 TTT = ttt_recipe(SRC)  # the tuned recipe of docs/results.md
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", default=os.path.join("build", "wattmoe"))
-    ap.add_argument("--model", default=os.path.join("models", "kjv-small"))
-    ap.add_argument("--data-dir", default="data")
-    ap.add_argument("--out", default=os.path.join("results", "cpu-kjv-small-ttt-use"))
+    ap = experiment_args(__doc__, os.path.join("results", "cpu-kjv-small-ttt-use"))
     a = ap.parse_args()
     os.chdir(SRC)
     os.makedirs(a.out, exist_ok=True)

@@ -1,11 +1,13 @@
-"""The one place the experiment scripts (static_pruning.py, ttt_expert_use.py) call the wattmoe CLI.
+"""The one place the experiment scripts (static_pruning.py, ttt_expert_use.py, sim_edge.py) call the wattmoe CLI.
 
 wattmoe_json(binary, args) runs `binary args... --json` from the current directory (the commands print a human
 summary by default, their JSON with --json) and returns (the JSON it printed, the command as one shell-quoted string
 for the records); a failure or non-JSON output ends the script (exit 2) with the command and its stderr.
 ttt_recipe(src) returns the tuned TTT flags, read from their one home, scripts/device/ttt_recipe.sh.
+experiment_args(doc, out) is the parser of the shared flags (--bin, --model, --data-dir, --out with its default);
+write_table(out, text) writes OUT/table.md and prints it.
 """
-import json, os, re, shlex, subprocess, sys
+import argparse, json, os, re, shlex, subprocess, sys
 
 
 def wattmoe_json(binary, args, who="experiments"):
@@ -34,3 +36,18 @@ def ttt_recipe(src):
         print(f"experiments: error: {path}: no TTT=( ... ) array", file=sys.stderr)
         sys.exit(2)
     return shlex.split(m.group(1))
+
+
+def experiment_args(doc, out):
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=os.path.join("build", "wattmoe"))
+    ap.add_argument("--model", default=os.path.join("models", "kjv-small"))
+    ap.add_argument("--data-dir", default="data")
+    ap.add_argument("--out", default=out)
+    return ap
+
+
+def write_table(out, text):
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write(text)
+    sys.stdout.write(text)
