@@ -584,13 +584,21 @@ void Engine::step() {
   for (auto& [spec, seqs] : groups) {
     std::vector<int32_t> slots, ids;
     for (Seq* s : seqs) slots.push_back(s->slot), ids.push_back(s->pending[0]);
+    const float* logits = nullptr;
     try {
       use_routing(spec);
       runner_->forward_slots(slots.data(), ids.data(), int(seqs.size()));
-      const float* logits = runner_->logits();
-      for (size_t r = 0; r < seqs.size(); ++r) advance(*seqs[r], 1, logits + r * size_t(V), pairs_of_rows(int64_t(r), int64_t(r) + 1));
-    } catch (const std::exception& e) {
+      logits = runner_->logits();
+    } catch (const std::exception& e) {  // the forward failed: every row of it
       for (Seq* s : seqs) fail(*s, e);
+      continue;
+    }
+    for (size_t r = 0; r < seqs.size(); ++r) {
+      try {
+        advance(*seqs[r], 1, logits + r * size_t(V), pairs_of_rows(int64_t(r), int64_t(r) + 1));
+      } catch (const std::exception& e) {
+        fail(*seqs[r], e);
+      }
     }
   }
   if (cfg_.limits.min_step_s > wall.seconds())
