@@ -13,7 +13,7 @@
 //                   [--static-schedule] [--store 0|1|2|3]
 //                   [--policy topk|cost|top_p|skip|budget|mask] [--slots S] [--k-max K] [--k-min N] [--lambda L]
 //                   [--p P] [--beta B] [--budget J | --budget-frac F] [--reuse M] [--mask e1,e2,...]
-//                   [--cost-fixed J] [--cost-per-token J] [--cost-skew F]
+//                   [--cost-fixed J] [--cost-per-token J] [--cost-skew F] [--expert-precision bf16,fp8,int8]
 // Routing policy (ops/moe_route_policy.h; knobs in device memory, set before each token count, validated by
 // MoeLayerCuda::set_route_policy): default plain top-k with --k. --slots: MoeShape::max_slots (default max(k, K)).
 // Expert costs for cost/budget: a_e = cost-fixed · (1 + skew·e/(E-1)), b_e = cost-per-token · (same factor); the
@@ -29,6 +29,14 @@
 // (power-limited clocks) as one JSON line {"stages":...}.
 // --sm90: kernel of the 128-row tiles (MoeCudaOptions::sm90_kernel: 0 auto, 1 cp.async, 2 TMA, 3 / 4 TMA multicast
 // in clusters of 2 / 4).
+// --expert-precision bf16,fp8,int8 (a list; default bf16): at each token count, the layer runs with each format on
+// the same inputs — fp8 / int8 are weight-only quantised experts (ops/quant.h rules: one fp32 scale per weight row)
+// made on the device from the same bf16 weights and read by the decode kernels (T <= --decode-max; larger T reads
+// the bf16 experts in every format, so its lines time the same kernels). Each line carries "expert_precision" and
+// "weight_gb_s", the expert bytes the step must read (active experts × 3·I·H × bytes per weight, plus the scales)
+// over the graph-replay time; after the formats of one T, a line {"ratios":...} gives bf16's ms, graph ms and J per
+// token over each other format's (> 1: the format is faster / spends less).
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 
@@ -80,6 +88,27 @@ __global__ void fill_uniform(uint16_t* p, size_t n, float a, uint64_t seed) {
 void fill(uint16_t* p, size_t n, double std, uint64_t seed) {
   fill_uniform<<<1024, 256>>>(p, n, float(std * 1.7320508075688772), seed);
   CK(cudaGetLastError());
+}
+
+// Weight-only quantisation of bf16 rows on the device, one warp per row, by the rules of ops/quant.h (scale =
+// amax / 448 for fp8 e4m3 — CUDA's own saturating, round-to-nearest-even conversion — or amax / 127 for int8, round
+// half to even, clamped to ±127; a zero row gets scale 1). Here only because a Mixtral layer has 1.4e9 expert
+// weights, minutes for the host quantiser; fmt 1 fp8, 2 int8.
+__global__ void quantise_rows_dev(const uint16_t* w, size_t rows, int cols, int fmt, uint8_t* codes, float* scales) {
+  const size_t row = blockIdx.x * size_t(blockDim.x / 32) + threadIdx.x / 32;
+  const int lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  const uint16_t* r = w + row * cols;
+  auto value = [&](int j) { return __uint_as_float(uint32_t(r[j]) << 16); };
+  float amax = 0.f;
+  for (int j = lane; j < cols; j += 32) amax = fmaxf(amax, fabsf(value(j)));
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float s = amax == 0.f ? 1.f : amax / (fmt == 1 ? 448.f : 127.f);
+  if (lane == 0) scales[row] = s;
+  for (int j = lane; j < cols; j += 32) {
+    const float v = value(j) / s;
+    codes[row * cols + j] = fmt == 1 ? __nv_fp8_e4m3(v).__x : uint8_t(int8_t(rintf(fminf(fmaxf(v, -127.f), 127.f))));
+  }
 }
 
 // NVML, read-only, loaded at run time so the binary needs no NVML at link time.
@@ -180,6 +209,7 @@ int main(int argc, char** argv) {
   float lambda = 0.f, top_p = 1.f, beta = 0.f;
   double budget = -1, budget_frac = -1, cost_fixed = 0.035, cost_per_token = 3.5e-4, cost_skew = 1.0;
   std::vector<int> masked;
+  std::vector<std::string> precisions = {"bf16"};
   for (int i = 1; i < argc; ++i) {
     auto is = [&](const char* f) { return std::strcmp(argv[i], f) == 0 && i + 1 < argc; };
     if (is("--tokens")) tokens = parse_list(argv[++i]);
@@ -208,6 +238,14 @@ int main(int argc, char** argv) {
     else if (is("--cost-fixed")) cost_fixed = std::atof(argv[++i]);
     else if (is("--cost-per-token")) cost_per_token = std::atof(argv[++i]);
     else if (is("--cost-skew")) cost_skew = std::atof(argv[++i]);
+    else if (is("--expert-precision")) {
+      precisions.clear();
+      for (const char* p = argv[++i]; *p;) {
+        const char* q = std::strchr(p, ',');
+        precisions.emplace_back(p, q ? size_t(q - p) : std::strlen(p));
+        p = q ? q + 1 : p + std::strlen(p);
+      }
+    }
     else if (std::strcmp(argv[i], "--no-energy") == 0) energy = false;
     else if (std::strcmp(argv[i], "--static-schedule") == 0) static_schedule = true;
     else {
@@ -215,6 +253,11 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  for (const std::string& p : precisions)
+    if (p != "bf16" && p != "fp8" && p != "int8") {
+      std::fprintf(stderr, "--expert-precision %s: expected a list of bf16, fp8, int8\n", p.c_str());
+      return 2;
+    }
   const int maxT = *std::max_element(tokens.begin(), tokens.end());
   wattmoe::MoeRoutePolicy pol{};
   if (!wattmoe::moe_route_from_name(policy_name, pol.policy)) {
@@ -299,124 +342,186 @@ int main(int argc, char** argv) {
     wattmoe::MoeLayerCuda layer({H, I, E, k, true, slots}, maxT, opt);
     layer.use_device_weights(router, gate, up, down);
     std::fprintf(stderr, "workspace %.1f MB for max T %d\n", double(layer.workspace_bytes()) / 1e6, maxT);
+    // The quantised experts of each format asked for: codes [3][E·I·H] and scales gate, up [E·I], down [E·H].
+    struct Quant {
+      uint8_t* codes = nullptr;
+      float* scales = nullptr;
+    } quant[3];
+    for (const std::string& p : precisions) {
+      const int fmt = p == "fp8" ? 1 : p == "int8" ? 2 : 0;
+      if (fmt == 0 || quant[fmt].codes) continue;
+      Quant& q = quant[fmt];
+      CK(cudaMalloc(&q.codes, 3 * ne));
+      CK(cudaMalloc(&q.scales, (size_t(2) * E * I + size_t(E) * H) * 4));
+      const uint16_t* src[3] = {gate, up, down};
+      const size_t rows[3] = {size_t(E) * I, size_t(E) * I, size_t(E) * H};
+      const size_t soff[3] = {0, size_t(E) * I, size_t(2) * E * I};
+      for (int m = 0; m < 3; ++m) {
+        const int cols = m == 2 ? I : H;
+        quantise_rows_dev<<<unsigned((rows[m] + 7) / 8), 256>>>(src[m], rows[m], cols, fmt, q.codes + m * ne,
+                                                                 q.scales + soff[m]);
+        CK(cudaGetLastError());
+      }
+      CK(cudaDeviceSynchronize());
+    }
 
     cudaEvent_t e0, e1;
     CK(cudaEventCreate(&e0));
     CK(cudaEventCreate(&e1));
 
     for (int T : tokens) {
-      pol.budget_j = budget >= 0 ? budget : std::numeric_limits<double>::infinity();
-      if (budget_frac >= 0 && pol.cost_experts > 0) {
-        double a = 0, b = 0;
-        for (int e = 0; e < E; ++e) a += pol.fixed[e], b += pol.per_token[e];
-        pol.budget_j = budget_frac * (a + double(T) * K * b / double(E));
-      }
-      layer.set_route_policy(pol, s);  // throws wattmoe::Error naming a bad knob
-      for (int i = 0; i < 3; ++i) layer.forward(x, out, T, s);
-      CK(cudaStreamSynchronize(s));
-      if (const int f = layer.route_policy_faults()) {
-        std::fprintf(stderr, "moe_layer_bench: the kernels flagged the policy block (faults %d)\n", f);
-        return 1;
-      }
-      std::vector<int32_t> counts(static_cast<size_t>(E));
-      CK(cudaMemcpy(counts.data(), layer.expert_counts(), size_t(E) * 4, cudaMemcpyDeviceToHost));
-      const int active = int(std::count_if(counts.begin(), counts.end(), [](int c) { return c > 0; }));
-      long pairs = 0;
-      for (int c : counts) pairs += c;
-      std::vector<uint16_t> o(static_cast<size_t>(H));
-      CK(cudaMemcpy(o.data(), out, size_t(H) * 2, cudaMemcpyDeviceToHost));
-      bool finite = true;
-      for (uint16_t b : o) finite = finite && ((b & 0x7f80) != 0x7f80);
-
-      std::vector<double> ms;
-      for (int r = 0; r < reps; ++r) {
-        CK(cudaEventRecord(e0, s));
-        layer.forward(x, out, T, s);
-        CK(cudaEventRecord(e1, s));
-        CK(cudaEventSynchronize(e1));
-        float m;
-        CK(cudaEventElapsedTime(&m, e0, e1));
-        ms.push_back(m);
-      }
-      // The same forward captured once and replayed: launch gaps removed.
-      cudaGraph_t g;
-      cudaGraphExec_t ge;
-      CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
-      layer.forward(x, out, T, s);
-      CK(cudaStreamEndCapture(s, &g));
-      CK(cudaGraphInstantiate(&ge, g, 0));
-      for (int i = 0; i < 3; ++i) CK(cudaGraphLaunch(ge, s));
-      std::vector<double> gms;
-      for (int r = 0; r < reps; ++r) {
-        CK(cudaEventRecord(e0, s));
-        CK(cudaGraphLaunch(ge, s));
-        CK(cudaEventRecord(e1, s));
-        CK(cudaEventSynchronize(e1));
-        float m;
-        CK(cudaEventElapsedTime(&m, e0, e1));
-        gms.push_back(m);
-      }
-      CK(cudaGraphExecDestroy(ge));
-      CK(cudaGraphDestroy(g));
-
-      if (stages > 0) {  // back to back, one event after each stage; stage_ev[0] marks the start
-        stage_ev.clear(), stage_names.clear();
-        stage_next = 0;
-        stage_on = true;
-        opt.on_stage("start");
-        for (int r = 0; r < stages; ++r) layer.forward(x, out, T, s);
-        stage_on = false;
-        CK(cudaStreamSynchronize(s));
-        const size_t per = (stage_next - 1) / size_t(stages);  // events per forward
-        std::vector<double> sum(per, 0.0);
-        for (size_t i = 1; i < stage_next; ++i) {
-          float m;
-          CK(cudaEventElapsedTime(&m, stage_ev[i - 1], stage_ev[i]));
-          sum[(i - 1) % per] += m;
+      struct Result {
+        std::string precision;
+        double ms, graph_ms, j_tok;
+      };
+      std::vector<Result> results;
+      for (const std::string& prec : precisions) {
+        const int fmt = prec == "fp8" ? 1 : prec == "int8" ? 2 : 0;
+        const wattmoe::ops::ExpertPrecision ep = fmt == 1   ? wattmoe::ops::ExpertPrecision::Fp8
+                                                 : fmt == 2 ? wattmoe::ops::ExpertPrecision::Int8
+                                                            : wattmoe::ops::ExpertPrecision::Bf16;
+        if (fmt == 0) {
+          layer.use_device_quantised_experts(ep, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr);
+        } else {
+          const Quant& q = quant[fmt];
+          layer.use_device_quantised_experts(ep, q.codes, q.codes + ne, q.codes + 2 * ne, q.scales,
+                                             q.scales + size_t(E) * I, q.scales + size_t(2) * E * I);
         }
-        float total;
-        CK(cudaEventElapsedTime(&total, stage_ev[0], stage_ev[stage_next - 1]));
-        std::printf("{\"stages\":{\"T\":%d,\"n\":%d,\"fwd_ms\":%.4f", T, stages, total / stages);
-        for (size_t j = 0; j < per; ++j) std::printf(",\"%s\":%.4f", stage_names[j + 1].c_str(), sum[j] / stages);
+        pol.budget_j = budget >= 0 ? budget : std::numeric_limits<double>::infinity();
+        if (budget_frac >= 0 && pol.cost_experts > 0) {
+          double a = 0, b = 0;
+          for (int e = 0; e < E; ++e) a += pol.fixed[e], b += pol.per_token[e];
+          pol.budget_j = budget_frac * (a + double(T) * K * b / double(E));
+        }
+        layer.set_route_policy(pol, s);  // throws wattmoe::Error naming a bad knob
+        for (int i = 0; i < 3; ++i) layer.forward(x, out, T, s);
+        CK(cudaStreamSynchronize(s));
+        if (const int f = layer.route_policy_faults()) {
+          std::fprintf(stderr, "moe_layer_bench: the kernels flagged the policy block (faults %d)\n", f);
+          return 1;
+        }
+        std::vector<int32_t> counts(static_cast<size_t>(E));
+        CK(cudaMemcpy(counts.data(), layer.expert_counts(), size_t(E) * 4, cudaMemcpyDeviceToHost));
+        const int active = int(std::count_if(counts.begin(), counts.end(), [](int c) { return c > 0; }));
+        long pairs = 0;
+        for (int c : counts) pairs += c;
+        std::vector<uint16_t> o(static_cast<size_t>(H));
+        CK(cudaMemcpy(o.data(), out, size_t(H) * 2, cudaMemcpyDeviceToHost));
+        bool finite = true;
+        for (uint16_t b : o) finite = finite && ((b & 0x7f80) != 0x7f80);
+
+        std::vector<double> ms;
+        for (int r = 0; r < reps; ++r) {
+          CK(cudaEventRecord(e0, s));
+          layer.forward(x, out, T, s);
+          CK(cudaEventRecord(e1, s));
+          CK(cudaEventSynchronize(e1));
+          float m;
+          CK(cudaEventElapsedTime(&m, e0, e1));
+          ms.push_back(m);
+        }
+        // The same forward captured once and replayed: launch gaps removed.
+        cudaGraph_t g;
+        cudaGraphExec_t ge;
+        CK(cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
+        layer.forward(x, out, T, s);
+        CK(cudaStreamEndCapture(s, &g));
+        CK(cudaGraphInstantiate(&ge, g, 0));
+        for (int i = 0; i < 3; ++i) CK(cudaGraphLaunch(ge, s));
+        std::vector<double> gms;
+        for (int r = 0; r < reps; ++r) {
+          CK(cudaEventRecord(e0, s));
+          CK(cudaGraphLaunch(ge, s));
+          CK(cudaEventRecord(e1, s));
+          CK(cudaEventSynchronize(e1));
+          float m;
+          CK(cudaEventElapsedTime(&m, e0, e1));
+          gms.push_back(m);
+        }
+        CK(cudaGraphExecDestroy(ge));
+        CK(cudaGraphDestroy(g));
+
+        if (stages > 0) {  // back to back, one event after each stage; stage_ev[0] marks the start
+          stage_ev.clear(), stage_names.clear();
+          stage_next = 0;
+          stage_on = true;
+          opt.on_stage("start");
+          for (int r = 0; r < stages; ++r) layer.forward(x, out, T, s);
+          stage_on = false;
+          CK(cudaStreamSynchronize(s));
+          const size_t per = (stage_next - 1) / size_t(stages);  // events per forward
+          std::vector<double> sum(per, 0.0);
+          for (size_t i = 1; i < stage_next; ++i) {
+            float m;
+            CK(cudaEventElapsedTime(&m, stage_ev[i - 1], stage_ev[i]));
+            sum[(i - 1) % per] += m;
+          }
+          float total;
+          CK(cudaEventElapsedTime(&total, stage_ev[0], stage_ev[stage_next - 1]));
+          std::printf("{\"stages\":{\"T\":%d,\"n\":%d,\"fwd_ms\":%.4f", T, stages, total / stages);
+          for (size_t j = 0; j < per; ++j) std::printf(",\"%s\":%.4f", stage_names[j + 1].c_str(), sum[j] / stages);
+          std::printf("}}\n");
+          std::fflush(stdout);
+        }
+        double watts = -1, per_fwd_s = 0;
+        long iters = 0;
+        if (have_nvml) {
+          EnergySampler smp(nvml);
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
+          const auto t0 = Clock::now();
+          Clock::time_point t1;
+          do {
+            for (int i = 0; i < 8; ++i) layer.forward(x, out, T, s);
+            iters += 8;
+            CK(cudaStreamSynchronize(s));
+            t1 = Clock::now();
+          } while (secs(t0, t1) < window);
+          per_fwd_s = secs(t0, t1) / double(iters);
+          watts = smp.stop_and_power(t0, t1);
+        }
+        const double j_tok = watts > 0 ? watts * per_fwd_s / T : -1;
+        // FNV-1a of the whole output: kernel variants that sum in the same order (WATTMOE_SM90=cp vs the TMA default)
+        // must print the same hash on the same inputs.
+        std::vector<uint16_t> all(size_t(T) * H);
+        CK(cudaMemcpy(all.data(), out, all.size() * 2, cudaMemcpyDeviceToHost));
+        unsigned long long hash = 1469598103934665603ull;
+        for (uint16_t b : all) {
+          finite = finite && ((b & 0x7f80) != 0x7f80);
+          hash = (hash ^ b) * 1099511628211ull;
+        }
+        // Expert bytes the step reads: the decode path streams the active experts once in the format; prefill reads
+        // bf16 whatever the format.
+        const bool decode = layer.path_for(T) == 0;
+        const double wbytes = decode && fmt != 0 ? 1.0 : 2.0;
+        const double bytes =
+            double(active) * (3.0 * double(I) * H * wbytes + (decode && fmt ? (2.0 * I + H) * 4 : 0));
+        std::printf(
+            "{\"impl\":\"wattmoe\",\"T\":%d,\"path\":\"%s\",\"expert_precision\":\"%s\",\"ms\":%.4f,"
+            "\"ms_p10\":%.4f,\"ms_p90\":%.4f,"
+            "\"graph_ms\":%.4f,\"weight_gb_s\":%.1f,\"active_experts\":%d,\"pairs\":%ld,\"pairs_topK\":%ld,"
+            "\"budget_j\":%g,\"finite\":%s,\"watts\":%.1f,\"loop_ms\":%.4f,\"iters\":%ld,\"j_per_token\":%.6g,"
+            "\"out_hash\":\"%016llx\"}\n",
+            T, decode ? "decode" : (layer.path_for(T) == 64 ? "gemm64" : "gemm128"), prec.c_str(), median(ms),
+            quantile(ms, 0.1), quantile(ms, 0.9), median(gms), bytes / (median(gms) * 1e-3) / 1e9, active, pairs,
+            long(T) * K, pol.budget_j, finite ? "true" : "false", watts, per_fwd_s * 1e3, iters, j_tok, hash);
+        std::fflush(stdout);
+        results.push_back({prec, median(ms), median(gms), j_tok});
+      }
+      const auto base =
+          std::find_if(results.begin(), results.end(), [](const Result& r) { return r.precision == "bf16"; });
+      if (base != results.end() && results.size() > 1) {  // bf16 over each other format: > 1 means faster / cheaper
+        std::printf("{\"ratios\":{\"T\":%d", T);
+        for (const Result& r : results) {
+          if (r.precision == "bf16") continue;
+          std::printf(",\"bf16_over_%s\":{\"ms\":%.3f,\"graph_ms\":%.3f,\"j_per_token\":%.3f}",
+                      r.precision.c_str(), base->ms / r.ms, base->graph_ms / r.graph_ms,
+                      base->j_tok > 0 && r.j_tok > 0 ? base->j_tok / r.j_tok : -1.0);
+        }
         std::printf("}}\n");
         std::fflush(stdout);
       }
-      double watts = -1, per_fwd_s = 0;
-      long iters = 0;
-      if (have_nvml) {
-        EnergySampler smp(nvml);
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        const auto t0 = Clock::now();
-        Clock::time_point t1;
-        do {
-          for (int i = 0; i < 8; ++i) layer.forward(x, out, T, s);
-          iters += 8;
-          CK(cudaStreamSynchronize(s));
-          t1 = Clock::now();
-        } while (secs(t0, t1) < window);
-        per_fwd_s = secs(t0, t1) / double(iters);
-        watts = smp.stop_and_power(t0, t1);
-      }
-      const double j_tok = watts > 0 ? watts * per_fwd_s / T : -1;
-      // FNV-1a of the whole output: kernel variants that sum in the same order (WATTMOE_SM90=cp vs the TMA default)
-      // must print the same hash on the same inputs.
-      std::vector<uint16_t> all(size_t(T) * H);
-      CK(cudaMemcpy(all.data(), out, all.size() * 2, cudaMemcpyDeviceToHost));
-      unsigned long long hash = 1469598103934665603ull;
-      for (uint16_t b : all) {
-        finite = finite && ((b & 0x7f80) != 0x7f80);
-        hash = (hash ^ b) * 1099511628211ull;
-      }
-      std::printf(
-          "{\"impl\":\"wattmoe\",\"T\":%d,\"path\":\"%s\",\"ms\":%.4f,\"ms_p10\":%.4f,\"ms_p90\":%.4f,"
-          "\"graph_ms\":%.4f,\"active_experts\":%d,\"pairs\":%ld,\"pairs_topK\":%ld,\"budget_j\":%g,"
-          "\"finite\":%s,\"watts\":%.1f,\"loop_ms\":%.4f,\"iters\":%ld,\"j_per_token\":%.6g,"
-          "\"out_hash\":\"%016llx\"}\n",
-          T, layer.path_for(T) == 0 ? "decode" : (layer.path_for(T) == 64 ? "gemm64" : "gemm128"), median(ms),
-          quantile(ms, 0.1), quantile(ms, 0.9), median(gms), active, pairs, long(T) * K, pol.budget_j,
-          finite ? "true" : "false", watts, per_fwd_s * 1e3, iters, j_tok, hash);
-      std::fflush(stdout);
     }
+    for (Quant& q : quant) cudaFree(q.codes), cudaFree(q.scales);
     cudaFree(router), cudaFree(gate), cudaFree(up), cudaFree(down), cudaFree(x), cudaFree(out);
   } catch (const std::exception& err) {  // wattmoe::Error: bad shape or CUDA failure
     std::fprintf(stderr, "moe_layer_bench: %s\n", err.what());

@@ -61,7 +61,7 @@ class PyModel {
   std::string tokenizer() const { return tok_->describe(); }
   nb::object device() const {
     return to_python(Json{{"device", where_.device}, {"precision", where_.precision}, {"moe_kernels", where_.moe_kernels},
-                          {"gpu", where_.gpu}});
+                          {"expert_precision", where_.expert_precision}, {"gpu", where_.gpu}});
   }
 
   nb::ndarray<nb::numpy, int32_t> encode(const std::string& text) const {

@@ -125,7 +125,7 @@ RoutingOptions routing_options(const nb::dict& d) {
 RunnerOptions runner_options(const nb::dict& d) {
   RunnerOptions o;
   Fields("device").add("device", o.device).add("precision", o.precision).add("moe_kernels", o.moe_kernels)
-      .add("gpu", o.gpu).apply(d);
+      .add("expert_precision", o.expert_precision).add("gpu", o.gpu).apply(d);
   return o;
 }
 

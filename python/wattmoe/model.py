@@ -132,19 +132,22 @@ class Model:
         self._core = core
 
     @classmethod
-    def load(cls, dir=None, *, device="cpu", precision="fp32", moe_kernels="auto", gpu=0, tokenizer=None):
+    def load(cls, dir=None, *, device="cpu", precision="fp32", moe_kernels="auto", expert_precision="bf16", gpu=0,
+             tokenizer=None):
         """Loads a checkpoint directory (config.json, model.safetensors, optionally tokenizer.json; the shipped
         model when dir is None, see default_model_dir). device "cpu" or "cuda" (a CUDA build), precision "fp32" or
-        "bf16" (cuda), moe_kernels "auto", "fused" or "host" (cuda), as the CLI's --device/--precision/--moe-kernels;
+        "bf16" (cuda), moe_kernels "auto", "fused" or "host" (cuda), expert_precision "bf16", "fp8" or "int8" (the
+        routed experts quantised weight-only), as the CLI's --device/--precision/--moe-kernels/--expert-precision;
         tokenizer "bytes" or a tokenizer.json path (default: the model's own, else bytes)."""
         d = default_model_dir() if dir is None else os.fspath(dir)
-        device_opts = {"device": device, "precision": precision, "moe_kernels": moe_kernels, "gpu": gpu}
+        device_opts = {"device": device, "precision": precision, "moe_kernels": moe_kernels,
+                       "expert_precision": expert_precision, "gpu": gpu}
         return cls(_core.Model(d, tokenizer or "", device_opts))
 
     dir = property(lambda self: self._core.dir, doc="the checkpoint directory")
     config = property(lambda self: self._core.config, doc="the model's config.json as the engine reads it (a dict)")
     tokenizer = property(lambda self: self._core.tokenizer, doc="the tokenizer, described in one line")
-    device = property(lambda self: self._core.device, doc="device, precision, moe_kernels, gpu")
+    device = property(lambda self: self._core.device, doc="device, precision, moe_kernels, expert_precision, gpu")
 
     def __repr__(self):
         return f"wattmoe.Model({self.dir!r}, device={self.device['device']!r})"

@@ -13,6 +13,10 @@
 #   mix         the medium preset on the mix corpus's training domains with its BPE tokenizer (carried as
 #               .devcarry/mix.tar.xz by scripts/device/pack_mix.sh; TRAIN_S seconds) into $MIXMODEL, then bits/byte of
 #               every domain's test split (bf16, fused kernels): the in-domain score and the natural shifts' gaps
+#   quantbench  the fused MoE layer (Mixtral shape) at T 1 and 8 with bf16, fp8 and int8 experts on the same inputs:
+#               time, weight GB/s and NVML J/token, and their ratios to bf16 (moe_layer_bench --expert-precision)
+#   quant       bits/byte of the mix model ($MIXMODEL, else /tmp/wm-medium) on its validation text with the routed
+#               experts in bf16, fp8 and int8 (--expert-precision; GPU, bf16, fused kernels)
 #   energy      scripts/device/energy_policies.sh (kjv-small, /tmp/wm-medium when present, the random Mixtral shape)
 #   budget      scripts/device/control_real.sh --plant model on /tmp/wm-medium (else kjv-small)
 #   ttt         scripts/device/ttt_energy.sh on kjv-small and /tmp/wm-medium (10 windows; 16,384 / 2,048 streams)
@@ -148,6 +152,28 @@ json.dump(rows, open(os.path.join(out, "domains.json"), "w"), indent=1)
 print("mix: test bits/byte per domain: " + ", ".join(f"{r['domain']}{'*' if r['trained_on'] else ''} "
       f"{r['bits_per_byte']:.3f}" for r in rows) + "  (* trained on)")
 PY
+}
+
+phase_quantbench() {
+  local rc=0
+  timeout 150 "$WM/moe_layer_bench" --tokens 1,8 --expert-precision bf16,fp8,int8 --reps 50 --window 1.0 \
+    > "$OUTD/quantbench.jsonl" 2>> "$OUTD/quantbench.log" || rc=$?
+  note "quantbench: rc $rc"
+  grep '"ratios"' "$OUTD/quantbench.jsonl" | tee -a "$SUMMARY"
+}
+
+phase_quant() {
+  local model=$MIXMODEL data=/tmp/wm-mixdata/prose.val.txt
+  [ -f "$model/config.json" ] || model=$MEDIUM data=$DATA/kjv.val.txt
+  [ -f "$model/config.json" ] || { note "quant: no trained model (run the mix or train phase first)"; return; }
+  mkdir -p "$OUTD/quant"
+  for p in bf16 fp8 int8; do
+    "$WM/wattmoe" eval --device cuda --precision bf16 --expert-precision "$p" --model "$model" --data "$data" --json \
+      > "$OUTD/quant/eval_$p.json" 2>> "$OUTD/quant.log" || note "quant: $p failed: $(tail -1 "$OUTD/quant.log")"
+  done
+  note "quant ($(basename "$model"), $(basename "$data")): $(python3 -c "import json,sys
+r={p: json.load(open(f'$OUTD/quant/eval_{p}.json'))['bits_per_byte'] for p in ('bf16','fp8','int8')}
+print(', '.join(f'{p} {v:.5f} ({(v/r[\"bf16\"]-1)*100:+.3f}%)' for p,v in r.items()))" 2>&1)"
 }
 
 phase_energy() {

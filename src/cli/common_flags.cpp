@@ -24,6 +24,12 @@ void add_device_flags(CLI::App* cmd, RunnerOptions& o, const std::string& device
                   "multiples of 8, at most 256 experts), fused (error when not possible), or host (routing on the "
                   "host: one round trip per layer)")
       ->capture_default_str();
+  cmd->add_option("--expert-precision", o.expert_precision,
+                  "the routed experts' weights: bf16 (as loaded), fp8 (e4m3) or int8, quantised weight-only at load "
+                  "with one fp32 scale per output row; every path computes with the dequantised weights, and with "
+                  "--device cuda --precision bf16 the fused decode kernels (steps of <= 8 tokens) read the 1-byte "
+                  "codes")
+      ->capture_default_str();
 }
 
 void add_window_flags(CLI::App* cmd, int& seq, int64_t& max_tokens) {

@@ -345,7 +345,8 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
 
   Json s{{"schema", kRunSchema}, {"model", a.model}, {"data", a.data}, {"seq", opt.seq}, {"windows", res.windows}, {"tokens", res.tokens},
          {"bytes", res.bytes}, {"device", a.runner.device}, {"precision", a.runner.precision},
-         {"moe_kernels", kernels}, {"bits_per_byte", res.bits_per_byte()},
+         {"moe_kernels", kernels}, {"expert_precision", a.runner.expert_precision},
+         {"bits_per_byte", res.bits_per_byte()},
          {"nats_per_token", res.nats_per_token()},
          {"experts_per_token", res.experts_per_token}, {"expert_j_per_token", tally->joules_per_token()},
          {"routing", routing.describe()}, {"infer_seconds", res.infer_seconds}, {"adapt_seconds", res.adapt_seconds},

@@ -31,6 +31,7 @@ EvalJobReport run_eval_job(const ModelWeights<float>& m, const std::string& mode
                   {"expert_counts", expert_counts_json(r.expert_counts)}, {"seq", windows.seq},
                   {"stride", windows.step()}, {"batch", windows.batch}, {"device", where.device},
                   {"precision", where.precision}, {"moe_kernels", run->info().moe_kernels},
+                  {"expert_precision", where.expert_precision},
                   {"routing", routing.describe()}, {"expert_j_per_token", tally->joules_per_token()}};
   out.policy = policy_text(routing.policy->name(), routing.knobs, m.config.top_k);
   return out;

@@ -153,6 +153,26 @@ void TransformerCudaT<T>::set_moe_kernels(MoeKernels k) {
 }
 
 template <class T>
+void TransformerCudaT<T>::set_quantised_experts(const ExpertCodes& codes) {
+  if (!fused_) return;  // the host path reads the bf16 experts (code · scale)
+  FusedMoeState& F = *fused_;
+  F.qprec = ops::ExpertPrecision::Bf16;
+  if (codes.precision == ops::ExpertPrecision::Bf16) return;
+  WATTMOE_REQUIRE(cfg_.hidden_size % 16 == 0 && cfg_.moe_intermediate_size % 16 == 0,
+                  "--expert-precision {}: the fused decode kernels read 16 codes per load and need hidden size {} and "
+                  "expert width {} to be multiples of 16 (use --moe-kernels host, or bf16 experts)",
+                  ops::expert_precision_name(codes.precision), cfg_.hidden_size, cfg_.moe_intermediate_size);
+  WATTMOE_CHECK(codes.E == cfg_.num_experts && codes.H == cfg_.hidden_size && codes.I == cfg_.moe_intermediate_size &&
+                    int64_t(codes.codes.size()) == F.moe_layers * codes.layer_codes() &&
+                    int64_t(codes.scales.size()) == F.moe_layers * codes.layer_scales(),
+                "expert codes do not match the model");
+  F.qcodes.upload(codes.codes, ctx_.stream());
+  F.qscales.upload(codes.scales, ctx_.stream());
+  ctx_.sync();  // `codes` may go away on return
+  F.qprec = codes.precision;
+}
+
+template <class T>
 void TransformerCudaT<T>::set_route_policies(const std::vector<MoeRoutePolicy>& per_layer) {
   WATTMOE_REQUIRE(fused_ != nullptr && kernels_ == MoeKernels::Fused,
                   "routing policy blocks are for the fused MoE kernels: set_moe_kernels(MoeKernels::Fused) first");
@@ -218,6 +238,15 @@ void TransformerCudaT<T>::fused_moe_forward(int l) {
       gate = merged, up = merged + block, down = merged + 2 * block;
     }
     F.layer->use_device_weights(w.router, gate, up, down);
+    if (F.qprec != ops::ExpertPrecision::Bf16 && c.lora_rank == 0) {  // the decode path reads the quantised experts
+      const int64_t EIH = E * int64_t(c.moe_intermediate_size) * H, EI = E * int64_t(c.moe_intermediate_size);
+      const uint8_t* q = F.qcodes.data() + m * 3 * EIH;
+      const float* s = F.qscales.data() + m * (2 * EI + E * H);
+      F.layer->use_device_quantised_experts(F.qprec, q, q + EIH, q + 2 * EIH, s, s + EI, s + 2 * EI);
+    } else {
+      F.layer->use_device_quantised_experts(ops::ExpertPrecision::Bf16, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                            nullptr);
+    }
     F.layer->use_route_policy(F.device_policies.data() + m);
     A.moe_out.resize(size_t(N * H));
     F.layer->forward(acts_->layers[size_t(l)].h_ffn.data(), A.moe_out.data(), int(N), ctx_.stream());
@@ -338,6 +367,7 @@ void TransformerCudaT<T>::fused_router_backward(int l, const float* drouter, T* 
   template std::string TransformerCudaT<T>::fused_moe_unsupported() const;                    \
   template void TransformerCudaT<T>::set_moe_kernels(MoeKernels);                             \
   template void TransformerCudaT<T>::set_route_policies(const std::vector<MoeRoutePolicy>&);  \
+  template void TransformerCudaT<T>::set_quantised_experts(const ExpertCodes&);              \
   template const HostRouting& TransformerCudaT<T>::routing(int) const;                        \
   template void TransformerCudaT<T>::fused_merge_lora();                                      \
   template void TransformerCudaT<T>::fused_moe_forward(int);                                  \

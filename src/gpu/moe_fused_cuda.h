@@ -94,6 +94,11 @@ struct FusedMoeState {
   cuda::DeviceBuffer<cuda::bf16> merged;
   cuda::DeviceBuffer<float> merge_scratch;  // [I·H] fp32
   bool merged_stale = true;
+  // Weight-only quantised experts for the decode path (TransformerCudaT::set_quantised_experts; model/expert_quant.h's
+  // layout): codes [ml][gate | up | down][E][I·H], scales [ml][E·(2I + H)]. qprec Bf16: none.
+  ops::ExpertPrecision qprec = ops::ExpertPrecision::Bf16;
+  cuda::DeviceBuffer<uint8_t> qcodes;
+  cuda::DeviceBuffer<float> qscales;
 };
 
 }  // namespace wattmoe::gpu

@@ -64,17 +64,34 @@ template <class T>
 class CudaRunner final : public Runner {
  public:
   CudaRunner(const ModelConfig& c, const RunnerOptions& o)
-      : ctx_(o.gpu), model_(c, ctx_), precision_(o.precision) {
+      : ctx_(o.gpu), model_(c, ctx_), precision_(o.precision),
+        experts_(ops::parse_expert_precision(o.expert_precision)) {
     if (choose_moe_kernels(o.moe_kernels, model_.fused_moe_unsupported()))
       model_.set_moe_kernels(gpu::MoeKernels::Fused);
   }
 
   const ModelConfig& config() const override { return model_.config(); }
   const ParamLayout& layout() const override { return model_.layout(); }
-  RunnerInfo info() const override { return {"cuda", precision_, fused() ? "fused" : "host"}; }
+  RunnerInfo info() const override {
+    return {"cuda", precision_, fused() ? "fused" : "host", ops::expert_precision_name(experts_)};
+  }
 
-  void set_params(const float* host) override { model_.upload_params(host); }
+  // Quantised experts (model/expert_quant.h): every path gets code · scale; the fused decode kernels the codes.
+  void set_params(const float* host) override {
+    if (experts_ == ops::ExpertPrecision::Bf16) return model_.upload_params(host);
+    std::vector<float> q(host, host + layout().total());
+    ExpertCodes codes;
+    quantise_experts(config(), layout(), q.data(), experts_, &codes);
+    model_.upload_params(q.data());
+    if constexpr (std::is_same_v<T, cuda::bf16>) {
+      if (fused()) model_.set_quantised_experts(codes);
+    }
+  }
   void set_param_ranges(const float* host, const std::vector<ParamRange>& ranges) override {
+    WATTMOE_REQUIRE(experts_ == ops::ExpertPrecision::Bf16 || !ranges_touch_experts(layout(), ranges),
+                    "--expert-precision {}: the routed experts are quantised; changing them in place is not supported "
+                    "(set all weights with set_params)",
+                    ops::expert_precision_name(experts_));
     // Pageable host memory: each copy has left `host` when cudaMemcpyAsync returns, so the host may change it next.
     for (const ParamRange& r : ranges)
       WATTMOE_CUDA_CALL(cudaMemcpyAsync(model_.params() + r.offset, host + r.offset, sizeof(float) * size_t(r.numel),
@@ -196,6 +213,9 @@ class CudaRunner final : public Runner {
   void finish() override { ctx_.sync(); }
 
   void train_begin(const AdamWConfig& adamw, int shards) override {
+    WATTMOE_REQUIRE(experts_ == ops::ExpertPrecision::Bf16,
+                    "--expert-precision {}: training a model with quantised experts is not supported",
+                    ops::expert_precision_name(experts_));
     if (shards > 1) log_warn("train --device cuda: --shards {} ignored (the GPU runs each micro-batch whole)", shards);
     opt_ = std::make_unique<DeviceAdamW>(ctx_, layout(), adamw);
   }
@@ -247,6 +267,7 @@ class CudaRunner final : public Runner {
   mutable cuda::Context ctx_;  // declared first: the model and buffers below are released before it
   TransformerCudaT<T> model_;
   std::string precision_;
+  ops::ExpertPrecision experts_;  // the routed experts' format (model/expert_quant.h)
   SpecSelectFn select_;
   RoutingObserver observe_;
   bool pending_ = false;  // a forward whose routing the observer has not seen yet

@@ -25,6 +25,7 @@ void check_runner_options(const RunnerOptions& o) {
   WATTMOE_REQUIRE(o.moe_kernels == "auto" || o.moe_kernels == "fused" || o.moe_kernels == "host",
                   "--moe-kernels {}: expected auto, fused or host", o.moe_kernels);
   WATTMOE_REQUIRE(cuda || o.moe_kernels != "fused", "--moe-kernels fused needs --device cuda");
+  ops::parse_expert_precision(o.expert_precision);  // throws "--expert-precision X: expected bf16, fp8 or int8"
   if (!cuda) return;
 #if WATTMOE_WITH_CUDA
   WATTMOE_REQUIRE(cuda_device_visible(),
@@ -37,7 +38,7 @@ void check_runner_options(const RunnerOptions& o) {
 
 std::unique_ptr<Runner> make_runner(const ModelConfig& c, const RunnerOptions& o) {
   check_runner_options(o);
-  if (o.device == "cpu") return make_cpu_runner(c);
+  if (o.device == "cpu") return make_cpu_runner(c, ops::parse_expert_precision(o.expert_precision));
 #if WATTMOE_WITH_CUDA
   return make_cuda_runner(c, o);
 #else

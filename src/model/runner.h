@@ -41,9 +41,14 @@ struct RunnerOptions {
   std::string precision = "fp32";    // fp32 | bf16 (cuda only)
   std::string moe_kernels = "auto";  // auto | fused | host (cuda only; see choose_moe_kernels)
   int gpu = 0;
+  // bf16 | fp8 | int8: the routed experts' weights (model/expert_quant.h). bf16 leaves them as they are (fp32 on the
+  // CPU, bf16 with --precision bf16); fp8 (e4m3) and int8 quantise them weight-only, one fp32 scale per output row,
+  // when the runner receives them, so every path computes with code · scale; the GPU's fused decode kernels read the
+  // 1-byte codes themselves.
+  std::string expert_precision = "bf16";
 };
 
-// Error unless device/precision/moe_kernels are known names and bf16/fused come with device cuda; for cuda also
+// Error unless device/precision/moe_kernels/expert_precision are known names and bf16/fused come with device cuda; for cuda also
 // when this build has no CUDA or no device is visible. Cheap: commands call it before any work.
 void check_runner_options(const RunnerOptions& o);
 
@@ -53,7 +58,7 @@ void check_slot_rows(const int32_t* slots, int n, size_t n_slots);
 
 // What a runner is: where it runs and which code runs its MoE layers ("host" or "fused"), for reports.
 struct RunnerInfo {
-  std::string device, precision, moe_kernels;
+  std::string device, precision, moe_kernels, expert_precision = "bf16";
 };
 
 struct TrainLosses {

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "model/expert_quant.h"
 #include "model/kv_cache.h"
 #include "model/runner_impl.h"
 #include "model/transformer.h"
@@ -21,14 +22,23 @@ namespace {
 
 class CpuRunner final : public Runner {
  public:
-  explicit CpuRunner(const ModelConfig& c) : model_(c), params_(size_t(model_.layout().total()), 0.f) {}
+  CpuRunner(const ModelConfig& c, ops::ExpertPrecision experts)
+      : model_(c), params_(size_t(model_.layout().total()), 0.f), experts_(experts) {}
 
   const ModelConfig& config() const override { return model_.config(); }
   const ParamLayout& layout() const override { return model_.layout(); }
-  RunnerInfo info() const override { return {"cpu", "fp32", "host"}; }
+  RunnerInfo info() const override { return {"cpu", "fp32", "host", ops::expert_precision_name(experts_)}; }
 
-  void set_params(const float* host) override { std::copy(host, host + params_.size(), params_.begin()); }
+  // Quantised experts (model/expert_quant.h): the experts become code · scale as they arrive.
+  void set_params(const float* host) override {
+    std::copy(host, host + params_.size(), params_.begin());
+    quantise_experts(config(), layout(), params_.data(), experts_);
+  }
   void set_param_ranges(const float* host, const std::vector<ParamRange>& ranges) override {
+    WATTMOE_REQUIRE(experts_ == ops::ExpertPrecision::Bf16 || !ranges_touch_experts(layout(), ranges),
+                    "--expert-precision {}: the routed experts are quantised; changing them in place is not supported "
+                    "(set all weights with set_params)",
+                    ops::expert_precision_name(experts_));
     for (const ParamRange& r : ranges) std::copy(host + r.offset, host + r.offset + r.numel, params_.begin() + r.offset);
   }
   void get_params(float* host) const override { std::copy(params_.begin(), params_.end(), host); }
@@ -123,6 +133,9 @@ class CpuRunner final : public Runner {
   }
 
   void train_begin(const AdamWConfig& adamw, int shards) override {
+    WATTMOE_REQUIRE(experts_ == ops::ExpertPrecision::Bf16,
+                    "--expert-precision {}: training a model with quantised experts is not supported",
+                    ops::expert_precision_name(experts_));
     opt_ = std::make_unique<AdamW>(layout(), adamw);
     shards_.assign(size_t(std::max(1, shards)), Shard{});
     for (Shard& w : shards_) w.grads.assign(params_.size(), 0.f);
@@ -229,6 +242,7 @@ class CpuRunner final : public Runner {
 
   Transformer<float> model_;
   std::vector<float> params_, grads_, dlogits_;
+  ops::ExpertPrecision experts_;  // the routed experts' format (model/expert_quant.h)
   Activations<float> acts_;
   std::vector<int32_t> ids_;
   SpecSelectFn select_;
@@ -242,6 +256,8 @@ class CpuRunner final : public Runner {
 
 }  // namespace
 
-std::unique_ptr<Runner> make_cpu_runner(const ModelConfig& c) { return std::make_unique<CpuRunner>(c); }
+std::unique_ptr<Runner> make_cpu_runner(const ModelConfig& c, ops::ExpertPrecision experts) {
+  return std::make_unique<CpuRunner>(c, experts);
+}
 
 }  // namespace wattmoe

@@ -33,6 +33,7 @@
 #include <string>
 
 #include "ops/moe_route_policy.h"
+#include "ops/quant.h"
 
 struct CUstream_st;
 typedef struct CUstream_st* cudaStream_t;  // the CUDA runtime's own declaration, repeated
@@ -85,6 +86,20 @@ class MoeLayerCuda {
   // Uses device weights the caller owns and keeps alive (same layouts).
   void use_device_weights(const void* router, const void* gate, const void* up, const void* down);
 
+  // Weight-only quantised experts (ops/quant.h: fp8 e4m3 or int8 codes with one fp32 scale per weight row) for the
+  // decode path: forward(T <= decode_max_tokens) streams these 1-byte codes instead of the bf16 experts (half the
+  // bytes) and gives the layer with weights code · scale; the prefill path (larger T) keeps reading the bf16 experts,
+  // which the caller sets to bf16(code · scale) for both paths to run the same (fake-quantised) model — so both
+  // copies stay resident: 3 bytes per expert weight instead of 2. Layouts: codes as the bf16 experts (gate, up
+  // [E,I,H], down [E,H,I]), scales gate_s, up_s [E,I], down_s [E,H]. Needs H % 16 == 0 and I % 16 == 0 (16 codes per
+  // 16-byte load); p = Bf16 goes back to the bf16 decode kernels (the pointers are then ignored).
+  // upload_* copies host arrays into memory this layer owns; use_device_* uses the caller's device arrays, kept alive.
+  void upload_quantised_experts(ops::ExpertPrecision p, const uint8_t* gate, const uint8_t* up, const uint8_t* down,
+                                const float* gate_s, const float* up_s, const float* down_s);
+  void use_device_quantised_experts(ops::ExpertPrecision p, const void* gate, const void* up, const void* down,
+                                    const float* gate_s, const float* up_s, const float* down_s);
+  ops::ExpertPrecision decode_precision() const { return qprec_; }
+
   // x, out: device bf16 [T,H], 1 <= T <= max_tokens. Asynchronous on `stream`, no host synchronisation, so it can
   // be captured in a CUDA graph (the launch grid depends on T only, never on the routing or the policy). Reads the
   // policy block that route_policy() names when the forward runs on the device (a graph replay reads the block the
@@ -129,6 +144,11 @@ class MoeLayerCuda {
   int max_tokens_ = 0;
   const void *router_ = nullptr, *gate_ = nullptr, *up_ = nullptr, *down_ = nullptr;
   void* owned_weights_ = nullptr;
+  // Quantised experts of the decode path (qprec_ != Bf16): codes and row scales, maybe owned (owned_quant_).
+  ops::ExpertPrecision qprec_ = ops::ExpertPrecision::Bf16;
+  const void *qgate_ = nullptr, *qup_ = nullptr, *qdown_ = nullptr;
+  const float *sgate_ = nullptr, *sup_ = nullptr, *sdown_ = nullptr;
+  void* owned_quant_ = nullptr;
   void* ws_ = nullptr;
   size_t ws_bytes_ = 0;
   // Workspace views (byte offsets into ws_).

@@ -5,7 +5,7 @@
 # old names still work as hidden aliases with one warning naming the new flag, the same result, and are refused
 # together with the new one; --help lists only the new names; profile --out shows as required. --config FILE (TOML,
 # a section per command) gives the same run as the flags, the command line wins over it, a misspelt key is refused;
-# run's --help is grouped.
+# run's --help is grouped. --expert-precision: listed by every command that loads a model, checked, reported.
 # Usage: bash flags.sh <path-to-wattmoe> <source-dir>. Needs python3's standard library.
 set -u
 BIN=${1:?usage: flags.sh <wattmoe> <source-dir>}
@@ -97,6 +97,25 @@ printf '%s\n' '[run]' 'power-budget-watts = 300' > "$TMP/typo.toml"
 grep -q "^wattmoe: error: .*run.power-budget-watts" "$TMP/err" || fail "misspelt key: $(cat "$TMP/err")"
 printf '%s\n' '[run]' 'max-tokens = -5' > "$TMP/neg.toml"
 expect_error "--max-tokens: expected a number >= 0, got '-5'" "$BIN" "${RUN0[@]}" --config "$TMP/neg.toml"
+# --expert-precision (every command with --device): listed, a bad name refused on each, reported in eval's and run's
+# JSON; fp8 experts score differently from the unquantised model, and generate/serve take the flag.
+for cmd in eval run generate serve; do
+  help "$cmd"; lists "--expert-precision" "$cmd"
+done
+expect_error "--expert-precision fp4: expected bf16, fp8 or int8" "$BIN" "${EV[@]}" --expert-precision fp4
+expect_error "--expert-precision fp4: expected bf16, fp8 or int8" "$BIN" "${G[@]}" --max-new-tokens 2 \
+  --expert-precision fp4
+"$BIN" "${EV[@]}" --expert-precision fp8 --json > "$TMP/fp8.json" 2> /dev/null || fail "eval --expert-precision fp8"
+"$BIN" "${EV[@]}" --json > "$TMP/bf16.json" 2> /dev/null || fail "eval without --expert-precision"
+"$BIN" "${RUN[@]}" --power-budget-w 330 --expert-precision int8 --json > "$TMP/int8.json" 2> /dev/null ||
+  fail "run --expert-precision int8"
+python3 - "$TMP/fp8.json" "$TMP/bf16.json" "$TMP/int8.json" <<'PY' || fail "--expert-precision not applied or reported"
+import json, sys
+f, b, i = (json.load(open(p)) for p in sys.argv[1:4])
+assert f["expert_precision"] == "fp8" and b["expert_precision"] == "bf16" and i["expert_precision"] == "int8"
+assert f["bits_per_byte"] != b["bits_per_byte"] and abs(f["bits_per_byte"] / b["bits_per_byte"] - 1) < 0.01
+PY
+
 help run
 for g in "Data and model:" "Output:" "Routing:" "Budget:" "Plant" "Test-time training (TTT):"; do
   grep -q "^$g" "$TMP/help" || fail "run --help has no group '$g'"

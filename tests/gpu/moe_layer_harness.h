@@ -83,9 +83,14 @@ inline double bf16_ulp(double v) {
 // happens about once per row, so allow 4 such flips of the largest term: 4 · 2^-8 · Σ_s |w| max_i |h_i·down[n,i]|.
 // fp32 accumulation over K (≈ √K · 2^-24 relative) is far below both; 2^-12 · rms(ref) covers it.
 // Norm-wise the two half-ulp roundings give ≈ 1.6e-3; allow 2^-8. A token with no used slot must give exactly 0.
-inline void check_layer_output(int T, int H, int I, int S, const Weights& w, const std::vector<uint16_t>& x,
-                               const std::vector<uint16_t>& out, const std::vector<int32_t>& ids,
-                               const std::vector<double>& wref) {
+// The expert weights come from `wt(m, i)`: the double value of element i (flat index) of gate (m = 0, [E,I,H]), up
+// (1, [E,I,H]) or down (2, [E,H,I]) — the bf16 experts (check_layer_output), or dequantised ones (code · scale, exact
+// in double), for which the same bound holds: a quantised kernel forms Σ code·x in fp32 and multiplies by the scale
+// once, which differs from Σ (code·scale)·x by fp32 roundings only (2^-24 relative, inside the 2^-12 · rms term).
+template <class WeightFn>
+void check_layer_output_with(int T, int H, int I, int S, WeightFn wt, const std::vector<uint16_t>& x,
+                             const std::vector<uint16_t>& out, const std::vector<int32_t>& ids,
+                             const std::vector<double>& wref) {
   std::vector<double> ref(size_t(T) * H, 0.0), mag(size_t(T) * H, 0.0), flip(size_t(T) * H, 0.0);
   std::vector<double> gv(static_cast<size_t>(I)), uv(static_cast<size_t>(I)), hv(static_cast<size_t>(I));
   for (int t = 0; t < T; ++t)
@@ -95,19 +100,18 @@ inline void check_layer_output(int T, int H, int I, int S, const Weights& w, con
       const double ws = wref[size_t(t) * S + s];
       const uint16_t* xr = &x[size_t(t) * H];
       for (int i = 0; i < I; ++i) {
-        const uint16_t* gr = &w.gate[(size_t(e) * I + i) * H];
-        const uint16_t* ur = &w.up[(size_t(e) * I + i) * H];
+        const size_t row = (size_t(e) * I + i) * H;
         double a = 0, b = 0;
-        for (int j = 0; j < H; ++j) a += fb(xr[j]) * fb(gr[j]), b += fb(xr[j]) * fb(ur[j]);
+        for (int j = 0; j < H; ++j) a += fb(xr[j]) * wt(0, row + j), b += fb(xr[j]) * wt(1, row + j);
         gv[size_t(i)] = a, uv[size_t(i)] = b;
       }
       ops::swiglu_fwd<double>(gv.data(), uv.data(), hv.data(), I);
       for (auto& v : hv) v = fb(bf(v));
       for (int n = 0; n < H; ++n) {
-        const uint16_t* dr = &w.down[(size_t(e) * H + n) * I];
+        const size_t row = (size_t(e) * H + n) * I;
         double y = 0, big = 0;
         for (int i = 0; i < I; ++i) {
-          const double term = hv[size_t(i)] * fb(dr[i]);
+          const double term = hv[size_t(i)] * wt(2, row + i);
           y += term, big = std::max(big, std::fabs(term));
         }
         ref[size_t(t) * H + n] += ws * y;
@@ -132,6 +136,15 @@ inline void check_layer_output(int T, int H, int I, int S, const Weights& w, con
   if (den > 0) {
     EXPECT_LE(std::sqrt(num / den), std::ldexp(1.0, -8)) << "relative L2 error";
   }
+}
+
+// The reference on the bf16 experts of w.
+inline void check_layer_output(int T, int H, int I, int S, const Weights& w, const std::vector<uint16_t>& x,
+                               const std::vector<uint16_t>& out, const std::vector<int32_t>& ids,
+                               const std::vector<double>& wref) {
+  const std::vector<uint16_t>* m[3] = {&w.gate, &w.up, &w.down};
+  check_layer_output_with(
+      T, H, I, S, [&](int which, size_t i) { return fb((*m[which])[i]); }, x, out, ids, wref);
 }
 
 }  // namespace wattmoe::test

@@ -27,6 +27,17 @@ def test_eval_equals_cli(model, cli, text_file, policy, flags):
     assert from_text["bits_per_byte"] == ref["bits_per_byte"] and from_text["data"] == "<text>"
 
 
+@pytest.mark.parametrize("experts", ["fp8", "int8"])
+def test_expert_precision_equals_cli(cli, text_file, experts):
+    ref = cli.json("eval", "--model", MODEL, "--data", text_file, "--seq", 64, "--expert-precision", experts)
+    m = wattmoe.Model.load(MODEL, expert_precision=experts)
+    assert m.device["expert_precision"] == experts
+    got = m.eval(text_file, seq=64)
+    assert got["bits_per_byte"] == ref["bits_per_byte"] and got["expert_precision"] == experts
+    with pytest.raises(wattmoe.Error, match="^--expert-precision fp4: expected bf16, fp8 or int8$"):
+        wattmoe.Model.load(MODEL, expert_precision="fp4")
+
+
 def test_load_default_model_is_the_shipped_one(monkeypatch):
     monkeypatch.delenv("WATTMOE_MODEL", raising=False)
     assert wattmoe.default_model_dir() == str(MODEL)

@@ -7,6 +7,10 @@
 // (gated: gate and up rows of 2 outputs; down: 4 outputs) once, 16 bytes a lane, one chunk ahead, with fp32 FMAs
 // against every routed token's activations (read through L1). One instantiation per token bound (4, 8): the
 // accumulators [4 rows][bound] live in registers. Requires H % 8 == 0 and I % 8 == 0.
+// Weight-only quantised experts (DecodeArgs::wq, one instantiation per format): the same kernel over 1-byte codes, so
+// a 16-byte load carries 16 weights; they are widened to fp32 in registers (exactly: e4m3 and int8 values are fp32
+// values), the dot products run in fp32 as for bf16, and the row's scale multiplies each finished sum once (before
+// silu in gate_up, before the routing weight in down). Requires H % 16 == 0 and I % 16 == 0.
 #include "ops/cuda/moe_common.cuh"
 
 namespace wattmoe::cuda {
@@ -14,8 +18,49 @@ namespace {
 
 constexpr int kDecWarps = 8;
 
-template <bool GATED, int MAXT>
+// 4 e4m3 codes (byte k of w is element k) -> 4 floats, exactly: the code's exponent and mantissa bits are moved under
+// fp32's (bits 20..26), its sign to bit 31, and one multiplication by 2^(127-7) fixes the exponent bias (e4m3
+// subnormals become fp32 subnormals first, which the multiplication handles exactly: this code is not built with
+// -ftz). Four integer operations and one FMUL per weight. The NaN codes (0x7F/0xFF) would read as ±480: the
+// quantiser (ops/quant.h) never writes them.
+__device__ __forceinline__ void e4m3x4_to_f32(uint32_t w, float* f) {
+#pragma unroll
+  for (int k = 0; k < 4; ++k) {
+    const uint32_t t = k == 3 ? w : w << (24 - 8 * k);  // the code in bits 24..31
+    f[k] = __uint_as_float((t & 0x80000000u) | ((t >> 4) & 0x07F00000u)) * 0x1p120f;
+  }
+}
+
+// 4 int8 codes -> 4 floats, exactly: each byte, biased to b + 128 (xor 0x80), becomes the low mantissa byte of
+// 2^23 (one byte permute), and one subtraction of 2^23 + 128 leaves b. Two operations per weight (an I2F per weight
+// would run at a quarter of the FMA rate, about the rate the weights arrive at).
+__device__ __forceinline__ void s8x4_to_f32(uint32_t w, float* f) {
+  const uint32_t u = w ^ 0x80808080u;
+#pragma unroll
+  for (int k = 0; k < 4; ++k) f[k] = __uint_as_float(__byte_perm(u, 0x4B000000u, 0x7540u + k)) - 8388736.f;
+}
+
+// Eight weights of a 16-byte chunk of a weight row as floats: the whole chunk for bf16 (Q = 0, h = 0), half h of its
+// 16 codes for e4m3 (Q = 1) and int8 (Q = 2) — a chunk is used in halves of 8 so the converted weights take the
+// registers of the bf16 kernel's (no spills; 8 warps per CTA keep their loads in flight).
+template <int Q>
+__device__ __forceinline__ void unpack_weights8(const uint4& v, int h, float* f) {
+  if constexpr (Q == 0) {
+    unpack8(v, f);
+  } else {
+    const uint32_t w0 = h == 0 ? v.x : v.z, w1 = h == 0 ? v.y : v.w;
+    if constexpr (Q == 1) {
+      e4m3x4_to_f32(w0, f), e4m3x4_to_f32(w1, f + 4);
+    } else {
+      s8x4_to_f32(w0, f), s8x4_to_f32(w1, f + 4);
+    }
+  }
+}
+
+template <bool GATED, int MAXT, int Q>
 __global__ void __launch_bounds__(kDecWarps * 32) decode_kernel(DecodeArgs a) {
+  constexpr int EPC = Q == 0 ? 8 : 16;  // weights per 16-byte chunk
+  constexpr int WB = Q == 0 ? 2 : 1;    // bytes per weight
   const int e = blockIdx.y;
   if (a.counts[e] == 0) return;
   __shared__ int s_pair[MAXT];
@@ -44,14 +89,14 @@ __global__ void __launch_bounds__(kDecWarps * 32) decode_kernel(DecodeArgs a) {
   const int o0 = (blockIdx.x * kDecWarps + warp) * kOutPerWarp;
   if (o0 >= N) return;
 
-  const bf16* wrow[4];
+  const char* wrow[4];
   bool wok[4];
 #pragma unroll
   for (int r = 0; r < 4; ++r) {
     const int out = GATED ? o0 + (r >> 1) : o0 + r;
-    const bf16* mat = GATED ? ((r & 1) ? a.up : a.gate) : a.down;
+    const char* mat = static_cast<const char*>(GATED ? ((r & 1) ? a.up : a.gate) : a.down);
     wok[r] = out < N;
-    wrow[r] = mat + (size_t(e) * N + (out < N ? out : 0)) * K;
+    wrow[r] = mat + (size_t(e) * N + (out < N ? out : 0)) * K * WB;
   }
   const bf16* in[MAXT];
 #pragma unroll
@@ -66,39 +111,54 @@ __global__ void __launch_bounds__(kDecWarps * 32) decode_kernel(DecodeArgs a) {
 #pragma unroll
     for (int t = 0; t < MAXT; ++t) acc[r][t] = 0.f;
 
-  const int nch = K / 8;
+  const int nch = K / EPC;
   const uint4 zero = make_uint4(0, 0, 0, 0);
   uint4 cur[4];
 #pragma unroll
-  for (int r = 0; r < 4; ++r) cur[r] = (wok[r] && lane < nch) ? ld_stream(wrow[r] + lane * 8) : zero;
+  for (int r = 0; r < 4; ++r) cur[r] = (wok[r] && lane < nch) ? ld_stream(wrow[r] + size_t(lane) * 16) : zero;
   for (int c = lane; c < nch; c += 32) {
     uint4 nxt[4];
     const bool more = c + 32 < nch;
 #pragma unroll
-    for (int r = 0; r < 4; ++r) nxt[r] = (wok[r] && more) ? ld_stream(wrow[r] + (c + 32) * 8) : zero;
-    float wf[4][8];
+    for (int r = 0; r < 4; ++r) nxt[r] = (wok[r] && more) ? ld_stream(wrow[r] + size_t(c + 32) * 16) : zero;
 #pragma unroll
-    for (int r = 0; r < 4; ++r) unpack8(cur[r], wf[r]);
+    for (int h = 0; h < EPC / 8; ++h) {
+      float wf[4][8];
 #pragma unroll
-    for (int t = 0; t < MAXT; ++t) {
-      if (t < n_e) {
-        float xf[8];
-        unpack8(ld_ro(in[t] + c * 8), xf);
+      for (int r = 0; r < 4; ++r) unpack_weights8<Q>(cur[r], h, wf[r]);
 #pragma unroll
-        for (int r = 0; r < 4; ++r)
+      for (int t = 0; t < MAXT; ++t) {
+        if (t < n_e) {
+          float xf[8];
+          unpack8(ld_ro(in[t] + c * EPC + h * 8), xf);
 #pragma unroll
-          for (int q = 0; q < 8; ++q) acc[r][t] = fmaf(wf[r][q], xf[q], acc[r][t]);
+          for (int r = 0; r < 4; ++r)
+#pragma unroll
+            for (int q = 0; q < 8; ++q) acc[r][t] = fmaf(wf[r][q], xf[q], acc[r][t]);
+        }
       }
     }
 #pragma unroll
     for (int r = 0; r < 4; ++r) cur[r] = nxt[r];
   }
 
+  float scale[4] = {1.f, 1.f, 1.f, 1.f};  // each weight row's dequantisation scale (1 for bf16)
+  if constexpr (Q != 0) {
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int out = GATED ? o0 + (r >> 1) : o0 + r;
+      const float* s = GATED ? ((r & 1) ? a.up_s : a.gate_s) : a.down_s;
+      scale[r] = wok[r] ? __ldg(s + size_t(e) * N + out) : 0.f;
+    }
+  }
 #pragma unroll
   for (int t = 0; t < MAXT; ++t) {
     if (t >= n_e) break;
 #pragma unroll
-    for (int r = 0; r < 4; ++r) acc[r][t] = warp_sum(acc[r][t]);
+    for (int r = 0; r < 4; ++r) {
+      acc[r][t] = warp_sum(acc[r][t]);
+      if constexpr (Q != 0) acc[r][t] *= scale[r];
+    }
     if (lane == 0) {
       const int p = s_pair[t];
       if constexpr (GATED) {
@@ -115,29 +175,38 @@ __global__ void __launch_bounds__(kDecWarps * 32) decode_kernel(DecodeArgs a) {
   }
 }
 
-template <bool GATED, int MAXT>
+template <bool GATED, int MAXT, int Q>
 void launch_decode(const DecodeArgs& a, cudaStream_t s) {
   const int N = GATED ? a.I : a.H;
   const int per_cta = kDecWarps * (GATED ? 2 : 4);
   const dim3 grid((N + per_cta - 1) / per_cta, a.E);
-  decode_kernel<GATED, MAXT><<<grid, kDecWarps * 32, 0, s>>>(a);
+  decode_kernel<GATED, MAXT, Q><<<grid, kDecWarps * 32, 0, s>>>(a);
   WATTMOE_CUDA_LAUNCHED();
+}
+
+template <bool GATED, int Q>
+void launch_decode_q(const DecodeArgs& a, cudaStream_t s) {
+  if (a.T <= 4)
+    launch_decode<GATED, 4, Q>(a, s);
+  else
+    launch_decode<GATED, kDecodeMaxTokens, Q>(a, s);
+}
+
+template <bool GATED>
+void launch_decode_any(const DecodeArgs& a, cudaStream_t s) {
+  // MoeLayerCuda checks the shapes (multiples of 16) and the scales before it asks for a quantised format.
+  if (a.wq == 1)
+    launch_decode_q<GATED, 1>(a, s);
+  else if (a.wq == 2)
+    launch_decode_q<GATED, 2>(a, s);
+  else
+    launch_decode_q<GATED, 0>(a, s);
 }
 
 }  // namespace
 
-void launch_decode_gate_up(const DecodeArgs& a, cudaStream_t s) {
-  if (a.T <= 4)
-    launch_decode<true, 4>(a, s);
-  else
-    launch_decode<true, kDecodeMaxTokens>(a, s);
-}
+void launch_decode_gate_up(const DecodeArgs& a, cudaStream_t s) { launch_decode_any<true>(a, s); }
 
-void launch_decode_down(const DecodeArgs& a, cudaStream_t s) {
-  if (a.T <= 4)
-    launch_decode<false, 4>(a, s);
-  else
-    launch_decode<false, kDecodeMaxTokens>(a, s);
-}
+void launch_decode_down(const DecodeArgs& a, cudaStream_t s) { launch_decode_any<false>(a, s); }
 
 }  // namespace wattmoe::cuda

@@ -158,17 +158,25 @@ void launch_down_sm90(const GroupedGemmArgs& a, cudaStream_t s);
 // expert's rows, exits if the expert has no tokens, streams the slice once with 16-byte loads and computes every
 // token routed to it (pair p = t*S+s; unused slots, -1, are routed nowhere). h_dec [T*S, I] and y_dec [T*S, H] are
 // indexed by pair; rows of unused pairs are left unwritten.
+// Weight-only quantised experts (wq = 1 fp8 e4m3, 2 int8; ops/quant.h): gate, up, down then point at 1-byte codes in
+// the same layouts, and gate_s, up_s [E,I], down_s [E,H] at the fp32 scale of each weight row; each lane streams 16
+// codes (16 bytes) per load, converts them in registers and applies the row's scale once to the finished dot product.
+// Quantised weights need H % 16 == 0 and I % 16 == 0.
 struct DecodeArgs {
   const bf16* x;
-  const bf16* gate;
-  const bf16* up;
-  const bf16* down;
+  const void* gate;  // bf16, or 1-byte codes (wq)
+  const void* up;
+  const void* down;
   const int* topk_ids;  // [T,S]
   const float* topk_w;  // [T,S]
   const int* counts;
   int T, slots, H, I, E;  // slots: S, the row stride of topk_ids
   bf16* h_dec;
   bf16* y_dec;
+  int wq = 0;  // 0 bf16 weights, 1 fp8 e4m3 codes, 2 int8 codes
+  const float* gate_s = nullptr;
+  const float* up_s = nullptr;
+  const float* down_s = nullptr;
 };
 void launch_decode_gate_up(const DecodeArgs& a, cudaStream_t s);
 void launch_decode_down(const DecodeArgs& a, cudaStream_t s);

@@ -117,6 +117,7 @@ MoeLayerCuda::MoeLayerCuda(const MoeShape& shape, int max_tokens, const MoeCudaO
 MoeLayerCuda::~MoeLayerCuda() {
   cudaFree(ws_);
   cudaFree(owned_weights_);
+  cudaFree(owned_quant_);
 }
 
 void MoeLayerCuda::upload(const uint16_t* router, const uint16_t* gate, const uint16_t* up, const uint16_t* down) {
@@ -142,6 +143,46 @@ void MoeLayerCuda::upload(const uint16_t* router, const uint16_t* gate, const ui
 void MoeLayerCuda::use_device_weights(const void* router, const void* gate, const void* up, const void* down) {
   WATTMOE_REQUIRE(router && gate && up && down, "MoeLayerCuda::use_device_weights: null weight pointer");
   router_ = router, gate_ = gate, up_ = up, down_ = down;
+}
+
+void MoeLayerCuda::use_device_quantised_experts(ops::ExpertPrecision p, const void* gate, const void* up,
+                                                const void* down, const float* gate_s, const float* up_s,
+                                                const float* down_s) {
+  if (p == ops::ExpertPrecision::Bf16) {
+    qprec_ = p, qgate_ = qup_ = qdown_ = nullptr, sgate_ = sup_ = sdown_ = nullptr;
+    return;
+  }
+  WATTMOE_REQUIRE(shape_.hidden % 16 == 0 && shape_.intermediate % 16 == 0,
+                  "MoeLayerCuda: {} experts need hidden {} and intermediate {} to be multiples of 16 (16 codes per "
+                  "16-byte load)",
+                  ops::expert_precision_name(p), shape_.hidden, shape_.intermediate);
+  WATTMOE_REQUIRE(gate && up && down && gate_s && up_s && down_s,
+                  "MoeLayerCuda::use_device_quantised_experts: null pointer");
+  qprec_ = p, qgate_ = gate, qup_ = up, qdown_ = down, sgate_ = gate_s, sup_ = up_s, sdown_ = down_s;
+}
+
+void MoeLayerCuda::upload_quantised_experts(ops::ExpertPrecision p, const uint8_t* gate, const uint8_t* up,
+                                            const uint8_t* down, const float* gate_s, const float* up_s,
+                                            const float* down_s) {
+  if (owned_quant_) {
+    WATTMOE_CUDA_CALL(cudaFree(owned_quant_));
+    owned_quant_ = nullptr;
+  }
+  if (p == ops::ExpertPrecision::Bf16) return use_device_quantised_experts(p, nullptr, nullptr, nullptr, nullptr,
+                                                                           nullptr, nullptr);
+  const size_t H = shape_.hidden, I = shape_.intermediate, E = shape_.experts;
+  const size_t ne = align_up(E * I * H, 256), nsi = align_up(E * I * 4, 256), nsh = align_up(E * H * 4, 256);
+  WATTMOE_CUDA_CALL(cudaMalloc(&owned_quant_, 3 * ne + 2 * nsi + nsh));
+  char* pg = static_cast<char*>(owned_quant_);
+  char *pu = pg + ne, *pd = pu + ne, *sg = pd + ne, *su = sg + nsi, *sd = su + nsi;
+  WATTMOE_CUDA_CALL(cudaMemcpy(pg, gate, E * I * H, cudaMemcpyHostToDevice));
+  WATTMOE_CUDA_CALL(cudaMemcpy(pu, up, E * I * H, cudaMemcpyHostToDevice));
+  WATTMOE_CUDA_CALL(cudaMemcpy(pd, down, E * I * H, cudaMemcpyHostToDevice));
+  WATTMOE_CUDA_CALL(cudaMemcpy(sg, gate_s, E * I * 4, cudaMemcpyHostToDevice));
+  WATTMOE_CUDA_CALL(cudaMemcpy(su, up_s, E * I * 4, cudaMemcpyHostToDevice));
+  WATTMOE_CUDA_CALL(cudaMemcpy(sd, down_s, E * H * 4, cudaMemcpyHostToDevice));
+  use_device_quantised_experts(p, pg, pu, pd, reinterpret_cast<const float*>(sg), reinterpret_cast<const float*>(su),
+                               reinterpret_cast<const float*>(sd));
 }
 
 void MoeLayerCuda::set_route_policy(const MoeRoutePolicy& p, cudaStream_t stream) {
@@ -225,7 +266,12 @@ void MoeLayerCuda::forward(const void* x, void* out, int T, cudaStream_t stream)
   mark("router");
   const int bm = path_for(T);
   if (bm == 0) {
-    const cuda::DecodeArgs d{xb, wg, wu, wd, ids, wts, counts, T, S, H, I, E, h, y};
+    cuda::DecodeArgs d{xb, wg, wu, wd, ids, wts, counts, T, S, H, I, E, h, y};
+    if (qprec_ != ops::ExpertPrecision::Bf16) {  // the quantised experts (use_device_quantised_experts)
+      d.gate = qgate_, d.up = qup_, d.down = qdown_;
+      d.wq = qprec_ == ops::ExpertPrecision::Fp8 ? 1 : 2;
+      d.gate_s = sgate_, d.up_s = sup_, d.down_s = sdown_;
+    }
     {
       NvtxRange r(opt_.name + ".gate_up");
       cuda::launch_decode_gate_up(d, stream);
