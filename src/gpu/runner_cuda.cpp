@@ -145,9 +145,10 @@ class CudaRunner final : public Runner {
     flush();
     return model_.objective(Objective::Entropy, /*want_grad=*/false);  // mean over the rows
   }
+  // The same host buffer every call (downloaded again each time): `logits(), logits() + n` is one range.
   const float* logits() override {
     flush();
-    logits_ = model_.download_logits();
+    model_.download_logits(logits_);
     return logits_.data();
   }
   bool logits_on_host() const override { return false; }

@@ -148,13 +148,13 @@ template <class T>
 const T* TransformerCudaT<T>::logits() const { return acts_->logits.data(); }
 
 template <class T>
-std::vector<float> TransformerCudaT<T>::download_logits() const {
+void TransformerCudaT<T>::download_logits(std::vector<float>& host) const {
   if constexpr (is_f32<T>) {
-    return acts_->logits.download(ctx_.stream());
+    acts_->logits.download(host, ctx_.stream());
   } else {
     DeviceBuffer<float> f(acts_->logits.size());
     cuda::convert<float, T>(ctx_, acts_->logits.data(), f.data(), int64_t(f.size()));
-    return f.download(ctx_.stream());
+    f.download(host, ctx_.stream());
   }
 }
 

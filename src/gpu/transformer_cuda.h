@@ -167,7 +167,13 @@ class TransformerCudaT {
   int64_t tokens() const { return int64_t(B_) * S_; }
 
   const T* logits() const;                   // device [B·S, V] of the last forward
-  std::vector<float> download_logits() const;  // synchronises (bf16 widened to float)
+  // Into `host` (resized; its storage reused while large enough); synchronises (bf16 widened to float).
+  void download_logits(std::vector<float>& host) const;
+  std::vector<float> download_logits() const {
+    std::vector<float> h;
+    download_logits(h);
+    return h;
+  }
   // Device [B·S, V]: what backward reads. forward zeroes it; nll/objective with want_grad overwrite it; or write it.
   T* dlogits();
 

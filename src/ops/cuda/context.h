@@ -75,10 +75,15 @@ class DeviceBuffer {
   }
   void upload(const std::vector<T>& host, cudaStream_t s) { upload(host.data(), host.size(), s); }
   std::vector<T> download(cudaStream_t s) const {  // synchronises the stream
-    std::vector<T> h(n_);
+    std::vector<T> h;
+    download(h, s);
+    return h;
+  }
+  // Into `h` (resized to size()): its storage, and so pointers into it, stay put while its capacity suffices.
+  void download(std::vector<T>& h, cudaStream_t s) const {  // synchronises the stream
+    h.resize(n_);
     if (n_) WATTMOE_CUDA_CALL(cudaMemcpyAsync(h.data(), p_, n_ * sizeof(T), cudaMemcpyDeviceToHost, s));
     WATTMOE_CUDA_CALL(cudaStreamSynchronize(s));
-    return h;
   }
   T* data() { return p_; }
   const T* data() const { return p_; }
