@@ -2,7 +2,8 @@
 # Build here, carry there: builds the CUDA binaries (this machine has nvcc but no GPU) and packs what the GPU machine
 # lacks into one file, .devcarry/session.tar.xz (ignored by git: /.dev*/ in .git/info/exclude), which
 # scripts/device/session.sh unpacks into /tmp/wm:
-#   wattmoe, wattmoe_gpu_tests, moe_layer_bench, energy_policies     this build
+#   wattmoe, wattmoe_gpu_tests, moe_layer_bench, energy_policies,   this build
+#   attention_bench
 #   lib/                                                            OpenBLAS, gfortran, quadmath, fmt, cpp-httplib and
 #                                                                   brotli (CUDA is there; libssl and zlib are assumed)
 #   base/wattmoe, base/moe_layer_bench                              a reference build (--base DIR), for the phases that
@@ -21,11 +22,12 @@ while [ $# -gt 0 ]; do
 done
 [ -f "$B/CMakeCache.txt" ] && grep -q "^CMAKE_CUDA_COMPILER:.*nvcc" "$B/CMakeCache.txt" ||
   { echo "pack_session.sh: $B is not a CUDA build directory (scripts/build.sh makes one where nvcc is)" >&2; exit 2; }
-cmake --build "$B" --target wattmoe wattmoe_gpu_tests moe_layer_bench energy_policies
+cmake --build "$B" --target wattmoe wattmoe_gpu_tests moe_layer_bench energy_policies attention_bench
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 mkdir -p "$STAGE/lib" "$STAGE/data"
-cp "$B/wattmoe" "$B/tests/wattmoe_gpu_tests" "$B/bench/moe_layer_bench" "$B/bench/energy_policies" "$STAGE/"
+cp "$B/wattmoe" "$B/tests/wattmoe_gpu_tests" "$B/bench/moe_layer_bench" "$B/bench/energy_policies" \
+  "$B/bench/attention_bench" "$STAGE/"
 for lib in $(ldd "$B/wattmoe" "$B/bench/energy_policies" | awk '/=> \// {print $3}' | sort -u); do
   case $(basename "$lib") in
     libopenblas*|libgfortran*|libquadmath*|libfmt*|libcpp-httplib*|libbrotli*) cp -L "$lib" "$STAGE/lib/" ;;

@@ -17,6 +17,8 @@
 #               time, weight GB/s and NVML J/token, and their ratios to bf16 (moe_layer_bench --expert-precision)
 #   quant       bits/byte of the mix model ($MIXMODEL, else /tmp/wm-medium) on its validation text with the routed
 #               experts in bf16, fp8 and int8 (--expert-precision; GPU, bf16, fused kernels)
+#   attnbench   bench/attention_bench: causal attention forward, materialised against flash, the medium shape (8 heads
+#               of 64) and the Mixtral shape (32 heads of 128, 8 KV heads) at T 128 .. 4096
 #   energy      scripts/device/energy_policies.sh (kjv-small, /tmp/wm-medium when present, the random Mixtral shape)
 #   budget      scripts/device/control_real.sh --plant model on /tmp/wm-medium (else kjv-small)
 #   ttt         scripts/device/ttt_energy.sh on kjv-small and /tmp/wm-medium (10 windows; 16,384 / 2,048 streams)
@@ -174,6 +176,17 @@ phase_quant() {
   note "quant ($(basename "$model"), $(basename "$data")): $(python3 -c "import json,sys
 r={p: json.load(open(f'$OUTD/quant/eval_{p}.json'))['bits_per_byte'] for p in ('bf16','fp8','int8')}
 print(', '.join(f'{p} {v:.5f} ({(v/r[\"bf16\"]-1)*100:+.3f}%)' for p,v in r.items()))" 2>&1)"
+}
+
+phase_attnbench() {
+  local rc=0
+  for shape in "--heads 8 --kv-heads 8 --hd 64" "--heads 32 --kv-heads 8 --hd 128"; do
+    # shellcheck disable=SC2086
+    timeout 120 "$WM/attention_bench" --tokens 128,512,1024,2048,4096 $shape >> "$OUTD/attnbench.jsonl" \
+      2>> "$OUTD/attnbench.log" || rc=$?
+  done
+  note "attnbench: rc $rc"
+  grep -E '"(device|ratio)"' "$OUTD/attnbench.jsonl" | tee -a "$SUMMARY"
 }
 
 phase_energy() {

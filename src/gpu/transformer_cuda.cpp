@@ -27,6 +27,16 @@ void copy_d2d(Context& ctx, DeviceBuffer<T>& dst, const T* src, int64_t n) {
 template <class T>
 constexpr bool is_f32 = std::is_same_v<T, float>;
 
+// Attention that keeps no probabilities (the KV-cache paths): the flash forward where its shape allows (bf16), else
+// the materialised one. fp32 stays on the materialised path, the GPU's exact twin of the CPU reference.
+template <class T>
+void attend_no_probs(Context& ctx, const T* q, const T* k, const T* v, T* out, const ops::AttnShape& s, int64_t B) {
+  if constexpr (!is_f32<T>) {
+    if (cuda::flash_attention_supported(s)) return cuda::attention_fwd_flash(ctx, q, k, v, out, s, B);
+  }
+  cuda::attention_fwd<T>(ctx, q, k, v, out, nullptr, s, B);
+}
+
 }  // namespace
 
 template <class T>
@@ -344,7 +354,7 @@ void TransformerCudaT<T>::layer_forward(int l, const RouterSelect<float>& select
     WATTMOE_CUDA_CALL(cudaMemcpyAsync(vc.data() + pos0_ * kvd, a.v.data(), bytes, cudaMemcpyDeviceToDevice,
                                       ctx_.stream()));
     const ops::AttnShape sh{S, pos0_ + S, pos0_, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
-    cuda::attention_fwd<T>(ctx_, a.q.data(), kc.data(), vc.data(), a.att.data(), nullptr, sh, 1);
+    attend_no_probs<T>(ctx_, a.q.data(), kc.data(), vc.data(), a.att.data(), sh, 1);
   } else if (cached_) {
     // B streams in lockstep: sequence b's cache rows are [b·cap, b·cap + length). Append each sequence's S rows, then
     // gather every sequence's pos0 + S rows into contiguous blocks (the layout attention reads) and attend.
@@ -360,7 +370,7 @@ void TransformerCudaT<T>::layer_forward(int l, const RouterSelect<float>& select
       WATTMOE_CUDA_CALL(cudaMemcpy2DAsync(dst, size_t(Tk) * row, cache->data(), cap, size_t(Tk) * row, size_t(B_),
                                           cudaMemcpyDeviceToDevice, ctx_.stream()));
     const ops::AttnShape sh{S, Tk, pos0_, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
-    cuda::attention_fwd<T>(ctx_, a.q.data(), kg, vg, a.att.data(), nullptr, sh, B_);
+    attend_no_probs<T>(ctx_, a.q.data(), kg, vg, a.att.data(), sh, B_);
   } else {
     a.probs.resize(size_t(int64_t(B_) * c.num_heads * S * S));
     const ops::AttnShape sh{S, S, 0, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};

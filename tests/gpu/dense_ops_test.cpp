@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "dense_test_util.h"
+#include "core/error.h"
 #include "model/config.h"
 #include "model/params.h"
 #include "ops/activation.h"
@@ -254,6 +255,8 @@ TEST(DenseOpsCuda, SoftmaxBf16) { softmax_all<bf16>(); }
 // Attention: batch sequences on the GPU in one call, the CPU op per sequence. The CPU writes out and reads dout
 // with row stride q_stride; the GPU's are dense [Tq, n_heads·hd].
 
+int flash_cases_run = 0;  // attention_case's bf16 checks of attention_fwd_flash
+
 struct AttnCase {
   int64_t Tq, Tk, pos0, nh, nkv, hd, q_extra, kv_extra, batch;
 };
@@ -302,6 +305,14 @@ void attention_case(const AttnCase& c, uint64_t seed) {
   auto dout2 = nan_dev<T>(out.size());  // inference: no probs
   attention_fwd<T>(ctx(), dq_.data(), dk_.data(), dv_.data(), dout2.data(), nullptr, s, B);
   expect_close(name + " out(no probs)", from_dev(dout2), out, tol_chain<T>());
+  if constexpr (kBf16<T>) {  // the flash forward where the shape allows it
+    if (flash_attention_supported(s)) {
+      auto dout3 = nan_dev<T>(out.size());
+      attention_fwd_flash(ctx(), dq_.data(), dk_.data(), dv_.data(), dout3.data(), s, B);
+      expect_close(name + " out(flash)", from_dev(dout3), out, tol_chain<T>());
+      ++flash_cases_run;
+    }
+  }
 
   auto dgq = to_dev<T>(gq0), dgk = to_dev<T>(gk0), dgv = to_dev<T>(gv0);
   attention_bwd<T>(ctx(), dq_.data(), dk_.data(), dv_.data(), dprobs.data(), ddo.data(), dgq.data(), dgk.data(),
@@ -334,6 +345,30 @@ void attention_all() {
 }
 TEST(DenseOpsCuda, AttentionF32) { attention_all<float>(); }
 TEST(DenseOpsCuda, AttentionBf16) { attention_all<bf16>(); }
+
+// The flash forward's own cases (bf16): tile edges (64 queries and keys a tile), hd 16 to 128, GQA, pos0 > 0 with
+// trailing masked keys, long decode rows, padded strides, batches; each also runs the materialised path above.
+TEST(DenseOpsCuda, AttentionFlashBf16) {
+  REQUIRE_GPU();
+  const AttnCase cases[] = {
+      {1, 1, 0, 1, 1, 16, 0, 0, 1},        // one query, one key
+      {64, 64, 0, 4, 2, 64, 0, 0, 2},      // exactly one tile
+      {65, 65, 0, 4, 4, 32, 8, 0, 1},      // one row past the tile, padded q rows
+      {77, 300, 200, 8, 2, 128, 16, 8, 2}, // KV cache: pos0 > 0, trailing keys masked, hd 128, group 4
+      {1, 513, 512, 4, 1, 64, 0, 0, 3},    // a decode row over 513 keys, one KV head
+      {200, 200, 0, 2, 2, 96, 8, 8, 1},    // hd 96, padded q and kv rows
+      {130, 130, 0, 3, 1, 48, 0, 0, 2},    // hd 48, group 3
+      {128, 192, 64, 2, 1, 80, 0, 0, 1},   // hd 80, two query tiles, pos0 a tile
+  };
+  const int before = flash_cases_run;
+  uint64_t seed = 700;
+  for (const AttnCase& c : cases) attention_case<bf16>(c, seed++);
+  EXPECT_EQ(flash_cases_run - before, int(std::size(cases))) << "a case the flash forward should take was refused";
+  const ops::AttnShape odd{8, 8, 0, 2, 2, 24, 48, 48};  // hd 24: not a multiple of 16
+  EXPECT_FALSE(flash_attention_supported(odd));
+  DeviceBuffer<bf16> buf(4096);
+  EXPECT_THROW(attention_fwd_flash(ctx(), buf.data(), buf.data(), buf.data(), buf.data(), odd, 1), Error);
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Losses

@@ -70,6 +70,13 @@ template <class T>
 void attention_bwd(Context& ctx, const T* q, const T* k, const T* v, const float* probs, const T* dout, T* dq, T* dk,
                    T* dv, const ops::AttnShape& s, int64_t batch);
 
+// The same forward without the score matrix (dense_attention_flash.cu: online softmax over 64-key tiles, tensor
+// cores, fp32 accumulation; no probs, so inference only). bf16 only; the shape must pass flash_attention_supported:
+// hd a multiple of 16 up to 128 and q_stride, kv_stride multiples of 8 (q, k, v 16-byte aligned).
+bool flash_attention_supported(const ops::AttnShape& s);
+void attention_fwd_flash(Context& ctx, const bf16* q, const bf16* k, const bf16* v, bf16* out, const ops::AttnShape& s,
+                         int64_t batch);
+
 // Decode rows over per-row KV caches (dense_attention_rows.cu; continuous batching): row r of the n has its own
 // cache k_rows[r], v_rows[r] (device arrays of n device pointers; rows of kv_stride elements) and position pos[r]
 // (device int32 [n]). kv_append_rows writes k[r], v[r] ([n, kvd], dense) at cache row pos[r]; attention_rows_fwd then
