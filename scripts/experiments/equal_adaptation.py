@@ -305,7 +305,7 @@ def ablations(recs, test, base):
     clean = ab.get("clean stream (kjv.test), no TTT")
     recipe = next((r for r in test if r["label"] == "top-2" and r["ttt"] and r["seed"] == SEEDS[0]), None)
     rows = [("no TTT", "top-2, no TTT (the noisy stream's reference)", base),
-            ("recipe", "the recipe: router, norms, LoRA; next-token; source guard; every window", recipe)]
+            ("recipe", "router, norms, LoRA; next-token; source guard; every window", recipe)]
     rows += [(g, l, ab.get(l)) for g, l, _, _ in ABLATIONS]
     out = []
     for group, label, r in rows:
