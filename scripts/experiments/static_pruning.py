@@ -27,9 +27,8 @@ import datetime, json, os, shlex, sys
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wattmoe_cli import experiment_args, git_commit, wattmoe_json, write_table  # noqa: E402  (the one place the CLI is called)
+from wattmoe_cli import calibration, experiment_args, git_commit, wattmoe_json, write_table  # noqa: E402  (the one place the CLI is called)
 SHAPE = ["--expert-shape", "4096x14336"]
-CAL_TOKENS = 65536
 DYNAMIC = [("top-2", []), ("top-1", ["--k-max", "1"]),
            ("skip β 0.5", ["--policy", "skip", "--beta", "0.5"]), ("skip β 0.7", ["--policy", "skip", "--beta", "0.7"]),
            ("top-p 0.7", ["--policy", "top_p", "--route-top-p", "0.7"]), ("top-p 0.9", ["--policy", "top_p", "--route-top-p", "0.9"]),
@@ -51,12 +50,7 @@ def run(a):
     cal_path, rec_path, meta_path = (os.path.join(a.out, n) for n in ("calibration.json", "records.jsonl", "meta.json"))
     meta = json.load(open(meta_path)) if os.path.isfile(meta_path) else {}
     if not os.path.isfile(cal_path):
-        cal, meta["calibration_command"] = wattmoe(a.bin, ["eval", "--model", model, "--data",
-                                                           os.path.join(a.data_dir, "kjv.train.txt"),
-                                                           "--max-tokens", str(CAL_TOKENS)] + SHAPE)
-        with open(cal_path, "w") as f:
-            json.dump(cal, f, indent=1)
-            f.write("\n")
+        meta["calibration_command"] = calibration(a.bin, model, a.data_dir, cal_path, "static_pruning.py")
     # The ablation behind r = 2's collapse: r = 1's experts plus only layer 0's expert 2 (the calibration's counts
     # with that one set to 0, so it is layer 0's least used; the other layers prune what r = 1 prunes).
     ablation_path = os.path.join(a.out, "calibration_l0e2.json")

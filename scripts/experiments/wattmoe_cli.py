@@ -4,10 +4,14 @@ wattmoe_json(binary, args) runs `binary args... --json` from the current directo
 summary by default, their JSON with --json) and returns (the JSON it printed, the command as one shell-quoted string
 for the records); a failure or non-JSON output ends the script (exit 2) with the command and its stderr.
 ttt_recipe(src) returns the tuned TTT flags, read from their one home, scripts/device/ttt_recipe.sh.
+calibration(binary, model, data_dir, path, who) makes static pruning's calibration (`wattmoe eval` of top-2 on the
+first CAL_TOKENS tokens of kjv train: per-layer expert counts) at path unless it exists, and returns its command.
 experiment_args(doc, out) is the parser of the shared flags (--bin, --model, --data-dir, --out with its default);
 write_table(out, text) writes OUT/table.md and prints it.
 """
 import argparse, json, os, re, shlex, subprocess, sys
+
+CAL_TOKENS = 65536  # static pruning's calibration: the first 64 Ki tokens of kjv train (val and test stay unseen)
 
 
 def wattmoe_json(binary, args, who="experiments"):
@@ -36,6 +40,19 @@ def ttt_recipe(src):
         print(f"experiments: error: {path}: no TTT=( ... ) array", file=sys.stderr)
         sys.exit(2)
     return shlex.split(m.group(1))
+
+
+def calibration(binary, model, data_dir, path, who="experiments"):
+    """Static pruning's calibration JSON at path (made unless it exists); the command that makes it."""
+    args = ["eval", "--model", model, "--data", os.path.join(data_dir, "kjv.train.txt"), "--max-tokens", str(CAL_TOKENS),
+            "--expert-shape", "4096x14336"]
+    if os.path.isfile(path):
+        return shlex.join([binary] + args + ["--json"])
+    cal, cmd = wattmoe_json(binary, args, who)
+    with open(path, "w") as f:
+        json.dump(cal, f, indent=1)
+        f.write("\n")
+    return cmd
 
 
 def experiment_args(doc, out):

@@ -63,6 +63,7 @@ void add_run_command(CLI::App& app) {
   cmd->option_defaults()->group("Output");
   add_output_flags(cmd, a->out);
   add_routing_flags(cmd, r.routing, true);
+  add_pruning_flags(cmd, r.routing);  // static pruning by calibration use (no budget: check_run_config)
   visit_budget_options(r.budget, true, flags);
   visit_plant_options(r.plant, flags);
   cmd->option_defaults()->group("Test-time training (TTT)");

@@ -185,6 +185,10 @@ void check_run_config(const RunConfig& a) {
                   "--ambient-c {}: expected a temperature in °C above absolute zero (-273.15) and below 1000",
                   a.plant.ambient_c);
   WATTMOE_REQUIRE(b.active() || b.schedule.empty(), "--budget-schedule needs --power-budget-w or --energy-budget-j-per-token");
+  // The controller's knobs replace the base knobs every window; pruning's per-layer masks would pin them.
+  WATTMOE_REQUIRE(!b.active() || a.routing.prune_least_used == 0,
+                  "--prune-least-used {} with a budget: static pruning is a fixed routing, the controller moves the "
+                  "knobs (drop the budget, or prune with --mask)", a.routing.prune_least_used);
   validate_stream_options(a.stream);
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `wattmoe run` end to end on the shipped model and a small text: a static run reproduces `wattmoe eval` (batch 1)
 # exactly; a power-budget run holds its target on the simulated GPU and logs one JSONL line per window with the
-# controller's decision; a TTT run adapts and accounts its time; bad flags give one clear error line.
+# controller's decision; a TTT run adapts and accounts its time; static pruning
+# by calibration use masks the least-used experts; bad flags give one clear error line.
 # Usage: bash run.sh <path-to-wattmoe> <source-dir>. Needs python3's standard library.
 set -u
 BIN=${1:?usage: run.sh <wattmoe> <source-dir>}
@@ -62,7 +63,22 @@ assert t["bits_per_byte"] < n["bits_per_byte"] - 0.2, (t["bits_per_byte"], n["bi
 assert t["adapted_windows"] == t["windows"] and t["adapt_seconds"] > 0 and t["infer_seconds"] > 0
 PY
 
-# 4. Bad flags: one "wattmoe: error:" line naming the flag, non-zero exit, no signal.
+# 4. Static pruning by calibration use (as `wattmoe eval`): the calibration's 2 least-used experts of each layer take
+# no pair in the run, and the routing JSON names them.
+"$BIN" eval --model "$MODEL" --data "$TMP/text.txt" --json > "$TMP/cal.json" 2>/dev/null || fail "calibration eval failed"
+"$BIN" run --model "$MODEL" --data "$TMP/text.txt" --prune-least-used 2 --calibration "$TMP/cal.json" \
+  --summary "$TMP/p.json" 2>/dev/null || fail "pruned run failed"
+python3 - "$TMP" <<'PY' || fail "pruned run used a pruned expert"
+import json, sys
+p = json.load(open(sys.argv[1] + "/p.json"))
+layers = p["routing"]["pruned"]["layers"]
+assert p["routing"]["pruned"]["least_used"] == 2 and layers, p["routing"]["pruned"]
+for l, ids in layers.items():
+    assert len(ids) == 2 and all(p["expert_counts"][l][e] == 0 for e in ids), (l, ids, p["expert_counts"][l])
+    assert sum(p["expert_counts"][l]) == 2 * p["tokens"], l
+PY
+
+# 5. Bad flags: one "wattmoe: error:" line naming the flag, non-zero exit, no signal.
 bad() {
   local want=$1; shift
   "$BIN" run --model "$MODEL" --data "$TMP/text.txt" "$@" > /dev/null 2> "$TMP/err"
@@ -88,6 +104,8 @@ bad "ttt-source-check" --ttt --ttt-source-check -1
 bad "ttt-source-margin" --ttt --ttt-source-margin -0.1
 bad "ttt-backoff" --ttt --ttt-backoff -2
 bad "control-policy\|policy" --power-budget-w 300 --control-policy fastest
+bad "needs --calibration" --prune-least-used 1
+bad "prune-least-used.*budget" --prune-least-used 1 --calibration "$TMP/cal.json" --power-budget-w 300
 
 [ $failures -eq 0 ] && echo "run.sh: all checks passed"
 exit $failures
