@@ -11,6 +11,9 @@
 // a 16-byte load carries 16 weights; they are widened to fp32 in registers (exactly: e4m3 and int8 values are fp32
 // values), the dot products run in fp32 as for bf16, and the row's scale multiplies each finished sum once (before
 // silu in gate_up, before the routing weight in down). Requires H % 16 == 0 and I % 16 == 0.
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
 #include "ops/cuda/moe_common.cuh"
 
 namespace wattmoe::cuda {
@@ -18,16 +21,15 @@ namespace {
 
 constexpr int kDecWarps = 8;
 
-// 4 e4m3 codes (byte k of w is element k) -> 4 floats, exactly: the code's exponent and mantissa bits are moved under
-// fp32's (bits 20..26), its sign to bit 31, and one multiplication by 2^(127-7) fixes the exponent bias (e4m3
-// subnormals become fp32 subnormals first, which the multiplication handles exactly: this code is not built with
-// -ftz). Four integer operations and one FMUL per weight. The NaN codes (0x7F/0xFF) would read as ±480: the
-// quantiser (ops/quant.h) never writes them.
+// 4 e4m3 codes (byte k of w is element k) -> 4 floats, exactly: the hardware's paired conversion (cvt e4m3x2 ->
+// f16x2; every e4m3 value, subnormals included, is an f16 value) and two f16 -> f32 widenings per pair, 1.5
+// instructions a weight. The NaN codes (0x7F/0xFF) never occur: the quantiser (ops/quant.h) does not write them.
 __device__ __forceinline__ void e4m3x4_to_f32(uint32_t w, float* f) {
 #pragma unroll
-  for (int k = 0; k < 4; ++k) {
-    const uint32_t t = k == 3 ? w : w << (24 - 8 * k);  // the code in bits 24..31
-    f[k] = __uint_as_float((t & 0x80000000u) | ((t >> 4) & 0x07F00000u)) * 0x1p120f;
+  for (int k = 0; k < 2; ++k) {
+    const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(w >> (16 * k)), __NV_E4M3);
+    const float2 v = __half22float2(__half2(h));
+    f[2 * k] = v.x, f[2 * k + 1] = v.y;
   }
 }
 
