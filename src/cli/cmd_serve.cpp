@@ -48,9 +48,11 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-queue", e.limits.max_queue, "requests waiting for a slot before new ones get 429")
       ->capture_default_str();
   cmd->add_option("--min-free-host-mb", e.limits.min_free_host_mb,
-                  "refuse new requests (429) while the host has less memory available (0: never)")->capture_default_str();
+                  "refuse new requests (429) while the host has less memory available; below twice this, at most half "
+                  "the batch runs (0: never)")->capture_default_str();
   cmd->add_option("--max-gpu-memory-fraction", e.limits.max_gpu_memory_fraction,
-                  "refuse new requests (429) while the GPU's memory is fuller than this")->capture_default_str();
+                  "refuse new requests (429) while the GPU's memory is fuller than this; above this - 0.05, at most "
+                  "half the batch runs")->capture_default_str();
   cmd->add_option("--min-step-s", e.limits.min_step_s,
                   "each scheduler step lasts at least this long (0: as fast as it runs; paces a CPU like a slower "
                   "device, for tests)")->capture_default_str();

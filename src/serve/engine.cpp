@@ -88,7 +88,7 @@ void check_engine_config(const EngineConfig& c) {
 namespace {
 
 // MemAvailable of /proc/meminfo in bytes; NaN when it cannot be read (not Linux).
-double host_available_bytes() {
+double meminfo_available_bytes() {
   std::ifstream f("/proc/meminfo");
   std::string key;
   double kb = 0;
@@ -129,7 +129,7 @@ Engine::Engine(const EngineConfig& c, const ModelWeights<float>& m, std::shared_
   control_->budget = cfg_.budget;
   control_->routing_options = cfg_.routing;
   control_->routing = make_routing(cfg_.routing, model_, double(cfg_.limits.max_batch));
-  admit_limit_ = cfg_.limits.max_batch;
+  admit_limit_ = control_admit_ = cfg_.limits.max_batch;
   if (cfg_.budget.active()) {
     control_->ctl = std::make_unique<Controller>(budget_controller_config(cfg_.budget, plant, model_, control_->routing));
     control_->decision = control_->ctl->initial();
@@ -208,39 +208,60 @@ RoutingOptions Engine::routing_options() const {
   return control_->routing_options;
 }
 
-bool Engine::memory_ok_locked(std::string& why) {
-  const double avail = host_available_bytes();
+MemoryLevel Engine::memory_level_locked() {
+  const double avail = cfg_.host_available_bytes ? cfg_.host_available_bytes() : meminfo_available_bytes();
   stats_.host_available_bytes = avail;
-  bool ok = true;
-  if (cfg_.limits.min_free_host_mb > 0 && std::isfinite(avail) && avail < cfg_.limits.min_free_host_mb * 1048576.0) {
-    ok = false;
-    why = fmt::format("host memory available {:.0f} MB < --min-free-host-mb {}", avail / 1048576.0,
-                      cfg_.limits.min_free_host_mb);
+  const EngineLimits& l = cfg_.limits;
+  MemoryLevel level = MemoryLevel::None;
+  std::string why;
+  const auto at_least = [&](MemoryLevel x, std::string reason) {
+    if (int(x) > int(level)) level = x, why = std::move(reason);
+  };
+  if (l.min_free_host_mb > 0 && std::isfinite(avail)) {
+    const double mb = avail / 1048576.0;
+    if (mb < l.min_free_host_mb)
+      at_least(MemoryLevel::Full, fmt::format("host memory available {:.0f} MB < --min-free-host-mb {}", mb,
+                                              l.min_free_host_mb));
+    else if (mb < 2 * l.min_free_host_mb)
+      at_least(MemoryLevel::Near, fmt::format("host memory available {:.0f} MB < 2 × --min-free-host-mb {}", mb,
+                                              l.min_free_host_mb));
   }
   const Sample& s = stats_.sample;
-  if (ok && s.mem_used_bytes && s.mem_total_bytes && *s.mem_total_bytes > 0 &&
-      double(*s.mem_used_bytes) > cfg_.limits.max_gpu_memory_fraction * double(*s.mem_total_bytes)) {
-    ok = false;
-    why = fmt::format("GPU memory {:.1f}% used > --max-gpu-memory-fraction {}",
-                      100.0 * double(*s.mem_used_bytes) / double(*s.mem_total_bytes), cfg_.limits.max_gpu_memory_fraction);
+  if (s.mem_used_bytes && s.mem_total_bytes && *s.mem_total_bytes > 0) {
+    const double used = double(*s.mem_used_bytes) / double(*s.mem_total_bytes);
+    if (used > l.max_gpu_memory_fraction)
+      at_least(MemoryLevel::Full, fmt::format("GPU memory {:.1f}% used > --max-gpu-memory-fraction {}", 100.0 * used,
+                                              l.max_gpu_memory_fraction));
+    else if (used > l.max_gpu_memory_fraction - 0.05)
+      at_least(MemoryLevel::Near, fmt::format("GPU memory {:.1f}% used > --max-gpu-memory-fraction {} - 0.05",
+                                              100.0 * used, l.max_gpu_memory_fraction));
   }
-  if (ok != !stats_.memory_pressure) {
-    if (!ok) log_warn("serve: memory pressure, refusing new requests (429): {}", why);
-    else log_info("serve: memory pressure over, accepting requests again");
+  if (level != memory_) {
+    if (level == MemoryLevel::Full) log_warn("serve: memory pressure, refusing new requests (429): {}", why);
+    else if (level == MemoryLevel::Near)
+      log_warn("serve: memory near capacity, at most {} sequences run (the rest wait){}: {}",
+               std::max(1, l.max_batch / 2), memory_ == MemoryLevel::Full ? "; accepting requests again" : "", why);
+    else log_info("serve: memory pressure over, accepting requests again at the full batch");
+    memory_ = level;
+    stats_.memory_pressure = int(level);
+    apply_admit_limit_locked();
   }
-  stats_.memory_pressure = !ok;
-  return ok;
+  return level;
+}
+
+void Engine::apply_admit_limit_locked() {
+  const int cap = memory_ == MemoryLevel::None ? cfg_.limits.max_batch : std::max(1, cfg_.limits.max_batch / 2);
+  admit_limit_ = std::min(control_admit_, cap);
 }
 
 Engine::Admit Engine::submit(const std::shared_ptr<Job>& job) {
   Admit a = Admit::Ok;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    std::string why;
     if (draining_ || stop_) a = Admit::Draining;
     else if (int(queue_.size()) >= cfg_.limits.max_queue + std::max(0, admit_limit_ - running_count_))
       a = Admit::QueueFull;  // the queue holds max_queue requests beyond those the free slots take at the next step
-    else if (!memory_ok_locked(why)) a = Admit::Memory;
+    else if (memory_level_locked() == MemoryLevel::Full) a = Admit::Memory;
     if (a == Admit::Ok) queue_.emplace_back(job, now_seconds());
     else ++stats_.rejected[admit_name(a)];
     if (a == Admit::QueueFull) {  // said in the log at most every 5 s (the metric counts each one)
@@ -403,8 +424,9 @@ void Engine::set_budget(const BudgetUpdate& u) {
   }
   c.budget = b;
   c.spec = std::make_shared<RoutingSpec>(c.ctl ? decision_spec(c.decision, c.routing) : c.routing.spec());
-  admit_limit_ = c.ctl ? std::max(1, int(std::floor(cfg_.limits.max_batch * c.decision.batch_scale)))
-                       : cfg_.limits.max_batch;
+  control_admit_ = c.ctl ? std::max(1, int(std::floor(cfg_.limits.max_batch * c.decision.batch_scale)))
+                         : cfg_.limits.max_batch;
+  apply_admit_limit_locked();
   log_info("serve: budget now {}", b.active() ? fmt::format("{} {} (control policy {})",
                                                             b.power_w > 0 ? b.power_w : b.energy_j_per_token,
                                                             b.power_w > 0 ? "W" : "J/token", b.control_policy)
@@ -452,6 +474,7 @@ void Engine::loop() {
                (!queue_.empty() && (running_count_ < admit_limit_ || cancel_all_));
       };
       cv_.wait(lk, work);
+      memory_level_locked();  // the memory rung moves at step boundaries too (and ends when pressure ends)
       if (stop_ && queue_.empty() && running_.empty() && billing_.empty() && bills_.empty()) break;
       admit_locked(admitted);
       cancel_running = cancel_all_;
@@ -653,7 +676,8 @@ void Engine::control_update(double joules, double seconds, double tokens, int64_
     const int rung = c.decision.rung;
     c.decision = c.ctl->update(in);
     c.spec = std::make_shared<RoutingSpec>(decision_spec(c.decision, c.routing));
-    admit_limit_ = std::max(1, int(std::floor(cfg_.limits.max_batch * c.decision.batch_scale)));
+    control_admit_ = std::max(1, int(std::floor(cfg_.limits.max_batch * c.decision.batch_scale)));
+    apply_admit_limit_locked();
     if (c.decision.rung != rung)
       log_info("serve: control rung {} -> {} (u {:.2f}, batch scale {:.2f}: at most {} sequences): {}", rung,
                c.decision.rung, c.decision.u, c.decision.batch_scale, admit_limit_, c.decision.reason);

@@ -110,8 +110,9 @@ std::string prometheus_text(const ServeStats& st) {
   o.metric("wattmoe_max_queue", "gauge", "most requests waiting before new ones get 429", st.max_queue);
   o.metric("wattmoe_admit_limit", "gauge", "sequences the batch may hold now (max_batch x the ladder's batch scale)",
            st.admit_limit);
-  o.metric("wattmoe_memory_pressure", "gauge", "1 while new requests are refused for lack of memory",
-           st.memory_pressure ? 1 : 0);
+  o.metric("wattmoe_memory_pressure", "gauge",
+           "memory pressure: 0 none, 1 near capacity (at most half the batch runs), 2 new requests refused too",
+           st.memory_pressure);
   o.metric("wattmoe_host_memory_available_bytes", "gauge", "host memory available (/proc/meminfo)",
            st.host_available_bytes);
   o.metric("wattmoe_draining", "gauge", "1 after SIGTERM: in-flight requests finish, new ones get 503",

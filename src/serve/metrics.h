@@ -30,7 +30,8 @@ struct ServeStats {
   std::string model, source;  // served model id; "simulated" or "measured"
   // gauges: the scheduler now
   int running = 0, queued = 0, max_batch = 0, max_queue = 0, slots_free = 0, admit_limit = 0;
-  bool draining = false, memory_pressure = false;
+  bool draining = false;
+  int memory_pressure = 0;  // serve/engine.h MemoryLevel: 0 none, 1 near capacity (batch halved), 2 refusing
   double host_available_bytes = NAN;
   // gauges: the last control period (steps' time, not idle time)
   double power_w = NAN, joules_per_token = NAN, tokens_per_s = NAN, experts_per_token = NAN;

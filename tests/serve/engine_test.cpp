@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 
 #include "../test_util.h"
@@ -137,6 +138,55 @@ TEST(ServeEngine, FullQueueRefusesCancelledRequestLeaves) {
   EXPECT_EQ(st.rejected.at("queue_full"), 1u);
   EXPECT_EQ(st.requests.at("cancelled"), 1u);
   EXPECT_NEAR(st.billed_j, st.energy_j, 1e-9 * st.energy_j);  // the cancelled request was billed its steps too
+}
+
+// Memory pressure, driven through EngineConfig::host_available_bytes: near capacity (below 2 × --min-free-host-mb)
+// at most half the batch runs and requests are still accepted (their text unchanged); at capacity new ones get
+// Memory (429); when the reading recovers the full batch comes back. The metric says the level each time.
+TEST(ServeEngine, MemoryPressureHalvesTheBatchThenRefusesThenRecovers) {
+  auto avail = std::make_shared<std::atomic<double>>(1e12);
+  EngineConfig c = config(4, 16);
+  c.limits.min_free_host_mb = 100;
+  c.host_available_bytes = [avail] { return avail->load(); };
+  Engine e(c, kjv(), bytes());
+  const auto level_metric = [&](int level) {
+    return prometheus_text(e.stats()).find("wattmoe_memory_pressure " + std::to_string(level) + "\n") !=
+           std::string::npos;
+  };
+  auto first = std::make_shared<Job>(params("In", 4, 0.0, 1.0, 1));
+  ASSERT_EQ(e.submit(first), Engine::Admit::Ok);
+  first->wait_done();
+  EXPECT_EQ(e.stats().admit_limit, 4);
+  EXPECT_TRUE(level_metric(0));
+
+  avail->store(150 * 1048576.0);  // near capacity: 150 MB < 2 × 100 MB
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (int i = 0; i < 4; ++i) {
+    jobs.push_back(std::make_shared<Job>(params("Amen", 12, 0.8, 1.0, uint64_t(i))));
+    ASSERT_EQ(e.submit(jobs.back()), Engine::Admit::Ok);
+  }
+  EXPECT_EQ(e.stats().admit_limit, 2);
+  EXPECT_TRUE(level_metric(1));
+  int most = 0;
+  for (bool all = false; !all;) {
+    most = std::max(most, e.stats().running);
+    all = true;
+    for (const auto& j : jobs) all = all && j->done();
+  }
+  EXPECT_LE(most, 2);
+  for (const auto& j : jobs) EXPECT_EQ(j->text(), generate_like_cli(j->params(), e.context()));
+
+  avail->store(50 * 1048576.0);  // at capacity
+  EXPECT_EQ(e.submit(std::make_shared<Job>(params("x", 1, 1.0, 1.0, 0))), Engine::Admit::Memory);
+  EXPECT_TRUE(level_metric(2));
+  EXPECT_EQ(e.stats().rejected.at("memory"), 1u);
+
+  avail->store(1e12);  // pressure over
+  auto last = std::make_shared<Job>(params("In", 4, 0.0, 1.0, 1));
+  ASSERT_EQ(e.submit(last), Engine::Admit::Ok);
+  last->wait_done();
+  EXPECT_EQ(e.stats().admit_limit, 4);
+  EXPECT_TRUE(level_metric(0));
 }
 
 TEST(ServeEngine, DrainFinishesWhatWasAccepted) {
