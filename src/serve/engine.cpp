@@ -211,6 +211,7 @@ RoutingOptions Engine::routing_options() const {
 MemoryLevel Engine::memory_level_locked() {
   const double avail = cfg_.host_available_bytes ? cfg_.host_available_bytes() : meminfo_available_bytes();
   stats_.host_available_bytes = avail;
+  memory_judged_s_ = now_seconds();
   const EngineLimits& l = cfg_.limits;
   MemoryLevel level = MemoryLevel::None;
   std::string why;
@@ -474,7 +475,9 @@ void Engine::loop() {
                (!queue_.empty() && (running_count_ < admit_limit_ || cancel_all_));
       };
       cv_.wait(lk, work);
-      memory_level_locked();  // the memory rung moves at step boundaries too (and ends when pressure ends)
+      // The memory rung moves at step boundaries too (so it ends when pressure ends), judged at most every 50 ms
+      // there: reading /proc/meminfo costs tens of microseconds, a decode step on a GPU a few milliseconds.
+      if (now_seconds() - memory_judged_s_ >= 0.05) memory_level_locked();
       if (stop_ && queue_.empty() && running_.empty() && billing_.empty() && bills_.empty()) break;
       admit_locked(admitted);
       cancel_running = cancel_all_;

@@ -17,11 +17,11 @@
 //
 // Memory: the KV-cache slots are allocated once at start (max_batch × context positions), so serving never grows
 // them; a request waits for a slot in the queue, a full queue refuses new ones (QueueFull → 429). Memory pressure
-// has two levels (MemoryLevel), judged at every submit and at every step boundary: near capacity (host memory
-// available below 2 × min_free_host_mb, or the GPU fuller than max_gpu_memory_fraction − 0.05) the server moves to
-// its cheaper rung for memory — at most half of max_batch sequences run (the rest wait in the queue; what grows with
-// load is the batched step's activations and the requests' buffers, not the KV cache); at capacity (below
-// min_free_host_mb, above max_gpu_memory_fraction) it also refuses new requests (Memory → 429). Both end by
+// has two levels (MemoryLevel), judged at every submit and at step boundaries (at most every 50 ms): near capacity
+// (host memory available below 2 × min_free_host_mb, or the GPU fuller than max_gpu_memory_fraction − 0.05) the
+// server moves to its cheaper rung for memory — at most half of max_batch sequences run (the rest wait in the queue;
+// what grows with load is the batched step's activations and the requests' buffers, not the KV cache); at capacity
+// (below min_free_host_mb, above max_gpu_memory_fraction) it also refuses new requests (Memory → 429). Both end by
 // themselves when the reading recovers; the metrics and the log say when each starts and ends.
 #pragma once
 #include <condition_variable>
@@ -149,6 +149,7 @@ class Engine {
   int running_count_ = 0, admit_limit_ = 0, awaiting_bills_ = 0;
   int control_admit_ = 0;  // the controller's limit (max batch × its ladder's batch scale)
   MemoryLevel memory_ = MemoryLevel::None;
+  double memory_judged_s_ = -1e300;  // when memory_level_locked last read the memory
   double overload_logged_s_ = -1e300;  // when a full queue was last logged
   uint64_t overload_refused_ = 0;      // 429s since then
   ServeStats stats_;
