@@ -7,6 +7,7 @@
 #include "cli/common_flags.h"
 #include "cli/defaults.h"
 #include "cli/routing_flags.h"
+#include "cli/ttt_flags.h"
 #include "serve/engine_options.h"
 #include "serve/serve.h"
 
@@ -42,6 +43,7 @@ void add_serve_command(CLI::App& app) {
   add_device_flags(cmd, e.runner, "the model and its KV caches");
   add_threads_flag(cmd);
   add_routing_flags(cmd, e.routing);
+  add_ttt_flags(cmd, e.ttt, true);  // wattmoe run's --ttt options: adapt on answered requests' text (docs/serve.md)
   visit_engine_options(e, TableFlags{cmd});  // budget, energy, --context: shared with Python (serve/engine_options.h)
   cmd->add_option("--max-batch", e.limits.max_batch, "KV-cache slots: the most sequences decoded together")
       ->capture_default_str();

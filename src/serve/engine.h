@@ -36,6 +36,7 @@
 
 #include "control/controller.h"
 #include "eval/budget_control.h"
+#include "eval/budgeted_run.h"
 #include "eval/routing_setup.h"
 #include "io/json.h"
 #include "model/checkpoint.h"
@@ -69,6 +70,11 @@ struct EngineConfig {
   // Host memory available in bytes (NaN: unknown, never pressure); null: /proc/meminfo's MemAvailable. Tests drive
   // memory pressure through it.
   std::function<double()> host_available_bytes;
+  // Online test-time training on served text (off by default): the --ttt options of `wattmoe run`. A request's text
+  // (prompt + completion) is queued only once it has been answered; at a step boundary the scheduler runs at most
+  // one queued text through TestTimeAdapter::process (adapt/adapter.h: score, trigger, adapt, guards) on the runner it
+  // serves with, in a meter window of its own that no request is billed for.
+  TttOptions ttt;
 };
 
 // Error naming the option for anything wrong that needs no file (call before loading the model).
@@ -133,12 +139,15 @@ class Engine {
   MemoryLevel memory_level_locked();  // reads the memory, logs and records a change of level, applies it
   void apply_admit_limit_locked();   // admit_limit_ = the controller's limit under the memory rung's cap
   std::shared_ptr<const RoutingSpec> spec_for(Seq& s, const std::shared_ptr<const RoutingSpec>& server);
+  void adapt_one();  // TTT: one queued text through the adapter, as a step of its own
 
   EngineConfig cfg_;
   ModelConfig model_;
   std::shared_ptr<const Tokenizer> tok_;
   int context_ = 0, moe_layers_ = 0;
-  std::unique_ptr<Runner> runner_;
+  std::unique_ptr<Runner> runner_;  // without TTT
+  std::unique_ptr<TestTimeAdapter> adapter_;  // with TTT: it owns the runner
+  Runner* net_ = nullptr;  // the runner served with (runner_, or the adapter's)
   std::unique_ptr<StepEnergy> energy_;
 
   // Shared with the HTTP threads (mu_)
@@ -164,6 +173,7 @@ class Engine {
   std::shared_ptr<const RoutingSpec> applied_hold_;
   double ctl_j_ = 0, ctl_s_ = 0, ctl_tokens_ = 0;
   int64_t ctl_pairs_ = 0, ctl_moe_ = 0, ctl_step_ = 0;
+  std::deque<std::vector<int32_t>> ttt_queue_;  // answered requests' texts waiting for adaptation
   std::thread thread_;
 };
 

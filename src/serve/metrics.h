@@ -51,6 +51,12 @@ struct ServeStats {
   std::map<std::string, uint64_t> requests;  // finished, by outcome: ok, cancelled, error
   std::map<std::string, uint64_t> rejected;  // refused, by reason: queue_full, memory, draining, bad_request, ...
   std::vector<std::vector<uint64_t>> expert_tokens;  // [layer][expert] (token, expert) pairs; empty rows: dense
+  // test-time training (serve/engine.h EngineConfig::ttt)
+  bool ttt = false;
+  int ttt_queued = 0;
+  uint64_t ttt_windows = 0, ttt_adapted = 0, ttt_steps = 0, ttt_resets = 0, ttt_dropped = 0;
+  double ttt_seconds = 0, ttt_energy_j = 0;  // adaptation's wall time and metered energy (billed to no request)
+  double ttt_distance = 0;  // L2 distance of the predicting weights' trainable ranges from the source's
   Histogram latency{latency_buckets()}, first_token{latency_buckets()}, queue_wait{latency_buckets()};
 };
 

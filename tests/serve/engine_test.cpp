@@ -8,7 +8,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <thread>
 
 #include "../test_util.h"
 #include "core/rng.h"
@@ -187,6 +189,63 @@ TEST(ServeEngine, MemoryPressureHalvesTheBatchThenRefusesThenRecovers) {
   last->wait_done();
   EXPECT_EQ(e.stats().admit_limit, 4);
   EXPECT_TRUE(level_metric(0));
+}
+
+// Test-time training on served text: the first answer equals wattmoe generate's (nothing adapted yet), nothing is
+// adapted while the request runs, and after it is answered its text adapts the served weights in a step of its own
+// that no request pays for (the meter's energy = the requests' + adaptation's).
+TEST(ServeEngine, TestTimeTrainingAdaptsOnlyOnAnsweredText) {
+  EngineConfig c = config(2, 8);
+  c.ttt.enabled = true;
+  Engine e(c, kjv(), bytes());
+  const GenParams p = params("In the beginning", 24, 0.0, 1.0, 1);
+  auto a = std::make_shared<Job>(p);
+  ASSERT_EQ(e.submit(a), Engine::Admit::Ok);
+  std::string piece;
+  a->next(piece, 30);  // running: its text is not answered yet
+  EXPECT_EQ(e.stats().ttt_windows, 0u);
+  a->wait_done();
+  EXPECT_EQ(a->text(), generate_like_cli(p, e.context()));
+  ServeStats st = e.stats();
+  for (int i = 0; i < 3000 && st.ttt_windows == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    st = e.stats();
+  }
+  EXPECT_EQ(st.ttt_windows, 1u);
+  EXPECT_EQ(st.ttt_adapted, 1u);
+  EXPECT_EQ(st.ttt_steps, 1u);
+  EXPECT_EQ(st.ttt_resets, 0u);
+  EXPECT_GT(st.ttt_distance, 0);  // the served weights moved
+  EXPECT_GT(st.ttt_seconds, 0);
+  for (int i = 0; i < 3000 && !(st.ttt_energy_j > 0); ++i) {  // the adaptation step's energy is final a little later
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    st = e.stats();
+  }
+  EXPECT_GT(st.ttt_energy_j, 0);
+  EXPECT_NEAR(st.billed_j, a->usage().energy_j, 1e-9 * st.billed_j);  // the request paid its own steps only
+  EXPECT_NEAR(st.energy_j, st.billed_j + st.ttt_energy_j, 1e-9 * st.energy_j);
+  const std::string text = prometheus_text(st);
+  for (const char* name : {"wattmoe_ttt_enabled 1", "wattmoe_ttt_adaptation_steps_total 1",
+                           "wattmoe_ttt_windows_total 1", "wattmoe_ttt_energy_joules_total{source=\"simulated\"}"})
+    EXPECT_NE(text.find(name), std::string::npos) << name;
+  // Served with the adapted weights from now on: still answers.
+  auto b = std::make_shared<Job>(params("And God said", 8, 0.0, 1.0, 2));
+  ASSERT_EQ(e.submit(b), Engine::Admit::Ok);
+  b->wait_done();
+  EXPECT_EQ(b->finish_reason(), "length");
+}
+
+TEST(ServeEngine, TestTimeTrainingOptionsChecked) {
+  EngineConfig c = config(2, 8);
+  c.ttt.enabled = true;
+  c.ttt.adapter.time_phases = true;
+  EXPECT_NE(test::error_of([&] { check_engine_config(c); }).find("--ttt-time-phases"), std::string::npos);
+  c.ttt.adapter.time_phases = false;
+  c.ttt.triggers = "sometimes";
+  EXPECT_NE(test::error_of([&] { check_engine_config(c); }).find("--ttt-trigger"), std::string::npos);
+  c.ttt.triggers = "always";
+  c.ttt.adapter.steps_per_window = 0;
+  EXPECT_NE(test::error_of([&] { Engine e(c, kjv(), bytes()); }).find("steps_per_window"), std::string::npos);
 }
 
 TEST(ServeEngine, DrainFinishesWhatWasAccepted) {
