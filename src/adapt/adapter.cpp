@@ -102,6 +102,11 @@ void TestTimeAdapter::use(const float* weights) {
   loaded_ = weights;
 }
 
+void TestTimeAdapter::use_predicting_weights() {
+  if (source_guard_.on_probation() && adapted_) use(source_.data());
+  else use(cfg_.predict_with_teacher ? teacher_->params() : params_.data());
+}
+
 WindowScore TestTimeAdapter::score(const float* weights, const int32_t* ids, int S) {
   use(weights);
   return score_window(*net_, ids, S);

@@ -141,6 +141,11 @@ class TestTimeAdapter {
   // batch adds the stored windows, but this window is not stored). Returns the first step's objective values.
   LossComponents adapt_on(const int32_t* ids, int S);
 
+  // The runner holds the weights that predict now, as process() reports them: θ₀ while adapted weights are on the
+  // source guard's probation, else the teacher's with predict_with_teacher, else θ (for a caller that runs the
+  // runner itself between windows: the server).
+  void use_predicting_weights();
+
   void reset();  // θ ← θ₀, fresh optimizer state, teacher ← θ₀ (the replay buffer keeps its revealed windows)
   void set_expert_costs(EnergyCosts costs);  // validated; used by the energy objective from the next step on
 

@@ -7,6 +7,7 @@
 #include "cli/common_flags.h"
 #include "cli/defaults.h"
 #include "cli/routing_flags.h"
+#include "cli/ttt_flags.h"
 #include "serve/engine_options.h"
 #include "serve/serve.h"
 
@@ -42,15 +43,18 @@ void add_serve_command(CLI::App& app) {
   add_device_flags(cmd, e.runner, "the model and its KV caches");
   add_threads_flag(cmd);
   add_routing_flags(cmd, e.routing);
+  add_ttt_flags(cmd, e.ttt, true);  // wattmoe run's --ttt options: adapt on answered requests' text (docs/serve.md)
   visit_engine_options(e, TableFlags{cmd});  // budget, energy, --context: shared with Python (serve/engine_options.h)
   cmd->add_option("--max-batch", e.limits.max_batch, "KV-cache slots: the most sequences decoded together")
       ->capture_default_str();
   cmd->add_option("--max-queue", e.limits.max_queue, "requests waiting for a slot before new ones get 429")
       ->capture_default_str();
   cmd->add_option("--min-free-host-mb", e.limits.min_free_host_mb,
-                  "refuse new requests (429) while the host has less memory available (0: never)")->capture_default_str();
+                  "refuse new requests (429) while the host has less memory available; below twice this, at most half "
+                  "the batch runs (0: never)")->capture_default_str();
   cmd->add_option("--max-gpu-memory-fraction", e.limits.max_gpu_memory_fraction,
-                  "refuse new requests (429) while the GPU's memory is fuller than this")->capture_default_str();
+                  "refuse new requests (429) while the GPU's memory is fuller than this; above this - 0.05, at most "
+                  "half the batch runs")->capture_default_str();
   cmd->add_option("--min-step-s", e.limits.min_step_s,
                   "each scheduler step lasts at least this long (0: as fast as it runs; paces a CPU like a slower "
                   "device, for tests)")->capture_default_str();

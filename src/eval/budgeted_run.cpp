@@ -60,9 +60,6 @@ TriggerConfig parse_triggers(const TttOptions& a) {
   return t;
 }
 
-namespace {
-
-// The adapter's full config: the numeric knobs as given, the parsed specs, the energy objective's costs.
 AdapterConfig adapter_config(const TttOptions& a, const RoutingSetup& routing, double tokens_per_step) {
   AdapterConfig c = a.adapter;
   c.groups = parse_param_groups(a.groups);
@@ -79,6 +76,8 @@ AdapterConfig adapter_config(const TttOptions& a, const RoutingSetup& routing, d
   c.source_guard.max_backoff = std::max(c.source_guard.max_backoff, g.backoff);
   return c;
 }
+
+namespace {
 
 // --plant model: a step's work is the model itself on the window just scored, for the step's streams (streams ×
 // batch_scale windows, in forwards of up to kBatch windows), each stream the window again (routed like it, as the

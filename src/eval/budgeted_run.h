@@ -77,5 +77,8 @@ Json run_budgeted(const RunConfig& c, const ModelWeights<float>& m, const TokenS
 // --budget-schedule "0:400,200:300" -> {(0, 400), (200, 300)}: windows ascending, targets finite and > 0.
 std::vector<std::pair<int64_t, double>> parse_budget_schedule(const std::string& s);
 TriggerConfig parse_triggers(const TttOptions& t);  // --ttt-trigger "drift,power" with the triggers' own flags
+// The adapter's full config from the --ttt-* options: the numeric knobs as given, the parsed specs, the energy
+// objective's costs (routing's, at tokens_per_step). Shared by the run and the server (serve/engine.h).
+AdapterConfig adapter_config(const TttOptions& t, const RoutingSetup& routing, double tokens_per_step);
 
 }  // namespace wattmoe

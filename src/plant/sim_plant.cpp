@@ -18,6 +18,14 @@ double run_step_work(SimulatedGpu& gpu, const PlantShape& s, const std::vector<s
   return busy;
 }
 
+double run_adaptation_work(SimulatedGpu& gpu, const PlantShape& s, const std::vector<std::vector<int64_t>>& counts,
+                           double tokens, int forwards, int backwards) {
+  double busy = 0;
+  for (int i = 0; i < forwards; ++i) busy += run_step_work(gpu, s, counts, tokens, 1.0);
+  for (int i = 0; i < backwards; ++i) busy += run_step_work(gpu, s, counts, 2 * tokens, 2.0);
+  return busy;
+}
+
 SimulatedPlant::SimulatedPlant(const SimGpuParams& p, const PlantShape& s) : gpu_(p), params_(p), shape_(s) {}
 
 PlantStep SimulatedPlant::step(const std::vector<std::vector<int64_t>>& counts, int64_t window_tokens,
@@ -31,9 +39,7 @@ PlantStep SimulatedPlant::step(const std::vector<std::vector<int64_t>>& counts, 
   double busy = run_step_work(gpu_, s, counts, r.tokens, scale);
   if (adapt_forwards_ + adapt_backwards_ > 0) {
     const double e1 = gpu_.true_energy_j();
-    for (int i = 0; i < adapt_forwards_; ++i) r.adapt_seconds += run_step_work(gpu_, s, adapt_counts_, adapt_tokens_, 1.0);
-    for (int i = 0; i < adapt_backwards_; ++i)
-      r.adapt_seconds += run_step_work(gpu_, s, adapt_counts_, 2 * adapt_tokens_, 2.0);
+    r.adapt_seconds = run_adaptation_work(gpu_, s, adapt_counts_, adapt_tokens_, adapt_forwards_, adapt_backwards_);
     r.adapt_joules = gpu_.true_energy_j() - e1 - params_.idle_w * r.adapt_seconds;
     busy += r.adapt_seconds;
     adapt_forwards_ = adapt_backwards_ = 0;

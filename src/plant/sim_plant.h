@@ -25,6 +25,12 @@ namespace wattmoe {
 double run_step_work(SimulatedGpu& gpu, const PlantShape& s, const std::vector<std::vector<int64_t>>& counts,
                      double tokens, double scale);
 
+// Test-time adaptation's work priced as above: `forwards` passes over the window's own work (counts, tokens, scale
+// 1) and `backwards` passes as that work over twice the tokens. Returns the busy seconds. SimulatedPlant::step and the
+// server's simulated energy call it.
+double run_adaptation_work(SimulatedGpu& gpu, const PlantShape& s, const std::vector<std::vector<int64_t>>& counts,
+                           double tokens, int forwards, int backwards);
+
 class SimulatedPlant : public Plant {
  public:
   SimulatedPlant(const SimGpuParams& p, const PlantShape& s);

@@ -22,6 +22,7 @@ struct Engine::Seq {
   int slot = -1;
   Rng rng;
   std::vector<int32_t> pending;  // tokens the next step runs: the prompt, then the last sampled token
+  std::vector<int32_t> answered;  // with TTT: the prompt and the completion so far (what adaptation may use, later)
   int64_t length = 0;            // tokens in its KV cache
   TextStream text;
   JobUsage usage;
@@ -43,6 +44,7 @@ struct Engine::Bill {
   double tokens = 0;
   int64_t pairs = 0, moe_token_layers = 0;
   std::vector<std::pair<Seq*, int64_t>> shares;  // each sequence and the tokens it ran in the step
+  bool adaptation = false;  // a TTT step: billed to no request
 };
 
 // The budget and the server's routing (under mu_).
@@ -82,13 +84,21 @@ void check_engine_config(const EngineConfig& c) {
                                              "PUT /v1/budget");
   check_runner_options(c.runner);
   check_serve_energy_options(c.energy);
+  if (c.ttt.enabled) {  // the rest (ranges, groups against the model) when the adapter is made
+    WATTMOE_REQUIRE(!c.ttt.adapter.time_phases,
+                    "serve: --ttt-time-phases splits wattmoe run's summary; the server reports adaptation time in "
+                    "/metrics (wattmoe_ttt_adaptation_seconds_total)");
+    parse_triggers(c.ttt);
+    parse_param_groups(c.ttt.groups);
+    parse_adapt_optimizer(c.ttt.optimizer);
+  }
   resolve_serve_plant(c.energy, c.runner.device);
 }
 
 namespace {
 
 // MemAvailable of /proc/meminfo in bytes; NaN when it cannot be read (not Linux).
-double host_available_bytes() {
+double meminfo_available_bytes() {
   std::ifstream f("/proc/meminfo");
   std::string key;
   double kb = 0;
@@ -129,7 +139,7 @@ Engine::Engine(const EngineConfig& c, const ModelWeights<float>& m, std::shared_
   control_->budget = cfg_.budget;
   control_->routing_options = cfg_.routing;
   control_->routing = make_routing(cfg_.routing, model_, double(cfg_.limits.max_batch));
-  admit_limit_ = cfg_.limits.max_batch;
+  admit_limit_ = control_admit_ = cfg_.limits.max_batch;
   if (cfg_.budget.active()) {
     control_->ctl = std::make_unique<Controller>(budget_controller_config(cfg_.budget, plant, model_, control_->routing));
     control_->decision = control_->ctl->initial();
@@ -140,6 +150,7 @@ Engine::Engine(const EngineConfig& c, const ModelWeights<float>& m, std::shared_
 
   stats_.model = cfg_.model_id, stats_.source = energy_->source();
   stats_.max_batch = cfg_.limits.max_batch, stats_.max_queue = cfg_.limits.max_queue;
+  stats_.ttt = cfg_.ttt.enabled;
   stats_.expert_tokens.assign(size_t(model_.num_layers), {});
   for (int l = 0; l < model_.num_layers; ++l)
     if (model_.is_moe_layer(l)) stats_.expert_tokens[size_t(l)].assign(size_t(model_.num_experts), 0);
@@ -151,15 +162,23 @@ Engine::Engine(const EngineConfig& c, const ModelWeights<float>& m, std::shared_
   thread_ = std::thread([&, weights = &m] {
     bool ok = true;  // a copy: init_error and ready belong to the constructor, which returns once ready is set
     try {
-      runner_ = make_runner(model_, cfg_.runner);
-      runner_->set_params(weights->params.data());
+      if (cfg_.ttt.enabled) {  // the adapter owns the runner served with (weights θ₀ to start)
+        adapter_ = std::make_unique<TestTimeAdapter>(
+            model_, weights->params.data(),
+            adapter_config(cfg_.ttt, control_->routing, double(cfg_.limits.max_batch)), runner_factory(cfg_.runner));
+        net_ = &adapter_->runner();
+      } else {
+        runner_ = make_runner(model_, cfg_.runner);
+        runner_->set_params(weights->params.data());
+        net_ = runner_.get();
+      }
       try {
-        runner_->reset_slots(cfg_.limits.max_batch, context_);
+        net_->reset_slots(cfg_.limits.max_batch, context_);
       } catch (const std::bad_alloc&) {
         fail("--max-batch {} KV-cache slots of {} positions do not fit in memory: lower --max-batch or --context",
              cfg_.limits.max_batch, context_);
       }
-      runner_->set_routing(*control_->spec);
+      net_->set_routing(*control_->spec);
       applied_ = control_->spec.get(), applied_hold_ = control_->spec;
       for (int s = cfg_.limits.max_batch - 1; s >= 0; --s) free_slots_.push_back(s);
     } catch (...) {
@@ -182,7 +201,7 @@ Engine::Engine(const EngineConfig& c, const ModelWeights<float>& m, std::shared_
     std::rethrow_exception(init_error);
   }
   log_info("serve: {} on {} ({}), {} KV-cache slots of {} positions, queue {}, energy {} ({})", cfg_.model_id,
-           runner_->info().device, runner_->info().moe_kernels, cfg_.limits.max_batch, context_, cfg_.limits.max_queue,
+           net_->info().device, net_->info().moe_kernels, cfg_.limits.max_batch, context_, cfg_.limits.max_queue,
            energy_->source(), energy_->describe().value("label", ""));
 }
 
@@ -208,39 +227,61 @@ RoutingOptions Engine::routing_options() const {
   return control_->routing_options;
 }
 
-bool Engine::memory_ok_locked(std::string& why) {
-  const double avail = host_available_bytes();
+MemoryLevel Engine::memory_level_locked() {
+  const double avail = cfg_.host_available_bytes ? cfg_.host_available_bytes() : meminfo_available_bytes();
   stats_.host_available_bytes = avail;
-  bool ok = true;
-  if (cfg_.limits.min_free_host_mb > 0 && std::isfinite(avail) && avail < cfg_.limits.min_free_host_mb * 1048576.0) {
-    ok = false;
-    why = fmt::format("host memory available {:.0f} MB < --min-free-host-mb {}", avail / 1048576.0,
-                      cfg_.limits.min_free_host_mb);
+  memory_judged_s_ = now_seconds();
+  const EngineLimits& l = cfg_.limits;
+  MemoryLevel level = MemoryLevel::None;
+  std::string why;
+  const auto at_least = [&](MemoryLevel x, std::string reason) {
+    if (int(x) > int(level)) level = x, why = std::move(reason);
+  };
+  if (l.min_free_host_mb > 0 && std::isfinite(avail)) {
+    const double mb = avail / 1048576.0;
+    if (mb < l.min_free_host_mb)
+      at_least(MemoryLevel::Full, fmt::format("host memory available {:.0f} MB < --min-free-host-mb {}", mb,
+                                              l.min_free_host_mb));
+    else if (mb < 2 * l.min_free_host_mb)
+      at_least(MemoryLevel::Near, fmt::format("host memory available {:.0f} MB < 2 × --min-free-host-mb {}", mb,
+                                              l.min_free_host_mb));
   }
   const Sample& s = stats_.sample;
-  if (ok && s.mem_used_bytes && s.mem_total_bytes && *s.mem_total_bytes > 0 &&
-      double(*s.mem_used_bytes) > cfg_.limits.max_gpu_memory_fraction * double(*s.mem_total_bytes)) {
-    ok = false;
-    why = fmt::format("GPU memory {:.1f}% used > --max-gpu-memory-fraction {}",
-                      100.0 * double(*s.mem_used_bytes) / double(*s.mem_total_bytes), cfg_.limits.max_gpu_memory_fraction);
+  if (s.mem_used_bytes && s.mem_total_bytes && *s.mem_total_bytes > 0) {
+    const double used = double(*s.mem_used_bytes) / double(*s.mem_total_bytes);
+    if (used > l.max_gpu_memory_fraction)
+      at_least(MemoryLevel::Full, fmt::format("GPU memory {:.1f}% used > --max-gpu-memory-fraction {}", 100.0 * used,
+                                              l.max_gpu_memory_fraction));
+    else if (used > l.max_gpu_memory_fraction - 0.05)
+      at_least(MemoryLevel::Near, fmt::format("GPU memory {:.1f}% used > --max-gpu-memory-fraction {} - 0.05",
+                                              100.0 * used, l.max_gpu_memory_fraction));
   }
-  if (ok != !stats_.memory_pressure) {
-    if (!ok) log_warn("serve: memory pressure, refusing new requests (429): {}", why);
-    else log_info("serve: memory pressure over, accepting requests again");
+  if (level != memory_) {
+    if (level == MemoryLevel::Full) log_warn("serve: memory pressure, refusing new requests (429): {}", why);
+    else if (level == MemoryLevel::Near)
+      log_warn("serve: memory near capacity, at most {} sequences run (the rest wait){}: {}",
+               std::max(1, l.max_batch / 2), memory_ == MemoryLevel::Full ? "; accepting requests again" : "", why);
+    else log_info("serve: memory pressure over, accepting requests again at the full batch");
+    memory_ = level;
+    stats_.memory_pressure = int(level);
+    apply_admit_limit_locked();
   }
-  stats_.memory_pressure = !ok;
-  return ok;
+  return level;
+}
+
+void Engine::apply_admit_limit_locked() {
+  const int cap = memory_ == MemoryLevel::None ? cfg_.limits.max_batch : std::max(1, cfg_.limits.max_batch / 2);
+  admit_limit_ = std::min(control_admit_, cap);
 }
 
 Engine::Admit Engine::submit(const std::shared_ptr<Job>& job) {
   Admit a = Admit::Ok;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    std::string why;
     if (draining_ || stop_) a = Admit::Draining;
     else if (int(queue_.size()) >= cfg_.limits.max_queue + std::max(0, admit_limit_ - running_count_))
       a = Admit::QueueFull;  // the queue holds max_queue requests beyond those the free slots take at the next step
-    else if (!memory_ok_locked(why)) a = Admit::Memory;
+    else if (memory_level_locked() == MemoryLevel::Full) a = Admit::Memory;
     if (a == Admit::Ok) queue_.emplace_back(job, now_seconds());
     else ++stats_.rejected[admit_name(a)];
     if (a == Admit::QueueFull) {  // said in the log at most every 5 s (the metric counts each one)
@@ -403,8 +444,9 @@ void Engine::set_budget(const BudgetUpdate& u) {
   }
   c.budget = b;
   c.spec = std::make_shared<RoutingSpec>(c.ctl ? decision_spec(c.decision, c.routing) : c.routing.spec());
-  admit_limit_ = c.ctl ? std::max(1, int(std::floor(cfg_.limits.max_batch * c.decision.batch_scale)))
-                       : cfg_.limits.max_batch;
+  control_admit_ = c.ctl ? std::max(1, int(std::floor(cfg_.limits.max_batch * c.decision.batch_scale)))
+                         : cfg_.limits.max_batch;
+  apply_admit_limit_locked();
   log_info("serve: budget now {}", b.active() ? fmt::format("{} {} (control policy {})",
                                                             b.power_w > 0 ? b.power_w : b.energy_j_per_token,
                                                             b.power_w > 0 ? "W" : "J/token", b.control_policy)
@@ -449,9 +491,13 @@ void Engine::loop() {
       std::unique_lock<std::mutex> lk(mu_);
       const auto work = [&] {
         return stop_ || !running_.empty() || !billing_.empty() || !bills_.empty() ||
+               (!ttt_queue_.empty() && memory_ != MemoryLevel::Full) ||
                (!queue_.empty() && (running_count_ < admit_limit_ || cancel_all_));
       };
       cv_.wait(lk, work);
+      // The memory rung moves at step boundaries too (so it ends when pressure ends), judged at most every 50 ms
+      // there: reading /proc/meminfo costs tens of microseconds, a decode step on a GPU a few milliseconds.
+      if (now_seconds() - memory_judged_s_ >= 0.05) memory_level_locked();
       if (stop_ && queue_.empty() && running_.empty() && billing_.empty() && bills_.empty()) break;
       admit_locked(admitted);
       cancel_running = cancel_all_;
@@ -460,11 +506,12 @@ void Engine::loop() {
       auto s = std::make_unique<Seq>(job, *tok_);
       s->slot = free_slots_.back();
       free_slots_.pop_back();
-      runner_->clear_slot(s->slot);
+      net_->clear_slot(s->slot);
       s->arrived = arrived;
       s->usage.queue_s = now_seconds() - arrived;
       s->usage.prompt_tokens = int64_t(s->pending.size());
       if (job->params().routing) s->own = std::make_shared<RoutingSpec>(*job->params().routing);
+      if (adapter_) s->answered = s->pending;
       running_.push_back(std::move(s));
     }
     // Sequences whose client went away (or all, when shutting down) leave at this step boundary.
@@ -475,6 +522,14 @@ void Engine::loop() {
     if (!running_.empty()) step();
     resolve_bills();
     complete_ready_jobs();
+    if (adapter_ && !ttt_queue_.empty()) {
+      bool memory_full = false;
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        memory_full = memory_ == MemoryLevel::Full;
+      }
+      if (!memory_full) adapt_one();  // at capacity adaptation waits (its activations are memory too)
+    }
     if (running_.empty() && (!billing_.empty() || !bills_.empty())) {
       // Finished requests wait for their last step's energy (a real sensor's next sample): poll shortly.
       std::unique_lock<std::mutex> lk(mu_);
@@ -532,6 +587,7 @@ void Engine::step() {
       return;
     }
     ++s.usage.completion_tokens, ++completion_tokens;
+    if (adapter_) s.answered.push_back(next);
     const std::string piece = s.text.push(next);
     if (!piece.empty() && !s.any_text) s.any_text = true, s.usage.first_token_s = now_seconds() - s.arrived;
     s.job->emit(piece);
@@ -542,7 +598,7 @@ void Engine::step() {
     else s.pending.assign(1, next);
   };
   auto use_routing = [&](const std::shared_ptr<const RoutingSpec>& spec) {
-    if (spec.get() != applied_) runner_->set_routing(*spec), applied_ = spec.get(), applied_hold_ = spec;
+    if (spec.get() != applied_) net_->set_routing(*spec), applied_ = spec.get(), applied_hold_ = spec;
   };
   auto fail = [&](Seq& s, const std::exception& e) {
     log_warn("serve: a request failed in step {}: {}", stats_.steps, e.what());
@@ -553,7 +609,7 @@ void Engine::step() {
     std::vector<std::vector<int64_t>> out(size_t(model_.num_layers));
     for (int l = 0; l < model_.num_layers; ++l) {
       if (!model_.is_moe_layer(l)) continue;
-      const Routing& rt = runner_->routing(l);
+      const Routing& rt = net_->routing(l);
       out[size_t(l)].assign(size_t(model_.num_experts), 0);
       for (int64_t i = r0 * rt.k; i < r1 * rt.k; ++i)
         if (const int32_t e = rt.expert[size_t(i)]; e >= 0) ++out[size_t(l)][size_t(e)];
@@ -575,8 +631,8 @@ void Engine::step() {
         continue;
       }
       use_routing(spec);
-      runner_->forward_slot(s.slot, s.pending.data(), n);
-      advance(s, n, runner_->logits() + size_t(n - 1) * size_t(V), pairs_of_rows(0, n));
+      net_->forward_slot(s.slot, s.pending.data(), n);
+      advance(s, n, net_->logits() + size_t(n - 1) * size_t(V), pairs_of_rows(0, n));
     } catch (const std::exception& e) {
       fail(s, e);
     }
@@ -587,8 +643,8 @@ void Engine::step() {
     const float* logits = nullptr;
     try {
       use_routing(spec);
-      runner_->forward_slots(slots.data(), ids.data(), int(seqs.size()));
-      logits = runner_->logits();
+      net_->forward_slots(slots.data(), ids.data(), int(seqs.size()));
+      logits = net_->logits();
     } catch (const std::exception& e) {  // the forward failed: every row of it
       for (Seq* s : seqs) fail(*s, e);
       continue;
@@ -618,6 +674,43 @@ void Engine::step() {
   retire_finished();
 }
 
+void Engine::adapt_one() {
+  std::vector<int32_t> ids = std::move(ttt_queue_.front());
+  ttt_queue_.pop_front();
+  std::optional<Sample> sensor;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stats_.ttt_queued = int(ttt_queue_.size());
+    sensor = stats_.sample;
+  }
+  energy_->begin();
+  Timer wall;
+  WindowOutcome r;
+  try {
+    r = adapter_->process(ids.data(), int(ids.size()) - 1, sensor);
+  } catch (const std::exception& e) {  // the served weights go back to the source's; serving goes on
+    log_warn("serve: test-time adaptation failed, back to the source weights: {}", e.what());
+    adapter_->reset();
+    r.reset = "error";
+  }
+  adapter_->use_predicting_weights();
+  const double seconds = wall.seconds();
+  Bill bill;
+  bill.adaptation = true;
+  bill.id = energy_->end_adaptation(r.counts, double(r.tokens), 1 + r.extra_forwards, r.backwards);
+  bills_.push_back(std::move(bill));
+  double d2 = 0;
+  for (const ParamRange& g : adapter_->trainable())
+    for (int64_t i = g.offset; i < g.offset + g.numel; ++i) {
+      const double d = double(adapter_->params()[size_t(i)]) - double(adapter_->source()[size_t(i)]);
+      d2 += d * d;
+    }
+  if (!r.reset.empty()) log_info("serve: test-time adaptation reset to the source weights ({})", r.reset);
+  std::lock_guard<std::mutex> lk(mu_);
+  ++stats_.ttt_windows, stats_.ttt_adapted += r.adapted ? 1 : 0, stats_.ttt_steps += uint64_t(r.steps);
+  stats_.ttt_resets += r.reset.empty() ? 0 : 1, stats_.ttt_seconds += seconds, stats_.ttt_distance = std::sqrt(d2);
+}
+
 void Engine::resolve_bills() {
   while (!bills_.empty() && energy_->ready(bills_.front().id)) {
     const Bill b = std::move(bills_.front());
@@ -632,6 +725,7 @@ void Engine::resolve_bills() {
     {
       std::lock_guard<std::mutex> lk(mu_);
       stats_.energy_j += r.joules, stats_.billed_j += billed;
+      if (b.adaptation) stats_.ttt_energy_j += r.joules;
       stats_.sample = r.sample;
     }
     control_update(r.joules, r.seconds, b.tokens, b.pairs, b.moe_token_layers, r.sample);
@@ -653,7 +747,8 @@ void Engine::control_update(double joules, double seconds, double tokens, int64_
     const int rung = c.decision.rung;
     c.decision = c.ctl->update(in);
     c.spec = std::make_shared<RoutingSpec>(decision_spec(c.decision, c.routing));
-    admit_limit_ = std::max(1, int(std::floor(cfg_.limits.max_batch * c.decision.batch_scale)));
+    control_admit_ = std::max(1, int(std::floor(cfg_.limits.max_batch * c.decision.batch_scale)));
+    apply_admit_limit_locked();
     if (c.decision.rung != rung)
       log_info("serve: control rung {} -> {} (u {:.2f}, batch scale {:.2f}: at most {} sequences): {}", rung,
                c.decision.rung, c.decision.u, c.decision.batch_scale, admit_limit_, c.decision.reason);
@@ -684,6 +779,13 @@ void Engine::complete_ready_jobs() {
       }
     }
     s.job->finish(s.reason, s.usage, s.error);
+    // Answered: only now may its text adapt the model. The queue keeps the newest max_batch texts.
+    if (adapter_ && outcome == "ok" && s.answered.size() >= 2) {
+      ttt_queue_.push_back(std::move(s.answered));
+      std::lock_guard<std::mutex> lk(mu_);
+      if (int(ttt_queue_.size()) > cfg_.limits.max_batch) ttt_queue_.pop_front(), ++stats_.ttt_dropped;
+      stats_.ttt_queued = int(ttt_queue_.size());
+    }
     billing_.erase(billing_.begin() + std::ptrdiff_t(i));
   }
   cv_.notify_all();  // wait_idle

@@ -16,11 +16,17 @@
 // following steps; its ladder's batch scale caps how many sequences may run. set_budget changes it live.
 //
 // Memory: the KV-cache slots are allocated once at start (max_batch × context positions), so serving never grows
-// them; a request waits for a slot in the queue, a full queue refuses new ones (QueueFull → 429), and so does low
-// host memory or a nearly full GPU (Memory → 429); the metrics and the log say so.
+// them; a request waits for a slot in the queue, a full queue refuses new ones (QueueFull → 429). Memory pressure
+// has two levels (MemoryLevel), judged at every submit and at step boundaries (at most every 50 ms): near capacity
+// (host memory available below 2 × min_free_host_mb, or the GPU fuller than max_gpu_memory_fraction − 0.05) the
+// server moves to its cheaper rung for memory — at most half of max_batch sequences run (the rest wait in the queue;
+// what grows with load is the batched step's activations and the requests' buffers, not the KV cache); at capacity
+// (below min_free_host_mb, above max_gpu_memory_fraction) it also refuses new requests (Memory → 429). Both end by
+// themselves when the reading recovers; the metrics and the log say when each starts and ends.
 #pragma once
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -30,6 +36,7 @@
 
 #include "control/controller.h"
 #include "eval/budget_control.h"
+#include "eval/budgeted_run.h"
 #include "eval/routing_setup.h"
 #include "io/json.h"
 #include "model/checkpoint.h"
@@ -45,10 +52,13 @@ struct EngineLimits {
   int max_batch = 8;              // KV-cache slots: the most sequences decoded together
   int max_queue = 64;             // requests waiting for a slot; a new one beyond this gets 429
   int context = 0;                // positions per slot; 0: the model's max_position_embeddings
-  double min_free_host_mb = 256;  // refuse new requests while the host has less memory available (0: never)
-  double max_gpu_memory_fraction = 0.97;  // refuse new requests while the GPU's memory is fuller (sensor permitting)
+  double min_free_host_mb = 256;  // refuse new requests below this much host memory; halve the batch below 2× (0: off)
+  double max_gpu_memory_fraction = 0.97;  // refuse above this GPU memory use; halve the batch above it − 0.05
   double min_step_s = 0;  // > 0: each step lasts at least this long (paces the scheduler: a slower device, or tests)
 };
+
+// Memory pressure (above): 0 none, 1 near capacity (the batch is halved), 2 at capacity (new requests refused too).
+enum class MemoryLevel { None = 0, Near = 1, Full = 2 };
 
 struct EngineConfig {
   std::string model_id = "wattmoe";  // what /v1/models and responses call the model
@@ -57,6 +67,14 @@ struct EngineConfig {
   BudgetOptions budget;
   ServeEnergyOptions energy;
   EngineLimits limits;
+  // Host memory available in bytes (NaN: unknown, never pressure); null: /proc/meminfo's MemAvailable. Tests drive
+  // memory pressure through it.
+  std::function<double()> host_available_bytes;
+  // Online test-time training on served text (off by default): the --ttt options of `wattmoe run`. A request's text
+  // (prompt + completion) is queued only once it has been answered; at a step boundary the scheduler runs at most
+  // one queued text through TestTimeAdapter::process (adapt/adapter.h: score, trigger, adapt, guards) on the runner it
+  // serves with, in a meter window of its own that no request is billed for.
+  TttOptions ttt;
 };
 
 // Error naming the option for anything wrong that needs no file (call before loading the model).
@@ -118,14 +136,18 @@ class Engine {
   void control_update(double joules, double seconds, double tokens, int64_t pairs, int64_t moe_token_layers,
                       const Sample& sample);
   void complete_ready_jobs();
-  bool memory_ok_locked(std::string& why);
+  MemoryLevel memory_level_locked();  // reads the memory, logs and records a change of level, applies it
+  void apply_admit_limit_locked();   // admit_limit_ = the controller's limit under the memory rung's cap
   std::shared_ptr<const RoutingSpec> spec_for(Seq& s, const std::shared_ptr<const RoutingSpec>& server);
+  void adapt_one();  // TTT: one queued text through the adapter, as a step of its own
 
   EngineConfig cfg_;
   ModelConfig model_;
   std::shared_ptr<const Tokenizer> tok_;
   int context_ = 0, moe_layers_ = 0;
-  std::unique_ptr<Runner> runner_;
+  std::unique_ptr<Runner> runner_;  // without TTT
+  std::unique_ptr<TestTimeAdapter> adapter_;  // with TTT: it owns the runner
+  Runner* net_ = nullptr;  // the runner served with (runner_, or the adapter's)
   std::unique_ptr<StepEnergy> energy_;
 
   // Shared with the HTTP threads (mu_)
@@ -134,6 +156,9 @@ class Engine {
   std::deque<std::pair<std::shared_ptr<Job>, double>> queue_;  // with its arrival time
   bool draining_ = false, stop_ = false, cancel_all_ = false;
   int running_count_ = 0, admit_limit_ = 0, awaiting_bills_ = 0;
+  int control_admit_ = 0;  // the controller's limit (max batch × its ladder's batch scale)
+  MemoryLevel memory_ = MemoryLevel::None;
+  double memory_judged_s_ = -1e300;  // when memory_level_locked last read the memory
   double overload_logged_s_ = -1e300;  // when a full queue was last logged
   uint64_t overload_refused_ = 0;      // 429s since then
   ServeStats stats_;
@@ -148,6 +173,7 @@ class Engine {
   std::shared_ptr<const RoutingSpec> applied_hold_;
   double ctl_j_ = 0, ctl_s_ = 0, ctl_tokens_ = 0;
   int64_t ctl_pairs_ = 0, ctl_moe_ = 0, ctl_step_ = 0;
+  std::deque<std::vector<int32_t>> ttt_queue_;  // answered requests' texts waiting for adaptation
   std::thread thread_;
 };
 

@@ -110,8 +110,9 @@ std::string prometheus_text(const ServeStats& st) {
   o.metric("wattmoe_max_queue", "gauge", "most requests waiting before new ones get 429", st.max_queue);
   o.metric("wattmoe_admit_limit", "gauge", "sequences the batch may hold now (max_batch x the ladder's batch scale)",
            st.admit_limit);
-  o.metric("wattmoe_memory_pressure", "gauge", "1 while new requests are refused for lack of memory",
-           st.memory_pressure ? 1 : 0);
+  o.metric("wattmoe_memory_pressure", "gauge",
+           "memory pressure: 0 none, 1 near capacity (at most half the batch runs), 2 new requests refused too",
+           st.memory_pressure);
   o.metric("wattmoe_host_memory_available_bytes", "gauge", "host memory available (/proc/meminfo)",
            st.host_available_bytes);
   o.metric("wattmoe_draining", "gauge", "1 after SIGTERM: in-flight requests finish, new ones get 503",
@@ -135,6 +136,20 @@ std::string prometheus_text(const ServeStats& st) {
   o.metric("wattmoe_control_batch_scale", "gauge", "the ladder's share of the batch let through", st.batch_scale);
   o.metric("wattmoe_thermal_guard_active", "gauge", "1 while the thermal guard holds a floor",
            st.thermal_active ? 1 : 0);
+  // Test-time training on served text
+  o.metric("wattmoe_ttt_enabled", "gauge", "1 when answered requests' texts adapt the model (--ttt)", st.ttt ? 1 : 0);
+  o.metric("wattmoe_ttt_queue_length", "gauge", "answered texts waiting for adaptation", st.ttt_queued);
+  o.metric("wattmoe_ttt_windows_total", "counter", "texts processed by the adapter", double(st.ttt_windows));
+  o.metric("wattmoe_ttt_adapted_windows_total", "counter", "texts the adapter adapted on", double(st.ttt_adapted));
+  o.metric("wattmoe_ttt_adaptation_steps_total", "counter", "adaptation optimizer steps", double(st.ttt_steps));
+  o.metric("wattmoe_ttt_resets_total", "counter", "resets to the source weights by the guards", double(st.ttt_resets));
+  o.metric("wattmoe_ttt_dropped_total", "counter", "texts dropped from a full adaptation queue",
+           double(st.ttt_dropped));
+  o.metric("wattmoe_ttt_adaptation_seconds_total", "counter", "wall time of adaptation steps", st.ttt_seconds);
+  o.metric("wattmoe_ttt_energy_joules_total", "counter", "energy of adaptation steps (in no request's energy_j)",
+           st.ttt_energy_j, src);
+  o.metric("wattmoe_ttt_param_distance", "gauge", "L2 distance of the serving weights' trainable part from the source",
+           st.ttt_distance);
   return o.s;
 }
 

@@ -30,7 +30,8 @@ struct ServeStats {
   std::string model, source;  // served model id; "simulated" or "measured"
   // gauges: the scheduler now
   int running = 0, queued = 0, max_batch = 0, max_queue = 0, slots_free = 0, admit_limit = 0;
-  bool draining = false, memory_pressure = false;
+  bool draining = false;
+  int memory_pressure = 0;  // serve/engine.h MemoryLevel: 0 none, 1 near capacity (batch halved), 2 refusing
   double host_available_bytes = NAN;
   // gauges: the last control period (steps' time, not idle time)
   double power_w = NAN, joules_per_token = NAN, tokens_per_s = NAN, experts_per_token = NAN;
@@ -50,6 +51,12 @@ struct ServeStats {
   std::map<std::string, uint64_t> requests;  // finished, by outcome: ok, cancelled, error
   std::map<std::string, uint64_t> rejected;  // refused, by reason: queue_full, memory, draining, bad_request, ...
   std::vector<std::vector<uint64_t>> expert_tokens;  // [layer][expert] (token, expert) pairs; empty rows: dense
+  // test-time training (serve/engine.h EngineConfig::ttt)
+  bool ttt = false;
+  int ttt_queued = 0;
+  uint64_t ttt_windows = 0, ttt_adapted = 0, ttt_steps = 0, ttt_resets = 0, ttt_dropped = 0;
+  double ttt_seconds = 0, ttt_energy_j = 0;  // adaptation's wall time and metered energy (billed to no request)
+  double ttt_distance = 0;  // L2 distance of the predicting weights' trainable ranges from the source's
   Histogram latency{latency_buckets()}, first_token{latency_buckets()}, queue_wait{latency_buckets()};
 };
 

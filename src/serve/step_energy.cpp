@@ -66,6 +66,16 @@ size_t StepEnergy::end(const std::vector<std::vector<int64_t>>& counts, double t
   return meter_->end("step");
 }
 
+size_t StepEnergy::end_adaptation(const std::vector<std::vector<int64_t>>& counts, double tokens, int forwards,
+                                  int backwards) {
+  if (gpu_) {
+    const double busy = run_adaptation_work(*gpu_, shape_, counts, tokens, forwards, backwards);
+    const double period = sim_period_s_ > 0 ? sim_period_s_ : wall_.seconds();
+    if (busy < period) gpu_->idle(period - busy);
+  }
+  return meter_->end("step");
+}
+
 bool StepEnergy::ready(size_t id) const { return meter_->ready(id); }
 
 StepReading StepEnergy::take(size_t id) {

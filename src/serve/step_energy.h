@@ -60,6 +60,9 @@ class StepEnergy {
 
   void begin();                                                             // a step starts
   size_t end(const std::vector<std::vector<int64_t>>& counts, double tokens);  // its routed work; the window id
+  // Ends a step that was test-time adaptation on one window (counts, tokens: its scoring forward's routed work):
+  // forwards and backwards priced as plant/sim_plant.h run_adaptation_work; measured plants measure it.
+  size_t end_adaptation(const std::vector<std::vector<int64_t>>& counts, double tokens, int forwards, int backwards);
   bool ready(size_t id) const;
   StepReading take(size_t id);  // waits until final, returns it and forgets the window
   // The sensor's latest sample (nullopt before the first). Any thread for "model" (the meter's sampler reads the

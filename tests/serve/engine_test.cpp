@@ -7,7 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <thread>
 
 #include "../test_util.h"
 #include "core/rng.h"
@@ -137,6 +140,112 @@ TEST(ServeEngine, FullQueueRefusesCancelledRequestLeaves) {
   EXPECT_EQ(st.rejected.at("queue_full"), 1u);
   EXPECT_EQ(st.requests.at("cancelled"), 1u);
   EXPECT_NEAR(st.billed_j, st.energy_j, 1e-9 * st.energy_j);  // the cancelled request was billed its steps too
+}
+
+// Memory pressure, driven through EngineConfig::host_available_bytes: near capacity (below 2 × --min-free-host-mb)
+// at most half the batch runs and requests are still accepted (their text unchanged); at capacity new ones get
+// Memory (429); when the reading recovers the full batch comes back. The metric says the level each time.
+TEST(ServeEngine, MemoryPressureHalvesTheBatchThenRefusesThenRecovers) {
+  auto avail = std::make_shared<std::atomic<double>>(1e12);
+  EngineConfig c = config(4, 16);
+  c.limits.min_free_host_mb = 100;
+  c.host_available_bytes = [avail] { return avail->load(); };
+  Engine e(c, kjv(), bytes());
+  const auto level_metric = [&](int level) {
+    return prometheus_text(e.stats()).find("wattmoe_memory_pressure " + std::to_string(level) + "\n") !=
+           std::string::npos;
+  };
+  auto first = std::make_shared<Job>(params("In", 4, 0.0, 1.0, 1));
+  ASSERT_EQ(e.submit(first), Engine::Admit::Ok);
+  first->wait_done();
+  EXPECT_EQ(e.stats().admit_limit, 4);
+  EXPECT_TRUE(level_metric(0));
+
+  avail->store(150 * 1048576.0);  // near capacity: 150 MB < 2 × 100 MB
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (int i = 0; i < 4; ++i) {
+    jobs.push_back(std::make_shared<Job>(params("Amen", 12, 0.8, 1.0, uint64_t(i))));
+    ASSERT_EQ(e.submit(jobs.back()), Engine::Admit::Ok);
+  }
+  EXPECT_EQ(e.stats().admit_limit, 2);
+  EXPECT_TRUE(level_metric(1));
+  int most = 0;
+  for (bool all = false; !all;) {
+    most = std::max(most, e.stats().running);
+    all = true;
+    for (const auto& j : jobs) all = all && j->done();
+  }
+  EXPECT_LE(most, 2);
+  for (const auto& j : jobs) EXPECT_EQ(j->text(), generate_like_cli(j->params(), e.context()));
+
+  avail->store(50 * 1048576.0);  // at capacity
+  EXPECT_EQ(e.submit(std::make_shared<Job>(params("x", 1, 1.0, 1.0, 0))), Engine::Admit::Memory);
+  EXPECT_TRUE(level_metric(2));
+  EXPECT_EQ(e.stats().rejected.at("memory"), 1u);
+
+  avail->store(1e12);  // pressure over
+  auto last = std::make_shared<Job>(params("In", 4, 0.0, 1.0, 1));
+  ASSERT_EQ(e.submit(last), Engine::Admit::Ok);
+  last->wait_done();
+  EXPECT_EQ(e.stats().admit_limit, 4);
+  EXPECT_TRUE(level_metric(0));
+}
+
+// Test-time training on served text: the first answer equals wattmoe generate's (nothing adapted yet), nothing is
+// adapted while the request runs, and after it is answered its text adapts the served weights in a step of its own
+// that no request pays for (the meter's energy = the requests' + adaptation's).
+TEST(ServeEngine, TestTimeTrainingAdaptsOnlyOnAnsweredText) {
+  EngineConfig c = config(2, 8);
+  c.ttt.enabled = true;
+  Engine e(c, kjv(), bytes());
+  const GenParams p = params("In the beginning", 24, 0.0, 1.0, 1);
+  auto a = std::make_shared<Job>(p);
+  ASSERT_EQ(e.submit(a), Engine::Admit::Ok);
+  std::string piece;
+  a->next(piece, 30);  // running: its text is not answered yet
+  EXPECT_EQ(e.stats().ttt_windows, 0u);
+  a->wait_done();
+  EXPECT_EQ(a->text(), generate_like_cli(p, e.context()));
+  ServeStats st = e.stats();
+  for (int i = 0; i < 3000 && st.ttt_windows == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    st = e.stats();
+  }
+  EXPECT_EQ(st.ttt_windows, 1u);
+  EXPECT_EQ(st.ttt_adapted, 1u);
+  EXPECT_EQ(st.ttt_steps, 1u);
+  EXPECT_EQ(st.ttt_resets, 0u);
+  EXPECT_GT(st.ttt_distance, 0);  // the served weights moved
+  EXPECT_GT(st.ttt_seconds, 0);
+  for (int i = 0; i < 3000 && !(st.ttt_energy_j > 0); ++i) {  // the adaptation step's energy is final a little later
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    st = e.stats();
+  }
+  EXPECT_GT(st.ttt_energy_j, 0);
+  EXPECT_NEAR(st.billed_j, a->usage().energy_j, 1e-9 * st.billed_j);  // the request paid its own steps only
+  EXPECT_NEAR(st.energy_j, st.billed_j + st.ttt_energy_j, 1e-9 * st.energy_j);
+  const std::string text = prometheus_text(st);
+  for (const char* name : {"wattmoe_ttt_enabled 1", "wattmoe_ttt_adaptation_steps_total 1",
+                           "wattmoe_ttt_windows_total 1", "wattmoe_ttt_energy_joules_total{source=\"simulated\"}"})
+    EXPECT_NE(text.find(name), std::string::npos) << name;
+  // Served with the adapted weights from now on: still answers.
+  auto b = std::make_shared<Job>(params("And God said", 8, 0.0, 1.0, 2));
+  ASSERT_EQ(e.submit(b), Engine::Admit::Ok);
+  b->wait_done();
+  EXPECT_EQ(b->finish_reason(), "length");
+}
+
+TEST(ServeEngine, TestTimeTrainingOptionsChecked) {
+  EngineConfig c = config(2, 8);
+  c.ttt.enabled = true;
+  c.ttt.adapter.time_phases = true;
+  EXPECT_NE(test::error_of([&] { check_engine_config(c); }).find("--ttt-time-phases"), std::string::npos);
+  c.ttt.adapter.time_phases = false;
+  c.ttt.triggers = "sometimes";
+  EXPECT_NE(test::error_of([&] { check_engine_config(c); }).find("--ttt-trigger"), std::string::npos);
+  c.ttt.triggers = "always";
+  c.ttt.adapter.steps_per_window = 0;
+  EXPECT_NE(test::error_of([&] { Engine e(c, kjv(), bytes()); }).find("steps_per_window"), std::string::npos);
 }
 
 TEST(ServeEngine, DrainFinishesWhatWasAccepted) {

@@ -196,7 +196,7 @@ expect 429 "short of memory" POST $C '{"model": "kjv-small", "prompt": "x", "max
 python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["error"]["code"] == "memory"' "$TMP/body" ||
   fail "the memory 429 does not carry code memory: $(cat "$TMP/body")"
 curl -s "$URL/metrics" > "$TMP/metrics.txt"
-grep -q '^wattmoe_memory_pressure 1$' "$TMP/metrics.txt" || fail "wattmoe_memory_pressure is not 1"
+grep -q '^wattmoe_memory_pressure 2$' "$TMP/metrics.txt" || fail "wattmoe_memory_pressure is not 2"
 grep -q '^wattmoe_requests_rejected_total{reason="memory"} 1$' "$TMP/metrics.txt" || fail "the memory refusal is not counted"
 grep -q "memory pressure, refusing new requests" "$TMP/server.err" || fail "the log does not say memory pressure"
 curl -sf "$URL/health" > /dev/null || fail "/health failed under memory pressure"
