@@ -30,6 +30,9 @@ EQUAL_ADAPTATION (--equal-adaptation-records, default results/cpu-kjv-small-abla
 scripts/experiments/equal_adaptation.py) -> equal_adaptation.png (bits/byte against ANALYTIC expert energy of every
 baseline with and without the same TTT, seed spreads, the targets marked) and ttt_ablations.png (the TTT ablations'
 bits/byte and time share), fig_equal_adaptation.py (CPU runs: labelled computed on the CPU, energy analytic).
+NATURAL_SHIFT (--natural-shift-records, default results/cpu-mix-small-shift/: tuning.jsonl, runs.jsonl, windows.jsonl,
+meta.json of scripts/experiments/natural_shift.py) -> natural_shift.png (fig_natural_shift.py): bits/byte per held-out
+domain before and after TTT, and gain against adaptation overhead (CPU, no energy: labelled so).
 
 Each figure's footer states the card, the records' date (the folder's YYYY-MM-DD), the idle power and "measured",
 all read from the records; where a point was measured more than once the bar or marker shows the spread (min-max)
@@ -45,12 +48,14 @@ sys.path.insert(0, os.path.join(SRC, "bench"))
 import energy_table  # noqa: E402  (the one aggregation of bench/energy_policies records)
 import fig_sim_edge  # noqa: E402  (sim_edge.png)
 import fig_equal_adaptation  # noqa: E402  (equal_adaptation.png, ttt_ablations.png)
+import fig_natural_shift  # noqa: E402  (natural_shift.png)
 
 DEFAULT_RECORDS = os.path.join("results", "h100-2026-12-06")
 DEFAULT_TTT_USE = os.path.join("results", "cpu-kjv-small-ttt-use")
 DEFAULT_TTT_SEEDS = os.path.join("results", "h200-2026-12-06", "ttt-seeds")
 DEFAULT_SIM_EDGE = os.path.join("results", "sim-edge")
 DEFAULT_EQUAL_ADAPTATION = os.path.join("results", "cpu-kjv-small-ablations")
+DEFAULT_SHIFT = os.path.join("results", "cpu-mix-small-shift")
 ENERGY_MODELS = ("kjv-small", "medium", "mixtral")
 TTT_MODELS = ("kjv-small", "medium")
 DPI = 100
@@ -164,9 +169,9 @@ def rel(p):
 
 
 class Figures:
-    def __init__(self, records, out, plt, ttt_use, ttt_seeds, sim_edge, equal_adaptation):
+    def __init__(self, records, out, plt, ttt_use, ttt_seeds, sim_edge, equal_adaptation, shift):
         self.records, self.out, self.plt, self.ttt_use, self.ttt_seeds = records, out, plt, ttt_use, ttt_seeds
-        self.sim_edge, self.equal_adaptation = sim_edge, equal_adaptation
+        self.sim_edge, self.equal_adaptation, self.shift = sim_edge, equal_adaptation, shift
         self.rel = rel(records)
         self.date = records_date(records)
         self.made = []
@@ -198,7 +203,8 @@ class Figures:
             need(os.path.join(self.ttt_use, name))
         if not self.seed_summaries():
             fail(f"missing record {os.path.join(self.ttt_seeds, '*-seed*.summary.json')}")
-        for p in fig_sim_edge.files(self.sim_edge) + fig_equal_adaptation.files(self.equal_adaptation):
+        for p in (fig_sim_edge.files(self.sim_edge) + fig_equal_adaptation.files(self.equal_adaptation) +
+                  fig_natural_shift.files(self.shift)):
             need(p)
 
     def seed_summaries(self):
@@ -497,7 +503,8 @@ def git_commit(*records):
         dirty = git("status", "--porcelain", "--", os.path.abspath(__file__),
                     os.path.join(SRC, "bench", "energy_table.py"), os.path.join(HERE, "fig_sim_edge.py"),
                     os.path.join(HERE, "sim_edge.py"), os.path.join(HERE, "fig_equal_adaptation.py"),
-                    os.path.join(HERE, "equal_adaptation.py"), *records)
+                    os.path.join(HERE, "equal_adaptation.py"), os.path.join(HERE, "fig_natural_shift.py"),
+                    os.path.join(HERE, "natural_shift.py"), *records)
         return head + ("+uncommitted" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -515,6 +522,8 @@ def main():
                     help=f"the CPU records of scripts/experiments/sim_edge.py (default {DEFAULT_SIM_EDGE})")
     ap.add_argument("--equal-adaptation-records", default=DEFAULT_EQUAL_ADAPTATION, metavar="DIR",
                     help=f"the CPU records of scripts/experiments/equal_adaptation.py (default {DEFAULT_EQUAL_ADAPTATION})")
+    ap.add_argument("--natural-shift-records", default=DEFAULT_SHIFT, metavar="DIR",
+                    help=f"the CPU records of scripts/experiments/natural_shift.py (default {DEFAULT_SHIFT})")
     ap.add_argument("--device", choices=["cuda"], help="print how the device scripts regenerate the records")
     ap.add_argument("--out", default=os.path.join("docs", "figures"), help="folder for the PNGs (default docs/figures)")
     a = ap.parse_args()
@@ -526,9 +535,10 @@ def main():
         ap.error("give --from-records [RECORDS] (or --device cuda for how to make fresh records)")
     records, ttt_use = repo_path(a.from_records), repo_path(a.ttt_use_records)
     ttt_seeds, sim_edge = repo_path(a.ttt_seeds_records), repo_path(a.sim_edge_records)
-    equal = repo_path(a.equal_adaptation_records)
+    equal, shift = repo_path(a.equal_adaptation_records), repo_path(a.natural_shift_records)
     for d, given in ((records, a.from_records), (ttt_use, a.ttt_use_records), (ttt_seeds, a.ttt_seeds_records),
-                     (sim_edge, a.sim_edge_records), (equal, a.equal_adaptation_records)):
+                     (sim_edge, a.sim_edge_records), (equal, a.equal_adaptation_records),
+                     (shift, a.natural_shift_records)):
         if not os.path.isdir(d):
             fail(f"records folder {given} does not exist")
     try:
@@ -538,7 +548,7 @@ def main():
     except ImportError:
         fail("matplotlib is missing: install python3-matplotlib (scripts/install_deps.sh)")
     os.makedirs(a.out, exist_ok=True)
-    f = Figures(records, a.out, plt, ttt_use, ttt_seeds, sim_edge, equal)
+    f = Figures(records, a.out, plt, ttt_use, ttt_seeds, sim_edge, equal, shift)
     f.check()
     f.energy()
     f.budgets()
@@ -547,11 +557,12 @@ def main():
     f.ttt_expert_use()
     fig_sim_edge.draw(f, sim_edge, need, rel)
     fig_equal_adaptation.draw(f, equal, need, rel)
+    fig_natural_shift.draw(f, shift, need, rel)
     meta = {"command": f"python3 scripts/experiments/figures.py --from-records {f.rel} --ttt-use-records "
                        f"{rel(ttt_use)} --ttt-seeds-records {rel(ttt_seeds)} --sim-edge-records {rel(sim_edge)} "
-                       f"--equal-adaptation-records {rel(equal)} --out {a.out}",
-            "commit": git_commit(records, ttt_use, ttt_seeds, sim_edge, equal),
-            "records": [f.rel, rel(ttt_use), rel(ttt_seeds), rel(sim_edge), rel(equal)], "dpi": DPI,
+                       f"--equal-adaptation-records {rel(equal)} --natural-shift-records {rel(shift)} --out {a.out}",
+            "commit": git_commit(records, ttt_use, ttt_seeds, sim_edge, equal, shift),
+            "records": [f.rel, rel(ttt_use), rel(ttt_seeds), rel(sim_edge), rel(equal), rel(shift)], "dpi": DPI,
             "figures": f.made}
     with open(os.path.join(a.out, "figures.json"), "w") as fh:
         json.dump(meta, fh, indent=1)
