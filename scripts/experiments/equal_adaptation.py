@@ -41,7 +41,7 @@ import datetime, json, os, shlex, statistics, sys
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wattmoe_cli import calibration, experiment_args, git_commit, ttt_recipe, wattmoe_json, write_table  # noqa: E402
+from wattmoe_cli import calibration, experiment_args, git_commit, read_jsonl, ttt_recipe, wattmoe_json, write_table  # noqa: E402
 
 WHO = "equal_adaptation.py"
 TUNE_DATA, TEST_DATA, CLEAN_DATA = "kjv.val.noise10.txt", "kjv.test.noise10.txt", "kjv.test.txt"
@@ -143,7 +143,7 @@ def slim(out):
 class Runner:
     def __init__(self, a):
         self.a, self.path = a, os.path.join(a.out, "records.jsonl")
-        self.recs = read_records(self.path) if os.path.isfile(self.path) else []
+        self.recs = read_jsonl(self.path, WHO) if os.path.isfile(self.path) else []
         self.done = {key(r) for r in self.recs}
         self.commit, self.date = git_commit(SRC), datetime.date.today().isoformat()
 
@@ -164,18 +164,6 @@ class Runner:
         self.done.add(key(row))
         print(f"{WHO}: {section}: {label}{' + TTT seed ' + str(seed) if ttt else ''}: bits/byte "
               f"{out['bits_per_byte']:.4f}, {out['experts_per_token']:.3f} experts/token", file=sys.stderr)
-
-
-def read_records(path):
-    recs = []
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    recs.append(json.loads(line))
-                except ValueError as e:
-                    fail(f"{path}:{n}: not JSON ({e})")
-    return recs
 
 
 def fail(msg):
@@ -269,7 +257,7 @@ def summarise(out):
     path = os.path.join(out, "records.jsonl")
     if not os.path.isfile(path):
         fail(f"missing record {path}")
-    recs = read_records(path)
+    recs = read_jsonl(path, WHO)
     meta_path = os.path.join(out, "meta.json")
     meta = json.load(open(meta_path)) if os.path.isfile(meta_path) else {}
     test = [r for r in recs if r["section"] == "test"]

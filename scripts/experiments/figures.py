@@ -45,6 +45,7 @@ import argparse, json, math, os, re, statistics, subprocess, sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(SRC, "bench"))
+import wattmoe_cli  # noqa: E402  (read_jsonl)
 import energy_table  # noqa: E402  (the one aggregation of bench/energy_policies records)
 import fig_sim_edge  # noqa: E402  (sim_edge.png)
 import fig_equal_adaptation  # noqa: E402  (equal_adaptation.png, ttt_ablations.png)
@@ -97,14 +98,7 @@ def read_json(path):
 
 
 def read_jsonl(path):
-    out = []
-    with open(need(path)) as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except ValueError as e:
-                    fail(f"{path}:{n}: not JSON ({e})")
+    out = wattmoe_cli.read_jsonl(need(path), "figures.py")
     if not out:
         fail(f"{path}: no records")
     return out

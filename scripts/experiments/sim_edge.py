@@ -30,7 +30,7 @@ import datetime, json, math, os, shlex, sys
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wattmoe_cli import experiment_args, git_commit, ttt_recipe, wattmoe_json, write_table  # noqa: E402  (the one place the CLI is called)
+from wattmoe_cli import experiment_args, git_commit, read_jsonl, ttt_recipe, wattmoe_json, write_table  # noqa: E402  (the one place the CLI is called)
 
 PROFILE = os.path.join("scripts", "experiments", "sim_edge.json")
 EXPERT_SHAPE = "2048x1024"  # OLMoE-1B-7B's expert (hidden 2048, expert FFN 1024)
@@ -107,11 +107,6 @@ def write_jsonl(path, rows):
     with open(path, "w") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
-
-
-def read_jsonl(path):
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def power_stats(ws, budget):

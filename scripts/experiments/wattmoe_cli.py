@@ -3,6 +3,7 @@
 wattmoe_json(binary, args) runs `binary args... --json` from the current directory (the commands print a human
 summary by default, their JSON with --json) and returns (the JSON it printed, the command as one shell-quoted string
 for the records); a failure or non-JSON output ends the script (exit 2) with the command and its stderr.
+read_jsonl(path, who) reads a records file (a line that is not JSON ends the script naming it).
 ttt_recipe(src) returns the tuned TTT flags, read from their one home, scripts/device/ttt_recipe.sh.
 calibration(binary, model, data_dir, path, who) makes static pruning's calibration (`wattmoe eval` of top-2 on the
 first CAL_TOKENS tokens of kjv train: per-layer expert counts) at path unless it exists, and returns its command.
@@ -25,6 +26,20 @@ def wattmoe_json(binary, args, who="experiments"):
     except ValueError:
         print(f"{who}: error: {shlex.join(cmd)}: output is not JSON", file=sys.stderr)
         sys.exit(2)
+
+
+def read_jsonl(path, who="experiments"):
+    """The JSON lines of path (blank lines skipped); a line that is not JSON ends the script (exit 2) naming it."""
+    out = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except ValueError as e:
+                    print(f"{who}: error: {path}:{n}: not JSON ({e})", file=sys.stderr)
+                    sys.exit(2)
+    return out
 
 
 def git_commit(src):
