@@ -7,6 +7,7 @@
 #include <fstream>
 #include <new>
 
+#include "adapt/anchor.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"
@@ -699,12 +700,9 @@ void Engine::adapt_one() {
   bill.adaptation = true;
   bill.id = energy_->end_adaptation(r.counts, double(r.tokens), 1 + r.extra_forwards, r.backwards);
   bills_.push_back(std::move(bill));
-  double d2 = 0;
-  for (const ParamRange& g : adapter_->trainable())
-    for (int64_t i = g.offset; i < g.offset + g.numel; ++i) {
-      const double d = double(adapter_->params()[size_t(i)]) - double(adapter_->source()[size_t(i)]);
-      d2 += d * d;
-    }
+  // ‖θ − θ₀‖ over the trainable ranges (l2_anchor's value is half its square)
+  const double d2 = 2 * l2_anchor(adapter_->params().data(), adapter_->source().data(), adapter_->trainable(), 0.0,
+                                  static_cast<float*>(nullptr));
   if (!r.reset.empty()) log_info("serve: test-time adaptation reset to the source weights ({})", r.reset);
   std::lock_guard<std::mutex> lk(mu_);
   ++stats_.ttt_windows, stats_.ttt_adapted += r.adapted ? 1 : 0, stats_.ttt_steps += uint64_t(r.steps);

@@ -58,18 +58,16 @@ void StepEnergy::begin() {
 }
 
 size_t StepEnergy::end(const std::vector<std::vector<int64_t>>& counts, double tokens) {
-  if (gpu_) {
-    const double busy = run_step_work(*gpu_, shape_, counts, tokens, 1.0);
-    const double period = sim_period_s_ > 0 ? sim_period_s_ : wall_.seconds();
-    if (busy < period) gpu_->idle(period - busy);
-  }
-  return meter_->end("step");
+  return end_busy(gpu_ ? run_step_work(*gpu_, shape_, counts, tokens, 1.0) : 0);
 }
 
 size_t StepEnergy::end_adaptation(const std::vector<std::vector<int64_t>>& counts, double tokens, int forwards,
                                   int backwards) {
-  if (gpu_) {
-    const double busy = run_adaptation_work(*gpu_, shape_, counts, tokens, forwards, backwards);
+  return end_busy(gpu_ ? run_adaptation_work(*gpu_, shape_, counts, tokens, forwards, backwards) : 0);
+}
+
+size_t StepEnergy::end_busy(double busy) {
+  if (gpu_) {  // the simulated GPU idles for the rest of the step's period
     const double period = sim_period_s_ > 0 ? sim_period_s_ : wall_.seconds();
     if (busy < period) gpu_->idle(period - busy);
   }

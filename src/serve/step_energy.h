@@ -73,6 +73,7 @@ class StepEnergy {
   Json describe() const;
 
  private:
+  size_t end_busy(double busy);  // ends the step window; the simulated GPU ran `busy` seconds of it (measured: unused)
   std::string plant_;
   double sim_period_s_ = 0;
   PlantShape shape_;
