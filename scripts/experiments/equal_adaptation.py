@@ -41,7 +41,8 @@ import datetime, json, os, shlex, statistics, sys
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wattmoe_cli import calibration, experiment_args, git_commit, read_jsonl, ttt_recipe, wattmoe_json, write_table  # noqa: E402
+from wattmoe_cli import (calibration, experiment_args, git_commit, read_jsonl, require_inputs, ttt_recipe,  # noqa: E402
+                         wattmoe_json, write_table)
 
 WHO = "equal_adaptation.py"
 TUNE_DATA, TEST_DATA, CLEAN_DATA = "kjv.val.noise10.txt", "kjv.test.noise10.txt", "kjv.test.txt"
@@ -413,9 +414,8 @@ def main():
     os.chdir(SRC)  # every path (and every command recorded) is relative to the repository root
     os.makedirs(a.out, exist_ok=True)
     if not a.table_only:
-        for p in [a.bin] + [os.path.join(a.data_dir, d) for d in (TUNE_DATA, TEST_DATA, CLEAN_DATA, "kjv.train.txt")]:
-            if not os.path.exists(p):
-                fail(f"{p} is missing (build wattmoe; `wattmoe data build --out {a.data_dir}`)")
+        require_inputs([a.bin] + [os.path.join(a.data_dir, d) for d in (TUNE_DATA, TEST_DATA, CLEAN_DATA, "kjv.train.txt")],
+                       a.data_dir, WHO)
         run(a)
     table(a.out)
 

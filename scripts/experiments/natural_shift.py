@@ -34,7 +34,7 @@ import datetime, json, math, os, shlex, sys, tempfile
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wattmoe_cli import experiment_args, git_commit, wattmoe_json, write_table  # noqa: E402  (the one place the CLI is called)
+from wattmoe_cli import experiment_args, git_commit, read_jsonl, wattmoe_json, write_jsonl, write_table  # noqa: E402  (the one place the CLI is called)
 
 HELD_OUT = ("kjv", "gcide", "wordnet", "man", "c", "python")
 TUNE_TOKENS, TEST_TOKENS = 4096, 16384
@@ -144,15 +144,8 @@ def experiment(a):
                 f.write(text)
             for n in (("static",) if part == "shift_only" else ("static", "full", "cheap")):
                 r.run("forget_" + part, d, n, path, settings[n], log=True)
-    with open(os.path.join(a.out, "tuning.jsonl"), "w") as f:
-        for rec in tuning:
-            f.write(json.dumps(rec) + "\n")
-    with open(os.path.join(a.out, "runs.jsonl"), "w") as f:
-        for rec in r.records:
-            f.write(json.dumps(rec) + "\n")
-    with open(os.path.join(a.out, "windows.jsonl"), "w") as f:
-        for w in r.windows:
-            f.write(json.dumps(w) + "\n")
+    for name, rows in (("tuning.jsonl", tuning), ("runs.jsonl", r.records), ("windows.jsonl", r.windows)):
+        write_jsonl(os.path.join(a.out, name), rows)
     with open(os.path.join(a.out, "meta.json"), "w") as f:
         json.dump({"command": "python3 scripts/experiments/natural_shift.py " + shlex.join(sys.argv[1:]),
                    "commit": git_commit(SRC), "date": datetime.date.today().isoformat(), "device": "cpu",
@@ -165,7 +158,7 @@ def experiment(a):
 
 
 def load(out):
-    rows = lambda p: [json.loads(x) for x in open(os.path.join(out, p))]  # noqa: E731
+    rows = lambda p: read_jsonl(os.path.join(out, p), "natural_shift.py")  # noqa: E731
     return json.load(open(os.path.join(out, "meta.json"))), rows("tuning.jsonl"), rows("runs.jsonl"), \
         rows("windows.jsonl")
 

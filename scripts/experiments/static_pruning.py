@@ -27,7 +27,7 @@ import datetime, json, os, shlex, sys
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wattmoe_cli import calibration, experiment_args, git_commit, wattmoe_json, write_table  # noqa: E402  (the one place the CLI is called)
+from wattmoe_cli import calibration, experiment_args, git_commit, require_inputs, wattmoe_json, write_table  # noqa: E402  (the one place the CLI is called)
 SHAPE = ["--expert-shape", "4096x14336"]
 DYNAMIC = [("top-2", []), ("top-1", ["--k-max", "1"]),
            ("skip β 0.5", ["--policy", "skip", "--beta", "0.5"]), ("skip β 0.7", ["--policy", "skip", "--beta", "0.7"]),
@@ -112,9 +112,8 @@ def main():
     os.chdir(SRC)  # every path (and every command recorded) is relative to the repository root
     os.makedirs(a.out, exist_ok=True)
     if not a.table_only:
-        for p in (a.bin, os.path.join(a.data_dir, "kjv.val.txt"), os.path.join(a.data_dir, "kjv.train.txt")):
-            if not os.path.exists(p):
-                fail(f"{p} is missing (build wattmoe; `wattmoe data build --out {a.data_dir}`)")
+        require_inputs((a.bin, os.path.join(a.data_dir, "kjv.val.txt"), os.path.join(a.data_dir, "kjv.train.txt")),
+                       a.data_dir, "static_pruning.py")
         run(a)
     table(a.out)
 

@@ -3,7 +3,8 @@
 wattmoe_json(binary, args) runs `binary args... --json` from the current directory (the commands print a human
 summary by default, their JSON with --json) and returns (the JSON it printed, the command as one shell-quoted string
 for the records); a failure or non-JSON output ends the script (exit 2) with the command and its stderr.
-read_jsonl(path, who) reads a records file (a line that is not JSON ends the script naming it).
+read_jsonl(path, who) reads a records file (a line that is not JSON ends the script naming it); write_jsonl(path,
+rows) writes one; require_inputs(paths, data_dir, who) ends the script naming a missing input.
 ttt_recipe(src) returns the tuned TTT flags, read from their one home, scripts/device/ttt_recipe.sh.
 calibration(binary, model, data_dir, path, who) makes static pruning's calibration (`wattmoe eval` of top-2 on the
 first CAL_TOKENS tokens of kjv train: per-layer expert counts) at path unless it exists, and returns its command.
@@ -40,6 +41,21 @@ def read_jsonl(path, who="experiments"):
                     print(f"{who}: error: {path}:{n}: not JSON ({e})", file=sys.stderr)
                     sys.exit(2)
     return out
+
+
+def write_jsonl(path, rows):
+    """rows as JSON lines at path (overwritten)."""
+    with open(path, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+
+
+def require_inputs(paths, data_dir, who="experiments"):
+    """Ends the script (exit 2) naming the first of paths that is missing (the binary or a data file)."""
+    for p in paths:
+        if not os.path.exists(p):
+            print(f"{who}: error: {p} is missing (build wattmoe; `wattmoe data build --out {data_dir}`)", file=sys.stderr)
+            sys.exit(2)
 
 
 def git_commit(src):
