@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "ops/cuda/context.h"
 #include "ops/cuda/dense_ops.h"
 #include "ops/cuda/profile_blocks.h"  // fill_uniform_bf16
@@ -25,17 +26,6 @@
 using namespace wattmoe;
 
 namespace {
-
-std::vector<int> parse_list(const char* s) {
-  std::vector<int> v;
-  for (const char* p = s; *p;) {
-    v.push_back(std::atoi(p));
-    p = std::strchr(p, ',');
-    if (!p) break;
-    ++p;
-  }
-  return v;
-}
 
 template <class F>
 double median_ms(cuda::Context& ctx, int reps, F&& f) {
@@ -53,8 +43,7 @@ double median_ms(cuda::Context& ctx, int reps, F&& f) {
     ms.push_back(t);
   }
   cudaEventDestroy(a), cudaEventDestroy(b);
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  return median(ms);
 }
 
 float bf16_bits_to_float(uint16_t h) {

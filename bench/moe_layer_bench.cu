@@ -54,6 +54,7 @@
 
 #include <stdexcept>
 
+#include "bench_util.h"
 #include "ops/moe_cuda.h"
 
 namespace {
@@ -177,20 +178,6 @@ class EnergySampler {
   std::thread th_;
 };
 
-std::vector<int> parse_list(const char* s) {
-  std::vector<int> v;
-  for (const char* p = s; *p;) {
-    v.push_back(std::atoi(p));
-    while (*p && *p != ',') ++p;
-    if (*p == ',') ++p;
-  }
-  return v;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 double quantile(std::vector<double> v, double q) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[size_t(q * double(v.size() - 1) + 0.5)];
