@@ -87,6 +87,16 @@ void ffn_fwd(Context& ctx, const FfnView<T>& w, const T* x, int64_t n, int64_t H
 template <class T>
 void ffn_bwd(Context& ctx, const FfnView<T>& w, const FfnView<T>& gw, const T* x, int64_t n, int64_t H, int64_t I,
              const T* g, const T* u, const T* a, const T* dout, T* dx, const LoraDims& lo, FfnScratch<T>& s);
+// The same for the routed experts of a layer in one go, each op one grouped product over the experts: expert e (weights
+// w[e], gradients gw[e]) owns rows [off[e], off[e+1]) of x, g, u, a, out, dout and dx (off[0] = 0); experts_bwd
+// leaves out the experts that need nothing (no dx, no gradient).
+template <class T>
+void experts_fwd(Context& ctx, const std::vector<FfnView<T>>& w, const std::vector<int64_t>& off, const T* x,
+                 int64_t H, int64_t I, T* g, T* u, T* a, T* out, const LoraDims& lo, FfnScratch<T>& s);
+template <class T>
+void experts_bwd(Context& ctx, const std::vector<FfnView<T>>& w, const std::vector<FfnView<T>>& gw,
+                 const std::vector<int64_t>& off, const T* x, int64_t H, int64_t I, const T* g, const T* u,
+                 const T* a, const T* dout, T* dx, const LoraDims& lo, FfnScratch<T>& s);
 template <class T>
 bool any_grad(const FfnView<T>& g) {
   return g.gate || g.up || g.down || g.gate_A || g.gate_B || g.up_A || g.up_B || g.down_A || g.down_B;

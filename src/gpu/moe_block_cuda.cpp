@@ -96,18 +96,14 @@ void TransformerCudaT<T>::expert_rows_forward(int l) {
   DeviceActs<T>& A = *acts_;
   DeviceLayerActs<T>& a = A.layers[size_t(l)];
   const Dispatch& d = host_[size_t(l)].dispatch;
-  const int64_t R = d.rows(), H = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
+  const int64_t R = d.rows(), H = c.hidden_size, I = c.moe_intermediate_size;
   const LoraDims lora{c.lora_scale, c.lora_rank};
   a.xe.resize(size_t(R * H));
   a.experts.g.resize(size_t(R * I)), a.experts.u.resize(size_t(R * I)), a.experts.a.resize(size_t(R * I));
   a.experts.y.resize(size_t(R * H));
   cuda::gather_rows(ctx_, a.h_ffn.data(), a.row_token.data(), nullptr, a.xe.data(), R, H);
-  for (int64_t e = 0; e < E; ++e) {
-    const int64_t r0 = d.offsets[e], n = d.offsets[e + 1] - r0;
-    if (n == 0) continue;
-    ffn_fwd(ctx_, w.experts[e], a.xe.data() + r0 * H, n, H, I, a.experts.g.data() + r0 * I,
-            a.experts.u.data() + r0 * I, a.experts.a.data() + r0 * I, a.experts.y.data() + r0 * H, lora, A.scratch);
-  }
+  experts_fwd(ctx_, w.experts, d.offsets, a.xe.data(), H, I, a.experts.g.data(), a.experts.u.data(),
+              a.experts.a.data(), a.experts.y.data(), lora, A.scratch);
 }
 
 template <class T>
@@ -164,13 +160,8 @@ void TransformerCudaT<T>::moe_backward(int l, bool need_dh) {
     A.dy_rows.resize(size_t(R * H));
     cuda::gather_rows(ctx_, dout, a.row_token.data(), a.row_weight.data(), A.dy_rows.data(), R, H);
     if (need_dh) A.dxe.resize(size_t(R * H)), A.dxe.zero(ctx_.stream());
-    for (int64_t e = 0; e < E; ++e) {
-      const int64_t r0 = d.offsets[e], n = d.offsets[e + 1] - r0;
-      if (n == 0 || !(need_dh || any_grad(g.experts[e]))) continue;
-      ffn_bwd(ctx_, w.experts[e], g.experts[e], a.xe.data() + r0 * H, n, H, I, a.experts.g.data() + r0 * I,
-              a.experts.u.data() + r0 * I, a.experts.a.data() + r0 * I, A.dy_rows.data() + r0 * H,
-              need_dh ? A.dxe.data() + r0 * H : nullptr, lora, A.scratch);
-    }
+    experts_bwd(ctx_, w.experts, g.experts, d.offsets, a.xe.data(), H, I, a.experts.g.data(), a.experts.u.data(),
+                a.experts.a.data(), A.dy_rows.data(), need_dh ? A.dxe.data() : nullptr, lora, A.scratch);
     if (need_dh) {  // dh[t] += its rows of dxe in row order (as the CPU adds them)
       std::vector<int64_t>& rows = hr.rows_sorted;  // kept by hr until the next forward: no wait for the copy
       rows.assign(size_t(N * k), -1);

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <initializer_list>
+#include <limits>
 #include <tuple>
 #include <utility>
 #include <numeric>
@@ -67,6 +68,76 @@ void gemm_all() {
 }
 TEST(DenseOpsCuda, GemmF32) { gemm_all<float>(); }
 TEST(DenseOpsCuda, GemmBf16) { gemm_all<bf16>(); }
+
+// gemm_grouped against the CPU gemm per group: groups of shared N, transposes and (padded) leading dimensions with
+// their own M and K, among them empty groups (M = 0), K = 0 (C = beta·C), sizes off the 64 × 64 × 32 tile, more
+// groups than one launch takes (64), beta = 0 over a NaN-poisoned C (never read), and groups large enough to go to
+// one cuBLAS call each. Each case sets only the C of its groups: the rest of the buffer must keep its values.
+template <class T>
+void gemm_grouped_case(const std::vector<std::pair<int64_t, int64_t>>& mk, int64_t N, bool ta, bool tb, float beta,
+                       uint64_t seed) {
+  Rng rng(seed);
+  const int64_t pad = 3;
+  int64_t max_m = 1, max_k = 1;
+  for (auto [m, k] : mk) max_m = std::max(max_m, m), max_k = std::max(max_k, k);
+  const int64_t lda = (ta ? max_m : max_k) + pad, ldb = (tb ? max_k : N) + pad, ldc = N + pad;
+  std::vector<int64_t> a_at{0}, b_at{0}, c_at{0};  // each group's operands at its own offset of one buffer
+  for (auto [m, k] : mk) {
+    a_at.push_back(a_at.back() + (ta ? k : m) * lda);
+    b_at.push_back(b_at.back() + (tb ? N : k) * ldb);
+    c_at.push_back(c_at.back() + m * ldc + 5);  // 5 elements between groups' C that nothing may write
+  }
+  Vec A = random_t<T>(rng, size_t(a_at.back()) + 1), B = random_t<T>(rng, size_t(b_at.back()) + 1);
+  Vec C0 = beta == 0.f ? Vec(size_t(c_at.back()) + 1, std::numeric_limits<float>::quiet_NaN())
+                       : random_t<T>(rng, size_t(c_at.back()) + 1);
+  Vec want = C0;
+  const float alpha = 0.75f;
+  for (size_t g = 0; g < mk.size(); ++g) {
+    const auto [m, k] = mk[g];
+    if (m == 0) continue;
+    if (beta == 0.f)  // the CPU gemm reads C when K = 0; the device never does with beta = 0
+      for (int64_t i = 0; i < m; ++i)
+        std::fill_n(want.begin() + c_at[g] + i * ldc, N, 0.f);
+    ops::gemm<float>(ta, tb, m, N, k, alpha, A.data() + a_at[g], lda, B.data() + b_at[g], ldb, beta,
+                     want.data() + c_at[g], ldc);
+  }
+  auto dA = to_dev<T>(A), dB = to_dev<T>(B), dC = to_dev<T>(C0);
+  std::vector<GemmGroup<T>> groups;
+  for (size_t g = 0; g < mk.size(); ++g)
+    groups.push_back({dA.data() + a_at[g], dB.data() + b_at[g], dC.data() + c_at[g], mk[g].first, mk[g].second});
+  gemm_grouped<T>(ctx(), ta, tb, groups, N, alpha, lda, ldb, beta, ldc);
+  Vec got = from_dev(dC);
+  for (size_t i = 0; i < got.size(); ++i)  // the untouched gaps: NaN stays NaN; compare the rest
+    if (std::isnan(want[i])) {
+      EXPECT_TRUE(std::isnan(got[i])) << "gemm_grouped wrote outside its groups at " << i;
+      got[i] = want[i] = 0.f;
+    }
+  expect_close(tag("gemm_grouped", tname<T>(), {int64_t(mk.size()), N, ta, tb, int64_t(beta * 2)}), got, want,
+               tol_reduce<T>());
+}
+
+template <class T>
+void gemm_grouped_all() {
+  REQUIRE_GPU();
+  uint64_t seed = 300;
+  const std::vector<std::pair<int64_t, int64_t>> mixed{{1, 24}, {0, 24}, {37, 7}, {64, 64}, {65, 33}, {130, 1},
+                                                       {3, 0}, {200, 264}};
+  const std::vector<std::pair<int64_t, int64_t>> k_varies{{24, 0}, {24, 1}, {24, 37}, {24, 0}, {24, 130}};
+  std::vector<std::pair<int64_t, int64_t>> many;  // past one launch's 64 groups
+  for (int g = 0; g < 70; ++g) many.push_back({g % 5 == 0 ? 0 : 1 + g % 9, 8 + g % 3});
+  const std::vector<std::pair<int64_t, int64_t>> large{{512, 512}, {600, 512}};  // one cuBLAS call each
+  for (bool ta : {false, true})
+    for (bool tb : {false, true})
+      for (float beta : {0.f, 0.5f}) {
+        gemm_grouped_case<T>(mixed, 65, ta, tb, beta, seed++);
+        gemm_grouped_case<T>(k_varies, 8, ta, tb, beta, seed++);
+      }
+  gemm_grouped_case<T>(many, 40, false, true, 1.f, seed++);
+  gemm_grouped_case<T>(large, 512, false, true, 1.f, seed++);
+  gemm_grouped_case<T>({{5, 3}}, 7, true, false, 0.f, seed++);  // one group: gemm itself
+}
+TEST(DenseOpsCuda, GemmGroupedF32) { gemm_grouped_all<float>(); }
+TEST(DenseOpsCuda, GemmGroupedBf16) { gemm_grouped_all<bf16>(); }
 
 template <class T>
 void linear_case(int64_t M, int64_t in, int64_t out, bool bias, uint64_t seed) {

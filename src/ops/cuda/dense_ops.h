@@ -5,6 +5,7 @@
 // Saved statistics (rstd, attention probabilities) are fp32 whatever T is.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "ops/attention.h"  // AttnShape
 #include "ops/cuda/context.h"
@@ -16,6 +17,21 @@ namespace wattmoe::cuda {
 template <class T>
 void gemm(Context& ctx, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const T* A,
           int64_t lda, const T* B, int64_t ldb, float beta, T* C, int64_t ldc);
+
+// Many products in one call: for each group, C[M,N] = alpha·op(A)·op(B) + beta·C as gemm() with that group's M and K
+// (the transposes, N, alpha, beta and the leading dimensions are shared). Groups with M = 0 are skipped; K = 0 gives
+// beta·C. Small bf16 groups run as one launch (dense_gemm_grouped.cu); the same rounding rule as gemm (fp32
+// accumulation, one rounding of alpha·AB + beta·C), but not the same summation order as cuBLAS.
+template <class T>
+struct GemmGroup {
+  const T* A;
+  const T* B;
+  T* C;
+  int64_t M, K;
+};
+template <class T>
+void gemm_grouped(Context& ctx, bool trans_a, bool trans_b, const std::vector<GemmGroup<T>>& groups, int64_t N,
+                  float alpha, int64_t lda, int64_t ldb, float beta, int64_t ldc);
 
 // y[M,out] = x[M,in]·W[out,in]ᵀ + b (b may be null). Overwrites y.
 template <class T>
