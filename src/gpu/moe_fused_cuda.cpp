@@ -193,26 +193,22 @@ void TransformerCudaT<T>::fused_merge_lora() {
     const int64_t H = c.hidden_size, I = c.moe_intermediate_size, E = c.num_experts, r = c.lora_rank;
     const int64_t m = I * H;
     F.merged.resize(size_t(F.moe_layers * 3 * E * m));
-    F.merge_scratch.resize(size_t(m));
     const ModelView<float> p = ModelView<float>::bind(c, layout_, params_.data());  // fp32 master weights
+    // W' = W + scale·B·A, [out, in], rounded to bf16 once: gate and up [I, H] in one call, down [H, I] in another.
+    std::vector<cuda::LoraMergeItem> gate_up, down;
     for (int l = 0; l < c.num_layers; ++l) {
-      const int ml = F.moe_index[size_t(l)];
+      const int64_t ml = F.moe_index[size_t(l)];
       if (ml < 0) continue;
       for (int64_t e = 0; e < E; ++e) {
         const FfnView<float>& x = p.layers[size_t(l)].experts[size_t(e)];
-        const float* W[3] = {x.gate, x.up, x.down};
-        const float* A[3] = {x.gate_A, x.up_A, x.down_A};
-        const float* B[3] = {x.gate_B, x.up_B, x.down_B};
-        const int64_t out[3] = {I, I, H}, in[3] = {H, H, I};
-        for (int j = 0; j < 3; ++j) {  // W' = W + scale·B·A, [out, in], rounded to bf16 once
-          WATTMOE_CUDA_CALL(cudaMemcpyAsync(F.merge_scratch.data(), W[j], sizeof(float) * size_t(m),
-                                            cudaMemcpyDeviceToDevice, ctx_.stream()));
-          cuda::gemm<float>(ctx_, false, false, out[j], in[j], r, float(c.lora_scale), B[j], r, A[j], in[j], 1.f,
-                            F.merge_scratch.data(), in[j]);
-          cuda::convert<bf16, float>(ctx_, F.merge_scratch.data(), F.merged.data() + ((ml * 3 + j) * E + e) * m, m);
-        }
+        const auto to = [&](int j) { return F.merged.data() + ((ml * 3 + j) * E + e) * m; };
+        gate_up.push_back({x.gate, x.gate_A, x.gate_B, to(0)});
+        gate_up.push_back({x.up, x.up_A, x.up_B, to(1)});
+        down.push_back({x.down, x.down_A, x.down_B, to(2)});
       }
     }
+    cuda::lora_merge(ctx_, gate_up, I, H, r, float(c.lora_scale));
+    cuda::lora_merge(ctx_, down, H, I, r, float(c.lora_scale));
     F.merged_stale = false;
   }
 }

@@ -92,7 +92,6 @@ struct FusedMoeState {
   // LoRA: each MoE layer's experts with their adapters merged, bf16(W + scale·B·A), expert-major as the weight copy
   // ([ml][gate | up | down][E][I·H]); recomputed before a fused forward when the weights changed since (stale).
   cuda::DeviceBuffer<cuda::bf16> merged;
-  cuda::DeviceBuffer<float> merge_scratch;  // [I·H] fp32
   bool merged_stale = true;
   // Weight-only quantised experts for the decode path (TransformerCudaT::set_quantised_experts; model/expert_quant.h's
   // layout): codes [ml][gate | up | down][E][I·H], scales [ml][E·(2I + H)]. qprec Bf16: none.

@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "gpu/moe_fused_cuda.h"  // PinnedBuffer
 #include "gpu/transformer_cuda.h"
 #include "model/objective.h"
 #include "model/runner_impl.h"
@@ -207,7 +208,7 @@ class CudaRunner final : public Runner {
                                         ctx_.stream()));
     ctx_.sync();
     span_for_each(spans_of(ranges), [&](int64_t begin, int64_t end, int64_t flat) {
-      for (int64_t i = begin, k = flat; i < end; ++i, ++k) host[i] += packed_[size_t(k)];
+      for (int64_t i = begin, k = flat; i < end; ++i, ++k) host[i] += packed_.data()[k];
     });
   }
 
@@ -272,7 +273,8 @@ class CudaRunner final : public Runner {
   SpecSelectFn select_;
   RoutingObserver observe_;
   bool pending_ = false;  // a forward whose routing the observer has not seen yet
-  std::vector<float> logits_, packed_;
+  std::vector<float> logits_;
+  gpu::PinnedBuffer<float> packed_;  // take_grads: page-locked, so the copies run at the link's speed
   cuda::DeviceBuffer<float> staging_;
   std::unique_ptr<DeviceAdamW> opt_;
 };

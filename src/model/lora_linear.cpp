@@ -31,6 +31,17 @@ void lora_bwd(const T* x, const T* A, const T* B, T s, const T* dy, T* dx, T* dA
   if (dx) ops::gemm<T>(false, false, n, in, r, T(1), dt.data(), r, A, in, T(1), dx, in);
 }
 
+template <class T>
+void lora_merge(const T* W, const T* A, const T* B, T s, T* merged, int64_t out, int64_t in, int64_t r) {
+  for (int64_t o = 0; o < out; ++o)
+    for (int64_t c = 0; c < in; ++c) {
+      T acc = 0;
+      for (int64_t j = 0; j < r; ++j) acc += B[o * r + j] * A[j * in + c];
+      merged[o * in + c] = W[o * in + c] + s * acc;
+    }
+}
+
+template void lora_merge<float>(const float*, const float*, const float*, float, float*, int64_t, int64_t, int64_t);
 template void lora_fwd<float>(const float*, const float*, const float*, float, float*, int64_t, int64_t,
                               int64_t, int64_t);
 template void lora_fwd<double>(const double*, const double*, const double*, double, double*, int64_t, int64_t,

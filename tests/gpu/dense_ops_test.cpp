@@ -24,6 +24,7 @@
 #include "ops/attention.h"
 #include "ops/cuda/dense_ops.h"
 #include "ops/linear.h"
+#include "model/lora_linear.h"
 #include "ops/loss.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
@@ -136,6 +137,33 @@ void gemm_grouped_all() {
   gemm_grouped_case<T>(large, 512, false, true, 1.f, seed++);
   gemm_grouped_case<T>({{5, 3}}, 7, true, false, 0.f, seed++);  // one group: gemm itself
 }
+// lora_merge against the CPU lora_merge, rounded to bf16: odd shapes, rank 1 and 8, more items than one launch takes
+// (64), and outputs poisoned with NaN (every element must be written).
+TEST(DenseOpsCuda, LoraMerge) {
+  REQUIRE_GPU();
+  uint64_t seed = 900;
+  for (auto [out, in, r, items] : std::initializer_list<std::tuple<int64_t, int64_t, int64_t, int>>{
+           {37, 23, 3, 2}, {1, 1, 1, 1}, {256, 128, 8, 70}, {130, 264, 8, 5}}) {
+    Rng rng(seed++);
+    const int64_t m = out * in;
+    Vec W = random_vec(rng, size_t(m * items)), A = random_vec(rng, size_t(r * in * items));
+    Vec B = random_vec(rng, size_t(out * r * items), 0.1);
+    const float scale = 2.0f;
+    Vec want(size_t(m * items));
+    for (int i = 0; i < items; ++i)
+      wattmoe::lora_merge<float>(W.data() + i * m, A.data() + i * r * in, B.data() + i * out * r, scale, want.data() + i * m,
+                        out, in, r);
+    want = round_to<bf16>(want);
+    auto dW = to_dev<float>(W), dA = to_dev<float>(A), dB = to_dev<float>(B);
+    auto dM = nan_dev<bf16>(size_t(m * items));
+    std::vector<LoraMergeItem> list;
+    for (int i = 0; i < items; ++i)
+      list.push_back({dW.data() + i * m, dA.data() + i * r * in, dB.data() + i * out * r, dM.data() + i * m});
+    cuda::lora_merge(ctx(), list, out, in, r, scale);
+    expect_close(tag("lora_merge", "bf16", {out, in, r, items}), from_dev(dM), want, tol_elem<bf16>());
+  }
+}
+
 TEST(DenseOpsCuda, GemmGroupedF32) { gemm_grouped_all<float>(); }
 TEST(DenseOpsCuda, GemmGroupedBf16) { gemm_grouped_all<bf16>(); }
 

@@ -64,6 +64,18 @@ template <class T>
 void rope_apply_at(Context& ctx, T* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t stride,
                    const DeviceRope& tab, const int32_t* pos, bool inverse);
 
+// LoRA-merged weights for many matrices of one shape at once: for each item, merged[o, c] = bf16(W[o, c] + scale ·
+// Σ_j B[o, j]·A[j, c]) over W [out, in], A [r, in], B [out, r] (fp32), the sum in order j = 0..r-1 and rounded once
+// (model/lora_linear.h's lora_merge is the reference).
+struct LoraMergeItem {
+  const float* W;
+  const float* A;
+  const float* B;
+  bf16* merged;
+};
+void lora_merge(Context& ctx, const std::vector<LoraMergeItem>& items, int64_t out, int64_t in, int64_t r,
+                float scale);
+
 // h = silu(g)·u over n elements; backward accumulates dg, du (either may be null).
 template <class T>
 void swiglu_fwd(Context& ctx, const T* g, const T* u, T* h, int64_t n);
