@@ -294,6 +294,19 @@ Json usage_json(const JobUsage& u, const std::string& source) {
               {"latency_s", u.latency_s}};
 }
 
+Json health_json(const ServeStats& st) {
+  Json ttt{{"enabled", st.ttt}};
+  if (st.ttt) {
+    ttt["queued"] = st.ttt_queued, ttt["windows"] = st.ttt_windows, ttt["adapted"] = st.ttt_adapted;
+    ttt["steps"] = st.ttt_steps, ttt["resets"] = st.ttt_resets, ttt["dropped"] = st.ttt_dropped;
+    ttt["seconds"] = st.ttt_seconds, ttt["energy_j"] = st.ttt_energy_j, ttt["distance"] = st.ttt_distance;
+  }
+  return Json{{"status", st.draining ? "draining" : "ok"}, {"model", st.model},
+              {"running", st.running},     {"queued", st.queued},
+              {"energy_source", st.source}, {"memory_pressure", st.memory_pressure},
+              {"ttt", ttt}};
+}
+
 Json response_json(const ParsedRequest& r, const std::string& id, int64_t created, const std::string& model,
                    const std::string& text, const std::string& finish_reason, const JobUsage& u,
                    const std::string& source) {

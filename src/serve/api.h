@@ -13,6 +13,7 @@
 #include "eval/routing_setup.h"
 #include "io/json.h"
 #include "serve/job.h"
+#include "serve/metrics.h"
 #include "text/tokenizer.h"
 
 namespace wattmoe {
@@ -75,6 +76,12 @@ Json chunk_json(const ParsedRequest& r, const std::string& id, int64_t created, 
                 const std::string& text, const std::string& finish_reason, bool first);
 Json usage_chunk_json(const ParsedRequest& r, const std::string& id, int64_t created, const std::string& model,
                       const JobUsage& u, const std::string& source);
+
+// GET /health's body: status ("ok", or "draining" while shutting down: answered with 503), model, running and queued
+// requests, the energy source, memory_pressure (0 none, 1 near capacity: batch halved, 2 refusing new requests) and
+// test-time training's state, ttt: {"enabled": false} or {"enabled": true, "queued", "windows", "adapted", "steps",
+// "resets", "dropped", "seconds", "energy_j", "distance"} (the wattmoe_ttt_* metrics' values).
+Json health_json(const ServeStats& st);
 
 // JSON text of j with invalid UTF-8 (a byte model may emit any byte) replaced by U+FFFD.
 std::string dump_json(const Json& j);

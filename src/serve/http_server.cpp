@@ -124,9 +124,7 @@ void HttpServer::routes() {
 
   s.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     const ServeStats st = engine_.stats();
-    send_json(res, st.draining ? 503 : 200,
-              Json{{"status", st.draining ? "draining" : "ok"}, {"model", st.model}, {"running", st.running},
-                   {"queued", st.queued}, {"energy_source", st.source}});
+    send_json(res, st.draining ? 503 : 200, health_json(st));
   });
   s.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     const Json m{{"id", engine_.config().model_id}, {"object", "model"}, {"created", 0}, {"owned_by", "wattmoe"},

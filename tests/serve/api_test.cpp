@@ -200,5 +200,26 @@ TEST(ServeApi, ResponsesCarryUsageAndEnergySource) {
   EXPECT_NE(dump_json(Json{{"t", std::string("a\xff")}}).find("a\xEF\xBF\xBD"), std::string::npos);
 }
 
+// /health: the scheduler's state, memory pressure, and TTT's state when it is on (its counters as the metrics have them).
+TEST(ServeApi, HealthCarriesMemoryAndTttState) {
+  ServeStats st;
+  st.model = "m", st.source = "measured", st.running = 2, st.queued = 1, st.memory_pressure = 1;
+  Json h = health_json(st);
+  EXPECT_EQ(h["status"], "ok");
+  EXPECT_EQ(h["running"], 2);
+  EXPECT_EQ(h["memory_pressure"], 1);
+  EXPECT_EQ(h["ttt"], (Json{{"enabled", false}}));
+  st.ttt = true, st.ttt_queued = 3, st.ttt_windows = 5, st.ttt_adapted = 4, st.ttt_steps = 4, st.ttt_resets = 1;
+  st.ttt_seconds = 0.25, st.ttt_energy_j = 2.5, st.ttt_distance = 0.125, st.draining = true;
+  h = health_json(st);
+  EXPECT_EQ(h["status"], "draining");
+  EXPECT_EQ(h["ttt"]["enabled"], true);
+  EXPECT_EQ(h["ttt"]["queued"], 3);
+  EXPECT_EQ(h["ttt"]["adapted"], 4);
+  EXPECT_EQ(h["ttt"]["resets"], 1);
+  EXPECT_EQ(h["ttt"]["energy_j"], 2.5);
+  EXPECT_EQ(h["ttt"]["distance"], 0.125);
+}
+
 }  // namespace
 }  // namespace wattmoe
