@@ -56,7 +56,7 @@ struct DeviceActs {
   DeviceBuffer<T> x;                         // residual stream; after the last layer the final norm's input
   DeviceBuffer<T> h_final, logits, dlogits;
   DeviceBuffer<float> rstd_final;
-  DeviceBuffer<float> f32;                   // staging for router logits/probs copied to the host (bf16)
+  DeviceBuffer<float> f32;                   // staging for router logits/probs and logits copied to the host (bf16)
   DeviceBuffer<T> kv_gather;                 // batched decoding: [2, B, length, kv_dim] keys then values
   cuda::DeviceRope rope;
   int64_t rope_len = -1;

@@ -162,7 +162,8 @@ void TransformerCudaT<T>::download_logits(std::vector<float>& host) const {
   if constexpr (is_f32<T>) {
     acts_->logits.download(host, ctx_.stream());
   } else {
-    DeviceBuffer<float> f(acts_->logits.size());
+    DeviceBuffer<float>& f = acts_->f32;  // staging kept between calls: no allocation per decoded token
+    f.resize(acts_->logits.size());
     cuda::convert<float, T>(ctx_, acts_->logits.data(), f.data(), int64_t(f.size()));
     f.download(host, ctx_.stream());
   }

@@ -20,6 +20,12 @@
 
 namespace wattmoe::cuda {
 
+void check_attention_shape(const ops::AttnShape& s) {
+  WATTMOE_DENSE_REQUIRE(s.n_heads > 0 && s.n_kv > 0 && s.n_heads % s.n_kv == 0, "attention: n_heads % n_kv != 0");
+  WATTMOE_DENSE_REQUIRE(s.Tq > 0 && s.hd > 0 && s.pos0 >= 0 && s.Tk >= s.pos0 + s.Tq, "attention: Tk < pos0 + Tq");
+  WATTMOE_DENSE_REQUIRE(s.q_stride >= s.n_heads * s.hd && s.kv_stride >= s.n_kv * s.hd, "attention: row stride too small");
+}
+
 namespace {
 
 // One block per row r of [batch·n_heads·Tq, Tk]: softmax over the n = pos0 + t + 1 visible entries (t = r % Tq),
@@ -100,19 +106,13 @@ void scatter(cudaStream_t st, const S* src, int64_t batch, int64_t T_, int64_t n
   WATTMOE_CUDA_LAUNCHED();
 }
 
-void check_shape(const ops::AttnShape& s) {
-  WATTMOE_DENSE_REQUIRE(s.n_heads > 0 && s.n_kv > 0 && s.n_heads % s.n_kv == 0, "attention: n_heads % n_kv != 0");
-  WATTMOE_DENSE_REQUIRE(s.Tq > 0 && s.hd > 0 && s.pos0 >= 0 && s.Tk >= s.pos0 + s.Tq, "attention: Tk < pos0 + Tq");
-  WATTMOE_DENSE_REQUIRE(s.q_stride >= s.n_heads * s.hd && s.kv_stride >= s.n_kv * s.hd, "attention: row stride too small");
-}
-
 // The sizes both directions use (checked): query heads per KV head, row widths, the per-pair probs block, and the
 // softmax scale 1/sqrt(hd).
 struct Dims {
   int64_t group, nhd, PP, rows, pairs, gq;
   float scale;
   Dims(const ops::AttnShape& s, int64_t batch)
-      : group((check_shape(s), s.n_heads / s.n_kv)), nhd(int64_t(s.n_heads) * s.hd), PP(int64_t(s.Tq) * s.Tk),
+      : group((check_attention_shape(s), s.n_heads / s.n_kv)), nhd(int64_t(s.n_heads) * s.hd), PP(int64_t(s.Tq) * s.Tk),
         rows(batch * s.n_heads * s.Tq), pairs(batch * s.n_kv), gq(group * s.Tq),
         scale(float(1.0 / std::sqrt(double(s.hd)))) {
     WATTMOE_DENSE_REQUIRE(rows <= INT32_MAX, "attention: too many rows");

@@ -166,10 +166,7 @@ bool flash_attention_supported(const ops::AttnShape& s) {
 void attention_fwd_flash(Context& ctx, const bf16* q, const bf16* k, const bf16* v, bf16* out,
                          const ops::AttnShape& s, int64_t batch) {
   if (batch <= 0) return;
-  WATTMOE_DENSE_REQUIRE(s.n_heads > 0 && s.n_kv > 0 && s.n_heads % s.n_kv == 0, "attention: n_heads % n_kv != 0");
-  WATTMOE_DENSE_REQUIRE(s.Tq > 0 && s.pos0 >= 0 && s.Tk >= s.pos0 + s.Tq, "attention: Tk < pos0 + Tq");
-  WATTMOE_DENSE_REQUIRE(s.q_stride >= s.n_heads * s.hd && s.kv_stride >= s.n_kv * s.hd,
-                        "attention: row stride too small");
+  check_attention_shape(s);
   WATTMOE_DENSE_REQUIRE(flash_attention_supported(s),
                         "attention_fwd_flash: needs hd a multiple of 16 up to 128 and row strides multiples of 8");
   WATTMOE_DENSE_REQUIRE(((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k) |

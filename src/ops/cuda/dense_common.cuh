@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "ops/attention.h"  // AttnShape
 #include "ops/cuda/context.h"
 
 namespace wattmoe::cuda {
@@ -18,6 +19,10 @@ namespace wattmoe::cuda {
   do {                                   \
     if (!(cond)) ::wattmoe::cuda::dense_fail(msg); \
   } while (0)
+
+// Throws unless s is a valid attention shape: heads a multiple of the KV heads, Tq > 0, hd > 0, the keys cover
+// pos0 + Tq, row strides at least the rows (dense_attention.cu; both attention paths call it).
+void check_attention_shape(const ops::AttnShape& s);
 
 __device__ __forceinline__ float to_f(float x) { return x; }
 __device__ __forceinline__ float to_f(bf16 x) { return __bfloat162float(x); }

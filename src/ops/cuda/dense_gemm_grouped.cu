@@ -36,6 +36,21 @@ struct Params {
   int tile0[kMaxGroups + 1];  // first CTA of each group; tile0[count] = the grid
 };
 
+// Stages the ROWS × COLS tile at (r0, c0) of a logical [R, C] operand into s: element (i, j) is P[j·ld + i] when
+// TRANS (stored transposed), else P[i·ld + j]; zero outside [R, C]. Consecutive threads walk the stored rows, so the
+// loads coalesce either way.
+template <int ROWS, int COLS, bool TRANS, int LDS>
+__device__ __forceinline__ void stage(bf16 (*s)[LDS], const bf16* __restrict__ P, int ld, int r0, int c0, int R,
+                                      int C, int tid) {
+#pragma unroll
+  for (int i = 0; i < ROWS * COLS / kThreads; ++i) {
+    const int idx = tid + i * kThreads;
+    const int r = TRANS ? idx % ROWS : idx / COLS, c = TRANS ? idx / ROWS : idx % COLS;
+    const int gr = r0 + r, gc = c0 + c;
+    s[r][c] = gr < R && gc < C ? P[TRANS ? size_t(gc) * ld + gr : size_t(gr) * ld + gc] : __float2bfloat16_rn(0.f);
+  }
+}
+
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(kThreads) gemm_grouped_kernel(const __grid_constant__ Params p) {
   using namespace nvcuda;
@@ -60,23 +75,9 @@ __global__ void __launch_bounds__(kThreads) gemm_grouped_kernel(const __grid_con
 #pragma unroll
     for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
 
-  const bf16 zero = __float2bfloat16_rn(0.f);
   for (int k0 = 0; k0 < K; k0 += kBK) {
-    // Consecutive threads walk the operand's contiguous dimension, so the loads coalesce.
-#pragma unroll
-    for (int i = 0; i < kBM * kBK / kThreads; ++i) {
-      const int idx = tid + i * kThreads;
-      const int r = TA ? idx % kBM : idx / kBK, c = TA ? idx / kBM : idx % kBK;
-      const int m = m0 + r, k = k0 + c;
-      sA[r][c] = m < M && k < K ? A[TA ? size_t(k) * p.lda + m : size_t(m) * p.lda + k] : zero;
-    }
-#pragma unroll
-    for (int i = 0; i < kBK * kBN / kThreads; ++i) {
-      const int idx = tid + i * kThreads;
-      const int r = TB ? idx % kBK : idx / kBN, c = TB ? idx / kBK : idx % kBN;
-      const int k = k0 + r, n = n0 + c;
-      sB[r][c] = k < K && n < N ? B[TB ? size_t(n) * p.ldb + k : size_t(k) * p.ldb + n] : zero;
-    }
+    stage<kBM, kBK, TA>(sA, A, p.lda, m0, k0, M, K, tid);  // op(A) [M, K]
+    stage<kBK, kBN, TB>(sB, B, p.ldb, k0, n0, K, N, tid);  // op(B) [K, N]
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 16) {
