@@ -520,7 +520,11 @@ void Engine::loop() {
       if (s->job->cancelled() || cancel_running)
         s->reason = "cancelled", s->error = cancel_running ? "the server is shutting down" : "";
     retire_finished();
+    // While requests are in flight the next step's window opens as soon as one ends (StepEnergy::carry_on), so the
+    // scheduler's work between steps is metered and billed with the next step (or the adaptation step that follows).
+    const auto carry = [&] { running_.empty() ? energy_->drop_carried() : energy_->carry_on(); };
     if (!running_.empty()) step();
+    carry();
     resolve_bills();
     complete_ready_jobs();
     if (adapter_ && !ttt_queue_.empty()) {
@@ -529,7 +533,7 @@ void Engine::loop() {
         std::lock_guard<std::mutex> lk(mu_);
         memory_full = memory_ == MemoryLevel::Full;
       }
-      if (!memory_full) adapt_one();  // at capacity adaptation waits (its activations are memory too)
+      if (!memory_full) adapt_one(), carry();  // at capacity adaptation waits (its activations are memory too)
     }
     if (running_.empty() && (!billing_.empty() || !bills_.empty())) {
       // Finished requests wait for their last step's energy (a real sensor's next sample): poll shortly.
@@ -660,13 +664,12 @@ void Engine::step() {
   }
   if (cfg_.limits.min_step_s > wall.seconds())
     std::this_thread::sleep_for(std::chrono::duration<double>(cfg_.limits.min_step_s - wall.seconds()));
-  const double seconds = wall.seconds();
   bill.id = energy_->end(counts, bill.tokens);
   for (auto& [s, n] : bill.shares) s->last_bill = bill.id;
   bills_.push_back(std::move(bill));
   {
     std::lock_guard<std::mutex> lk(mu_);
-    ++stats_.steps, stats_.step_seconds += seconds;
+    ++stats_.steps;
     stats_.forward_tokens += uint64_t(bills_.back().tokens);
     stats_.prompt_tokens += uint64_t(prompt_tokens), stats_.completion_tokens += uint64_t(completion_tokens);
     for (size_t l = 0; l < counts.size(); ++l)
@@ -722,7 +725,7 @@ void Engine::resolve_bills() {
     if (!r.complete) log_warn("serve: step {}: the sensor failed, its energy is incomplete", b.id);
     {
       std::lock_guard<std::mutex> lk(mu_);
-      stats_.energy_j += r.joules, stats_.billed_j += billed;
+      stats_.energy_j += r.joules, stats_.billed_j += billed, stats_.step_seconds += r.seconds;
       if (b.adaptation) stats_.ttt_energy_j += r.joules;
       stats_.sample = r.sample;
     }

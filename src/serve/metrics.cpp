@@ -101,7 +101,7 @@ std::string prometheus_text(const ServeStats& st) {
       o.line("wattmoe_expert_tokens_total", fmt::format("layer=\"{}\",expert=\"{}\"", l, e),
              double(st.expert_tokens[l][e]));
   o.metric("wattmoe_steps_total", "counter", "scheduler steps", double(st.steps));
-  o.metric("wattmoe_step_seconds_total", "counter", "wall time inside scheduler steps", st.step_seconds);
+  o.metric("wattmoe_step_seconds_total", "counter", "metered time of the scheduler's steps and adaptation steps (with the scheduler's work between steps while requests are in flight): the time of wattmoe_energy_joules_total", st.step_seconds);
   // Load, capacity, memory
   o.metric("wattmoe_queue_length", "gauge", "requests waiting for a KV-cache slot", st.queued);
   o.metric("wattmoe_running_sequences", "gauge", "sequences in the running batch", st.running);

@@ -46,7 +46,7 @@ struct ServeStats {
   double energy_j = 0;  // metered over every step
   double billed_j = 0;  // shared out to requests (equals energy_j up to rounding once every step is billed)
   uint64_t steps = 0;
-  double step_seconds = 0;
+  double step_seconds = 0;  // metered seconds of the steps and adaptation steps (the windows of energy_j)
   uint64_t prompt_tokens = 0, completion_tokens = 0, forward_tokens = 0;
   std::map<std::string, uint64_t> requests;  // finished, by outcome: ok, cancelled, error
   std::map<std::string, uint64_t> rejected;  // refused, by reason: queue_full, memory, draining, bad_request, ...

@@ -54,7 +54,17 @@ void StepEnergy::begin() {
   WATTMOE_CHECK(!closed_, "StepEnergy: a step after close()");
   if (!outer_open_) meter_->begin("serve"), outer_open_ = true;
   wall_.reset();
-  meter_->begin("step");
+  if (!carried_) meter_->begin("step");
+  carried_ = false;
+}
+
+void StepEnergy::carry_on() {
+  WATTMOE_CHECK(!closed_, "StepEnergy: carry_on after close()");
+  if (outer_open_ && !carried_) meter_->begin("step"), carried_ = true;
+}
+
+void StepEnergy::drop_carried() {
+  if (carried_) meter_->end("step"), carried_ = false;  // never taken: a later take() discards it
 }
 
 size_t StepEnergy::end(const std::vector<std::vector<int64_t>>& counts, double tokens) {
@@ -91,6 +101,7 @@ std::optional<Sample> StepEnergy::latest() { return meter_->poll(); }
 
 std::optional<WindowResult> StepEnergy::close() {
   if (closed_) return std::nullopt;
+  drop_carried();
   closed_ = true;
   if (!outer_open_) return std::nullopt;
   return meter_->wait(meter_->end("serve"));

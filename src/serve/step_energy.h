@@ -8,9 +8,12 @@
 //   model  the real GPU the model runs on, read by NVML (energy/nvml_sensor.h) on the meter's sampler thread: the
 //          energy counter over the step's wall time — "measured". Needs --device cuda. A step's result is final one
 //          sample later (ready/take); the scheduler bills requests then.
-// The meter also keeps one outer window from the first step's begin (close() ends it): the meter's own energy over
-// every step, which the requests' shares add up to (on a real GPU it also holds the idle time between steps, which
-// no request is billed for).
+// While requests stay in flight the steps' windows are contiguous (carry_on): a step's window starts where the
+// previous one ended, so the scheduler's own work between steps (admission, sampling, streaming) is metered and billed
+// with the next step; only time with no request in flight (and a carried window that no step followed:
+// drop_carried) is billed to nobody. The meter also keeps one outer window from the first step's begin (close() ends
+// it): the meter's own energy over all of it, which the requests' shares and the adaptation steps add up to, up to
+// that idle time.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -58,7 +61,11 @@ class StepEnergy {
   const std::string& plant() const { return plant_; }
   const char* source() const { return plant_ == "sim" ? "simulated" : "measured"; }
 
-  void begin();                                                             // a step starts
+  void begin();  // a step starts (keeping a carried window: its time since the previous step's end counts)
+  // Opens the next step's window at once; begin() keeps it. The server calls it when requests are still in flight
+  // after a step. drop_carried() ends such a window when no step follows (its energy is billed to nobody).
+  void carry_on();
+  void drop_carried();
   size_t end(const std::vector<std::vector<int64_t>>& counts, double tokens);  // its routed work; the window id
   // Ends a step that was test-time adaptation on one window (counts, tokens: its scoring forward's routed work):
   // forwards and backwards priced as plant/sim_plant.h run_adaptation_work; measured plants measure it.
@@ -81,7 +88,7 @@ class StepEnergy {
   std::unique_ptr<PowerSensor> sensor_;
   std::unique_ptr<EnergyMeter> meter_;
   Timer wall_;
-  bool outer_open_ = false, closed_ = false;
+  bool outer_open_ = false, closed_ = false, carried_ = false;
 };
 
 }  // namespace wattmoe
