@@ -6,6 +6,7 @@
 namespace wattmoe::cli {
 
 void add_info_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   app.fallthrough();
   app.allow_config_extras(CLI::config_extras_mode::error);  // a misspelt key is an error, not ignored
   wattmoe::cli::add_info_command(app);
+  wattmoe::cli::add_convert_command(app);
   wattmoe::cli::add_forward_command(app);
   wattmoe::cli::add_train_command(app);
   wattmoe::cli::add_eval_command(app);

@@ -51,25 +51,32 @@ ModelWeights<T> load_model(const std::string& dir) {
 }
 
 template <class T>
-void save_model(const std::string& dir, const ModelConfig& c, const ParamLayout& layout, const T* params) {
+void save_model(const std::string& dir, const ModelConfig& c, const ParamLayout& layout, const T* params,
+                DType dtype) {
+  WATTMOE_REQUIRE(dtype == DType::F32 || dtype == DType::BF16, "{}: checkpoints are written as F32 or BF16, not {}",
+                  dir, dtype_name(dtype));
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   WATTMOE_REQUIRE(!ec, "{}: cannot create directory: {}", dir, ec.message());
   std::vector<std::pair<std::string, Tensor>> tensors;
   for (const ParamSpec& s : layout.specs()) {
-    Tensor t = Tensor::zeros(DType::F32, s.shape);
-    std::copy(params + s.offset, params + s.offset + s.numel, t.data<float>());
+    Tensor t = Tensor::zeros(dtype, s.shape);
+    const T* from = params + s.offset;
+    if (dtype == DType::F32)
+      std::copy(from, from + s.numel, t.data<float>());
+    else
+      std::transform(from, from + s.numel, static_cast<uint16_t*>(t.raw()), [](T v) { return f32_to_bf16(float(v)); });
     tensors.emplace_back(s.name, std::move(t));
   }
   write_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
   ModelConfig out = c;
-  out.torch_dtype = "float32";
+  out.torch_dtype = dtype == DType::F32 ? "float32" : "bfloat16";
   write_json_file(dir + "/config.json", model_config_to_json(out));
 }
 
 template ModelWeights<float> load_model<float>(const std::string&);
 template ModelWeights<double> load_model<double>(const std::string&);
-template void save_model<float>(const std::string&, const ModelConfig&, const ParamLayout&, const float*);
-template void save_model<double>(const std::string&, const ModelConfig&, const ParamLayout&, const double*);
+template void save_model<float>(const std::string&, const ModelConfig&, const ParamLayout&, const float*, DType);
+template void save_model<double>(const std::string&, const ModelConfig&, const ParamLayout&, const double*, DType);
 
 }  // namespace wattmoe

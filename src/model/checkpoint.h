@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "model/config.h"
 #include "model/params.h"
 
@@ -24,8 +25,11 @@ struct ModelWeights {
 template <class T>
 ModelWeights<T> load_model(const std::string& dir);
 
-// Writes DIR/config.json and DIR/model.safetensors (F32, HF names), creating DIR if needed.
+// Writes DIR/config.json and DIR/model.safetensors (HF names), creating DIR if needed. dtype F32, or BF16 (each value
+// rounded to nearest even, as torch's .to(torch.bfloat16); load_model widens it back exactly); config.json's
+// torch_dtype says which. Other dtypes: Error.
 template <class T>
-void save_model(const std::string& dir, const ModelConfig& c, const ParamLayout& layout, const T* params);
+void save_model(const std::string& dir, const ModelConfig& c, const ParamLayout& layout, const T* params,
+                DType dtype = DType::F32);
 
 }  // namespace wattmoe
