@@ -14,6 +14,9 @@ RECORDS is a folder laid out like results/h100-2026-12-06/ (the default; results
                                             (power against target per window, the knob, experts/token, temperature)
   ttt/<model>.summary.json (+ ttt/<model>-run*/<model>.summary.json, repeats) -> ttt.png (bits/byte, whole-board and
                                             above-idle J/token of static top-2, the skip policy and the policy + TTT)
+  ttt-merge/ttt_time/<model>-{base,new,new2}.{nottt,plain,phases}.json, ttt-merge/card.txt
+                                            scripts/device/ttt_time.sh before and after the grouped expert backward
+                                            -> ttt_time.png (fig_ttt_time.py: ms per window, adaptation by phase)
 
 TTT_SEEDS (--ttt-seeds-records, default results/h200-2026-12-06/ttt-seeds/: NAME-seedN.summary.json of
 scripts/device/ttt_energy.sh --lora-seed N) -> ttt_seeds.png: the same bars over the LoRA seeds (median, min-max).
@@ -50,6 +53,7 @@ import energy_table  # noqa: E402  (the one aggregation of bench/energy_policies
 import fig_sim_edge  # noqa: E402  (sim_edge.png)
 import fig_equal_adaptation  # noqa: E402  (equal_adaptation.png, ttt_ablations.png)
 import fig_natural_shift  # noqa: E402  (natural_shift.png)
+import fig_ttt_time  # noqa: E402  (ttt_time.png)
 
 DEFAULT_RECORDS = os.path.join("results", "h100-2026-12-06")
 DEFAULT_TTT_USE = os.path.join("results", "cpu-kjv-small-ttt-use")
@@ -552,6 +556,7 @@ def main():
     fig_sim_edge.draw(f, sim_edge, need, rel)
     fig_equal_adaptation.draw(f, equal, need, rel)
     fig_natural_shift.draw(f, shift, need, rel)
+    fig_ttt_time.draw(f, records, need, rel)
     meta = {"command": f"python3 scripts/experiments/figures.py --from-records {f.rel} --ttt-use-records "
                        f"{rel(ttt_use)} --ttt-seeds-records {rel(ttt_seeds)} --sim-edge-records {rel(sim_edge)} "
                        f"--equal-adaptation-records {rel(equal)} --natural-shift-records {rel(shift)} --out {a.out}",

@@ -1,0 +1,87 @@
+"""ttt_time.png for scripts/experiments/figures.py: where test-time training's time goes on the GPU, before and after
+the grouped expert backward, from the records of scripts/device/ttt_time.sh in RECORDS/ttt-merge/ttt_time/ (one H100
+machine; NAME-base = the binary before the change, NAME-new and NAME-new2 = two runs of the binary after it).
+
+  left   ms per window: inference without TTT, inference inside the TTT run (it includes the LoRA merge the adapted
+         weights need), and adaptation; median over the runs with the min-max, per model and binary
+  right  the adaptation's time by phase (the --ttt-time-phases runs), per model and binary
+
+Timings only: labelled "no energy" in the footer.
+"""
+import json
+import os
+import statistics
+
+MODELS = (("kjv-small", "kjv-small"), ("wm-medium", "medium"))
+BINARIES = (("base", ("base",), "before"), ("new", ("new", "new2"), "after"))
+MODES = ("nottt", "plain", "phases")
+PHASES = (("backward", "C0"), ("optimizer", "C1"), ("grads", "C2"), ("guard", "C3"), ("loss", "C4"),
+          ("weights", "C5"), ("forward", "C6"), ("other", "0.6"))
+
+
+def folder(records):
+    return os.path.join(records, "ttt-merge")
+
+
+def files(records):
+    d = folder(records)
+    out = [os.path.join(d, "card.txt")]
+    for m, _ in MODELS:
+        for _, runs, _ in BINARIES:
+            out += [os.path.join(d, "ttt_time", f"{m}-{r}.{mode}.json") for r in runs for mode in MODES]
+    return out
+
+
+def draw(fig_maker, records, need, rel):
+    """fig_maker: figures.Figures (plt, save); need(path) fails on a missing record. Draws ttt_time.png."""
+    for p in files(records):
+        need(p)
+    d = folder(records)
+    load = lambda m, r, mode: json.load(open(os.path.join(d, "ttt_time", f"{m}-{r}.{mode}.json")))
+    per_window = lambda s, key: 1e3 * s[key] / s["windows"]
+    card = open(os.path.join(d, "card.txt")).readline().split(":", 1)[-1].split("(UUID")[0].strip()
+    plt = fig_maker.plt
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.6))
+    bars = (("inference, no TTT", "nottt", "infer_seconds", "0.75"),
+            ("inference, TTT run", "plain", "infer_seconds", "C0"), ("adaptation", "plain", "adapt_seconds", "C3"))
+    w, x, ticks = 0.25, 0, []
+    for m, name in MODELS:
+        for b, runs, when in BINARIES:
+            for i, (label, mode, key, color) in enumerate(bars):
+                v = [per_window(load(m, r, mode), key) for r in runs]
+                med = statistics.median(v)
+                ax.bar(x + (i - 1) * w, med, w, color=color, yerr=[[med - min(v)], [max(v) - med]], capsize=2,
+                       label=label if x == 0 else None, hatch="//" if b == "base" else None, edgecolor="white")
+            ticks.append((x, f"{name}\n{when}"))
+            x += 1
+    ax.set_xticks([t for t, _ in ticks])
+    ax.set_xticklabels([s for _, s in ticks], fontsize=8)
+    ax.set_ylabel("ms per 128-token window (median, min-max)", fontsize=8)
+    ax.set_title("inference and adaptation per window (before: hatched)", fontsize=9)
+    ax.legend(fontsize=7)
+    x, ticks = 0, []
+    for m, name in MODELS:
+        for b, runs, when in BINARIES:
+            ph = [load(m, r, "phases")["ttt"]["adapt_phases_s"] for r in runs]
+            windows = load(m, runs[0], "phases")["windows"]
+            bottom = 0.0
+            for p, color in PHASES:
+                v = statistics.median(1e3 * q.get(p, 0.0) / windows for q in ph)
+                bx.bar(x, v, 0.6, bottom=bottom, color=color, label=p if x == 0 else None)
+                bottom += v
+            ticks.append((x, f"{name}\n{when}"))
+            x += 1
+    bx.set_xticks([t for t, _ in ticks])
+    bx.set_xticklabels([s for _, s in ticks], fontsize=8)
+    bx.set_ylabel("adaptation ms per window, by phase (median)", fontsize=8)
+    bx.set_title("where adaptation's time goes", fontsize=9)
+    bx.legend(fontsize=7)
+    for a in (ax, bx):
+        a.tick_params(labelsize=7)
+    fig.suptitle("Test-time training on the GPU (bf16, fused kernels, router+norms+LoRA, skip β 0.5, 40 windows of "
+                 "kjv.test.noise10): before and after the grouped expert backward", fontsize=10)
+    fig.text(0.01, 0.005, f"{card} · 2026-12-06 · idle power: n/a · timings only (no energy) · same machine for "
+             f"before and after · records: {rel(d)}", fontsize=7, color="0.3")
+    fig.tight_layout(rect=(0, 0.03, 1, 0.95))
+    fig_maker.save(fig, "ttt_time.png", files(records), "TTT inference and adaptation ms per window before and "
+                   "after the grouped expert backward, adaptation by phase", "measured (timings, no energy)")
