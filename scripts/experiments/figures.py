@@ -202,7 +202,7 @@ class Figures:
         if not self.seed_summaries():
             fail(f"missing record {os.path.join(self.ttt_seeds, '*-seed*.summary.json')}")
         for p in (fig_sim_edge.files(self.sim_edge) + fig_equal_adaptation.files(self.equal_adaptation) +
-                  fig_natural_shift.files(self.shift)):
+                  fig_natural_shift.files(self.shift) + fig_ttt_time.files(self.records)):
             need(p)
 
     def seed_summaries(self):
