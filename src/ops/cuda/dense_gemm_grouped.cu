@@ -22,8 +22,9 @@ namespace {
 
 constexpr int kBM = 64, kBN = 64, kBK = 32, kThreads = 128;
 constexpr int kMaxGroups = 64;  // per launch: the parameter block stays under the 4 KB kernel-argument limit
-// Mean FLOPs per group above which one cuBLAS call per group is faster than this kernel: a launch costs ~4 µs of
-// host time, cuBLAS runs bf16 near 300 TFLOP/s, this kernel near 40, so launches win past ~180 MFLOP a group.
+// Mean FLOPs per group above which one cuBLAS call per group is taken instead of this kernel. An ESTIMATE, not a
+// measured crossover: with ~4 µs of host time per launch, cuBLAS near 300 bf16 TFLOP/s and this simple kernel assumed
+// near 40, launches would win past ~180 MFLOP a group. The TTT shapes measured (docs/results.md) are far below it.
 constexpr double kLoopFlopsPerGroup = 128e6;
 
 struct Params {
