@@ -32,6 +32,16 @@ def files(records):
     return out
 
 
+def finish(axis, ticks, ylabel, title):
+    """One panel's model/binary ticks (position, label), labels, title and legend."""
+    axis.set_xticks([t for t, _ in ticks])
+    axis.set_xticklabels([s for _, s in ticks], fontsize=8)
+    axis.set_ylabel(ylabel, fontsize=8)
+    axis.set_title(title, fontsize=9)
+    axis.legend(fontsize=7)
+    axis.tick_params(labelsize=7)
+
+
 def draw(fig_maker, records, need, rel):
     """fig_maker: figures.Figures (plt, save); need(path) fails on a missing record. Draws ttt_time.png."""
     for p in files(records):
@@ -54,11 +64,7 @@ def draw(fig_maker, records, need, rel):
                        label=label if x == 0 else None, hatch="//" if b == "base" else None, edgecolor="white")
             ticks.append((x, f"{name}\n{when}"))
             x += 1
-    ax.set_xticks([t for t, _ in ticks])
-    ax.set_xticklabels([s for _, s in ticks], fontsize=8)
-    ax.set_ylabel("ms per 128-token window (median, min-max)", fontsize=8)
-    ax.set_title("inference and adaptation per window (before: hatched)", fontsize=9)
-    ax.legend(fontsize=7)
+    finish(ax, ticks, "ms per 128-token window (median, min-max)", "inference and adaptation per window (before: hatched)")
     x, ticks = 0, []
     for m, name in MODELS:
         for b, runs, when in BINARIES:
@@ -71,13 +77,7 @@ def draw(fig_maker, records, need, rel):
                 bottom += v
             ticks.append((x, f"{name}\n{when}"))
             x += 1
-    bx.set_xticks([t for t, _ in ticks])
-    bx.set_xticklabels([s for _, s in ticks], fontsize=8)
-    bx.set_ylabel("adaptation ms per window, by phase (median)", fontsize=8)
-    bx.set_title("where adaptation's time goes", fontsize=9)
-    bx.legend(fontsize=7)
-    for a in (ax, bx):
-        a.tick_params(labelsize=7)
+    finish(bx, ticks, "adaptation ms per window, by phase (median)", "where adaptation's time goes")
     fig.suptitle("Test-time training on the GPU (bf16, fused kernels, router+norms+LoRA, skip β 0.5, 40 windows of "
                  "kjv.test.noise10): before and after the grouped expert backward", fontsize=10)
     fig.text(0.01, 0.005, f"{card} · 2026-12-06 · idle power: n/a · timings only (no energy) · same machine for "
