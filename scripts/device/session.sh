@@ -25,7 +25,9 @@
 #   tttseeds    scripts/device/ttt_energy.sh on /tmp/wm-medium (else kjv-small) with LoRA seeds 1, 2, 3 (TTT_SEEDS):
 #               the spread of the measured TTT result over seeds and runs
 #   ttttime     scripts/device/ttt_time.sh on kjv-small and /tmp/wm-medium: adaptation vs inference ms per window and
-#               where adaptation's time goes (TTT_TIME_ARGS: more `wattmoe run` flags for both runs)
+#               where adaptation's time goes (TTT_TIME_ARGS: more `wattmoe run` flags for every run); with a packed
+#               base build (pack_session.sh --base) this build, the base and this build again (names -new, -base,
+#               -new2: the records of docs/figures/ttt_time.png)
 #   slots       bench/energy_policies on random weights of the medium shape (scripts/device/medium_random.json):
 #               continuous batching's decode step, slots<N> (one forward_slots) against slots<N>-serial (N forwards,
 #               how serving ran before) and the lockstep decode<N>, for top-2 and skip β 0.5, measured by NVML
@@ -230,15 +232,19 @@ phase_tttseeds() {
 }
 
 phase_ttttime() {
-  local rc
+  local rc bins=(new) bin log
+  [ -x "$WM/base/wattmoe" ] && bins=(new base new2)  # a packed reference build: before/after on this machine
   for model in "$SRC/models/kjv-small" "$MEDIUM"; do
     [ -f "$model/config.json" ] || continue
-    rc=0
-    # shellcheck disable=SC2086
-    OUT=$OUTD bash "$SRC/scripts/device/ttt_time.sh" --bin "$WM/wattmoe" --data "$DATA" --model "$model" \
-      -- ${TTT_TIME_ARGS:-} > "$OUTD/ttt_time_$(basename "$model").log" 2>&1 || rc=$?
-    note "ttt_time $(basename "$model"): rc $rc"
-    tee -a "$SUMMARY" < "$OUTD/ttt_time_$(basename "$model").log"
+    for b in "${bins[@]}"; do
+      rc=0 bin=$WM/wattmoe log=$OUTD/ttt_time_$(basename "$model")-$b.log
+      [ "$b" = base ] && bin=$WM/base/wattmoe
+      # shellcheck disable=SC2086
+      OUT=$OUTD bash "$SRC/scripts/device/ttt_time.sh" --bin "$bin" --data "$DATA" --model "$model" \
+        --name "$(basename "$model")-$b" -- ${TTT_TIME_ARGS:-} > "$log" 2>&1 || rc=$?
+      note "ttt_time $(basename "$model") $b: rc $rc"
+      tee -a "$SUMMARY" < "$log"
+    done
   done
 }
 
