@@ -44,6 +44,12 @@ void validate(const BudgetConfig& c, const std::string& where) {
                   c.kb);
 }
 
+void BudgetController::set_gains(const PiGains& g) {
+  WATTMOE_REQUIRE(std::isfinite(g.kp) && g.kp >= 0 && std::isfinite(g.ki) && g.ki > 0,
+                  "budget controller: gains kp = {}, ki = {}: expected kp >= 0 and ki > 0", g.kp, g.ki);
+  c_.kp = g.kp, c_.ki = g.ki;
+}
+
 PiGains gains_for_plant(double dy_du, double target, double alpha) {
   WATTMOE_REQUIRE(std::isfinite(dy_du) && dy_du != 0,
                   "gains_for_plant: plant gain dy/du = {}: expected a finite, non-zero measured slope",

@@ -71,6 +71,9 @@ class BudgetController {
   void set_target(double target);  // a step change at run time; Error unless > 0 and finite
   // Sets u (and the integral so that the next step starts there): used when the ladder changes rung.
   void reset(double u);
+  // New gains from here on (the integral and u stay): the plant's gain was measured (control/plant_gain.h).
+  // Error unless kp >= 0 and ki > 0, both finite.
+  void set_gains(const PiGains& g);
 
   double target() const { return c_.target; }
   double u() const { return u_; }

@@ -14,6 +14,7 @@ void validate(const ControllerConfig& c) {
   validate(c.knobs, "controller knobs");
   validate(c.thermal, "controller thermal guard");
   validate(c.ladder, c.knobs.num_experts, "controller ladder");
+  validate(c.gains, "controller plant gain");
 }
 
 PolicyKnobs ControlDecision::knobs_for_layer(int layer) const {
@@ -40,6 +41,7 @@ Controller::Controller(ControllerConfig c)
       guard_(c_.thermal),
       mapper_(c_.knobs),
       ladder_(c_.ladder, c_.knobs.num_experts),
+      gain_(c_.gains),
       prev_k_(c_.knobs.model_k) {}
 
 void Controller::set_target(double target) {
@@ -86,6 +88,18 @@ ControlDecision Controller::update(const ControlInput& in) {
   if (c_.thermal.enabled && in.sample) thermal_floor = guard_.update(*in.sample, in.dt_s);
   const double held = held_level_floor(y);
   const double lo = std::max(thermal_floor, held);
+  std::string retuned;
+  if (c_.gains.adapt) {  // the step just measured ran at pi_.u() on the ladder's current level
+    if (ladder_.level() != gain_level_) gain_.reset(), gain_level_ = ladder_.level();
+    gain_.add(pi_.u(), y);
+    if (const std::optional<double> slope = gain_.slope()) {
+      PiGains g = gains_for_plant(*slope, pi_.target(), c_.gains.alpha);
+      g.ki = std::clamp(g.ki, c_.gains.ki_min, c_.gains.ki_max), g.kp = g.ki / 4;
+      if (g.ki != pi_.config().ki)
+        retuned = fmt::format("; gains ki {:.3g} kp {:.3g} (dy/du {:.4g} {})", g.ki, g.kp, *slope, measure_unit(m));
+      pi_.set_gains(g);
+    }
+  }
   double u = pi_.update(y, lo);
 
   LadderInput li;
@@ -113,6 +127,7 @@ ControlDecision Controller::update(const ControlInput& in) {
                             guard_.reason_bit_seen() ? ", throttle bit seen" : "");
   if (held > 0) d.reason += fmt::format("; k held at {}: k+1 predicted over target", mapper_.quantizer().k());
   if (ladder_.events().size() > events_before) d.reason += "; ladder " + ladder_.events().back().reason;
+  d.reason += retuned;
   return d;
 }
 

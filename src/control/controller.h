@@ -10,6 +10,11 @@
 //   policy = make_policy(d.policy);  knobs for layer l = d.knobs_for_layer(l);  tokens per batch ×
 //   d.batch_scale
 //
+// With gains.adapt, each step's (u applied, y measured) also feeds a PlantGainEstimator (reset when the ladder moves),
+// and while its slope is trustworthy the PI gains are gains_for_plant(slope, target, alpha) with ki clamped to
+// [ki_min, ki_max] — for plants where the knob moves the measurement far less (or more) than the default gains
+// assume (a GPU board whose power hardly follows routing).
+//
 // Order inside update: thermal floor from the sample → (topk only) the held-level floor → PI with u ≥ floor →
 // ladder (which may move one level; a climb resets u to 1) → knobs. Discrete topk: k moves with hysteresis,
 // and the controller remembers the measurement at every k, so k only rises when the larger k is predicted to
@@ -29,6 +34,7 @@
 #include "control/budget_controller.h"
 #include "control/knob_map.h"
 #include "control/ladder.h"
+#include "control/plant_gain.h"
 #include "control/thermal_guard.h"
 #include "energy/sensor.h"
 #include "moe/policy.h"
@@ -40,6 +46,7 @@ struct ControllerConfig {
   KnobMapConfig knobs;
   ThermalConfig thermal;
   LadderConfig ladder;
+  PlantGainConfig gains;  // gains.adapt: the PI gains follow the plant gain measured at the current ladder level
 };
 
 void validate(const ControllerConfig& c);
@@ -94,6 +101,8 @@ class Controller {
   ThermalGuard guard_;
   KnobMapper mapper_;
   DegradationLadder ladder_;
+  PlantGainEstimator gain_;
+  int gain_level_ = 0;              // the ladder level gain_'s pairs were measured at
   std::map<int, double> k_memory_;  // topk: k → last measurement with that k at rung 0
   int prev_level_ = 0, prev_k_ = 0;
   int64_t last_step_ = 0;

@@ -12,6 +12,9 @@ void check_budget_options(const BudgetOptions& b) {
   WATTMOE_REQUIRE(b.power_w >= 0 && b.energy_j_per_token >= 0 && std::isfinite(b.power_w) &&
                       std::isfinite(b.energy_j_per_token),
                   "--power-budget-w/--energy-budget-j-per-token must be > 0 (got {} W, {} J/token)", b.power_w, b.energy_j_per_token);
+  WATTMOE_REQUIRE(b.control_gains == "default" || b.control_gains == "auto",
+                  "--control-gains {}: expected default (the controller's configured gains) or auto (gains from the "
+                  "plant gain measured on the controller's own steps)", b.control_gains);
 }
 
 ControllerConfig budget_controller_config(const BudgetOptions& b, const std::string& plant, const ModelConfig& m,
@@ -25,6 +28,7 @@ ControllerConfig budget_controller_config(const BudgetOptions& b, const std::str
   // A real GPU's temperature is noisy at sub-second steps: fit the slope over a full window before extrapolating.
   if (plant == "cuda") c.thermal.min_fit_span_s = 0.8 * c.thermal.slope_window_s;
   c.ladder.enabled = b.ladder;
+  c.gains.adapt = b.control_gains == "auto";
   // The mask rung prunes the most expensive experts, ranked by a_e + b_e (tokens_per_step 1: a whole step's fixed
   // cost plus one pair); when every expert costs the same there is nothing to gain from it but lost quality, so the
   // ladder goes from top-1 straight to smaller batches.

@@ -19,6 +19,9 @@ struct BudgetOptions {
   std::string schedule;                 // "WINDOW:TARGET,...": step changes of the target (wattmoe run only)
   std::string control_policy = "skip";  // the knob the controller moves: cost, top_p, skip, topk, budget
   bool thermal_guard = true, ladder = true;
+  // "default": the PI loop's configured gains; "auto": gains from the plant gain the controller measures on its
+  // own steps (control/plant_gain.h)
+  std::string control_gains = "default";
   bool allow_infeasible = false;        // wattmoe run: a budget below the plant's floor warns instead of failing
   bool active() const { return power_w > 0 || energy_j_per_token > 0; }
 };

@@ -107,6 +107,10 @@ void visit_budget_options(BudgetOptions& b, bool run, V&& v) {
   v(OptionInfo{.flag = "--no-thermal-guard", .help = "disable the thermal guard", .group = g, .negated = true},
     b.thermal_guard);
   v(OptionInfo{.flag = "--no-ladder", .help = "disable the degradation ladder", .group = g, .negated = true}, b.ladder);
+  v(OptionInfo{.flag = "--control-gains",
+               .help = "the PI loop's gains: default, or auto (from the plant gain dy/du measured on the controller's "
+                       "own steps)",
+               .show_default = true, .group = g}, b.control_gains);
   if (run)
     v(OptionInfo{.flag = "--allow-infeasible",
                  .help = "run even when the budget is below the plant's floor (its cheapest rung): warn instead of "
