@@ -378,7 +378,9 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   }
   if (ctl)
     s["control"] = Json{{"measure", measure_name(ctl->config().budget.measure)},
-                        {"final_target", ctl->budget().config().target}, {"policy", a.budget.control_policy}};
+                        {"final_target", ctl->budget().config().target}, {"policy", a.budget.control_policy},
+                        {"gains", a.budget.control_gains}, {"final_kp", ctl->budget().config().kp},
+                        {"final_ki", ctl->budget().config().ki}};
   if (adapter)
   {
     const TttOptions& t = a.ttt;

@@ -375,7 +375,8 @@ Json Engine::budget_json() const {
   const BudgetOptions& b = c.budget;
   Json j{{"active", b.active()}, {"power_w", b.power_w > 0 ? Json(b.power_w) : Json(nullptr)},
          {"energy_j_per_token", b.energy_j_per_token > 0 ? Json(b.energy_j_per_token) : Json(nullptr)},
-         {"control_policy", b.control_policy}, {"thermal_guard", b.thermal_guard}, {"ladder", b.ladder},
+         {"control_policy", b.control_policy}, {"control_gains", b.control_gains},
+         {"thermal_guard", b.thermal_guard}, {"ladder", b.ladder},
          {"control_period_s", c.period_s}, {"energy_source", energy_->source()},
          {"routing", c.routing.describe()}, {"admit_limit", admit_limit_}};
   if (c.ctl) {
@@ -383,6 +384,7 @@ Json Engine::budget_json() const {
     j["decision"] = Json{{"policy", d.policy}, {"knobs", knobs_json(d.knobs)}, {"u", d.u}, {"floor", d.floor},
                          {"rung", d.rung}, {"batch_scale", d.batch_scale}, {"thermal_active", d.thermal_active},
                          {"measured", std::isfinite(d.measured) ? Json(d.measured) : Json(nullptr)},
+                         {"kp", c.ctl->budget().config().kp}, {"ki", c.ctl->budget().config().ki},
                          {"reason", d.reason}};
   } else {
     j["decision"] = nullptr;
