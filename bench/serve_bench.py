@@ -8,7 +8,12 @@
    requests' usage.energy_j against the sensor's energy counter (`wattmoe_sensor_energy_joules`: NVML's counter with
    --device cuda) over the same interval, from just before the first request to just after the last answer
    (pass: within --energy-tolerance, default 5%).
-2. Budget step under load: one server, --budget-concurrency clients throughout; --free-windows windows of
+2. TTT point (--ttt-concurrency C > 0): one more server with the first policy and --ttt-flags (online test-time
+   training on the answered requests' texts), one point at C streams as in 1, plus the adapter's counters over the
+   point (texts processed and adapted, optimizer steps, resets, dropped texts, adaptation seconds) and the
+   adaptation's share of the steps' time. Adaptation's joules are billed to no request, so this point's energy check
+   is (billed + adaptation joules) against the counter.
+3. Budget step under load: one server, --budget-concurrency clients throughout; --free-windows windows of
    --window-s with no budget (the unconstrained power P0; idle power read before the load), then PUT /v1/budget
    power_w = T1 = idle + f1·(P0 − idle) for --step-windows windows, then T2 = idle + f2·(P0 − idle) for as many
    (--fractions f1,f2, default 0.9,0.7). A window's power is the steps' energy over their time (the counters
@@ -194,6 +199,39 @@ def sweep_point(srv, policy, c, a, records):
     return not load["errors"] and load["lost"] == 0 and load["ok"] == load["requests"] > 0
 
 
+TTT_COUNTERS = {"windows": "wattmoe_ttt_windows_total", "adapted": "wattmoe_ttt_adapted_windows_total",
+                "steps": "wattmoe_ttt_adaptation_steps_total", "resets": "wattmoe_ttt_resets_total",
+                "dropped": "wattmoe_ttt_dropped_total", "adaptation_s": "wattmoe_ttt_adaptation_seconds_total",
+                "adaptation_j": "wattmoe_ttt_energy_joules_total"}
+
+
+def ttt_point(a, base_flags, policy, records):
+    """The sweep's point at --ttt-concurrency on a server adapting online; the adapter's counters over the point."""
+    srv = start(a, base_flags + a.ttt_flags.split(), "ttt")
+    before = srv.metrics()
+    ok = sweep_point(srv, policy + " +ttt", a.ttt_concurrency, a, records)
+    after = srv.metrics()
+    summary, rc = srv.stop()
+    ttt = {k: delta(before, after, name) for k, name in TTT_COUNTERS.items()}
+    steps_s = delta(before, after, "wattmoe_step_seconds_total")
+    ttt["adaptation_share_of_step_time"] = ttt["adaptation_s"] / steps_s if steps_s > 0 else None
+    ttt["flags"] = a.ttt_flags
+    rec = records[-1]
+    rec["ttt"] = ttt
+    # Adaptation steps are billed to no request (docs/serve.md): the counter's energy is the bills plus adaptation's.
+    check = rec["energy_check"]
+    check["adaptation_j"] = ttt["adaptation_j"]
+    if check["counter_j"] > 0:
+        check["billed_over_counter"] = (check["billed_j"] + ttt["adaptation_j"]) / check["counter_j"]
+        check["within_tolerance"] = abs(check["billed_over_counter"] - 1) <= a.energy_tolerance
+    print(f"  ttt: {ttt['windows']:.0f} texts, {ttt['adapted']:.0f} adapted, {ttt['steps']:.0f} steps, "
+          f"{ttt['resets']:.0f} resets, {ttt['dropped']:.0f} dropped, {ttt['adaptation_s']:.3f} s and "
+          f"{ttt['adaptation_j']:.1f} J adapting ({100 * (ttt['adaptation_share_of_step_time'] or 0):.1f}% of the "
+          f"steps' time); (billed + adaptation)/counter {check['billed_over_counter'] or float('nan'):.4f}",
+          flush=True)
+    return ok and rc == 0 and ttt["windows"] > 0, {"policy": policy, "exit": rc, "summary": summary, "ttt": ttt}
+
+
 def blocks(ws, n=4):
     """Power over consecutive n-window spans: their steps' energy over their steps' time."""
     return [sum(w["steps_energy_j"] for w in ws[i:i + n]) / sum(w["step_seconds"] for w in ws[i:i + n])
@@ -309,6 +347,9 @@ def main():
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--rss-slack-mb", type=float, default=64.0)
     ap.add_argument("--energy-tolerance", type=float, default=0.05)
+    ap.add_argument("--ttt-concurrency", type=int, default=0, help="streams of the TTT point (0: none)")
+    ap.add_argument("--ttt-flags", default="--ttt --ttt-groups router,norms,lora --lora-rank 4",
+                    help="the TTT server's flags")
     ap.add_argument("--budget-concurrency", type=int, default=32, help="0: no budget step")
     ap.add_argument("--control-policy", default="skip")
     ap.add_argument("--control-gains", default="default", choices=["default", "auto"],
@@ -328,7 +369,7 @@ def main():
     except (ValueError, AssertionError):
         ap.error("bad --concurrency, --fractions, --policies, --free-windows (>= 2) or --step-windows (>= 8)")
     os.makedirs(a.out, exist_ok=True)
-    a.max_batch = max(conc + [a.budget_concurrency])
+    a.max_batch = max(conc + [a.budget_concurrency, a.ttt_concurrency])
     base = ["--device", a.device, "--max-batch", str(a.max_batch), "--max-queue", str(2 * a.max_batch)]
     base += ["--model", a.model] if a.model else []
     base += ["--precision", a.precision] if a.precision else []
@@ -346,6 +387,10 @@ def main():
             summary, rc = srv.stop()
             servers.append({"policy": p, "exit": rc, "summary": summary})
             points_ok &= rc == 0
+        if a.ttt_concurrency > 0:
+            ok, ttt_server = ttt_point(a, base + policy_flags(policies[0]), policies[0], records)
+            servers.append(ttt_server)
+            points_ok &= ok
         budget = None
         if a.budget_concurrency > 0:
             budget, ok = budget_step(a, base + policy_flags(policies[0]), records)
@@ -365,7 +410,8 @@ def main():
            "duration_s": a.duration, "max_tokens": a.max_tokens,
            "points": [{k: r[k] for k in ("policy", "concurrency", "tokens_per_s", "j_per_token", "power_w",
                                          "experts_per_token", "latency_s", "ok", "requests", "errors", "lost",
-                                         "energy_check")} for r in points],
+                                         "energy_check")} | ({"ttt": r["ttt"]} if "ttt" in r else {})
+                      for r in points],
            "energy_within_tolerance": all(r["energy_check"]["within_tolerance"] for r in points),
            "budget": budget, "budget_held": all(s["held"] for s in budget["segments"]) if budget else None,
            "servers": servers, "all_requests_answered": points_ok}

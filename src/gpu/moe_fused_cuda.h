@@ -1,5 +1,5 @@
 // Internal to gpu/*_cuda.cpp: the fused MoE path of TransformerCudaT<bf16> (gpu/transformer_cuda.h, "Fused MoE
-// kernels"): the bf16 weight copy's expert-major layout, a page-locked host array, and the state one model keeps for
+// kernels"): the bf16 weight copy's expert-major layout and the state one model keeps for
 // the path — one MoeLayerCuda for all MoE layers (they share a shape; its weights and its routing-policy block are
 // re-pointed per layer), the policy blocks of every MoE layer in device memory, every MoE layer's routing of the last
 // forward gathered on the device (ids, weights, counts, probabilities, logits: what the host and backward read) with
@@ -23,36 +23,6 @@ namespace wattmoe::gpu {
 // ups [E, I, H], then downs [E, H, I], then the layer's LoRA factors in layout order — so MoeLayerCuda reads them in
 // place. Padding (≤ 7 elements per tensor; none when every size is a multiple of 8) stays zero.
 std::vector<int64_t> expert_major_offsets(const ModelConfig& c, const ParamLayout& L, int64_t* total);
-
-// Page-locked host array (cudaMallocHost), so that a device-to-host copy into it does not block the host.
-template <class T>
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  ~PinnedBuffer() { release(); }
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-  // Reallocates only when growing; contents are not kept. The caller makes sure no copy into it is in flight.
-  void resize(size_t n) {
-    if (n > cap_) {
-      release();
-      WATTMOE_CUDA_CALL(cudaMallocHost(reinterpret_cast<void**>(&p_), n * sizeof(T)));
-      cap_ = n;
-    }
-    n_ = n;
-  }
-  T* data() { return p_; }
-  const T* data() const { return p_; }
-  size_t size() const { return n_; }
-
- private:
-  void release() {
-    if (p_) cudaFreeHost(p_);
-    p_ = nullptr, n_ = cap_ = 0;
-  }
-  T* p_ = nullptr;
-  size_t n_ = 0, cap_ = 0;
-};
 
 struct FusedMoeState {
   explicit FusedMoeState(const ModelConfig& c);
@@ -84,8 +54,8 @@ struct FusedMoeState {
   cuda::DeviceBuffer<int32_t> ids, counts;
   cuda::DeviceBuffer<float> weights, probs;
   cuda::DeviceBuffer<cuda::bf16> logits;
-  PinnedBuffer<int32_t> host_ids, host_counts;
-  PinnedBuffer<float> host_weights;
+  cuda::PinnedBuffer<int32_t> host_ids, host_counts;
+  cuda::PinnedBuffer<float> host_weights;
   cudaEvent_t copied = nullptr;             // recorded after the copies to the host
   bool pending = false;                     // host routing not yet filled from the last forward's copy
   bool router_on_host = false;              // host_[l].probs/logits hold the last forward's (router_views)

@@ -12,11 +12,11 @@
 
 #include "core/error.h"
 #include "core/log.h"
-#include "gpu/moe_fused_cuda.h"  // PinnedBuffer
 #include "gpu/transformer_cuda.h"
 #include "model/objective.h"
 #include "model/runner_impl.h"
 #include "moe/route_policy_block.h"
+#include "ops/cuda/context.h"  // PinnedBuffer
 #include "ops/cuda/dense_ops.h"
 #include "model/param_spans.h"
 
@@ -274,7 +274,7 @@ class CudaRunner final : public Runner {
   RoutingObserver observe_;
   bool pending_ = false;  // a forward whose routing the observer has not seen yet
   std::vector<float> logits_;
-  gpu::PinnedBuffer<float> packed_;  // take_grads: page-locked, so the copies run at the link's speed
+  cuda::PinnedBuffer<float> packed_;  // take_grads: page-locked, so the copies run at the link's speed
   cuda::DeviceBuffer<float> staging_;
   std::unique_ptr<DeviceAdamW> opt_;
 };

@@ -1,4 +1,5 @@
-// What every host-side CUDA op needs: the device, one stream, a cuBLAS handle on that stream, and device buffers.
+// What every host-side CUDA op needs: the device, one stream, a cuBLAS handle on that stream, device buffers, and
+// page-locked host buffers.
 // Ops take a Context& and launch asynchronously on its stream; nothing here synchronises unless it says so.
 // fp32 GEMMs run in true fp32 (no TF32), so that fp32 results can be compared with the CPU reference closely.
 #pragma once
@@ -94,6 +95,36 @@ class DeviceBuffer {
   void release() {
     if (p_) cudaFree(p_);
     p_ = nullptr, n_ = 0, cap_ = 0;
+  }
+  T* p_ = nullptr;
+  size_t n_ = 0, cap_ = 0;
+};
+
+// Page-locked host array (cudaMallocHost), so that a device-to-host copy into it does not block the host.
+template <class T>
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  ~PinnedBuffer() { release(); }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  // Reallocates only when growing; contents are not kept. The caller makes sure no copy into it is in flight.
+  void resize(size_t n) {
+    if (n > cap_) {
+      release();
+      WATTMOE_CUDA_CALL(cudaMallocHost(reinterpret_cast<void**>(&p_), n * sizeof(T)));
+      cap_ = n;
+    }
+    n_ = n;
+  }
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  size_t size() const { return n_; }
+
+ private:
+  void release() {
+    if (p_) cudaFreeHost(p_);
+    p_ = nullptr, n_ = cap_ = 0;
   }
   T* p_ = nullptr;
   size_t n_ = 0, cap_ = 0;
