@@ -28,6 +28,8 @@
 #               where adaptation's time goes (TTT_TIME_ARGS: more `wattmoe run` flags for every run); with a packed
 #               base build (pack_session.sh --base) this build, the base and this build again (names -new, -base,
 #               -new2: the records of docs/figures/ttt_time.png)
+#   tttkernels  scripts/device/ttt_kernels.sh on kjv-small and /tmp/wm-medium: the GPU kernels' own time per window
+#               without and with TTT (Nsight Compute), beside ttttime's wall clock
 #   slots       bench/energy_policies on random weights of the medium shape (scripts/device/medium_random.json):
 #               continuous batching's decode step, slots<N> (one forward_slots) against slots<N>-serial (N forwards,
 #               how serving ran before) and the lockstep decode<N>, for top-2 and skip β 0.5, measured by NVML
@@ -245,6 +247,18 @@ phase_ttttime() {
       note "ttt_time $(basename "$model") $b: rc $rc"
       tee -a "$SUMMARY" < "$log"
     done
+  done
+}
+
+phase_tttkernels() {
+  local rc
+  for model in "$SRC/models/kjv-small" "$MEDIUM"; do
+    [ -f "$model/config.json" ] || continue
+    rc=0
+    OUT=$OUTD timeout 280 bash "$SRC/scripts/device/ttt_kernels.sh" --bin "$WM/wattmoe" --data "$DATA" --model "$model" \
+      > "$OUTD/ttt_kernels_$(basename "$model").log" 2>&1 || rc=$?
+    note "ttt_kernels $(basename "$model"): rc $rc"
+    tee -a "$SUMMARY" < "$OUTD/ttt_kernels_$(basename "$model").log"
   done
 }
 
