@@ -18,37 +18,21 @@
 
 #include "adapt/param_groups.h"
 #include "adapt/sgd.h"
+#include "model/adapt_optim_config.h"
 #include "model/optimizer.h"
 #include "core/parallel_spans.h"
 
 namespace wattmoe {
 
-enum class AdaptOptimizerKind { Sgd, AdamW };
 AdaptOptimizerKind parse_adapt_optimizer(const std::string& name);  // "sgd" | "adamw", Error otherwise
 const char* adapt_optimizer_name(AdaptOptimizerKind k);
 
-struct AdaptOptimConfig {
-  AdaptOptimizerKind kind = AdaptOptimizerKind::Sgd;
-  double lr = 1e-3;            // > 0
-  double momentum = 0.9;       // sgd, [0, 1)
-  bool nesterov = false;       // sgd
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;  // adamw
-  double clip = 1.0;           // max global grad norm over trainable elements; 0 = off
-  double lr_router = 1, lr_norms = 1, lr_lora = 1;  // > 0: multipliers of lr for those parameter kinds
-  int64_t lr_decay_steps = 0;  // ≥ 0; 0 = constant lr
-  double lr_min_ratio = 0;     // [0, 1]: floor of the decay, as a share of lr
-};
 // Error naming the field and its valid range.
 void validate_adapt_optim(const AdaptOptimConfig& c);
 
 // lr_t of the header comment for step t (0-based).
 double scheduled_lr(const AdaptOptimConfig& c, int64_t t);
 
-// Elements whose update is scaled (kind's multiplier ≠ 1), as ranges with their multiplier.
-struct ScaledRange {
-  ParamRange range;
-  double mult = 1;
-};
 // The router / norm / LoRA tensors inside the groups whose multiplier in c is not 1.
 std::vector<ScaledRange> group_lr_ranges(const ParamGroups& g, const ModelConfig& mc, const ParamLayout& layout,
                                          const AdaptOptimConfig& c);
@@ -68,6 +52,8 @@ class AdaptOptimizer {
   void reset();  // fresh optimizer state (moments / velocity, step count)
   int64_t steps() const;
   const AdaptOptimConfig& config() const { return cfg_; }
+  const std::vector<ParamRange>& ranges() const { return ranges_; }
+  const std::vector<ScaledRange>& scaled() const { return scaled_; }
 
  private:
   const ParamLayout& layout_;

@@ -71,12 +71,16 @@ TestTimeAdapter::TestTimeAdapter(const ModelConfig& base, const float* base_para
   const ParamLayout& layout = net_->layout();
   WATTMOE_CHECK(int64_t(params_.size()) == layout.total());
   source_ = params_;
-  grads_.assign(params_.size(), 0.f);
   ranges_ = trainable_ranges(cfg_.groups, mc, layout);
   spans_ = spans_of(ranges_);
   mask_ = make_grad_mask(cfg_.groups, mc, layout);
-  opt_ = std::make_unique<AdaptOptimizer>(layout, make_trainable_mask(cfg_.groups, mc, layout), ranges_, cfg_.optim,
-                                          group_lr_ranges(cfg_.groups, mc, layout, cfg_.optim));
+  std::vector<ScaledRange> scaled = group_lr_ranges(cfg_.groups, mc, layout, cfg_.optim);
+  device_step_ = cfg_.objective.anchor == 0 && !cfg_.teacher && net_->adapt_optimizer_begin(ranges_, scaled, cfg_.optim);
+  if (!device_step_) {
+    grads_.assign(params_.size(), 0.f);
+    opt_ = std::make_unique<AdaptOptimizer>(layout, make_trainable_mask(cfg_.groups, mc, layout), ranges_, cfg_.optim,
+                                            std::move(scaled));
+  }
   if (cfg_.drift.enabled) drift_ = std::make_unique<PageHinkley>(cfg_.drift.test);
   if (cfg_.teacher) teacher_ = std::make_unique<EmaTeacher>(cfg_.teacher_momentum, ranges_, source_);
   net_->set_params(source_.data());
@@ -96,8 +100,20 @@ void TestTimeAdapter::lap(double AdaptPhases::*phase) {
   lap_timer_.reset();
 }
 
+const std::vector<float>& TestTimeAdapter::params() const {
+  fetch_params();
+  return params_;
+}
+
+void TestTimeAdapter::fetch_params() const {
+  if (!theta_stale_) return;
+  net_->get_param_ranges(params_.data(), ranges_);
+  theta_stale_ = false;
+}
+
 void TestTimeAdapter::use(const float* weights) {
   if (weights == loaded_) return;
+  if (loaded_ == params_.data()) fetch_params();  // θ leaves the runner: keep the host copy current
   net_->set_param_ranges(weights, ranges_);  // all vectors differ from θ₀ only inside the trainable ranges
   loaded_ = weights;
 }
@@ -122,7 +138,9 @@ void TestTimeAdapter::set_expert_costs(EnergyCosts costs) {
 void TestTimeAdapter::reset() {
   for (const ParamRange& r : ranges_)
     std::copy(source_.begin() + r.offset, source_.begin() + r.offset + r.numel, params_.begin() + r.offset);
-  opt_->reset();
+  if (device_step_) net_->adapt_optimizer_reset(), device_steps_ = 0;
+  else opt_->reset();
+  theta_stale_ = false;  // θ = θ₀ on the host; the runner gets it at the next use
   if (teacher_) teacher_->reset(source_.data());
   weights_changed();
   adapted_ = false;
@@ -147,24 +165,33 @@ LossComponents TestTimeAdapter::adapt_steps(const int32_t* ids, int S, bool acts
       lap(&AdaptPhases::forward);
       if (r) r->extra_forwards += B;
     }
-    span_for_each(spans_, [this](int64_t begin, int64_t end, int64_t) {
-      std::fill(grads_.begin() + begin, grads_.begin() + end, 0.f);
-    });
     LossComponents lc = adapt_loss(*net_, targets, cfg_.objective, costs);
-    if (cfg_.objective.anchor > 0) {
-      lc.anchor = l2_anchor<float>(params_.data(), source_.data(), ranges_, cfg_.objective.anchor, grads_.data());
-      lc.total += cfg_.objective.anchor * lc.anchor;
+    if (!device_step_) {  // the host step's gradient: the anchor's part here, the runner's added by take_grads
+      span_for_each(spans_, [this](int64_t begin, int64_t end, int64_t) {
+        std::fill(grads_.begin() + begin, grads_.begin() + end, 0.f);
+      });
+      if (cfg_.objective.anchor > 0) {
+        lc.anchor = l2_anchor<float>(params_.data(), source_.data(), ranges_, cfg_.objective.anchor, grads_.data());
+        lc.total += cfg_.objective.anchor * lc.anchor;
+      }
     }
     lap(&AdaptPhases::loss);
     net_->backward(&mask_);
     lap(&AdaptPhases::backward);
     if (r) r->backwards += B;
-    net_->take_grads(grads_.data(), ranges_);
-    lap(&AdaptPhases::grads);
-    const double norm = opt_->step(params_.data(), grads_.data());
-    if (teacher_) teacher_->update(params_.data());
-    lap(&AdaptPhases::optimizer);
-    weights_changed();
+    double norm = 0;
+    if (device_step_) {  // θ moves in the runner, which holds it (loaded_ stays params_)
+      norm = net_->adapt_optimizer_step(scheduled_lr(cfg_.optim, device_steps_++));
+      theta_stale_ = true;
+      lap(&AdaptPhases::optimizer);
+    } else {
+      net_->take_grads(grads_.data(), ranges_);
+      lap(&AdaptPhases::grads);
+      norm = opt_->step(params_.data(), grads_.data());
+      if (teacher_) teacher_->update(params_.data());
+      lap(&AdaptPhases::optimizer);
+      weights_changed();
+    }
     adapted_ = true;
     if (step == 0) first = lc;
     if (r) r->steps = step + 1, r->grad_norm = norm, r->batch = B;

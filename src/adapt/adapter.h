@@ -30,7 +30,10 @@
 // a Runner (model/runner.h) of the adapted config, made by a RunnerFactory (the CPU by default, or a GPU), for
 // forwards, scores, objectives and backward passes. The runner holds one weight set: the trainable ranges of the
 // vector a forward needs (θ, θ₀ or the teacher's) go in only when they differ from what it holds, and per step only
-// the trainable ranges' gradients come out. The routing is the runner's (runner().set_routing, between windows).
+// the trainable ranges' gradients come out. Where the runner offers its own optimizer step (the GPU:
+// Runner::adapt_optimizer_begin; not with the anchor or the teacher, which read θ every step) the step runs there
+// instead, on the same semantics: no gradient leaves the device, and θ comes back to the host only when the runner
+// must hold another weight set or params() is read. The routing is the runner's (runner().set_routing).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -153,7 +156,7 @@ class TestTimeAdapter {
   const ModelConfig& model_config() const { return net_->config(); }
   // The score of a window with the given weights (θ, θ₀ or the teacher's), the runner's routing; no adaptation.
   WindowScore score(const float* weights, const int32_t* ids, int S);
-  const std::vector<float>& params() const { return params_; }
+  const std::vector<float>& params() const;  // θ (read back from the runner first when it stepped there)
   const std::vector<float>& source() const { return source_; }
   const float* teacher_params() const { return teacher_ ? teacher_->params() : nullptr; }
   const std::vector<ParamRange>& trainable() const { return ranges_; }
@@ -170,6 +173,7 @@ class TestTimeAdapter {
   LossComponents adapt_steps(const int32_t* ids, int S, bool acts_ready, WindowOutcome* r);
   void use(const float* weights);  // the runner holds `weights` (its trainable ranges go in when they differ)
   void weights_changed() { loaded_ = nullptr; }  // a vector already passed changed (step, teacher update, reset)
+  void fetch_params() const;  // params_ ← the runner's θ, when the runner stepped it (θ_stale_)
   double mean_nll(const int32_t* targets);
   // With time_phases while a window adapts: waits for the runner, charges the time since the last lap to `phase`.
   void lap(double AdaptPhases::*phase);
@@ -177,11 +181,18 @@ class TestTimeAdapter {
   AdapterConfig cfg_;
   std::unique_ptr<Runner> net_;      // where forwards and backwards run
   const float* loaded_ = nullptr;    // the host vector whose trainable ranges the runner holds (null: stale)
-  std::vector<float> params_, source_, grads_;
+  mutable std::vector<float> params_;  // θ on the host: behind the runner's while θ_stale_
+  std::vector<float> source_, grads_;  // grads_: the host step's (empty with device_step_)
   std::vector<ParamRange> ranges_;
   Spans spans_;                      // ranges_ as spans
   GradMask mask_;
   std::unique_ptr<AdaptOptimizer> opt_;
+  // The runner steps θ on its device (Runner::adapt_optimizer_begin; not with the anchor or the teacher, which read θ
+  // on the host every step): θ stays there, params_ is fetched only when something else needs the runner's weights
+  // or reads params(); there is no host optimizer or gradient then. device_steps_: steps since the last reset (lr_t).
+  bool device_step_ = false;
+  mutable bool theta_stale_ = false;
+  int64_t device_steps_ = 0;
   std::unique_ptr<PageHinkley> drift_;
   Triggers triggers_;
   CollapseGuard guard_;

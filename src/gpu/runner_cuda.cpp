@@ -7,6 +7,7 @@
 // rounding for bf16). The routing observer of a fused forward runs when the host first reads anything of that forward
 // (or at the next forward): the routing comes down in one copy per forward, and the wait for it is the one the read
 // needed anyway. Training keeps AdamW's moments on the device and runs each micro-batch whole (no shards).
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
@@ -58,6 +59,61 @@ struct DeviceAdamW {
     t = load_adam_moments(path, layout, hm.data(), hv.data());
     m.upload(hm, ctx.stream()), v.upload(hv, ctx.stream());
     ctx.sync();  // hm, hv die here
+  }
+};
+
+// Test-time adaptation's trainable elements as packed pieces (cuda::PackedPiece): the ranges split wherever a tensor
+// or a scaled range begins or ends, so that a piece has one decay (AdamW decays matrices: weight_decay_mask) and one
+// multiplier (the scaled range holding it, else 1); neighbours with equal both merged again; flat starts back to back.
+std::vector<cuda::PackedPiece> pack_pieces(const ParamLayout& layout, const std::vector<ParamRange>& ranges,
+                                           const std::vector<ScaledRange>& scaled) {
+  std::vector<int64_t> cuts;
+  for (const ParamSpec& s : layout.specs()) cuts.push_back(s.offset), cuts.push_back(s.offset + s.numel);
+  for (const ScaledRange& s : scaled) cuts.push_back(s.range.offset), cuts.push_back(s.range.offset + s.range.numel);
+  std::sort(cuts.begin(), cuts.end());
+  cuts.erase(std::unique(cuts.begin(), cuts.end()), cuts.end());
+  const auto mult_at = [&](int64_t i) {
+    for (const ScaledRange& s : scaled)
+      if (i >= s.range.offset && i < s.range.offset + s.range.numel) return s.mult;
+    return 1.0;
+  };
+  const auto decay_at = [&](int64_t i) {  // the spec holding i (specs ascending and contiguous)
+    const auto& specs = layout.specs();
+    const auto it = std::upper_bound(specs.begin(), specs.end(), i,
+                                     [](int64_t x, const ParamSpec& s) { return x < s.offset; });
+    return it != specs.begin() && std::prev(it)->is_matrix() ? 1 : 0;
+  };
+  std::vector<cuda::PackedPiece> out;
+  int64_t flat = 0;
+  for (const ParamRange& r : ranges) {
+    for (int64_t a = r.offset, end = r.offset + r.numel; a < end;) {
+      const int64_t b = std::min(end, *std::upper_bound(cuts.begin(), cuts.end(), a));
+      cuda::PackedPiece p;
+      p.offset = a, p.flat = flat, p.numel = b - a, p.mult = mult_at(a), p.decay = decay_at(a);
+      if (!out.empty() && out.back().offset + out.back().numel == a && out.back().mult == p.mult &&
+          out.back().decay == p.decay)
+        out.back().numel += p.numel;
+      else
+        out.push_back(p);
+      flat += b - a, a = b;
+    }
+  }
+  return out;
+}
+
+// Runner::adapt_optimizer_begin's state: the pieces (host copy and device array), the packed gradient, the moments
+// (AdamW) or velocity (SGD, in m), the step count, and the ranges whose bf16 copy a step refreshes.
+struct DeviceAdaptOptimizer {
+  AdaptOptimConfig cfg;
+  std::vector<ParamRange> ranges;
+  std::vector<cuda::PackedPiece> host_pieces;
+  cuda::DeviceBuffer<cuda::PackedPiece> pieces;
+  cuda::DeviceBuffer<float> g, m, v;
+  int64_t total = 0, t = 0;
+
+  void reset(cuda::Context& ctx) {
+    m.zero(ctx.stream()), v.zero(ctx.stream());
+    t = 0;
   }
 };
 
@@ -214,6 +270,47 @@ class CudaRunner final : public Runner {
 
   void finish() override { ctx_.sync(); }
 
+  bool adapt_optimizer_begin(const std::vector<ParamRange>& ranges, const std::vector<ScaledRange>& scaled,
+                             const AdaptOptimConfig& cfg) override {
+    if (experts_ != ops::ExpertPrecision::Bf16 && ranges_touch_experts(layout(), ranges)) return false;
+    auto o = std::make_unique<DeviceAdaptOptimizer>();
+    o->cfg = cfg, o->ranges = ranges;
+    o->host_pieces = pack_pieces(layout(), ranges, scaled);
+    for (const cuda::PackedPiece& p : o->host_pieces) o->total += p.numel;
+    o->pieces.upload(o->host_pieces, ctx_.stream());  // host_pieces lives as long as the upload
+    o->g.resize(size_t(o->total)), o->m.resize(size_t(o->total));
+    o->v.resize(cfg.kind == AdaptOptimizerKind::AdamW ? size_t(o->total) : 0);
+    o->reset(ctx_);
+    adapt_opt_ = std::move(o);
+    return true;
+  }
+  double adapt_optimizer_step(double lr) override {
+    WATTMOE_REQUIRE(adapt_opt_ != nullptr, "adapt_optimizer_step before adapt_optimizer_begin");
+    DeviceAdaptOptimizer& o = *adapt_opt_;
+    const int n = int(o.host_pieces.size());
+    cuda::pack_grads(ctx_, model_.master_grads(), o.pieces.data(), n, o.total, o.g.data());
+    const double norm = std::sqrt(cuda::sum_squares(ctx_, o.g.data(), o.total));  // waits for the backward
+    cuda::PackedStep s;
+    s.adamw = o.cfg.kind == AdaptOptimizerKind::AdamW, s.lr = lr, s.beta1 = o.cfg.beta1, s.beta2 = o.cfg.beta2;
+    s.eps = o.cfg.eps, s.weight_decay = o.cfg.weight_decay, s.momentum = o.cfg.momentum, s.nesterov = o.cfg.nesterov;
+    s.t = ++o.t;
+    if (o.cfg.clip > 0 && norm > o.cfg.clip) s.grad_scale = float(o.cfg.clip / norm);  // clip_grad_ranges
+    cuda::packed_optimizer_step(ctx_, model_.params(), o.g.data(), o.m.data(), o.v.data(), o.pieces.data(), n,
+                                o.total, s);
+    model_.sync_weights(&o.ranges);
+    return norm;
+  }
+  void adapt_optimizer_reset() override {
+    WATTMOE_REQUIRE(adapt_opt_ != nullptr, "adapt_optimizer_reset before adapt_optimizer_begin");
+    adapt_opt_->reset(ctx_);
+  }
+  void get_param_ranges(float* host, const std::vector<ParamRange>& ranges) const override {
+    for (const ParamRange& r : ranges)
+      WATTMOE_CUDA_CALL(cudaMemcpyAsync(host + r.offset, model_.params() + r.offset, sizeof(float) * size_t(r.numel),
+                                        cudaMemcpyDeviceToHost, ctx_.stream()));
+    ctx_.sync();
+  }
+
   void train_begin(const AdamWConfig& adamw, int shards) override {
     WATTMOE_REQUIRE(experts_ == ops::ExpertPrecision::Bf16,
                     "--expert-precision {}: training a model with quantised experts is not supported",
@@ -277,6 +374,7 @@ class CudaRunner final : public Runner {
   cuda::PinnedBuffer<float> packed_;  // take_grads: page-locked, so the copies run at the link's speed
   cuda::DeviceBuffer<float> staging_;
   std::unique_ptr<DeviceAdamW> opt_;
+  std::unique_ptr<DeviceAdaptOptimizer> adapt_opt_;
 };
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "model/runner.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "core/log.h"
 #include "model/runner_impl.h"
@@ -15,6 +17,20 @@ void check_slot_rows(const int32_t* slots, int n, size_t n_slots) {
     WATTMOE_REQUIRE(!seen[size_t(slot)], "forward_slots: slot {} appears twice", slot);
     seen[size_t(slot)] = 1;
   }
+}
+
+double Runner::adapt_optimizer_step(double) {
+  fail("adapt_optimizer_step: this runner has no optimizer of its own (adapt_optimizer_begin returned false)");
+}
+
+void Runner::adapt_optimizer_reset() {
+  fail("adapt_optimizer_reset: this runner has no optimizer of its own (adapt_optimizer_begin returned false)");
+}
+
+void Runner::get_param_ranges(float* host, const std::vector<ParamRange>& ranges) const {
+  std::vector<float> all(size_t(layout().total()));
+  get_params(all.data());
+  for (const ParamRange& r : ranges) std::copy(all.begin() + r.offset, all.begin() + r.offset + r.numel, host + r.offset);
 }
 
 void check_runner_options(const RunnerOptions& o) {

@@ -16,6 +16,8 @@
 //               clear_slot(slot) when a sequence leaves (continuous batching, serve/)
 //   adaptation  forward → [router_views: objectives add into drouter] → set_dlogits / next_token_loss → backward(mask)
 //               → take_grads(host, ranges)   (gradients accumulate until taken or zeroed)
+//               or, where the runner steps on its device: adapt_optimizer_begin once, then per step
+//               → adapt_optimizer_step(lr) (θ stays in the runner; get_param_ranges reads it back)
 //   training    train_begin → per step: zero_grads, train_micro_batch…, clip_gradients, optimizer_step
 // A call that reads the last forward's results after another forward sees the newer one. Not thread-safe.
 #pragma once
@@ -25,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "model/adapt_optim_config.h"
 #include "model/config.h"
 #include "model/grad_mask.h"
 #include "model/params.h"
@@ -126,6 +129,22 @@ class Runner {
   // Moves these ranges' gradients out: host[r] += gradients[r], then gradients[r] = 0 in the runner.
   virtual void take_grads(float* host, const std::vector<ParamRange>& ranges) = 0;
   virtual void finish() {}  // waits for the work queued so far (a device's queue; the CPU's work is done on return)
+
+  // --- adaptation's optimizer on the runner's own device (adapt/adapter.h uses it where offered)
+  // Takes the optimizer state for θ's `ranges` (disjoint, ascending), stepped as AdaptOptimizer::step does with cfg
+  // (adapt/adapt_optimizer.h: clip over the ranges, sgd | adamw with decay on matrices, the `scaled` ranges'
+  // multipliers); fresh state. False when this runner has no such step (the CPU: the host optimizer is the step).
+  virtual bool adapt_optimizer_begin(const std::vector<ParamRange>& ranges, const std::vector<ScaledRange>& scaled,
+                                     const AdaptOptimConfig& cfg) {
+    (void)ranges, (void)scaled, (void)cfg;
+    return false;
+  }
+  // One step with learning rate lr on the ranges' gradients accumulated since the last step (then zeroed), on the
+  // weights the runner holds; the next forward uses the new θ. Returns the gradient norm before clipping.
+  virtual double adapt_optimizer_step(double lr);
+  virtual void adapt_optimizer_reset();  // fresh state (moments / velocity, step count)
+  // θ's ranges as the runner holds them, into host (only those elements are written).
+  virtual void get_param_ranges(float* host, const std::vector<ParamRange>& ranges) const;
 
   // --- training (train/trainer.h)
   // AdamW moments and the data-parallel shards (CPU: each micro-batch split into `shards` threads, gradients summed

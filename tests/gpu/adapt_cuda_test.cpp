@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "../adapt/adapt_test_util.h"
+#include "adapt/adapt_optimizer.h"
 #include "adapt/adapter.h"
 #include "adapt/window_score.h"
 #include "model/checkpoint.h"
@@ -170,6 +171,10 @@ TEST(AdaptCuda, OddRandomModelMatchesCpu) {
   g.steps_per_window = 2, g.source_guard.check_every = 1, g.teacher = true, g.teacher_momentum = 0.5;
   g.predict_with_teacher = true;
   compare("odd guard+teacher+2 steps", c, p, g, s, S, N);
+  // The same without the teacher: the optimizer steps on the device (Runner::adapt_optimizer_begin), so every swap to
+  // θ₀ first fetches θ from the device, and the next step's forward uploads it again.
+  g.teacher = false, g.predict_with_teacher = false;
+  compare("odd guard+2 steps (device step)", c, p, g, s, S, N);
   // A routing policy (the host selects, as under the controller): skip with β 0.6 (one or two experts per token) and
   // the last expert masked (never used); gradients still reach the router through the selected probabilities.
   RoutingSpec skip;
@@ -193,6 +198,88 @@ TEST(AdaptCuda, KjvSmallMatchesCpu) {
     if (o.w.energy > 0) cfg.expert_costs = some_costs(m.config.num_experts);
     compare("kjv-small tuned " + o.name, m.config, m.params, cfg, s, S, N);
   }
+}
+
+// Runner::adapt_optimizer_step is AdaptOptimizer::step (adapt/adapt_optimizer.h) on the device: the same gradient
+// (the runner's backward, taken to the host for the reference; the backward is checked to repeat bit for bit, so both
+// steps see one gradient), three steps (moments, bias corrections, lr schedule), AdamW with weight decay on the
+// matrices and SGD with Nesterov momentum, per-group rates (router 0.125, norms 4, LoRA 0.75), the clip off and
+// binding; fp32 and bf16 runners. The kernels repeat the host's rounded float operations and its double blend, so θ
+// agrees bit for bit unless the clip binds: then the norm's summation order may move the clip factor by an ulp
+// (bound 1e-6 of the step).
+TEST(AdaptCuda, DeviceOptimizerStepIsTheHostStep) {
+  SKIP_WITHOUT_GPU();
+  ModelConfig c = odd_mixtral();
+  c.lora_rank = 3, c.lora_scale = 0.5f;
+  const ParamLayout L = ParamLayout::build(c);
+  const std::vector<float> p0 = test::random_params<float>(L, 23);
+  const ParamGroups groups{.router = true, .norms = true, .lora = true};
+  const std::vector<ParamRange> ranges = trainable_ranges(groups, c, L);
+  const GradMask mask = make_grad_mask(groups, c, L);
+  const std::vector<int32_t> ids = test::random_ids(18, c.vocab_size, 4);
+  constexpr int S = 17;
+  for (const char* precision : {"fp32", "bf16"})
+    for (const bool adamw : {true, false})
+      for (const double clip : {0.0, 1e-3}) {
+        SCOPED_TRACE(std::string(precision) + (adamw ? " adamw" : " sgd") + (clip > 0 ? " clipped" : ""));
+        AdaptOptimConfig o;
+        o.kind = adamw ? AdaptOptimizerKind::AdamW : AdaptOptimizerKind::Sgd;
+        o.lr = 1e-2, o.weight_decay = 0.05, o.nesterov = true, o.clip = clip, o.lr_decay_steps = 2;
+        o.lr_router = 0.125, o.lr_norms = 4, o.lr_lora = 0.75;
+        const std::vector<ScaledRange> scaled = group_lr_ranges(groups, c, L, o);
+        ASSERT_FALSE(scaled.empty());
+        AdaptOptimizer host(L, make_trainable_mask(groups, c, L), ranges, o, scaled);
+        std::unique_ptr<Runner> g = make_runner(c, {"cuda", precision, "host"});
+        ASSERT_TRUE(g->adapt_optimizer_begin(ranges, scaled, o));
+        std::vector<float> theta = p0, first;  // the host's θ; after the first step
+        g->set_params(p0.data());
+        const auto gradient = [&](std::vector<float>& into) {
+          g->forward(ids.data(), 1, S);
+          g->next_token_loss(ids.data() + 1, 1.0, true);
+          g->backward(&mask);
+          if (into.empty()) return;
+          std::fill(into.begin(), into.end(), 0.f);
+          g->take_grads(into.data(), ranges);
+        };
+        for (int step = 0; step < 3; ++step) {
+          std::vector<float> grad(p0.size()), again(p0.size()), none;
+          gradient(grad), gradient(again);
+          ASSERT_EQ(grad, again) << "the backward does not repeat bit for bit: the comparison needs one gradient";
+          const double want_norm = host.step(theta.data(), grad.data());
+          gradient(none);  // the same gradient, left in the runner for its own step
+          const double got_norm = g->adapt_optimizer_step(scheduled_lr(o, step));
+          EXPECT_NEAR(got_norm, want_norm, 1e-9 * want_norm) << "step " << step;
+          std::vector<float> got(p0.size(), std::nanf(""));
+          g->get_param_ranges(got.data(), ranges);
+          double worst = 0, moved = 0;
+          for (const ParamRange& r : ranges)
+            for (int64_t i = r.offset; i < r.offset + r.numel; ++i) {
+              worst = std::max(worst, std::abs(double(got[size_t(i)]) - double(theta[size_t(i)])));
+              moved = std::max(moved, std::abs(double(theta[size_t(i)]) - double(p0[size_t(i)])));
+            }
+          ASSERT_GT(moved, 0);
+          if (clip == 0) EXPECT_EQ(worst, 0.0) << "step " << step << " (moved " << moved << ")";
+          else EXPECT_LE(worst, 1e-6 * moved) << "step " << step;
+          std::vector<float> all(p0.size());  // the runner's weights outside the ranges are untouched
+          g->get_params(all.data());
+          for (size_t i = 0, r = 0; i < all.size(); ++i) {
+            while (r < ranges.size() && int64_t(i) >= ranges[r].offset + ranges[r].numel) ++r;
+            if (r == ranges.size() || int64_t(i) < ranges[r].offset) ASSERT_EQ(all[i], p0[i]) << "element " << i;
+          }
+          g->set_param_ranges(theta.data(), ranges);  // both go on from the host's θ (the same unless clipped)
+          if (step == 0) first = theta;
+        }
+        // A reset gives fresh state: from p0 again, the first step's θ again.
+        g->adapt_optimizer_reset();
+        g->set_params(p0.data());
+        std::vector<float> none, got(p0.size());
+        gradient(none);
+        g->adapt_optimizer_step(scheduled_lr(o, 0));
+        g->get_param_ranges(got.data(), ranges);
+        for (const ParamRange& r : ranges)
+          for (int64_t i = r.offset; i < r.offset + r.numel; ++i)
+            ASSERT_NEAR(got[size_t(i)], first[size_t(i)], clip == 0 ? 0.0 : 1e-6) << "after reset, element " << i;
+      }
 }
 
 // set_param_ranges replaces exactly those ranges of the device weights (the rest stays) and the forward sees them:

@@ -158,4 +158,28 @@ void adamw_step(Context& ctx, float* params, const float* grads, float* m, float
 double sum_squares(Context& ctx, const float* x, int64_t n);
 void scale(Context& ctx, float* x, float alpha, int64_t n);
 
+// Test-time adaptation's optimizer step on the device (adapt/adapt_optimizer.h's AdaptOptimizer::step is the
+// reference, element for element: the same explicitly rounded float operations, the multiplier's blend in double).
+// The trainable elements are packed back to back in pieces, sorted by `flat`: piece j is params[offset, offset+numel)
+// and packed[flat, flat+numel); within a piece the decay and the update's multiplier are constant.
+struct PackedPiece {
+  int64_t offset = 0, flat = 0, numel = 0;
+  double mult = 1;  // ≠ 1: θ ← θ_before + mult·(θ_stepped − θ_before), in double
+  int decay = 0;    // AdamW's decoupled weight decay applies (the piece is part of a matrix)
+};
+// packed[flat + i] = grads[offset + i] over every piece, and those gradients are zeroed (they moved out).
+void pack_grads(Context& ctx, float* grads, const PackedPiece* pieces, int n_pieces, int64_t total, float* packed);
+struct PackedStep {
+  bool adamw = true;
+  double lr = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;  // adamw
+  double momentum = 0;                                                      // sgd
+  bool nesterov = false;                                                    // sgd
+  int64_t t = 1;          // adamw: the 1-based step (bias corrections on the host in double, as AdamW::step)
+  float grad_scale = 1;   // the clip's factor float(max_norm / norm); 1 when the norm is within max_norm
+};
+// One step over the pieces with the packed gradient g (times grad_scale when ≠ 1): AdamW with moments m, v (packed),
+// or SGD with momentum (m is the velocity; v unused).
+void packed_optimizer_step(Context& ctx, float* params, const float* g, float* m, float* v, const PackedPiece* pieces,
+                           int n_pieces, int64_t total, const PackedStep& s);
+
 }  // namespace wattmoe::cuda

@@ -1,4 +1,5 @@
-// Optimiser kernels on fp32 master weights (dense_ops.h; semantics of train/optimizer.cpp).
+// Optimiser kernels on fp32 master weights (dense_ops.h; semantics of model/optimizer.cpp, and for the packed step of
+// adapt/adapt_optimizer.cpp and adapt/sgd.cpp).
 // adamw_step is AdamW::step element for element: the bias corrections are computed on the host from t in double
 // exactly as the CPU does, and the update uses explicitly rounded multiplies/adds (no FMA contraction) and IEEE
 // sqrt/division, so it gives the CPU's bits. sum_squares is a deterministic two-pass reduction in double (a fixed
@@ -55,7 +56,86 @@ __global__ void scale_kernel(float* x, float alpha, int64_t n) {
     x[i] *= alpha;
 }
 
+// The piece holding packed element i: the last piece whose flat start is ≤ i (pieces sorted by flat, none empty).
+__device__ int piece_of(const PackedPiece* pieces, int n, int64_t i) {
+  int lo = 0, hi = n - 1;
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (pieces[mid].flat <= i) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+__global__ void pack_grads_kernel(float* grads, const PackedPiece* pieces, int n_pieces, int64_t total,
+                                  float* packed) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const PackedPiece& pc = pieces[piece_of(pieces, n_pieces, i)];
+    float* g = grads + pc.offset + (i - pc.flat);
+    packed[i] = *g;
+    *g = 0.f;
+  }
+}
+
+struct StepArgs {
+  int adamw, nesterov;
+  float b1, omb1, b2, omb2, step_size, bias2, eps, decay;  // adamw
+  float mu, lr;                                            // sgd
+  float grad_scale;
+};
+
+__global__ void packed_step_kernel(float* params, const float* g, float* m, float* v, const PackedPiece* pieces,
+                                   int n_pieces, int64_t total, StepArgs a) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const PackedPiece& pc = pieces[piece_of(pieces, n_pieces, i)];
+    float* p = params + pc.offset + (i - pc.flat);
+    const float before = *p;
+    const float gi = a.grad_scale == 1.f ? g[i] : __fmul_rn(g[i], a.grad_scale);
+    float after;
+    if (a.adamw) {  // AdamW::step
+      const float mi = __fadd_rn(__fmul_rn(a.b1, m[i]), __fmul_rn(a.omb1, gi));
+      const float vi = __fadd_rn(__fmul_rn(a.b2, v[i]), __fmul_rn(__fmul_rn(a.omb2, gi), gi));
+      m[i] = mi, v[i] = vi;
+      float pi = before;
+      if (pc.decay) pi = __fmul_rn(pi, a.decay);
+      const float den = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), a.bias2), a.eps);
+      after = __fsub_rn(pi, __fdiv_rn(__fmul_rn(a.step_size, mi), den));
+    } else {  // SgdMomentum::step
+      const float vel = __fadd_rn(__fmul_rn(a.mu, m[i]), gi);
+      m[i] = vel;
+      const float d = a.nesterov ? __fadd_rn(gi, __fmul_rn(a.mu, vel)) : vel;
+      after = __fsub_rn(before, __fmul_rn(a.lr, d));
+    }
+    // AdaptOptimizer::step's per-group rate: θ_before + mult·(θ_stepped − θ_before) in double
+    *p = pc.mult == 1.0 ? after : float(__dadd_rn(double(before), __dmul_rn(pc.mult, __dsub_rn(double(after), double(before)))));
+  }
+}
+
 }  // namespace
+
+void pack_grads(Context& ctx, float* grads, const PackedPiece* pieces, int n_pieces, int64_t total, float* packed) {
+  if (total <= 0) return;
+  pack_grads_kernel<<<elem_blocks(total), 256, 0, ctx.stream()>>>(grads, pieces, n_pieces, total, packed);
+  WATTMOE_CUDA_LAUNCHED();
+}
+
+void packed_optimizer_step(Context& ctx, float* params, const float* g, float* m, float* v, const PackedPiece* pieces,
+                           int n_pieces, int64_t total, const PackedStep& s) {
+  if (total <= 0) return;
+  StepArgs a{};
+  a.adamw = s.adamw ? 1 : 0, a.nesterov = s.nesterov ? 1 : 0, a.grad_scale = s.grad_scale;
+  if (s.adamw) {
+    WATTMOE_DENSE_REQUIRE(s.t >= 1, "packed_optimizer_step: t is the 1-based step");
+    const double c1 = 1.0 - std::pow(s.beta1, double(s.t)), c2 = 1.0 - std::pow(s.beta2, double(s.t));
+    a.b1 = float(s.beta1), a.omb1 = float(1 - s.beta1), a.b2 = float(s.beta2), a.omb2 = float(1 - s.beta2);
+    a.step_size = float(s.lr / c1), a.bias2 = float(1.0 / std::sqrt(c2)), a.eps = float(s.eps);
+    a.decay = float(1.0 - s.lr * s.weight_decay);
+  } else {
+    a.mu = float(s.momentum), a.lr = float(s.lr);
+  }
+  packed_step_kernel<<<elem_blocks(total), 256, 0, ctx.stream()>>>(params, g, m, v, pieces, n_pieces, total, a);
+  WATTMOE_CUDA_LAUNCHED();
+}
 
 // decay = null means no element is decayed (the CPU decays matrices only, through its mask).
 void adamw_step(Context& ctx, float* params, const float* grads, float* m, float* v, const uint8_t* decay,
