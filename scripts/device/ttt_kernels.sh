@@ -31,7 +31,7 @@ RUN=(--model "$MODEL" --device cuda --precision bf16 --data "$DATA/kjv.test.nois
 for mode in nottt ttt; do
   flags=("${TTT[@]}")
   [ $mode = nottt ] && flags=()
-  ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+  ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base --print-kernel-base function \
     "$BIN" run "${RUN[@]}" "${flags[@]}" --summary "$DIR/$NAME.$mode.json" > "$DIR/$NAME.$mode.csv" 2>>"$DIR/$NAME.log" ||
     { echo "ttt_kernels.sh: $NAME $mode failed (see $DIR/$NAME.log)"; exit 1; }
 done
@@ -44,7 +44,7 @@ for mode in ("nottt", "ttt"):
     rows = [r for r in csv.DictReader(lines) if r.get("Metric Name") == "gpu__time_duration.sum"]
     per = collections.defaultdict(lambda: [0, 0.0])
     for r in rows:
-        k = r["Kernel Name"].split("(")[0].split("<")[0]
+        k = r["Kernel Name"]
         per[k][0] += 1
         per[k][1] += float(r["Metric Value"].replace(",", "")) * 1e-6  # ns → ms
     # The run also loads the model and warms up; the windows' kernels are most of them (kernels per window over all).

@@ -133,6 +133,7 @@ Engine::Engine(const EngineConfig& c, const ModelWeights<float>& m, std::shared_
   for (int l = 0; l < model_.num_layers; ++l) moe_layers_ += model_.is_moe_layer(l) ? 1 : 0;
   const std::string plant = resolve_serve_plant(cfg_.energy, cfg_.runner.device);
   energy_ = std::make_unique<StepEnergy>(cfg_.energy, plant, model_, cfg_.routing.expert_shape);
+  idle_carry_ = IdleCarry(cfg_.energy.bill_idle_s);
 
   control_ = std::make_unique<Control>();
   control_->period_s = std::isnan(cfg_.energy.control_period_s) ? default_step_period(plant)
@@ -497,7 +498,8 @@ void Engine::loop() {
                (!ttt_queue_.empty() && memory_ != MemoryLevel::Full) ||
                (!queue_.empty() && (running_count_ < admit_limit_ || cancel_all_));
       };
-      cv_.wait(lk, work);
+      if (const auto until = idle_carry_.deadline()) cv_.wait_until(lk, *until, work);  // then the idle window ends
+      else cv_.wait(lk, work);
       // The memory rung moves at step boundaries too (so it ends when pressure ends), judged at most every 50 ms
       // there: reading /proc/meminfo costs tens of microseconds, a decode step on a GPU a few milliseconds.
       if (now_seconds() - memory_judged_s_ >= 0.05) memory_level_locked();
@@ -522,11 +524,9 @@ void Engine::loop() {
       if (s->job->cancelled() || cancel_running)
         s->reason = "cancelled", s->error = cancel_running ? "the server is shutting down" : "";
     retire_finished();
-    // While requests are in flight the next step's window opens as soon as one ends (StepEnergy::carry_on), so the
-    // scheduler's work between steps is metered and billed with the next step (or the adaptation step that follows).
-    const auto carry = [&] { running_.empty() ? energy_->drop_carried() : energy_->carry_on(); };
-    if (!running_.empty()) step();
-    carry();
+    const bool stepped = !running_.empty();
+    if (stepped) step();
+    carry_window(stepped);
     resolve_bills();
     complete_ready_jobs();
     if (adapter_ && !ttt_queue_.empty()) {
@@ -535,7 +535,7 @@ void Engine::loop() {
         std::lock_guard<std::mutex> lk(mu_);
         memory_full = memory_ == MemoryLevel::Full;
       }
-      if (!memory_full) adapt_one(), carry();  // at capacity adaptation waits (its activations are memory too)
+      if (!memory_full) adapt_one(), carry_window(true);  // at capacity it waits (its activations are memory too)
     }
     if (running_.empty() && (!billing_.empty() || !bills_.empty())) {
       // Finished requests wait for their last step's energy (a real sensor's next sample): poll shortly.
@@ -543,6 +543,14 @@ void Engine::loop() {
       cv_.wait_for(lk, std::chrono::milliseconds(2));
     }
   }
+}
+
+// The next step's window opens as one ends (StepEnergy::carry_on), so the scheduler's work between steps is metered
+// and billed with the next step (or the adaptation step that follows), and so is a gap with no request in flight up
+// to bill_idle_s (clients turning around); the loop's wait ends at that deadline and the window is dropped then.
+void Engine::carry_window(bool stepped) {
+  if (idle_carry_.keep(stepped, !running_.empty(), IdleCarry::Clock::now())) energy_->carry_on();
+  else energy_->drop_carried();
 }
 
 void Engine::retire_finished() {

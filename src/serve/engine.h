@@ -140,6 +140,7 @@ class Engine {
   void apply_admit_limit_locked();   // admit_limit_ = the controller's limit under the memory rung's cap
   std::shared_ptr<const RoutingSpec> spec_for(Seq& s, const std::shared_ptr<const RoutingSpec>& server);
   void adapt_one();  // TTT: one queued text through the adapter, as a step of its own
+  void carry_window(bool stepped);  // after a loop turn: carry_on or drop_carried as idle_carry_ says
 
   EngineConfig cfg_;
   ModelConfig model_;
@@ -149,6 +150,7 @@ class Engine {
   std::unique_ptr<TestTimeAdapter> adapter_;  // with TTT: it owns the runner
   Runner* net_ = nullptr;  // the runner served with (runner_, or the adapter's)
   std::unique_ptr<StepEnergy> energy_;
+  IdleCarry idle_carry_{0};  // loop thread only; set from cfg_.energy.bill_idle_s
 
   // Shared with the HTTP threads (mu_)
   mutable std::mutex mu_;

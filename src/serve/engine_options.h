@@ -24,6 +24,11 @@ void visit_engine_options(EngineConfig& c, V&& v) {
   v(OptionInfo{.flag = "--sim-period-s",
                .help = "each simulated step lasts at least this long (0: the step's wall time)", .show_default = true},
     e.sim_period_s);
+  v(OptionInfo{.flag = "--bill-idle-s",
+               .help = "a gap with no request in flight up to this long is metered and billed with the next step (the "
+                       "board's energy while clients turn around); longer idle time is billed to nobody (0: none)",
+               .show_default = true},
+    e.bill_idle_s);
   v(OptionInfo{.flag = "--control-period-s",
                .help = "step time the controller averages over per update (default 0.02 s sim, 1 s model)"},
     e.control_period_s);

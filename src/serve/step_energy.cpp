@@ -22,6 +22,8 @@ std::string resolve_serve_plant(const ServeEnergyOptions& o, const std::string& 
 void check_serve_energy_options(const ServeEnergyOptions& o) {
   WATTMOE_REQUIRE(o.sim_period_s >= 0 && std::isfinite(o.sim_period_s),
                   "--sim-period-s must be >= 0 seconds (0: each step's wall time), got {}", o.sim_period_s);
+  WATTMOE_REQUIRE(o.bill_idle_s >= 0 && std::isfinite(o.bill_idle_s),
+                  "--bill-idle-s must be >= 0 seconds (0: idle time is billed to nobody), got {}", o.bill_idle_s);
   WATTMOE_REQUIRE(std::isnan(o.control_period_s) || (o.control_period_s > 0 && std::isfinite(o.control_period_s)),
                   "--control-period-s must be > 0 seconds, got {}", o.control_period_s);
 }

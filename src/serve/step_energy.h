@@ -8,13 +8,15 @@
 //   model  the real GPU the model runs on, read by NVML (energy/nvml_sensor.h) on the meter's sampler thread: the
 //          energy counter over the step's wall time — "measured". Needs --device cuda. A step's result is final one
 //          sample later (ready/take); the scheduler bills requests then.
-// While requests stay in flight the steps' windows are contiguous (carry_on): a step's window starts where the
-// previous one ended, so the scheduler's own work between steps (admission, sampling, streaming) is metered and billed
-// with the next step; only time with no request in flight (and a carried window that no step followed:
-// drop_carried) is billed to nobody. The meter also keeps one outer window from the first step's begin (close() ends
+// The steps' windows are contiguous (carry_on) while requests are in flight, and for up to bill_idle_s after the last
+// one left: a step's window starts where the previous one ended, so the scheduler's own work between steps
+// (admission, sampling, streaming) and the board's energy while clients turn around between requests are metered and
+// billed with the next step; only longer idle time (a carried window that no step followed in time: drop_carried) is
+// billed to nobody. The simulated GPU's time moves only inside steps, so there the carry changes nothing. The meter also keeps one outer window from the first step's begin (close() ends
 // it): the meter's own energy over all of it, which the requests' shares and the adaptation steps add up to, up to
 // that idle time.
 #pragma once
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -38,6 +40,7 @@ struct ServeEnergyOptions {
   double ambient_c = NAN;        // simulated ambient temperature; NaN: the sim parameters'
   double sim_period_s = 0;       // > 0: each simulated step lasts at least this long; 0: the step's wall time
   double control_period_s = NAN; // the controller sees this much step time per update; NaN: 0.02 s sim, 1 s model
+  double bill_idle_s = 1.0;      // ≥ 0: a gap with no request in flight up to this long is billed with the next step
 };
 
 // "sim" or "model" for these options and that device (auto → model on cuda, else sim); Error for another plant,
@@ -50,6 +53,31 @@ struct StepReading {
   double joules = 0, seconds = 0;  // the step's window: energy (meter's method, normally the counter) and duration
   Sample sample;                   // the sensor at the step's end (temperature, clocks, clock-event reasons)
   bool complete = true;            // false when the sensor failed during the step
+};
+
+// Whether the next step's window stays open (StepEnergy::carry_on) after a turn of the server's loop: always while
+// requests are in flight; with none, until bill_idle_s after the last step (or adaptation step) ended; after that not
+// again until the next step. The loop waits for work no longer than deadline().
+class IdleCarry {
+ public:
+  using Clock = std::chrono::steady_clock;
+  explicit IdleCarry(double bill_idle_s) : idle_(std::chrono::duration_cast<Clock::duration>(
+                                               std::chrono::duration<double>(bill_idle_s))) {}
+  // stepped: a step ended in this turn; in_flight: requests are running.
+  bool keep(bool stepped, bool in_flight, Clock::time_point now) {
+    if (stepped) deadline_.reset(), expired_ = false;
+    if (in_flight) return true;
+    if (!deadline_ && !expired_) deadline_ = now + idle_;
+    if (deadline_ && now < *deadline_) return true;
+    deadline_.reset(), expired_ = true;
+    return false;
+  }
+  std::optional<Clock::time_point> deadline() const { return deadline_; }  // unset: no idle window is open
+
+ private:
+  Clock::duration idle_;
+  std::optional<Clock::time_point> deadline_;
+  bool expired_ = false;  // the idle window ended and no step has run since
 };
 
 class StepEnergy {
