@@ -1,6 +1,7 @@
 """ttt_time.png for scripts/experiments/figures.py: where test-time training's time goes on the GPU, before and after
-the grouped expert backward, from the records of scripts/device/ttt_time.sh in RECORDS/ttt-merge/ttt_time/ (one H100
-machine; NAME-base = the binary before the change, NAME-new and NAME-new2 = two runs of the binary after it).
+each change of CHANGES, from the records of scripts/device/ttt_time.sh in RECORDS/<change>/ttt_time/ (one H100 machine
+per change; NAME-base = the binary before the change, NAME-new and NAME-new2 = two runs of the binary after it). One
+row per change:
 
   left   ms per window: inference without TTT, inference inside the TTT run (it includes the LoRA merge the adapted
          weights need), and adaptation; median over the runs with the min-max, per model and binary
@@ -19,16 +20,18 @@ PHASES = (("backward", "C0"), ("optimizer", "C1"), ("grads", "C2"), ("guard", "C
           ("weights", "C5"), ("forward", "C6"), ("other", "0.6"))
 
 
-def folder(records):
-    return os.path.join(records, "ttt-merge")
+CHANGES = (("ttt-merge", "the grouped expert backward and LoRA merge"),
+           ("ttt-device-step", "the optimizer step on the device"))
 
 
 def files(records):
-    d = folder(records)
-    out = [os.path.join(d, "card.txt")]
-    for m, _ in MODELS:
-        for _, runs, _ in BINARIES:
-            out += [os.path.join(d, "ttt_time", f"{m}-{r}.{mode}.json") for r in runs for mode in MODES]
+    out = []
+    for change, _ in CHANGES:
+        d = os.path.join(records, change)
+        out.append(os.path.join(d, "card.txt"))
+        for m, _ in MODELS:
+            for _, runs, _ in BINARIES:
+                out += [os.path.join(d, "ttt_time", f"{m}-{r}.{mode}.json") for r in runs for mode in MODES]
     return out
 
 
@@ -42,16 +45,10 @@ def finish(axis, ticks, ylabel, title):
     axis.tick_params(labelsize=7)
 
 
-def draw(fig_maker, records, need, rel):
-    """fig_maker: figures.Figures (plt, save); need(path) fails on a missing record. Draws ttt_time.png."""
-    for p in files(records):
-        need(p)
-    d = folder(records)
+def draw_change(ax, bx, d, what):
+    """One change's row: ms per window (ax) and adaptation by phase (bx) before and after it; returns the card."""
     load = lambda m, r, mode: json.load(open(os.path.join(d, "ttt_time", f"{m}-{r}.{mode}.json")))
     per_window = lambda s, key: 1e3 * s[key] / s["windows"]
-    card = open(os.path.join(d, "card.txt")).readline().split(":", 1)[-1].split("(UUID")[0].strip()
-    plt = fig_maker.plt
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 4.6))
     bars = (("inference, no TTT", "nottt", "infer_seconds", "0.75"),
             ("inference, TTT run", "plain", "infer_seconds", "C0"), ("adaptation", "plain", "adapt_seconds", "C3"))
     w, x, ticks = 0.25, 0, []
@@ -64,7 +61,7 @@ def draw(fig_maker, records, need, rel):
                        label=label if x == 0 else None, hatch="//" if b == "base" else None, edgecolor="white")
             ticks.append((x, f"{name}\n{when}"))
             x += 1
-    finish(ax, ticks, "ms per 128-token window (median, min-max)", "inference and adaptation per window (before: hatched)")
+    finish(ax, ticks, "ms per 128-token window (median, min-max)", f"{what}: per window (before: hatched)")
     x, ticks = 0, []
     for m, name in MODELS:
         for b, runs, when in BINARIES:
@@ -77,11 +74,23 @@ def draw(fig_maker, records, need, rel):
                 bottom += v
             ticks.append((x, f"{name}\n{when}"))
             x += 1
-    finish(bx, ticks, "adaptation ms per window, by phase (median)", "where adaptation's time goes")
+    finish(bx, ticks, "adaptation ms per window, by phase (median)", f"{what}: where adaptation's time goes")
+    return open(os.path.join(d, "card.txt")).readline().split(":", 1)[-1].split("(UUID")[0].strip()
+
+
+def draw(fig_maker, records, need, rel):
+    """fig_maker: figures.Figures (plt, save); need(path) fails on a missing record. Draws ttt_time.png."""
+    for p in files(records):
+        need(p)
+    plt = fig_maker.plt
+    fig, axes = plt.subplots(len(CHANGES), 2, figsize=(13, 4.3 * len(CHANGES)))
+    cards = {draw_change(ax, bx, os.path.join(records, change), what) for (ax, bx), (change, what) in zip(axes, CHANGES)}
     fig.suptitle("Test-time training on the GPU (bf16, fused kernels, router+norms+LoRA, skip β 0.5, 40 windows of "
-                 "kjv.test.noise10): before and after the grouped expert backward", fontsize=10)
-    fig.text(0.01, 0.005, f"{card} · 2026-12-06 · idle power: n/a · timings only (no energy) · same machine for "
-             f"before and after · records: {rel(d)}", fontsize=7, color="0.3")
-    fig.tight_layout(rect=(0, 0.03, 1, 0.95))
+                 "kjv.test.noise10): before and after each change", fontsize=10)
+    fig.text(0.01, 0.005, f"{' / '.join(sorted(cards))} · 2026-12-06 · idle power: n/a · timings only (no energy) · "
+             f"one machine per row for before and after · records: "
+             f"{', '.join(rel(os.path.join(records, c)) for c, _ in CHANGES)}", fontsize=7, color="0.3")
+    fig.tight_layout(rect=(0, 0.02, 1, 0.97))
     fig_maker.save(fig, "ttt_time.png", files(records), "TTT inference and adaptation ms per window before and "
-                   "after the grouped expert backward, adaptation by phase", "measured (timings, no energy)")
+                   "after the grouped expert backward and the device-side optimizer step, adaptation by phase",
+                   "measured (timings, no energy)")

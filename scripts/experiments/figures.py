@@ -14,9 +14,10 @@ RECORDS is a folder laid out like results/h100-2026-12-06/ (the default; results
                                             (power against target per window, the knob, experts/token, temperature)
   ttt/<model>.summary.json (+ ttt/<model>-run*/<model>.summary.json, repeats) -> ttt.png (bits/byte, whole-board and
                                             above-idle J/token of static top-2, the skip policy and the policy + TTT)
-  ttt-merge/ttt_time/<model>-{base,new,new2}.{nottt,plain,phases}.json, ttt-merge/card.txt
+  {ttt-merge,ttt-device-step}/ttt_time/<model>-{base,new,new2}.{nottt,plain,phases}.json, and card.txt
                                             scripts/device/ttt_time.sh before and after the grouped expert backward
-                                            -> ttt_time.png (fig_ttt_time.py: ms per window, adaptation by phase)
+                                            and after the device-side optimizer step -> ttt_time.png
+                                            (fig_ttt_time.py: ms per window, adaptation by phase, one row a change)
 
 TTT_SEEDS (--ttt-seeds-records, default results/h200-2026-12-06/ttt-seeds/: NAME-seedN.summary.json of
 scripts/device/ttt_energy.sh --lora-seed N) -> ttt_seeds.png: the same bars over the LoRA seeds (median, min-max).
