@@ -269,6 +269,7 @@ def budget_step(a, base_flags, records):
             srv.request("PUT", "/v1/budget", {"power_w": target})
         time.sleep(max(0.0, t0 + (k + 1) * a.window_s - time.perf_counter()))
         now = srv.metrics()
+        decision = json.loads(srv.request("GET", "/v1/budget")).get("decision") or {}
         w = interval(prev, now)
         w.update({"kind": "window", "window": k, "target_w": target, "source": srv.source,
                   "effort_u": metric(now[0], "wattmoe_control_effort"),
@@ -277,7 +278,8 @@ def budget_step(a, base_flags, records):
                   "running": metric(now[0], "wattmoe_running_sequences"),
                   "queued": metric(now[0], "wattmoe_queue_length"),
                   "temperature_c": metric(now[0], "wattmoe_gpu_temperature_celsius"),
-                  "clock_event_reasons": metric(now[0], "wattmoe_clock_event_reasons")})
+                  "clock_event_reasons": metric(now[0], "wattmoe_clock_event_reasons"),
+                  "kp": decision.get("kp"), "ki": decision.get("ki")})  # the gains the loop runs with now
         windows.append(w)
         records.append(w)
         prev = now

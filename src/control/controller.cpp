@@ -92,11 +92,16 @@ ControlDecision Controller::update(const ControlInput& in) {
   if (c_.gains.adapt) {  // the step just measured ran at pi_.u() on the ladder's current level
     if (ladder_.level() != gain_level_) gain_.reset(), gain_level_ = ladder_.level();
     gain_.add(pi_.u(), y);
-    if (const std::optional<double> slope = gain_.slope()) {
-      PiGains g = gains_for_plant(*slope, pi_.target(), c_.gains.alpha);
+    // The trusted slope, else the strongest plant the data allow (stable for any weaker one).
+    const std::optional<double> slope = gain_.slope(), bound = slope ? std::nullopt : gain_.gain_bound();
+    if (slope || bound) {
+      PiGains g = gains_for_plant(slope ? *slope : -*bound, pi_.target(), c_.gains.alpha);
       g.ki = std::clamp(g.ki, c_.gains.ki_min, c_.gains.ki_max), g.kp = g.ki / 4;
       if (g.ki != pi_.config().ki)
-        retuned = fmt::format("; gains ki {:.3g} kp {:.3g} (dy/du {:.4g} {})", g.ki, g.kp, *slope, measure_unit(m));
+        retuned = slope ? fmt::format("; gains ki {:.3g} kp {:.3g} (dy/du {:.4g} {})", g.ki, g.kp, *slope,
+                                      measure_unit(m))
+                        : fmt::format("; gains ki {:.3g} kp {:.3g} (|dy/du| at most {:.4g} {})", g.ki, g.kp, *bound,
+                                      measure_unit(m));
       pi_.set_gains(g);
     }
   }

@@ -11,9 +11,10 @@
 //   d.batch_scale
 //
 // With gains.adapt, each step's (u applied, y measured) also feeds a PlantGainEstimator (reset when the ladder moves),
-// and while its slope is trustworthy the PI gains are gains_for_plant(slope, target, alpha) with ki clamped to
-// [ki_min, ki_max] — for plants where the knob moves the measurement far less (or more) than the default gains
-// assume (a GPU board whose power hardly follows routing).
+// and once u has moved the PI gains are gains_for_plant(slope, target, alpha) with ki clamped to [ki_min, ki_max] —
+// the trusted slope, else the upper bound on |dy/du| the noisy data allow (gains stable for any plant that weak) —
+// for plants where the knob moves the measurement far less (or more) than the default gains assume (a GPU board
+// whose power hardly follows routing).
 //
 // Order inside update: thermal floor from the sample → (topk only) the held-level floor → PI with u ≥ floor →
 // ladder (which may move one level; a climb resets u to 1) → knobs. Discrete topk: k moves with hysteresis,

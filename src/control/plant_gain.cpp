@@ -28,7 +28,7 @@ void PlantGainEstimator::add(double u, double y) {
 
 void PlantGainEstimator::reset() { pts_.clear(); }
 
-std::optional<double> PlantGainEstimator::slope() const {
+std::optional<PlantGainEstimator::Fit> PlantGainEstimator::fit() const {
   const int n = int(pts_.size());
   if (n < c_.min_points) return std::nullopt;
   double mu = 0, my = 0, lo = pts_.front().first, hi = lo;
@@ -38,12 +38,23 @@ std::optional<double> PlantGainEstimator::slope() const {
   double sxx = 0, sxy = 0;
   for (const auto& [u, y] : pts_) sxx += (u - mu) * (u - mu), sxy += (u - mu) * (y - my);
   const double b = sxy / sxx;
-  if (!(b < 0)) return std::nullopt;
   double ss = 0;
   for (const auto& [u, y] : pts_) ss += (y - my - b * (u - mu)) * (y - my - b * (u - mu));
-  const double se = std::sqrt(ss / (n - 2) / sxx);
-  if (-b < c_.min_t * se) return std::nullopt;
-  return b;
+  return Fit{b, std::sqrt(ss / (n - 2) / sxx)};
+}
+
+std::optional<double> PlantGainEstimator::slope() const {
+  const std::optional<Fit> f = fit();
+  if (!f || !(f->slope < 0) || -f->slope < c_.min_t * f->se) return std::nullopt;
+  return f->slope;
+}
+
+std::optional<double> PlantGainEstimator::gain_bound() const {
+  const std::optional<Fit> f = fit();
+  if (!f) return std::nullopt;
+  const double bound = std::max(-f->slope, 0.0) + c_.min_t * f->se;
+  if (!(bound > 0) || !std::isfinite(bound)) return std::nullopt;
+  return bound;
 }
 
 }  // namespace wattmoe

@@ -3,7 +3,10 @@
 // one. A least-squares line through the last `window` pairs (u applied during a step, y that step measured); the
 // slope is reported only when it is trustworthy: at least `min_points` pairs, their u spread (max − min) at least
 // `min_u_spread`, the slope negative (more effort must cost less: a positive or flat fit is noise), and at least
-// `min_t` standard errors from zero. reset() forgets the pairs (the ladder changed rung: another plant).
+// `min_t` standard errors from zero. When the slope is not trustworthy but u did move (the points and the spread are
+// there), gain_bound() gives the largest |dy/du| the data allow, |min(slope, 0)| + min_t·SE: gains set from it keep the
+// loop stable for any plant at most that strong, so a plant too weak to measure still gets gains faster than the
+// defaults' assumption. reset() forgets the pairs (the ladder changed rung: another plant).
 #pragma once
 #include <deque>
 #include <optional>
@@ -31,9 +34,14 @@ class PlantGainEstimator {
   void add(double u, double y);  // non-finite values are ignored
   void reset();
   std::optional<double> slope() const;  // dy/du, negative, or nothing when not trustworthy (header comment)
+  std::optional<double> gain_bound() const;  // upper bound on |dy/du| (> 0), or nothing without points or spread
   int size() const { return int(pts_.size()); }
 
  private:
+  struct Fit {
+    double slope = 0, se = 0;
+  };
+  std::optional<Fit> fit() const;  // the least-squares line, when there are min_points and min_u_spread
   PlantGainConfig c_;
   std::deque<std::pair<double, double>> pts_;
 };

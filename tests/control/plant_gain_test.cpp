@@ -1,5 +1,6 @@
-// PlantGainEstimator (the slope it trusts and the cases it refuses) and the Controller with gains.adapt on a plant
-// whose power barely follows the knob: it settles where the default gains crawl.
+// PlantGainEstimator (the slope it trusts, the cases it refuses, the bound it gives instead) and the Controller with
+// gains.adapt on a plant whose power barely follows the knob: it settles where the default gains crawl, and on a
+// plant too weak and noisy to measure it reaches the end of the knob's range sooner.
 #include "control/plant_gain.h"
 
 #include <gtest/gtest.h>
@@ -42,6 +43,24 @@ TEST(PlantGain, RefusesWhatItCannotTrust) {
   EXPECT_FALSE(e.slope().has_value());
   e.add(NAN, 1), e.add(0.1, INFINITY);  // ignored
   EXPECT_EQ(e.size(), 12);
+}
+
+// Too noisy to trust the slope, but u moved: the bound covers the true strength and is finite; no bound without
+// spread.
+TEST(PlantGain, BoundsAPlantTooWeakToMeasure) {
+  PlantGainEstimator e;
+  Rng rng(11);
+  for (int i = 0; i < 12; ++i) {
+    const double u = 0.02 * i;
+    e.add(u, 148 - 5 * u + 2.5 * rng.normal());  // the H100 serve plant: 5 W over the range, ±2.5 W windows
+  }
+  EXPECT_FALSE(e.slope().has_value());
+  ASSERT_TRUE(e.gain_bound().has_value());
+  EXPECT_GT(*e.gain_bound(), 5);
+  EXPECT_LT(*e.gain_bound(), 1000);
+  e.reset();
+  for (int i = 0; i < 12; ++i) e.add(0.3, 140 + rng.normal());  // u never moved
+  EXPECT_FALSE(e.gain_bound().has_value());
 }
 
 TEST(PlantGain, OnlyTheLastWindowCounts) {
@@ -90,6 +109,33 @@ TEST(PlantGain, AdaptedGainsSettleWhereTheDefaultsCrawl) {
   const int fixed = steps_to_settle(false), adapted = steps_to_settle(true);
   std::printf("[settle] low-gain plant: default gains %d steps, adapted gains %d steps\n", fixed, adapted);
   EXPECT_LT(adapted, 40);
+  EXPECT_LT(2 * adapted, fixed);
+}
+
+// The plant measured in serve on an H100 (docs/serve.md): 32 streams at ~148 W, skip's whole range moving ~5 W, 1 s
+// windows ±2.5 W, a target routing cannot reach (140.3 W). Steps until u first reaches 1 (where the ladder's cheaper
+// rungs begin): the slope is never trusted there, so only the bound speeds the loop up.
+int steps_to_saturate(bool adapt) {
+  ControllerConfig c;
+  c.budget.target = 140.3;
+  c.knobs.policy = "skip", c.knobs.num_experts = 8, c.knobs.model_k = 2;
+  c.thermal.enabled = false, c.ladder.enabled = false;
+  c.gains.adapt = adapt;
+  Controller ctl(c);
+  Rng rng(5);
+  double u = 0;
+  for (int step = 1; step <= 200; ++step) {
+    ControlInput in;
+    in.step = step, in.dt_s = 1, in.power_w = 148 - 5 * u + 2.5 * rng.normal();
+    u = ctl.update(in).u;
+    if (u >= 1) return step;
+  }
+  return 1000;
+}
+
+TEST(PlantGain, TheBoundSaturatesAnUnreachableBudgetSooner) {
+  const int fixed = steps_to_saturate(false), adapted = steps_to_saturate(true);
+  std::printf("[saturate] H100 serve plant: default gains %d steps, adapted gains %d steps\n", fixed, adapted);
   EXPECT_LT(2 * adapted, fixed);
 }
 

@@ -35,6 +35,8 @@ assert 0 < ttt["adaptation_share_of_step_time"] < 1, ttt
 b = s["budget"]
 assert len(b["segments"]) == 2 and all(isinstance(x["held"], bool) for x in b["segments"]), b
 assert b["load"]["ok"] > 0 and not b["load"]["errors"] and b["load"]["lost"] == 0 and b["server_exit"] == 0, b
+wins = [r for r in recs if r["kind"] == "window"]
+assert all(w["ki"] is None for w in wins[:4]) and all(w["ki"] > 0 for w in wins[4:]), wins  # gains once a budget is on
 assert sum(r["kind"] == "window" for r in recs) == 4 + 2 * 8 and sum(r["kind"] == "point" for r in recs) == 5
 PY
 finish
