@@ -32,7 +32,8 @@ for mode in nottt ttt; do
   flags=("${TTT[@]}")
   [ $mode = nottt ] && flags=()
   ncu --clock-control none --metrics gpu__time_duration.sum --csv --print-units base --print-kernel-base function \
-    "$BIN" run "${RUN[@]}" "${flags[@]}" --summary "$DIR/$NAME.$mode.json" > "$DIR/$NAME.$mode.csv" 2>>"$DIR/$NAME.log" ||
+    "$BIN" run "${RUN[@]}" "${flags[@]}" --summary "$DIR/$NAME.$mode.json" \
+    > "$DIR/$NAME.$mode.csv" 2>>"$DIR/$NAME.log" ||
     { echo "ttt_kernels.sh: $NAME $mode failed (see $DIR/$NAME.log)"; exit 1; }
 done
 python3 - "$DIR" "$NAME" "$WINDOWS" <<'PY'
@@ -57,7 +58,8 @@ n, t = out["nottt"], out["ttt"]
 out["added_by_ttt"] = {"kernels_per_window": t["kernels_per_window"] - n["kernels_per_window"],
                        "gpu_ms_per_window": t["gpu_ms_per_window"] - n["gpu_ms_per_window"]}
 json.dump(out, open(f"{d}/{name}.kernels.json", "w"), indent=1)
-print(f"{name}: {windows} windows; kernels/window {n['kernels_per_window']:.0f} without TTT, {t['kernels_per_window']:.0f} "
+print(f"{name}: {windows} windows; kernels/window {n['kernels_per_window']:.0f} without TTT, "
+      f"{t['kernels_per_window']:.0f} "
       f"with; GPU ms/window {n['gpu_ms_per_window']:.2f} without, {t['gpu_ms_per_window']:.2f} with "
       f"(+{out['added_by_ttt']['gpu_ms_per_window']:.2f} ms from adaptation)")
 for k, v in list(t["by_kernel"].items())[:15]:

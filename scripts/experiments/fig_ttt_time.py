@@ -84,10 +84,12 @@ def draw(fig_maker, records, need, rel):
         need(p)
     plt = fig_maker.plt
     fig, axes = plt.subplots(len(CHANGES), 2, figsize=(13, 4.3 * len(CHANGES)))
-    cards = {draw_change(ax, bx, os.path.join(records, change), what) for (ax, bx), (change, what) in zip(axes, CHANGES)}
+    cards = {draw_change(ax, bx, os.path.join(records, change), what)
+             for (ax, bx), (change, what) in zip(axes, CHANGES)}
     fig.suptitle("Test-time training on the GPU (bf16, fused kernels, router+norms+LoRA, skip β 0.5, 40 windows of "
                  "kjv.test.noise10): before and after each change", fontsize=10)
-    fig.text(0.01, 0.005, f"{' / '.join(sorted(cards))} · 2026-12-06 · idle power: n/a · timings only (no energy) · "
+    fig.text(0.01, 0.005, f"{' / '.join(sorted(cards))} · 2026-12-06 · idle power: n/a · timings only (no energy)"
+             " · "
              f"one machine per row for before and after · records: "
              f"{', '.join(rel(os.path.join(records, c)) for c, _ in CHANGES)}", fontsize=7, color="0.3")
     fig.tight_layout(rect=(0, 0.02, 1, 0.97))

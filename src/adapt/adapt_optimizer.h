@@ -52,8 +52,6 @@ class AdaptOptimizer {
   void reset();  // fresh optimizer state (moments / velocity, step count)
   int64_t steps() const;
   const AdaptOptimConfig& config() const { return cfg_; }
-  const std::vector<ParamRange>& ranges() const { return ranges_; }
-  const std::vector<ScaledRange>& scaled() const { return scaled_; }
 
  private:
   const ParamLayout& layout_;

@@ -173,7 +173,7 @@ class TestTimeAdapter {
   LossComponents adapt_steps(const int32_t* ids, int S, bool acts_ready, WindowOutcome* r);
   void use(const float* weights);  // the runner holds `weights` (its trainable ranges go in when they differ)
   void weights_changed() { loaded_ = nullptr; }  // a vector already passed changed (step, teacher update, reset)
-  void fetch_params() const;  // params_ ← the runner's θ, when the runner stepped it (θ_stale_)
+  void fetch_params() const;  // params_ ← the runner's θ, when the runner stepped it (theta_stale_)
   double mean_nll(const int32_t* targets);
   // With time_phases while a window adapts: waits for the runner, charges the time since the last lap to `phase`.
   void lap(double AdaptPhases::*phase);
@@ -181,7 +181,7 @@ class TestTimeAdapter {
   AdapterConfig cfg_;
   std::unique_ptr<Runner> net_;      // where forwards and backwards run
   const float* loaded_ = nullptr;    // the host vector whose trainable ranges the runner holds (null: stale)
-  mutable std::vector<float> params_;  // θ on the host: behind the runner's while θ_stale_
+  mutable std::vector<float> params_;  // θ on the host: behind the runner's while theta_stale_
   std::vector<float> source_, grads_;  // grads_: the host step's (empty with device_step_)
   std::vector<ParamRange> ranges_;
   Spans spans_;                      // ranges_ as spans
