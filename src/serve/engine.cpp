@@ -713,13 +713,19 @@ void Engine::adapt_one() {
   bill.adaptation = true;
   bill.id = energy_->end_adaptation(r.counts, double(r.tokens), 1 + r.extra_forwards, r.backwards);
   bills_.push_back(std::move(bill));
-  // ‖θ − θ₀‖ over the trainable ranges (l2_anchor's value is half its square)
-  const double d2 = 2 * l2_anchor(adapter_->params().data(), adapter_->source().data(), adapter_->trainable(), 0.0,
-                                  static_cast<float*>(nullptr));
+  // ‖θ − θ₀‖ over the trainable ranges (l2_anchor's value is half its square), at most once a second and after a
+  // reset: on a GPU that steps θ in place, reading θ is a copy of every trainable element.
+  std::optional<double> distance;
+  if (!r.reset.empty() || now_seconds() - distance_judged_s_ >= 1.0) {
+    distance = std::sqrt(2 * l2_anchor(adapter_->params().data(), adapter_->source().data(), adapter_->trainable(),
+                                       0.0, static_cast<float*>(nullptr)));
+    distance_judged_s_ = now_seconds();
+  }
   if (!r.reset.empty()) log_info("serve: test-time adaptation reset to the source weights ({})", r.reset);
   std::lock_guard<std::mutex> lk(mu_);
   ++stats_.ttt_windows, stats_.ttt_adapted += r.adapted ? 1 : 0, stats_.ttt_steps += uint64_t(r.steps);
-  stats_.ttt_resets += r.reset.empty() ? 0 : 1, stats_.ttt_seconds += seconds, stats_.ttt_distance = std::sqrt(d2);
+  stats_.ttt_resets += r.reset.empty() ? 0 : 1, stats_.ttt_seconds += seconds;
+  if (distance) stats_.ttt_distance = *distance;
 }
 
 void Engine::resolve_bills() {

@@ -151,6 +151,7 @@ class Engine {
   Runner* net_ = nullptr;  // the runner served with (runner_, or the adapter's)
   std::unique_ptr<StepEnergy> energy_;
   IdleCarry idle_carry_{0};  // loop thread only; set from cfg_.energy.bill_idle_s
+  double distance_judged_s_ = -1e300;  // loop thread only: when adapt_one last measured ‖θ − θ₀‖
 
   // Shared with the HTTP threads (mu_)
   mutable std::mutex mu_;

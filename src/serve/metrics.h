@@ -56,7 +56,7 @@ struct ServeStats {
   int ttt_queued = 0;
   uint64_t ttt_windows = 0, ttt_adapted = 0, ttt_steps = 0, ttt_resets = 0, ttt_dropped = 0;
   double ttt_seconds = 0, ttt_energy_j = 0;  // adaptation's wall time and metered energy (billed to no request)
-  double ttt_distance = 0;  // L2 distance of the predicting weights' trainable ranges from the source's
+  double ttt_distance = 0;  // L2 distance of θ's trainable ranges from the source's (measured at most once a second)
   Histogram latency{latency_buckets()}, first_token{latency_buckets()}, queue_wait{latency_buckets()};
 };
 
