@@ -58,6 +58,9 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--min-step-s", e.limits.min_step_s,
                   "each scheduler step lasts at least this long (0: as fast as it runs; paces a CPU like a slower "
                   "device, for tests)")->capture_default_str();
+  cmd->add_option("--ttt-max-share", e.limits.ttt_max_share,
+                  "with --ttt: the most of the recent time (~10 s) adaptation may take while requests are in flight; "
+                  "answered texts wait meanwhile (1: no cap)")->capture_default_str();
   cmd->add_option("--host", h.host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", h.port, "port (0: any free port; see --port-file)")->capture_default_str();
   cmd->add_option("--port-file", a->serve.port_file, "write the port here once the server accepts requests");

@@ -78,6 +78,9 @@ void check_engine_config(const EngineConfig& c) {
   WATTMOE_REQUIRE(l.min_free_host_mb >= 0 && std::isfinite(l.min_free_host_mb),
                   "--min-free-host-mb must be >= 0, got {}", l.min_free_host_mb);
   WATTMOE_REQUIRE(l.min_step_s >= 0 && l.min_step_s <= 60, "--min-step-s {}: expected 0 to 60 seconds", l.min_step_s);
+  WATTMOE_REQUIRE(l.ttt_max_share > 0 && l.ttt_max_share <= 1, "--ttt-max-share {}: expected a share in (0, 1]",
+                  l.ttt_max_share);
+  WATTMOE_REQUIRE(c.ttt.enabled || l.ttt_max_share == 1, "--ttt-max-share caps online adaptation: it needs --ttt");
   WATTMOE_REQUIRE(l.max_gpu_memory_fraction > 0 && l.max_gpu_memory_fraction <= 1,
                   "--max-gpu-memory-fraction must be in (0, 1], got {}", l.max_gpu_memory_fraction);
   check_budget_options(c.budget);
@@ -134,6 +137,7 @@ Engine::Engine(const EngineConfig& c, const ModelWeights<float>& m, std::shared_
   const std::string plant = resolve_serve_plant(cfg_.energy, cfg_.runner.device);
   energy_ = std::make_unique<StepEnergy>(cfg_.energy, plant, model_, cfg_.routing.expert_shape);
   idle_carry_ = IdleCarry(cfg_.energy.bill_idle_s);
+  ttt_share_ = AdaptationShare(cfg_.limits.ttt_max_share);
 
   control_ = std::make_unique<Control>();
   control_->period_s = std::isnan(cfg_.energy.control_period_s) ? default_step_period(plant)
@@ -529,7 +533,7 @@ void Engine::loop() {
     carry_window(stepped);
     resolve_bills();
     complete_ready_jobs();
-    if (adapter_ && !ttt_queue_.empty()) {
+    if (adapter_ && !ttt_queue_.empty() && ttt_share_.allow(!running_.empty(), now_seconds())) {
       bool memory_full = false;
       {
         std::lock_guard<std::mutex> lk(mu_);
@@ -674,6 +678,7 @@ void Engine::step() {
   }
   if (cfg_.limits.min_step_s > wall.seconds())
     std::this_thread::sleep_for(std::chrono::duration<double>(cfg_.limits.min_step_s - wall.seconds()));
+  ttt_share_.serving(wall.seconds(), now_seconds());
   bill.id = energy_->end(counts, bill.tokens);
   for (auto& [s, n] : bill.shares) s->last_bill = bill.id;
   bills_.push_back(std::move(bill));
@@ -709,6 +714,7 @@ void Engine::adapt_one() {
   }
   adapter_->use_predicting_weights();
   const double seconds = wall.seconds();
+  ttt_share_.adaptation(seconds, now_seconds());
   Bill bill;
   bill.adaptation = true;
   bill.id = energy_->end_adaptation(r.counts, double(r.tokens), 1 + r.extra_forwards, r.backwards);

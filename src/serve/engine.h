@@ -41,6 +41,7 @@
 #include "io/json.h"
 #include "model/checkpoint.h"
 #include "model/runner.h"
+#include "serve/adaptation_share.h"
 #include "serve/job.h"
 #include "serve/metrics.h"
 #include "serve/step_energy.h"
@@ -55,6 +56,8 @@ struct EngineLimits {
   double min_free_host_mb = 256;  // refuse new requests below this much host memory; halve the batch below 2× (0: off)
   double max_gpu_memory_fraction = 0.97;  // refuse above this GPU memory use; halve the batch above it − 0.05
   double min_step_s = 0;  // > 0: each step lasts at least this long (paces the scheduler: a slower device, or tests)
+  double ttt_max_share = 1;  // (0, 1]: with --ttt, adaptation's most recent share of the time while requests are in
+                             // flight (serve/adaptation_share.h; 1: no cap); texts wait meanwhile (a full queue drops)
 };
 
 // Memory pressure (above): 0 none, 1 near capacity (the batch is halved), 2 at capacity (new requests refused too).
@@ -152,6 +155,7 @@ class Engine {
   std::unique_ptr<StepEnergy> energy_;
   IdleCarry idle_carry_{0};  // loop thread only; set from cfg_.energy.bill_idle_s
   double distance_judged_s_ = -1e300;  // loop thread only: when adapt_one last measured ‖θ − θ₀‖
+  AdaptationShare ttt_share_;          // loop thread only: set from cfg_.limits.ttt_max_share
 
   // Shared with the HTTP threads (mu_)
   mutable std::mutex mu_;

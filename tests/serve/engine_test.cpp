@@ -244,6 +244,12 @@ TEST(ServeEngine, TestTimeTrainingOptionsChecked) {
   c.ttt.triggers = "sometimes";
   EXPECT_NE(test::error_of([&] { check_engine_config(c); }).find("--ttt-trigger"), std::string::npos);
   c.ttt.triggers = "always";
+  c.limits.ttt_max_share = 0;
+  EXPECT_NE(test::error_of([&] { check_engine_config(c); }).find("--ttt-max-share 0"), std::string::npos);
+  c.limits.ttt_max_share = 0.5, c.ttt.enabled = false;
+  EXPECT_NE(test::error_of([&] { check_engine_config(c); }).find("needs --ttt"), std::string::npos);
+  c.ttt.enabled = true;
+  check_engine_config(c);
   c.ttt.adapter.steps_per_window = 0;
   EXPECT_NE(test::error_of([&] { Engine e(c, kjv(), bytes()); }).find("steps_per_window"), std::string::npos);
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench/serve_bench.py's logic on the CPU (the GPU benchmark of docs/serve.md, scaled down; energy simulated): two
-# policies at concurrency 1 and 4, a point at 2 streams with online TTT, then a budget step under load. Checks that it exits 0, that every point has
+# policies at concurrency 1 and 4, a point at 2 streams with online TTT (its share of the time capped at
+# 0.5), then a budget step under load. Checks that it exits 0, that every point has
 # tokens/s, J/token and experts/token, that the skip policy routes fewer experts than top-2, that the requests'
 # energy matches the simulated counter within 20% (the simulated counter ticks like NVML's, so each reading lags by
 # up to a tick: several percent of these 1.5 s points on a loaded machine; the GPU benchmark runs longer and asks
@@ -11,7 +12,9 @@ W=${1:?usage: serve_bench_cpu.sh <wattmoe> <source-dir>}
 SRC=${2:?usage: serve_bench_cpu.sh <wattmoe> <source-dir>}
 . "$(dirname "$0")/lib.sh"
 python3 "$SRC/bench/serve_bench.py" --bin "$W" --out "$TMP/bench" --device cpu --concurrency 1,4 --duration 1.5 \
-  --max-tokens 8 --budget-concurrency 4 --ttt-concurrency 2 --window-s 0.5 --free-windows 4 --step-windows 8 --energy-tolerance 0.2 \
+  --max-tokens 8 --budget-concurrency 4 --ttt-concurrency 2 \
+  --ttt-flags="--ttt --ttt-groups router,norms,lora --lora-rank 4 --ttt-max-share 0.5" --window-s 0.5 \
+  --free-windows 4 --step-windows 8 --energy-tolerance 0.2 \
   --server-flag=--min-free-host-mb=0 > "$TMP/bench.out" 2>&1 || fail "serve_bench.py exited non-zero: $(tail -5 "$TMP/bench.out")"
 cat "$TMP/bench.out"
 python3 - "$TMP/bench" <<'PY' || fail "serve_bench.py's records"
