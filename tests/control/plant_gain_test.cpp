@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 
 #include "control/controller.h"
 #include "control_test_util.h"
@@ -81,26 +82,35 @@ TEST(PlantGain, BadConfigurationsNameTheField) {
   EXPECT_NE(error_of([&] { validate(c); }).find("min_u_spread"), std::string::npos);
 }
 
-// A plant y = p0 − span·u (W) with ±0.5 W of measurement noise and a 140 W budget. Steps until the measurement stays
-// within the 2% deadband for 5 steps in a row, with the default gains and with gains.adapt.
-int steps_to_settle(bool adapt, double p0 = 150, double span = 15) {
+// The skip policy's controller (no ladder, no thermal guard) on a plant y = p0 − span·u + noise·N(0, 1) (W) with
+// budget `target`, from u = 0: the first step at which done(power measured, u decided) holds (1000: never in 200).
+int steps_until(bool adapt, double target, double p0, double span, double noise, uint64_t seed,
+                const std::function<bool(double, double)>& done) {
   ControllerConfig c;
-  c.budget.target = 140;
+  c.budget.target = target;
   c.knobs.policy = "skip", c.knobs.num_experts = 8, c.knobs.model_k = 2;
   c.thermal.enabled = false, c.ladder.enabled = false;
   c.gains.adapt = adapt;
   Controller ctl(c);
-  Rng rng(3);
+  Rng rng(seed);
   double u = 0;
-  int inside = 0;
   for (int step = 1; step <= 200; ++step) {
     ControlInput in;
-    in.step = step, in.dt_s = 1, in.power_w = p0 - span * u + 0.5 * rng.normal();
+    in.step = step, in.dt_s = 1, in.power_w = p0 - span * u + noise * rng.normal();
     u = ctl.update(in).u;
-    inside = std::abs(in.power_w - 140) <= 0.02 * 140 ? inside + 1 : 0;
-    if (inside == 5) return step;
+    if (done(in.power_w, u)) return step;
   }
   return 1000;
+}
+
+// ±0.5 W of noise and a 140 W budget: steps until the measurement stays within the 2% deadband for 5 steps in a row,
+// with the default gains and with gains.adapt.
+int steps_to_settle(bool adapt, double p0 = 150, double span = 15) {
+  int inside = 0;
+  return steps_until(adapt, 140, p0, span, 0.5, 3, [&](double power, double) {
+    inside = std::abs(power - 140) <= 0.02 * 140 ? inside + 1 : 0;
+    return inside == 5;
+  });
 }
 
 // A board whose power moves 15 W over the knob's whole range at ~145 W (plant gain γ ≈ 0.1, a fifth of what the
@@ -116,21 +126,7 @@ TEST(PlantGain, AdaptedGainsSettleWhereTheDefaultsCrawl) {
 // windows ±2.5 W, a target routing cannot reach (140.3 W). Steps until u first reaches 1 (where the ladder's cheaper
 // rungs begin): the slope is never trusted there, so only the bound speeds the loop up.
 int steps_to_saturate(bool adapt) {
-  ControllerConfig c;
-  c.budget.target = 140.3;
-  c.knobs.policy = "skip", c.knobs.num_experts = 8, c.knobs.model_k = 2;
-  c.thermal.enabled = false, c.ladder.enabled = false;
-  c.gains.adapt = adapt;
-  Controller ctl(c);
-  Rng rng(5);
-  double u = 0;
-  for (int step = 1; step <= 200; ++step) {
-    ControlInput in;
-    in.step = step, in.dt_s = 1, in.power_w = 148 - 5 * u + 2.5 * rng.normal();
-    u = ctl.update(in).u;
-    if (u >= 1) return step;
-  }
-  return 1000;
+  return steps_until(adapt, 140.3, 148, 5, 2.5, 5, [](double, double u) { return u >= 1; });
 }
 
 TEST(PlantGain, TheBoundSaturatesAnUnreachableBudgetSooner) {
