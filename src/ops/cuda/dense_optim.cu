@@ -17,18 +17,33 @@ struct AdamArgs {
   float b1, omb1, b2, omb2, step_size, bias2, eps, decay;
 };
 
+// AdamW::step for one element: m and v updated in place, the stepped parameter returned (p decayed first if decay).
+__device__ float adamw_element(float p, float g, float& m, float& v, bool decay, const AdamArgs& a) {
+  const float mi = __fadd_rn(__fmul_rn(a.b1, m), __fmul_rn(a.omb1, g));
+  const float vi = __fadd_rn(__fmul_rn(a.b2, v), __fmul_rn(__fmul_rn(a.omb2, g), g));
+  m = mi, v = vi;
+  if (decay) p = __fmul_rn(p, a.decay);
+  const float den = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), a.bias2), a.eps);
+  return __fsub_rn(p, __fdiv_rn(__fmul_rn(a.step_size, mi), den));
+}
+
+// The host half: bias corrections from t in double, exactly as AdamW::step computes them.
+AdamArgs adam_args(double lr, double beta1, double beta2, double eps, double weight_decay, int64_t t,
+                   const char* bad_t_message) {
+  WATTMOE_DENSE_REQUIRE(t >= 1, bad_t_message);
+  const double c1 = 1.0 - std::pow(beta1, double(t)), c2 = 1.0 - std::pow(beta2, double(t));
+  AdamArgs a;
+  a.b1 = float(beta1), a.omb1 = float(1 - beta1), a.b2 = float(beta2), a.omb2 = float(1 - beta2);
+  a.step_size = float(lr / c1), a.bias2 = float(1.0 / std::sqrt(c2)), a.eps = float(eps);
+  a.decay = float(1.0 - lr * weight_decay);
+  return a;
+}
+
 __global__ void adamw_kernel(float* p, const float* g, float* m, float* v, const uint8_t* decay_mask,
                              const uint8_t* trainable, int64_t n, AdamArgs a) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
     if (trainable && !trainable[i]) continue;
-    const float gi = g[i];
-    const float mi = __fadd_rn(__fmul_rn(a.b1, m[i]), __fmul_rn(a.omb1, gi));
-    const float vi = __fadd_rn(__fmul_rn(a.b2, v[i]), __fmul_rn(__fmul_rn(a.omb2, gi), gi));
-    m[i] = mi, v[i] = vi;
-    float pi = p[i];
-    if (decay_mask && decay_mask[i]) pi = __fmul_rn(pi, a.decay);
-    const float den = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), a.bias2), a.eps);
-    p[i] = __fsub_rn(pi, __fdiv_rn(__fmul_rn(a.step_size, mi), den));
+    p[i] = adamw_element(p[i], g[i], m[i], v[i], decay_mask && decay_mask[i], a);
   }
 }
 
@@ -79,8 +94,8 @@ __global__ void pack_grads_kernel(float* grads, const PackedPiece* pieces, int n
 
 struct StepArgs {
   int adamw, nesterov;
-  float b1, omb1, b2, omb2, step_size, bias2, eps, decay;  // adamw
-  float mu, lr;                                            // sgd
+  AdamArgs adam;  // adamw
+  float mu, lr;   // sgd
   float grad_scale;
 };
 
@@ -93,13 +108,7 @@ __global__ void packed_step_kernel(float* params, const float* g, float* m, floa
     const float gi = a.grad_scale == 1.f ? g[i] : __fmul_rn(g[i], a.grad_scale);
     float after;
     if (a.adamw) {  // AdamW::step
-      const float mi = __fadd_rn(__fmul_rn(a.b1, m[i]), __fmul_rn(a.omb1, gi));
-      const float vi = __fadd_rn(__fmul_rn(a.b2, v[i]), __fmul_rn(__fmul_rn(a.omb2, gi), gi));
-      m[i] = mi, v[i] = vi;
-      float pi = before;
-      if (pc.decay) pi = __fmul_rn(pi, a.decay);
-      const float den = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), a.bias2), a.eps);
-      after = __fsub_rn(pi, __fdiv_rn(__fmul_rn(a.step_size, mi), den));
+      after = adamw_element(before, gi, m[i], v[i], pc.decay, a.adam);
     } else {  // SgdMomentum::step
       const float vel = __fadd_rn(__fmul_rn(a.mu, m[i]), gi);
       m[i] = vel;
@@ -125,11 +134,8 @@ void packed_optimizer_step(Context& ctx, float* params, const float* g, float* m
   StepArgs a{};
   a.adamw = s.adamw ? 1 : 0, a.nesterov = s.nesterov ? 1 : 0, a.grad_scale = s.grad_scale;
   if (s.adamw) {
-    WATTMOE_DENSE_REQUIRE(s.t >= 1, "packed_optimizer_step: t is the 1-based step");
-    const double c1 = 1.0 - std::pow(s.beta1, double(s.t)), c2 = 1.0 - std::pow(s.beta2, double(s.t));
-    a.b1 = float(s.beta1), a.omb1 = float(1 - s.beta1), a.b2 = float(s.beta2), a.omb2 = float(1 - s.beta2);
-    a.step_size = float(s.lr / c1), a.bias2 = float(1.0 / std::sqrt(c2)), a.eps = float(s.eps);
-    a.decay = float(1.0 - s.lr * s.weight_decay);
+    a.adam = adam_args(s.lr, s.beta1, s.beta2, s.eps, s.weight_decay, s.t,
+                       "packed_optimizer_step: t is the 1-based step");
   } else {
     a.mu = float(s.momentum), a.lr = float(s.lr);
   }
@@ -142,12 +148,7 @@ void adamw_step(Context& ctx, float* params, const float* grads, float* m, float
                 const uint8_t* trainable, int64_t n, double lr, double beta1, double beta2, double eps,
                 double weight_decay, int64_t t) {
   if (n <= 0) return;
-  WATTMOE_DENSE_REQUIRE(t >= 1, "adamw_step: t is the 1-based step");
-  const double c1 = 1.0 - std::pow(beta1, double(t)), c2 = 1.0 - std::pow(beta2, double(t));
-  AdamArgs a;
-  a.b1 = float(beta1), a.omb1 = float(1 - beta1), a.b2 = float(beta2), a.omb2 = float(1 - beta2);
-  a.step_size = float(lr / c1), a.bias2 = float(1.0 / std::sqrt(c2)), a.eps = float(eps);
-  a.decay = float(1.0 - lr * weight_decay);
+  const AdamArgs a = adam_args(lr, beta1, beta2, eps, weight_decay, t, "adamw_step: t is the 1-based step");
   adamw_kernel<<<elem_blocks(n), 256, 0, ctx.stream()>>>(params, grads, m, v, decay, trainable, n, a);
   WATTMOE_CUDA_LAUNCHED();
 }
