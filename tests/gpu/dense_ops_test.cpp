@@ -70,15 +70,15 @@ void gemm_all() {
 TEST(DenseOpsCuda, GemmF32) { gemm_all<float>(); }
 TEST(DenseOpsCuda, GemmBf16) { gemm_all<bf16>(); }
 
-// gemm_grouped against the CPU gemm per group: groups of shared N, transposes and (padded) leading dimensions with
-// their own M and K, among them empty groups (M = 0), K = 0 (C = beta·C), sizes off the 64 × 64 × 32 tile, more
-// groups than one launch takes (64), beta = 0 over a NaN-poisoned C (never read), and groups large enough to go to
-// one cuBLAS call each. Each case sets only the C of its groups: the rest of the buffer must keep its values.
+// gemm_grouped against the CPU gemm per group: groups of shared N, transposes and leading dimensions (padded off 8,
+// and multiples of 8 for the 16-byte loads) with their own M and K, among them empty groups (M = 0), K = 0
+// (C = beta·C), sizes off the 64 × 64 × 32 tile and off 8, more groups than one launch takes (64), beta = 0 over a
+// NaN-poisoned C (never read), and groups large enough to go to one cuBLAS call each. Each case sets only the C of its
+// groups: the rest of the buffer must keep its values.
 template <class T>
 void gemm_grouped_case(const std::vector<std::pair<int64_t, int64_t>>& mk, int64_t N, bool ta, bool tb, float beta,
-                       uint64_t seed) {
+                       uint64_t seed, int64_t pad = 3) {
   Rng rng(seed);
-  const int64_t pad = 3;
   int64_t max_m = 1, max_k = 1;
   for (auto [m, k] : mk) max_m = std::max(max_m, m), max_k = std::max(max_k, k);
   const int64_t lda = (ta ? max_m : max_k) + pad, ldb = (tb ? max_k : N) + pad, ldc = N + pad;
@@ -132,6 +132,10 @@ void gemm_grouped_all() {
       for (float beta : {0.f, 0.5f}) {
         gemm_grouped_case<T>(mixed, 65, ta, tb, beta, seed++);
         gemm_grouped_case<T>(k_varies, 8, ta, tb, beta, seed++);
+        // Leading dimensions and group offsets that are multiples of 8 elements (the kernel's 16-byte loads), with
+        // every size off the tile and off 8 (the runs that cross the edge load element by element).
+        gemm_grouped_case<T>(mixed, 72, ta, tb, beta, seed++, 8);
+        gemm_grouped_case<T>(mixed, 67, ta, tb, beta, seed++, 8);
       }
   gemm_grouped_case<T>(many, 40, false, true, 1.f, seed++);
   gemm_grouped_case<T>(large, 512, false, true, 1.f, seed++);

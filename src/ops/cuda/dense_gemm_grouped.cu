@@ -3,13 +3,15 @@
 // per expert and per matrix is bound by launches, not by the GPU.
 // bf16, more than one group and small groups: one launch of the kernel below per kMaxGroups groups; each CTA computes
 // a 64 × 64 tile of one group's C with WMMA tensor-core fragments (bf16 in, fp32 accumulate), operands staged through
-// shared memory by plain bounds-checked loads (any leading dimension, any transpose, any tail: out-of-range elements
-// read as zero); the epilogue forms alpha·AB + beta·C in fp32 and rounds once (beta = 0 never reads C), as gemm()
+// shared memory through registers, the next K tile loaded while the current one is multiplied (16-byte loads where
+// the operands are 8-element aligned, else bounds-checked element loads; any leading dimension, any transpose, any
+// tail: out-of-range elements read as zero); the epilogue forms alpha·AB + beta·C in fp32 and rounds once (beta = 0 never reads C), as gemm()
 // does. Otherwise (fp32, whose products are pedantic cuBLAS ones the CPU comparisons rely on; one group; groups large
 // enough that a launch each is cheap beside cuBLAS' speed) it calls gemm() once per group.
 #include <mma.h>
 
 #include <climits>
+#include <cstdint>
 #include <type_traits>
 #include <vector>
 
@@ -29,6 +31,7 @@ constexpr double kLoopFlopsPerGroup = 128e6;
 
 struct Params {
   int count, N, lda, ldb, ldc, tiles_n;
+  bool vec_a, vec_b;  // every group's A (B) pointer and lda (ldb) are multiples of 8 elements: 16-byte loads
   float alpha, beta;
   const bf16* A[kMaxGroups];
   const bf16* B[kMaxGroups];
@@ -37,20 +40,60 @@ struct Params {
   int tile0[kMaxGroups + 1];  // first CTA of each group; tile0[count] = the grid
 };
 
-// Stages the ROWS × COLS tile at (r0, c0) of a logical [R, C] operand into s: element (i, j) is P[j·ld + i] when
-// TRANS (stored transposed), else P[i·ld + j]; zero outside [R, C]. Consecutive threads walk the stored rows, so the
-// loads coalesce either way.
-template <int ROWS, int COLS, bool TRANS, int LDS>
-__device__ __forceinline__ void stage(bf16 (*s)[LDS], const bf16* __restrict__ P, int ld, int r0, int c0, int R,
-                                      int C, int tid) {
-#pragma unroll
-  for (int i = 0; i < ROWS * COLS / kThreads; ++i) {
-    const int idx = tid + i * kThreads;
-    const int r = TRANS ? idx % ROWS : idx / COLS, c = TRANS ? idx / ROWS : idx % COLS;
-    const int gr = r0 + r, gc = c0 + c;
-    s[r][c] = gr < R && gc < C ? P[TRANS ? size_t(gc) * ld + gr : size_t(gr) * ld + gc] : __float2bfloat16_rn(0.f);
+// One thread's share of a ROWS × COLS tile at (r0, c0) of a logical [R, C] operand, held in registers between the
+// global loads (load) and the shared-memory stores (store), so that the next tile's loads are in flight while the
+// current one is multiplied. Element (i, j) is P[j·ld + i] when TRANS (stored transposed), else P[i·ld + j]; zero
+// outside [R, C]. The tile is cut into runs of 8 elements along the stored rows (contiguous in memory), consecutive
+// threads on consecutive runs, so the loads coalesce either way; a run inside [R, C] is one 16-byte load when `vec`
+// (the operand's pointers and ld are multiples of 8 elements), else 8 bounds-checked element loads.
+template <int ROWS, int COLS, bool TRANS>
+struct TileLoad {
+  static constexpr int kRunsPerRow = (TRANS ? ROWS : COLS) / 8;  // runs per stored row
+  static constexpr int kPerThread = ROWS * COLS / 8 / kThreads;
+  static_assert(kPerThread * 8 * kThreads == ROWS * COLS, "the tile must split into whole runs per thread");
+  uint4 run[kPerThread];
+
+  // Run i of this thread: the stored row (sr) and the first element along it (e0), in tile coordinates.
+  __device__ __forceinline__ static void place(int tid, int i, int& sr, int& e0) {
+    const int v = tid + i * kThreads;
+    sr = v / kRunsPerRow, e0 = (v % kRunsPerRow) * 8;
   }
-}
+  __device__ __forceinline__ void load(const bf16* __restrict__ P, int ld, int r0, int c0, int R, int C, bool vec,
+                                       int tid) {
+    // Stored-row coordinates: row index sr0 + sr in [0, SR), element index e00 + e in [0, SE).
+    const int sr0 = TRANS ? c0 : r0, e00 = TRANS ? r0 : c0, SR = TRANS ? C : R, SE = TRANS ? R : C;
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      int sr, e0;
+      place(tid, i, sr, e0);
+      const int gr = sr0 + sr, ge = e00 + e0;
+      const bf16* src = P + size_t(gr) * ld + ge;
+      if (vec && gr < SR && ge + 8 <= SE) {
+        run[i] = *reinterpret_cast<const uint4*>(src);
+      } else {
+        __align__(16) bf16 e[8];
+#pragma unroll
+        for (int k = 0; k < 8; ++k) e[k] = gr < SR && ge + k < SE ? src[k] : __float2bfloat16_rn(0.f);
+        run[i] = *reinterpret_cast<const uint4*>(e);
+      }
+    }
+  }
+  template <int LDS>
+  __device__ __forceinline__ void store(bf16 (*s)[LDS], int tid) const {
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      int sr, e0;
+      place(tid, i, sr, e0);
+      if (!TRANS) {  // a run is 8 neighbours of one tile row: one 16-byte store (rows are 16-byte multiples)
+        *reinterpret_cast<uint4*>(&s[sr][e0]) = run[i];
+      } else {  // a run is 8 neighbours of one tile column
+        const bf16* e = reinterpret_cast<const bf16*>(&run[i]);
+#pragma unroll
+        for (int k = 0; k < 8; ++k) s[e0 + k][sr] = e[k];
+      }
+    }
+  }
+};
 
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(kThreads) gemm_grouped_kernel(const __grid_constant__ Params p) {
@@ -76,10 +119,14 @@ __global__ void __launch_bounds__(kThreads) gemm_grouped_kernel(const __grid_con
 #pragma unroll
     for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
 
+  TileLoad<kBM, kBK, TA> la;  // op(A) [M, K]
+  TileLoad<kBK, kBN, TB> lb;  // op(B) [K, N]
+  if (K > 0) la.load(A, p.lda, m0, 0, M, K, p.vec_a, tid), lb.load(B, p.ldb, 0, n0, K, N, p.vec_b, tid);
   for (int k0 = 0; k0 < K; k0 += kBK) {
-    stage<kBM, kBK, TA>(sA, A, p.lda, m0, k0, M, K, tid);  // op(A) [M, K]
-    stage<kBK, kBN, TB>(sB, B, p.ldb, k0, n0, K, N, tid);  // op(B) [K, N]
+    la.store(sA, tid), lb.store(sB, tid);
     __syncthreads();
+    if (k0 + kBK < K)  // the next tiles' loads, in flight during this tile's products
+      la.load(A, p.lda, m0, k0 + kBK, M, K, p.vec_a, tid), lb.load(B, p.ldb, k0 + kBK, n0, K, N, p.vec_b, tid);
 #pragma unroll
     for (int kk = 0; kk < kBK; kk += 16) {
       wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa[2];
@@ -146,10 +193,12 @@ void gemm_grouped(Context& ctx, bool trans_a, bool trans_b, const std::vector<Ge
     Params p{};
     p.N = int(N), p.lda = int(lda), p.ldb = int(ldb), p.ldc = int(ldc), p.tiles_n = int((N + kBN - 1) / kBN);
     p.alpha = alpha, p.beta = beta;
+    const auto aligned = [](const void* q, int64_t ld) { return ld % 8 == 0 && reinterpret_cast<uintptr_t>(q) % 16 == 0; };
     auto flush = [&] {
       if (p.count) launch(p, trans_a, trans_b, ctx.stream());
-      p.count = 0, p.tile0[0] = 0;
+      p.count = 0, p.tile0[0] = 0, p.vec_a = p.vec_b = true;
     };
+    p.vec_a = p.vec_b = true;
     p.tile0[0] = 0;
     for (const GemmGroup<T>& g : groups) {
       if (g.M == 0) continue;
@@ -157,6 +206,7 @@ void gemm_grouped(Context& ctx, bool trans_a, bool trans_b, const std::vector<Ge
       const int64_t tiles = (g.M + kBM - 1) / kBM * p.tiles_n;
       if (p.count == kMaxGroups || p.tile0[p.count] + tiles > INT_MAX) flush();
       p.A[p.count] = g.A, p.B[p.count] = g.B, p.C[p.count] = g.C;
+      p.vec_a = p.vec_a && aligned(g.A, lda), p.vec_b = p.vec_b && aligned(g.B, ldb);
       p.M[p.count] = int(g.M), p.K[p.count] = int(g.K);
       p.tile0[p.count + 1] = int(p.tile0[p.count] + tiles);
       ++p.count;
