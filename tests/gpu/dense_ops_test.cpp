@@ -73,8 +73,8 @@ TEST(DenseOpsCuda, GemmBf16) { gemm_all<bf16>(); }
 // gemm_grouped against the CPU gemm per group: groups of shared N, transposes and leading dimensions (padded off 8,
 // and multiples of 8 for the 16-byte loads) with their own M and K, among them empty groups (M = 0), K = 0
 // (C = beta·C), sizes off the 64 × 64 × 32 tile and off 8, more groups than one launch takes (64), beta = 0 over a
-// NaN-poisoned C (never read), and groups large enough to go to one cuBLAS call each. Each case sets only the C of its
-// groups: the rest of the buffer must keep its values.
+// NaN-poisoned C (never read), launches of few tiles and long K (split across CTAs), and groups large enough to go
+// to one cuBLAS call each. Each case sets only the C of its groups: the rest of the buffer must keep its values.
 template <class T>
 void gemm_grouped_case(const std::vector<std::pair<int64_t, int64_t>>& mk, int64_t N, bool ta, bool tb, float beta,
                        uint64_t seed, int64_t pad = 3) {
@@ -137,6 +137,17 @@ void gemm_grouped_all() {
         gemm_grouped_case<T>(mixed, 72, ta, tb, beta, seed++, 8);
         gemm_grouped_case<T>(mixed, 67, ta, tb, beta, seed++, 8);
       }
+  // TTT's LoRA products on a medium layer (8 experts of ~18..40 rows, H 512, I 1024, rank 8): few tiles and long K,
+  // so K is split across CTAs and the slices summed by a second kernel; and all rows but one on one expert.
+  const std::vector<std::pair<int64_t, int64_t>> lora_t{{18, 1024}, {40, 1024}, {0, 1024}, {33, 1024}, {25, 1024}};
+  const std::vector<std::pair<int64_t, int64_t>> lora_db{{1024, 18}, {1024, 40}, {1024, 33}};
+  const std::vector<std::pair<int64_t, int64_t>> one_expert{{0, 512}, {256, 512}, {1, 512}};
+  for (float beta : {0.f, 1.f}) {
+    gemm_grouped_case<T>(lora_t, 8, false, true, beta, seed++, 8);
+    gemm_grouped_case<T>(lora_t, 512, false, false, beta, seed++, 8);
+    gemm_grouped_case<T>(lora_db, 8, true, false, beta, seed++, 8);
+    gemm_grouped_case<T>(one_expert, 8, false, true, beta, seed++);
+  }
   gemm_grouped_case<T>(many, 40, false, true, 1.f, seed++);
   gemm_grouped_case<T>(large, 512, false, true, 1.f, seed++);
   gemm_grouped_case<T>({{5, 3}}, 7, true, false, 0.f, seed++);  // one group: gemm itself

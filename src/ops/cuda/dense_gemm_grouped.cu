@@ -5,11 +5,12 @@
 // a 64 × 64 tile of one group's C with WMMA tensor-core fragments (bf16 in, fp32 accumulate), operands staged through
 // shared memory through registers, the next K tile loaded while the current one is multiplied (16-byte loads where
 // the operands are 8-element aligned, else bounds-checked element loads; any leading dimension, any transpose, any
-// tail: out-of-range elements read as zero); the epilogue forms alpha·AB + beta·C in fp32 and rounds once (beta = 0 never reads C), as gemm()
-// does. Otherwise (fp32, whose products are pedantic cuBLAS ones the CPU comparisons rely on; one group; groups large
+// tail: out-of-range elements read as zero); the epilogue forms alpha·AB + beta·C in fp32 and rounds once (beta = 0
+// never reads C), as gemm() does. A launch of too few tiles to fill the GPU splits K (see Params' comment). Otherwise (fp32, whose products are pedantic cuBLAS ones the CPU comparisons rely on; one group; groups large
 // enough that a launch each is cheap beside cuBLAS' speed) it calls gemm() once per group.
 #include <mma.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdint>
 #include <type_traits>
@@ -29,16 +30,33 @@ constexpr int kMaxGroups = 64;  // per launch: the parameter block stays under t
 // near 40, launches would win past ~180 MFLOP a group. The TTT shapes measured (docs/results.md) are far below it.
 constexpr double kLoopFlopsPerGroup = 128e6;
 
+// Split K: a launch whose tiles are too few to fill the GPU (the LoRA products of rank r, a few dozen rows per expert:
+// a handful of CTAs, each walking K = 512..1024 alone) cuts every group's K into `splits` slices of whole kBK tiles;
+// each CTA writes its slice's fp32 product to a workspace and gemm_grouped_reduce adds the slices in order (so the
+// result does not depend on scheduling), then forms alpha·sum + beta·C as the one-slice epilogue does.
+constexpr int kMinKTilesPerSplit = 2;
+
 struct Params {
   int count, N, lda, ldb, ldc, tiles_n;
+  int splits;         // K slices per tile (1: no workspace, the epilogue writes C)
   bool vec_a, vec_b;  // every group's A (B) pointer and lda (ldb) are multiples of 8 elements: 16-byte loads
   float alpha, beta;
+  float* ws;  // splits > 1: group g's slices at ws + elem0[g]·splits, [splits][M][N] row-major
   const bf16* A[kMaxGroups];
   const bf16* B[kMaxGroups];
   bf16* C[kMaxGroups];
   int M[kMaxGroups], K[kMaxGroups];
-  int tile0[kMaxGroups + 1];  // first CTA of each group; tile0[count] = the grid
+  int tile0[kMaxGroups + 1];      // first tile of each group; tile0[count]: the tiles of one K slice
+  int64_t elem0[kMaxGroups + 1];  // first element of each group's C (M·N each); elem0[count]: all of them
 };
+
+// The group holding index i of a per-group prefix array (first[0] = 0, sorted): the last g with first[g] <= i.
+template <class I>
+__device__ __forceinline__ int group_of(const I* first, int count, I i) {
+  int g = 0;
+  while (g + 1 < count && first[g + 1] <= i) ++g;
+  return g;
+}
 
 // One thread's share of a ROWS × COLS tile at (r0, c0) of a logical [R, C] operand, held in registers between the
 // global loads (load) and the shared-memory stores (store), so that the next tile's loads are in flight while the
@@ -98,11 +116,13 @@ struct TileLoad {
 template <bool TA, bool TB>
 __global__ void __launch_bounds__(kThreads) gemm_grouped_kernel(const __grid_constant__ Params p) {
   using namespace nvcuda;
-  const int b = int(blockIdx.x);
-  int g = 0;
-  while (g + 1 < p.count && p.tile0[g + 1] <= b) ++g;
+  const int slice = int(blockIdx.x) / p.tile0[p.count], b = int(blockIdx.x) % p.tile0[p.count];
+  const int g = group_of(p.tile0, p.count, b);
   const int t = b - p.tile0[g], m0 = (t / p.tiles_n) * kBM, n0 = (t % p.tiles_n) * kBN;
-  const int M = p.M[g], K = p.K[g], N = p.N;
+  const int M = p.M[g], N = p.N;
+  // This CTA's K slice [k_begin, K): whole kBK tiles; elements past K read as zero.
+  const int k_tiles = (p.K[g] + kBK - 1) / kBK, per_slice = (k_tiles + p.splits - 1) / p.splits;
+  const int k_begin = min(p.K[g], slice * per_slice * kBK), K = min(p.K[g], k_begin + per_slice * kBK);
   const bf16* __restrict__ A = p.A[g];
   const bf16* __restrict__ B = p.B[g];
   bf16* __restrict__ C = p.C[g];
@@ -121,8 +141,9 @@ __global__ void __launch_bounds__(kThreads) gemm_grouped_kernel(const __grid_con
 
   TileLoad<kBM, kBK, TA> la;  // op(A) [M, K]
   TileLoad<kBK, kBN, TB> lb;  // op(B) [K, N]
-  if (K > 0) la.load(A, p.lda, m0, 0, M, K, p.vec_a, tid), lb.load(B, p.ldb, 0, n0, K, N, p.vec_b, tid);
-  for (int k0 = 0; k0 < K; k0 += kBK) {
+  if (k_begin < K)
+    la.load(A, p.lda, m0, k_begin, M, K, p.vec_a, tid), lb.load(B, p.ldb, k_begin, n0, K, N, p.vec_b, tid);
+  for (int k0 = k_begin; k0 < K; k0 += kBK) {
     la.store(sA, tid), lb.store(sB, tid);
     __syncthreads();
     if (k0 + kBK < K)  // the next tiles' loads, in flight during this tile's products
@@ -151,20 +172,50 @@ __global__ void __launch_bounds__(kThreads) gemm_grouped_kernel(const __grid_con
   for (int idx = tid; idx < kBM * kBN; idx += kThreads) {
     const int r = idx / kBN, c = idx % kBN, m = m0 + r, n = n0 + c;
     if (m >= M || n >= N) continue;
+    if (p.splits > 1) {  // this slice's share, unscaled; gemm_grouped_reduce finishes
+      p.ws[p.elem0[g] * p.splits + (int64_t(slice) * M + m) * N + n] = sC[r][c];
+      continue;
+    }
     bf16* out = C + size_t(m) * p.ldc + n;
     const float v = p.alpha * sC[r][c];
     *out = __float2bfloat16_rn(p.beta == 0.f ? v : v + p.beta * __bfloat162float(*out));
   }
 }
 
+// C = alpha·(the slices' sum, in slice order) + beta·C, one thread per element of every group.
+__global__ void gemm_grouped_reduce(const __grid_constant__ Params p) {
+  const int64_t n = p.elem0[p.count];
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int g = group_of(p.elem0, p.count, i);
+    const int64_t e = i - p.elem0[g], mn = int64_t(p.M[g]) * p.N;
+    const float* slices = p.ws + p.elem0[g] * p.splits + e;
+    float sum = 0.f;
+    for (int sl = 0; sl < p.splits; ++sl) sum += slices[sl * mn];
+    bf16* out = p.C[g] + (e / p.N) * p.ldc + e % p.N;
+    const float v = p.alpha * sum;
+    *out = __float2bfloat16_rn(p.beta == 0.f ? v : v + p.beta * __bfloat162float(*out));
+  }
+}
+
 void launch(const Params& p, bool ta, bool tb, cudaStream_t s) {
-  const unsigned grid = unsigned(p.tile0[p.count]);
+  const unsigned grid = unsigned(p.tile0[p.count]) * unsigned(p.splits);
   if (grid == 0) return;
   if (ta && tb) gemm_grouped_kernel<true, true><<<grid, kThreads, 0, s>>>(p);
   else if (ta) gemm_grouped_kernel<true, false><<<grid, kThreads, 0, s>>>(p);
   else if (tb) gemm_grouped_kernel<false, true><<<grid, kThreads, 0, s>>>(p);
   else gemm_grouped_kernel<false, false><<<grid, kThreads, 0, s>>>(p);
   WATTMOE_CUDA_LAUNCHED();
+  if (p.splits > 1) {
+    gemm_grouped_reduce<<<elem_blocks(p.elem0[p.count]), 256, 0, s>>>(p);
+    WATTMOE_CUDA_LAUNCHED();
+  }
+}
+
+// The K slices for a launch of `tiles` tiles whose longest K has k_tiles tiles: enough CTAs for two per SM, each
+// slice at least kMinKTilesPerSplit tiles long; 1 when the tiles alone fill the GPU.
+int choose_splits(int64_t tiles, int64_t k_tiles, int sms) {
+  const int64_t want = (2 * int64_t(sms) + tiles - 1) / tiles, most = k_tiles / kMinKTilesPerSplit;
+  return int(std::max<int64_t>(1, std::min(want, most)));
 }
 
 bool fits_int(int64_t v) { return v >= 0 && v <= INT_MAX; }
@@ -194,12 +245,20 @@ void gemm_grouped(Context& ctx, bool trans_a, bool trans_b, const std::vector<Ge
     p.N = int(N), p.lda = int(lda), p.ldb = int(ldb), p.ldc = int(ldc), p.tiles_n = int((N + kBN - 1) / kBN);
     p.alpha = alpha, p.beta = beta;
     const auto aligned = [](const void* q, int64_t ld) { return ld % 8 == 0 && reinterpret_cast<uintptr_t>(q) % 16 == 0; };
+    int dev = 0, sms = 0;
+    WATTMOE_CUDA_CALL(cudaGetDevice(&dev));
+    WATTMOE_CUDA_CALL(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    int64_t k_tiles = 0;  // the longest K of the launch, in tiles
     auto flush = [&] {
-      if (p.count) launch(p, trans_a, trans_b, ctx.stream());
-      p.count = 0, p.tile0[0] = 0, p.vec_a = p.vec_b = true;
+      if (p.count) {
+        p.splits = choose_splits(p.tile0[p.count], k_tiles, sms);
+        Scratch<float> ws(ctx.stream(), p.splits > 1 ? size_t(p.elem0[p.count] * p.splits) : 0);
+        p.ws = ws.get();
+        launch(p, trans_a, trans_b, ctx.stream());
+      }
+      p.count = 0, p.tile0[0] = 0, p.elem0[0] = 0, p.vec_a = p.vec_b = true, k_tiles = 0;
     };
     p.vec_a = p.vec_b = true;
-    p.tile0[0] = 0;
     for (const GemmGroup<T>& g : groups) {
       if (g.M == 0) continue;
       WATTMOE_DENSE_REQUIRE(fits_int(g.M) && fits_int(g.K), "gemm_grouped: dimension exceeds INT_MAX");
@@ -209,6 +268,8 @@ void gemm_grouped(Context& ctx, bool trans_a, bool trans_b, const std::vector<Ge
       p.vec_a = p.vec_a && aligned(g.A, lda), p.vec_b = p.vec_b && aligned(g.B, ldb);
       p.M[p.count] = int(g.M), p.K[p.count] = int(g.K);
       p.tile0[p.count + 1] = int(p.tile0[p.count] + tiles);
+      p.elem0[p.count + 1] = p.elem0[p.count] + g.M * N;
+      k_tiles = std::max(k_tiles, (g.K + kBK - 1) / kBK);
       ++p.count;
     }
     flush();
