@@ -21,7 +21,8 @@ PHASES = (("backward", "C0"), ("optimizer", "C1"), ("grads", "C2"), ("guard", "C
 
 
 CHANGES = (("ttt-merge", "the grouped expert backward and LoRA merge"),
-           ("ttt-device-step", "the optimizer step on the device"))
+           ("ttt-device-step", "the optimizer step on the device"),
+           ("ttt-gemm-split", "the grouped GEMM's prefetch and split K"))
 
 
 def files(records):
@@ -94,5 +95,6 @@ def draw(fig_maker, records, need, rel):
              f"{', '.join(rel(os.path.join(records, c)) for c, _ in CHANGES)}", fontsize=7, color="0.3")
     fig.tight_layout(rect=(0, 0.02, 1, 0.97))
     fig_maker.save(fig, "ttt_time.png", files(records), "TTT inference and adaptation ms per window before and "
-                   "after the grouped expert backward and the device-side optimizer step, adaptation by phase",
+                   "after the grouped expert backward, the device-side optimizer step and the grouped GEMM's prefetch "
+                   "and split K, adaptation by phase",
                    "measured (timings, no energy)")
