@@ -15,6 +15,8 @@ void check_budget_options(const BudgetOptions& b) {
   WATTMOE_REQUIRE(b.control_gains == "default" || b.control_gains == "auto",
                   "--control-gains {}: expected default (the controller's configured gains) or auto (gains from the "
                   "plant gain measured on the controller's own steps)", b.control_gains);
+  WATTMOE_REQUIRE(b.control_deadband >= 0 && b.control_deadband < 0.5,
+                  "--control-deadband {}: expected a relative error in [0, 0.5)", b.control_deadband);
 }
 
 ControllerConfig budget_controller_config(const BudgetOptions& b, const std::string& plant, const ModelConfig& m,
@@ -22,6 +24,7 @@ ControllerConfig budget_controller_config(const BudgetOptions& b, const std::str
   ControllerConfig c;
   c.budget.measure = b.power_w > 0 ? Measure::Power : Measure::JoulesPerToken;
   c.budget.target = b.power_w > 0 ? b.power_w : b.energy_j_per_token;
+  c.budget.deadband = b.control_deadband;
   c.knobs.policy = b.control_policy;
   c.knobs.num_experts = m.num_experts, c.knobs.model_k = m.top_k;
   c.thermal.enabled = b.thermal_guard;

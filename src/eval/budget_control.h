@@ -22,6 +22,9 @@ struct BudgetOptions {
   // "default": the PI loop's configured gains; "auto": gains from the plant gain the controller measures on its
   // own steps (control/plant_gain.h)
   std::string control_gains = "default";
+  // Relative error the PI loop ignores (BudgetConfig::deadband): smaller for a plant whose whole range is a few % of
+  // the target (serving at low headroom), where the default absorbs most of the error
+  double control_deadband = BudgetConfig{}.deadband;
   bool allow_infeasible = false;        // wattmoe run: a budget below the plant's floor warns instead of failing
   bool active() const { return power_w > 0 || energy_j_per_token > 0; }
 };

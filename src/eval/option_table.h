@@ -111,6 +111,10 @@ void visit_budget_options(BudgetOptions& b, bool run, V&& v) {
                .help = "the PI loop's gains: default, or auto (from the plant gain dy/du measured on the controller's "
                        "own steps)",
                .show_default = true, .group = g}, b.control_gains);
+  v(OptionInfo{.flag = "--control-deadband",
+               .help = "relative error the PI loop ignores, in [0, 0.5) (smaller for a plant that routing moves by only "
+                       "a few % of the target)",
+               .show_default = true, .group = g}, b.control_deadband);
   if (run)
     v(OptionInfo{.flag = "--allow-infeasible",
                  .help = "run even when the budget is below the plant's floor (its cheapest rung): warn instead of "
