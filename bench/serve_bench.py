@@ -8,9 +8,9 @@
    requests' usage.energy_j against the sensor's energy counter (`wattmoe_sensor_energy_joules`: NVML's counter with
    --device cuda) over the same interval, from just before the first request to just after the last answer
    (pass: within --energy-tolerance, default 5%).
-2. TTT point (--ttt-concurrency C > 0): one more server with the first policy and --ttt-flags (online test-time
-   training on the answered requests' texts), one point at C streams as in 1, plus the adapter's counters over the
-   point (texts processed and adapted, optimizer steps, resets, dropped texts, adaptation seconds) and the
+2. TTT points (--ttt-concurrency C,...): one more server with the first policy and --ttt-flags (online test-time
+   training on the answered requests' texts), one point at each C streams as in 1, plus the adapter's counters over
+   each point (texts processed and adapted, optimizer steps, resets, dropped texts, adaptation seconds) and the
    adaptation's share of the steps' time. Adaptation's joules are billed to no request, so this point's energy check
    is (billed + adaptation joules) against the counter.
 3. Budget step under load: one server, --budget-concurrency clients throughout; --free-windows windows of
@@ -205,31 +205,36 @@ TTT_COUNTERS = {"windows": "wattmoe_ttt_windows_total", "adapted": "wattmoe_ttt_
                 "adaptation_j": "wattmoe_ttt_energy_joules_total"}
 
 
-def ttt_point(a, base_flags, policy, records):
-    """The sweep's point at --ttt-concurrency on a server adapting online; the adapter's counters over the point."""
+def ttt_points(a, base_flags, policy, records):
+    """The sweep's points at each --ttt-concurrency on one server adapting online; each point's adapter counters."""
     srv = start(a, base_flags + a.ttt_flags.split(), "ttt")
-    before = srv.metrics()
-    ok = sweep_point(srv, policy + " +ttt", a.ttt_concurrency, a, records)
-    after = srv.metrics()
+    all_ok, per_point = True, []
+    for c in a.ttt_concurrency:
+        before = srv.metrics()
+        all_ok &= sweep_point(srv, policy + " +ttt", c, a, records)
+        after = srv.metrics()
+        ttt = {k: delta(before, after, name) for k, name in TTT_COUNTERS.items()}
+        steps_s = delta(before, after, "wattmoe_step_seconds_total")
+        ttt["adaptation_share_of_step_time"] = ttt["adaptation_s"] / steps_s if steps_s > 0 else None
+        ttt["flags"] = a.ttt_flags
+        rec = records[-1]
+        rec["ttt"] = ttt
+        # Adaptation steps are billed to no request (docs/serve.md): the counter's energy is the bills plus
+        # adaptation's.
+        check = rec["energy_check"]
+        check["adaptation_j"] = ttt["adaptation_j"]
+        if check["counter_j"] > 0:
+            check["billed_over_counter"] = (check["billed_j"] + ttt["adaptation_j"]) / check["counter_j"]
+            check["within_tolerance"] = abs(check["billed_over_counter"] - 1) <= a.energy_tolerance
+        print(f"  ttt C={c}: {ttt['windows']:.0f} texts, {ttt['adapted']:.0f} adapted, {ttt['steps']:.0f} steps, "
+              f"{ttt['resets']:.0f} resets, {ttt['dropped']:.0f} dropped, {ttt['adaptation_s']:.3f} s and "
+              f"{ttt['adaptation_j']:.1f} J adapting ({100 * (ttt['adaptation_share_of_step_time'] or 0):.1f}% of "
+              f"the steps' time); (billed + adaptation)/counter {check['billed_over_counter'] or float('nan'):.4f}",
+              flush=True)
+        all_ok &= ttt["windows"] > 0
+        per_point.append({"concurrency": c} | ttt)
     summary, rc = srv.stop()
-    ttt = {k: delta(before, after, name) for k, name in TTT_COUNTERS.items()}
-    steps_s = delta(before, after, "wattmoe_step_seconds_total")
-    ttt["adaptation_share_of_step_time"] = ttt["adaptation_s"] / steps_s if steps_s > 0 else None
-    ttt["flags"] = a.ttt_flags
-    rec = records[-1]
-    rec["ttt"] = ttt
-    # Adaptation steps are billed to no request (docs/serve.md): the counter's energy is the bills plus adaptation's.
-    check = rec["energy_check"]
-    check["adaptation_j"] = ttt["adaptation_j"]
-    if check["counter_j"] > 0:
-        check["billed_over_counter"] = (check["billed_j"] + ttt["adaptation_j"]) / check["counter_j"]
-        check["within_tolerance"] = abs(check["billed_over_counter"] - 1) <= a.energy_tolerance
-    print(f"  ttt: {ttt['windows']:.0f} texts, {ttt['adapted']:.0f} adapted, {ttt['steps']:.0f} steps, "
-          f"{ttt['resets']:.0f} resets, {ttt['dropped']:.0f} dropped, {ttt['adaptation_s']:.3f} s and "
-          f"{ttt['adaptation_j']:.1f} J adapting ({100 * (ttt['adaptation_share_of_step_time'] or 0):.1f}% of the "
-          f"steps' time); (billed + adaptation)/counter {check['billed_over_counter'] or float('nan'):.4f}",
-          flush=True)
-    return ok and rc == 0 and ttt["windows"] > 0, {"policy": policy, "exit": rc, "summary": summary, "ttt": ttt}
+    return all_ok and rc == 0, {"policy": policy, "exit": rc, "summary": summary, "ttt": per_point}
 
 
 def blocks(ws, n=4):
@@ -350,7 +355,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--rss-slack-mb", type=float, default=64.0)
     ap.add_argument("--energy-tolerance", type=float, default=0.05)
-    ap.add_argument("--ttt-concurrency", type=int, default=0, help="streams of the TTT point (0: none)")
+    ap.add_argument("--ttt-concurrency", default="",
+                    help="streams of the TTT points, comma-separated, on one adapting server (empty: none)")
     ap.add_argument("--ttt-flags", default="--ttt --ttt-groups router,norms,lora --lora-rank 4",
                     help="the TTT server's flags")
     ap.add_argument("--budget-concurrency", type=int, default=32, help="0: no budget step")
@@ -367,14 +373,16 @@ def main():
     a = ap.parse_args()
     try:
         conc = [int(x) for x in a.concurrency.split(",") if x]
+        a.ttt_concurrency = [int(x) for x in a.ttt_concurrency.split(",") if x]
         a.fractions = [float(x) for x in a.fractions.split(",")]
         policies = [p.strip() for p in a.policies.split(";") if p.strip()]
-        assert conc and min(conc) > 0 and len(a.fractions) == 2 and policies
+        assert conc and min(conc + a.ttt_concurrency) > 0 and len(a.fractions) == 2 and policies
         assert a.free_windows >= 2 and a.step_windows >= 8
     except (ValueError, AssertionError):
-        ap.error("bad --concurrency, --fractions, --policies, --free-windows (>= 2) or --step-windows (>= 8)")
+        ap.error("bad --concurrency, --ttt-concurrency, --fractions, --policies, --free-windows (>= 2) or "
+                 "--step-windows (>= 8)")
     os.makedirs(a.out, exist_ok=True)
-    a.max_batch = max(conc + [a.budget_concurrency, a.ttt_concurrency])
+    a.max_batch = max(conc + [a.budget_concurrency] + a.ttt_concurrency)
     base = ["--device", a.device, "--max-batch", str(a.max_batch), "--max-queue", str(2 * a.max_batch)]
     base += ["--model", a.model] if a.model else []
     base += ["--precision", a.precision] if a.precision else []
@@ -392,8 +400,8 @@ def main():
             summary, rc = srv.stop()
             servers.append({"policy": p, "exit": rc, "summary": summary})
             points_ok &= rc == 0
-        if a.ttt_concurrency > 0:
-            ok, ttt_server = ttt_point(a, base + policy_flags(policies[0]), policies[0], records)
+        if a.ttt_concurrency:
+            ok, ttt_server = ttt_points(a, base + policy_flags(policies[0]), policies[0], records)
             servers.append(ttt_server)
             points_ok &= ok
         budget = None
