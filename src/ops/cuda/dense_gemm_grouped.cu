@@ -6,7 +6,8 @@
 // shared memory through registers, the next K tile loaded while the current one is multiplied (16-byte loads where
 // the operands are 8-element aligned, else bounds-checked element loads; any leading dimension, any transpose, any
 // tail: out-of-range elements read as zero); the epilogue forms alpha·AB + beta·C in fp32 and rounds once (beta = 0
-// never reads C), as gemm() does. A launch of too few tiles to fill the GPU splits K (see Params' comment). Otherwise (fp32, whose products are pedantic cuBLAS ones the CPU comparisons rely on; one group; groups large
+// never reads C), as gemm() does. A launch of too few tiles to fill the GPU splits K (see Params' comment).
+// Otherwise (fp32, whose products are pedantic cuBLAS ones the CPU comparisons rely on; one group; groups large
 // enough that a launch each is cheap beside cuBLAS' speed) it calls gemm() once per group.
 #include <mma.h>
 
