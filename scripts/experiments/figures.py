@@ -18,6 +18,10 @@ RECORDS is a folder laid out like results/h100-2026-12-06/ (the default; results
                                             scripts/device/ttt_time.sh before and after the grouped expert backward
                                             and after the device-side optimizer step -> ttt_time.png
                                             (fig_ttt_time.py: ms per window, adaptation by phase, one row a change)
+  serve-batched/, serve-idle-billing-before/, serve-idle-billing/: serve_bench.jsonl, summary.json
+                                            bench/serve_bench.py under three billing rules -> serve_billing.png
+                                            (fig_serve.py: billed over counter joules per concurrency, and the
+                                            latest run's whole-board and above-idle J/token, top-2 and skip)
 
 TTT_SEEDS (--ttt-seeds-records, default results/h200-2026-12-06/ttt-seeds/: NAME-seedN.summary.json of
 scripts/device/ttt_energy.sh --lora-seed N) -> ttt_seeds.png: the same bars over the LoRA seeds (median, min-max).
@@ -55,6 +59,7 @@ import fig_sim_edge  # noqa: E402  (sim_edge.png)
 import fig_equal_adaptation  # noqa: E402  (equal_adaptation.png, ttt_ablations.png)
 import fig_natural_shift  # noqa: E402  (natural_shift.png)
 import fig_ttt_time  # noqa: E402  (ttt_time.png)
+import fig_serve  # noqa: E402  (serve_billing.png)
 
 DEFAULT_RECORDS = os.path.join("results", "h100-2026-12-06")
 DEFAULT_TTT_USE = os.path.join("results", "cpu-kjv-small-ttt-use")
@@ -203,7 +208,8 @@ class Figures:
         if not self.seed_summaries():
             fail(f"missing record {os.path.join(self.ttt_seeds, '*-seed*.summary.json')}")
         for p in (fig_sim_edge.files(self.sim_edge) + fig_equal_adaptation.files(self.equal_adaptation) +
-                  fig_natural_shift.files(self.shift) + fig_ttt_time.files(self.records)):
+                  fig_natural_shift.files(self.shift) + fig_ttt_time.files(self.records) +
+                  fig_serve.files(self.records)):
             need(p)
 
     def seed_summaries(self):
@@ -503,7 +509,8 @@ def git_commit(*records):
                     os.path.join(SRC, "bench", "energy_table.py"), os.path.join(HERE, "fig_sim_edge.py"),
                     os.path.join(HERE, "sim_edge.py"), os.path.join(HERE, "fig_equal_adaptation.py"),
                     os.path.join(HERE, "equal_adaptation.py"), os.path.join(HERE, "fig_natural_shift.py"),
-                    os.path.join(HERE, "natural_shift.py"), *records)
+                    os.path.join(HERE, "natural_shift.py"), os.path.join(HERE, "fig_ttt_time.py"),
+                    os.path.join(HERE, "fig_serve.py"), *records)
         return head + ("+uncommitted" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -558,6 +565,7 @@ def main():
     fig_equal_adaptation.draw(f, equal, need, rel)
     fig_natural_shift.draw(f, shift, need, rel)
     fig_ttt_time.draw(f, records, need, rel)
+    fig_serve.draw(f, records, need, rel)
     meta = {"command": f"python3 scripts/experiments/figures.py --from-records {f.rel} --ttt-use-records "
                        f"{rel(ttt_use)} --ttt-seeds-records {rel(ttt_seeds)} --sim-edge-records {rel(sim_edge)} "
                        f"--equal-adaptation-records {rel(equal)} --natural-shift-records {rel(shift)} --out {a.out}",

@@ -2,7 +2,7 @@
 # scripts/experiments/figures.py --from-records on the committed records: every PNG it lists is written and nonempty
 # and figures.json names them; with a record removed (an energy file, a budget trace, a TTT summary, the CPU run of
 # the expert-use heatmaps, the simulated edge run's windows, the equal-adaptation CPU records, the natural-shift runs, a
-# TTT timing run) it
+# TTT timing run, a serve benchmark's summary) it
 # fails with exit 2, names the missing file and writes
 # no figure.
 #   tests/experiments/figures_test.sh PYTHON3 SOURCE_DIR
@@ -23,7 +23,7 @@ rc=0
 [ "$rc" = 0 ] || { cat "$tmp/log"; echo "FAIL: figures.py exited $rc"; exit 1; }
 expect=(pareto_kjv-small.png pareto_medium.png pareto_mixtral.png edp.png power_budget.png power_budget-medium.png
         power_budget-medium-routing.png ttt.png ttt_seeds.png ttt_expert_use.png sim_edge.png equal_adaptation.png
-        ttt_ablations.png natural_shift.png ttt_time.png)
+        ttt_ablations.png natural_shift.png ttt_time.png serve_billing.png)
 for f in "${expect[@]}"; do
   [ -s "$tmp/out/$f" ] || { echo "FAIL: $f missing or empty"; ls -l "$tmp/out"; exit 1; }
   head -c 8 "$tmp/out/$f" | od -An -c | grep -q 'P   N   G' || { echo "FAIL: $f is not a PNG"; exit 1; }
@@ -33,7 +33,7 @@ n=$(ls "$tmp/out"/*.png | wc -l)
 [ "$n" = "${#expect[@]}" ] || { echo "FAIL: $n PNGs, expected ${#expect[@]}"; exit 1; }
 
 for missing in energy/medium.jsonl budget-medium/step.jsonl ttt/kjv-small.summary.json use/static.json edge/windows.jsonl \
-    ea/records.jsonl shift/runs.jsonl ttt-merge/ttt_time/wm-medium-base.phases.json; do
+    ea/records.jsonl shift/runs.jsonl ttt-merge/ttt_time/wm-medium-base.phases.json serve-idle-billing/summary.json; do
   rm -rf "$tmp/rec" "$tmp/out2"
   cp -r "$rec" "$tmp/rec"
   cp -r "$use" "$tmp/rec/use"
@@ -48,4 +48,4 @@ for missing in energy/medium.jsonl budget-medium/step.jsonl ttt/kjv-small.summar
   grep -q "error: missing record .*$missing" "$tmp/log" || { cat "$tmp/log"; echo "FAIL: no error naming $missing"; exit 1; }
   ! ls "$tmp/out2"/*.png > /dev/null 2>&1 || { echo "FAIL: figures drawn from a partial set (without $missing)"; exit 1; }
 done
-echo "figures_test: ${#expect[@]} figures; 8 missing records refused"
+echo "figures_test: ${#expect[@]} figures; 9 missing records refused"
