@@ -85,9 +85,9 @@ TEST(PlantGain, BadConfigurationsNameTheField) {
 // The skip policy's controller (no ladder, no thermal guard) on a plant y = p0 − span·u + noise·N(0, 1) (W) with
 // budget `target`, from u = 0: the first step at which done(power measured, u decided) holds (1000: never in 200).
 int steps_until(bool adapt, double target, double p0, double span, double noise, uint64_t seed,
-                const std::function<bool(double, double)>& done) {
+                const std::function<bool(double, double)>& done, double deadband = BudgetConfig{}.deadband) {
   ControllerConfig c;
-  c.budget.target = target;
+  c.budget.target = target, c.budget.deadband = deadband;
   c.knobs.policy = "skip", c.knobs.num_experts = 8, c.knobs.model_k = 2;
   c.thermal.enabled = false, c.ladder.enabled = false;
   c.gains.adapt = adapt;
@@ -133,6 +133,22 @@ TEST(PlantGain, TheBoundSaturatesAnUnreachableBudgetSooner) {
   const int fixed = steps_to_saturate(false), adapted = steps_to_saturate(true);
   std::printf("[saturate] H100 serve plant: default gains %d steps, adapted gains %d steps\n", fixed, adapted);
   EXPECT_LT(2 * adapted, fixed);
+}
+
+// The second budget segment measured in serve on an H100 with the bounded gains (docs/serve.md, fourth run): 32
+// streams at ~141.6 W with u near 0, skip's whole range ~5 W, ±2 W windows, target 136.6 W (+3.7% at u = 0: past the
+// 2% deadband by less than routing's whole range). Steps until u reaches 1 with the default deadband and with 0.005
+// (--control-deadband): there u reached only 0.70 in 30 windows. With 0.02 the loop stops inside the deadband, ~2%
+// above the target, and never reaches u = 1 (where the ladder's cheaper rungs begin).
+int steps_to_saturate_near(double deadband) {
+  return steps_until(true, 136.6, 141.6, 5, 2, 7, [](double, double u) { return u >= 1; }, deadband);
+}
+
+TEST(PlantGain, ASmallerDeadbandSaturatesANearBudgetSooner) {
+  const int wide = steps_to_saturate_near(BudgetConfig{}.deadband), narrow = steps_to_saturate_near(0.005);
+  std::printf("[saturate] H100 serve plant at +3.7%%: deadband 0.02 %d steps, 0.005 %d steps\n", wide, narrow);
+  EXPECT_GT(wide, 200);  // never
+  EXPECT_LT(narrow, 50);
 }
 
 // A plant whose power moves 140 W over the range (γ ≈ 1, twice what the defaults assume; u ≈ 0.79): adapting lowers
