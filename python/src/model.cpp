@@ -175,7 +175,7 @@ class PyModel {
         fwd_ = make_runner(m_.config, where_);
         fwd_->set_params(m_.params.data());
       }
-      fwd_->set_routing(make_routing(ro, m_.config, double(B * S)).spec());
+      fwd_->set_routing(make_routing(ro, m_.config, double(B * S), where_.expert_precision).spec());
       fwd_->forward(ids.data(), int(B), int(S));
       const float* lg = fwd_->logits();
       o.logits.assign(lg, lg + B * S * size_t(V));

@@ -16,6 +16,7 @@
 #include "eval/budget_verdict.h"
 #include "eval/run_report.h"
 #include "io/files.h"
+#include "ops/quant.h"
 #include "plant/plant.h"
 
 namespace wattmoe {
@@ -115,7 +116,11 @@ PlantOptions plant_options(const RunConfig& a, const ModelConfig& m) {
   if (std::isfinite(p.ambient_c)) po.sim.ambient_c = p.ambient_c;
   PlantShape& shape = po.shape;
   shape.streams = p.streams, shape.period_s = std::isnan(p.period_s) ? default_step_period(p.name) : p.period_s;
-  set_plant_expert_shape(shape, a.routing.expert_shape, m.num_experts);  // validated by make_routing
+  set_plant_expert_shape(shape, a.routing.expert_shape, m.num_experts,  // the shape validated by make_routing
+                         ops::expert_precision_bytes(ops::parse_expert_precision(a.runner.expert_precision)));
+  WATTMOE_REQUIRE(p.name != "cuda" || shape.expert.weight_bytes == 2,
+                  "--plant cuda replays bf16 experts; with --expert-precision {} measure the model itself (--plant "
+                  "model)", a.runner.expert_precision);
   po.num_layers = m.num_layers, po.num_experts = m.num_experts, po.window_tokens = a.stream.seq;
   po.idle_s = p.idle_s;
   return po;
@@ -196,7 +201,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   check_run_config(a);
   const bool budget = a.budget.active();
   const double tokens_per_step = double(a.stream.seq) * a.plant.streams;
-  RoutingSetup routing = make_routing(a.routing, m.config, tokens_per_step);
+  RoutingSetup routing = make_routing(a.routing, m.config, tokens_per_step, a.runner.expert_precision);
   routing.tally_fixed_share = 1.0 / a.plant.streams;
   const auto schedule = parse_budget_schedule(a.budget.schedule);
 

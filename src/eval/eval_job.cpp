@@ -16,7 +16,8 @@ Json expert_counts_json(const std::vector<std::vector<int64_t>>& counts) {
 EvalJobReport run_eval_job(const ModelWeights<float>& m, const std::string& model_dir, const Tokenizer& tok,
                            const TokenStream& s, const std::string& data, const RunnerOptions& where,
                            const EvalWindows& windows, const RoutingOptions& options, const EvalProgress& progress) {
-  const RoutingSetup routing = make_routing(options, m.config, double(windows.seq) * windows.batch);
+  const RoutingSetup routing =
+      make_routing(options, m.config, double(windows.seq) * windows.batch, where.expert_precision);
   std::unique_ptr<Runner> run = make_runner(m.config, where);
   run->set_params(m.params.data());
   run->set_routing(routing.spec());

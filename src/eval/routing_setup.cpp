@@ -10,6 +10,7 @@
 #include "energy/cost_analytic.h"
 #include "energy/cost_table.h"
 #include "eval/policy_points.h"
+#include "ops/quant.h"
 
 namespace wattmoe {
 
@@ -40,7 +41,8 @@ std::pair<int64_t, int64_t> parse_expert_shape(const std::string& s) {
 
 namespace {
 
-std::shared_ptr<const CostModel> make_cost_model(const RoutingOptions& a, const ModelConfig& c) {
+std::shared_ptr<const CostModel> make_cost_model(const RoutingOptions& a, const ModelConfig& c,
+                                                 const std::string& expert_precision) {
   if (a.costs != "analytic") {
     auto t = std::make_shared<ProfiledCostModel>(ProfiledCostModel::load(a.costs));
     WATTMOE_REQUIRE(t->num_layers() == c.num_layers, "--costs {}: table has {} layers, the model {}", a.costs,
@@ -50,7 +52,8 @@ std::shared_ptr<const CostModel> make_cost_model(const RoutingOptions& a, const 
                       l, t->num_experts(l), c.num_experts);
     return t;
   }
-  ExpertShape shape{c.hidden_size, c.moe_intermediate_size, 2, 2, 3};
+  const double weight_bytes = ops::expert_precision_bytes(ops::parse_expert_precision(expert_precision));
+  ExpertShape shape{c.hidden_size, c.moe_intermediate_size, weight_bytes, 2, 3};
   if (!a.expert_shape.empty()) std::tie(shape.hidden, shape.ffn) = parse_expert_shape(a.expert_shape);
   return std::make_shared<AnalyticCostModel>(
       AnalyticCostModel::uniform(c.num_layers, c.num_experts, shape, HardwareCoeffs{}));
@@ -94,7 +97,8 @@ std::vector<std::vector<bool>> pruning_masks(const RoutingOptions& a, const Mode
 
 }  // namespace
 
-RoutingSetup make_routing(const RoutingOptions& a, const ModelConfig& c, double tokens_per_step) {
+RoutingSetup make_routing(const RoutingOptions& a, const ModelConfig& c, double tokens_per_step,
+                          const std::string& expert_precision) {
   RoutingSetup r;
   r.num_experts = c.num_experts, r.model_k = c.top_k;
   r.policy = make_policy(a.policy);
@@ -105,7 +109,7 @@ RoutingSetup make_routing(const RoutingOptions& a, const ModelConfig& c, double 
   validate_knobs(k, c.num_experts, c.top_k);
   r.layer_masks = pruning_masks(a, c, k);
   r.pruned = a.prune_least_used, r.calibration = a.calibration;
-  r.cost_model = make_cost_model(a, c);
+  r.cost_model = make_cost_model(a, c, expert_precision);
   for (int l = 0; l < c.num_layers; ++l) {
     ExpertCosts ec;
     if (c.is_moe_layer(l)) {

@@ -55,7 +55,9 @@ struct RoutingSetup {
 };
 
 // Validates every option (unknown policy, bad knob, unreadable cost table, shape) with an error naming the flag.
-RoutingSetup make_routing(const RoutingOptions& a, const ModelConfig& c, double tokens_per_step);
+// expert_precision: the runner's expert tier (--expert-precision), which sets the analytic costs' weight bytes.
+RoutingSetup make_routing(const RoutingOptions& a, const ModelConfig& c, double tokens_per_step,
+                          const std::string& expert_precision = "bf16");
 
 Json knobs_json(const PolicyKnobs& k);
 // A policy and the knob that moves it, as a person reads it: "topk k=2", "skip beta=0.43", "top_p p=0.90",

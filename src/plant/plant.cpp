@@ -25,7 +25,9 @@ void check_plant(const std::string& name) {
 #endif
 }
 
-void set_plant_expert_shape(PlantShape& s, const std::string& hxi, int num_experts) {
+void set_plant_expert_shape(PlantShape& s, const std::string& hxi, int num_experts, double expert_weight_bytes) {
+  WATTMOE_CHECK(expert_weight_bytes > 0);
+  s.expert.weight_bytes = expert_weight_bytes;
   if (hxi.empty()) return;
   long long h = 0, i = 0;
   char x = 0, extra = 0;

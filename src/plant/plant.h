@@ -68,17 +68,21 @@ class Plant {
 // (sim) or run (cuda) as a Mixtral-shaped expert (H = 4096, I = 14336, bf16), and each window stands for `streams`
 // concurrent streams routed like it: the step's (token, expert) pairs are the window's counts × streams ×
 // batch_scale. Per layer the dense part (attention projections and router, `dense_params` weights of
-// expert.weight_bytes bytes) adds flops = 2·P·T and bytes = P·weight_bytes (attention scores are left out).
+// dense_weight_bytes bytes) adds flops = 2·P·T and bytes = P·dense_weight_bytes (attention scores are left out).
+// expert.weight_bytes is the routed experts' tier (bf16 2, fp8 and int8 1: --expert-precision); the dense part stays
+// bf16 whatever the experts' tier.
 struct PlantShape {
   ExpertShape expert{4096, 14336, 2, 2, 3};
   double dense_params = 4096.0 * (4096 + 1024 + 1024 + 4096) + 8.0 * 4096;  // per layer: q, k, v, o, router
+  double dense_weight_bytes = 2;
   double streams = 16;     // concurrent streams each window stands for
   double period_s = 0.02;  // one step per period (arrival cadence)
 };
 
 // --expert-shape HxI (empty: keep the Mixtral default): every expert priced or run as H x I, and the dense part of a
-// layer as q, k, v, o and a router of that hidden size (2.5·H² + E·H weights). Error unless HxI with positive sizes.
-void set_plant_expert_shape(PlantShape& s, const std::string& hxi, int num_experts);
+// layer as q, k, v, o and a router of that hidden size (2.5·H² + E·H weights); expert_weight_bytes: the experts' tier
+// (ops::expert_precision_bytes). Error unless HxI with positive sizes.
+void set_plant_expert_shape(PlantShape& s, const std::string& hxi, int num_experts, double expert_weight_bytes);
 
 struct PlantOptions {
   std::string name = "sim";  // "sim", "cuda" or "model"

@@ -8,7 +8,7 @@ double run_step_work(SimulatedGpu& gpu, const PlantShape& s, const std::vector<s
                      double tokens, double scale) {
   double busy = 0;
   for (size_t l = 0; l < counts.size(); ++l) {
-    busy += gpu.run({2 * s.dense_params * tokens, s.dense_params * s.expert.weight_bytes, "dense"});
+    busy += gpu.run({2 * s.dense_params * tokens, s.dense_params * s.dense_weight_bytes, "dense"});
     for (int64_t c : counts[l]) {
       if (c <= 0) continue;
       const ExpertWork w = expert_work(s.expert, double(c) * scale);

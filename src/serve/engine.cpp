@@ -135,7 +135,8 @@ Engine::Engine(const EngineConfig& c, const ModelWeights<float>& m, std::shared_
                   model_.max_position_embeddings);
   for (int l = 0; l < model_.num_layers; ++l) moe_layers_ += model_.is_moe_layer(l) ? 1 : 0;
   const std::string plant = resolve_serve_plant(cfg_.energy, cfg_.runner.device);
-  energy_ = std::make_unique<StepEnergy>(cfg_.energy, plant, model_, cfg_.routing.expert_shape);
+  energy_ = std::make_unique<StepEnergy>(cfg_.energy, plant, model_, cfg_.routing.expert_shape,
+                                         cfg_.runner.expert_precision);
   idle_carry_ = IdleCarry(cfg_.energy.bill_idle_s);
   ttt_share_ = AdaptationShare(cfg_.limits.ttt_max_share);
 
@@ -144,7 +145,7 @@ Engine::Engine(const EngineConfig& c, const ModelWeights<float>& m, std::shared_
                                                                  : cfg_.energy.control_period_s;
   control_->budget = cfg_.budget;
   control_->routing_options = cfg_.routing;
-  control_->routing = make_routing(cfg_.routing, model_, double(cfg_.limits.max_batch));
+  control_->routing = make_routing(cfg_.routing, model_, double(cfg_.limits.max_batch), cfg_.runner.expert_precision);
   admit_limit_ = control_admit_ = cfg_.limits.max_batch;
   if (cfg_.budget.active()) {
     control_->ctl = std::make_unique<Controller>(budget_controller_config(cfg_.budget, plant, model_, control_->routing));
@@ -217,7 +218,7 @@ Engine::~Engine() {
 
 RoutingSpec Engine::request_routing(const RoutingOptions& o) const {
   try {
-    return make_routing(o, model_, double(cfg_.limits.max_batch)).spec();
+    return make_routing(o, model_, double(cfg_.limits.max_batch), cfg_.runner.expert_precision).spec();
   } catch (const Error& e) {
     fail("routing: {}", e.what());
   }
@@ -422,7 +423,7 @@ void Engine::set_budget(const BudgetUpdate& u) {
   // Everything built (and so validated) before anything changes.
   RoutingSetup routing;
   try {
-    routing = make_routing(ro, model_, double(cfg_.limits.max_batch));
+    routing = make_routing(ro, model_, double(cfg_.limits.max_batch), cfg_.runner.expert_precision);
   } catch (const Error& e) {
     fail("routing: {}", e.what());
   }

@@ -4,6 +4,7 @@
 #include "energy/nvml_sensor.h"
 #include "energy/sim_params.h"
 #include "energy/sim_sensor.h"
+#include "ops/quant.h"
 #include "plant/sim_plant.h"
 
 namespace wattmoe {
@@ -29,7 +30,7 @@ void check_serve_energy_options(const ServeEnergyOptions& o) {
 }
 
 StepEnergy::StepEnergy(const ServeEnergyOptions& o, const std::string& plant, const ModelConfig& m,
-                       const std::string& expert_shape)
+                       const std::string& expert_shape, const std::string& expert_precision)
     : plant_(plant), sim_period_s_(o.sim_period_s) {
   check_serve_energy_options(o);
   MeterOptions mo;
@@ -37,7 +38,8 @@ StepEnergy::StepEnergy(const ServeEnergyOptions& o, const std::string& plant, co
     SimGpuParams p = o.sim_params.empty() ? SimGpuParams{} : load_sim_params(o.sim_params);
     if (std::isfinite(o.ambient_c)) p.ambient_c = o.ambient_c;
     shape_.streams = 1;  // a step is the real batch: no stand-in streams
-    set_plant_expert_shape(shape_, expert_shape, m.num_experts);
+    set_plant_expert_shape(shape_, expert_shape, m.num_experts,
+                           ops::expert_precision_bytes(ops::parse_expert_precision(expert_precision)));
     gpu_ = std::make_unique<SimulatedGpu>(p);
     sensor_ = std::make_unique<SimSensor>(*gpu_);
   } else {

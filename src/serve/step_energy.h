@@ -82,9 +82,10 @@ class IdleCarry {
 
 class StepEnergy {
  public:
-  // plant: "sim" or "model" (resolve_serve_plant); expert_shape: --expert-shape (sim only; empty: Mixtral-shaped).
+  // plant: "sim" or "model" (resolve_serve_plant); expert_shape: --expert-shape (sim only; empty: Mixtral-shaped);
+  // expert_precision: the runner's --expert-precision, the simulated experts' weight bytes.
   StepEnergy(const ServeEnergyOptions& o, const std::string& plant, const ModelConfig& m,
-             const std::string& expert_shape);
+             const std::string& expert_shape, const std::string& expert_precision = "bf16");
   ~StepEnergy();
   const std::string& plant() const { return plant_; }
   const char* source() const { return plant_ == "sim" ? "simulated" : "measured"; }
