@@ -168,7 +168,7 @@ def tag_of(spec):
     return re.sub(r"[^A-Za-z0-9.]+", "_", spec).strip("_")
 
 
-def sweep_point(srv, policy, c, a, records):
+def sweep_point(srv, policy, c, a, records, adapting=False):
     before = srv.metrics()
     at_stop = []
     load = run_load("127.0.0.1", srv.port, srv.model, c, a.max_requests, a.max_tokens, a.stream_every, a.timeout,
@@ -194,7 +194,8 @@ def sweep_point(srv, policy, c, a, records):
     print(f"  {policy:>16} C={c:<4} {rec['tokens_per_s']:9.1f} tok/s  {rec['j_per_token']:.4g} J/token  "
           f"{rec['power_w']:.1f} W  experts/token {rec['experts_per_token']:.3f}  p50 "
           f"{(load['latency_s']['p50'] or 0) * 1e3:.0f} ms p99 {(load['latency_s']['p99'] or 0) * 1e3:.0f} ms  "
-          f"billed/counter {rec['energy_check']['billed_over_counter'] or float('nan'):.4f}  "
+          f"{'billed (no adaptation)' if adapting else 'billed'}/counter "
+          f"{rec['energy_check']['billed_over_counter'] or float('nan'):.4f}  "
           f"{load['ok']}/{load['requests']} ok", flush=True)
     return not load["errors"] and load["lost"] == 0 and load["ok"] == load["requests"] > 0
 
@@ -211,7 +212,7 @@ def ttt_points(a, base_flags, policy, records):
     all_ok, per_point = True, []
     for c in a.ttt_concurrency:
         before = srv.metrics()
-        all_ok &= sweep_point(srv, policy + " +ttt", c, a, records)
+        all_ok &= sweep_point(srv, policy + " +ttt", c, a, records, adapting=True)
         after = srv.metrics()
         ttt = {k: delta(before, after, name) for k, name in TTT_COUNTERS.items()}
         steps_s = delta(before, after, "wattmoe_step_seconds_total")
