@@ -98,10 +98,8 @@ ControlDecision Controller::update(const ControlInput& in) {
       PiGains g = gains_for_plant(slope ? *slope : -*bound, pi_.target(), c_.gains.alpha);
       g.ki = std::clamp(g.ki, c_.gains.ki_min, c_.gains.ki_max), g.kp = g.ki / 4;
       if (g.ki != pi_.config().ki)
-        retuned = slope ? fmt::format("; gains ki {:.3g} kp {:.3g} (dy/du {:.4g} {})", g.ki, g.kp, *slope,
-                                      measure_unit(m))
-                        : fmt::format("; gains ki {:.3g} kp {:.3g} (|dy/du| at most {:.4g} {})", g.ki, g.kp, *bound,
-                                      measure_unit(m));
+        retuned = fmt::format("; gains ki {:.3g} kp {:.3g} ({} {:.4g} {})", g.ki, g.kp,
+                              slope ? "dy/du" : "|dy/du| at most", slope ? *slope : *bound, measure_unit(m));
       pi_.set_gains(g);
     }
   }

@@ -117,7 +117,7 @@ PlantOptions plant_options(const RunConfig& a, const ModelConfig& m) {
   PlantShape& shape = po.shape;
   shape.streams = p.streams, shape.period_s = std::isnan(p.period_s) ? default_step_period(p.name) : p.period_s;
   set_plant_expert_shape(shape, a.routing.expert_shape, m.num_experts,  // the shape validated by make_routing
-                         ops::expert_precision_bytes(ops::parse_expert_precision(a.runner.expert_precision)));
+                         ops::expert_precision_bytes(a.runner.expert_precision));
   WATTMOE_REQUIRE(p.name != "cuda" || shape.expert.weight_bytes == 2,
                   "--plant cuda replays bf16 experts; with --expert-precision {} measure the model itself (--plant "
                   "model)", a.runner.expert_precision);

@@ -52,7 +52,7 @@ std::shared_ptr<const CostModel> make_cost_model(const RoutingOptions& a, const 
                       l, t->num_experts(l), c.num_experts);
     return t;
   }
-  const double weight_bytes = ops::expert_precision_bytes(ops::parse_expert_precision(expert_precision));
+  const double weight_bytes = ops::expert_precision_bytes(expert_precision);
   ExpertShape shape{c.hidden_size, c.moe_intermediate_size, weight_bytes, 2, 3};
   if (!a.expert_shape.empty()) std::tie(shape.hidden, shape.ffn) = parse_expert_shape(a.expert_shape);
   return std::make_shared<AnalyticCostModel>(

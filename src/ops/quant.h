@@ -24,8 +24,12 @@ ExpertPrecision parse_expert_precision(const std::string& name, const std::strin
 inline const char* expert_precision_name(ExpertPrecision p) {
   return p == ExpertPrecision::Fp8 ? "fp8" : p == ExpertPrecision::Int8 ? "int8" : "bf16";
 }
-// Bytes per weight in the format (bf16 2, fp8 and int8 1).
+// Bytes per weight in the format (bf16 2, fp8 and int8 1); by name, as parse_expert_precision reads it (the energy
+// models' price of a tier).
 inline int expert_precision_bytes(ExpertPrecision p) { return p == ExpertPrecision::Bf16 ? 2 : 1; }
+inline int expert_precision_bytes(const std::string& name) {
+  return expert_precision_bytes(parse_expert_precision(name));
+}
 
 // fp8 e4m3 bits of x (CUDA's __nv_fp8_e4m3(x)), and the exact float of an e4m3 code (NaN for 0x7F/0xFF).
 uint8_t fp8_e4m3_from_float(float x);

@@ -39,7 +39,7 @@ StepEnergy::StepEnergy(const ServeEnergyOptions& o, const std::string& plant, co
     if (std::isfinite(o.ambient_c)) p.ambient_c = o.ambient_c;
     shape_.streams = 1;  // a step is the real batch: no stand-in streams
     set_plant_expert_shape(shape_, expert_shape, m.num_experts,
-                           ops::expert_precision_bytes(ops::parse_expert_precision(expert_precision)));
+                           ops::expert_precision_bytes(expert_precision));
     gpu_ = std::make_unique<SimulatedGpu>(p);
     sensor_ = std::make_unique<SimSensor>(*gpu_);
   } else {

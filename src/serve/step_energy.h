@@ -12,9 +12,9 @@
 // one left: a step's window starts where the previous one ended, so the scheduler's own work between steps
 // (admission, sampling, streaming) and the board's energy while clients turn around between requests are metered and
 // billed with the next step; only longer idle time (a carried window that no step followed in time: drop_carried) is
-// billed to nobody. The simulated GPU's time moves only inside steps, so there the carry changes nothing. The meter also keeps one outer window from the first step's begin (close() ends
-// it): the meter's own energy over all of it, which the requests' shares and the adaptation steps add up to, up to
-// that idle time.
+// billed to nobody. The simulated GPU's time moves only inside steps, so there the carry changes nothing. The meter
+// also keeps one outer window from the first step's begin (close() ends it): the meter's own energy over all of it,
+// which the requests' shares and the adaptation steps add up to, up to that idle time.
 #pragma once
 #include <chrono>
 #include <cmath>
