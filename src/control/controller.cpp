@@ -114,9 +114,10 @@ ControlDecision Controller::update(const ControlInput& in) {
   li.thermal_critical = guard_.critical();
   li.unit = measure_unit(m);
   const size_t events_before = ladder_.events().size();
-  if (ladder_.update(li) < 0) {
-    pi_.reset(1.0);
-    u = 1.0;
+  const int moved = ladder_.update(li);
+  if (moved != 0 && (moved < 0 || ladder_.current().rung == 3)) {  // see the ladder's header: where u restarts
+    u = moved < 0 ? 1.0 : lo;
+    pi_.reset(u);
   }
 
   ControlDecision d = decide(in.step, u, lo, thermal_floor);
@@ -144,7 +145,7 @@ ControlDecision Controller::decide(int64_t step, double u, double floor, double 
   d.level = ladder_.level();
   const LadderLevel& lv = ladder_.current();
   d.rung = lv.rung;
-  d.batch_scale = lv.batch_scale;
+  d.batch_scale = lv.share(u);
   if (lv.rung == 0) {
     d.policy = c_.knobs.policy;
     d.knobs = mapper_.map(u);

@@ -17,7 +17,8 @@
 // whose power hardly follows routing).
 //
 // Order inside update: thermal floor from the sample → (topk only) the held-level floor → PI with u ≥ floor →
-// ladder (which may move one level; a climb resets u to 1) → knobs. Discrete topk: k moves with hysteresis,
+// ladder (which may move one level; a climb resets u to 1, a move down into a batch level to the floor) → knobs
+// and, on a batch level, the batch share u sets. Discrete topk: k moves with hysteresis,
 // and the controller remembers the measurement at every k, so k only rises when the larger k is predicted to
 // fit the target (y_now · memory[k+1] / memory[k] ≤ target); otherwise u is held at the switch point. That
 // removes the slow limit cycle an integrator makes with a quantised actuator when the target sits between

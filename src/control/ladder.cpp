@@ -27,7 +27,8 @@ std::string level_str(const LadderLevel& l) {
     case 2:
       return fmt::format("rung 2 (top-1, {} expert{} masked per layer)", l.masked, l.masked == 1 ? "" : "s");
     default:
-      return fmt::format("rung 3 (top-1, {} masked, batch x{})", l.masked, l.batch_scale);
+      return fmt::format("rung 3 (top-1, {} masked, batch x{} to x{} by effort)", l.masked, l.batch_scale_u0,
+                         l.batch_scale);
   }
 }
 
@@ -36,6 +37,7 @@ std::string level_str(const LadderLevel& l) {
 void validate(const LadderConfig& c, int E, const std::string& where) {
   WATTMOE_REQUIRE(E >= 1, "{}: num_experts = {}: expected E >= 1", where, E);
   WATTMOE_REQUIRE(c.dwell >= 1, "{}: dwell = {}: expected >= 1 steps", where, c.dwell);
+  WATTMOE_REQUIRE(c.dwell_next >= 1, "{}: dwell_next = {}: expected >= 1 steps", where, c.dwell_next);
   WATTMOE_REQUIRE(c.dwell_up >= 1, "{}: dwell_up = {}: expected >= 1 steps", where, c.dwell_up);
   WATTMOE_REQUIRE(c.u_up > 0 && c.u_up < 1, "{}: u_up = {}: expected an effort in (0, 1)", where, c.u_up);
   WATTMOE_REQUIRE(c.climb_margin >= 0 && c.climb_margin < 0.5, "{}: climb_margin = {}: expected [0, 0.5)",
@@ -82,7 +84,8 @@ DegradationLadder::DegradationLadder(LadderConfig c, int num_experts) : c_(std::
     deepest = resolved_max_masked(c_, E_);
     for (int m = 1; m <= deepest; ++m) levels_.push_back({2, m, 1.0});
   }
-  for (double s : c_.batch_scales) levels_.push_back({3, deepest, s});
+  double above = 1.0;
+  for (double s : c_.batch_scales) levels_.push_back({3, deepest, s, above}), above = s;
 }
 
 std::vector<std::vector<bool>> DegradationLadder::masks() const {
@@ -99,13 +102,16 @@ std::vector<std::vector<bool>> DegradationLadder::masks() const {
 
 int DegradationLadder::update(const LadderInput& in) {
   // The step that just ended ran at level_ with u_prev_.
-  if (level_ > 0 || u_prev_ >= 1.0) memory_[level_] = in.measured;
+  if (!current().effort_acts() || u_prev_ >= 1.0) memory_[level_] = in.measured;
   u_prev_ = in.u;
   if (levels_.size() == 1) return 0;
 
   const bool saturated = in.u >= 1.0;
   high_steps_ = saturated && (in.above_target || in.thermal_critical) ? high_steps_ + 1 : 0;
-  low_steps_ = level_ > 0 && in.u < c_.u_up && !in.thermal_critical ? low_steps_ + 1 : 0;
+  descending_ = descending_ && saturated && in.above_target;
+  // On a batch level u must be at 0: there the share is the level above's cheapest end, so the climb changes nothing.
+  const bool batch = current().rung == 3, low = batch ? in.u <= 0.0 : in.u < c_.u_up;
+  low_steps_ = level_ > 0 && low && !in.thermal_critical ? low_steps_ + 1 : 0;
 
   auto move = [&](int to, std::string why) {
     LadderEvent ev{
@@ -117,12 +123,14 @@ int DegradationLadder::update(const LadderInput& in) {
         fmt::format("{} to {}: {}", to > level_ ? "down" : "up", level_str(levels_[size_t(to)]), why)};
     log_info("control: step {}: ladder {}", in.step, ev.reason);
     events_.push_back(std::move(ev));
+    descending_ = to > level_;
     level_ = to;
     high_steps_ = low_steps_ = 0;
   };
   const double rel = (in.measured - in.target) / in.target * 100.0;
 
-  if (high_steps_ >= c_.dwell && level_ + 1 < int(levels_.size())) {
+  const int dwell_down = descending_ ? std::min(c_.dwell_next, c_.dwell) : c_.dwell;
+  if (high_steps_ >= dwell_down && level_ + 1 < int(levels_.size())) {
     const std::string why =
         in.above_target
             ? fmt::format("u at 1 for {} steps and {:.4g} {} is above target {:.4g} {} ({:+.1f}%)",
@@ -130,18 +138,19 @@ int DegradationLadder::update(const LadderInput& in) {
             : fmt::format("u at 1 for {} steps and the thermal guard's floor is at maximum, still heating",
                           high_steps_);
     move(level_ + 1, why);
+    if (current().rung == 3) u_prev_ = 0.0;  // the caller restarts u at its dearest end there
     return +1;
   }
   if (low_steps_ >= c_.dwell_up) {
     const auto above = memory_.find(level_ - 1), here = memory_.find(level_);
     double predicted = in.measured;
-    if (above != memory_.end() && here != memory_.end() && here->second > 0)
+    if (!batch && above != memory_.end() && here != memory_.end() && here->second > 0)
       predicted = in.measured * above->second / here->second;
     if (predicted <= in.target * (1.0 - c_.climb_margin)) {
       move(level_ - 1,
-           fmt::format("u below {} for {} steps and {:.4g} {} now predicts {:.4g} {} there, within target "
+           fmt::format("u {} for {} steps and {:.4g} {} now predicts {:.4g} {} there, within target "
                        "{:.4g} {}",
-                       c_.u_up, low_steps_, in.measured, in.unit, predicted, in.unit, in.target, in.unit));
+                       batch ? std::string("at 0") : fmt::format("below {}", c_.u_up), low_steps_, in.measured, in.unit, predicted, in.unit, in.target, in.unit));
       u_prev_ = 1.0;  // the caller resets u to 1 on a climb
       return -1;
     }

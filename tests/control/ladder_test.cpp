@@ -90,6 +90,47 @@ TEST(Ladder, GoesDownAfterDwellStepsSaturatedAboveTarget) {
   for (const auto& m2 : l.masks()) EXPECT_LT(std::count(m2.begin(), m2.end(), true), 4);  // never all
 }
 
+TEST(Ladder, ADescentUnderWayGoesOnAfterDwellNextSteps) {
+  LadderConfig c = small_ladder();  // dwell 3
+  c.dwell_next = 1;
+  DegradationLadder l(c, 4);
+  LadderInput in;
+  in.target = 100;
+  auto step = [&](double u, double y) {
+    in.step++;
+    in.u = u;
+    in.measured = y;
+    in.above_target = y > in.target * 1.02;
+    return l.update(in);
+  };
+  // The first move waits the full dwell; each level reached and still seen above target is left after one step.
+  EXPECT_EQ(step(1.0, 150), 0);
+  EXPECT_EQ(step(1.0, 150), 0);
+  EXPECT_EQ(step(1.0, 150), +1);
+  EXPECT_EQ(step(1.0, 140), +1);
+  EXPECT_EQ(l.level(), 2);
+  EXPECT_NE(l.events().back().reason.find("u at 1 for 1 steps"), std::string::npos);
+  // One step within target ends the descent: going further down waits the full dwell again.
+  EXPECT_EQ(step(1.0, 101), 0);
+  EXPECT_EQ(step(1.0, 140), 0);
+  EXPECT_EQ(step(1.0, 140), 0);
+  EXPECT_EQ(step(1.0, 140), +1);
+  EXPECT_EQ(l.level(), 3);
+  // A thermal cause (measured within target) keeps the full dwell even right after a move down.
+  in.thermal_critical = true;
+  EXPECT_EQ(step(1.0, 90), 0);
+  EXPECT_EQ(step(1.0, 90), 0);
+  EXPECT_EQ(step(1.0, 90), +1);
+  EXPECT_EQ(step(1.0, 90), 0);
+  in.thermal_critical = false;
+  // dwell_next larger than dwell: dwell is used.
+  LadderConfig slow = small_ladder();
+  slow.dwell_next = 50;
+  DegradationLadder l2(slow, 4);
+  for (int i = 0; i < 6; ++i) l2.update({int64_t(i + 1), 1.0, 150, 100, true, false, "W"});
+  EXPECT_EQ(l2.level(), 2);
+}
+
 TEST(Ladder, RanksExpertsByTheirPerTokenCostAtTheStepsTokens) {
   // Expert 0 costs a = 8 per step and nothing per pair, expert 1 costs b = 3 per pair: alone in a step (n = 1) expert
   // 0 is dearer (8 vs 3), at n = 4 tokens per step expert 1 is (2 vs 3).
@@ -103,8 +144,9 @@ TEST(Ladder, RanksExpertsByTheirPerTokenCostAtTheStepsTokens) {
 
 TEST(Ladder, ClimbsOnlyWhenTheLevelAboveIsPredictedToFit) {
   LadderConfig c = small_ladder();
-  c.layer_costs.clear();
-  DegradationLadder l(c, 4);  // 0, 1, batch ½, batch ¼
+  c.dwell_next = c.dwell;
+  c.batch_scales.clear();
+  DegradationLadder l(c, 4);  // 0, 1, one masked, two masked: levels u does not act on below 0
   LadderInput in;
   in.target = 100;
   auto step = [&](double u, double y) {
@@ -114,7 +156,7 @@ TEST(Ladder, ClimbsOnlyWhenTheLevelAboveIsPredictedToFit) {
     in.above_target = y > in.target * 1.02;
     return l.update(in);
   };
-  // Level 0 at u = 1 draws 130; down to level 1 (still 130: top-1 = the knob's end here), then to batch ½
+  // Level 0 at u = 1 draws 130; down to level 1 (still 130: top-1 = the knob's end here), then to one masked
   // (70).
   for (int i = 0; i < 3; ++i) step(1.0, 130);
   ASSERT_EQ(l.level(), 1);
@@ -145,6 +187,46 @@ TEST(Ladder, ClimbsOnlyWhenTheLevelAboveIsPredictedToFit) {
   EXPECT_EQ(step(0.0, 100), -1);
 }
 
+// On a batch level u moves the share between the level above's (u = 0) and its own (u = 1); the ladder climbs
+// from there only with u at 0, where the level above's cheapest end is the same state: the measurement is the
+// prediction.
+TEST(Ladder, OnABatchLevelUMovesTheShareAndTheClimbNeedsUAtZero) {
+  LadderConfig c = small_ladder();
+  c.layer_costs.clear();
+  DegradationLadder l(c, 4);  // 0, 1, batch 1 → ½, batch ½ → ¼
+  ASSERT_EQ(l.num_levels(), 4);
+  EXPECT_EQ(l.levels()[2].share(0.0), 1.0);
+  EXPECT_EQ(l.levels()[2].share(0.5), 0.75);
+  EXPECT_EQ(l.levels()[2].share(1.0), 0.5);
+  EXPECT_EQ(l.levels()[3].share(0.0), 0.5);
+  EXPECT_EQ(l.levels()[3].share(1.0), 0.25);
+  EXPECT_EQ(l.levels()[1].share(0.3), 1.0);  // u does not act on top-1
+  EXPECT_TRUE(l.levels()[0].effort_acts() && l.levels()[2].effort_acts() && !l.levels()[1].effort_acts());
+  LadderInput in;
+  in.target = 100;
+  auto step = [&](double u, double y) {
+    in.step++;
+    in.u = u;
+    in.measured = y;
+    in.above_target = y > in.target * 1.02;
+    return l.update(in);
+  };
+  for (int i = 0; i < 5; ++i) step(1.0, 130);  // dwell 3 to top-1, dwell_next 2 to the first batch level
+  ASSERT_EQ(l.level(), 2);
+  EXPECT_NE(l.events().back().reason.find("batch x1 to x0.5 by effort"), std::string::npos);
+  // u low but not 0: the share is below the level above's, so no climb however long.
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(step(0.1, 90), 0);
+  // u at 0 for dwell_up steps and below target by the climb margin: up, predicted at the measurement.
+  EXPECT_EQ(step(0.0, 95), 0);
+  EXPECT_EQ(step(0.0, 95), -1);
+  EXPECT_EQ(l.level(), 1);
+  EXPECT_NE(l.events().back().reason.find("u at 0 for 2 steps and 95 W now predicts 95 W"), std::string::npos);
+  // At u 0 but within the climb margin (99 > 98): stays.
+  for (int i = 0; i < 3; ++i) step(1.0, 130);
+  ASSERT_EQ(l.level(), 2);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(step(0.0, 99), 0);
+}
+
 TEST(Ladder, BadConfigIsAClearError) {
   auto bad = [](auto edit, int E = 4) {
     LadderConfig c = small_ladder();
@@ -153,6 +235,7 @@ TEST(Ladder, BadConfigIsAClearError) {
   };
   EXPECT_NE(bad([](LadderConfig& c) { c.dwell = 0; }).find("dwell"), std::string::npos);
   EXPECT_NE(bad([](LadderConfig& c) { c.dwell_up = -2; }).find("dwell_up"), std::string::npos);
+  EXPECT_NE(bad([](LadderConfig& c) { c.dwell_next = 0; }).find("dwell_next"), std::string::npos);
   EXPECT_NE(bad([](LadderConfig& c) { c.u_up = 1; }).find("u_up"), std::string::npos);
   EXPECT_NE(bad([](LadderConfig& c) { c.u_up = kNaN; }).find("u_up"), std::string::npos);
   EXPECT_NE(bad([](LadderConfig& c) { c.climb_margin = 0.7; }).find("climb_margin"), std::string::npos);
