@@ -246,7 +246,8 @@ def blocks(ws, n=4):
 
 def budget_step(a, base_flags, records):
     srv = start(a, base_flags + ["--control-policy", a.control_policy, "--control-gains", a.control_gains]
-                + (["--control-deadband", str(a.control_deadband)] if a.control_deadband is not None else []), "budget")
+                + (["--control-deadband", str(a.control_deadband)] if a.control_deadband is not None else [])
+                + (["--ladder-dwell", str(a.ladder_dwell)] if a.ladder_dwell is not None else []), "budget")
     idle = []
     time.sleep(1.0)  # after the warm-up's last step
     for _ in range(5):
@@ -314,7 +315,8 @@ def budget_step(a, base_flags, records):
     billed = result.get("energy_j", 0.0)
     out = {"idle_w": idle_w, "unconstrained_w": p0 if targets else None, "targets_w": targets,
            "concurrency": a.budget_concurrency, "window_s": a.window_s, "control_policy": a.control_policy,
-           "control_gains": a.control_gains, "control_deadband": a.control_deadband, "segments": segments,
+           "control_gains": a.control_gains, "control_deadband": a.control_deadband, "ladder_dwell": a.ladder_dwell,
+           "segments": segments,
            "load": {k: result.get(k) for k in ("requests", "ok", "errors", "lost", "latency_s", "tokens_per_s")},
            "energy_check": {"billed_j": billed, "counter_j": whole["counter_energy_j"],
                             "billed_over_counter": billed / whole["counter_energy_j"]
@@ -366,6 +368,8 @@ def main():
                     help="the budget server's --control-gains (auto: PI gains from the measured plant gain)")
     ap.add_argument("--control-deadband", type=float, default=None,
                     help="the budget server's --control-deadband (default: the server's)")
+    ap.add_argument("--ladder-dwell", type=int, default=None,
+                    help="the budget server's --ladder-dwell (default: the server's)")
     ap.add_argument("--window-s", type=float, default=1.0)
     ap.add_argument("--free-windows", type=int, default=12)
     ap.add_argument("--step-windows", type=int, default=30)

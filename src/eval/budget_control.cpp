@@ -17,6 +17,7 @@ void check_budget_options(const BudgetOptions& b) {
                   "plant gain measured on the controller's own steps)", b.control_gains);
   WATTMOE_REQUIRE(b.control_deadband >= 0 && b.control_deadband < 0.5,
                   "--control-deadband {}: expected a relative error in [0, 0.5)", b.control_deadband);
+  WATTMOE_REQUIRE(b.ladder_dwell >= 1, "--ladder-dwell {}: expected at least 1 step", b.ladder_dwell);
 }
 
 ControllerConfig budget_controller_config(const BudgetOptions& b, const std::string& plant, const ModelConfig& m,
@@ -31,6 +32,7 @@ ControllerConfig budget_controller_config(const BudgetOptions& b, const std::str
   // A real GPU's temperature is noisy at sub-second steps: fit the slope over a full window before extrapolating.
   if (plant == "cuda") c.thermal.min_fit_span_s = 0.8 * c.thermal.slope_window_s;
   c.ladder.enabled = b.ladder;
+  c.ladder.dwell = b.ladder_dwell;
   c.gains.adapt = b.control_gains == "auto";
   // The mask rung prunes the most expensive experts, ranked by a_e + b_e (tokens_per_step 1: a whole step's fixed
   // cost plus one pair); when every expert costs the same there is nothing to gain from it but lost quality, so the

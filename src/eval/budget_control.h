@@ -25,6 +25,9 @@ struct BudgetOptions {
   // Relative error the PI loop ignores (BudgetConfig::deadband): smaller for a plant whose whole range is a few % of
   // the target (serving at low headroom), where the default absorbs most of the error
   double control_deadband = BudgetConfig{}.deadband;
+  // Steps at full effort and above target before the ladder leaves knob control (LadderConfig::dwell): fewer for
+  // long steps (serving's 1 s windows), where the default makes a budget step take many seconds to reach a rung
+  int ladder_dwell = LadderConfig{}.dwell;
   bool allow_infeasible = false;        // wattmoe run: a budget below the plant's floor warns instead of failing
   bool active() const { return power_w > 0 || energy_j_per_token > 0; }
 };

@@ -385,6 +385,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
     s["control"] = Json{{"measure", measure_name(ctl->config().budget.measure)},
                         {"final_target", ctl->budget().config().target}, {"policy", a.budget.control_policy},
                         {"gains", a.budget.control_gains}, {"deadband", a.budget.control_deadband},
+                        {"ladder_dwell", a.budget.ladder_dwell},
                         {"final_kp", ctl->budget().config().kp},
                         {"final_ki", ctl->budget().config().ki}};
   if (adapter)

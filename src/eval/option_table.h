@@ -115,6 +115,10 @@ void visit_budget_options(BudgetOptions& b, bool run, V&& v) {
                .help = "relative error the PI loop ignores, in [0, 0.5) (smaller for a plant that routing moves by only "
                        "a few % of the target)",
                .show_default = true, .group = g}, b.control_deadband);
+  v(OptionInfo{.flag = "--ladder-dwell",
+               .help = "steps at full effort and above the budget before the ladder leaves knob control for top-1, "
+                       "masks and smaller batches (fewer for long steps)",
+               .show_default = true, .group = g}, b.ladder_dwell);
   if (run)
     v(OptionInfo{.flag = "--allow-infeasible",
                  .help = "run even when the budget is below the plant's floor (its cheapest rung): warn instead of "

@@ -382,7 +382,7 @@ Json Engine::budget_json() const {
   Json j{{"active", b.active()}, {"power_w", b.power_w > 0 ? Json(b.power_w) : Json(nullptr)},
          {"energy_j_per_token", b.energy_j_per_token > 0 ? Json(b.energy_j_per_token) : Json(nullptr)},
          {"control_policy", b.control_policy}, {"control_gains", b.control_gains},
-         {"control_deadband", b.control_deadband},
+         {"control_deadband", b.control_deadband}, {"ladder_dwell", b.ladder_dwell},
          {"thermal_guard", b.thermal_guard}, {"ladder", b.ladder},
          {"control_period_s", c.period_s}, {"energy_source", energy_->source()},
          {"routing", c.routing.describe()}, {"admit_limit", admit_limit_}};

@@ -1,5 +1,6 @@
 // The budget flags' checks and their way into the controller (eval/budget_control.h): bad values fail with the
-// flag's name; the deadband and target reach the PI loop unchanged, the default deadband is the loop's own.
+// flag's name; the deadband, ladder dwell and target reach the controller unchanged, the default deadband is the
+// loop's own.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -28,6 +29,9 @@ TEST(BudgetControl, BadOptionsNameTheirFlag) {
     bad.control_deadband = d;
     expect_rejected(bad, "--control-deadband");
   }
+  BudgetOptions dwell = b;
+  dwell.ladder_dwell = 0;
+  expect_rejected(dwell, "--ladder-dwell");
   BudgetOptions gains = b;
   gains.control_gains = "fast";
   expect_rejected(gains, "--control-gains");
@@ -36,15 +40,17 @@ TEST(BudgetControl, BadOptionsNameTheirFlag) {
   expect_rejected(both, "exclusive");
 }
 
-TEST(BudgetControl, TheDeadbandReachesThePiLoop) {
+TEST(BudgetControl, TheDeadbandAndDwellReachTheController) {
   ModelConfig m;
   m.num_experts = 8, m.top_k = 2;
   BudgetOptions b;
   b.power_w = 136.5;
   EXPECT_EQ(budget_controller_config(b, "sim", m, RoutingSetup{}).budget.deadband, BudgetConfig{}.deadband);
   b.control_deadband = 0.005;
+  b.ladder_dwell = 4;
   const ControllerConfig c = budget_controller_config(b, "model", m, RoutingSetup{});
   EXPECT_EQ(c.budget.deadband, 0.005);
+  EXPECT_EQ(c.ladder.dwell, 4);
   EXPECT_EQ(c.budget.target, 136.5);
   EXPECT_EQ(c.budget.measure, Measure::Power);
 }

@@ -12,7 +12,7 @@ W=${1:?usage: serve_bench_cpu.sh <wattmoe> <source-dir>}
 SRC=${2:?usage: serve_bench_cpu.sh <wattmoe> <source-dir>}
 . "$(dirname "$0")/lib.sh"
 python3 "$SRC/bench/serve_bench.py" --bin "$W" --out "$TMP/bench" --device cpu --concurrency 1,4 --duration 1.5 \
-  --max-tokens 8 --budget-concurrency 4 --ttt-concurrency 1,2 --control-deadband 0.01 \
+  --max-tokens 8 --budget-concurrency 4 --ttt-concurrency 1,2 --control-deadband 0.01 --ladder-dwell 3 \
   --ttt-flags="--ttt --ttt-groups router,norms,lora --lora-rank 4 --ttt-max-share 0.5" --window-s 0.5 \
   --free-windows 4 --step-windows 8 --energy-tolerance 0.2 \
   --server-flag=--min-free-host-mb=0 > "$TMP/bench.out" 2>&1 || fail "serve_bench.py exited non-zero: $(tail -5 "$TMP/bench.out")"
@@ -38,7 +38,7 @@ for c in (1, 2):  # the adapter ran on each point's answered texts, inside the m
     assert 0 < ttt["adaptation_share_of_step_time"] < 1, ttt
 b = s["budget"]
 assert len(b["segments"]) == 2 and all(isinstance(x["held"], bool) for x in b["segments"]), b
-assert b["control_deadband"] == 0.01, b
+assert b["control_deadband"] == 0.01 and b["ladder_dwell"] == 3, b
 assert b["load"]["ok"] > 0 and not b["load"]["errors"] and b["load"]["lost"] == 0 and b["server_exit"] == 0, b
 wins = [r for r in recs if r["kind"] == "window"]
 assert all(w["ki"] is None for w in wins[:4]) and all(w["ki"] > 0 for w in wins[4:]), wins  # gains once a budget is on
