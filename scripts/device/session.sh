@@ -41,7 +41,8 @@
 # SESSION (logs, default /tmp/wm-session), GTEST_FILTER (the test binary's own: a subset of the GPU tests),
 # TEST_SCRIPTS=0 (tests: the test binary only), ENERGY_MODELS (energy: energy_policies.sh --models),
 # ENERGY_BUDGET_S (energy: --budget-s), BUDGET_SPAN (budget: control_real.sh --span, default idle), BUDGET_WINDOWS
-# (budget: --windows, default 60), SERVE_ARGS (serve: more bench/serve_bench.py flags).
+# (budget: --windows, default 60), SERVE_ARGS (serve: more bench/serve_bench.py flags), SERVE_TTT_FLAGS (serve: its
+# --ttt-flags, which hold spaces).
 set -uo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 WM=${WM:-/tmp/wm} MEDIUM=${MEDIUM:-/tmp/wm-medium} TRAIN_S=${TRAIN_S:-270} MIXMODEL=${MIXMODEL:-/tmp/wm-mix}
@@ -289,7 +290,8 @@ phase_serve() {
   fi
   # shellcheck disable=SC2086
   timeout 540 python3 "$SRC/bench/serve_bench.py" --bin "$WM/wattmoe" --model "$model" --device cuda --precision bf16 \
-    --duration 8 --max-tokens 32 --out "$OUTD/serve" ${SERVE_ARGS:-} > "$OUTD/serve.log" 2>&1 || rc=$?
+    --duration 8 --max-tokens 32 --out "$OUTD/serve" ${SERVE_ARGS:-} ${SERVE_TTT_FLAGS:+--ttt-flags="$SERVE_TTT_FLAGS"} \
+    > "$OUTD/serve.log" 2>&1 || rc=$?
   note "serve ($(basename "$model")): rc $rc"
   grep -E '^(  |serve_bench)' "$OUTD/serve.log" | tee -a "$SUMMARY"
 }
