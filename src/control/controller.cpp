@@ -114,11 +114,9 @@ ControlDecision Controller::update(const ControlInput& in) {
   li.thermal_critical = guard_.critical();
   li.unit = measure_unit(m);
   const size_t events_before = ladder_.events().size();
-  const int moved = ladder_.update(li);
-  if (moved != 0 && (moved < 0 || ladder_.current().rung == 3)) {  // see the ladder's header: where u restarts
-    u = moved < 0 ? 1.0 : lo;
-    pi_.reset(u);
-  }
+  const int moved = ladder_.update(li);  // where u restarts after a move: the ladder's header
+  if (moved < 0) pi_.reset(u = 1.0);
+  if (moved > 0 && ladder_.current().rung == 3) pi_.reset(u = lo);
 
   ControlDecision d = decide(in.step, u, lo, thermal_floor);
   d.measured = y;

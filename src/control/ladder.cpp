@@ -147,10 +147,10 @@ int DegradationLadder::update(const LadderInput& in) {
     if (!batch && above != memory_.end() && here != memory_.end() && here->second > 0)
       predicted = in.measured * above->second / here->second;
     if (predicted <= in.target * (1.0 - c_.climb_margin)) {
-      move(level_ - 1,
-           fmt::format("u {} for {} steps and {:.4g} {} now predicts {:.4g} {} there, within target "
-                       "{:.4g} {}",
-                       batch ? std::string("at 0") : fmt::format("below {}", c_.u_up), low_steps_, in.measured, in.unit, predicted, in.unit, in.target, in.unit));
+      const std::string u_low = batch ? std::string("at 0") : fmt::format("below {}", c_.u_up);
+      move(level_ - 1, fmt::format("u {} for {} steps and {:.4g} {} now predicts {:.4g} {} there, within target "
+                                   "{:.4g} {}",
+                                   u_low, low_steps_, in.measured, in.unit, predicted, in.unit, in.target, in.unit));
       u_prev_ = 1.0;  // the caller resets u to 1 on a climb
       return -1;
     }
