@@ -123,6 +123,7 @@ CORPORA = {
     "cost_table": {
         "valid": cost_table([[(1e-3, 1e-5), (2e-3, 1e-5)], [(1e-3, 2e-5), (1e-3, 1e-5)]]),
         "bad_negative": cost_table([[(-1.0, 1e-5)]]),
+        "bad_float_overflow": cost_table([[(1e-3, 1e105)]]),  # finite as a double, infinite as routing's float
         "bad_ragged": js({"format": "wattmoe.cost_table.v1", "layers": [{"experts": []}]}).encode(),
         "bad_format": js({"format": "v0", "layers": []}).encode(),
     },

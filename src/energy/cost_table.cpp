@@ -8,6 +8,7 @@ namespace wattmoe {
 
 namespace {
 constexpr const char* kFormat = "wattmoe.cost_table.v1";
+constexpr double kMaxCost = 1e30;  // J, s or relative spread: far above any measurement, well inside a float
 }
 
 ProfiledCostModel::ProfiledCostModel(std::vector<std::vector<ExpertCost>> layers, std::string device)
@@ -66,6 +67,11 @@ ProfiledCostModel ProfiledCostModel::from_json(const Json& j, const std::string&
       c.seconds.a = json_number(ej, we, "a_s", {}, 0.0);
       c.seconds.b = json_number(ej, we, "b_s", {}, 0.0);
       c.spread = json_number(ej, we, "spread", 0.0, 0.0);
+      // Routing carries the costs as floats (core/expert_costs.h): a larger value would become infinite there.
+      for (const auto& [key, v] : {std::pair{"a_j", c.joules.a}, std::pair{"b_j", c.joules.b},
+                                   std::pair{"a_s", c.seconds.a}, std::pair{"b_s", c.seconds.b},
+                                   std::pair{"spread", c.spread}})
+        WATTMOE_REQUIRE(v <= kMaxCost, "{}: {} (expected at most {:g})", we.key(key).str(), v, kMaxCost);
       WATTMOE_REQUIRE(c.joules.a + c.joules.b > 0, "{}: a_j + b_j: expected > 0 (an expert that costs nothing was "
                       "not measured)", we.str());
       row.push_back(c);

@@ -105,6 +105,8 @@ TEST(CostTable, CorruptOrInconsistentTablesNameFileAndField) {
        "layers[0].experts[0].sprad: unknown field"},
       {table("[{\"experts\": [{\"a_j\": \"x\", \"b_j\": 0, \"a_s\": 0, \"b_s\": 0}]}]"),
        "layers[0].experts[0].a_j: expected a number"},
+      {table("[{\"experts\": [{\"a_j\": 0.1, \"b_j\": 1e105, \"a_s\": 0, \"b_s\": 0}]}]"),  // a float's inf
+       "layers[0].experts[0].b_j: 1e+105 (expected at most 1e+30)"},
       {R"({"format": "v0", "layers": []})", "format: expected \"wattmoe.cost_table.v1\""},
       {R"({"format": "wattmoe.cost_table.v1", "layers": [)", "malformed JSON"},
   };
