@@ -323,11 +323,13 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                             energy_budget ? fmt::format("{:.4g} J/token", y) : power, target,
                             energy_budget ? "J/token" : "W", 100 * (y - target) / target);
       }
+      std::string rung;
+      if (ctl && decision.rung > 0)
+        rung = decision.batch_scale < 1 ? fmt::format(" (rung {}, batch x{:.2f})", decision.rung, decision.batch_scale)
+                                        : fmt::format(" (rung {})", decision.rung);
       log_info("run: window {}/{}  {} {}  {}  {:.2f} experts/token  bits/byte {:.4f}  ETA {:.0f} s", w.index + 1,
                n_windows, P, power,
-               ctl ? policy_text(decision.policy, decision.knobs, m.config.top_k) +
-                         (decision.rung > 0 ? fmt::format(" (rung {})", decision.rung) : "")
-                   : routing.policy->name(),
+               ctl ? policy_text(decision.policy, decision.knobs, m.config.top_k) + rung : routing.policy->name(),
                r.experts_per_token, nats_sum / std::log(2.0) / std::max(1.0, double(tokens_sum) * bytes_per_token),
                double(n_windows - w.index - 1) / rate);
     }
