@@ -28,6 +28,21 @@ LadderConfig small_ladder() {
   return c;
 }
 
+// Feeds a ladder one step at a time: u and the measurement, above target beyond a 2% deadband; `in` keeps the target
+// and the thermal flag between steps.
+struct Stepper {
+  explicit Stepper(DegradationLadder& ladder) : l(ladder) { in.target = 100; }
+  int operator()(double u, double y) {
+    in.step++;
+    in.u = u;
+    in.measured = y;
+    in.above_target = y > in.target * 1.02;
+    return l.update(in);
+  }
+  DegradationLadder& l;
+  LadderInput in;
+};
+
 TEST(Ladder, BuildsLevelsAndMasksMostExpensiveFirst) {
   DegradationLadder l(small_ladder(), 4);
   // 0: knobs, 1: top-1, 2-3: one and two masked, 4-5: batch ½ and ¼ with two masked.
@@ -56,15 +71,7 @@ TEST(Ladder, BuildsLevelsAndMasksMostExpensiveFirst) {
 
 TEST(Ladder, GoesDownAfterDwellStepsSaturatedAboveTarget) {
   DegradationLadder l(small_ladder(), 4);
-  LadderInput in;
-  in.target = 100;
-  auto step = [&](double u, double y) {
-    in.step++;
-    in.u = u;
-    in.measured = y;
-    in.above_target = y > in.target * 1.02;
-    return l.update(in);
-  };
+  Stepper step(l);
   // Saturated but within target: never moves.
   for (int i = 0; i < 10; ++i) EXPECT_EQ(step(1.0, 101), 0);
   // Above target but not saturated: never moves.
@@ -94,15 +101,8 @@ TEST(Ladder, ADescentUnderWayGoesOnAfterDwellNextSteps) {
   LadderConfig c = small_ladder();  // dwell 3
   c.dwell_next = 1;
   DegradationLadder l(c, 4);
-  LadderInput in;
-  in.target = 100;
-  auto step = [&](double u, double y) {
-    in.step++;
-    in.u = u;
-    in.measured = y;
-    in.above_target = y > in.target * 1.02;
-    return l.update(in);
-  };
+  Stepper step(l);
+  LadderInput& in = step.in;
   // The first move waits the full dwell; each level reached and still seen above target is left after one step.
   EXPECT_EQ(step(1.0, 150), 0);
   EXPECT_EQ(step(1.0, 150), 0);
@@ -147,15 +147,8 @@ TEST(Ladder, ClimbsOnlyWhenTheLevelAboveIsPredictedToFit) {
   c.dwell_next = c.dwell;
   c.batch_scales.clear();
   DegradationLadder l(c, 4);  // 0, 1, one masked, two masked: levels u does not act on below 0
-  LadderInput in;
-  in.target = 100;
-  auto step = [&](double u, double y) {
-    in.step++;
-    in.u = u;
-    in.measured = y;
-    in.above_target = y > in.target * 1.02;
-    return l.update(in);
-  };
+  Stepper step(l);
+  LadderInput& in = step.in;
   // Level 0 at u = 1 draws 130; down to level 1 (still 130: top-1 = the knob's end here), then to one masked
   // (70).
   for (int i = 0; i < 3; ++i) step(1.0, 130);
@@ -202,15 +195,7 @@ TEST(Ladder, OnABatchLevelUMovesTheShareAndTheClimbNeedsUAtZero) {
   EXPECT_EQ(l.levels()[3].share(1.0), 0.25);
   EXPECT_EQ(l.levels()[1].share(0.3), 1.0);  // u does not act on top-1
   EXPECT_TRUE(l.levels()[0].effort_acts() && l.levels()[2].effort_acts() && !l.levels()[1].effort_acts());
-  LadderInput in;
-  in.target = 100;
-  auto step = [&](double u, double y) {
-    in.step++;
-    in.u = u;
-    in.measured = y;
-    in.above_target = y > in.target * 1.02;
-    return l.update(in);
-  };
+  Stepper step(l);
   for (int i = 0; i < 5; ++i) step(1.0, 130);  // dwell 3 to top-1, dwell_next 2 to the first batch level
   ASSERT_EQ(l.level(), 2);
   EXPECT_NE(l.events().back().reason.find("batch x1 to x0.5 by effort"), std::string::npos);
