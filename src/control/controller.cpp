@@ -144,6 +144,7 @@ ControlDecision Controller::decide(int64_t step, double u, double floor, double 
   const LadderLevel& lv = ladder_.current();
   d.rung = lv.rung;
   d.batch_scale = lv.share(u);
+  d.expert_tier = lv.expert_tier;
   if (lv.rung == 0) {
     d.policy = c_.knobs.policy;
     d.knobs = mapper_.map(u);

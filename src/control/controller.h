@@ -71,6 +71,7 @@ struct ControlDecision {
   double thermal_floor = 0;
   int rung = 0, level = 0;
   double batch_scale = 1.0;
+  std::string expert_tier;  // "" = the run's own; else the routed experts' precision the level asks for
   bool thermal_active = false;
   double measured = kNaN;  // the controlled quantity of the step that just ended
   double error = 0;        // (measured − target) / target

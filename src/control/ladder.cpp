@@ -21,7 +21,8 @@ int resolved_max_masked(const LadderConfig& c, int E) {
 std::string level_str(const LadderLevel& l) {
   switch (l.rung) {
     case 0:
-      return "rung 0 (knob control)";
+      return l.expert_tier.empty() ? "rung 0 (knob control)"
+                                   : fmt::format("rung 0 (knob control, {} experts)", l.expert_tier);
     case 1:
       return "rung 1 (top-1)";
     case 2:
@@ -70,6 +71,7 @@ DegradationLadder::DegradationLadder(LadderConfig c, int num_experts) : c_(std::
   validate(c_, E_);
   levels_.push_back({0, 0, 1.0});
   if (!c_.enabled) return;
+  if (!c_.expert_tier.empty()) levels_.push_back({0, 0, 1.0, 1.0, c_.expert_tier});
   if (c_.top1) levels_.push_back({1, 0, 1.0});
   int deepest = 0;
   if (!c_.layer_costs.empty()) {
@@ -86,6 +88,7 @@ DegradationLadder::DegradationLadder(LadderConfig c, int num_experts) : c_(std::
   }
   double above = 1.0;
   for (double s : c_.batch_scales) levels_.push_back({3, deepest, s, above}), above = s;
+  for (size_t i = 2; i < levels_.size() && !c_.expert_tier.empty(); ++i) levels_[i].expert_tier = c_.expert_tier;
 }
 
 std::vector<std::vector<bool>> DegradationLadder::masks() const {

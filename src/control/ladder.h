@@ -1,6 +1,8 @@
 // DegradationLadder: what the controller does when the effort knob alone cannot hold the budget.
 //
-//   rung 0  knob control on the chosen policy (u moves the policy's knob)
+//   rung 0  knob control on the chosen policy (u moves the policy's knob); with an expert tier (expert_tier, e.g.
+//           "fp8"), a second rung-0 level: the same knob control with the routed experts at that tier, which every
+//           level below keeps (the run switches the experts' precision on entering and leaving it)
 //   rung 1  top-1 routing
 //   rung 2  top-1 with the most expensive experts masked, one more expert per level (1, 2, …, max_masked; never
 //           all): per layer, experts in descending cost c_e = a_e / n + b_e (core/expert_costs.h per_token_cost
@@ -51,6 +53,7 @@ struct LadderConfig {
   std::vector<ExpertCosts> layer_costs;  // [layers], E entries each, finite ≥ 0 (energy/'s); empty = no rung 2
   int64_t tokens_per_step = 1;           // ≥ 1: n of the ranking's a_e / n + b_e
   std::vector<double> batch_scales = {0.5, 0.25};  // rung 3, strictly decreasing, each in (0, 1)
+  std::string expert_tier;  // "" = none; else the tier level's routed-expert precision (a name the run knows)
 };
 
 void validate(const LadderConfig& c, int num_experts, const std::string& where = "degradation ladder");
@@ -60,6 +63,7 @@ struct LadderLevel {
   int masked = 0;                 // experts masked per layer
   double batch_scale = 1.0;       // the share of the batch let through at u = 1 (on every rung but 3: at any u)
   double batch_scale_u0 = 1.0;    // rung 3: the share at u = 0 (the level above's at u = 1); else batch_scale
+  std::string expert_tier;        // "" = the run's own; else the routed experts' precision on this level
   double share(double u) const { return batch_scale_u0 + u * (batch_scale - batch_scale_u0); }  // u in [0, 1]
   bool effort_acts() const { return rung == 0 || rung == 3; }
 };

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "ops/quant.h"
 
 namespace wattmoe {
 
@@ -18,6 +19,11 @@ void check_budget_options(const BudgetOptions& b) {
   WATTMOE_REQUIRE(b.control_deadband >= 0 && b.control_deadband < 0.5,
                   "--control-deadband {}: expected a relative error in [0, 0.5)", b.control_deadband);
   WATTMOE_REQUIRE(b.ladder_dwell >= 1, "--ladder-dwell {}: expected at least 1 step", b.ladder_dwell);
+  if (!b.ladder_tier.empty()) {
+    WATTMOE_REQUIRE(ops::parse_expert_precision(b.ladder_tier, "--ladder-tier") != ops::ExpertPrecision::Bf16,
+                    "--ladder-tier bf16: the tier level needs a cheaper precision than the run's own: fp8 or int8");
+    WATTMOE_REQUIRE(b.ladder, "--ladder-tier with --no-ladder: the tier is a ladder level");
+  }
 }
 
 ControllerConfig budget_controller_config(const BudgetOptions& b, const std::string& plant, const ModelConfig& m,
@@ -33,6 +39,7 @@ ControllerConfig budget_controller_config(const BudgetOptions& b, const std::str
   if (plant == "cuda") c.thermal.min_fit_span_s = 0.8 * c.thermal.slope_window_s;
   c.ladder.enabled = b.ladder;
   c.ladder.dwell = b.ladder_dwell;
+  c.ladder.expert_tier = b.ladder_tier;
   c.gains.adapt = b.control_gains == "auto";
   // The mask rung prunes the most expensive experts, ranked by a_e + b_e (tokens_per_step 1: a whole step's fixed
   // cost plus one pair); when every expert costs the same there is nothing to gain from it but lost quality, so the

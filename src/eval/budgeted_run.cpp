@@ -193,6 +193,14 @@ void check_run_config(const RunConfig& a) {
   WATTMOE_REQUIRE(!b.active() || a.routing.prune_least_used == 0,
                   "--prune-least-used {} with a budget: static pruning is a fixed routing, the controller moves the "
                   "knobs (drop the budget, or prune with --mask)", a.routing.prune_least_used);
+  WATTMOE_REQUIRE(b.ladder_tier.empty() || b.active(), "--ladder-tier needs a budget (--power-budget-w or "
+                  "--energy-budget-j-per-token): the tier is a level of the budget's ladder");
+  WATTMOE_REQUIRE(b.ladder_tier.empty() || a.runner.expert_precision == "bf16",
+                  "--ladder-tier {} with --expert-precision {}: the tier level switches bf16 experts to a cheaper "
+                  "precision; run with --expert-precision bf16", b.ladder_tier, a.runner.expert_precision);
+  WATTMOE_REQUIRE(b.ladder_tier.empty() || a.plant.name != "cuda",
+                  "--ladder-tier with --plant cuda: its synthetic replay runs bf16 experts; measure the model itself "
+                  "(--plant model)");
   validate_stream_options(a.stream);
 }
 
@@ -242,7 +250,9 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
     const LadderConfig& lc = ctl->config().ladder;
     std::vector<double> scales{1.0};  // the batch shares the ladder may use
     if (lc.enabled) scales.insert(scales.end(), lc.batch_scales.begin(), lc.batch_scales.end());
-    floor = plant_floor(po, *plant, m.config, a.stream.seq, scales, energy_budget);
+    PlantOptions cheapest = po;  // the ladder's cheapest levels run the experts at its tier, where it has one
+    if (!lc.expert_tier.empty()) cheapest.shape.expert.weight_bytes = ops::expert_precision_bytes(lc.expert_tier);
+    floor = plant_floor(cheapest, *plant, m.config, a.stream.seq, scales, energy_budget);
     check_feasible(a.budget, schedule, floor, a.plant.name);
   }
   std::vector<BudgetWindow> budget_windows;  // the full windows, for the verdict (eval/budget_verdict.h)
@@ -266,6 +276,9 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   const double bytes_per_token = double(stream.bytes) / double(std::max<size_t>(1, stream.tokens.size()));
   const StopOnSignal stop;  // SIGINT/SIGTERM: this window completes (its log line too), then the summary
   std::string plant_fault;  // a plant that fails (a sensor dying mid-run) ends the run after the windows it measured
+  std::string tier_now;     // the ladder's expert tier in force ("": the run's own)
+  double tier_switch_s = 0;  // host time spent re-quantising between windows (outside every plant step)
+  int64_t tier_switches = 0;
   auto on_window = [&](const WindowInfo& w, const WindowOutcome& r, StreamControl& next) {
     work->ids = stream.tokens.data() + w.start, work->len = w.len;
     PlantStep st;
@@ -304,6 +317,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
       if (ctl)
         j["control"] = Json{{"policy", decision.policy}, {"knobs", knobs_json(decision.knobs)}, {"u", decision.u},
                             {"floor", decision.floor}, {"rung", decision.rung}, {"batch_scale", decision.batch_scale},
+                            {"expert_tier", decision.expert_tier.empty() ? a.runner.expert_precision : decision.expert_tier},
                             {"thermal_active", decision.thermal_active}, {"target", ctl->budget().config().target},
                             {"reason", decision.reason}};
       if (log.is_open()) log << j.dump() << '\n';
@@ -327,6 +341,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
       if (ctl && decision.rung > 0)
         rung = decision.batch_scale < 1 ? fmt::format(" (rung {}, batch x{:.2f})", decision.rung, decision.batch_scale)
                                         : fmt::format(" (rung {})", decision.rung);
+      if (ctl && !decision.expert_tier.empty()) rung += fmt::format(" [{} experts]", decision.expert_tier);
       log_info("run: window {}/{}  {} {}  {}  {:.2f} experts/token  bits/byte {:.4f}  ETA {:.0f} s", w.index + 1,
                n_windows, P, power,
                ctl ? policy_text(decision.policy, decision.knobs, m.config.top_k) + rung : routing.policy->name(),
@@ -343,6 +358,14 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
       in.joules_per_token = st.joules_per_token(), in.sample = sample;
       decision = ctl->update(in);
       next.routing = decision_spec(decision, routing);
+      if (decision.expert_tier != tier_now) {  // the ladder entered or left its tier level: re-quantise the experts
+        const std::string to = decision.expert_tier.empty() ? a.runner.expert_precision : decision.expert_tier;
+        Timer t;
+        model.set_expert_precision(ops::parse_expert_precision(to), m.params.data());
+        plant->set_expert_weight_bytes(ops::expert_precision_bytes(to));
+        tier_now = decision.expert_tier, tier_switch_s += t.seconds(), ++tier_switches;
+        log_info("run: window {}: routed experts now {} (switched in {:.3f} s)", w.index + 1, to, t.seconds());
+      }
     }
   };
   const StreamResult res = adapter ? run_stream(*adapter, stream, opt, control, on_window)
@@ -388,6 +411,8 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
                         {"final_target", ctl->budget().config().target}, {"policy", a.budget.control_policy},
                         {"gains", a.budget.control_gains}, {"deadband", a.budget.control_deadband},
                         {"ladder_dwell", a.budget.ladder_dwell},
+                        {"ladder_tier", a.budget.ladder_tier}, {"tier_switches", tier_switches},
+                        {"tier_switch_s", tier_switch_s},
                         {"final_kp", ctl->budget().config().kp},
                         {"final_ki", ctl->budget().config().ki}};
   if (adapter)

@@ -120,6 +120,11 @@ void visit_budget_options(BudgetOptions& b, bool run, V&& v) {
                        "masks and smaller batches (fewer for long steps)",
                .show_default = true, .group = g}, b.ladder_dwell);
   if (run)
+    v(OptionInfo{.flag = "--ladder-tier",
+                 .help = "fp8 or int8: a ladder level after knob control that re-quantises the routed experts to this "
+                         "precision (before top-1; with --expert-precision bf16)",
+                 .group = g}, b.ladder_tier);
+  if (run)
     v(OptionInfo{.flag = "--allow-infeasible",
                  .help = "run even when the budget is below the plant's floor (its cheapest rung): warn instead of "
                          "failing",

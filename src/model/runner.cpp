@@ -27,6 +27,16 @@ void Runner::adapt_optimizer_reset() {
   fail("adapt_optimizer_reset: this runner has no optimizer of its own (adapt_optimizer_begin returned false)");
 }
 
+void Runner::set_expert_precision(ops::ExpertPrecision p, const float* full) {
+  if (p == expert_precision()) return;
+  std::vector<float> now(size_t(layout().total()));
+  get_params(now.data());
+  for (const ParamSpec& s : layout().specs())
+    if (s.kind == ParamKind::Expert) std::copy(full + s.offset, full + s.offset + s.numel, now.begin() + s.offset);
+  set_expert_tier(p);
+  set_params(now.data());
+}
+
 void Runner::get_param_ranges(float* host, const std::vector<ParamRange>& ranges) const {
   std::vector<float> all(size_t(layout().total()));
   get_params(all.data());

@@ -36,6 +36,7 @@
 #include "moe/routing.h"
 #include "moe/routing_spec.h"
 #include "model/optimizer.h"
+#include "ops/quant.h"
 
 namespace wattmoe {
 
@@ -80,6 +81,12 @@ class Runner {
   // Only these ranges of `host` (the rest of the runner's weights stay): what test-time adaptation changes.
   virtual void set_param_ranges(const float* host, const std::vector<ParamRange>& ranges) = 0;
   virtual void get_params(float* host) const = 0;
+  // The routed experts' tier at run time (the degradation ladder's tier level, control/ladder.h): re-quantises them
+  // to `p` (bf16: restores them) from `full`, the model's full-precision weights in layout order, of which only the
+  // routed-expert tensors are read; every other weight keeps its current value, adaptation's included. Costs one
+  // get_params and one set_params (quantisation on the host, then the upload): a stall the caller accounts for.
+  void set_expert_precision(ops::ExpertPrecision p, const float* full);
+  virtual ops::ExpertPrecision expert_precision() const = 0;
 
   // --- routing of the following forwards (validated here: an error names the bad knob or cost table)
   virtual void set_routing(const RoutingSpec& spec) = 0;
@@ -159,6 +166,10 @@ class Runner {
   virtual void optimizer_step(double lr) = 0;
   virtual void save_optimizer(const std::string& path) const = 0;
   virtual void load_optimizer(const std::string& path) = 0;
+
+ protected:
+  // The tier the next set_params quantises to (set_expert_precision's second half).
+  virtual void set_expert_tier(ops::ExpertPrecision p) = 0;
 };
 
 std::unique_ptr<Runner> make_runner(const ModelConfig& c, const RunnerOptions& o);

@@ -60,6 +60,10 @@ class Plant {
   virtual bool prices_adaptation() const { return false; }
   virtual void charge_adaptation(const std::vector<std::vector<int64_t>>& /*counts*/, double /*tokens*/,
                                  int /*forwards*/, int /*backwards*/) {}
+  // The routed experts' tier changed at run time (the degradation ladder's tier level): a plant that prices the work
+  // prices their weights at `bytes` each from the next step (ops::expert_precision_bytes); a measured plant measures
+  // whatever the model runs, so the default does nothing.
+  virtual void set_expert_weight_bytes(double /*bytes*/) {}
   // Per-window JSONL fields beyond the common ones (empty object for none).
   virtual Json step_extras(const PlantStep&) const { return Json::object(); }
 };

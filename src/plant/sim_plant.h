@@ -41,6 +41,7 @@ class SimulatedPlant : public Plant {
   void charge_adaptation(const std::vector<std::vector<int64_t>>& counts, double tokens, int forwards,
                          int backwards) override;
   Json step_extras(const PlantStep& st) const override;  // sim_adapt_j, sim_adapt_s
+  void set_expert_weight_bytes(double bytes) override { shape_.expert.weight_bytes = bytes; }
 
   const SimulatedGpu& gpu() const { return gpu_; }
 

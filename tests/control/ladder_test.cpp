@@ -180,6 +180,36 @@ TEST(Ladder, ClimbsOnlyWhenTheLevelAboveIsPredictedToFit) {
   EXPECT_EQ(step(0.0, 100), -1);
 }
 
+// An expert tier (fp8) adds a second knob-control level right after rung 0; it and every level below run the
+// experts at the tier, the levels above it do not; u acts there as on rung 0, and the climb back to the
+// full-precision level is predicted from what each level measured at u = 1.
+TEST(Ladder, AnExpertTierIsAKnobLevelAfterRung0ThatEveryLevelBelowKeeps) {
+  LadderConfig c = small_ladder();
+  c.expert_tier = "fp8";
+  DegradationLadder l(c, 4);
+  // 0: knobs, 1: knobs at fp8, 2: top-1, 3-4: one and two masked, 5-6: batch ½ and ¼.
+  ASSERT_EQ(l.num_levels(), 7);
+  const int rungs[7] = {0, 0, 1, 2, 2, 3, 3};
+  for (int i = 0; i < 7; ++i) {
+    EXPECT_EQ(l.levels()[size_t(i)].rung, rungs[i]) << i;
+    EXPECT_EQ(l.levels()[size_t(i)].expert_tier, i == 0 ? "" : "fp8") << i;
+  }
+  EXPECT_TRUE(l.levels()[1].effort_acts());
+  Stepper step(l);
+  LadderInput& in = step.in;
+  for (int i = 0; i < 3; ++i) step(1.0, 120);  // knob control at its cheapest end draws 120 > 100: down
+  ASSERT_EQ(l.level(), 1);
+  EXPECT_NE(l.events().back().reason.find("rung 0 (knob control, fp8 experts)"), std::string::npos);
+  step(1.0, 95);  // fp8 at u = 1 fits; headroom lets u fall
+  // u low, but level 0 is predicted at 95 × 120/95 = 120 > 100: stay at the tier.
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(step(0.2, 90), 0);
+  EXPECT_EQ(l.level(), 1);
+  in.target = 130;  // now it fits: back to full precision
+  EXPECT_EQ(step(0.2, 90), -1);
+  EXPECT_EQ(l.level(), 0);
+  EXPECT_EQ(l.current().expert_tier, "");
+}
+
 // On a batch level u moves the share between the level above's (u = 0) and its own (u = 1); the ladder climbs
 // from there only with u at 0, where the level above's cheapest end is the same state: the measurement is the
 // prediction.

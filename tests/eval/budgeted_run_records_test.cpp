@@ -58,5 +58,45 @@ TEST(BudgetedRunRecords, FalseEndsTheRunAfterThatWindow) {
   EXPECT_FALSE(summary.contains("interrupted"));
 }
 
+// --ladder-tier fp8: a budget knob control cannot hold takes the ladder to its tier level; the windows from there on
+// run (and record) fp8 experts, and the summary counts the switch and its host time. (The plant's pricing of the
+// tier: tests/plant/expert_tier_cost_test.cpp.)
+TEST(BudgetedRunRecords, TheLadderTierSwitchesTheExpertsAndIsRecorded) {
+  const ModelWeights<float> m = tiny_weights();
+  const TokenStream s = random_stream(16 * 24 + 1, m.config.vocab_size, 3);
+  RunConfig c = budget_run();
+  c.budget.power_w = 95, c.budget.ladder_dwell = 2, c.budget.ladder_tier = "fp8";
+  std::vector<Json> records;
+  const Json summary = run_budgeted(c, m, s, [&](const Json& r) {
+    records.push_back(r);
+    return true;
+  });
+  ASSERT_EQ(records.size(), 24u);
+  EXPECT_EQ(records.front()["control"]["expert_tier"], "bf16");
+  int first_fp8 = -1;  // a record's control is the decision its window ran with
+  for (size_t i = 0; i < records.size() && first_fp8 < 0; ++i)
+    if (records[i]["control"]["expert_tier"] == "fp8") first_fp8 = int(i);
+  ASSERT_GT(first_fp8, 0) << "the ladder never reached its tier level";
+  EXPECT_EQ(records[size_t(first_fp8)]["control"]["rung"], 0);  // the tier level is knob control
+  const Json& ctl = summary["control"];
+  EXPECT_EQ(ctl["ladder_tier"], "fp8");
+  EXPECT_GE(ctl["tier_switches"].get<int64_t>(), 1);
+  EXPECT_GE(ctl["tier_switch_s"].get<double>(), 0.0);
+}
+
+TEST(BudgetedRunRecords, TheLadderTierIsRefusedWhereItCannotRun) {
+  const ModelWeights<float> m = tiny_weights();
+  const TokenStream s = random_stream(16 * 2 + 1, m.config.vocab_size, 3);
+  RunConfig c = budget_run();
+  c.budget.ladder_tier = "fp8";
+  c.runner.expert_precision = "int8";
+  EXPECT_NE(error_of([&] { run_budgeted(c, m, s, {}); }).find("--ladder-tier fp8 with --expert-precision int8"),
+            std::string::npos);
+  c.runner.expert_precision = "bf16", c.budget.power_w = 0;
+  EXPECT_NE(error_of([&] { run_budgeted(c, m, s, {}); }).find("--ladder-tier needs a budget"), std::string::npos);
+  c.budget.power_w = 300, c.budget.ladder_tier = "bf16";
+  EXPECT_NE(error_of([&] { run_budgeted(c, m, s, {}); }).find("--ladder-tier bf16"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace wattmoe::test

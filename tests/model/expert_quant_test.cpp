@@ -142,6 +142,37 @@ TEST(ExpertQuant, RunnerRefusesChangingQuantisedExperts) {
   EXPECT_EQ(test::error_of([&] { check_runner_options(o); }), "--expert-precision fp4: expected bf16, fp8 or int8");
 }
 
+// The tier switch at run time (Runner::set_expert_precision, the ladder's tier level): switching a bf16 runner to
+// fp8 gives exactly the weights of a runner made fp8, with a weight adaptation changed before the switch kept (a
+// router row); switching back restores the full-precision experts bit for bit, the changed router still kept.
+TEST(ExpertQuant, RunnerSwitchesTiersKeepingAdaptedWeights) {
+  const ModelWeights<float>& m = kjv();
+  const ParamLayout L = ParamLayout::build(m.config);
+  const ParamSpec* router = nullptr;
+  for (const ParamSpec& s : L.specs())
+    if (s.kind == ParamKind::Router && !router) router = &s;
+  ASSERT_NE(router, nullptr);
+  std::vector<float> adapted = m.params;  // what adaptation would have moved: the first router's weights
+  for (int64_t i = 0; i < router->numel; ++i) adapted[size_t(router->offset + i)] += 0.25f;
+
+  std::unique_ptr<Runner> run = make_runner(m.config, {});
+  run->set_params(m.params.data());
+  run->set_param_ranges(adapted.data(), {{router->offset, router->numel}});
+  EXPECT_EQ(run->expert_precision(), ExpertPrecision::Bf16);
+  run->set_expert_precision(ExpertPrecision::Fp8, m.params.data());
+  EXPECT_EQ(run->expert_precision(), ExpertPrecision::Fp8);
+  EXPECT_EQ(run->info().expert_precision, "fp8");
+  std::vector<float> want = adapted, got(adapted.size());
+  quantise_experts(m.config, L, want.data(), ExpertPrecision::Fp8);
+  run->get_params(got.data());
+  EXPECT_EQ(got, want) << "fp8 tier: quantised experts and the adapted router";
+
+  run->set_expert_precision(ExpertPrecision::Bf16, m.params.data());
+  run->get_params(got.data());
+  EXPECT_EQ(got, adapted) << "back to bf16: the full-precision experts and the adapted router";
+  EXPECT_EQ(run->expert_precision(), ExpertPrecision::Bf16);
+}
+
 // Quality on the shipped model (sliding windows over 2 kB of kjv val; the CPU runner, so "bf16" is the fp32 model).
 // fp8 keeps 4 significant bits per weight (relative error ≤ 2^-4), int8 an absolute error ≤ amax/254 per row: both
 // must stay close to the unquantised model, and neither may equal it (the experts really changed). Bound: the issue's

@@ -30,6 +30,23 @@ TEST(ExpertTierCost, Fp8ExpertsCostLessAndTheDensePartStays) {
   EXPECT_DOUBLE_EQ(step_joules(1, none), step_joules(2, none)) << "no expert ran: only the bf16 dense part";
 }
 
+// The ladder's tier level switches the tier at run time (Plant::set_expert_weight_bytes): a simulated plant made
+// bf16 and switched to fp8 charges a step exactly what a plant made fp8 does, and switching back restores bf16's.
+TEST(ExpertTierCost, ASwitchAtRunTimePricesAsAPlantMadeAtThatTier) {
+  const std::vector<std::vector<int64_t>> decode = {{1, 0, 1, 0, 0, 0, 0, 0}, {0, 2, 0, 0, 0, 0, 0, 0}};
+  const auto joules = [&](double made, double switched_to) {
+    PlantShape s;
+    set_plant_expert_shape(s, "1024x2048", 8, made);
+    s.streams = 1;
+    SimulatedPlant p(SimGpuParams{}, s);
+    if (switched_to > 0) p.set_expert_weight_bytes(switched_to);
+    return p.step(decode, 8, 1.0).joules;
+  };
+  EXPECT_DOUBLE_EQ(joules(2, 1), joules(1, 0));
+  EXPECT_DOUBLE_EQ(joules(1, 2), joules(2, 0));
+  EXPECT_LT(joules(2, 1), joules(2, 0));
+}
+
 TEST(ExpertTierCost, AnalyticRoutingCostsFollowTheTier) {
   ModelConfig c;
   c.hidden_size = 64, c.num_layers = 2, c.num_heads = 4, c.num_kv_heads = 2, c.head_dim = 16;
