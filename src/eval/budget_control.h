@@ -29,7 +29,7 @@ struct BudgetOptions {
   // long steps (serving's 1 s windows), where the default makes a budget step take many seconds to reach a rung
   int ladder_dwell = LadderConfig{}.dwell;
   // "" (none), fp8 or int8: a ladder level right after knob control with the routed experts re-quantised to this
-  // precision, kept by every level below it (wattmoe run; the run's own --expert-precision must be bf16)
+  // precision, kept by every level below it (wattmoe run on the simulated plant; its own --expert-precision bf16)
   std::string ladder_tier;
   bool allow_infeasible = false;        // wattmoe run: a budget below the plant's floor warns instead of failing
   bool active() const { return power_w > 0 || energy_j_per_token > 0; }

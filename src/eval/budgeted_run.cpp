@@ -174,6 +174,17 @@ void check_feasible(const BudgetOptions& b, const std::vector<std::pair<int64_t,
 void check_run_config(const RunConfig& a) {
   const BudgetOptions& b = a.budget;
   check_budget_options(b);
+  WATTMOE_REQUIRE(b.ladder_tier.empty() || b.active(), "--ladder-tier needs a budget (--power-budget-w or "
+                  "--energy-budget-j-per-token): the tier is a level of the budget's ladder");
+  WATTMOE_REQUIRE(b.ladder_tier.empty() || a.runner.expert_precision == "bf16",
+                  "--ladder-tier {} with --expert-precision {}: the tier level switches bf16 experts to a cheaper "
+                  "precision; run with --expert-precision bf16", b.ladder_tier, a.runner.expert_precision);
+  // On the GPU the fp8/int8 codes are read by the fused decode kernels only (forwards of at most 8 tokens); run's
+  // windows take the prefill path on bf16(code · scale), where a measured plant would see the tier save nothing.
+  WATTMOE_REQUIRE(b.ladder_tier.empty() || a.plant.name == "sim",
+                  "--ladder-tier with --plant {}: on the GPU the cheaper experts are read only by the decode kernels "
+                  "(at most 8 tokens a forward), and run's windows take the prefill path, where the tier saves "
+                  "nothing to measure; use it with the simulated plant (--plant sim)", a.plant.name);
   check_runner_options(a.runner);  // a GPU-less machine or CPU-only build fails here
   check_plant(a.plant.name);  // a CPU-only build or machine fails here for --plant cuda or model
   WATTMOE_REQUIRE(a.plant.name != "model" || a.runner.device == "cuda",
@@ -193,14 +204,6 @@ void check_run_config(const RunConfig& a) {
   WATTMOE_REQUIRE(!b.active() || a.routing.prune_least_used == 0,
                   "--prune-least-used {} with a budget: static pruning is a fixed routing, the controller moves the "
                   "knobs (drop the budget, or prune with --mask)", a.routing.prune_least_used);
-  WATTMOE_REQUIRE(b.ladder_tier.empty() || b.active(), "--ladder-tier needs a budget (--power-budget-w or "
-                  "--energy-budget-j-per-token): the tier is a level of the budget's ladder");
-  WATTMOE_REQUIRE(b.ladder_tier.empty() || a.runner.expert_precision == "bf16",
-                  "--ladder-tier {} with --expert-precision {}: the tier level switches bf16 experts to a cheaper "
-                  "precision; run with --expert-precision bf16", b.ladder_tier, a.runner.expert_precision);
-  WATTMOE_REQUIRE(b.ladder_tier.empty() || a.plant.name != "cuda",
-                  "--ladder-tier with --plant cuda: its synthetic replay runs bf16 experts; measure the model itself "
-                  "(--plant model)");
   validate_stream_options(a.stream);
 }
 

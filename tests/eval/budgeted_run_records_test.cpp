@@ -94,7 +94,9 @@ TEST(BudgetedRunRecords, TheLadderTierIsRefusedWhereItCannotRun) {
             std::string::npos);
   c.runner.expert_precision = "bf16", c.budget.power_w = 0;
   EXPECT_NE(error_of([&] { run_budgeted(c, m, s, {}); }).find("--ladder-tier needs a budget"), std::string::npos);
-  c.budget.power_w = 300, c.budget.ladder_tier = "bf16";
+  c.budget.power_w = 300, c.plant.name = "model";
+  EXPECT_NE(error_of([&] { run_budgeted(c, m, s, {}); }).find("--ladder-tier with --plant model"), std::string::npos);
+  c.plant.name = "sim", c.budget.ladder_tier = "bf16";
   EXPECT_NE(error_of([&] { run_budgeted(c, m, s, {}); }).find("--ladder-tier bf16"), std::string::npos);
 }
 
