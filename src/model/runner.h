@@ -85,8 +85,9 @@ class Runner {
   // to `p` (bf16: restores them) from `full`, the model's full-precision weights in layout order, of which only the
   // routed-expert tensors are read; every other weight keeps its current value, adaptation's included. Costs one
   // get_params and one set_params (quantisation on the host, then the upload): a stall the caller accounts for.
+  // Runners that cannot switch (the GPU runner, for now) refuse it naming themselves.
   void set_expert_precision(ops::ExpertPrecision p, const float* full);
-  virtual ops::ExpertPrecision expert_precision() const = 0;
+  ops::ExpertPrecision expert_precision() const { return ops::parse_expert_precision(info().expert_precision); }
 
   // --- routing of the following forwards (validated here: an error names the bad knob or cost table)
   virtual void set_routing(const RoutingSpec& spec) = 0;
@@ -168,8 +169,8 @@ class Runner {
   virtual void load_optimizer(const std::string& path) = 0;
 
  protected:
-  // The tier the next set_params quantises to (set_expert_precision's second half).
-  virtual void set_expert_tier(ops::ExpertPrecision p) = 0;
+  // The tier the next set_params quantises to (set_expert_precision's second half); the default refuses.
+  virtual void set_expert_tier(ops::ExpertPrecision p);
 };
 
 std::unique_ptr<Runner> make_runner(const ModelConfig& c, const RunnerOptions& o);

@@ -42,7 +42,6 @@ class CpuRunner final : public Runner {
     for (const ParamRange& r : ranges) std::copy(host + r.offset, host + r.offset + r.numel, params_.begin() + r.offset);
   }
   void get_params(float* host) const override { std::copy(params_.begin(), params_.end(), host); }
-  ops::ExpertPrecision expert_precision() const override { return experts_; }
 
   void set_routing(const RoutingSpec& spec) override {
     const ModelConfig& c = config();

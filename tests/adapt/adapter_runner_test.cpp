@@ -27,8 +27,6 @@ class CountingRunner final : public Runner {
     in_->set_param_ranges(h, r);
   }
   void get_params(float* h) const override { in_->get_params(h); }
-  ops::ExpertPrecision expert_precision() const override { return in_->expert_precision(); }
-  void set_expert_tier(ops::ExpertPrecision) override { fail("CountingRunner: no expert tier switch"); }
   void set_routing(const RoutingSpec& s) override { in_->set_routing(s); }
   void set_routing_observer(RoutingObserver o) override { in_->set_routing_observer(std::move(o)); }
   void forward(const int32_t* ids, int B, int S) override {
