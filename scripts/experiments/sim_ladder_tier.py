@@ -2,8 +2,8 @@
 """The ladder's expert-tier level (--ladder-tier fp8) against the ladder without it, under power budgets that knob
 control alone cannot hold (CPU; energy SIMULATED, bits/byte computed on the CPU with the experts as each window ran).
 
-    python3 scripts/experiments/sim_ladder_tier.py [--bin build/wattmoe] [--data-dir data] [--out results/sim-ladder-tier]
-                                                   [--tokens 16384] [--table-only]
+    python3 scripts/experiments/sim_ladder_tier.py [--bin build/wattmoe] [--data-dir data]
+                                                   [--out results/sim-ladder-tier] [--tokens 16384] [--table-only]
 
 models/kjv-small on kjv.test (its first --tokens tokens) with the simulated plant's defaults (Mixtral-shaped experts,
 16 streams a window). The budgets, BUDGETS_W, were picked on kjv.val before any test run: the unbudgeted model draws

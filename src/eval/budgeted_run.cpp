@@ -283,6 +283,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   const StopOnSignal stop;  // SIGINT/SIGTERM: this window completes (its log line too), then the summary
   std::string plant_fault;  // a plant that fails (a sensor dying mid-run) ends the run after the windows it measured
   std::string tier_now;     // the ladder's expert tier in force ("": the run's own)
+  const auto tier_name = [&](const std::string& t) { return t.empty() ? a.runner.expert_precision : t; };
   double tier_switch_s = 0;  // host time spent re-quantising between windows (outside every plant step)
   int64_t tier_switches = 0;
   auto on_window = [&](const WindowInfo& w, const WindowOutcome& r, StreamControl& next) {
@@ -323,7 +324,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
       if (ctl)
         j["control"] = Json{{"policy", decision.policy}, {"knobs", knobs_json(decision.knobs)}, {"u", decision.u},
                             {"floor", decision.floor}, {"rung", decision.rung}, {"batch_scale", decision.batch_scale},
-                            {"expert_tier", decision.expert_tier.empty() ? a.runner.expert_precision : decision.expert_tier},
+                            {"expert_tier", tier_name(decision.expert_tier)},
                             {"thermal_active", decision.thermal_active}, {"target", ctl->budget().config().target},
                             {"reason", decision.reason}};
       if (log.is_open()) log << j.dump() << '\n';
@@ -365,7 +366,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
       decision = ctl->update(in);
       next.routing = decision_spec(decision, routing);
       if (decision.expert_tier != tier_now) {  // the ladder entered or left its tier level: re-quantise the experts
-        const std::string to = decision.expert_tier.empty() ? a.runner.expert_precision : decision.expert_tier;
+        const std::string to = tier_name(decision.expert_tier);
         Timer t;
         model.set_expert_precision(ops::parse_expert_precision(to), m.params.data());
         plant->set_expert_weight_bytes(ops::expert_precision_bytes(to));
