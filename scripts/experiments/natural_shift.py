@@ -30,11 +30,11 @@ its expert matrices), windows.jsonl (per window of every test and forgetting run
 reset), meta.json (commit, date, command, the choices), table.md (from the records alone: --table-only).
 scripts/experiments/figures.py draws natural_shift.png from them. Nothing here is energy.
 """
-import datetime, json, math, os, shlex, sys, tempfile
+import json, os, sys, tempfile
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wattmoe_cli import experiment_args, git_commit, read_jsonl, wattmoe_json, write_jsonl, write_table  # noqa: E402  (the one place the CLI is called)
+from wattmoe_cli import experiment_args, read_jsonl, wattmoe_json, write_records, write_table  # noqa: E402  (the one place the CLI is called)
 
 HELD_OUT = ("kjv", "gcide", "wordnet", "man", "c", "python")
 TUNE_TOKENS, TEST_TOKENS = 4096, 16384
@@ -144,17 +144,12 @@ def experiment(a):
                 f.write(text)
             for n in (("static",) if part == "shift_only" else ("static", "full", "cheap")):
                 r.run("forget_" + part, d, n, path, settings[n], log=True)
-    for name, rows in (("tuning.jsonl", tuning), ("runs.jsonl", r.records), ("windows.jsonl", r.windows)):
-        write_jsonl(os.path.join(a.out, name), rows)
-    with open(os.path.join(a.out, "meta.json"), "w") as f:
-        json.dump({"command": "python3 scripts/experiments/natural_shift.py " + shlex.join(sys.argv[1:]),
-                   "commit": git_commit(SRC), "date": datetime.date.today().isoformat(), "device": "cpu",
-                   "label": "measured on the CPU (bits/byte; no energy)", "model": a.model, "data_dir": a.data_dir,
-                   "tune_tokens": TUNE_TOKENS, "test_tokens": TEST_TOKENS, "shift_bytes": SHIFT_BYTES,
-                   "prose_bytes": PROSE_BYTES, "prose_sample": "every 64th line of prose.test.txt",
-                   "chosen": {"full": full, "cheap": cheap}, "settings": settings,
-                   "tuning_scores": {"full": full_scores, "cheap": cheap_scores}}, f, indent=1)
-        f.write("\n")
+    write_records(a.out, "natural_shift.py",
+                  {"tuning.jsonl": tuning, "runs.jsonl": r.records, "windows.jsonl": r.windows}, device="cpu",
+                  label="measured on the CPU (bits/byte; no energy)", model=a.model, data_dir=a.data_dir,
+                  tune_tokens=TUNE_TOKENS, test_tokens=TEST_TOKENS, shift_bytes=SHIFT_BYTES, prose_bytes=PROSE_BYTES,
+                  prose_sample="every 64th line of prose.test.txt", chosen={"full": full, "cheap": cheap},
+                  settings=settings, tuning_scores={"full": full_scores, "cheap": cheap_scores})
 
 
 def load(out):

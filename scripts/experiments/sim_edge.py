@@ -26,11 +26,11 @@ windows.jsonl (one line per window of each run: power, step and adaptation joule
 controller's target, effort, ladder rung and batch share), meta.json (commit, date, the workload chosen and the val powers it was chosen on),
 table.md (made from the records: --table-only). scripts/experiments/figures.py draws sim_edge.png from them.
 """
-import datetime, json, math, os, shlex, sys
+import json, math, os, sys
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wattmoe_cli import experiment_args, git_commit, read_jsonl, ttt_recipe, wattmoe_json, write_table  # noqa: E402  (the one place the CLI is called)
+from wattmoe_cli import experiment_args, read_jsonl, ttt_recipe, wattmoe_json, write_records, write_table  # noqa: E402  (the one place the CLI is called)
 
 PROFILE = os.path.join("scripts", "experiments", "sim_edge.json")
 EXPERT_SHAPE = "2048x1024"  # OLMoE-1B-7B's expert (hidden 2048, expert FFN 1024)
@@ -91,22 +91,11 @@ def experiment(a):
         print(f"sim_edge.py: {name}: bits/byte {out['bits_per_byte']:.4f}, {out['plant']['mean_power_w']:.2f} W, "
               f"{1e3 * out['plant']['joules_per_token']:.4f} mJ/token (simulated)", file=sys.stderr)
     os.remove(tmp)
-    write_jsonl(os.path.join(a.out, "runs.jsonl"), runs)
-    write_jsonl(os.path.join(a.out, "windows.jsonl"), windows)
-    with open(os.path.join(a.out, "meta.json"), "w") as f:
-        json.dump({"command": "python3 scripts/experiments/sim_edge.py " + shlex.join(sys.argv[1:]),
-                   "commit": git_commit(SRC), "date": datetime.date.today().isoformat(), "device": "cpu",
-                   "label": "simulated (the edge profile; not measured)", "profile": PROFILE,
-                   "sim_params": runs[0]["summary"]["plant"].get("gpu"), "expert_shape": EXPERT_SHAPE,
-                   "budget_w": BUDGET_W, "load_w": LOAD_W, "tokens": a.tokens, "streams": streams,
-                   "val_top2_power_w": {str(k): v for k, v in val_power.items()}, "seeds": list(SEEDS)}, f, indent=1)
-        f.write("\n")
-
-
-def write_jsonl(path, rows):
-    with open(path, "w") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
+    write_records(a.out, "sim_edge.py", {"runs.jsonl": runs, "windows.jsonl": windows}, device="cpu",
+                  label="simulated (the edge profile; not measured)", profile=PROFILE,
+                  sim_params=runs[0]["summary"]["plant"].get("gpu"), expert_shape=EXPERT_SHAPE, budget_w=BUDGET_W,
+                  load_w=LOAD_W, tokens=a.tokens, streams=streams,
+                  val_top2_power_w={str(k): v for k, v in val_power.items()}, seeds=list(SEEDS))
 
 
 def power_stats(ws, budget):

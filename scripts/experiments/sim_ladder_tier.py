@@ -15,11 +15,10 @@ Records in --out: runs.jsonl (one line per run: name, command, the summary witho
 windows.jsonl (per window: power, J, bits/token, experts/token, the controller's u, rung and expert tier),
 meta.json, table.md (from the records: --table-only).
 """
-import datetime, json, os, shlex, sys
+import os, sys
 
-SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wattmoe_cli import experiment_args, git_commit, read_jsonl, wattmoe_json, write_jsonl, write_table  # noqa: E402
+from wattmoe_cli import experiment_args, read_jsonl, wattmoe_json, write_records, write_table  # noqa: E402
 
 BUDGETS_W = (280, 265, 250)
 TIERS = ("none", "fp8")
@@ -45,14 +44,9 @@ def experiment(a):
             print(f"sim_ladder_tier.py: {name}: bits/byte {out['bits_per_byte']:.4f}, "
                   f"{out['plant']['mean_power_w']:.1f} W (simulated)", file=sys.stderr)
     os.remove(tmp)
-    write_jsonl(os.path.join(a.out, "runs.jsonl"), runs)
-    write_jsonl(os.path.join(a.out, "windows.jsonl"), windows)
-    with open(os.path.join(a.out, "meta.json"), "w") as f:
-        json.dump({"command": "python3 scripts/experiments/sim_ladder_tier.py " + shlex.join(sys.argv[1:]),
-                   "commit": git_commit(SRC), "date": datetime.date.today().isoformat(), "device": "cpu",
-                   "label": "simulated plant (energy not measured); bits/byte computed", "tokens": a.tokens,
-                   "budgets_w": list(BUDGETS_W)}, f, indent=1)
-        f.write("\n")
+    write_records(a.out, "sim_ladder_tier.py", {"runs.jsonl": runs, "windows.jsonl": windows}, device="cpu",
+                  label="simulated plant (energy not measured); bits/byte computed", tokens=a.tokens,
+                  budgets_w=list(BUDGETS_W))
 
 
 def table(out):

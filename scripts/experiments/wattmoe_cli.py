@@ -4,14 +4,15 @@ wattmoe_json(binary, args) runs `binary args... --json` from the current directo
 summary by default, their JSON with --json) and returns (the JSON it printed, the command as one shell-quoted string
 for the records); a failure or non-JSON output ends the script (exit 2) with the command and its stderr.
 read_jsonl(path, who) reads a records file (a line that is not JSON ends the script naming it); write_jsonl(path,
-rows) writes one; require_inputs(paths, data_dir, who) ends the script naming a missing input.
+rows) writes one; write_records(out, script, files, **meta) writes an experiment's records files and its meta.json
+(the command, commit and date first, then meta); require_inputs(paths, data_dir, who) ends the script naming a missing input.
 ttt_recipe(src) returns the tuned TTT flags, read from their one home, scripts/device/ttt_recipe.sh.
 calibration(binary, model, data_dir, path, who) makes static pruning's calibration (`wattmoe eval` of top-2 on the
 first CAL_TOKENS tokens of kjv train: per-layer expert counts) at path unless it exists, and returns its command.
 experiment_args(doc, out) is the parser of the shared flags (--bin, --model, --data-dir, --out with its default);
 write_table(out, text) writes OUT/table.md and prints it.
 """
-import argparse, json, os, re, shlex, subprocess, sys
+import argparse, datetime, json, os, re, shlex, subprocess, sys
 
 CAL_TOKENS = 65536  # static pruning's calibration: the first 64 Ki tokens of kjv train (val and test stay unseen)
 
@@ -48,6 +49,18 @@ def write_jsonl(path, rows):
     with open(path, "w") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
+
+
+def write_records(out, script, files, **meta):
+    """files ({name: rows}) as JSON lines in out, and out/meta.json: the command that made them (scripts/experiments/
+    script with this process's arguments), the commit, today's date, then meta's keys in order."""
+    for name, rows in files.items():
+        write_jsonl(os.path.join(out, name), rows)
+    src = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+    with open(os.path.join(out, "meta.json"), "w") as f:
+        json.dump({"command": f"python3 scripts/experiments/{script} " + shlex.join(sys.argv[1:]),
+                   "commit": git_commit(src), "date": datetime.date.today().isoformat(), **meta}, f, indent=1)
+        f.write("\n")
 
 
 def require_inputs(paths, data_dir, who="experiments"):
