@@ -34,6 +34,20 @@ def test_budgeted_run_equals_cli(model, cli, text_file, tmp_path):
     assert records[-1]["control"]["target"] == 290 and run.summary["control"]["final_target"] == 290
 
 
+def test_ladder_tier_run_equals_cli(model, cli, text_file, tmp_path):
+    # A budget knob control alone cannot hold: the ladder's fp8 level re-quantises the experts (--ladder-tier).
+    cli.run("run", "--model", MODEL, "--data", text_file, "--power-budget-w", 265, "--ladder-tier", "fp8",
+            "--log", tmp_path / "cli.jsonl", "--summary", tmp_path / "cli.json")
+    run = model.run(text_file, power_budget=265, ladder_tier="fp8")
+    records = run.records()
+    assert [strip(r, RECORD_TIMING) for r in records] == [strip(r, RECORD_TIMING) for r in read_jsonl(tmp_path / "cli.jsonl")]
+    assert any(r["control"]["expert_tier"] == "fp8" for r in records)
+    ctl = run.summary["control"]
+    assert ctl["ladder_tier"] == "fp8" and ctl["tier_switches"] >= 1
+    cli_ctl = json.loads((tmp_path / "cli.json").read_text())["control"]
+    assert strip(ctl, {"tier_switch_s"}) == strip(cli_ctl, {"tier_switch_s"})  # the switch's host time is wall clock
+
+
 def test_ttt_run_equals_cli(model, cli, text_file, tmp_path):
     cli.run("run", "--model", MODEL, "--data", text_file, "--max-tokens", 1024, "--ttt", "--ttt-lr", "0.01",
             "--ttt-groups", "router", "--log", tmp_path / "cli.jsonl", "--summary", tmp_path / "cli.json")
