@@ -4,8 +4,9 @@ wattmoe_json(binary, args) runs `binary args... --json` from the current directo
 summary by default, their JSON with --json) and returns (the JSON it printed, the command as one shell-quoted string
 for the records); a failure or non-JSON output ends the script (exit 2) with the command and its stderr.
 read_jsonl(path, who) reads a records file (a line that is not JSON ends the script naming it); write_jsonl(path,
-rows) writes one; write_records(out, script, files, **meta) writes an experiment's records files and its meta.json
-(the command, commit and date first, then meta); require_inputs(paths, data_dir, who) ends the script naming a missing input.
+rows) writes one; write_records(out, script, files, **meta) writes an experiment's records files and its
+meta.json (the command, commit and date first, then meta); require_inputs(paths, data_dir, who) ends the script
+naming a missing input.
 ttt_recipe(src) returns the tuned TTT flags, read from their one home, scripts/device/ttt_recipe.sh.
 calibration(binary, model, data_dir, path, who) makes static pruning's calibration (`wattmoe eval` of top-2 on the
 first CAL_TOKENS tokens of kjv train: per-layer expert counts) at path unless it exists, and returns its command.

@@ -71,7 +71,7 @@ DegradationLadder::DegradationLadder(LadderConfig c, int num_experts) : c_(std::
   validate(c_, E_);
   levels_.push_back({0, 0, 1.0});
   if (!c_.enabled) return;
-  if (!c_.expert_tier.empty()) levels_.push_back({0, 0, 1.0, 1.0, c_.expert_tier});
+  if (!c_.expert_tier.empty()) levels_.push_back({0, 0, 1.0});  // knob control again, at the tier (below)
   if (c_.top1) levels_.push_back({1, 0, 1.0});
   int deepest = 0;
   if (!c_.layer_costs.empty()) {
@@ -88,7 +88,7 @@ DegradationLadder::DegradationLadder(LadderConfig c, int num_experts) : c_(std::
   }
   double above = 1.0;
   for (double s : c_.batch_scales) levels_.push_back({3, deepest, s, above}), above = s;
-  for (size_t i = 2; i < levels_.size() && !c_.expert_tier.empty(); ++i) levels_[i].expert_tier = c_.expert_tier;
+  for (size_t i = 1; i < levels_.size(); ++i) levels_[i].expert_tier = c_.expert_tier;  // every level below 0
 }
 
 std::vector<std::vector<bool>> DegradationLadder::masks() const {
