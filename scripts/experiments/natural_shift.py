@@ -14,9 +14,9 @@ sequence (batch 1) in windows of 128 tokens, scored before it is adapted on (pre
    CHEAP (the top layer only, a trigger, no guard), each scored on the split's first TUNE_TOKENS tokens (gain,
    adaptation time) and on the forgetting stream of step 3 made of val text (the split's first SHIFT_BYTES bytes,
    then every 64th line of prose.val.txt). Of each kind, the setting with the best mean relative gain over the six
-   domains (ties: the one forgetting less) among those meeting the goals (full: worst val forgetting ≤ FORGET_GOAL; cheap: also mean adaptation
-   time ≤ OVERHEAD_GOAL of inference) is chosen, the goals relaxed from the last when none meets them all, then
-   fixed.
+   domains (ties: the one forgetting less) among those meeting the goals (full: worst val forgetting ≤ FORGET_GOAL;
+   cheap: also mean adaptation time ≤ OVERHEAD_GOAL of inference) is chosen, the goals relaxed from the last when
+   none meets them all, then fixed.
 2. Test (each domain's test split, its first TEST_TOKENS tokens), with the chosen settings:
      static   no adaptation
      full     the chosen full setting, adapting on every 128-token window

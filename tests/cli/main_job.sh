@@ -15,7 +15,8 @@ failures=0
 fail() { echo "FAIL: $*" >&2; failures=$((failures + 1)); }
 TOKENS=6000
 
-"$BIN" data build --out "$TMP/data" > /dev/null 2> "$TMP/err" || { echo "FAIL: data build: $(cat "$TMP/err")" >&2; exit 1; }
+"$BIN" data build --out "$TMP/data" > /dev/null 2> "$TMP/err" ||
+  { echo "FAIL: data build: $(cat "$TMP/err")" >&2; exit 1; }
 RUN=(run --model "$SRC/models/mix-small" --data "$TMP/data/kjv.val.txt" --max-tokens $TOKENS)
 "$BIN" "${RUN[@]}" --summary "$TMP/static.json" > /dev/null 2>&1 || fail "the unadapted top-2 run failed"
 "$BIN" "${RUN[@]}" --config "$SRC/scripts/main_job.toml" --summary "$TMP/main.json" > "$TMP/main.txt" 2> /dev/null ||
