@@ -185,9 +185,6 @@ void check_run_config(const RunConfig& a) {
                   "--ladder-tier with --plant {}: on the GPU the cheaper experts are read only by the decode kernels "
                   "(at most 8 tokens a forward), and run's windows take the prefill path, where the tier saves "
                   "nothing to measure; use it with the simulated plant (--plant sim)", a.plant.name);
-  WATTMOE_REQUIRE(b.ladder_tier.empty() || a.runner.device == "cpu",
-                  "--ladder-tier with --device {}: only the CPU runner switches its experts' tier at run time so "
-                  "far", a.runner.device);
   check_runner_options(a.runner);  // a GPU-less machine or CPU-only build fails here
   check_plant(a.plant.name);  // a CPU-only build or machine fails here for --plant cuda or model
   WATTMOE_REQUIRE(a.plant.name != "model" || a.runner.device == "cuda",

@@ -135,11 +135,13 @@ class CudaRunner final : public Runner {
 
   // Quantised experts (model/expert_quant.h): every path gets code · scale; the fused decode kernels the codes.
   void set_params(const float* host) override {
-    if (experts_ == ops::ExpertPrecision::Bf16) return model_.upload_params(host);
-    std::vector<float> q(host, host + layout().total());
-    ExpertCodes codes;
-    quantise_experts(config(), layout(), q.data(), experts_, &codes);
-    model_.upload_params(q.data());
+    std::vector<float> q;
+    ExpertCodes codes;  // bf16: none, and the fused decode path drops any it held (a tier switch back)
+    if (experts_ != ops::ExpertPrecision::Bf16) {
+      q.assign(host, host + layout().total());
+      quantise_experts(config(), layout(), q.data(), experts_, &codes);
+    }
+    model_.upload_params(q.empty() ? host : q.data());
     if constexpr (std::is_same_v<T, cuda::bf16>) {
       if (fused()) model_.set_quantised_experts(codes);
     }
@@ -353,6 +355,7 @@ class CudaRunner final : public Runner {
   }
 
  private:
+  void set_expert_tier(ops::ExpertPrecision p) override { experts_ = p; }
   bool fused() const { return model_.moe_kernels() == gpu::MoeKernels::Fused; }
   // The last forward's routing to the observer (once), layers in order.
   void flush() {

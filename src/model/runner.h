@@ -85,7 +85,6 @@ class Runner {
   // to `p` (bf16: restores them) from `full`, the model's full-precision weights in layout order, of which only the
   // routed-expert tensors are read; every other weight keeps its current value, adaptation's included. Costs one
   // get_params and one set_params (quantisation on the host, then the upload): a stall the caller accounts for.
-  // Runners that cannot switch (the GPU runner, for now) refuse it naming themselves.
   void set_expert_precision(ops::ExpertPrecision p, const float* full);
   ops::ExpertPrecision expert_precision() const { return ops::parse_expert_precision(info().expert_precision); }
 

@@ -111,6 +111,37 @@ TEST_P(QuantExpertsModel, BitsPerByteMatchTheCpu) {
   EXPECT_LE(std::fabs(g / c - 1), 1e-2) << p;
 }
 
+// The tier switch at run time (Runner::set_expert_precision, the ladder's tier level) on the fused runner: a bf16
+// runner switched to this tier decodes bit for bit as a runner made at it (codes and scales uploaded, the decode
+// kernels reading them), and switched back, bit for bit as a runner made bf16 (the codes dropped).
+TEST_P(QuantExpertsModel, TierSwitchDecodesAsARunnerMadeAtThatTier) {
+  if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
+  const std::string p = GetParam();
+  const ModelWeights<float>& m = kjv();
+  const size_t V = size_t(m.config.vocab_size);
+  const std::string text = "In the beginning God created the heaven and the earth.";
+  const std::vector<int32_t> ids(text.begin(), text.end());
+  const auto decode = [&](Runner& r) {  // a prompt of 8 tokens, then 4 single tokens: the decode kernels
+    std::vector<float> out;
+    r.reset_cache(64);
+    for (int step = 0, pos = 0; step < 5; ++step) {
+      const int S = step == 0 ? 8 : 1;
+      r.forward_cached(ids.data() + pos, S);
+      pos += S;
+      out.insert(out.end(), r.logits(), r.logits() + size_t(S) * V);
+    }
+    return out;
+  };
+  auto made = runner("cuda", p, m.params.data());
+  auto made_bf16 = runner("cuda", "bf16", m.params.data());
+  auto switched = runner("cuda", "bf16", m.params.data());
+  switched->set_expert_precision(ops::parse_expert_precision(p), m.params.data());
+  ASSERT_EQ(switched->info().expert_precision, p);
+  EXPECT_EQ(decode(*switched), decode(*made)) << p << ": switched to the tier";
+  switched->set_expert_precision(ops::ExpertPrecision::Bf16, m.params.data());
+  EXPECT_EQ(decode(*switched), decode(*made_bf16)) << p << ": switched back to bf16";
+}
+
 INSTANTIATE_TEST_SUITE_P(Formats, QuantExpertsModel, ::testing::Values("fp8", "int8"),
                          [](const ::testing::TestParamInfo<const char*>& i) { return std::string(i.param); });
 
