@@ -122,8 +122,7 @@ void visit_budget_options(BudgetOptions& b, bool run, V&& v) {
   if (run)
     v(OptionInfo{.flag = "--ladder-tier",
                  .help = "fp8 or int8: a ladder level after knob control that re-quantises the routed experts to this "
-                         "precision (before top-1; with --expert-precision bf16, the CPU runner and the simulated "
-                         "plant)",
+                         "precision (before top-1; with --expert-precision bf16 and the simulated plant)",
                  .group = g}, b.ladder_tier);
   if (run)
     v(OptionInfo{.flag = "--allow-infeasible",
