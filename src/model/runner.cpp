@@ -38,8 +38,8 @@ void Runner::set_expert_precision(ops::ExpertPrecision p, const float* full) {
 }
 
 void Runner::set_expert_tier(ops::ExpertPrecision p) {
-  fail("the {} runner cannot switch its routed experts to {} at run time (the CPU runner can)", info().device,
-       ops::expert_precision_name(p));
+  fail("the {} runner cannot switch its routed experts to {} at run time (the CPU and GPU runners can)",
+       info().device, ops::expert_precision_name(p));
 }
 
 void Runner::get_param_ranges(float* host, const std::vector<ParamRange>& ranges) const {

@@ -48,8 +48,13 @@ while i < len(flags):
         chosen[flags[i][2:]] = True; i += 1
 run = tomllib.load(open(f"{src}/scripts/main_job.toml", "rb"))["run"]
 ttt = {k: v for k, v in run.items() if k.startswith("ttt") or k.startswith("lora")}
-norm = lambda v: v if isinstance(v, bool) else (float(v) if str(v).replace(".", "").replace("e-", "").isdigit()
-                                                else str(v))
+def norm(v):  # TOML values and CLI strings compared as numbers where they are numbers
+    if isinstance(v, bool):
+        return v
+    try:
+        return float(v)
+    except ValueError:
+        return str(v)
 assert {k: norm(v) for k, v in ttt.items()} == {k: norm(v) for k, v in chosen.items()}, (ttt, chosen)
 PY
 
