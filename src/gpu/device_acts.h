@@ -70,6 +70,9 @@ struct DeviceActs {
 struct LoraDims {  // the routed experts' LoRA (rank 0: none)
   float scale = 1;
   int64_t rank = 0;
+  // The expert weights given already hold scale·B·A (the fused path's merged experts): the forward adds no LoRA
+  // branch and dx takes no dt·A product; the factors' own gradients are computed as without.
+  bool merged = false;
 };
 
 // Where a tensor that starts at offset o of the ParamLayout buffer starts in another buffer (null: at o).

@@ -1,6 +1,8 @@
 // SwiGLU FFN (+ LoRA branch) on the GPU, op for op as ffn_forward/ffn_backward and lora_fwd/lora_bwd of the CPU model,
 // over the rows of one FFN or of every routed expert at once (each op one grouped product: cuda::gemm_grouped); and
 // rebase (weight views on device buffers).
+#include <array>
+
 #include "gpu/device_acts.h"
 
 namespace wattmoe::gpu {
@@ -26,78 +28,106 @@ template <class T>
 struct Grouped {
   Context& ctx;
   const std::vector<int64_t>& off;
-  // For each expert with rows, f(e, r0, n) gives its operands; a null C leaves the expert out. Then one
-  // gemm_grouped: C_e = alpha·op(A_e)·op(B_e) + beta·C_e, each group of N columns.
+  // For each of `projs` projections (of one shape) and each expert with rows, f(p, e, r0, n) gives its operands; a
+  // null C leaves it out. Then one gemm_grouped: C = alpha·op(A)·op(B) + beta·C, each group of N columns; the
+  // projections share it when there are several experts (one FFN keeps a product per call: cuBLAS at its sizes).
+  // Groups of one launch must not share a C that they accumulate into (beta ≠ 0 or split K would race).
   template <class F>
-  void gemm(bool ta, bool tb, int64_t N, float alpha, int64_t lda, int64_t ldb, float beta, int64_t ldc, F f) const {
+  void gemm(size_t projs, bool ta, bool tb, int64_t N, float alpha, int64_t lda, int64_t ldb, float beta, int64_t ldc,
+            F f) const {
     std::vector<cuda::GemmGroup<T>> groups;
-    for (size_t e = 0; e + 1 < off.size(); ++e) {
-      const int64_t n = off[e + 1] - off[e];
-      if (n == 0) continue;
-      const cuda::GemmGroup<T> g = f(e, off[e], n);
-      if (g.C) groups.push_back(g);
+    const auto launch = [&] {
+      if (!groups.empty()) cuda::gemm_grouped<T>(ctx, ta, tb, groups, N, alpha, lda, ldb, beta, ldc);
+      groups.clear();
+    };
+    for (size_t p = 0; p < projs; ++p) {
+      for (size_t e = 0; e + 1 < off.size(); ++e) {
+        const int64_t n = off[e + 1] - off[e];
+        if (n == 0) continue;
+        const cuda::GemmGroup<T> g = f(p, e, off[e], n);
+        if (g.C) groups.push_back(g);
+      }
+      if (off.size() <= 2) launch();
     }
-    if (!groups.empty()) cuda::gemm_grouped<T>(ctx, ta, tb, groups, N, alpha, lda, ldb, beta, ldc);
+    launch();
   }
   int64_t rows() const { return off.back(); }
 };
 
-// y_e[n, out] += s·(x_e·A_eᵀ)·B_eᵀ for every expert (model/lora_linear.h)
-template <class T>
-void lora_fwd(const Grouped<T>& G, const std::vector<FfnView<T>>& w, Proj<T> p, const T* x, float s, T* y,
-              int64_t in, int64_t out, int64_t r, FfnScratch<T>& sc) {
-  sc.t.resize(size_t(G.rows() * r));
+// Projections of one shape that read the same rows x (gate and up; or down alone), with their per-projection row
+// arrays (outputs, or output gradients): each op below is one launch for all of them.
+template <class T, size_t P>
+using Projs = std::array<Proj<T>, P>;
+template <class T, size_t P>
+using Rows = std::array<T*, P>;
+template <class T, size_t P>
+using RowsIn = std::array<const T*, P>;
+
+// y_p += s·(x·A_pᵀ)·B_pᵀ for every projection and expert (model/lora_linear.h); t_p = x·A_pᵀ in scratch.
+template <class T, size_t P>
+void lora_fwd(const Grouped<T>& G, const std::vector<FfnView<T>>& w, const Projs<T, P>& ps, const T* x, float s,
+              const Rows<T, P>& y, int64_t in, int64_t out, int64_t r, FfnScratch<T>& sc) {
+  const int64_t R = G.rows();
+  sc.t.resize(size_t(P * R * r));
   T* t = sc.t.data();
-  G.gemm(false, true, r, 1.f, in, in, 0.f, r, [&](size_t e, int64_t r0, int64_t n) {
-    return cuda::GemmGroup<T>{x + r0 * in, w[e].*p.A, t + r0 * r, n, in};
+  G.gemm(P, false, true, r, 1.f, in, in, 0.f, r, [&](size_t p, size_t e, int64_t r0, int64_t n) {
+    return cuda::GemmGroup<T>{x + r0 * in, w[e].*ps[p].A, t + (p * R + r0) * r, n, in};
   });
-  G.gemm(false, true, out, s, r, r, 1.f, out, [&](size_t e, int64_t r0, int64_t n) {
-    return cuda::GemmGroup<T>{t + r0 * r, w[e].*p.B, y + r0 * out, n, r};
+  G.gemm(P, false, true, out, s, r, r, 1.f, out, [&](size_t p, size_t e, int64_t r0, int64_t n) {
+    return cuda::GemmGroup<T>{t + (p * R + r0) * r, w[e].*ps[p].B, y[p] + r0 * out, n, r};
   });
 }
 
-// One projection's forward, y_e = x_e·W_eᵀ (+ its LoRA branch), for every expert.
-template <class T>
-void proj_fwd(const Grouped<T>& G, const std::vector<FfnView<T>>& w, Proj<T> p, const T* x, T* y, int64_t in,
-              int64_t out, const LoraDims& lo, FfnScratch<T>& sc) {
-  G.gemm(false, true, out, 1.f, in, in, 0.f, out, [&](size_t e, int64_t r0, int64_t n) {
-    return cuda::GemmGroup<T>{x + r0 * in, w[e].*p.W, y + r0 * out, n, in};
+// The projections' forward, y_p = x·W_pᵀ (+ its LoRA branch unless W already holds it), for every expert.
+template <class T, size_t P>
+void proj_fwd(const Grouped<T>& G, const std::vector<FfnView<T>>& w, const Projs<T, P>& ps, const T* x,
+              const Rows<T, P>& y, int64_t in, int64_t out, const LoraDims& lo, FfnScratch<T>& sc) {
+  G.gemm(P, false, true, out, 1.f, in, in, 0.f, out, [&](size_t p, size_t e, int64_t r0, int64_t n) {
+    return cuda::GemmGroup<T>{x + r0 * in, w[e].*ps[p].W, y[p] + r0 * out, n, in};
   });
-  if (w.front().has_lora()) lora_fwd(G, w, p, x, lo.scale, y, in, out, lo.rank, sc);
+  if (w.front().has_lora() && !lo.merged) lora_fwd(G, w, ps, x, lo.scale, y, in, out, lo.rank, sc);
 }
 
-// Backward of proj_fwd for every expert: dx_e += dy_e·W_e (dx_of(e, r0): expert e's dx rows, or null), dW_e +=
-// dy_eᵀ·x_e; LoRA: dB += s·dyᵀ·t, dA += dtᵀ·x, dx += dt·A with t = x·Aᵀ, dt = s·dy·B (model/lora_linear.h).
-template <class T, class DxOf>
-void proj_bwd(const Grouped<T>& G, const std::vector<FfnView<T>>& w, const std::vector<FfnView<T>>& gw, Proj<T> p,
-              const T* x, const T* dy, DxOf dx_of, int64_t in, int64_t out, const LoraDims& lo, FfnScratch<T>& sc) {
-  G.gemm(false, false, in, 1.f, out, in, 1.f, in, [&](size_t e, int64_t r0, int64_t n) {
-    return cuda::GemmGroup<T>{dy + r0 * out, w[e].*p.W, dx_of(e, r0), n, out};
-  });
-  G.gemm(true, false, in, 1.f, out, in, 1.f, in, [&](size_t e, int64_t r0, int64_t n) {
-    return cuda::GemmGroup<T>{dy + r0 * out, x + r0 * in, gw[e].*p.W, out, n};
+// Backward of proj_fwd for every projection and expert: dx_e += Σ_p dy_p·W_p (dx_of(e, r0): expert e's dx rows, or
+// null; one launch per projection, as they add into the same rows), dW_p += dy_pᵀ·x; LoRA: dB += s·dyᵀ·t, dA +=
+// dtᵀ·x, dx += dt·A with t = x·Aᵀ, dt = s·dy·B (model/lora_linear.h). With lo.merged, W already holds s·B·A, so dy·W
+// is the whole dx and the dt·A product is not taken.
+template <class T, size_t P, class DxOf>
+void proj_bwd(const Grouped<T>& G, const std::vector<FfnView<T>>& w, const std::vector<FfnView<T>>& gw,
+              const Projs<T, P>& ps, const T* x, const RowsIn<T, P>& dy, DxOf dx_of, int64_t in, int64_t out,
+              const LoraDims& lo, FfnScratch<T>& sc) {
+  const int64_t R = G.rows();
+  for (size_t q = 0; q < P; ++q)
+    G.gemm(1, false, false, in, 1.f, out, in, 1.f, in, [&](size_t, size_t e, int64_t r0, int64_t n) {
+      return cuda::GemmGroup<T>{dy[q] + r0 * out, w[e].*ps[q].W, dx_of(e, r0), n, out};
+    });
+  G.gemm(P, true, false, in, 1.f, out, in, 1.f, in, [&](size_t p, size_t e, int64_t r0, int64_t n) {
+    return cuda::GemmGroup<T>{dy[p] + r0 * out, x + r0 * in, gw[e].*ps[p].W, out, n};
   });
   if (!w.front().has_lora()) return;
   const int64_t r = lo.rank;
   const float s = lo.scale;
-  sc.t.resize(size_t(G.rows() * r)), sc.dt.resize(size_t(G.rows() * r));
+  sc.t.resize(size_t(P * R * r)), sc.dt.resize(size_t(P * R * r));
   T *t = sc.t.data(), *dt = sc.dt.data();
-  G.gemm(false, true, r, 1.f, in, in, 0.f, r, [&](size_t e, int64_t r0, int64_t n) {
-    return cuda::GemmGroup<T>{x + r0 * in, w[e].*p.A, gw[e].*p.B ? t + r0 * r : nullptr, n, in};
+  const auto at = [&](T* base, size_t p, int64_t r0) { return base + (int64_t(p) * R + r0) * r; };
+  G.gemm(P, false, true, r, 1.f, in, in, 0.f, r, [&](size_t p, size_t e, int64_t r0, int64_t n) {
+    return cuda::GemmGroup<T>{x + r0 * in, w[e].*ps[p].A, gw[e].*ps[p].B ? at(t, p, r0) : nullptr, n, in};
   });
-  G.gemm(true, false, r, s, out, r, 1.f, r, [&](size_t e, int64_t r0, int64_t n) {
-    return cuda::GemmGroup<T>{dy + r0 * out, t + r0 * r, gw[e].*p.B, out, n};
+  G.gemm(P, true, false, r, s, out, r, 1.f, r, [&](size_t p, size_t e, int64_t r0, int64_t n) {
+    return cuda::GemmGroup<T>{dy[p] + r0 * out, at(t, p, r0), gw[e].*ps[p].B, out, n};
   });
-  G.gemm(false, false, r, s, out, r, 0.f, r, [&](size_t e, int64_t r0, int64_t n) {
-    const bool need = gw[e].*p.A || dx_of(e, r0);
-    return cuda::GemmGroup<T>{dy + r0 * out, w[e].*p.B, need ? dt + r0 * r : nullptr, n, out};
+  G.gemm(P, false, false, r, s, out, r, 0.f, r, [&](size_t p, size_t e, int64_t r0, int64_t n) {
+    const bool need = gw[e].*ps[p].A || (!lo.merged && dx_of(e, r0));
+    return cuda::GemmGroup<T>{dy[p] + r0 * out, w[e].*ps[p].B, need ? at(dt, p, r0) : nullptr, n, out};
   });
-  G.gemm(true, false, in, 1.f, r, in, 1.f, in, [&](size_t e, int64_t r0, int64_t n) {
-    return cuda::GemmGroup<T>{dt + r0 * r, x + r0 * in, gw[e].*p.A, r, n};
+  G.gemm(P, true, false, in, 1.f, r, in, 1.f, in, [&](size_t p, size_t e, int64_t r0, int64_t n) {
+    return cuda::GemmGroup<T>{at(dt, p, r0), x + r0 * in, gw[e].*ps[p].A, r, n};
   });
-  G.gemm(false, false, in, 1.f, r, in, 1.f, in, [&](size_t e, int64_t r0, int64_t n) {
-    return cuda::GemmGroup<T>{dt + r0 * r, w[e].*p.A, dx_of(e, r0), n, r};
-  });
+  if (lo.merged) return;
+  for (size_t q = 0; q < P; ++q)
+    G.gemm(1, false, false, in, 1.f, r, in, 1.f, in, [&](size_t, size_t e, int64_t r0, int64_t n) {
+      return cuda::GemmGroup<T>{at(dt, q, r0), w[e].*ps[q].A, dx_of(e, r0), n, r};
+    });
 }
 
 // p's tensor on `to`: at offset remap(p − from), or p − from without a remap.
@@ -147,10 +177,9 @@ void experts_fwd(Context& ctx, const std::vector<FfnView<T>>& w, const std::vect
                  int64_t H, int64_t I, T* g, T* u, T* a, T* out, const LoraDims& lo, FfnScratch<T>& s) {
   const Grouped<T> G{ctx, off};
   if (G.rows() == 0) return;
-  proj_fwd(G, w, kGate<T>, x, g, H, I, lo, s);
-  proj_fwd(G, w, kUp<T>, x, u, H, I, lo, s);
+  proj_fwd<T, 2>(G, w, {kGate<T>, kUp<T>}, x, {g, u}, H, I, lo, s);
   cuda::swiglu_fwd<T>(ctx, g, u, a, G.rows() * I);
-  proj_fwd(G, w, kDown<T>, a, out, I, H, lo, s);
+  proj_fwd<T, 1>(G, w, {kDown<T>}, a, {out}, I, H, lo, s);
 }
 
 template <class T>
@@ -173,13 +202,12 @@ void experts_bwd(Context& ctx, const std::vector<FfnView<T>>& w, const std::vect
     s.da.zero(ctx.stream()), s.dg.zero(ctx.stream()), s.du.zero(ctx.stream());
   }
   T* da = s.da.data();
-  proj_bwd(G, w, gw, kDown<T>, a, dout, [&](size_t e, int64_t r0) { return lower[e] ? da + r0 * I : nullptr; }, I,
-           H, lo, s);
+  proj_bwd<T, 1>(G, w, gw, {kDown<T>}, a, {dout},
+                 [&](size_t e, int64_t r0) { return lower[e] ? da + r0 * I : nullptr; }, I, H, lo, s);
   if (!any_lower) return;
   cuda::swiglu_bwd<T>(ctx, g, u, da, s.dg.data(), s.du.data(), R * I);
   auto dx_of = [&](size_t, int64_t r0) { return dx ? dx + r0 * H : nullptr; };
-  proj_bwd(G, w, gw, kGate<T>, x, s.dg.data(), dx_of, H, I, lo, s);
-  proj_bwd(G, w, gw, kUp<T>, x, s.du.data(), dx_of, H, I, lo, s);
+  proj_bwd<T, 2>(G, w, gw, {kGate<T>, kUp<T>}, x, {s.dg.data(), s.du.data()}, dx_of, H, I, lo, s);
 }
 
 template <class T>

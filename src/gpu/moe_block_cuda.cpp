@@ -92,17 +92,17 @@ void TransformerCudaT<T>::moe_forward(int l, const RouterSelect<float>& select) 
 template <class T>
 void TransformerCudaT<T>::expert_rows_forward(int l) {
   const ModelConfig& c = cfg_;
-  const LayerView<T>& w = w_.layers[size_t(l)];
   DeviceActs<T>& A = *acts_;
   DeviceLayerActs<T>& a = A.layers[size_t(l)];
   const Dispatch& d = host_[size_t(l)].dispatch;
   const int64_t R = d.rows(), H = c.hidden_size, I = c.moe_intermediate_size;
-  const LoraDims lora{c.lora_scale, c.lora_rank};
+  LoraDims lora;
+  const std::vector<FfnView<T>>& experts = row_experts(l, lora);
   a.xe.resize(size_t(R * H));
   a.experts.g.resize(size_t(R * I)), a.experts.u.resize(size_t(R * I)), a.experts.a.resize(size_t(R * I));
   a.experts.y.resize(size_t(R * H));
   cuda::gather_rows(ctx_, a.h_ffn.data(), a.row_token.data(), nullptr, a.xe.data(), R, H);
-  experts_fwd(ctx_, w.experts, d.offsets, a.xe.data(), H, I, a.experts.g.data(), a.experts.u.data(),
+  experts_fwd(ctx_, experts, d.offsets, a.xe.data(), H, I, a.experts.g.data(), a.experts.u.data(),
               a.experts.a.data(), a.experts.y.data(), lora, A.scratch);
 }
 
@@ -131,10 +131,11 @@ void TransformerCudaT<T>::moe_backward(int l, bool need_dh) {
   DeviceLayerActs<T>& a = A.layers[size_t(l)];
   HostRouting& hr = host_[size_t(l)];
   const int64_t N = tokens(), H = c.hidden_size, E = c.num_experts, I = c.moe_intermediate_size;
-  const LoraDims lora{c.lora_scale, c.lora_rank};
   // After a fused forward the rows were never built: lay them out from the device routing (which came to the host in
   // the forward's one copy) and recompute the experts' activations, as the host path's forward keeps them.
   if (fused_last_) fused_rows_for_backward(l);
+  LoraDims lora;
+  const std::vector<FfnView<T>>& experts = row_experts(l, lora);
   const int k = hr.routing.k;
   const Dispatch& d = hr.dispatch;
   const int64_t R = d.rows();
@@ -160,7 +161,7 @@ void TransformerCudaT<T>::moe_backward(int l, bool need_dh) {
     A.dy_rows.resize(size_t(R * H));
     cuda::gather_rows(ctx_, dout, a.row_token.data(), a.row_weight.data(), A.dy_rows.data(), R, H);
     if (need_dh) A.dxe.resize(size_t(R * H)), A.dxe.zero(ctx_.stream());
-    experts_bwd(ctx_, w.experts, g.experts, d.offsets, a.xe.data(), H, I, a.experts.g.data(), a.experts.u.data(),
+    experts_bwd(ctx_, experts, g.experts, d.offsets, a.xe.data(), H, I, a.experts.g.data(), a.experts.u.data(),
                 a.experts.a.data(), A.dy_rows.data(), need_dh ? A.dxe.data() : nullptr, lora, A.scratch);
     if (need_dh) {  // dh[t] += its rows of dxe in row order (as the CPU adds them)
       std::vector<int64_t>& rows = hr.rows_sorted;  // kept by hr until the next forward: no wait for the copy

@@ -209,6 +209,17 @@ void TransformerCudaT<T>::fused_merge_lora() {
     }
     cuda::lora_merge(ctx_, gate_up, I, H, r, float(c.lora_scale));
     cuda::lora_merge(ctx_, down, H, I, r, float(c.lora_scale));
+    F.merged_experts.assign(size_t(F.moe_layers), {});
+    for (int l = 0; l < c.num_layers; ++l) {
+      const int64_t ml = F.moe_index[size_t(l)];
+      if (ml < 0) continue;
+      std::vector<FfnView<bf16>>& v = F.merged_experts[size_t(ml)];
+      v = w_.layers[size_t(l)].experts;  // the factors
+      for (int64_t e = 0; e < E; ++e) {
+        const auto at = [&](int j) { return F.merged.data() + ((ml * 3 + j) * E + e) * m; };
+        v[size_t(e)].gate = at(0), v[size_t(e)].up = at(1), v[size_t(e)].down = at(2);
+      }
+    }
     F.merged_stale = false;
   }
 }
@@ -350,6 +361,18 @@ void TransformerCudaT<T>::fused_rows_for_backward(int l) {
 }
 
 template <class T>
+const std::vector<FfnView<T>>& TransformerCudaT<T>::row_experts(int l, LoraDims& lo) const {
+  lo = {cfg_.lora_scale, cfg_.lora_rank};
+  if constexpr (std::is_same_v<T, bf16>) {
+    if (fused_last_ && cfg_.lora_rank > 0 && !fused_->merged_stale) {  // what the fused forward ran
+      lo.merged = true;
+      return fused_->merged_experts[size_t(fused_->moe_index[size_t(l)])];
+    }
+  }
+  return w_.layers[size_t(l)].experts;
+}
+
+template <class T>
 void TransformerCudaT<T>::fused_router_backward(int l, const float* drouter, T* dlogits) {
   FusedMoeState& F = *fused_;
   DeviceActs<T>& A = *acts_;
@@ -371,7 +394,8 @@ void TransformerCudaT<T>::fused_router_backward(int l, const float* drouter, T* 
   template void TransformerCudaT<T>::fused_collect_routing() const;                           \
   template void TransformerCudaT<T>::fused_router_to_host();                                  \
   template void TransformerCudaT<T>::fused_rows_for_backward(int);                            \
-  template void TransformerCudaT<T>::fused_router_backward(int, const float*, T*);
+  template void TransformerCudaT<T>::fused_router_backward(int, const float*, T*);            \
+  template const std::vector<FfnView<T>>& TransformerCudaT<T>::row_experts(int, LoraDims&) const;
 INST(float)
 INST(bf16)
 #undef INST

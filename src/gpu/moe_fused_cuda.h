@@ -63,6 +63,9 @@ struct FusedMoeState {
   // ([ml][gate | up | down][E][I·H]); recomputed before a fused forward when the weights changed since (stale).
   cuda::DeviceBuffer<cuda::bf16> merged;
   bool merged_stale = true;
+  // Each MoE layer's experts as the fused forward runs them with adapters: gate, up and down in `merged`, the LoRA
+  // factors those of the bf16 weight copy (backward's recomputation reads these; rebuilt with `merged`).
+  std::vector<std::vector<FfnView<cuda::bf16>>> merged_experts;
   // Weight-only quantised experts for the decode path (TransformerCudaT::set_quantised_experts; model/expert_quant.h's
   // layout): codes [ml][gate | up | down][E][I·H], scales [ml][E·(2I + H)]. qprec Bf16: none.
   ops::ExpertPrecision qprec = ops::ExpertPrecision::Bf16;

@@ -88,19 +88,15 @@ void TransformerCudaT<T>::sync_weights(const std::vector<ParamRange>* only) {
         fused_->merged_stale = true;
         break;
       }
-  if constexpr (!is_f32<T>) {  // layout order → woff_: one conversion per run of tensors that move alike
-    for (size_t i = 0; i < sp.size();) {
-      if (!touched(sp[i])) {
-        ++i;
-        continue;
-      }
-      const int64_t src = sp[i].offset, dst = woff_[i];
-      int64_t n = sp[i].numel;
-      size_t j = i + 1;
-      for (; j < sp.size() && touched(sp[j]) && sp[j].offset == src + n && woff_[j] == dst + n; ++j) n += sp[j].numel;
-      cuda::convert<T, float>(ctx_, params_.data() + src, weights_.data() + dst, n);
-      i = j;
+  if constexpr (!is_f32<T>) {  // layout order → woff_: one run per stretch of tensors that move alike, one launch
+    std::vector<cuda::ConvertRun> runs;
+    for (size_t i = 0; i < sp.size(); ++i) {
+      if (!touched(sp[i])) continue;
+      cuda::ConvertRun* last = runs.empty() ? nullptr : &runs.back();
+      if (last && sp[i].offset == last->src + last->n && woff_[i] == last->dst + last->n) last->n += sp[i].numel;
+      else runs.push_back({sp[i].offset, woff_[i], sp[i].numel});
     }
+    cuda::convert_runs<T, float>(ctx_, params_.data(), weights_.data(), runs, false);
   }
 }
 
@@ -463,18 +459,14 @@ void TransformerCudaT<T>::backward(const GradMask* mask) {
     for (int l = c.num_layers - 1; l >= std::max(lowest, 0); --l) layer_backward(l, l > lowest);
     if (g_.embed && lowest < 0) cuda::embedding_bwd<T>(ctx_, A.ids.data(), A.dx.data(), g_.embed, N, H);
   }
-  if constexpr (!is_f32<T>) {  // master += widen(grads) over the needed tensors, contiguous runs merged
-    std::vector<std::pair<int64_t, int64_t>> runs;  // [begin, end)
+  if constexpr (!is_f32<T>) {  // master += widen(grads) over the needed tensors, contiguous runs merged, one launch
+    std::vector<cuda::ConvertRun> runs;
     for (const ParamSpec& s : layout_.specs()) {
       if (mask && !mask->need(s, layout_)) continue;
-      if (!runs.empty() && runs.back().second == s.offset) runs.back().second += s.numel;
-      else runs.push_back({s.offset, s.offset + s.numel});
+      if (!runs.empty() && runs.back().src + runs.back().n == s.offset) runs.back().n += s.numel;
+      else runs.push_back({s.offset, s.offset, s.numel});
     }
-    widen_.resize(grads_.size());
-    for (const auto& [b, e] : runs) {
-      cuda::convert<float, T>(ctx_, grads_.data() + b, widen_.data() + b, e - b);
-      cuda::axpy<float>(ctx_, 1.f, widen_.data() + b, master_.data() + b, e - b);
-    }
+    cuda::convert_runs<float, T>(ctx_, grads_.data(), master_.data(), runs, true);
   }
 }
 

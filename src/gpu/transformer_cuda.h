@@ -96,6 +96,7 @@ using cuda::bf16;
 
 template <class T>
 struct DeviceActs;  // per-layer device activations (device_acts.h)
+struct LoraDims;       // the routed experts' LoRA rank and scale (device_acts.h)
 struct FusedMoeState;  // the fused MoE layer, its routing outputs and their host copies (moe_fused_cuda.cpp)
 
 // Which code runs the MoE layers of a forward (see the header comment).
@@ -242,6 +243,9 @@ class TransformerCudaT {
   void fused_router_to_host();       // the last fused forward's router probabilities and logits into host_
   void fused_rows_for_backward(int l);  // after a fused forward: the layer's rows and expert activations
   void fused_router_backward(int l, const float* drouter, T* dlogits);  // ∂L/∂(router logits) on the device
+  // The routed experts whose rows layer l's expert_rows_forward and backward run, and their LoRA dims: after a fused
+  // forward of a model with adapters the merged experts that forward ran (lo.merged), else the model's own.
+  const std::vector<FfnView<T>>& row_experts(int l, LoraDims& lo) const;
   void layer_backward(int l, bool need_dx_in);
   void moe_backward(int l, bool need_dh);
 
@@ -251,10 +255,9 @@ class TransformerCudaT {
   cuda::DeviceBuffer<float> params_;
   cuda::DeviceBuffer<T> weights_;            // the bf16 copy (empty for float: params_ serves)
   // Gradients exist only once something asks for them (an inference-only model never allocates them): grads_, and
-  // for bf16 the fp32 master gradients master_ and widen_, the fp32 staging of grads_.
+  // for bf16 the fp32 master gradients master_.
   mutable cuda::DeviceBuffer<T> grads_;
   mutable cuda::DeviceBuffer<float> master_;
-  cuda::DeviceBuffer<float> widen_;
   void ensure_grads() const;
   std::vector<cuda::DeviceBuffer<T>> cache_k_, cache_v_;  // per layer [cache_batch_, cache_cap_, kv_dim]
   int64_t cache_cap_ = 0, cache_len_ = 0;

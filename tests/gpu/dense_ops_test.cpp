@@ -152,13 +152,15 @@ void gemm_grouped_all() {
   gemm_grouped_case<T>(large, 512, false, true, 1.f, seed++);
   gemm_grouped_case<T>({{5, 3}}, 7, true, false, 0.f, seed++);  // one group: gemm itself
 }
-// lora_merge against the CPU lora_merge, rounded to bf16: odd shapes, rank 1 and 8, more items than one launch takes
-// (64), and outputs poisoned with NaN (every element must be written).
+// lora_merge against the CPU lora_merge, rounded to bf16: odd shapes (columns off the 4 a thread owns, items whose
+// outputs start off 8 bytes), rank 1, 8, 16 (the register paths) and 17 (any rank), more items than one launch takes
+// (64), more rows than a CTA walks, and outputs poisoned with NaN (every element must be written).
 TEST(DenseOpsCuda, LoraMerge) {
   REQUIRE_GPU();
   uint64_t seed = 900;
   for (auto [out, in, r, items] : std::initializer_list<std::tuple<int64_t, int64_t, int64_t, int>>{
-           {37, 23, 3, 2}, {1, 1, 1, 1}, {256, 128, 8, 70}, {130, 264, 8, 5}}) {
+           {37, 23, 3, 2}, {1, 1, 1, 1}, {256, 128, 8, 70}, {130, 264, 8, 5}, {33, 1030, 16, 3}, {20, 36, 17, 2},
+           {5, 6, 9, 3}}) {
     Rng rng(seed++);
     const int64_t m = out * in;
     Vec W = random_vec(rng, size_t(m * items)), A = random_vec(rng, size_t(r * in * items));
@@ -680,6 +682,50 @@ TEST(DenseOpsCuda, Convert) {
   auto db2 = nan_dev<bf16>(static_cast<size_t>(n));
   convert<bf16, bf16>(ctx(), db.data(), db2.data(), n);
   EXPECT_EQ(from_dev(db2), xr);
+}
+
+// convert_runs against the element-wise conversion done on the host, bit for bit: 150 runs (more than one launch
+// takes), empty runs, one run longer than a CTA's chunk, destinations in the reverse order of the sources with gaps
+// between them (poisoned with NaN: they must stay untouched), plain and accumulating.
+template <class Dst, class Src>
+void convert_runs_case(bool accumulate, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<ConvertRun> runs;
+  int64_t src_n = 0;
+  for (int i = 0; i < 150; ++i) {
+    const int64_t n = i % 7 == 3 ? 0 : i == 40 ? 9001 : int64_t(rng.uniform() * 300);
+    runs.push_back({src_n, 0, n});
+    src_n += n + 5;  // gaps in the source too
+  }
+  int64_t dst_n = 0;
+  for (auto r = runs.rbegin(); r != runs.rend(); ++r) r->dst = dst_n, dst_n += r->n + 3;
+  const Vec src = round_to<Src>(random_vec(rng, size_t(src_n), 10.0));
+  Vec dst0(size_t(dst_n), std::numeric_limits<float>::quiet_NaN());
+  for (const ConvertRun& r : runs)  // accumulate: a random start inside the runs, NaN in the gaps
+    for (int64_t i = 0; i < r.n && accumulate; ++i) dst0[size_t(r.dst + i)] = round_to<Dst>({float(rng.normal())})[0];
+  Vec want = dst0;
+  for (const ConvertRun& r : runs)
+    for (int64_t i = 0; i < r.n; ++i) {
+      float& d = want[size_t(r.dst + i)];
+      d = round_to<Dst>({accumulate ? d + src[size_t(r.src + i)] : src[size_t(r.src + i)]})[0];
+    }
+  auto dsrc = to_dev<Src>(src);
+  auto ddst = to_dev<Dst>(dst0);
+  convert_runs<Dst, Src>(ctx(), dsrc.data(), ddst.data(), runs, accumulate);
+  const Vec got = from_dev(ddst);
+  int bad = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    bad += std::memcmp(&got[i], &want[i], 4) != 0 && !(std::isnan(got[i]) && std::isnan(want[i]));
+  EXPECT_EQ(bad, 0) << "convert_runs " << tname<Dst>() << " <- " << tname<Src>() << (accumulate ? " accumulating" : "")
+                    << ": elements differing from the host conversion (gaps must stay NaN)";
+}
+TEST(DenseOpsCuda, ConvertRuns) {
+  REQUIRE_GPU();
+  convert_runs_case<bf16, float>(false, 1100);  // a bf16 model's weights from its fp32 parameters
+  convert_runs_case<float, bf16>(true, 1101);   // master gradients += widened bf16 gradients
+  convert_runs_case<float, bf16>(false, 1102);
+  convert_runs_case<float, float>(false, 1103);
+  convert_runs_case<float, float>(true, 1104);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

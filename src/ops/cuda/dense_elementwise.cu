@@ -1,8 +1,10 @@
 // Element-wise ops on the GPU (dense_ops.h): SwiGLU (ops/activation.h), axpy, clamp with its backward, dtype
-// conversion, and the sigmoid-gated row add of Qwen2-MoE's shared expert. Math in fp32, each output rounded once;
-// backward functions accumulate. Grid-stride loops; gated_add_bwd reduces ⟨dout, y⟩ per row in one block (fixed
-// order).
+// conversion (one array, or many runs in one launch), and the sigmoid-gated row add of Qwen2-MoE's shared expert.
+// Math in fp32, each output rounded once; backward functions accumulate. Grid-stride loops; gated_add_bwd reduces
+// ⟨dout, y⟩ per row in one block (fixed order).
+#include <climits>
 #include <type_traits>
+#include <vector>
 
 #include "ops/cuda/dense_common.cuh"
 #include "ops/cuda/dense_ops.h"
@@ -60,6 +62,39 @@ __global__ void convert_kernel(const Src* src, Dst* dst, int64_t n) {
       dst[i] = src[i];
     else
       dst[i] = from_f<Dst>(to_f(src[i]));
+  }
+}
+
+// convert_runs: each CTA converts one chunk of kRunChunk elements of one run; chunk0[r] is run r's first chunk.
+constexpr int kMaxRuns = 100;  // per launch: the parameter block stays under the 4 KB kernel-argument limit
+constexpr int64_t kRunChunk = 4096;
+struct RunParams {
+  int count;
+  bool accumulate;
+  int64_t src[kMaxRuns], dst[kMaxRuns], n[kMaxRuns];
+  int64_t chunk0[kMaxRuns + 1];
+};
+
+template <class Dst, class Src>
+__global__ void convert_runs_kernel(const Src* src, Dst* dst, const __grid_constant__ RunParams p) {
+  const int64_t chunk = blockIdx.x;
+  int lo = 0, hi = p.count - 1;  // the run holding this chunk: the last r with chunk0[r] <= chunk
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (p.chunk0[mid] <= chunk) lo = mid;
+    else hi = mid - 1;
+  }
+  const int64_t begin = (chunk - p.chunk0[lo]) * kRunChunk, end = min(p.n[lo], begin + kRunChunk);
+  const Src* s = src + p.src[lo];
+  Dst* d = dst + p.dst[lo];
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    if constexpr (std::is_same_v<Dst, Src>)
+      if (!p.accumulate) {
+        d[i] = s[i];
+        continue;
+      }
+    const float v = to_f(s[i]);
+    d[i] = from_f<Dst>(p.accumulate ? to_f(d[i]) + v : v);
   }
 }
 
@@ -134,6 +169,28 @@ void convert(Context& ctx, const Src* src, Dst* dst, int64_t n) {
   WATTMOE_CUDA_LAUNCHED();
 }
 
+template <class Dst, class Src>
+void convert_runs(Context& ctx, const Src* src, Dst* dst, const std::vector<ConvertRun>& runs, bool accumulate) {
+  RunParams p{};
+  p.accumulate = accumulate;
+  auto flush = [&] {
+    if (p.count == 0) return;
+    convert_runs_kernel<Dst, Src><<<unsigned(p.chunk0[p.count]), 256, 0, ctx.stream()>>>(src, dst, p);
+    WATTMOE_CUDA_LAUNCHED();
+    p.count = 0;
+  };
+  for (const ConvertRun& r : runs) {
+    WATTMOE_DENSE_REQUIRE(r.n >= 0 && r.src >= 0 && r.dst >= 0, "convert_runs: negative offset or length");
+    if (r.n == 0) continue;
+    const int64_t chunks = (r.n + kRunChunk - 1) / kRunChunk;
+    if (p.count == kMaxRuns || p.chunk0[p.count] + chunks > INT_MAX) flush();
+    p.src[p.count] = r.src, p.dst[p.count] = r.dst, p.n[p.count] = r.n;
+    p.chunk0[p.count + 1] = p.chunk0[p.count] + chunks;
+    ++p.count;
+  }
+  flush();
+}
+
 template <class T>
 void gated_add_fwd(Context& ctx, const T* gate, const T* y, T* out, int64_t rows, int64_t H) {
   if (rows <= 0 || H <= 0) return;
@@ -163,5 +220,8 @@ template void convert<float, float>(Context&, const float*, float*, int64_t);
 template void convert<float, bf16>(Context&, const bf16*, float*, int64_t);
 template void convert<bf16, float>(Context&, const float*, bf16*, int64_t);
 template void convert<bf16, bf16>(Context&, const bf16*, bf16*, int64_t);
+template void convert_runs<float, bf16>(Context&, const bf16*, float*, const std::vector<ConvertRun>&, bool);
+template void convert_runs<bf16, float>(Context&, const float*, bf16*, const std::vector<ConvertRun>&, bool);
+template void convert_runs<float, float>(Context&, const float*, float*, const std::vector<ConvertRun>&, bool);
 
 }  // namespace wattmoe::cuda
