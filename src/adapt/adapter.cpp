@@ -85,6 +85,7 @@ TestTimeAdapter::TestTimeAdapter(const ModelConfig& base, const float* base_para
   if (cfg_.teacher) teacher_ = std::make_unique<EmaTeacher>(cfg_.teacher_momentum, ranges_, source_);
   net_->set_params(source_.data());
   loaded_ = source_.data();
+  if (device_step_) net_->keep_param_ranges(kSourceSlot, ranges_);
 }
 
 AdaptPhases& AdaptPhases::operator+=(const AdaptPhases& o) {
@@ -107,14 +108,31 @@ const std::vector<float>& TestTimeAdapter::params() const {
 
 void TestTimeAdapter::fetch_params() const {
   if (!theta_stale_) return;
-  net_->get_param_ranges(params_.data(), ranges_);
+  if (loaded_ == params_.data()) {
+    net_->get_param_ranges(params_.data(), ranges_);
+  } else {  // θ waits in its slot (device_step_ only: then θ₀ is the only other set the runner holds)
+    WATTMOE_CHECK(theta_kept_ && (loaded_ == source_.data() || loaded_ == nullptr));
+    net_->load_param_ranges(kThetaSlot, ranges_);
+    net_->get_param_ranges(params_.data(), ranges_);
+    if (loaded_) net_->load_param_ranges(kSourceSlot, ranges_);
+  }
   theta_stale_ = false;
 }
 
 void TestTimeAdapter::use(const float* weights) {
   if (weights == loaded_) return;
-  if (loaded_ == params_.data()) fetch_params();  // θ leaves the runner: keep the host copy current
-  net_->set_param_ranges(weights, ranges_);  // all vectors differ from θ₀ only inside the trainable ranges
+  if (device_step_) {  // θ and θ₀ switch on the runner's device: θ is kept there, never fetched
+    if (loaded_ == params_.data()) net_->keep_param_ranges(kThetaSlot, ranges_), theta_kept_ = true;
+    if (weights == source_.data() || (weights == params_.data() && theta_is_source_))
+      net_->load_param_ranges(kSourceSlot, ranges_);
+    else if (weights == params_.data() && theta_kept_)
+      net_->load_param_ranges(kThetaSlot, ranges_);
+    else
+      net_->set_param_ranges(weights, ranges_);
+  } else {
+    if (loaded_ == params_.data()) fetch_params();  // θ leaves the runner: keep the host copy current
+    net_->set_param_ranges(weights, ranges_);  // all vectors differ from θ₀ only inside the trainable ranges
+  }
   loaded_ = weights;
 }
 
@@ -141,6 +159,7 @@ void TestTimeAdapter::reset() {
   if (device_step_) net_->adapt_optimizer_reset(), device_steps_ = 0;
   else opt_->reset();
   theta_stale_ = false;  // θ = θ₀ on the host; the runner gets it at the next use
+  theta_is_source_ = true, theta_kept_ = false;
   if (teacher_) teacher_->reset(source_.data());
   weights_changed();
   adapted_ = false;
@@ -182,7 +201,7 @@ LossComponents TestTimeAdapter::adapt_steps(const int32_t* ids, int S, bool acts
     double norm = 0;
     if (device_step_) {  // θ moves in the runner, which holds it (loaded_ stays params_)
       norm = net_->adapt_optimizer_step(scheduled_lr(cfg_.optim, device_steps_++));
-      theta_stale_ = true;
+      theta_stale_ = true, theta_is_source_ = false;
       lap(&AdaptPhases::optimizer);
     } else {
       net_->take_grads(grads_.data(), ranges_);

@@ -32,8 +32,8 @@
 // vector a forward needs (θ, θ₀ or the teacher's) go in only when they differ from what it holds, and per step only
 // the trainable ranges' gradients come out. Where the runner offers its own optimizer step (the GPU:
 // Runner::adapt_optimizer_begin; not with the anchor or the teacher, which read θ every step) the step runs there
-// instead, on the same semantics: no gradient leaves the device, and θ comes back to the host only when the runner
-// must hold another weight set or params() is read. The routing is the runner's (runner().set_routing).
+// instead, on the same semantics: no gradient leaves the device, θ and θ₀ switch there (Runner::keep_param_ranges),
+// and θ comes back to the host only when params() is read. The routing is the runner's (runner().set_routing).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -188,10 +188,16 @@ class TestTimeAdapter {
   GradMask mask_;
   std::unique_ptr<AdaptOptimizer> opt_;
   // The runner steps θ on its device (Runner::adapt_optimizer_begin; not with the anchor or the teacher, which read θ
-  // on the host every step): θ stays there, params_ is fetched only when something else needs the runner's weights
-  // or reads params(); there is no host optimizer or gradient then. device_steps_: steps since the last reset (lr_t).
+  // on the host every step): θ stays there, params_ is fetched only when params() is read; there is no host
+  // optimizer or gradient then. device_steps_: steps since the last reset (lr_t).
   bool device_step_ = false;
   mutable bool theta_stale_ = false;
+  // With device_step_ the runner also keeps θ₀ (from the start) and θ (whenever another set goes in) in its weight-set
+  // slots (Runner::keep_param_ranges), so the source guard's switches cost no host transfer. theta_kept_: the θ slot
+  // holds θ; theta_is_source_: θ = θ₀ (no step since the start or the last reset).
+  static constexpr int kSourceSlot = 0, kThetaSlot = 1;
+  mutable bool theta_kept_ = false;
+  bool theta_is_source_ = true;
   int64_t device_steps_ = 0;
   std::unique_ptr<PageHinkley> drift_;
   Triggers triggers_;

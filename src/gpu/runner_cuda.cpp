@@ -8,6 +8,7 @@
 // (or at the next forward): the routing comes down in one copy per forward, and the wait for it is the one the read
 // needed anyway. Training keeps AdamW's moments on the device and runs each micro-batch whole (no shards).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <type_traits>
 
@@ -116,6 +117,21 @@ struct DeviceAdaptOptimizer {
     t = 0;
   }
 };
+
+// Runner::keep_param_ranges's weight sets: the ranges' values packed back to back (pieces as the optimizer's).
+struct KeptRanges {
+  std::vector<ParamRange> ranges;
+  std::vector<cuda::PackedPiece> host_pieces;
+  cuda::DeviceBuffer<cuda::PackedPiece> pieces;
+  cuda::DeviceBuffer<float> values;
+  int64_t total = 0;
+};
+
+bool same_ranges(const std::vector<ParamRange>& a, const std::vector<ParamRange>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const ParamRange& x, const ParamRange& y) {
+    return x.offset == y.offset && x.numel == y.numel;
+  });
+}
 
 template <class T>
 class CudaRunner final : public Runner {
@@ -313,6 +329,26 @@ class CudaRunner final : public Runner {
     ctx_.sync();
   }
 
+  void keep_param_ranges(int slot, const std::vector<ParamRange>& ranges) override {
+    KeptRanges& k = kept_slot(slot);
+    if (!same_ranges(k.ranges, ranges) || k.host_pieces.empty()) {
+      k.ranges = ranges;
+      k.host_pieces = pack_pieces(layout(), ranges, {});
+      k.total = 0;
+      for (const cuda::PackedPiece& p : k.host_pieces) k.total += p.numel;
+      k.pieces.upload(k.host_pieces, ctx_.stream());  // k.host_pieces outlives the upload
+      k.values.resize(size_t(k.total));
+    }
+    cuda::gather_pieces(ctx_, model_.params(), k.pieces.data(), int(k.host_pieces.size()), k.total, k.values.data());
+  }
+  void load_param_ranges(int slot, const std::vector<ParamRange>& ranges) override {
+    KeptRanges& k = kept_slot(slot);
+    WATTMOE_REQUIRE(!k.host_pieces.empty() && same_ranges(k.ranges, ranges),
+                    "load_param_ranges: slot {} holds no weight set of these ranges (keep_param_ranges first)", slot);
+    cuda::scatter_pieces(ctx_, k.values.data(), k.pieces.data(), int(k.host_pieces.size()), k.total, model_.params());
+    model_.sync_weights(&ranges);
+  }
+
   void train_begin(const AdamWConfig& adamw, int shards) override {
     WATTMOE_REQUIRE(experts_ == ops::ExpertPrecision::Bf16,
                     "--expert-precision {}: training a model with quantised experts is not supported",
@@ -378,6 +414,11 @@ class CudaRunner final : public Runner {
   cuda::DeviceBuffer<float> staging_;
   std::unique_ptr<DeviceAdamW> opt_;
   std::unique_ptr<DeviceAdaptOptimizer> adapt_opt_;
+  std::array<KeptRanges, 2> kept_;
+  KeptRanges& kept_slot(int slot) {
+    WATTMOE_REQUIRE(slot >= 0 && slot < int(kept_.size()), "weight-set slot {} is not 0 or 1", slot);
+    return kept_[size_t(slot)];
+  }
 };
 
 }  // namespace

@@ -27,6 +27,14 @@ void Runner::adapt_optimizer_reset() {
   fail("adapt_optimizer_reset: this runner has no optimizer of its own (adapt_optimizer_begin returned false)");
 }
 
+void Runner::keep_param_ranges(int, const std::vector<ParamRange>&) {
+  fail("keep_param_ranges: this runner keeps no weight sets of its own (adapt_optimizer_begin returned false)");
+}
+
+void Runner::load_param_ranges(int, const std::vector<ParamRange>&) {
+  fail("load_param_ranges: this runner keeps no weight sets of its own (adapt_optimizer_begin returned false)");
+}
+
 void Runner::set_expert_precision(ops::ExpertPrecision p, const float* full) {
   if (p == expert_precision()) return;
   std::vector<float> now(size_t(layout().total()));

@@ -152,6 +152,12 @@ class Runner {
   virtual void adapt_optimizer_reset();  // fresh state (moments / velocity, step count)
   // θ's ranges as the runner holds them, into host (only those elements are written).
   virtual void get_param_ranges(float* host, const std::vector<ParamRange>& ranges) const;
+  // Weight sets of the trainable ranges kept beside θ on the runner's device (where adapt_optimizer_begin returned
+  // true), so that a test-time adapter switches between θ and θ₀ without a host round trip: keep_param_ranges copies
+  // the current values of `ranges` into slot 0 or 1; load_param_ranges makes a slot's values current again, as
+  // set_param_ranges would with them (`ranges` must be the ones kept). The base class has none (Error).
+  virtual void keep_param_ranges(int slot, const std::vector<ParamRange>& ranges);
+  virtual void load_param_ranges(int slot, const std::vector<ParamRange>& ranges);
 
   // --- training (train/trainer.h)
   // AdamW moments and the data-parallel shards (CPU: each micro-batch split into `shards` threads, gradients summed

@@ -172,7 +172,8 @@ TEST(AdaptCuda, OddRandomModelMatchesCpu) {
   g.predict_with_teacher = true;
   compare("odd guard+teacher+2 steps", c, p, g, s, S, N);
   // The same without the teacher: the optimizer steps on the device (Runner::adapt_optimizer_begin), so every swap to
-  // θ₀ first fetches θ from the device, and the next step's forward uploads it again.
+  // θ₀ keeps θ in the runner's weight-set slot and loads θ₀ from its own (Runner::keep_param_ranges), and the next
+  // step's forward loads θ back: no host copy of θ between them.
   g.teacher = false, g.predict_with_teacher = false;
   compare("odd guard+2 steps (device step)", c, p, g, s, S, N);
   // A routing policy (the host selects, as under the controller): skip with β 0.6 (one or two experts per token) and
@@ -303,6 +304,50 @@ TEST(AdaptCuda, SetParamRangesReplacesOnlyThoseRanges) {
     const double swapped = score_window(*g, ids.data(), 11).nats;
     g->set_params(want.data());  // the same weights by a full upload: the same score
     EXPECT_EQ(score_window(*g, ids.data(), 11).nats, swapped);
+  }
+}
+
+// keep_param_ranges / load_param_ranges: a kept set comes back exactly (only its ranges; the rest as it is now), the
+// forward sees it as it sees the same weights uploaded whole, and misuse says why.
+TEST(AdaptCuda, KeptWeightSetsComeBackExactly) {
+  SKIP_WITHOUT_GPU();
+  ModelConfig c = odd_mixtral();
+  c.hidden_size = 40, c.head_dim = 10, c.intermediate_size = c.moe_intermediate_size = 24;  // the fused kernels' sizes
+  c.lora_rank = 3;
+  const ParamLayout L = ParamLayout::build(c);
+  const std::vector<float> p = test::random_params<float>(L, 5), q = test::random_params<float>(L, 6);
+  const std::vector<ParamRange> ranges = trainable_ranges({.router = true, .norms = true, .lora = true}, c, L);
+  const std::vector<int32_t> ids = test::random_ids(12, c.vocab_size, 9);
+  const auto with = [&](const std::vector<float>& base, const std::vector<float>& in) {
+    std::vector<float> w = base;
+    for (const ParamRange& r : ranges)
+      std::copy(in.begin() + r.offset, in.begin() + r.offset + r.numel, w.begin() + r.offset);
+    return w;
+  };
+  for (const char* kernels : {"host", "fused"}) {
+    SCOPED_TRACE(kernels);
+    std::unique_ptr<Runner> g = make_runner(c, {"cuda", "bf16", kernels});
+    EXPECT_THROW(g->load_param_ranges(0, ranges), Error);  // nothing kept yet
+    g->set_params(p.data());
+    g->keep_param_ranges(0, ranges);              // p's ranges
+    g->set_param_ranges(q.data(), ranges);
+    g->keep_param_ranges(1, ranges);              // q's ranges
+    g->load_param_ranges(0, ranges);
+    std::vector<float> got(p.size());
+    g->get_params(got.data());
+    EXPECT_EQ(got, p);
+    const double kept = score_window(*g, ids.data(), 11).nats;
+    g->load_param_ranges(1, ranges);
+    g->get_params(got.data());
+    EXPECT_EQ(got, with(p, q));
+    const double other = score_window(*g, ids.data(), 11).nats;
+    g->set_params(with(p, q).data());  // the same weights by a full upload: the same score
+    EXPECT_EQ(score_window(*g, ids.data(), 11).nats, other);
+    g->set_params(p.data());
+    EXPECT_EQ(score_window(*g, ids.data(), 11).nats, kept);
+    const std::vector<ParamRange> fewer(ranges.begin(), ranges.begin() + 1);
+    EXPECT_THROW(g->load_param_ranges(1, fewer), Error);  // not the ranges kept
+    EXPECT_THROW(g->keep_param_ranges(2, ranges), Error);
   }
 }
 

@@ -179,6 +179,13 @@ struct PackedPiece {
 };
 // packed[flat + i] = grads[offset + i] over every piece, and those gradients are zeroed (they moved out).
 void pack_grads(Context& ctx, float* grads, const PackedPiece* pieces, int n_pieces, int64_t total, float* packed);
+// Copies that move nothing out: gather_pieces packed[flat + i] = from[offset + i] over every piece, scatter_pieces
+// to[offset + i] = packed[flat + i] (elements outside the pieces untouched). A runner keeps weight sets of the
+// trainable ranges on the device with them.
+void gather_pieces(Context& ctx, const float* from, const PackedPiece* pieces, int n_pieces, int64_t total,
+                   float* packed);
+void scatter_pieces(Context& ctx, const float* packed, const PackedPiece* pieces, int n_pieces, int64_t total,
+                    float* to);
 struct PackedStep {
   bool adamw = true;
   double lr = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;  // adamw

@@ -92,6 +92,16 @@ __global__ void pack_grads_kernel(float* grads, const PackedPiece* pieces, int n
   }
 }
 
+__global__ void move_pieces_kernel(const float* from, const PackedPiece* pieces, int n_pieces, int64_t total,
+                                   float* to, bool gather) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const PackedPiece& pc = pieces[piece_of(pieces, n_pieces, i)];
+    const int64_t at = pc.offset + (i - pc.flat);
+    if (gather) to[i] = from[at];
+    else to[at] = from[i];
+  }
+}
+
 struct StepArgs {
   int adamw, nesterov;
   AdamArgs adam;  // adamw
@@ -125,6 +135,20 @@ __global__ void packed_step_kernel(float* params, const float* g, float* m, floa
 void pack_grads(Context& ctx, float* grads, const PackedPiece* pieces, int n_pieces, int64_t total, float* packed) {
   if (total <= 0) return;
   pack_grads_kernel<<<elem_blocks(total), 256, 0, ctx.stream()>>>(grads, pieces, n_pieces, total, packed);
+  WATTMOE_CUDA_LAUNCHED();
+}
+
+void gather_pieces(Context& ctx, const float* from, const PackedPiece* pieces, int n_pieces, int64_t total,
+                   float* packed) {
+  if (total <= 0) return;
+  move_pieces_kernel<<<elem_blocks(total), 256, 0, ctx.stream()>>>(from, pieces, n_pieces, total, packed, true);
+  WATTMOE_CUDA_LAUNCHED();
+}
+
+void scatter_pieces(Context& ctx, const float* packed, const PackedPiece* pieces, int n_pieces, int64_t total,
+                    float* to) {
+  if (total <= 0) return;
+  move_pieces_kernel<<<elem_blocks(total), 256, 0, ctx.stream()>>>(packed, pieces, n_pieces, total, to, false);
   WATTMOE_CUDA_LAUNCHED();
 }
 
