@@ -30,6 +30,8 @@
 #               -new2: the records of docs/figures/ttt_time.png)
 #   tttkernels  scripts/device/ttt_kernels.sh on kjv-small and /tmp/wm-medium: the GPU kernels' own time per window
 #               without and with TTT (Nsight Compute), beside ttttime's wall clock
+#   tttref      the TTT recipe's bits/byte (ttt_time.sh's stream, 40 windows) in fp32 on host routing (the CPU's
+#               within 1e-7: run_ttt_cuda.sh) against bf16 on the fused kernels, on kjv-small and /tmp/wm-medium
 #   slots       bench/energy_policies on random weights of the medium shape (scripts/device/medium_random.json):
 #               continuous batching's decode step, slots<N> (one forward_slots) against slots<N>-serial (N forwards,
 #               how serving ran before) and the lockstep decode<N>, for top-2 and skip β 0.5, measured by NVML
@@ -260,6 +262,22 @@ phase_tttkernels() {
       > "$OUTD/ttt_kernels_$(basename "$model").log" 2>&1 || rc=$?
     note "ttt_kernels $(basename "$model"): rc $rc"
     tee -a "$SUMMARY" < "$OUTD/ttt_kernels_$(basename "$model").log"
+  done
+}
+
+phase_tttref() {
+  local model precision rc name
+  source "$SRC/scripts/device/ttt_recipe.sh"
+  mkdir -p "$OUTD/tttref"
+  for model in "$SRC/models/kjv-small" "$MEDIUM"; do
+    [ -f "$model/config.json" ] || continue
+    for precision in fp32 bf16; do
+      rc=0 name=$(basename "$model")_$precision
+      timeout 120 "$WM/wattmoe" run --model "$model" --device cuda --precision $precision \
+        --data "$DATA/kjv.test.noise10.txt" --max-tokens 5120 --policy skip --beta 0.5 "${TTT[@]}" \
+        --summary "$OUTD/tttref/$name.json" > "$OUTD/tttref/$name.log" 2>&1 || rc=$?
+      note "tttref $name: rc $rc; $(grep -m1 -o 'bits/byte [0-9.]*' "$OUTD/tttref/$name.log")"
+    done
   done
 }
 
