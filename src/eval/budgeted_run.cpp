@@ -240,6 +240,9 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
     fixed->set_params(m.params.data());
   }
   Runner& model = adapter ? adapter->runner() : *fixed;
+  // The experts' full-precision weights in the runner's layout (the adapter's adds LoRA tensors): a tier switch's
+  // source.
+  const float* full_weights = adapter ? adapter->source().data() : m.params.data();
   model.set_routing_observer(routing.observer(tally));
   auto work = std::make_shared<ModelWork>();
   work->runner = &model, work->observer = routing.observer(tally), work->streams = a.plant.streams;
@@ -365,7 +368,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
       if (decision.expert_tier != tier_now) {  // the ladder entered or left its tier level: re-quantise the experts
         const std::string to = tier_name(decision.expert_tier);
         Timer t;
-        model.set_expert_precision(ops::parse_expert_precision(to), m.params.data());
+        model.set_expert_precision(ops::parse_expert_precision(to), full_weights);
         plant->set_expert_weight_bytes(ops::expert_precision_bytes(to));
         tier_now = decision.expert_tier, tier_switch_s += t.seconds(), ++tier_switches;
         log_info("run: window {}: routed experts now {} (switched in {:.3f} s)", w.index + 1, to, t.seconds());

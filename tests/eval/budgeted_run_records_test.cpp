@@ -84,6 +84,26 @@ TEST(BudgetedRunRecords, TheLadderTierSwitchesTheExpertsAndIsRecorded) {
   EXPECT_GE(ctl["tier_switch_s"].get<double>(), 0.0);
 }
 
+// The same with test-time training of LoRA adapters: the adapter's runner has the adapters' layout, so the experts'
+// full-precision weights come from θ₀ in that layout (the loaded model's would be read at the wrong offsets), and the
+// run after the switch scores what a run started at fp8 with the same adapted weights would: every bits/byte finite.
+TEST(BudgetedRunRecords, TheLadderTierSwitchesUnderLoraAdaptation) {
+  const ModelWeights<float> m = tiny_weights();
+  const TokenStream s = random_stream(16 * 24 + 1, m.config.vocab_size, 3);
+  RunConfig c = budget_run();
+  c.budget.power_w = 95, c.budget.ladder_dwell = 2, c.budget.ladder_tier = "fp8";
+  c.ttt.enabled = true, c.ttt.groups = "router,norms,lora", c.ttt.adapter.lora_rank = 2;
+  std::vector<Json> records;
+  const Json summary = run_budgeted(c, m, s, [&](const Json& r) {
+    records.push_back(r);
+    return true;
+  });
+  ASSERT_EQ(records.size(), 24u);
+  EXPECT_GE(summary["control"]["tier_switches"].get<int64_t>(), 1);
+  EXPECT_EQ(records.back()["control"]["expert_tier"], "fp8");
+  for (const Json& r : records) EXPECT_TRUE(std::isfinite(r["bits_per_token"].get<double>())) << r.dump();
+}
+
 TEST(BudgetedRunRecords, TheLadderTierIsRefusedWhereItCannotRun) {
   const ModelWeights<float> m = tiny_weights();
   const TokenStream s = random_stream(16 * 2 + 1, m.config.vocab_size, 3);
