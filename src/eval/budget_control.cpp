@@ -7,7 +7,7 @@
 
 namespace wattmoe {
 
-void check_budget_options(const BudgetOptions& b) {
+void check_budget_options(const BudgetOptions& b, const std::string& expert_precision) {
   WATTMOE_REQUIRE(!(b.power_w > 0 && b.energy_j_per_token > 0),
                   "--power-budget-w and --energy-budget-j-per-token are exclusive: give one budget");
   WATTMOE_REQUIRE(b.power_w >= 0 && b.energy_j_per_token >= 0 && std::isfinite(b.power_w) &&
@@ -23,6 +23,9 @@ void check_budget_options(const BudgetOptions& b) {
     WATTMOE_REQUIRE(ops::parse_expert_precision(b.ladder_tier, "--ladder-tier") != ops::ExpertPrecision::Bf16,
                     "--ladder-tier bf16: the tier level needs a cheaper precision than the run's own: fp8 or int8");
     WATTMOE_REQUIRE(b.ladder, "--ladder-tier with --no-ladder: the tier is a ladder level");
+    WATTMOE_REQUIRE(expert_precision == "bf16",
+                    "--ladder-tier {} with --expert-precision {}: the tier level switches bf16 experts to a cheaper "
+                    "precision; run with --expert-precision bf16", b.ladder_tier, expert_precision);
   }
 }
 

@@ -29,14 +29,16 @@ struct BudgetOptions {
   // long steps (serving's 1 s windows), where the default makes a budget step take many seconds to reach a rung
   int ladder_dwell = LadderConfig{}.dwell;
   // "" (none), fp8 or int8: a ladder level right after knob control with the routed experts re-quantised to this
-  // precision, kept by every level below it (wattmoe run on the simulated plant; its own --expert-precision bf16)
+  // precision, kept by every level below it (wattmoe run on the simulated plant; wattmoe serve, whose GPU decode
+  // steps read the cheaper experts; both with --expert-precision bf16)
   std::string ladder_tier;
   bool allow_infeasible = false;        // wattmoe run: a budget below the plant's floor warns instead of failing
   bool active() const { return power_w > 0 || energy_j_per_token > 0; }
 };
 
-// Error unless at most one budget is given and each is ≥ 0 and finite.
-void check_budget_options(const BudgetOptions& b);
+// Error unless at most one budget is given and each is ≥ 0 and finite, and the knobs are in range; a ladder tier
+// needs the ladder and the runner's own expert_precision bf16.
+void check_budget_options(const BudgetOptions& b, const std::string& expert_precision = "bf16");
 
 // The controller for an active budget over this model and routing. plant: "sim", "cuda" or "model" (a real GPU's
 // temperature is noisy at sub-second steps, so the thermal guard fits its slope over a full window there).

@@ -173,12 +173,9 @@ void check_feasible(const BudgetOptions& b, const std::vector<std::pair<int64_t,
 
 void check_run_config(const RunConfig& a) {
   const BudgetOptions& b = a.budget;
-  check_budget_options(b);
+  check_budget_options(b, a.runner.expert_precision);
   WATTMOE_REQUIRE(b.ladder_tier.empty() || b.active(), "--ladder-tier needs a budget (--power-budget-w or "
                   "--energy-budget-j-per-token): the tier is a level of the budget's ladder");
-  WATTMOE_REQUIRE(b.ladder_tier.empty() || a.runner.expert_precision == "bf16",
-                  "--ladder-tier {} with --expert-precision {}: the tier level switches bf16 experts to a cheaper "
-                  "precision; run with --expert-precision bf16", b.ladder_tier, a.runner.expert_precision);
   // On the GPU the fp8/int8 codes are read by the fused decode kernels only (forwards of at most 8 tokens); run's
   // windows take the prefill path on bf16(code · scale), where a measured plant would see the tier save nothing.
   WATTMOE_REQUIRE(b.ladder_tier.empty() || a.plant.name == "sim",

@@ -119,11 +119,13 @@ void visit_budget_options(BudgetOptions& b, bool run, V&& v) {
                .help = "steps at full effort and above the budget before the ladder leaves knob control for top-1, "
                        "masks and smaller batches (fewer for long steps)",
                .show_default = true, .group = g}, b.ladder_dwell);
-  if (run)
-    v(OptionInfo{.flag = "--ladder-tier",
-                 .help = "fp8 or int8: a ladder level after knob control that re-quantises the routed experts to this "
-                         "precision (before top-1; with --expert-precision bf16 and the simulated plant)",
-                 .group = g}, b.ladder_tier);
+  v(OptionInfo{.flag = "--ladder-tier",
+               .help = run ? "fp8 or int8: a ladder level after knob control that re-quantises the routed experts to "
+                             "this precision (before top-1; with --expert-precision bf16 and the simulated plant)"
+                           : "fp8 or int8: a ladder level after knob control that re-quantises the routed experts to "
+                             "this precision (before top-1; with --expert-precision bf16; the GPU's decode steps read "
+                             "the cheaper experts; keeps a host copy of the model's fp32 weights)",
+               .group = g}, b.ladder_tier);
   if (run)
     v(OptionInfo{.flag = "--allow-infeasible",
                  .help = "run even when the budget is below the plant's floor (its cheapest rung): warn instead of "

@@ -83,7 +83,7 @@ void check_engine_config(const EngineConfig& c) {
   WATTMOE_REQUIRE(c.ttt.enabled || l.ttt_max_share == 1, "--ttt-max-share caps online adaptation: it needs --ttt");
   WATTMOE_REQUIRE(l.max_gpu_memory_fraction > 0 && l.max_gpu_memory_fraction <= 1,
                   "--max-gpu-memory-fraction must be in (0, 1], got {}", l.max_gpu_memory_fraction);
-  check_budget_options(c.budget);
+  check_budget_options(c.budget, c.runner.expert_precision);
   WATTMOE_REQUIRE(c.budget.schedule.empty(), "serve: --budget-schedule is for wattmoe run; change the budget live with "
                                              "PUT /v1/budget");
   check_runner_options(c.runner);
@@ -158,6 +158,7 @@ Engine::Engine(const EngineConfig& c, const ModelWeights<float>& m, std::shared_
   stats_.model = cfg_.model_id, stats_.source = energy_->source();
   stats_.max_batch = cfg_.limits.max_batch, stats_.max_queue = cfg_.limits.max_queue;
   stats_.ttt = cfg_.ttt.enabled;
+  stats_.expert_tier = cfg_.runner.expert_precision;
   stats_.expert_tokens.assign(size_t(model_.num_layers), {});
   for (int l = 0; l < model_.num_layers; ++l)
     if (model_.is_moe_layer(l)) stats_.expert_tokens[size_t(l)].assign(size_t(model_.num_experts), 0);
@@ -178,6 +179,7 @@ Engine::Engine(const EngineConfig& c, const ModelWeights<float>& m, std::shared_
         runner_ = make_runner(model_, cfg_.runner);
         runner_->set_params(weights->params.data());
         net_ = runner_.get();
+        if (!cfg_.budget.ladder_tier.empty()) full_weights_ = weights->params;
       }
       try {
         net_->reset_slots(cfg_.limits.max_batch, context_);
@@ -384,12 +386,14 @@ Json Engine::budget_json() const {
          {"control_policy", b.control_policy}, {"control_gains", b.control_gains},
          {"control_deadband", b.control_deadband}, {"ladder_dwell", b.ladder_dwell},
          {"thermal_guard", b.thermal_guard}, {"ladder", b.ladder},
+         {"ladder_tier", b.ladder_tier.empty() ? Json(nullptr) : Json(b.ladder_tier)},
          {"control_period_s", c.period_s}, {"energy_source", energy_->source()},
          {"routing", c.routing.describe()}, {"admit_limit", admit_limit_}};
   if (c.ctl) {
     const ControlDecision& d = c.decision;
     j["decision"] = Json{{"policy", d.policy}, {"knobs", knobs_json(d.knobs)}, {"u", d.u}, {"floor", d.floor},
                          {"rung", d.rung}, {"batch_scale", d.batch_scale}, {"thermal_active", d.thermal_active},
+                         {"expert_tier", d.expert_tier.empty() ? cfg_.runner.expert_precision : d.expert_tier},
                          {"measured", std::isfinite(d.measured) ? Json(d.measured) : Json(nullptr)},
                          {"kp", c.ctl->budget().config().kp}, {"ki", c.ctl->budget().config().ki},
                          {"reason", d.reason}};
@@ -574,12 +578,29 @@ void Engine::retire_finished() {
   }
 }
 
+void Engine::apply_expert_tier(const std::string& tier) {
+  if (tier == tier_now_) return;
+  const std::string to = tier.empty() ? cfg_.runner.expert_precision : tier;
+  Timer t;
+  net_->set_expert_precision(ops::parse_expert_precision(to),
+                             adapter_ ? adapter_->source().data() : full_weights_.data());
+  energy_->set_expert_precision(to);
+  tier_now_ = tier;
+  const double s = t.seconds();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    ++stats_.tier_switches, stats_.tier_switch_seconds += s, stats_.expert_tier = to;
+  }
+  log_info("serve: routed experts now {} (switched in {:.3f} s)", to, s);
+}
+
 void Engine::step() {
   const int V = model_.vocab_size;
   std::shared_ptr<const RoutingSpec> server;
+  std::string tier;
   {
     std::lock_guard<std::mutex> lk(mu_);
-    server = control_->spec;
+    server = control_->spec, tier = control_->decision.expert_tier;
   }
   std::vector<std::vector<int64_t>> counts(size_t(model_.num_layers));
   for (int l = 0; l < model_.num_layers; ++l)
@@ -588,6 +609,7 @@ void Engine::step() {
   int64_t prompt_tokens = 0, completion_tokens = 0;
   energy_->begin();
   Timer wall;
+  apply_expert_tier(tier);  // inside the step: the switch's time and energy are the step's
   // What one sequence's forward gave: its next-token logits row and its (token, expert) pairs per layer; then its
   // next token, exactly as wattmoe generate draws it.
   auto advance = [&](Seq& s, int n, const float* last, const std::vector<std::vector<int64_t>>& pairs_of) {

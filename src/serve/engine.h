@@ -13,7 +13,9 @@
 //
 // The budget: with --power-budget-w/--energy-budget-j-per-token a Controller (control/controller.h, built as in `wattmoe run` by
 // eval/budget_control.h) sees the steps' power or J/token once per control period and sets the routing of the
-// following steps; its ladder's batch scale caps how many sequences may run. set_budget changes it live.
+// following steps; its ladder's batch scale caps how many sequences may run, and with --ladder-tier its tier level
+// re-quantises the routed experts between steps (the GPU's decode steps then read fp8/int8 codes). set_budget changes
+// it live.
 //
 // Memory: the KV-cache slots are allocated once at start (max_batch × context positions), so serving never grows
 // them; a request waits for a slot in the queue, a full queue refuses new ones (QueueFull → 429). Memory pressure
@@ -178,6 +180,11 @@ class Engine {
   std::vector<std::unique_ptr<Seq>> billing_;  // finished sequences waiting for their last step's energy
   const RoutingSpec* applied_ = nullptr;  // the spec the runner holds
   std::shared_ptr<const RoutingSpec> applied_hold_;
+  // The ladder's tier level (--ladder-tier): the tier the runner's experts hold ("" = the server's own), and the
+  // model's fp32 weights a switch re-quantises from (without TTT; with it, the adapter's θ₀ serves).
+  std::string tier_now_;
+  std::vector<float> full_weights_;
+  void apply_expert_tier(const std::string& tier);  // switches the runner's experts when the ladder asks
   double ctl_j_ = 0, ctl_s_ = 0, ctl_tokens_ = 0;
   int64_t ctl_pairs_ = 0, ctl_moe_ = 0, ctl_step_ = 0;
   std::deque<std::vector<int32_t>> ttt_queue_;  // answered requests' texts waiting for adaptation

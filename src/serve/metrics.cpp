@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+
+#include "ops/quant.h"
 
 namespace wattmoe {
 
@@ -136,6 +139,13 @@ std::string prometheus_text(const ServeStats& st) {
   o.metric("wattmoe_control_batch_scale", "gauge", "the ladder's share of the batch let through", st.batch_scale);
   o.metric("wattmoe_thermal_guard_active", "gauge", "1 while the thermal guard holds a floor",
            st.thermal_active ? 1 : 0);
+  o.metric("wattmoe_expert_tier_bytes", "gauge", "bytes per routed-expert weight now (label precision)",
+           st.expert_tier.empty() ? NAN : ops::expert_precision_bytes(st.expert_tier),
+           fmt::format("precision=\"{}\"", st.expert_tier));
+  o.metric("wattmoe_expert_tier_switches_total", "counter", "the ladder's tier switches of the routed experts",
+           double(st.tier_switches));
+  o.metric("wattmoe_expert_tier_switch_seconds_total", "counter", "host time the tier switches took",
+           st.tier_switch_seconds);
   // Test-time training on served text
   o.metric("wattmoe_ttt_enabled", "gauge", "1 when answered requests' texts adapt the model (--ttt)", st.ttt ? 1 : 0);
   o.metric("wattmoe_ttt_queue_length", "gauge", "answered texts waiting for adaptation", st.ttt_queued);

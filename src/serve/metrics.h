@@ -42,6 +42,9 @@ struct ServeStats {
   double target = NAN, effort_u = 0, batch_scale = 1;
   int rung = 0;
   bool thermal_active = false;
+  std::string expert_tier;  // the routed experts' precision now (the ladder's tier level switches it)
+  uint64_t tier_switches = 0;
+  double tier_switch_seconds = 0;  // host time the switches took (inside steps)
   // counters since start
   double energy_j = 0;  // metered over every step
   double billed_j = 0;  // shared out to requests (equals energy_j up to rounding once every step is billed)

@@ -50,6 +50,10 @@ StepEnergy::StepEnergy(const ServeEnergyOptions& o, const std::string& plant, co
   meter_ = std::make_unique<EnergyMeter>(*sensor_, mo);
 }
 
+void StepEnergy::set_expert_precision(const std::string& p) {
+  if (plant_ == "sim") shape_.expert.weight_bytes = ops::expert_precision_bytes(p);
+}
+
 StepEnergy::~StepEnergy() {
   if (meter_) meter_->stop();
 }

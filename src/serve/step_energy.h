@@ -100,6 +100,9 @@ class StepEnergy {
   // forwards and backwards priced as plant/sim_plant.h run_adaptation_work; measured plants measure it.
   size_t end_adaptation(const std::vector<std::vector<int64_t>>& counts, double tokens, int forwards, int backwards);
   bool ready(size_t id) const;
+  // The routed experts' precision now (a ladder tier switch): the simulated experts' weight bytes follow it; a
+  // measured plant measures the difference itself.
+  void set_expert_precision(const std::string& p);
   StepReading take(size_t id);  // waits until final, returns it and forgets the window
   // The sensor's latest sample (nullopt before the first). Any thread for "model" (the meter's sampler reads the
   // GPU); "sim" reads the simulated GPU, so only the thread that drives the steps may call it.

@@ -318,6 +318,47 @@ TEST(ServeEngine, PowerBudgetMovesTheRoutingAndChangesLive) {
   EXPECT_DOUBLE_EQ(one->usage().experts_per_token(), 1.0);
 }
 
+// --ladder-tier fp8: a budget that knob control cannot hold takes the ladder to its tier level, and the server's
+// experts switch to fp8 between steps (counted, shown in /v1/budget and /metrics); turning the budget off brings them
+// back. Requests in flight finish on either tier.
+TEST(ServeEngine, LadderTierSwitchesTheExpertsBetweenSteps) {
+  EngineConfig c = config(4, 64);
+  c.budget.power_w = 60;  // far below top-2's draw on the simulated plant: knob control saturates
+  c.budget.control_policy = "topk", c.budget.ladder_dwell = 2, c.budget.ladder_tier = "fp8";
+  c.energy.sim_period_s = 0.002;
+  Engine e(c, kjv(), bytes());
+  EXPECT_EQ(e.stats().expert_tier, "bf16");
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (int i = 0; i < 8; ++i) {
+    jobs.push_back(std::make_shared<Job>(params("In the beginning", 80, 1.0, 1.0, uint64_t(i))));
+    ASSERT_EQ(e.submit(jobs.back()), Engine::Admit::Ok);
+  }
+  for (const auto& j : jobs) {
+    j->wait_done();
+    EXPECT_EQ(j->usage().completion_tokens, 80);
+  }
+  ServeStats st = e.stats();
+  EXPECT_GE(st.tier_switches, 1u) << "the ladder never reached its tier level";
+  EXPECT_EQ(st.expert_tier, "fp8");
+  EXPECT_EQ(e.budget_json()["ladder_tier"], "fp8");
+  EXPECT_EQ(e.budget_json()["decision"]["expert_tier"], "fp8");
+  EXPECT_NE(prometheus_text(st).find("wattmoe_expert_tier_bytes{precision=\"fp8\"} 1"), std::string::npos);
+  BudgetUpdate off;
+  off.power_w = 0;
+  e.set_budget(off);
+  auto after = std::make_shared<Job>(params("In", 4, 0.0, 1.0, 0));
+  ASSERT_EQ(e.submit(after), Engine::Admit::Ok);
+  after->wait_done();
+  st = e.stats();
+  EXPECT_EQ(st.expert_tier, "bf16");
+  EXPECT_EQ(st.tier_switches % 2, 0u);  // every switch down came back up
+  // The tier needs the server's own experts in bf16.
+  EngineConfig q = config(1, 1);
+  q.budget.ladder_tier = "fp8", q.runner.expert_precision = "int8";
+  EXPECT_NE(test::error_of([&] { Engine bad(q, kjv(), bytes()); }).find("--ladder-tier fp8 with --expert-precision int8"),
+            std::string::npos);
+}
+
 TEST(ServeEngine, RequestRoutingAndMetricsText) {
   Engine e(config(2, 8), kjv(), bytes());
   RoutingOptions o = e.routing_options();
