@@ -13,6 +13,9 @@
 #   mix         the medium preset on the mix corpus's training domains with its BPE tokenizer (carried as
 #               .devcarry/mix.tar.xz by scripts/device/pack_mix.sh; TRAIN_S seconds) into $MIXMODEL, then bits/byte of
 #               every domain's test split (bf16, fused kernels): the in-domain score and the natural shifts' gaps
+#   mixtorch    scripts/experiments/torch_reference.py --preset medium on the same corpus and tokenizer (PyTorch +
+#               transformers, fp32, the preset's 3000 steps; about 300 s on an H100): the independent reference beside
+#               the mix phase's model, bits/byte on prose val and every domain's test split
 #   quantbench  the fused MoE layer (Mixtral shape) at T 1 and 8 with bf16, fp8 and int8 experts on the same inputs:
 #               time, weight GB/s and NVML J/token, and their ratios to bf16 (moe_layer_bench --expert-precision)
 #   quant       bits/byte of the mix model ($MIXMODEL, else /tmp/wm-medium) on its validation text with the routed
@@ -132,19 +135,43 @@ phase_train() {
   note "train medium: rc $rc; $(tail -3 "$OUTD/train_medium.log" | tr '\n' ' ')"
 }
 
+# The mix corpus carried by scripts/device/pack_mix.sh, unpacked once into /tmp/wm-mixdata (false when not carried).
+mix_data() {
+  [ -f /tmp/wm-mixdata/manifest.json ] && return 0
+  [ -f "$SRC/.devcarry/mix.tar.xz" ] || { note "mix: no .devcarry/mix.tar.xz (scripts/device/pack_mix.sh)"; return 1; }
+  mkdir -p /tmp/wm-mixdata && tar xJf "$SRC/.devcarry/mix.tar.xz" -C /tmp/wm-mixdata
+}
+
+phase_mixtorch() {
+  local rc=0 mixd=/tmp/wm-mixdata py=/opt/torch/.venv/bin/python3 evals=()
+  mix_data || return
+  [ -x "$py" ] || py=python3
+  for d in "$mixd"/*/; do evals+=(--eval "$d/test.txt"); done
+  timeout 540 "$py" "$SRC/scripts/experiments/torch_reference.py" --preset medium --tokenizer "$mixd/tokenizer.json" \
+    --train "$mixd/prose.train.txt" --val "$mixd/prose.val.txt" "${evals[@]}" --attn sdpa \
+    --out "$OUTD/torch_medium_mix.json" > "$OUTD/mixtorch.log" 2>&1 || rc=$?
+  note "mixtorch: rc $rc; $(tail -1 "$OUTD/mixtorch.log" | cut -c1-300)"
+}
+
 phase_mix() {
   local rc=0 mixd=/tmp/wm-mixdata
-  [ -f "$SRC/.devcarry/mix.tar.xz" ] || { note "mix: no .devcarry/mix.tar.xz (scripts/device/pack_mix.sh)"; return; }
-  mkdir -p "$mixd" && tar xJf "$SRC/.devcarry/mix.tar.xz" -C "$mixd"
+  mix_data || return
   local label=$(basename "$(ls "$mixd"/*.train.txt | head -1)" .train.txt)
   OUT="$OUTD/mix" bash "$SRC/scripts/device/train_medium.sh" --bin "$WM/wattmoe" --data "$mixd" --out "$MIXMODEL" \
     --time-limit "$TRAIN_S" --train "$mixd/$label.train.txt" --val "$mixd/$label.val.txt" \
     --tokenizer "$mixd/tokenizer.json" > "$OUTD/mix_train.log" 2>&1 || rc=$?
   note "mix: trained on $label: rc $rc; $(tail -2 "$OUTD/mix_train.log" | tr '\n' ' ')"
-  for d in "$mixd"/*/; do
+  # bf16 on the fused kernels (eval_D.json), and fp32 (eval_fp32_D.json: the precision it trained in, as mixtorch's)
+  for d in "$mixd"/*/ prose_val; do
     d=$(basename "$d")
-    "$WM/wattmoe" eval --device cuda --precision bf16 --model "$MIXMODEL" --data "$mixd/$d/test.txt" --json \
-      > "$OUTD/mix/eval_$d.json" 2>> "$OUTD/mix_eval.log" || note "mix: eval $d failed: $(tail -1 "$OUTD/mix_eval.log")"
+    local text=$mixd/$d/test.txt
+    [ "$d" = prose_val ] && text=$mixd/prose.val.txt
+    for p in bf16 fp32; do
+      local tag=$d
+      [ $p = fp32 ] && tag=fp32_$d
+      "$WM/wattmoe" eval --device cuda --precision $p --model "$MIXMODEL" --data "$text" --json \
+        > "$OUTD/mix/eval_$tag.json" 2>> "$OUTD/mix_eval.log" || note "mix: eval $tag failed: $(tail -1 "$OUTD/mix_eval.log")"
+    done
   done
   python3 - "$OUTD/mix" "$mixd/manifest.json" <<'PY' | tee -a "$SUMMARY"
 import json, os, sys
