@@ -170,7 +170,8 @@ phase_mix() {
       local tag=$d
       [ $p = fp32 ] && tag=fp32_$d
       "$WM/wattmoe" eval --device cuda --precision $p --model "$MIXMODEL" --data "$text" --json \
-        > "$OUTD/mix/eval_$tag.json" 2>> "$OUTD/mix_eval.log" || note "mix: eval $tag failed: $(tail -1 "$OUTD/mix_eval.log")"
+        > "$OUTD/mix/eval_$tag.json" 2>> "$OUTD/mix_eval.log" ||
+        note "mix: eval $tag failed: $(tail -1 "$OUTD/mix_eval.log")"
     done
   done
   python3 - "$OUTD/mix" "$mixd/manifest.json" <<'PY' | tee -a "$SUMMARY"

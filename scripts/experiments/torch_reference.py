@@ -29,7 +29,8 @@ PRESETS = {  # name: (hidden, layers, heads, kv heads, head_dim, expert FFN, bat
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--preset", default="small", choices=sorted(PRESETS))
-ap.add_argument("--data-dir", default="data", help="holds kjv.train.txt and kjv.val.txt (the defaults of --train/--val)")
+ap.add_argument("--data-dir", default="data",
+                help="holds kjv.train.txt and kjv.val.txt (the defaults of --train/--val)")
 ap.add_argument("--train")
 ap.add_argument("--val")
 ap.add_argument("--eval", action="append", default=[], help="another file scored at the end (repeatable)")

@@ -355,8 +355,8 @@ TEST(ServeEngine, LadderTierSwitchesTheExpertsBetweenSteps) {
   // The tier needs the server's own experts in bf16.
   EngineConfig q = config(1, 1);
   q.budget.ladder_tier = "fp8", q.runner.expert_precision = "int8";
-  EXPECT_NE(test::error_of([&] { Engine bad(q, kjv(), bytes()); }).find("--ladder-tier fp8 with --expert-precision int8"),
-            std::string::npos);
+  const std::string why = test::error_of([&] { Engine bad(q, kjv(), bytes()); });
+  EXPECT_NE(why.find("--ladder-tier fp8 with --expert-precision int8"), std::string::npos) << why;
 }
 
 TEST(ServeEngine, RequestRoutingAndMetricsText) {
