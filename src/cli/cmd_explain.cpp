@@ -8,6 +8,7 @@
 #include "cli/defaults.h"
 #include "cli/routing_flags.h"
 #include "eval/explain.h"
+#include "ops/quant.h"
 #include "text/token_stream.h"
 #include "model/checkpoint.h"
 
@@ -16,7 +17,7 @@ namespace wattmoe::cli {
 namespace {
 
 struct ExplainArgs {
-  std::string model = default_model_dir(), tokenizer, text, data;
+  std::string model = default_model_dir(), tokenizer, text, data, expert_precision = "bf16";
   int64_t max_tokens = 16;
   bool json = false;
   RoutingOptions routing;
@@ -35,8 +36,10 @@ std::string printable(const std::string& s) {
   return "'" + o + "'";
 }
 
-void print_table(const Explanation& x, const RoutingSetup& routing, const Tokenizer& tok) {
+void print_table(const Explanation& x, const RoutingSetup& routing, const Tokenizer& tok, const std::string& tier) {
   fmt::print("routing: {}\n", routing.describe().dump());
+  fmt::print("routed experts: {} ({} byte(s) a weight, every cost priced at it)\n", tier,
+             ops::expert_precision_bytes(tier));
   fmt::print("{} tokens, {} experts, model top-{}; cost = a_e/n + b_e per token (J, n = {} tokens in the step); "
              "dropped experts: probability and the rule that dropped them\n",
              x.ids.size(), x.experts, x.model_k, x.ids.size());
@@ -69,15 +72,21 @@ void run_explain(const ExplainArgs& a) {
   std::vector<int32_t> ids = a.data.empty() ? tok->encode(a.text) : load_token_stream(a.data, *tok, 1).tokens;
   WATTMOE_REQUIRE(!ids.empty(), "explain: --text has no tokens");
   if (int64_t(ids.size()) > a.max_tokens) ids.resize(size_t(a.max_tokens));
-  const RoutingSetup routing = make_routing(a.routing, m.config, double(ids.size()));
-  std::unique_ptr<Runner> run = make_runner(m.config, RunnerOptions{});  // the CPU runner, the reference
+  ops::parse_expert_precision(a.expert_precision);
+  const RoutingSetup routing = make_routing(a.routing, m.config, double(ids.size()), a.expert_precision);
+  RunnerOptions where;  // the CPU runner, the reference
+  where.expert_precision = a.expert_precision;
+  std::unique_ptr<Runner> run = make_runner(m.config, where);
   run->set_params(m.params.data());
   run->set_routing(routing.spec());
   const Explanation x = explain_routing(*run, ids, routing);
-  if (a.json)
-    fmt::print("{}\n", explanation_json(x, routing, *tok).dump(2));
-  else
-    print_table(x, routing, *tok);
+  if (a.json) {
+    Json j = explanation_json(x, routing, *tok);
+    j["expert_precision"] = a.expert_precision;
+    fmt::print("{}\n", j.dump(2));
+  } else {
+    print_table(x, routing, *tok, a.expert_precision);
+  }
 }
 
 }  // namespace
@@ -88,7 +97,7 @@ void add_explain_command(CLI::App& app) {
       "explain",
       "Per token and MoE layer: the experts a routing policy chose, their probabilities and costs, and the rule that "
       "dropped each other expert (beta, top_p, budget, mask, k_max, k_min floor, cost). Runs on the CPU (the "
-      "reference path); no precision tiers exist, so none is a rule");
+      "reference path); the experts' precision tier (--expert-precision) prices their costs and drops none");
   add_model_flags(cmd, a->model, a->tokenizer);
   cmd->add_option("--text", a->text, "the text to explain");
   cmd->add_option("--data", a->data, "a text file to explain (its first --max-tokens tokens)");
@@ -96,6 +105,10 @@ void add_explain_command(CLI::App& app) {
                                                  "model's context)")
       ->capture_default_str();
   cmd->add_flag("--json", a->json, "JSON instead of the table");
+  cmd->add_option("--expert-precision", a->expert_precision,
+                  "the routed experts' tier: bf16, fp8 or int8 (quantised as eval and run do); every expert's cost "
+                  "is priced at its weight bytes, and a uniform tier drops no expert")
+      ->capture_default_str();
   add_threads_flag(cmd);
   add_routing_flags(cmd, a->routing);
   add_pruning_flags(cmd, a->routing);

@@ -98,6 +98,23 @@ expect_error "needs --calibration" "$BIN" explain --model "$MODEL" --text a --pr
 grep -q "beta" "$ERR_DIR/table" || fail "table: no expert dropped by beta"
 grep -q "^routing: .*skip" "$ERR_DIR/table" || fail "table: no routing line"
 
+# The experts' tier prices every expert (fp8: 1 byte a weight, so each cost falls) and drops none: the same rules.
+"${X[@]}" --json --expert-precision fp8 > "$ERR_DIR/fp8.json" 2> "$ERR_DIR/err" || fail "fp8: $(cat "$ERR_DIR/err")"
+python3 - "$ERR_DIR/topk.json" "$ERR_DIR/fp8.json" <<'PY' || fail "fp8: costs not below bf16's, or experts dropped"
+import json, sys
+b, f = (json.load(open(p)) for p in sys.argv[1:3])
+assert b["expert_precision"] == "bf16" and f["expert_precision"] == "fp8", (b["expert_precision"], f["expert_precision"])
+for lb, lf in zip(b["layers"], f["layers"]):
+    cost = lambda row: {e["expert"]: e["cost_j"] for e in row}
+    cb, cf = cost(lb["tokens"][0]), cost(lf["tokens"][0])
+    assert all(0 < cf[e] < cb[e] for e in cb), (cb, cf)
+    for row in lf["tokens"]:
+        assert [e["reason"] for e in row] == ["selected"] * 2 + ["k_max"] * (len(row) - 2), row
+PY
+"${X[@]}" > "$ERR_DIR/table_bf16" 2> "$ERR_DIR/err" || fail "table: $(cat "$ERR_DIR/err")"
+grep -q "^routed experts: bf16" "$ERR_DIR/table_bf16" || fail "table: no routed-experts line"
+expect_error "--expert-precision" "$BIN" explain --model "$MODEL" --text a --expert-precision fp4
+
 "$BIN" explain --help | grep -q "CPU" || fail "explain --help does not say it runs on the CPU"
 expect_error "exactly one of --text and --data" "$BIN" explain --model "$MODEL"
 expect_error "exactly one of --text and --data" "$BIN" explain --model "$MODEL" --text a --data "$ERR_DIR/long.txt"
