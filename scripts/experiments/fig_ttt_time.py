@@ -1,7 +1,7 @@
 """ttt_time.png for scripts/experiments/figures.py: where test-time training's time goes on the GPU, before and after
-each change of CHANGES, from the records of scripts/device/ttt_time.sh in RECORDS/<change>/ttt_time/ (one H100 machine
-per change; NAME-base = the binary before the change, NAME-new and NAME-new2 = two runs of the binary after it). One
-row per change:
+each change of CHANGES, from the records of scripts/device/ttt_time.sh in RECORDS/<change>/ttt_time/ (a change's folder
+is relative to RECORDS, and may leave it: a later session's records; one H100 machine per change; NAME-base = the
+binary before the change, NAME-new and NAME-new2 = two runs of the binary after it). One row per change:
 
   left   ms per window: inference without TTT, inference inside the TTT run (it includes the LoRA merge the adapted
          weights need), and adaptation; median over the runs with the min-max, per model and binary
@@ -20,14 +20,16 @@ PHASES = (("backward", "C0"), ("optimizer", "C1"), ("grads", "C2"), ("guard", "C
           ("weights", "C5"), ("forward", "C6"), ("other", "0.6"))
 
 
-CHANGES = (("ttt-merge", "the grouped expert backward and LoRA merge"),
-           ("ttt-device-step", "the optimizer step on the device"),
-           ("ttt-gemm-split", "the grouped GEMM's prefetch and split K"))
+CHANGES = (("ttt-merge", "the grouped expert backward and LoRA merge", "2026-12-06"),
+           ("ttt-device-step", "the optimizer step on the device", "2026-12-06"),
+           ("ttt-gemm-split", "the grouped GEMM's prefetch and split K", "2026-12-06"),
+           (os.path.join("..", "h100-2026-12-07", "ttt-merged", "call3-final"),
+            "the backward through the merged experts", "2026-12-07"))
 
 
 def files(records):
     out = []
-    for change, _ in CHANGES:
+    for change, _, _ in CHANGES:
         d = os.path.join(records, change)
         out.append(os.path.join(d, "card.txt"))
         for m, _ in MODELS:
@@ -86,15 +88,17 @@ def draw(fig_maker, records, need, rel):
     plt = fig_maker.plt
     fig, axes = plt.subplots(len(CHANGES), 2, figsize=(13, 4.3 * len(CHANGES)))
     cards = {draw_change(ax, bx, os.path.join(records, change), what)
-             for (ax, bx), (change, what) in zip(axes, CHANGES)}
+             for (ax, bx), (change, what, _) in zip(axes, CHANGES)}
     fig.suptitle("Test-time training on the GPU (bf16, fused kernels, router+norms+LoRA, skip β 0.5, 40 windows of "
                  "kjv.test.noise10): before and after each change", fontsize=10)
-    fig.text(0.01, 0.005, f"{' / '.join(sorted(cards))} · 2026-12-06 · idle power: n/a · timings only (no energy)"
+    dates = " / ".join(sorted({d for _, _, d in CHANGES}))
+    fig.text(0.01, 0.005, f"{' / '.join(sorted(cards))} · {dates} · idle power: n/a · timings only (no energy)"
              " · "
-             f"one machine per row for before and after · records: "
-             f"{', '.join(rel(os.path.join(records, c)) for c, _ in CHANGES)}", fontsize=7, color="0.3")
-    fig.tight_layout(rect=(0, 0.02, 1, 0.97))
+             f"one machine per row for before and after · records:\n"
+             f"{', '.join(rel(os.path.normpath(os.path.join(records, c))) for c, _, _ in CHANGES)}", fontsize=7,
+             color="0.3")
+    fig.tight_layout(rect=(0, 0.025, 1, 0.97))
     fig_maker.save(fig, "ttt_time.png", files(records), "TTT inference and adaptation ms per window before and "
-                   "after the grouped expert backward, the device-side optimizer step and the grouped GEMM's prefetch "
-                   "and split K, adaptation by phase",
+                   "after the grouped expert backward, the device-side optimizer step, the grouped GEMM's prefetch "
+                   "and split K and the backward through the merged experts, adaptation by phase",
                    "measured (timings, no energy)")

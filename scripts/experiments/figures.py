@@ -14,10 +14,11 @@ RECORDS is a folder laid out like results/h100-2026-12-06/ (the default; results
                                             (power against target per window, the knob, experts/token, temperature)
   ttt/<model>.summary.json (+ ttt/<model>-run*/<model>.summary.json, repeats) -> ttt.png (bits/byte, whole-board and
                                             above-idle J/token of static top-2, the skip policy and the policy + TTT)
-  {ttt-merge,ttt-device-step}/ttt_time/<model>-{base,new,new2}.{nottt,plain,phases}.json, and card.txt
-                                            scripts/device/ttt_time.sh before and after the grouped expert backward
-                                            and after the device-side optimizer step -> ttt_time.png
-                                            (fig_ttt_time.py: ms per window, adaptation by phase, one row a change)
+  {ttt-merge,ttt-device-step,ttt-gemm-split}/ttt_time/<model>-{base,new,new2}.{nottt,plain,phases}.json, card.txt
+                                            (and ../h100-2026-12-07/ttt-merged/call3-final/, a later session's)
+                                            scripts/device/ttt_time.sh before and after each TTT speed change
+                                            -> ttt_time.png (fig_ttt_time.py: ms per window, adaptation by phase,
+                                            one row a change)
   serve-batched/, serve-idle-billing-before/, serve-idle-billing/: serve_bench.jsonl, summary.json
                                             bench/serve_bench.py under three billing rules -> serve_billing.png
                                             (fig_serve.py: billed over counter joules per concurrency, and the
