@@ -1,7 +1,7 @@
 """ttt_time.png for scripts/experiments/figures.py: where test-time training's time goes on the GPU, before and after
-each change of CHANGES, from the records of scripts/device/ttt_time.sh in RECORDS/<change>/ttt_time/ (a change's folder
-is relative to RECORDS, and may leave it: a later session's records; one H100 machine per change; NAME-base = the
-binary before the change, NAME-new and NAME-new2 = two runs of the binary after it). One row per change:
+each change of CHANGES, from the records of scripts/device/ttt_time.sh in RECORDS/<change>/ttt_time/ (a later
+session's change names its folder under the source tree's results/ instead; one H100 machine per change; NAME-base =
+the binary before the change, NAME-new and NAME-new2 = two runs of the binary after it). One row per change:
 
   left   ms per window: inference without TTT, inference inside the TTT run (it includes the LoRA merge the adapted
          weights need), and adaptation; median over the runs with the min-max, per model and binary
@@ -13,6 +13,8 @@ import json
 import os
 import statistics
 
+SRC = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
 MODELS = (("kjv-small", "kjv-small"), ("wm-medium", "medium"))
 BINARIES = (("base", ("base",), "before"), ("new", ("new", "new2"), "after"))
 MODES = ("nottt", "plain", "phases")
@@ -23,7 +25,7 @@ PHASES = (("backward", "C0"), ("optimizer", "C1"), ("grads", "C2"), ("guard", "C
 CHANGES = (("ttt-merge", "the grouped expert backward and LoRA merge", "2026-12-06"),
            ("ttt-device-step", "the optimizer step on the device", "2026-12-06"),
            ("ttt-gemm-split", "the grouped GEMM's prefetch and split K", "2026-12-06"),
-           (os.path.join("..", "h100-2026-12-07", "ttt-merged", "call3-final"),
+           (os.path.join(SRC, "results", "h100-2026-12-07", "ttt-merged", "call3-final"),
             "the backward through the merged experts", "2026-12-07"))
 
 
@@ -95,7 +97,7 @@ def draw(fig_maker, records, need, rel):
     fig.text(0.01, 0.005, f"{' / '.join(sorted(cards))} · {dates} · idle power: n/a · timings only (no energy)"
              " · "
              f"one machine per row for before and after · records:\n"
-             f"{', '.join(rel(os.path.normpath(os.path.join(records, c))) for c, _, _ in CHANGES)}", fontsize=7,
+             f"{', '.join(rel(os.path.join(records, c)) for c, _, _ in CHANGES)}", fontsize=7,
              color="0.3")
     fig.tight_layout(rect=(0, 0.025, 1, 0.97))
     fig_maker.save(fig, "ttt_time.png", files(records), "TTT inference and adaptation ms per window before and "

@@ -15,7 +15,7 @@ RECORDS is a folder laid out like results/h100-2026-12-06/ (the default; results
   ttt/<model>.summary.json (+ ttt/<model>-run*/<model>.summary.json, repeats) -> ttt.png (bits/byte, whole-board and
                                             above-idle J/token of static top-2, the skip policy and the policy + TTT)
   {ttt-merge,ttt-device-step,ttt-gemm-split}/ttt_time/<model>-{base,new,new2}.{nottt,plain,phases}.json, card.txt
-                                            (and ../h100-2026-12-07/ttt-merged/call3-final/, a later session's)
+                                            (and results/h100-2026-12-07/ttt-merged/call3-final/ of the source tree)
                                             scripts/device/ttt_time.sh before and after each TTT speed change
                                             -> ttt_time.png (fig_ttt_time.py: ms per window, adaptation by phase,
                                             one row a change)
