@@ -6,6 +6,7 @@
 // forwards (the cache works).
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 
 #include "adapt/adapter.h"
@@ -14,10 +15,40 @@
 namespace wattmoe {
 namespace {
 
-// Passes every call to a CPU runner, counting forwards and weight swaps.
+// Passes every call to a CPU runner, counting forwards and weight swaps. With `device` it also plays a GPU runner's
+// part (model/runner.h): its own optimizer step (plain SGD on the ranges here: the adapter's switching is under test,
+// not the step's rule) and two weight-set slots, so the adapter keeps θ and θ₀ in the runner and never swaps them
+// through set_param_ranges; slot_loads counts load_param_ranges.
 class CountingRunner final : public Runner {
  public:
-  CountingRunner(const ModelConfig& c, int* forwards, int* swaps) : in_(make_runner(c, {})), f_(forwards), s_(swaps) {}
+  CountingRunner(const ModelConfig& c, int* forwards, int* swaps, int* slot_loads = nullptr)
+      : in_(make_runner(c, {})), f_(forwards), s_(swaps), loads_(slot_loads) {}
+  bool adapt_optimizer_begin(const std::vector<ParamRange>& ranges, const std::vector<ScaledRange>&,
+                             const AdaptOptimConfig&) override {
+    ranges_ = ranges;
+    return loads_ != nullptr;
+  }
+  double adapt_optimizer_step(double lr) override {
+    std::vector<float> p(size_t(layout().total())), g(p.size(), 0.f);
+    in_->get_params(p.data());
+    in_->take_grads(g.data(), ranges_);
+    double norm = 0;
+    for (const ParamRange& r : ranges_)
+      for (size_t i = size_t(r.offset); i < size_t(r.offset + r.numel); ++i)
+        norm += double(g[i]) * g[i], p[i] -= float(lr) * g[i];
+    in_->set_param_ranges(p.data(), ranges_);
+    return std::sqrt(norm);
+  }
+  void adapt_optimizer_reset() override {}
+  void keep_param_ranges(int slot, const std::vector<ParamRange>& r) override {
+    kept_[size_t(slot)].assign(size_t(layout().total()), 0.f);
+    in_->get_param_ranges(kept_[size_t(slot)].data(), r);
+  }
+  void load_param_ranges(int slot, const std::vector<ParamRange>& r) override {
+    ASSERT_FALSE(kept_[size_t(slot)].empty()) << "slot " << slot << " loaded before it was kept";
+    ++*loads_;
+    in_->set_param_ranges(kept_[size_t(slot)].data(), r);
+  }
   const ModelConfig& config() const override { return in_->config(); }
   const ParamLayout& layout() const override { return in_->layout(); }
   RunnerInfo info() const override { return in_->info(); }
@@ -64,7 +95,9 @@ class CountingRunner final : public Runner {
 
  private:
   std::unique_ptr<Runner> in_;
-  int *f_, *s_;
+  int *f_, *s_, *loads_;
+  std::vector<ParamRange> ranges_;
+  std::array<std::vector<float>, 2> kept_;
 };
 
 TEST(AdapterRunner, EveryScoreUsesTheWeightsTheAdapterMeans) {
@@ -105,6 +138,47 @@ TEST(AdapterRunner, EveryScoreUsesTheWeightsTheAdapterMeans) {
     EXPECT_GT(adapted, N / 2);
     EXPECT_LT(swaps, forwards) << "the runner's weights are swapped only when they differ";
   }
+}
+
+// The same contract where the runner steps θ on its device and keeps weight sets there: every score still uses the
+// weights the adapter means — across the source check's switches every window, params() read between windows (θ
+// brought out of its slot and put back), and a reset (θ = θ₀ again) — and no weight set crosses set_param_ranges.
+TEST(AdapterRunner, DeviceStepSwitchesThetaAndSourceInTheRunner) {
+  const test::TinyModel m = test::tiny_model(3);
+  AdapterConfig cfg;
+  cfg.groups = {.router = true, .norms = true, .lora = true};
+  cfg.lora_rank = 2;
+  cfg.optim.lr = 3e-2;
+  cfg.steps_per_window = 2;
+  cfg.source_guard.check_every = 1;
+  int forwards = 0, swaps = 0, loads = 0;
+  TestTimeAdapter a(m.config, m.params.data(), cfg, [&](const ModelConfig& c) {
+    return std::make_unique<CountingRunner>(c, &forwards, &swaps, &loads);
+  });
+  constexpr int S = 12, N = 9;
+  const TokenStream s = test::motif_stream(S * N + 1, m.config.vocab_size, 5, 4);
+  const ModelConfig& mc = a.model_config();
+  int adapted = 0, compared = 0;
+  for (int w = 0; w < N; ++w) {
+    const int32_t* ids = s.tokens.data() + w * S;
+    const std::vector<float> theta = a.params(), source = a.source();
+    const WindowOutcome o = a.process(ids, S);
+    EXPECT_EQ(o.nats, test::score_nats(mc, (o.probation ? source : theta).data(), ids, S)) << "window " << w;
+    if (!std::isnan(o.source_nats)) {
+      ++compared;
+      if (o.probation) EXPECT_EQ(o.tested_nats, test::score_nats(mc, theta.data(), ids, S)) << "window " << w;
+      else EXPECT_EQ(o.source_nats, test::score_nats(mc, source.data(), ids, S)) << "window " << w;
+    }
+    adapted += o.adapted ? 1 : 0;
+    if (w == 5) {
+      a.reset();
+      EXPECT_EQ(a.params(), a.source());
+    }
+  }
+  EXPECT_GT(adapted, N / 2);
+  EXPECT_GT(compared, N / 2);  // every adapted window (not the first, nor the one after the reset)
+  EXPECT_EQ(swaps, 0) << "θ and θ₀ went through set_param_ranges";
+  EXPECT_GT(loads, N) << "the source check's switches are slot loads";
 }
 
 }  // namespace
