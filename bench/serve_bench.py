@@ -287,6 +287,8 @@ def budget_step(a, base_flags, records):
                   "queued": metric(now[0], "wattmoe_queue_length"),
                   "temperature_c": metric(now[0], "wattmoe_gpu_temperature_celsius"),
                   "clock_event_reasons": metric(now[0], "wattmoe_clock_event_reasons"),
+                  "expert_tier_bytes": metric(now[0], "wattmoe_expert_tier_bytes"),  # the ladder's tier level
+                  "tier_switches": metric(now[0], "wattmoe_expert_tier_switches_total"),
                   "kp": decision.get("kp"), "ki": decision.get("ki")})  # the gains the loop runs with now
         windows.append(w)
         records.append(w)
@@ -308,6 +310,7 @@ def budget_step(a, base_flags, records):
                    "block_powers_w": bl, "worst_block_error": worst_block,
                    "held": abs(mean - t) / t <= 0.02 and bool(bl) and worst_block <= 0.05,
                    "experts_per_token": statistics.mean(w["experts_per_token"] for w in tail),
+                   "expert_tier_bytes": statistics.mean(w["expert_tier_bytes"] for w in tail),
                    "tokens_per_s": statistics.mean(w["completion_tokens_per_s"] for w in tail)}
         segments.append(seg_rec)
         records.append(seg_rec)
@@ -326,8 +329,8 @@ def budget_step(a, base_flags, records):
           f"{a.budget_concurrency}", flush=True)
     for s in segments:
         print(f"  budget {s['target_w']:.1f} W: mean {s['mean_w']:.1f} W ({100 * s['mean_error']:+.2f}%), worst "
-              f"4-window block {100 * s['worst_block_error']:.2f}%, experts/token {s['experts_per_token']:.3f}: "
-              f"{'held' if s['held'] else 'NOT held'}", flush=True)
+              f"4-window block {100 * s['worst_block_error']:.2f}%, experts/token {s['experts_per_token']:.3f}, "
+              f"expert bytes/weight {s['expert_tier_bytes']:.2f}: {'held' if s['held'] else 'NOT held'}", flush=True)
     ok = bool(result) and not result["errors"] and result["lost"] == 0 and rc == 0
     return out, ok
 

@@ -16,6 +16,10 @@
 #   mixtorch    scripts/experiments/torch_reference.py --preset medium on the same corpus and tokenizer (PyTorch +
 #               transformers, fp32, the preset's 3000 steps; about 300 s on an H100): the independent reference beside
 #               the mix phase's model, bits/byte on prose val and every domain's test split
+#   servetier   `wattmoe serve --ladder-tier fp8` under a stepped power budget at 8 streams (decode steps of 8
+#               tokens, which read the fp8 codes once the ladder reaches its tier level): a wide model
+#               (scripts/device/wide_random.json: 4 layers of H 2048, 8 experts of I 8192; 20 steps on kjv, so near
+#               its init: energy only) into /tmp/wm-wide, then bench/serve_bench.py's budget step (SERVE_ARGS: more)
 #   quantbench  the fused MoE layer (Mixtral shape) at T 1 and 8 with bf16, fp8 and int8 experts on the same inputs:
 #               time, weight GB/s and NVML J/token, and their ratios to bf16 (moe_layer_bench --expert-precision)
 #   quant       bits/byte of the mix model ($MIXMODEL, else /tmp/wm-medium) on its validation text with the routed
@@ -189,6 +193,22 @@ json.dump(rows, open(os.path.join(out, "domains.json"), "w"), indent=1)
 print("mix: test bits/byte per domain: " + ", ".join(f"{r['domain']}{'*' if r['trained_on'] else ''} "
       f"{r['bits_per_byte']:.3f}" for r in rows) + "  (* trained on)")
 PY
+}
+
+phase_servetier() {
+  local rc=0 model=/tmp/wm-wide
+  if [ ! -f "$model/config.json" ]; then
+    timeout 240 "$WM/wattmoe" train --device cuda --preset medium --model-config "$SRC/scripts/device/wide_random.json" \
+      --steps 20 --eval-every 1000 --ckpt-every 1000 --train "$DATA/kjv.train.txt" --val "$DATA/kjv.val.txt" \
+      --out "$model" > "$OUTD/servetier_train.log" 2>&1 ||
+      { note "servetier: training failed: $(tail -1 "$OUTD/servetier_train.log")"; return; }
+  fi
+  # shellcheck disable=SC2086
+  timeout 420 python3 "$SRC/bench/serve_bench.py" --bin "$WM/wattmoe" --out "$OUTD/servetier" --model "$model" \
+    --precision bf16 --policies "topk k_max=2" --concurrency 8 --duration 5 --budget-concurrency 8 \
+    --control-deadband 0.005 --ladder-dwell 2 --fractions 0.9,0.4 --server-flag=--ladder-tier=fp8 ${SERVE_ARGS:-} \
+    > "$OUTD/servetier.log" 2>&1 || rc=$?
+  note "servetier: rc $rc; $(grep -E '^  budget' "$OUTD/servetier.log" | tr '\n' ' ')"
 }
 
 phase_quantbench() {

@@ -42,6 +42,7 @@ assert b["control_deadband"] == 0.01 and b["ladder_dwell"] == 3, b
 assert b["load"]["ok"] > 0 and not b["load"]["errors"] and b["load"]["lost"] == 0 and b["server_exit"] == 0, b
 wins = [r for r in recs if r["kind"] == "window"]
 assert all(w["ki"] is None for w in wins[:4]) and all(w["ki"] > 0 for w in wins[4:]), wins  # gains once a budget is on
+assert all(w["expert_tier_bytes"] == 2 for w in wins), wins  # bf16 experts throughout: no --ladder-tier here
 assert sum(r["kind"] == "window" for r in recs) == 4 + 2 * 8 and sum(r["kind"] == "point" for r in recs) == 6
 PY
 finish
