@@ -581,11 +581,16 @@ void Engine::retire_finished() {
 void Engine::apply_expert_tier(const std::string& tier) {
   if (tier == tier_now_) return;
   const std::string to = tier.empty() ? cfg_.runner.expert_precision : tier;
+  tier_now_ = tier;  // tried once per decision: a switch that fails is not retried every step
   Timer t;
-  net_->set_expert_precision(ops::parse_expert_precision(to),
-                             adapter_ ? adapter_->source().data() : full_weights_.data());
+  try {
+    net_->set_expert_precision(ops::parse_expert_precision(to),
+                               adapter_ ? adapter_->source().data() : full_weights_.data());
+  } catch (const std::exception& e) {  // the scheduler thread must not end: serve on, and say so
+    log_warn("serve: the routed experts could not switch to {}: {}", to, e.what());
+    return;
+  }
   energy_->set_expert_precision(to);
-  tier_now_ = tier;
   const double s = t.seconds();
   {
     std::lock_guard<std::mutex> lk(mu_);
