@@ -30,7 +30,7 @@ void check_budget_options(const BudgetOptions& b, const std::string& expert_prec
 }
 
 ControllerConfig budget_controller_config(const BudgetOptions& b, const std::string& plant, const ModelConfig& m,
-                                          const RoutingSetup& routing) {
+                                          const RoutingSetup& routing, int64_t forward_tokens) {
   ControllerConfig c;
   c.budget.measure = b.power_w > 0 ? Measure::Power : Measure::JoulesPerToken;
   c.budget.target = b.power_w > 0 ? b.power_w : b.energy_j_per_token;
@@ -55,6 +55,22 @@ ControllerConfig budget_controller_config(const BudgetOptions& b, const std::str
     for (double x : costs) uniform = uniform && x == costs.front();
   }
   if (uniform) c.ladder.layer_costs.clear();
+  // --control-policy budget: the knob's joules are a layer-step's. u = 0 gives the MoE layers' mean top-k step energy
+  // (estimate_budget_range, uniform routing), u = 1 a zero budget: exactly each token's top-k_min, whatever the
+  // router's skew (the uniform estimate of top-1 assumes every expert active, so a skewed router would keep second
+  // experts under it).
+  if (b.control_policy == "budget") {
+    WATTMOE_REQUIRE(forward_tokens >= 1, "--control-policy budget: {} tokens a forward: expected >= 1", forward_tokens);
+    double full = 0;
+    int layers = 0;
+    for (size_t l = 0; l < routing.layer_costs.size(); ++l) {
+      if (!m.is_moe_layer(int(l))) continue;
+      full += estimate_budget_range(routing.layer_costs[l], forward_tokens, m.top_k).full_j, ++layers;
+    }
+    WATTMOE_REQUIRE(layers > 0 && full > 0, "--control-policy budget: the routed experts have no cost to budget "
+                    "(a model without MoE layers, or a cost table of zeros)");
+    c.knobs.budget_full_j = full / layers, c.knobs.budget_floor_j = 0;
+  }
   validate(c);
   return c;
 }

@@ -42,8 +42,10 @@ void check_budget_options(const BudgetOptions& b, const std::string& expert_prec
 
 // The controller for an active budget over this model and routing. plant: "sim", "cuda" or "model" (a real GPU's
 // temperature is noisy at sub-second steps, so the thermal guard fits its slope over a full window there).
+// forward_tokens: the tokens one forward routes (run: a window; serve: a full decode step); the budget knob's joules
+// are for a layer-step of that many (control/knob_map.h estimate_budget_range, the mean over the MoE layers).
 ControllerConfig budget_controller_config(const BudgetOptions& b, const std::string& plant, const ModelConfig& m,
-                                          const RoutingSetup& routing);
+                                          const RoutingSetup& routing, int64_t forward_tokens);
 
 // The routing a decision asks for: its policy and knobs, per layer when the ladder masks experts layer by layer.
 RoutingSpec decision_spec(const ControlDecision& d, const RoutingSetup& routing);

@@ -218,7 +218,7 @@ Json run_budgeted(const RunConfig& a, const ModelWeights<float>& m, const TokenS
   auto tally = std::make_shared<RoutingEnergyTally>();
   StreamControl control;
   if (budget) {
-    ctl = std::make_unique<Controller>(budget_controller_config(a.budget, a.plant.name, m.config, routing));
+    ctl = std::make_unique<Controller>(budget_controller_config(a.budget, a.plant.name, m.config, routing, a.stream.seq));
     decision = ctl->initial();
     control.routing = decision_spec(decision, routing);
   } else {

@@ -148,7 +148,8 @@ Engine::Engine(const EngineConfig& c, const ModelWeights<float>& m, std::shared_
   control_->routing = make_routing(cfg_.routing, model_, double(cfg_.limits.max_batch), cfg_.runner.expert_precision);
   admit_limit_ = control_admit_ = cfg_.limits.max_batch;
   if (cfg_.budget.active()) {
-    control_->ctl = std::make_unique<Controller>(budget_controller_config(cfg_.budget, plant, model_, control_->routing));
+    control_->ctl = std::make_unique<Controller>(budget_controller_config(cfg_.budget, plant, model_, control_->routing,
+                                                                                 cfg_.limits.max_batch));
     control_->decision = control_->ctl->initial();
     control_->spec = std::make_shared<RoutingSpec>(decision_spec(control_->decision, control_->routing));
   } else {
@@ -435,7 +436,7 @@ void Engine::set_budget(const BudgetUpdate& u) {
   ControllerConfig cc;
   if (b.active()) {
     try {
-      cc = budget_controller_config(b, plant, model_, routing);
+      cc = budget_controller_config(b, plant, model_, routing, cfg_.limits.max_batch);
     } catch (const Error& e) {
       fail("control_policy: {}", e.what());
     }

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "../adapt/adapt_test_util.h"
 #include "core/error.h"
 #include "eval/budget_control.h"
 
@@ -45,14 +46,46 @@ TEST(BudgetControl, TheDeadbandAndDwellReachTheController) {
   m.num_experts = 8, m.top_k = 2;
   BudgetOptions b;
   b.power_w = 136.5;
-  EXPECT_EQ(budget_controller_config(b, "sim", m, RoutingSetup{}).budget.deadband, BudgetConfig{}.deadband);
+  EXPECT_EQ(budget_controller_config(b, "sim", m, RoutingSetup{}, 128).budget.deadband, BudgetConfig{}.deadband);
   b.control_deadband = 0.005;
   b.ladder_dwell = 4;
-  const ControllerConfig c = budget_controller_config(b, "model", m, RoutingSetup{});
+  const ControllerConfig c = budget_controller_config(b, "model", m, RoutingSetup{}, 128);
   EXPECT_EQ(c.budget.deadband, 0.005);
   EXPECT_EQ(c.ladder.dwell, 4);
   EXPECT_EQ(c.budget.target, 136.5);
   EXPECT_EQ(c.budget.measure, Measure::Power);
+}
+
+// --control-policy budget: the knob runs from the MoE layers' mean top-k layer-step energy for a forward of
+// forward_tokens tokens (estimate_budget_range; u = 0) down to a zero budget (u = 1: each token's top-k_min); it
+// moves with the tokens, and a model whose experts cost nothing is refused with the flag's name.
+TEST(BudgetControl, TheBudgetKnobGetsItsRangeFromTheCosts) {
+  const TinyModel t = tiny_model();
+  BudgetOptions b;
+  b.power_w = 300, b.control_policy = "budget";
+  RoutingOptions ro;
+  ro.expert_shape = "4096x14336";
+  const RoutingSetup r = make_routing(ro, t.config, 128);
+  const ControllerConfig c = budget_controller_config(b, "sim", t.config, r, 128);
+  double full = 0;
+  int layers = 0;
+  for (int l = 0; l < t.config.num_layers; ++l) {
+    if (!t.config.is_moe_layer(l)) continue;
+    full += estimate_budget_range(r.layer_costs[size_t(l)], 128, t.config.top_k).full_j, ++layers;
+  }
+  EXPECT_DOUBLE_EQ(c.knobs.budget_full_j, full / layers);
+  EXPECT_GT(c.knobs.budget_full_j, 0);
+  EXPECT_EQ(c.knobs.budget_floor_j, 0);
+  EXPECT_GT(budget_controller_config(b, "sim", t.config, r, 256).knobs.budget_full_j, c.knobs.budget_full_j);
+  RoutingSetup free = r;
+  for (ExpertCosts& e : free.layer_costs) std::fill(e.fixed.begin(), e.fixed.end(), 0.f),
+                                          std::fill(e.per_token.begin(), e.per_token.end(), 0.f);
+  try {
+    budget_controller_config(b, "sim", t.config, free, 128);
+    ADD_FAILURE() << "a budget over experts that cost nothing was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--control-policy budget"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -104,6 +104,26 @@ TEST(BudgetedRunRecords, TheLadderTierSwitchesUnderLoraAdaptation) {
   for (const Json& r : records) EXPECT_TRUE(std::isfinite(r["bits_per_token"].get<double>())) << r.dump();
 }
 
+// --control-policy budget: the controller moves a joule budget per layer-step (its range from the layer costs at a
+// window's tokens), which starts unlimited (top-k) and becomes finite once the budget pushes.
+TEST(BudgetedRunRecords, TheBudgetKnobRuns) {
+  const ModelWeights<float> m = tiny_weights();
+  const TokenStream s = random_stream(16 * 12 + 1, m.config.vocab_size, 3);
+  RunConfig c = budget_run();
+  c.budget.power_w = 95, c.budget.control_policy = "budget";
+  std::vector<Json> records;
+  run_budgeted(c, m, s, [&](const Json& r) {
+    records.push_back(r);
+    return true;
+  });
+  ASSERT_EQ(records.size(), 12u);
+  EXPECT_EQ(records.front()["control"]["policy"], "budget");
+  EXPECT_EQ(records.front()["control"]["knobs"]["budget_j"], "inf");
+  bool finite = false;
+  for (const Json& r : records) finite = finite || r["control"]["knobs"]["budget_j"].is_number();
+  EXPECT_TRUE(finite) << "the budget never became finite";
+}
+
 TEST(BudgetedRunRecords, TheLadderTierIsRefusedWhereItCannotRun) {
   const ModelWeights<float> m = tiny_weights();
   const TokenStream s = random_stream(16 * 2 + 1, m.config.vocab_size, 3);
