@@ -67,12 +67,12 @@ void print_table(const Explanation& x, const RoutingSetup& routing, const Tokeni
 void run_explain(const ExplainArgs& a) {
   WATTMOE_REQUIRE(a.text.empty() != a.data.empty(), "explain: give exactly one of --text and --data");
   WATTMOE_REQUIRE(a.max_tokens >= 1, "--max-tokens {}: expected at least 1", a.max_tokens);
+  ops::parse_expert_precision(a.expert_precision);  // a bad tier fails before the model loads
   ModelWeights<float> m = load_model<float>(a.model);
   std::unique_ptr<Tokenizer> tok = model_tokenizer(a.model, a.tokenizer, m.config.vocab_size);
   std::vector<int32_t> ids = a.data.empty() ? tok->encode(a.text) : load_token_stream(a.data, *tok, 1).tokens;
   WATTMOE_REQUIRE(!ids.empty(), "explain: --text has no tokens");
   if (int64_t(ids.size()) > a.max_tokens) ids.resize(size_t(a.max_tokens));
-  ops::parse_expert_precision(a.expert_precision);
   const RoutingSetup routing = make_routing(a.routing, m.config, double(ids.size()), a.expert_precision);
   RunnerOptions where;  // the CPU runner, the reference
   where.expert_precision = a.expert_precision;
