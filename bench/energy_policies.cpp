@@ -7,7 +7,8 @@
 //     [--modes prefill,decode1,decode8,decode64 | --streams 1,8,64] [--batch 64 --seq 128] [--cache 128]
 //                                                                                         (eval/policy_workload.h)
 //     [--window-s 2] [--reps 3] [--warmup-s 0.3] [--idle-s 5] [--time-budget-s 900]
-//     [--precision bf16] [--moe-kernels auto|fused|host] [--quality-tokens 65536] [--calib-batches 4]
+//     [--precision bf16] [--moe-kernels auto|fused|host] [--quality-tokens 65536] [--report-data FILE]
+//     [--calib-batches 4]
 //     [--no-host-baseline] [--plan-only] [--device cuda --sensor nvml (cpu/fake: a smoke test of the flow)]
 //
 // What one run does, in order (each phase prints one line; every window one progress line with an ETA):
@@ -21,8 +22,10 @@
 //   4. calibration (only for `mask r=N` points): the model's top-k over --calib-batches prefill batches of the text
 //      counts each layer's expert use; each such point prunes its layer's r least-used experts.
 //   5. per point, before its first window: a quality pass (bits per byte of the first --quality-tokens tokens of the
-//      text in disjoint seq-windows, `wattmoe eval`'s protocol; 0 = none; off for random models); per (point, mode)
-//      an unmeasured warm-up of ≥ --warmup-s.
+//      text in disjoint seq-windows, `wattmoe eval`'s protocol; 0 = none; off for random models), and with
+//      --report-data the same pass on that held-out text: knobs are then chosen on --data's bits/byte (the tuning
+//      split) and reported on this one's (bench/energy_table.py); per (point, mode) an unmeasured warm-up of
+//      ≥ --warmup-s.
 //   6. the windows: for rep in reps, for mode in modes, for point in points (A B C A B C ...): set_routing, then
 //      prefill/decode steps until the window lasts ≥ --window-s, inside one EnergyMeter window (sync = device
 //      synchronize) over an NvmlSensor sampled at 25 Hz on the meter's thread. A window that would end past
@@ -76,7 +79,7 @@ constexpr const char* kDefaultPoints =
     "topk; topk k_max=1; skip beta=0.3/0.5/0.7; top_p p=0.5/0.7/0.9; mask r=2; cost lambda=1 reuse=2";
 
 struct Args {
-  std::string model, config, data = "data/kjv.val.txt", out, name, points = kDefaultPoints, points_file;
+  std::string model, config, data = "data/kjv.val.txt", report_data, out, name, points = kDefaultPoints, points_file;
   std::string modes = "prefill,decode1,decode8,decode64", precision = "bf16", moe_kernels = "auto";
   std::string device = "cuda", sensor = "nvml";
   uint64_t seed = 0;
@@ -193,7 +196,7 @@ struct Item {
   bool auto_baseline = false;  // added by the bench as its group's baseline
   std::vector<RoutingSpec> specs;  // per mode
   bool quality_done = false;
-  std::optional<EvalResult> quality;
+  std::optional<EvalResult> quality, report;  // bits/byte on --data (the tuning split) and on --report-data
   std::vector<bool> warmed;    // per mode
 };
 
@@ -232,7 +235,7 @@ class Bench {
   std::string name_, card_;
   ModelConfig cfg_;
   std::vector<float> params_;
-  TokenStream text_;
+  TokenStream text_, report_text_;  // report_text_: --report-data's, empty without it
   double bytes_per_token_ = 1;
   std::vector<WorkloadMode> modes_;
   std::vector<Item> items_;
@@ -284,6 +287,10 @@ void Bench::load() {
   WATTMOE_REQUIRE(tok->vocab_size() <= cfg_.vocab_size, "{}: the tokenizer's vocabulary ({}) exceeds the model's ({})",
                   a_.data, tok->vocab_size(), cfg_.vocab_size);
   text_ = load_token_stream(a_.data, *tok, int64_t(a_.seq) + 2);
+  if (!a_.report_data.empty()) {
+    WATTMOE_REQUIRE(!a_.random_init, "--report-data: a random model's bits/byte mean nothing (drop --report-data)");
+    report_text_ = load_token_stream(a_.report_data, *tok, int64_t(a_.seq) + 2);
+  }
   bytes_per_token_ = bytes_per_token(text_);
   modes_ = parse_modes(a_.modes, a_.batch, a_.seq, a_.cache);
   for (const WorkloadMode& m : modes_)
@@ -485,13 +492,23 @@ void Bench::quality(Item& it) {
   Runner& run = runner(it.group);
   run.set_routing(it.specs[0]);
   const Timer t;
-  const EvalResult r = evaluate(run, text_, EvalWindows{a_.seq, a_.batch, quality_tokens_, 0});
+  // split: "tune" when a held-out text is reported beside it (the knob is chosen on this one), else absent.
+  const auto pass = [&](const TokenStream& text, const std::string& file, const char* split) {
+    const int64_t n = std::min<int64_t>(quality_tokens_, int64_t(text.tokens.size()) - 1);
+    const EvalResult r = evaluate(run, text, EvalWindows{a_.seq, a_.batch, n, 0});
+    Json j{{"kind", "quality"}, {"model", name_}, {"point", it.point.label},
+           {"moe_kernels", groups_[size_t(it.group)].kernels}, {"data", file}, {"tokens", r.tokens},
+           {"bytes", r.bytes}, {"nats", r.nats}, {"bits_per_byte", r.bits_per_byte()},
+           {"experts_per_token", r.experts_per_token}, {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_second()},
+           {"seq", a_.seq}, {"batch", a_.batch}};
+    if (split) j["split"] = split;
+    write(j);
+    return r;
+  };
+  const bool held_out = !a_.report_data.empty();
+  it.quality = pass(text_, a_.data, held_out ? "tune" : nullptr);
+  if (held_out) it.report = pass(report_text_, a_.report_data, "report");
   quality_s_est_ = t.seconds();
-  it.quality = r;
-  write(Json{{"kind", "quality"}, {"model", name_}, {"point", it.point.label}, {"moe_kernels", groups_[size_t(it.group)].kernels},
-             {"tokens", r.tokens}, {"bytes", r.bytes}, {"nats", r.nats}, {"bits_per_byte", r.bits_per_byte()},
-             {"experts_per_token", r.experts_per_token}, {"seconds", r.seconds}, {"tokens_per_s", r.tokens_per_second()},
-             {"seq", a_.seq}, {"batch", a_.batch}});
 }
 
 void Bench::warm(Item& it, int m) {
@@ -666,6 +683,7 @@ Json Bench::summary() const {
              {"analytic_expert_j_per_token", r.a_exp},
              {"analytic_total_j_per_token", r.a_tot}};
     if (it.quality) row["quality_bits_per_byte"] = it.quality->bits_per_byte();
+    if (it.report) row["report_bits_per_byte"] = it.report->bits_per_byte();
     // The baseline: the model's top-k on the same kernels in the same mode.
     for (const auto& [k2, b] : agg) {
       const Item& bi = items_[size_t(k2.second)];
@@ -678,6 +696,8 @@ Json Bench::summary() const {
       row["predicted_saving"] = 1 - r.a_tot / b.a_tot;
       if (it.quality && bi.quality)
         row["quality_vs_top2_pct"] = 100 * (it.quality->bits_per_byte() / bi.quality->bits_per_byte() - 1);
+      if (it.report && bi.report)
+        row["report_vs_top2_pct"] = 100 * (it.report->bits_per_byte() / bi.report->bits_per_byte() - 1);
     }
     rows.push_back(row);
   }
@@ -701,6 +721,7 @@ Json Bench::summary() const {
               {"config", model_config_to_json(cfg_)},
               {"parameters", cfg_.num_parameters()},
               {"data", a_.data},
+              {"report_data", a_.report_data},
               {"precision", a_.precision},
               {"moe_kernels_asked", a_.moe_kernels},
               {"interleaving", keep_all_ ? "all points" : "within each kernel group"},
@@ -856,6 +877,9 @@ int main(int argc, char** argv) {
   app.add_option("--moe-kernels", a.moe_kernels, "auto | fused | host (model/runner.h)")->capture_default_str();
   app.add_option("--quality-tokens", a.quality_tokens,
                  "bits/byte of each point over the text's first N tokens (default 65536; 0 = none; random models: 0)");
+  app.add_option("--report-data", a.report_data,
+                 "a held-out text for a second quality pass: knobs are chosen on --data's bits/byte (the tuning "
+                 "split) and reported on this one's");
   app.add_option("--calib-batches", a.calib_batches, "prefill batches of top-k that count expert use (mask r=N)")
       ->capture_default_str();
   app.add_flag("!--no-host-baseline", a.host_baseline, "do not measure top-k on host routing beside fused top-k");

@@ -25,23 +25,27 @@
 #   table.md                 bench/energy_table.py's table and goals
 #   energy_policies.log      everything printed
 #
-# Usage: scripts/device/energy_policies.sh --bin-dir DIR [--data FILE] [--medium DIR] [--models LIST]
-#          [--window-s S] [--reps N] [--budget-s S] [--moe-kernels auto|fused|host] [--out DIR] [-- EXTRA...]
+# Usage: scripts/device/energy_policies.sh --bin-dir DIR [--data FILE] [--report-data FILE] [--medium DIR]
+#          [--models LIST] [--window-s S] [--reps N] [--budget-s S] [--moe-kernels auto|fused|host] [--out DIR]
+#          [-- EXTRA...]
 #   --bin-dir: holds energy_policies (a CUDA build) and the shared libraries the machine lacks (put first on
-#              LD_LIBRARY_PATH). --data: the eval text (default data/kjv.val.txt). --models: a comma-separated subset
-#              of kjv-small,medium,mixtral (default all three). EXTRA goes to every energy_policies run.
+#              LD_LIBRARY_PATH). --data: the eval text and the tuning split of the knobs (default data/kjv.val.txt).
+#              --report-data: the held-out text the trained models' bits/byte are reported on (default kjv.test.txt
+#              beside --data; "" for none). --models: a comma-separated subset of kjv-small,medium,mixtral (default
+#              all three). EXTRA goes to every energy_policies run.
 set -uo pipefail
 SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BIN_DIR="" DATA="$SRC/data/kjv.val.txt" MEDIUM="" MODELS="kjv-small,medium,mixtral" WINDOW=1 REPS=3 BUDGET=355
+BIN_DIR="" DATA="$SRC/data/kjv.val.txt" REPORT=unset MEDIUM="" MODELS="kjv-small,medium,mixtral" WINDOW=1 REPS=3 BUDGET=355
 KERNELS=auto DIR=${OUT:-$SRC/out/energy_policies} EXTRA=()
 SMALL_POINTS="topk; topk k_max=1; skip beta=0.5/0.7; top_p p=0.7/0.9; mask r=2; cost lambda=1 reuse=2"
-MEDIUM_POINTS="topk; topk k_max=1; skip beta=0.3/0.5/0.7; top_p p=0.7/0.9; cost lambda=1 reuse=2"
+MEDIUM_POINTS="topk; topk k_max=1; skip beta=0.3/0.5/0.6/0.7; top_p p=0.7/0.9; cost lambda=1 reuse=2"
 MIXTRAL_POINTS="topk; topk k_max=1; skip beta=0.5; top_p p=0.7"
 die() { echo "energy_policies.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --bin-dir) BIN_DIR=${2:-}; shift 2 ;;
     --data) DATA=${2:-}; shift 2 ;;
+    --report-data) REPORT=${2:-}; shift 2 ;;
     --medium) MEDIUM=${2:-}; shift 2 ;;
     --models) MODELS=${2:-}; shift 2 ;;
     --window-s) WINDOW=${2:-}; shift 2 ;;
@@ -55,6 +59,10 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$BIN_DIR" ] && [ -x "$BIN_DIR/energy_policies" ] || die "--bin-dir must hold a CUDA build of energy_policies"
 [ -f "$DATA" ] || die "--data $DATA: no such file (make it here with: wattmoe data build --out data, and carry it)"
+[ "$REPORT" = unset ] && REPORT=$(dirname "$DATA")/kjv.test.txt
+[ -z "$REPORT" ] || [ -f "$REPORT" ] || die "--report-data $REPORT: no such file"
+HELD=()  # the trained models' held-out quality pass
+[ -n "$REPORT" ] && HELD=(--report-data "$REPORT")
 command -v python3 > /dev/null || die "python3 is needed (the table and the summary)"
 BIN_DIR=$(cd "$BIN_DIR" && pwd)
 mkdir -p "$DIR" && DIR=$(cd "$DIR" && pwd)
@@ -91,10 +99,11 @@ for m in ${MODELS//,/ }; do
   case $m in
     kjv-small)
       run_model kjv-small "$(scaled 95)" --model "$SRC/models/kjv-small" --modes prefill,decode8 \
-        --points "$SMALL_POINTS" ;;
+        --points "$SMALL_POINTS" "${HELD[@]}" ;;
     medium)
       if [ -n "$MEDIUM" ] && [ -f "$MEDIUM/config.json" ] && [ -f "$MEDIUM/model.safetensors" ]; then
-        run_model medium "$(scaled 135)" --model "$MEDIUM" --modes prefill,decode8,decode64 --points "$MEDIUM_POINTS"
+        run_model medium "$(scaled 135)" --model "$MEDIUM" --modes prefill,decode8,decode64 --points "$MEDIUM_POINTS" \
+          "${HELD[@]}"
         GOAL_MODEL=medium
       else
         say "== medium: skipped: no trained model (--medium DIR from scripts/device/train_medium.sh; got '${MEDIUM}')"

@@ -12,11 +12,12 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 "$BIN" --model "$SRC/models/kjv-small" --data "$SRC/README.md" --out "$D/run" --device cpu --sensor fake \
   --precision fp32 --points "topk; topk k_max=1; skip beta=0.5; mask r=2" --modes prefill,decode1 --batch 2 \
   --seq 16 --window-s 0.15 --reps 2 --warmup-s 0.02 --idle-s 0.2 --settle-s 0 --quality-tokens 256 \
-  --time-budget-s 120 2> "$D/log" || { cat "$D/log"; fail "energy_policies exited $?"; }
+  --report-data "$SRC/docs/ARCHITECTURE.md" --time-budget-s 120 2> "$D/log" || { cat "$D/log"; fail "energy_policies exited $?"; }
 J="$D/run/measurements.jsonl"
 [ "$(grep -c '"kind":"window"' "$J")" -eq 16 ] || fail "expected 4 points x 2 modes x 2 reps = 16 windows"
 [ "$(grep -c '"kind":"idle"' "$J")" -eq 2 ] || fail "expected idle at the start and the end"
-[ "$(grep -c '"kind":"quality"' "$J")" -eq 4 ] || fail "expected one quality pass per point"
+[ "$(grep -c '"kind":"quality"' "$J")" -eq 8 ] || fail "expected a tuning and a held-out quality pass per point"
+[ "$(grep -c '"split":"report"' "$J")" -eq 4 ] || fail "expected 4 held-out passes (--report-data)"
 grep -q '"kind":"calibration"' "$J" || fail "mask r=2 needs a calibration record"
 grep -q 'ETA' "$D/log" || fail "no progress lines"
 python3 - "$D/run/summary.json" <<'PY' || fail "summary.json"
@@ -28,6 +29,9 @@ assert len(rows) == 8, rows.keys()
 assert rows[("prefill", "topk")]["baseline"] and rows[("decode1", "topk")]["experts_per_token"] == 2.0
 assert rows[("decode1", "topk k_max=1")]["experts_per_token"] == 1.0
 assert 0 < rows[("prefill", "topk k_max=1")]["analytic_total_share"] < 1
+assert s["report_data"].endswith("docs/ARCHITECTURE.md")
+for r in rows.values():
+    assert r["report_bits_per_byte"] > 0 and r["report_bits_per_byte"] != r["quality_bits_per_byte"], r
 assert abs(s["idle"]["mean_w"] - 100) < 1e-6
 PY
 python3 "$SRC/bench/energy_table.py" "$J" --goal-model kjv-small > "$D/table.md" || fail "energy_table.py"
@@ -44,6 +48,8 @@ expect_error() {  # expect_error TEXT args...
 }
 expect_error "skip does not take p" --model "$SRC/models/kjv-small" --data "$SRC/README.md" --out "$D/x" \
   --device cpu --sensor fake --precision fp32 --points "skip p=0.5"
+expect_error "nope.txt" --model "$SRC/models/kjv-small" --data "$SRC/README.md" --report-data "$D/nope.txt" \
+  --out "$D/x" --device cpu --sensor fake --precision fp32
 expect_error "no config.json" --model "$D/nope" --data "$SRC/README.md" --out "$D/x"
 expect_error "expected --model DIR, or --random-init" --data "$SRC/README.md" --out "$D/x"
 expect_error "unknown mode" --model "$SRC/models/kjv-small" --data "$SRC/README.md" --out "$D/x" --device cpu \

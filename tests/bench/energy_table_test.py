@@ -101,6 +101,32 @@ def main():
         assert "| skip beta=0.5 | host | 3 | 3 | -40.0% |" in text, text
         assert "Skipped: decode64 all rep –: time budget (planned)" in text
 
+        # Held-out passes (energy_policies --report-data): the point is chosen on the tuning split and must stay
+        # within 1% on the held-out text; the table shows both.
+        def with_report(skip_bpb):
+            held = os.path.join(d, f"held{skip_bpb}.jsonl")
+            with open(held, "w") as f:
+                for rec in records():
+                    if rec["kind"] == "quality":
+                        rec["split"] = "tune"
+                    f.write(json.dumps(rec) + "\n")
+                for point, bpb in (("topk", 1.800), ("skip beta=0.5", skip_bpb)):
+                    f.write(json.dumps({"kind": "quality", "split": "report", "model": "medium", "point": point,
+                                        "moe_kernels": "host", "bits_per_byte": bpb}) + "\n")
+            gh, mh = os.path.join(d, "gh.json"), os.path.join(d, "mh.md")
+            p = subprocess.run([sys.executable, TABLE, held, "--json", gh, "--out", mh], capture_output=True, text=True)
+            assert p.returncode == 0, p.stderr
+            g3 = {g["mode"]: g for g in json.load(open(gh))["goals"] if g["goal"] == "G3"}["prefill"]
+            return g3, open(mh).read()
+
+        g3, text = with_report(1.809)
+        assert g3["status"] == "PASS", g3
+        assert "on the tuning split: skip beta=0.5 (host)" in g3["detail"], g3
+        assert "held out 1.8090 vs 1.8000 (+0.50%" in g3["detail"], g3
+        assert "| 1.9150 / 1.8090 |" in text, text
+        g3, _ = with_report(1.820)  # 40% cheaper, within 1% on the tuning split, +1.11% held out
+        assert g3["status"] == "FAIL" and "(+1.11%, must stay within 1%)" in g3["detail"], g3
+
         # An unreadable input is one clear line and exit status 2.
         bad = os.path.join(d, "bad.jsonl")
         open(bad, "w").write('{"kind": "idle"}\nnot json\n')
