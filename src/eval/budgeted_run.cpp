@@ -100,7 +100,7 @@ struct ModelWork {
       const int64_t B = std::min(left, kBatch);
       batch.resize(size_t(B * len));
       for (int64_t b = 0; b < B; ++b) std::copy(ids, ids + len, batch.begin() + b * len);
-      runner->forward(batch.data(), int(B), len);
+      runner->forward_inference(batch.data(), int(B), len);
       tokens += B * len, left -= B;
     }
     runner->set_routing_observer(observer);

@@ -49,7 +49,7 @@ EvalResult evaluate(Runner& run, const TokenStream& s, const EvalWindows& w, con
       }
       r.tokens += starts[j] + len - std::max(scored_until, starts[j]);
     }
-    run.forward(in.data(), B, len);
+    run.forward_inference(in.data(), B, len);
     const double nats = run.nll(tg.data());
     // A NaN here would print "bits_per_byte": null with exit 0 (weights finite but too large overflow the logits).
     WATTMOE_REQUIRE(std::isfinite(nats), "eval: the model's loss is not finite ({}) on the window at token {}: its "

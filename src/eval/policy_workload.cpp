@@ -121,7 +121,7 @@ void Workload::step(Runner& run, WorkTally& t) {
       }
       cursor_ += S;
     }
-    run.forward(in_.data(), B, S);
+    run.forward_inference(in_.data(), B, S);
     t.nats += run.nll(tg_.data());
     t.tokens += int64_t(B) * S;
     if (work_) t.work += work_->dense(B, S, S);

@@ -192,6 +192,11 @@ class CudaRunner final : public Runner {
     model_.forward(ids, B, S, select_);
     pending_ = true;
   }
+  void forward_inference(const int32_t* ids, int B, int S) override {
+    flush();
+    model_.forward_inference(ids, B, S, select_);
+    pending_ = true;
+  }
   void reset_cache(int64_t capacity, int batch) override { model_.reset_cache(capacity, batch); }
   void forward_cached(const int32_t* ids, int S) override {
     flush();

@@ -170,6 +170,13 @@ T* TransformerCudaT<T>::dlogits() { return acts_->dlogits.data(); }
 
 template <class T>
 void TransformerCudaT<T>::forward(const int32_t* host_ids, int B, int S, const RouterSelect<float>& select) {
+  inference_ = false;
+  forward_impl(host_ids, B, S, false, select);
+}
+
+template <class T>
+void TransformerCudaT<T>::forward_inference(const int32_t* host_ids, int B, int S, const RouterSelect<float>& select) {
+  inference_ = true;
   forward_impl(host_ids, B, S, false, select);
 }
 
@@ -191,6 +198,7 @@ void TransformerCudaT<T>::forward_cached(const int32_t* host_ids, int S, const R
   WATTMOE_REQUIRE(cache_cap_ > 0, "forward_cached before reset_cache");
   WATTMOE_REQUIRE(S >= 1 && cache_len_ + S <= cache_cap_, "sequence of {} tokens exceeds the KV cache ({} of {} used)",
                   S, cache_len_, cache_cap_);
+  inference_ = false;
   forward_impl(host_ids, cache_batch_, S, true, select);
   cache_len_ += S;
 }
@@ -368,6 +376,9 @@ void TransformerCudaT<T>::layer_forward(int l, const RouterSelect<float>& select
                                           cudaMemcpyDeviceToDevice, ctx_.stream()));
     const ops::AttnShape sh{S, Tk, pos0_, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
     attend_no_probs<T>(ctx_, a.q.data(), kg, vg, a.att.data(), sh, B_);
+  } else if (inference_) {  // no backward follows: no probabilities to keep
+    const ops::AttnShape sh{S, S, 0, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
+    attend_no_probs<T>(ctx_, a.q.data(), a.k.data(), a.v.data(), a.att.data(), sh, B_);
   } else {
     a.probs.resize(size_t(int64_t(B_) * c.num_heads * S * S));
     const ops::AttnShape sh{S, S, 0, c.num_heads, c.num_kv_heads, c.head_dim, qd, kvd};
@@ -437,6 +448,7 @@ void TransformerCudaT<T>::backward(const GradMask* mask) {
   const int64_t N = tokens(), H = c.hidden_size;
   WATTMOE_CHECK(N > 0, "backward before forward");
   WATTMOE_REQUIRE(!cached_, "backward through a KV-cached forward is not supported");
+  WATTMOE_REQUIRE(!inference_, "backward after forward_inference (it keeps no attention probabilities): use forward");
   WATTMOE_CHECK(!mask || mask->needs.size() == layout_.specs().size(), "gradient mask has {} entries for {} tensors",
                 mask ? mask->needs.size() : 0, layout_.specs().size());
   if (mask && !mask->any()) return;

@@ -149,6 +149,10 @@ class TransformerCudaT {
 
   // ids [B, S] on the host (checked against the vocabulary). Positions start at 0. Synchronises once per MoE layer.
   void forward(const int32_t* host_ids, int B, int S, const RouterSelect<float>& select = nullptr);
+  // The same forward when no backward follows (evaluation, replayed work): attention keeps no probabilities, so bf16
+  // takes the flash kernel where its shape allows (as the KV-cache paths do); logits and routing as forward's within
+  // that kernel's rounding (fp32: identical). backward() after it is an Error.
+  void forward_inference(const int32_t* host_ids, int B, int S, const RouterSelect<float>& select = nullptr);
   // Decoding with a device KV cache (see the header comment). reset_cache allocates room for `capacity` positions of
   // `batch` sequences (reusing memory when it fits) and empties it. forward_cached needs cache_length() + S ≤
   // capacity; host_ids is [batch, S].
@@ -275,6 +279,7 @@ class TransformerCudaT {
   cuda::DeviceBuffer<T*> row_cache_;     // forward_slots: per layer l, k pointers [n] then v pointers [n] at 2·l·n
   int64_t pos0_ = 0;      // position of the last forward's first token (its cache length before)
   bool cached_ = false;   // whether the last forward used the cache
+  bool inference_ = false;  // whether the last forward was forward_inference (no attention probabilities kept)
   ModelView<T> w_;                          // the weights the forward reads
   std::vector<int64_t> woff_;               // bf16: each tensor's offset in weights_ (expert_major_offsets)
   int B_ = 0, S_ = 0;

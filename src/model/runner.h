@@ -94,6 +94,10 @@ class Runner {
 
   // --- forward. ids on the host (checked against the vocabulary).
   virtual void forward(const int32_t* ids, int B, int S) = 0;  // positions from 0; keeps what backward needs
+  // A forward no backward follows (evaluation, replayed work): results as forward's within the runner's rounding; a
+  // runner may skip what only backward reads (the GPU: attention probabilities, so bf16 attends with flash), and
+  // backward after it may be refused. The default is forward.
+  virtual void forward_inference(const int32_t* ids, int B, int S) { forward(ids, B, S); }
   // Decoding `batch` sequences in lockstep (the CPU runner decodes one): ids [batch, S], positions continue the cache;
   // no backward.
   virtual void reset_cache(int64_t capacity, int batch = 1) = 0;

@@ -340,6 +340,45 @@ TEST(ModelParityCuda, Bf16ForwardMatchesCpu) {
   }
 }
 
+// forward_inference keeps no attention probabilities (bf16: the flash kernel where the shape allows): its logits and
+// routing against forward's (fp32: identical, the same materialised kernel; bf16: within the bf16 bound, and against
+// the CPU's fp32 on the same weights), backward after it refused, and a forward after it trains again.
+TEST(ModelParityCuda, InferenceForwardMatchesForward) {
+  SKIP_WITHOUT_GPU();
+  constexpr double kTolBf16 = 3e-2;
+  cuda::Context ctx;
+  for (const Case& k : parity_cases()) {
+    SCOPED_TRACE(k.name);
+    const ModelConfig& c = k.config;
+    const CaseData d = case_data(k, 31, 9, 0, true);
+    gpu::TransformerCuda g32(c, ctx);
+    g32.upload_params(d.p.data());
+    g32.forward(d.ids.data(), kB, kS, k.select);
+    const std::vector<float> want32 = g32.download_logits();
+    g32.forward_inference(d.ids.data(), kB, kS, k.select);
+    EXPECT_EQ(g32.download_logits(), want32);
+    EXPECT_THROW(g32.backward(), Error);
+    gpu::TransformerCudaBf16 g16(c, ctx);
+    g16.upload_params(d.p.data());
+    g16.forward(d.ids.data(), kB, kS, k.select);
+    const std::vector<float> want16 = g16.download_logits();
+    g16.forward_inference(d.ids.data(), kB, kS, k.select);
+    const std::vector<float> got16 = g16.download_logits();
+    ASSERT_TRUE(all_finite(got16, 0));
+    Activations<float> acts;
+    d.cpu.forward(d.p.data(), d.ids.data(), kB, kS, acts, nullptr, replay_routing(g16));
+    EXPECT_LE(norm_err(got16, want16), kTolBf16);
+    EXPECT_LE(norm_err(got16, acts.logits), kTolBf16);
+    EXPECT_THROW(g16.backward(), Error);
+    g16.forward(d.ids.data(), kB, kS, k.select);  // a training forward again: backward runs
+    g16.objective(Objective::Nll, true);
+    g16.zero_grads();
+    EXPECT_NO_THROW(g16.backward());
+    std::printf("[infer]  %-30s bf16 inference vs forward %.2e, vs CPU %.2e\n", k.name.c_str(),
+                norm_err(got16, want16), norm_err(got16, acts.logits));
+  }
+}
+
 // ---- Hugging Face golden fixtures through the GPU model ----
 
 
