@@ -102,15 +102,31 @@ std::vector<cuda::PackedPiece> pack_pieces(const ParamLayout& layout, const std:
   return out;
 }
 
-// Runner::adapt_optimizer_begin's state: the pieces (host copy and device array), the packed gradient, the moments
-// (AdamW) or velocity (SGD, in m), the step count, and the ranges whose bf16 copy a step refreshes.
-struct DeviceAdaptOptimizer {
-  AdaptOptimConfig cfg;
+// Parameter ranges packed back to back: their pieces (pack_pieces; host copy and device array) and the packed length.
+struct PackedRanges {
   std::vector<ParamRange> ranges;
   std::vector<cuda::PackedPiece> host_pieces;
   cuda::DeviceBuffer<cuda::PackedPiece> pieces;
+  int64_t total = 0;
+
+  void build(const ParamLayout& layout, const std::vector<ParamRange>& r, const std::vector<ScaledRange>& scaled,
+             cuda::Context& ctx) {
+    ranges = r;
+    host_pieces = pack_pieces(layout, r, scaled);
+    total = 0;
+    for (const cuda::PackedPiece& p : host_pieces) total += p.numel;
+    pieces.upload(host_pieces, ctx.stream());  // host_pieces outlives the upload
+  }
+  int count() const { return int(host_pieces.size()); }
+};
+
+// Runner::adapt_optimizer_begin's state: the packed ranges (whose bf16 copy a step refreshes), the packed gradient,
+// the moments (AdamW) or velocity (SGD, in m) and the step count.
+struct DeviceAdaptOptimizer {
+  AdaptOptimConfig cfg;
+  PackedRanges packed;
   cuda::DeviceBuffer<float> g, m, v;
-  int64_t total = 0, t = 0;
+  int64_t t = 0;
 
   void reset(cuda::Context& ctx) {
     m.zero(ctx.stream()), v.zero(ctx.stream());
@@ -118,13 +134,10 @@ struct DeviceAdaptOptimizer {
   }
 };
 
-// Runner::keep_param_ranges's weight sets: the ranges' values packed back to back (pieces as the optimizer's).
+// Runner::keep_param_ranges's weight sets: the ranges' values packed back to back.
 struct KeptRanges {
-  std::vector<ParamRange> ranges;
-  std::vector<cuda::PackedPiece> host_pieces;
-  cuda::DeviceBuffer<cuda::PackedPiece> pieces;
+  PackedRanges packed;
   cuda::DeviceBuffer<float> values;
-  int64_t total = 0;
 };
 
 bool same_ranges(const std::vector<ParamRange>& a, const std::vector<ParamRange>& b) {
@@ -297,12 +310,11 @@ class CudaRunner final : public Runner {
                              const AdaptOptimConfig& cfg) override {
     if (experts_ != ops::ExpertPrecision::Bf16 && ranges_touch_experts(layout(), ranges)) return false;
     auto o = std::make_unique<DeviceAdaptOptimizer>();
-    o->cfg = cfg, o->ranges = ranges;
-    o->host_pieces = pack_pieces(layout(), ranges, scaled);
-    for (const cuda::PackedPiece& p : o->host_pieces) o->total += p.numel;
-    o->pieces.upload(o->host_pieces, ctx_.stream());  // host_pieces lives as long as the upload
-    o->g.resize(size_t(o->total)), o->m.resize(size_t(o->total));
-    o->v.resize(cfg.kind == AdaptOptimizerKind::AdamW ? size_t(o->total) : 0);
+    o->cfg = cfg;
+    o->packed.build(layout(), ranges, scaled, ctx_);
+    const size_t total = size_t(o->packed.total);
+    o->g.resize(total), o->m.resize(total);
+    o->v.resize(cfg.kind == AdaptOptimizerKind::AdamW ? total : 0);
     o->reset(ctx_);
     adapt_opt_ = std::move(o);
     return true;
@@ -310,17 +322,17 @@ class CudaRunner final : public Runner {
   double adapt_optimizer_step(double lr) override {
     WATTMOE_REQUIRE(adapt_opt_ != nullptr, "adapt_optimizer_step before adapt_optimizer_begin");
     DeviceAdaptOptimizer& o = *adapt_opt_;
-    const int n = int(o.host_pieces.size());
-    cuda::pack_grads(ctx_, model_.master_grads(), o.pieces.data(), n, o.total, o.g.data());
-    const double norm = std::sqrt(cuda::sum_squares(ctx_, o.g.data(), o.total));  // waits for the backward
+    const PackedRanges& pr = o.packed;
+    cuda::pack_grads(ctx_, model_.master_grads(), pr.pieces.data(), pr.count(), pr.total, o.g.data());
+    const double norm = std::sqrt(cuda::sum_squares(ctx_, o.g.data(), pr.total));  // waits for the backward
     cuda::PackedStep s;
     s.adamw = o.cfg.kind == AdaptOptimizerKind::AdamW, s.lr = lr, s.beta1 = o.cfg.beta1, s.beta2 = o.cfg.beta2;
     s.eps = o.cfg.eps, s.weight_decay = o.cfg.weight_decay, s.momentum = o.cfg.momentum, s.nesterov = o.cfg.nesterov;
     s.t = ++o.t;
     if (o.cfg.clip > 0 && norm > o.cfg.clip) s.grad_scale = float(o.cfg.clip / norm);  // clip_grad_ranges
-    cuda::packed_optimizer_step(ctx_, model_.params(), o.g.data(), o.m.data(), o.v.data(), o.pieces.data(), n,
-                                o.total, s);
-    model_.sync_weights(&o.ranges);
+    cuda::packed_optimizer_step(ctx_, model_.params(), o.g.data(), o.m.data(), o.v.data(), pr.pieces.data(),
+                                pr.count(), pr.total, s);
+    model_.sync_weights(&pr.ranges);
     return norm;
   }
   void adapt_optimizer_reset() override {
@@ -336,21 +348,19 @@ class CudaRunner final : public Runner {
 
   void keep_param_ranges(int slot, const std::vector<ParamRange>& ranges) override {
     KeptRanges& k = kept_slot(slot);
-    if (!same_ranges(k.ranges, ranges) || k.host_pieces.empty()) {
-      k.ranges = ranges;
-      k.host_pieces = pack_pieces(layout(), ranges, {});
-      k.total = 0;
-      for (const cuda::PackedPiece& p : k.host_pieces) k.total += p.numel;
-      k.pieces.upload(k.host_pieces, ctx_.stream());  // k.host_pieces outlives the upload
-      k.values.resize(size_t(k.total));
+    PackedRanges& pr = k.packed;
+    if (!same_ranges(pr.ranges, ranges) || pr.host_pieces.empty()) {
+      pr.build(layout(), ranges, {}, ctx_);
+      k.values.resize(size_t(pr.total));
     }
-    cuda::gather_pieces(ctx_, model_.params(), k.pieces.data(), int(k.host_pieces.size()), k.total, k.values.data());
+    cuda::gather_pieces(ctx_, model_.params(), pr.pieces.data(), pr.count(), pr.total, k.values.data());
   }
   void load_param_ranges(int slot, const std::vector<ParamRange>& ranges) override {
-    KeptRanges& k = kept_slot(slot);
-    WATTMOE_REQUIRE(!k.host_pieces.empty() && same_ranges(k.ranges, ranges),
+    const KeptRanges& k = kept_slot(slot);
+    const PackedRanges& pr = k.packed;
+    WATTMOE_REQUIRE(!pr.host_pieces.empty() && same_ranges(pr.ranges, ranges),
                     "load_param_ranges: slot {} holds no weight set of these ranges (keep_param_ranges first)", slot);
-    cuda::scatter_pieces(ctx_, k.values.data(), k.pieces.data(), int(k.host_pieces.size()), k.total, model_.params());
+    cuda::scatter_pieces(ctx_, k.values.data(), pr.pieces.data(), pr.count(), pr.total, model_.params());
     model_.sync_weights(&ranges);
   }
 
