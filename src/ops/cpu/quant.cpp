@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 
 namespace wattmoe::ops {
 
@@ -23,11 +24,13 @@ uint8_t fp8_e4m3_from_float(float x) {
   const float a = std::fabs(x);
   // Above 448 + half an ulp (464) — and at 464 itself, the tie rounding to the even 448 — the result is 448.
   if (a >= 464.f) return sign | 0x7E;
-  if (a <= 0x1p-10f) return sign;  // at most half the smallest subnormal (2^-9): zero (2^-10 ties to the even 0)
+  if (a <= 0x1p-10f)
+    return sign;  // at most half the smallest subnormal (2^-9): zero (2^-10 ties to the even 0)
   int e = 0;
   std::frexp(a, &e);  // a = m · 2^e, m in [0.5, 1): the leading bit is 2^(e-1)
   --e;
-  if (e < -6) {  // subnormal: multiples of 2^-9; q = 8 carries into the smallest normal (encoding 0x08), as CUDA
+  if (e <
+      -6) {  // subnormal: multiples of 2^-9; q = 8 carries into the smallest normal (encoding 0x08), as CUDA
     const int q = int(std::nearbyint(std::ldexp(a, 9)));  // exact scaling; nearbyint rounds half to even
     return sign | uint8_t(q);
   }
@@ -46,7 +49,8 @@ float fp8_e4m3_to_float(uint8_t b) {
 
 int8_t int8_from_float(float x) {
   WATTMOE_REQUIRE(!std::isnan(x), "int8 quantisation of NaN");
-  const float r = std::nearbyint(std::clamp(x, -127.f, 127.f));  // round half to even (the default rounding mode)
+  const float r =
+      std::nearbyint(std::clamp(x, -127.f, 127.f));  // round half to even (the default rounding mode)
   return int8_t(r);
 }
 
@@ -58,42 +62,55 @@ float quant_row_scale(const float* row, int64_t cols, ExpertPrecision p) {
   return amax / (p == ExpertPrecision::Fp8 ? 448.f : 127.f);
 }
 
-void quantise_rows(const float* w, int64_t rows, int64_t cols, ExpertPrecision p, uint8_t* codes, float* scales,
-                   const std::string& what) {
+void quantise_rows(const float* w, int64_t rows, int64_t cols, ExpertPrecision p, uint8_t* codes,
+                   float* scales, const std::string& what) {
   WATTMOE_CHECK(p != ExpertPrecision::Bf16, "quantise_rows: bf16 is not a quantised format");
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = w + r * cols;
-    for (int64_t j = 0; j < cols; ++j)
-      WATTMOE_REQUIRE(std::isfinite(row[j]), "{}: row {} column {} is {}: cannot quantise a non-finite weight", what,
-                      r, j, row[j]);
-    const float s = quant_row_scale(row, cols, p);
-    scales[r] = s;
-    uint8_t* out = codes + r * cols;
-    for (int64_t j = 0; j < cols; ++j) {
-      const float v = row[j] / s;  // one fp32 division, as a device quantiser would do it
-      if (p == ExpertPrecision::Fp8) {
-        out[j] = fp8_e4m3_from_float(v);
-      } else {
-        const int8_t q = int8_from_float(v);
-        std::memcpy(&out[j], &q, 1);
-      }
-    }
-  }
+  // Rows are independent: the pool only decides which thread encodes a row (a model's experts in seconds, not
+  // a minute, when serve switches tiers).
+  default_pool().parallel_for(
+      rows,
+      [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r) {
+          const float* row = w + r * cols;
+          for (int64_t j = 0; j < cols; ++j)
+            WATTMOE_REQUIRE(std::isfinite(row[j]),
+                            "{}: row {} column {} is {}: cannot quantise a non-finite weight", what, r, j,
+                            row[j]);
+          const float s = quant_row_scale(row, cols, p);
+          scales[r] = s;
+          uint8_t* out = codes + r * cols;
+          for (int64_t j = 0; j < cols; ++j) {
+            const float v = row[j] / s;  // one fp32 division, as a device quantiser would do it
+            if (p == ExpertPrecision::Fp8) {
+              out[j] = fp8_e4m3_from_float(v);
+            } else {
+              const int8_t q = int8_from_float(v);
+              std::memcpy(&out[j], &q, 1);
+            }
+          }
+        }
+      },
+      16);
 }
 
 void dequantise_rows(const uint8_t* codes, const float* scales, int64_t rows, int64_t cols, ExpertPrecision p,
                      float* w) {
   WATTMOE_CHECK(p != ExpertPrecision::Bf16, "dequantise_rows: bf16 is not a quantised format");
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < cols; ++j) {
-      const uint8_t c = codes[r * cols + j];
-      const float q = p == ExpertPrecision::Fp8 ? fp8_e4m3_to_float(c) : float(int8_t(c));
-      w[r * cols + j] = q * scales[r];
-    }
+  default_pool().parallel_for(
+      rows,
+      [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)
+          for (int64_t j = 0; j < cols; ++j) {
+            const uint8_t c = codes[r * cols + j];
+            const float q = p == ExpertPrecision::Fp8 ? fp8_e4m3_to_float(c) : float(int8_t(c));
+            w[r * cols + j] = q * scales[r];
+          }
+      },
+      16);
 }
 
-void fake_quantise_rows(float* w, int64_t rows, int64_t cols, ExpertPrecision p, uint8_t* codes, float* scales,
-                        const std::string& what) {
+void fake_quantise_rows(float* w, int64_t rows, int64_t cols, ExpertPrecision p, uint8_t* codes,
+                        float* scales, const std::string& what) {
   if (p == ExpertPrecision::Bf16) return;
   std::vector<uint8_t> own_codes;
   std::vector<float> own_scales;
