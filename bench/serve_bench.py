@@ -301,14 +301,19 @@ def budget_step(a, base_flags, records):
         s = a.free_windows + i * a.step_windows
         seg = windows[s:s + a.step_windows]
         tail = seg[len(seg) // 2:]
-        p = [w["step_power_w"] for w in tail]
-        mean = sum(w["steps_energy_j"] for w in tail) / sum(w["step_seconds"] for w in tail)
+        # A window without a finished step (the server stalled, e.g. switching tiers) has no step power: it is
+        # counted as stalled, and a segment with one is not held.
+        p = [w["step_power_w"] for w in tail if w["step_seconds"] > 0]
+        stalled = len(tail) - len(p)
+        busy = sum(w["step_seconds"] for w in tail)
+        mean = sum(w["steps_energy_j"] for w in tail) / busy if busy > 0 else float("nan")
         bl = blocks(tail)
         worst_block = max((abs(b - t) / t for b in bl), default=float("nan"))
         seg_rec = {"kind": "budget_segment", "target_w": t, "windows": [s, s + len(seg)], "source": srv.source,
-                   "mean_w": mean, "mean_error": (mean - t) / t, "worst_window_error": max(abs(x - t) / t for x in p),
-                   "block_powers_w": bl, "worst_block_error": worst_block,
-                   "held": abs(mean - t) / t <= 0.02 and bool(bl) and worst_block <= 0.05,
+                   "mean_w": mean, "mean_error": (mean - t) / t,
+                   "worst_window_error": max((abs(x - t) / t for x in p), default=float("nan")),
+                   "stalled_windows": stalled, "block_powers_w": bl, "worst_block_error": worst_block,
+                   "held": stalled == 0 and abs(mean - t) / t <= 0.02 and bool(bl) and worst_block <= 0.05,
                    "experts_per_token": statistics.mean(w["experts_per_token"] for w in tail),
                    "expert_tier_bytes": statistics.mean(w["expert_tier_bytes"] for w in tail),
                    "tokens_per_s": statistics.mean(w["completion_tokens_per_s"] for w in tail)}
@@ -328,9 +333,11 @@ def budget_step(a, base_flags, records):
     print(f"  budget: idle {idle_w:.1f} W, unconstrained {out['unconstrained_w']:.1f} W under load of "
           f"{a.budget_concurrency}", flush=True)
     for s in segments:
+        stalled = f", {s['stalled_windows']} windows without a step" if s["stalled_windows"] else ""
         print(f"  budget {s['target_w']:.1f} W: mean {s['mean_w']:.1f} W ({100 * s['mean_error']:+.2f}%), worst "
               f"4-window block {100 * s['worst_block_error']:.2f}%, experts/token {s['experts_per_token']:.3f}, "
-              f"expert bytes/weight {s['expert_tier_bytes']:.2f}: {'held' if s['held'] else 'NOT held'}", flush=True)
+              f"expert bytes/weight {s['expert_tier_bytes']:.2f}{stalled}: {'held' if s['held'] else 'NOT held'}",
+              flush=True)
     ok = bool(result) and not result["errors"] and result["lost"] == 0 and rc == 0
     return out, ok
 
