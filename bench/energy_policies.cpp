@@ -26,7 +26,8 @@
 //      --report-data the same pass on that held-out text: knobs are then chosen on --data's bits/byte (the tuning
 //      split) and reported on this one's (bench/energy_table.py); per (point, mode) an unmeasured warm-up of
 //      ≥ --warmup-s.
-//   6. the windows: for rep in reps, for mode in modes, for point in points (A B C A B C ...): set_routing, then
+//   6. the windows: for rep in reps, for mode in modes, for point in points, each rep starting one point later
+//      (A B C, B C A, C A B: no point is always first after a mode change or a cool start): set_routing, then
 //      prefill/decode steps until the window lasts ≥ --window-s, inside one EnergyMeter window (sync = device
 //      synchronize) over an NvmlSensor sampled at 25 Hz on the meter's thread. A window that would end past
 //      --time-budget-s (less the final idle) is skipped and listed; when the plan does not fit at the start, reps
@@ -461,10 +462,13 @@ void Bench::plan() {
   phases_.clear();
   const auto add_phase = [&](int group) {  // group < 0: all
     std::vector<Slot> ph;
+    const size_t n = items_.size();
     for (int r = 0; r < reps_; ++r)
       for (size_t m = 0; m < modes; ++m)
-        for (size_t i = 0; i < items_.size(); ++i)
+        for (size_t j = 0; j < n; ++j) {
+          const size_t i = (j + size_t(r)) % n;  // rep r starts at point r: each point leads some rep
           if (group < 0 || items_[i].group == group) ph.push_back({int(i), int(m), r});
+        }
     if (!ph.empty()) phases_.push_back(std::move(ph));
   };
   if (keep_all_) {

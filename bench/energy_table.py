@@ -124,6 +124,16 @@ def summarise(recs):
     return out
 
 
+def rep_cuts(row, base, idle):
+    """The cut 1 - J/J_top2 (above idle) of each rep measured for both points (windows paired by their "rep": the
+    points are interleaved, so a rep's two windows ran minutes apart at most); [] when none pair."""
+    def above(w):
+        j, s, t = num(w.get("joules")), num(w.get("seconds")), w.get("tokens") or 0
+        return (j - idle * s) / t if None not in (j, s, idle) and t else None
+    b = {w.get("rep"): above(w) for w in base["reps"]}
+    return [1 - a / b[w.get("rep")] for w in row["reps"] if (a := above(w)) is not None and b.get(w.get("rep"))]
+
+
 def baseline(rows, mode, kernels):
     for r in rows.values():
         if r["mode"] == mode and r["kernels"] == kernels and r["baseline"]:
@@ -261,11 +271,13 @@ def goals(summary, tol, goal_model):
                 "no point has a top-2 with J/token above idle (> 0) and bits/byte on its kernels")
             continue
         cut, r, b = best
+        cuts = rep_cuts(r, b, s["idle_w"])
+        by_rep = f" (per rep {100 * min(cuts):.1f}–{100 * max(cuts):.1f}%)" if len(cuts) > 1 else ""
         held = None if None in (r["bpb_report"], b["bpb_report"]) else rel(r["bpb_report"], b["bpb_report"])
         ok = cut >= need and (held is None or held <= 0.01)
         add("G3", goal_model, mode, "PASS" if ok else "FAIL",
             f"best within 1% bits/byte{' on the tuning split' if held is not None else ''}: {r['point']} "
-            f"({r['kernels']}), {100 * cut:.1f}% less J/token above idle (goal ≥ {100 * need:.0f}%), bits/byte "
+            f"({r['kernels']}), {100 * cut:.1f}% less J/token above idle{by_rep} (goal ≥ {100 * need:.0f}%), bits/byte "
             f"{r['bpb']:.4f}{'*' if r['bpb_window'] else ''} vs {b['bpb']:.4f} ({pct(rel(r['bpb'], b['bpb']), 2)})" +
             ("" if held is None else f"; held out {r['bpb_report']:.4f} vs {b['bpb_report']:.4f} ({pct(held, 2)}, "
                                      f"must stay within 1%)"))

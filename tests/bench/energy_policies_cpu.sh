@@ -34,6 +34,12 @@ for r in rows.values():
     assert r["report_bits_per_byte"] > 0 and r["report_bits_per_byte"] != r["quality_bits_per_byte"], r
 assert abs(s["idle"]["mean_w"] - 100) < 1e-6
 PY
+python3 - "$J" <<'PY' || fail "each rep should start one point later (rotated order)"
+import json, sys
+ws = [r for r in map(json.loads, open(sys.argv[1])) if r["kind"] == "window"]
+first = {r: next(w["point"] for w in ws if w["rep"] == r) for r in (0, 1)}
+assert first[0] != first[1], first
+PY
 python3 "$SRC/bench/energy_table.py" "$J" --goal-model kjv-small > "$D/table.md" || fail "energy_table.py"
 grep -q '| topk (top-2) | host | 2 |' "$D/table.md" || fail "table: no top-2 row"
 
