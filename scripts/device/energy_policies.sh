@@ -39,7 +39,7 @@ BIN_DIR="" DATA="$SRC/data/kjv.val.txt" REPORT=unset MEDIUM="" MODELS="kjv-small
 WINDOW=1 REPS=3 BUDGET=355
 KERNELS=auto DIR=${OUT:-$SRC/out/energy_policies} EXTRA=()
 SMALL_POINTS="topk; topk k_max=1; skip beta=0.5/0.7; top_p p=0.7/0.9; mask r=2; cost lambda=1 reuse=2"
-MEDIUM_POINTS="topk; topk k_max=1; skip beta=0.3/0.5/0.6/0.7; top_p p=0.7/0.9; cost lambda=1 reuse=2"
+MEDIUM_POINTS="topk; topk k_max=1; skip beta=0.3/0.5/0.6/0.7/0.8; top_p p=0.7/0.9; cost lambda=1 reuse=2"
 MIXTRAL_POINTS="topk; topk k_max=1; skip beta=0.5; top_p p=0.7"
 die() { echo "energy_policies.sh: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
