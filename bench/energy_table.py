@@ -71,6 +71,12 @@ def is_top1(spec):
         and not k.get("mask_experts")
 
 
+def above_idle(w, idle):
+    """A window's J/token above idle, (J - idle_W * s) / tokens; None when a field or the idle power is missing."""
+    j, s, t = num(w.get("joules")), num(w.get("seconds")), w.get("tokens") or 0
+    return (j - idle * s) / t if None not in (j, s, idle) and t else None
+
+
 def summarise(recs):
     """{model: {"idle_w", "card", "rows": {(mode, point, kernels): row}, "skipped": [...]}}; a row's "reps" are its
     window records as read (scripts/experiments/figures.py draws the spread over them)"""
@@ -97,10 +103,7 @@ def summarise(recs):
         rows = {}
         for key, ws in m["windows"].items():
             mode, point, kernels = key
-            above = []
-            for w in ws:
-                j, s, t = num(w.get("joules")), num(w.get("seconds")), w.get("tokens") or 0
-                above.append((j - idle * s) / t if None not in (j, s, idle) and t else None)
+            above = [above_idle(w, idle) for w in ws]
             a = [x for x in above if x is not None]
             q = m["quality"].get((point, kernels))
             rows[key] = {
@@ -127,11 +130,9 @@ def summarise(recs):
 def rep_cuts(row, base, idle):
     """The cut 1 - J/J_top2 (above idle) of each rep measured for both points (windows paired by their "rep": the
     points are interleaved, so a rep's two windows ran minutes apart at most); [] when none pair."""
-    def above(w):
-        j, s, t = num(w.get("joules")), num(w.get("seconds")), w.get("tokens") or 0
-        return (j - idle * s) / t if None not in (j, s, idle) and t else None
-    b = {w.get("rep"): above(w) for w in base["reps"]}
-    return [1 - a / b[w.get("rep")] for w in row["reps"] if (a := above(w)) is not None and b.get(w.get("rep"))]
+    b = {w.get("rep"): above_idle(w, idle) for w in base["reps"]}
+    return [1 - a / b[w.get("rep")] for w in row["reps"]
+            if (a := above_idle(w, idle)) is not None and b.get(w.get("rep"))]
 
 
 def baseline(rows, mode, kernels):
