@@ -13,8 +13,10 @@
 #include "core/error.h"
 #include "gpu/device_acts.h"
 #include "gpu/transformer_cuda.h"
+#include "model/expert_quant.h"
 #include "ops/cuda/dense_ops.h"
 #include "ops/cuda/moe_rows.h"
+#include "ops/cuda/quant_rows.h"
 #include "ops/moe_route_policy_check.h"
 
 namespace wattmoe::gpu {
@@ -153,23 +155,32 @@ void TransformerCudaT<T>::set_moe_kernels(MoeKernels k) {
 }
 
 template <class T>
-void TransformerCudaT<T>::set_quantised_experts(const ExpertCodes& codes) {
-  if (!fused_) return;  // the host path reads the bf16 experts (code · scale)
-  FusedMoeState& F = *fused_;
-  F.qprec = ops::ExpertPrecision::Bf16;
-  if (codes.precision == ops::ExpertPrecision::Bf16) return;
-  WATTMOE_REQUIRE(cfg_.hidden_size % 16 == 0 && cfg_.moe_intermediate_size % 16 == 0,
+void TransformerCudaT<T>::quantise_experts(ops::ExpertPrecision p) {
+  if (fused_) fused_->qprec = ops::ExpertPrecision::Bf16;
+  if (p == ops::ExpertPrecision::Bf16) return;
+  WATTMOE_REQUIRE(!fused_ || (cfg_.hidden_size % 16 == 0 && cfg_.moe_intermediate_size % 16 == 0),
                   "--expert-precision {}: the fused decode kernels read 16 codes per load and need hidden size {} and "
                   "expert width {} to be multiples of 16 (use --moe-kernels host, or bf16 experts)",
-                  ops::expert_precision_name(codes.precision), cfg_.hidden_size, cfg_.moe_intermediate_size);
-  WATTMOE_CHECK(codes.E == cfg_.num_experts && codes.H == cfg_.hidden_size && codes.I == cfg_.moe_intermediate_size &&
-                    int64_t(codes.codes.size()) == F.moe_layers * codes.layer_codes() &&
-                    int64_t(codes.scales.size()) == F.moe_layers * codes.layer_scales(),
-                "expert codes do not match the model");
-  F.qcodes.upload(codes.codes, ctx_.stream());
-  F.qscales.upload(codes.scales, ctx_.stream());
-  ctx_.sync();  // `codes` may go away on return
-  F.qprec = codes.precision;
+                  ops::expert_precision_name(p), cfg_.hidden_size, cfg_.moe_intermediate_size);
+  const std::vector<ExpertQuantSlot> slots = expert_quant_slots(cfg_, layout_);
+  int64_t n_codes = 0, n_scales = 0;
+  for (const ExpertQuantSlot& q : slots)
+    n_codes = std::max(n_codes, q.code_offset + q.spec->numel),
+    n_scales = std::max(n_scales, q.scale_offset + q.spec->shape[0]);
+  if (fused_) fused_->qcodes.resize(size_t(n_codes)), fused_->qscales.resize(size_t(n_scales));
+  std::vector<cuda::QuantRowsJob> jobs;
+  for (const ExpertQuantSlot& q : slots)
+    jobs.push_back({params_.data() + q.spec->offset, fused_ ? fused_->qcodes.data() + q.code_offset : nullptr,
+                    fused_ ? fused_->qscales.data() + q.scale_offset : nullptr, q.spec->shape[0], q.spec->shape[1]});
+  const std::vector<int64_t> bad = cuda::first_nonfinite_rows(ctx_, jobs);
+  for (size_t i = 0; i < bad.size(); ++i)
+    WATTMOE_REQUIRE(bad[i] < 0, "{}: row {} holds a NaN or an infinity: cannot quantise a non-finite weight",
+                    slots[i].spec->name, bad[i]);
+  cuda::fake_quantise_rows(ctx_, jobs, p);
+  const std::vector<ParamRange> ranges = expert_param_ranges(layout_);
+  sync_weights(&ranges);
+  ctx_.sync();
+  if (fused_) fused_->qprec = p;
 }
 
 template <class T>
@@ -386,7 +397,7 @@ void TransformerCudaT<T>::fused_router_backward(int l, const float* drouter, T* 
   template std::string TransformerCudaT<T>::fused_moe_unsupported() const;                    \
   template void TransformerCudaT<T>::set_moe_kernels(MoeKernels);                             \
   template void TransformerCudaT<T>::set_route_policies(const std::vector<MoeRoutePolicy>&);  \
-  template void TransformerCudaT<T>::set_quantised_experts(const ExpertCodes&);              \
+  template void TransformerCudaT<T>::quantise_experts(ops::ExpertPrecision);                \
   template const HostRouting& TransformerCudaT<T>::routing(int) const;                        \
   template void TransformerCudaT<T>::fused_merge_lora();                                      \
   template void TransformerCudaT<T>::fused_moe_forward(int);                                  \

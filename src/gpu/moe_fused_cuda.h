@@ -66,7 +66,7 @@ struct FusedMoeState {
   // Each MoE layer's experts as the fused forward runs them with adapters: gate, up and down in `merged`, the LoRA
   // factors those of the bf16 weight copy (backward's recomputation reads these; rebuilt with `merged`).
   std::vector<std::vector<FfnView<cuda::bf16>>> merged_experts;
-  // Weight-only quantised experts for the decode path (TransformerCudaT::set_quantised_experts; model/expert_quant.h's
+  // Weight-only quantised experts for the decode path (TransformerCudaT::quantise_experts; model/expert_quant.h's
   // layout): codes [ml][gate | up | down][E][I·H], scales [ml][E·(2I + H)]. qprec Bf16: none.
   ops::ExpertPrecision qprec = ops::ExpertPrecision::Bf16;
   cuda::DeviceBuffer<uint8_t> qcodes;

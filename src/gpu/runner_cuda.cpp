@@ -162,29 +162,24 @@ class CudaRunner final : public Runner {
     return {"cuda", precision_, fused() ? "fused" : "host", ops::expert_precision_name(experts_)};
   }
 
-  // Quantised experts (model/expert_quant.h): every path gets code · scale; the fused decode kernels the codes.
+  // Quantised experts (model/expert_quant.h): quantised on the device (TransformerCudaT::quantise_experts).
   void set_params(const float* host) override {
-    std::vector<float> q;
-    ExpertCodes codes;  // bf16: none, and the fused decode path drops any it held (a tier switch back)
-    if (experts_ != ops::ExpertPrecision::Bf16) {
-      q.assign(host, host + layout().total());
-      quantise_experts(config(), layout(), q.data(), experts_, &codes);
-    }
-    model_.upload_params(q.empty() ? host : q.data());
-    if constexpr (std::is_same_v<T, cuda::bf16>) {
-      if (fused()) model_.set_quantised_experts(codes);
-    }
+    model_.upload_params(host);
+    quantise_uploaded_experts(experts_);
+  }
+  // Only the routed experts of `full` travel, and they are quantised on the device: no round trip of the weights.
+  void set_expert_precision(ops::ExpertPrecision p, const float* full) override {
+    if (p == experts_) return;
+    const std::vector<ParamRange> ranges = expert_param_ranges(layout());
+    upload_ranges(full, ranges);
+    quantise_uploaded_experts(p);
   }
   void set_param_ranges(const float* host, const std::vector<ParamRange>& ranges) override {
     WATTMOE_REQUIRE(experts_ == ops::ExpertPrecision::Bf16 || !ranges_touch_experts(layout(), ranges),
                     "--expert-precision {}: the routed experts are quantised; changing them in place is not supported "
                     "(set all weights with set_params)",
                     ops::expert_precision_name(experts_));
-    // Pageable host memory: each copy has left `host` when cudaMemcpyAsync returns, so the host may change it next.
-    for (const ParamRange& r : ranges)
-      WATTMOE_CUDA_CALL(cudaMemcpyAsync(model_.params() + r.offset, host + r.offset, sizeof(float) * size_t(r.numel),
-                                        cudaMemcpyHostToDevice, ctx_.stream()));
-    model_.sync_weights(&ranges);
+    upload_ranges(host, ranges);
   }
   void get_params(float* host) const override { model_.download_params(host); }
 
@@ -406,7 +401,21 @@ class CudaRunner final : public Runner {
   }
 
  private:
-  void set_expert_tier(ops::ExpertPrecision p) override { experts_ = p; }
+  // `ranges` of host (layout order) into the fp32 master weights and the bf16 copy.
+  void upload_ranges(const float* host, const std::vector<ParamRange>& ranges) {
+    // Pageable host memory: each copy has left `host` when cudaMemcpyAsync returns, so the host may change it next.
+    for (const ParamRange& r : ranges)
+      WATTMOE_CUDA_CALL(cudaMemcpyAsync(model_.params() + r.offset, host + r.offset, sizeof(float) * size_t(r.numel),
+                                        cudaMemcpyHostToDevice, ctx_.stream()));
+    model_.sync_weights(&ranges);
+  }
+  // The experts as uploaded become tier p. On an error (a non-finite weight, a shape the decode kernels refuse) they
+  // stay as uploaded, and the tier is bf16.
+  void quantise_uploaded_experts(ops::ExpertPrecision p) {
+    experts_ = ops::ExpertPrecision::Bf16;
+    model_.quantise_experts(p);
+    experts_ = p;
+  }
   bool fused() const { return model_.moe_kernels() == gpu::MoeKernels::Fused; }
   // The last forward's routing to the observer (once), layers in order.
   void flush() {

@@ -220,15 +220,17 @@ class TransformerCudaT {
   // throws). Throws wattmoe::Error naming the reason when the model is not eligible. Host (the default): host routing.
   void set_moe_kernels(MoeKernels k);
   MoeKernels moe_kernels() const { return kernels_; }
-  // Weight-only quantised experts (model/expert_quant.h) for the fused decode path: their codes and row scales go to
-  // the device, and fused forwards of at most 8 tokens read them instead of the bf16 experts (half the bytes), while
-  // larger forwards, the host path and backward keep the bf16 experts — which the caller has made code · scale
-  // (quantise_experts before upload_params), so every path runs the same model. Both copies stay resident: 1 byte
-  // more per expert weight (+ 4 bytes per weight row), beside the bf16 copy's 2 and the fp32 master's 4. With LoRA
+  // The routed experts' tier (model/expert_quant.h), on the device: each routed-expert tensor of the fp32 master
+  // weights, as they are now, becomes code · scale (ops/cuda/quant_rows.h: the CPU quantiser's values bit for bit),
+  // the bf16 copy follows, and with the fused kernels the codes and row scales go to the decode path, whose forwards
+  // of at most 8 tokens read them instead of the bf16 experts (half the bytes), while larger forwards, the host path
+  // and backward keep the bf16 experts, so every path runs the same model. Both copies stay resident: 1 byte more
+  // per expert weight (+ 4 bytes per weight row), beside the bf16 copy's 2 and the fp32 master's 4. With LoRA
   // adapters the decode path reads the merged bf16 experts instead (bf16(code · scale + scale·B·A)). Call after
-  // set_moe_kernels(Fused); without the fused kernels, or for Bf16 codes, this clears them. Throws when H or I is
-  // not a multiple of 16 (16 codes per 16-byte load).
-  void set_quantised_experts(const ExpertCodes& codes);
+  // set_moe_kernels. Bf16: nothing is quantised, and the decode path drops any codes it held. Throws, the weights
+  // unchanged and the decode path without codes, on a non-finite weight (naming the tensor and row) and, with the
+  // fused kernels, when H or I is not a multiple of 16 (16 codes per 16-byte load).
+  void quantise_experts(ops::ExpertPrecision p);
   bool last_forward_fused() const { return fused_last_; }
 
  private:

@@ -26,6 +26,18 @@ struct ExpertCodes {
   int64_t E = 0, I = 0, H = 0;
 };
 
+// Where one routed-expert tensor (a ParamKind::Expert spec: an expert's gate [I, H], up [I, H] or down [H, I]) is
+// read and where its codes and row scales go in ExpertCodes' layout: the one home of that layout, which the CPU
+// quantiser below and the GPU's (gpu/moe_fused_cuda.cpp) both follow.
+struct ExpertQuantSlot {
+  const ParamSpec* spec;  // offset, shape [rows, cols] and name in the layout
+  int64_t code_offset, scale_offset;
+};
+// Every routed-expert tensor of the model, in layout order.
+std::vector<ExpertQuantSlot> expert_quant_slots(const ModelConfig& c, const ParamLayout& L);
+// The ranges of `L` that hold routed-expert tensors (adjacent tensors merged).
+std::vector<ParamRange> expert_param_ranges(const ParamLayout& L);
+
 // Quantises the routed-expert tensors of `params` (host fp32, ParamLayout order) in place to code · scale; with
 // `out`, also fills its codes and scales (resized). Bf16: nothing changes and `out` is left empty. Throws naming the
 // tensor on a non-finite weight.

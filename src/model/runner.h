@@ -83,9 +83,11 @@ class Runner {
   virtual void get_params(float* host) const = 0;
   // The routed experts' tier at run time (the degradation ladder's tier level, control/ladder.h): re-quantises them
   // to `p` (bf16: restores them) from `full`, the model's full-precision weights in layout order, of which only the
-  // routed-expert tensors are read; every other weight keeps its current value, adaptation's included. Costs one
-  // get_params and one set_params (quantisation on the host, then the upload): a stall the caller accounts for.
-  void set_expert_precision(ops::ExpertPrecision p, const float* full);
+  // routed-expert tensors are read; every other weight keeps its current value, adaptation's included. A stall the
+  // caller accounts for: here one get_params and one set_params (quantisation on the host); the GPU runner uploads
+  // only the experts and quantises them on the device. Throws on a non-finite weight, naming it (the GPU runner
+  // is then left with `full`'s experts at bf16).
+  virtual void set_expert_precision(ops::ExpertPrecision p, const float* full);
   ops::ExpertPrecision expert_precision() const { return ops::parse_expert_precision(info().expert_precision); }
 
   // --- routing of the following forwards (validated here: an error names the bad knob or cost table)

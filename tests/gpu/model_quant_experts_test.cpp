@@ -15,12 +15,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "../test_util.h"
+#include "core/error.h"
 #include "eval/evaluate.h"
 #include "model/checkpoint.h"
 #include "model/expert_quant.h"
@@ -140,6 +142,50 @@ TEST_P(QuantExpertsModel, TierSwitchDecodesAsARunnerMadeAtThatTier) {
   EXPECT_EQ(decode(*switched), decode(*made)) << p << ": switched to the tier";
   switched->set_expert_precision(ops::ExpertPrecision::Bf16, m.params.data());
   EXPECT_EQ(decode(*switched), decode(*made_bf16)) << p << ": switched back to bf16";
+}
+
+// The weights a quantised CUDA runner holds (quantised on the device, ops/cuda/quant_rows.h) are the CPU quantiser's
+// bit for bit, whether made at the tier or switched to it; switched back, they are the model's again, every other
+// weight untouched. A non-finite expert weight is refused naming the tensor, and a failed switch leaves bf16.
+TEST_P(QuantExpertsModel, DeviceQuantisedWeightsAreTheCpuQuantisers) {
+  if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
+  const std::string p = GetParam();
+  const ModelWeights<float>& m = kjv();
+  const ParamLayout L = ParamLayout::build(m.config);
+  std::vector<float> pre = m.params;
+  quantise_experts(m.config, L, pre.data(), ops::parse_expert_precision(p));
+  const auto held = [&](const Runner& r) {
+    std::vector<float> h(size_t(L.total()));
+    r.get_params(h.data());
+    return h;
+  };
+  const auto same_bits = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  };
+  auto made = runner("cuda", p, m.params.data());
+  EXPECT_TRUE(same_bits(held(*made), pre)) << p << ": made at the tier";
+  auto switched = runner("cuda", "bf16", m.params.data());
+  switched->set_expert_precision(ops::parse_expert_precision(p), m.params.data());
+  EXPECT_TRUE(same_bits(held(*switched), pre)) << p << ": switched to the tier";
+  switched->set_expert_precision(ops::ExpertPrecision::Bf16, m.params.data());
+  EXPECT_TRUE(same_bits(held(*switched), m.params)) << p << ": switched back";
+
+  std::vector<float> poisoned = m.params;
+  const ParamSpec* expert = nullptr;
+  for (const ParamSpec& s : L.specs())
+    if (s.kind == ParamKind::Expert && !expert) expert = &s;
+  ASSERT_NE(expert, nullptr);
+  poisoned[size_t(expert->offset + 2 * expert->shape[1] + 1)] = std::nanf("");
+  try {
+    runner("cuda", p, poisoned.data());
+    ADD_FAILURE() << p << ": a NaN expert weight was quantised";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(expert->name + ": row 2"), std::string::npos) << e.what();
+  }
+  auto failed = runner("cuda", "bf16", m.params.data());
+  EXPECT_THROW(failed->set_expert_precision(ops::parse_expert_precision(p), poisoned.data()), Error);
+  EXPECT_EQ(failed->info().expert_precision, "bf16");
+  EXPECT_TRUE(same_bits(held(*failed), poisoned)) << p << ": after a failed switch the experts are full's";
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, QuantExpertsModel, ::testing::Values("fp8", "int8"),
