@@ -42,6 +42,9 @@ bits/byte and time share), fig_equal_adaptation.py (CPU runs: labelled computed 
 NATURAL_SHIFT (--natural-shift-records, default results/cpu-mix-small-shift/: tuning.jsonl, runs.jsonl, windows.jsonl,
 meta.json of scripts/experiments/natural_shift.py) -> natural_shift.png (fig_natural_shift.py): bits/byte per held-out
 domain before and after TTT, and gain against adaptation overhead (CPU, no energy: labelled so).
+SERVE_TIER (--serve-tier-records, default results/h100-2026-12-07/device-quant/: card.txt and serve-fp8-0.4/,
+serve-fp8-0.7/, serve-bf16-0.7/ with serve_bench.jsonl and the bench's log) -> serve_tier.png (fig_serve_tier.py):
+serve's power per window under stepped budgets with and without the fp8 tier level (measured, NVML counter).
 
 Each figure's footer states the card, the records' date (the folder's YYYY-MM-DD), the idle power and "measured",
 all read from the records; where a point was measured more than once the bar or marker shows the spread (min-max)
@@ -61,11 +64,13 @@ import fig_equal_adaptation  # noqa: E402  (equal_adaptation.png, ttt_ablations.
 import fig_natural_shift  # noqa: E402  (natural_shift.png)
 import fig_ttt_time  # noqa: E402  (ttt_time.png)
 import fig_serve  # noqa: E402  (serve_billing.png)
+import fig_serve_tier  # noqa: E402  (serve_tier.png)
 
 DEFAULT_RECORDS = os.path.join("results", "h100-2026-12-06")
 DEFAULT_TTT_USE = os.path.join("results", "cpu-kjv-small-ttt-use")
 DEFAULT_TTT_SEEDS = os.path.join("results", "h200-2026-12-06", "ttt-seeds")
 DEFAULT_SIM_EDGE = os.path.join("results", "sim-edge")
+DEFAULT_SERVE_TIER = os.path.join("results", "h100-2026-12-07", "device-quant")
 DEFAULT_EQUAL_ADAPTATION = os.path.join("results", "cpu-kjv-small-ablations")
 DEFAULT_SHIFT = os.path.join("results", "cpu-mix-small-shift")
 ENERGY_MODELS = ("kjv-small", "medium", "mixtral")
@@ -174,9 +179,10 @@ def rel(p):
 
 
 class Figures:
-    def __init__(self, records, out, plt, ttt_use, ttt_seeds, sim_edge, equal_adaptation, shift):
+    def __init__(self, records, out, plt, ttt_use, ttt_seeds, sim_edge, equal_adaptation, shift, serve_tier):
         self.records, self.out, self.plt, self.ttt_use, self.ttt_seeds = records, out, plt, ttt_use, ttt_seeds
         self.sim_edge, self.equal_adaptation, self.shift = sim_edge, equal_adaptation, shift
+        self.serve_tier = serve_tier
         self.rel = rel(records)
         self.date = records_date(records)
         self.made = []
@@ -210,7 +216,7 @@ class Figures:
             fail(f"missing record {os.path.join(self.ttt_seeds, '*-seed*.summary.json')}")
         for p in (fig_sim_edge.files(self.sim_edge) + fig_equal_adaptation.files(self.equal_adaptation) +
                   fig_natural_shift.files(self.shift) + fig_ttt_time.files(self.records) +
-                  fig_serve.files(self.records)):
+                  fig_serve.files(self.records) + fig_serve_tier.files(self.serve_tier)):
             need(p)
 
     def seed_summaries(self):
@@ -531,6 +537,8 @@ def main():
                     help=f"the CPU records of scripts/experiments/equal_adaptation.py (default {DEFAULT_EQUAL_ADAPTATION})")
     ap.add_argument("--natural-shift-records", default=DEFAULT_SHIFT, metavar="DIR",
                     help=f"the CPU records of scripts/experiments/natural_shift.py (default {DEFAULT_SHIFT})")
+    ap.add_argument("--serve-tier-records", default=DEFAULT_SERVE_TIER, metavar="DIR",
+                    help=f"bench/serve_bench.py records of serve's fp8 tier level (default {DEFAULT_SERVE_TIER})")
     ap.add_argument("--device", choices=["cuda"], help="print how the device scripts regenerate the records")
     ap.add_argument("--out", default=os.path.join("docs", "figures"), help="folder for the PNGs (default docs/figures)")
     a = ap.parse_args()
@@ -543,9 +551,10 @@ def main():
     records, ttt_use = repo_path(a.from_records), repo_path(a.ttt_use_records)
     ttt_seeds, sim_edge = repo_path(a.ttt_seeds_records), repo_path(a.sim_edge_records)
     equal, shift = repo_path(a.equal_adaptation_records), repo_path(a.natural_shift_records)
+    tier = repo_path(a.serve_tier_records)
     for d, given in ((records, a.from_records), (ttt_use, a.ttt_use_records), (ttt_seeds, a.ttt_seeds_records),
                      (sim_edge, a.sim_edge_records), (equal, a.equal_adaptation_records),
-                     (shift, a.natural_shift_records)):
+                     (shift, a.natural_shift_records), (tier, a.serve_tier_records)):
         if not os.path.isdir(d):
             fail(f"records folder {given} does not exist")
     try:
@@ -555,7 +564,7 @@ def main():
     except ImportError:
         fail("matplotlib is missing: install python3-matplotlib (scripts/install_deps.sh)")
     os.makedirs(a.out, exist_ok=True)
-    f = Figures(records, a.out, plt, ttt_use, ttt_seeds, sim_edge, equal, shift)
+    f = Figures(records, a.out, plt, ttt_use, ttt_seeds, sim_edge, equal, shift, tier)
     f.check()
     f.energy()
     f.budgets()
@@ -567,11 +576,14 @@ def main():
     fig_natural_shift.draw(f, shift, need, rel)
     fig_ttt_time.draw(f, records, need, rel)
     fig_serve.draw(f, records, need, rel)
+    fig_serve_tier.draw(f, tier, need, rel)
     meta = {"command": f"python3 scripts/experiments/figures.py --from-records {f.rel} --ttt-use-records "
                        f"{rel(ttt_use)} --ttt-seeds-records {rel(ttt_seeds)} --sim-edge-records {rel(sim_edge)} "
-                       f"--equal-adaptation-records {rel(equal)} --natural-shift-records {rel(shift)} --out {a.out}",
-            "commit": git_commit(records, ttt_use, ttt_seeds, sim_edge, equal, shift),
-            "records": [f.rel, rel(ttt_use), rel(ttt_seeds), rel(sim_edge), rel(equal), rel(shift)], "dpi": DPI,
+                       f"--equal-adaptation-records {rel(equal)} --natural-shift-records {rel(shift)} "
+                       f"--serve-tier-records {rel(tier)} --out {a.out}",
+            "commit": git_commit(records, ttt_use, ttt_seeds, sim_edge, equal, shift, tier),
+            "records": [f.rel, rel(ttt_use), rel(ttt_seeds), rel(sim_edge), rel(equal), rel(shift), rel(tier)],
+            "dpi": DPI,
             "figures": f.made}
     with open(os.path.join(a.out, "figures.json"), "w") as fh:
         json.dump(meta, fh, indent=1)
