@@ -10,6 +10,7 @@
 #include "model/lora_linear.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/elementwise.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
@@ -190,11 +191,12 @@ void Transformer<T>::layer_forward(const LayerView<T>& w, int l, LayerActs<T>& a
     ops::rmsnorm_fwd<T>(a.q_pre.data(), w.q_norm, a.q.data(), a.rstd_q.data(), N, qd, c.rms_norm_eps);
     ops::rmsnorm_fwd<T>(a.k_pre.data(), w.k_norm, a.k.data(), a.rstd_k.data(), N, kvd, c.rms_norm_eps);
   }
-  if (c.clip_qkv > 0) {  // OLMoE: clamp after the norms
-    a.q_clip = a.q, a.k_clip = a.k, a.v_clip = a.v;
+  if (c.clip_qkv > 0) {  // OLMoE: clamp after the norms, keeping the values before it for backward
     const T lim = T(c.clip_qkv);
-    for (auto* v : {&a.q, &a.k, &a.v})
-      for (auto& e : *v) e = std::clamp(e, -lim, lim);
+    for (auto [v, pre] : {std::pair{&a.q, &a.q_clip}, {&a.k, &a.k_clip}, {&a.v, &a.v_clip}}) {
+      resize(*pre, int64_t(v->size()));
+      ops::clamp_fwd<T>(v->data(), pre->data(), lim, int64_t(v->size()));
+    }
   }
   const ops::RopeTable rope = ops::rope_table(acts.pos0, S, c.head_dim, c.rope_theta);
 
@@ -291,10 +293,7 @@ void Transformer<T>::moe_forward(const LayerView<T>& w, int l, LayerActs<T>& a, 
             const T wt = a.route_weight[t * k + s];
             for (int64_t j = 0; j < H; ++j) acc[j] += wt * a.experts.y[r * H + j];
           }
-          if (w.shared.gate) {
-            const T sg = ops::sigmoid(a.shared_gate_logit[t]);
-            for (int64_t j = 0; j < H; ++j) acc[j] += sg * a.shared.y[t * H + j];
-          }
+          if (w.shared.gate) ops::gated_add_fwd<T>(&a.shared_gate_logit[t], &a.shared.y[t * H], acc.data(), 1, H);
           for (int64_t j = 0; j < H; ++j) out[t * H + j] += acc[j];
         }
       },
@@ -396,11 +395,9 @@ void Transformer<T>::layer_backward(const LayerView<T>& w, LayerView<T>& g, int 
   });
   if (c.clip_qkv > 0) {  // clamp passes the gradient only inside [-clip, clip] (as torch.clamp does)
     const T lim = T(c.clip_qkv);
-    auto mask = [&](Scratch<T>& d, const std::vector<T>& pre) {
-      for (size_t i = 0; i < d.size(); ++i)
-        if (pre[i] < -lim || pre[i] > lim) d[i] = T(0);
-    };
-    mask(dq, a.q_clip), mask(dk, a.k_clip), mask(dv, a.v_clip);
+    ops::clamp_bwd<T>(a.q_clip.data(), lim, dq.data(), int64_t(dq.size()));
+    ops::clamp_bwd<T>(a.k_clip.data(), lim, dk.data(), int64_t(dk.size()));
+    ops::clamp_bwd<T>(a.v_clip.data(), lim, dv.data(), int64_t(dv.size()));
   }
   if (c.qk_norm) {
     Scratch<T> dq_pre(size_t(N * qd)), dk_pre(size_t(N * kvd));
@@ -504,16 +501,9 @@ void Transformer<T>::moe_backward(const LayerView<T>& w, LayerView<T>& g, LayerA
   if (w.shared.gate && (need_dh || any_grad(g.shared) || g.shared_gate)) {
     const int64_t SI = c.shared_expert_intermediate_size;
     Scratch<T> dys(size_t(N * H));
-    std::vector<T> dgl(static_cast<size_t>(N));
-    for (int64_t t = 0; t < N; ++t) {
-      const T sg = ops::sigmoid(a.shared_gate_logit[t]);
-      T dot = 0;
-      for (int64_t j = 0; j < H; ++j) {
-        dys[t * H + j] = sg * dout[t * H + j];
-        dot += dout[t * H + j] * a.shared.y[t * H + j];
-      }
-      dgl[t] = dot * sg * (T(1) - sg);
-    }
+    dys.zero();
+    std::vector<T> dgl(static_cast<size_t>(N), T(0));
+    ops::gated_add_bwd<T>(a.shared_gate_logit.data(), a.shared.y.data(), dout, dys.data(), dgl.data(), N, H);
     if (need_dh || any_grad(g.shared))
       ffn_backward<T>(w.shared, g.shared, a.h_ffn.data(), N, H, SI, a.shared, dys.data(),
                       need_dh ? dh.data() : nullptr);
