@@ -13,6 +13,7 @@
 #include "ops/elementwise.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
+#include "ops/rows.h"
 #include "ops/rope.h"
 #include "ops/softmax.h"
 
@@ -276,26 +277,20 @@ void Transformer<T>::moe_forward(const LayerView<T>& w, int l, LayerActs<T>& a, 
     ffn_forward<T>(w.shared, a.h_ffn.data(), N, H, SI, a.shared, a.shared.y.data());
     ops::linear_fwd<T>(a.h_ffn.data(), w.shared_gate, nullptr, a.shared_gate_logit.data(), N, H, 1);
   }
-  // Combine per token: Σ over slots in slot order (+ the shared expert), independent of how rows were grouped,
-  // then one add into out (the same sums as building the whole MoE output first).
+  // Combine per token, as the GPU's host path does: Σ over slots in slot order into a zeroed block (independent of
+  // how rows were grouped), + the gated shared expert, then one add into out.
   Scratch<int64_t> row_of(size_t(N * k));
   std::fill(row_of.begin(), row_of.end(), int64_t(-1));
   for (int64_t r = 0; r < R; ++r) row_of[a.dispatch.token[r] * k + a.dispatch.slot[r]] = r;
+  Scratch<T> moe_out(size_t(N * H));
   default_pool().parallel_for(
       N,
       [&](int64_t t0, int64_t t1) {
-        std::vector<T> acc(static_cast<size_t>(H));
-        for (int64_t t = t0; t < t1; ++t) {
-          std::fill(acc.begin(), acc.end(), T(0));
-          for (int s = 0; s < k; ++s) {
-            const int64_t r = row_of[t * k + s];
-            if (r < 0) continue;
-            const T wt = a.route_weight[t * k + s];
-            for (int64_t j = 0; j < H; ++j) acc[j] += wt * a.experts.y[r * H + j];
-          }
-          if (w.shared.gate) ops::gated_add_fwd<T>(&a.shared_gate_logit[t], &a.shared.y[t * H], acc.data(), 1, H);
-          for (int64_t j = 0; j < H; ++j) out[t * H + j] += acc[j];
-        }
+        T* block = moe_out.data() + t0 * H;
+        std::fill(block, block + (t1 - t0) * H, T(0));
+        ops::sum_rows<T>(a.experts.y.data(), &row_of[t0 * k], &a.route_weight[t0 * k], block, t1 - t0, k, H);
+        if (w.shared.gate) ops::gated_add_fwd<T>(&a.shared_gate_logit[t0], &a.shared.y[t0 * H], block, t1 - t0, H);
+        add_into(out.data() + t0 * H, block, (t1 - t0) * H);
       },
       64);
 }
