@@ -265,8 +265,7 @@ void Transformer<T>::moe_forward(const LayerView<T>& w, int l, LayerActs<T>& a, 
     const int e = order[size_t(i)];
     const int64_t r0 = a.dispatch.offsets[e], n = a.dispatch.offsets[e + 1] - r0;
     if (n == 0) return;
-    for (int64_t r = r0; r < r0 + n; ++r)
-      std::memcpy(&xe[r * H], &a.h_ffn[a.dispatch.token[r] * H], sizeof(T) * H);
+    ops::gather_rows<T>(a.h_ffn.data(), &a.dispatch.token[r0], nullptr, &xe[r0 * H], n, H);
     ffn_forward<T>(w.experts[e], &xe[r0 * H], n, H, I, &a.experts.g[r0 * I], &a.experts.u[r0 * I],
                    &a.experts.a[r0 * I], &a.experts.y[r0 * H], lora);
   });
@@ -432,33 +431,20 @@ void Transformer<T>::moe_backward(const LayerView<T>& w, LayerView<T>& g, LayerA
     const int e = order[size_t(i)];
     const int64_t r0 = a.dispatch.offsets[e], n = a.dispatch.offsets[e + 1] - r0;
     if (n == 0) return;
-    // ∂L/∂weight = dout[t]·y_r (wanted for the router's gradient or the input gradient): each a sum in j order,
-    // four rows at a time (four independent sums in flight).
+    const int32_t* tok = &a.dispatch.token[r0];
+    // ∂L/∂weight = dout[t]·y_r (wanted for the router's gradient or the input gradient): each a sum in j order.
     if (need_dweight) {
-      constexpr int64_t kRows = 4;
-      for (int64_t r = r0; r < r0 + n; r += kRows) {
-        const int64_t m = std::min(kRows, r0 + n - r);
-        const T* o[kRows];
-        const T* y[kRows];
-        T dot[kRows] = {};
-        for (int64_t q = 0; q < kRows; ++q) {
-          const int64_t rq = r + std::min(q, m - 1);  // short tail: repeat the last row (its result is not stored)
-          o[q] = dout + int64_t(a.dispatch.token[rq]) * H, y[q] = &a.experts.y[rq * H];
-        }
-        for (int64_t j = 0; j < H; ++j)
-          for (int64_t q = 0; q < kRows; ++q) dot[q] += o[q][j] * y[q][j];
-        for (int64_t q = 0; q < m; ++q) dweight[a.dispatch.token[r + q] * k + a.dispatch.slot[r + q]] = dot[q];
-      }
+      Scratch<T> dots(static_cast<size_t>(n));
+      ops::row_dots<T>(dout, tok, &a.experts.y[r0 * H], dots.data(), n, H);
+      for (int64_t q = 0; q < n; ++q) dweight[tok[q] * k + a.dispatch.slot[r0 + q]] = dots[q];
     }
-    // The expert's FFN backward, unless neither its input gradient nor any of its weight gradients is wanted.
+    // The expert's FFN backward, unless neither its input gradient nor any of its weight gradients is wanted:
+    // dy = weight · dout and the rows' inputs, gathered.
     if (!(need_dh || any_grad(g.experts[e]))) return;
-    Scratch<T> dy(size_t(n * H)), xe(size_t(n * H));
-    for (int64_t r = r0; r < r0 + n; ++r) {
-      const int64_t t = a.dispatch.token[r];
-      const T wt = a.route_weight[t * k + a.dispatch.slot[r]];
-      for (int64_t j = 0; j < H; ++j) dy[(r - r0) * H + j] = wt * dout[t * H + j];
-      std::memcpy(&xe[(r - r0) * H], &a.h_ffn[t * H], sizeof(T) * H);
-    }
+    Scratch<T> dy(size_t(n * H)), xe(size_t(n * H)), row_w(static_cast<size_t>(n));
+    for (int64_t q = 0; q < n; ++q) row_w[q] = a.route_weight[tok[q] * k + a.dispatch.slot[r0 + q]];
+    ops::gather_rows<T>(dout, tok, row_w.data(), dy.data(), n, H);
+    ops::gather_rows<T>(a.h_ffn.data(), tok, nullptr, xe.data(), n, H);
     if (need_dh) std::fill(dxe.data() + r0 * H, dxe.data() + (r0 + n) * H, T(0));
     ffn_backward<T>(w.experts[e], g.experts[e], xe.data(), n, H, I, &a.experts.g[r0 * I], &a.experts.u[r0 * I],
                     &a.experts.a[r0 * I], dy.data(), need_dh ? &dxe[r0 * H] : nullptr, lora);

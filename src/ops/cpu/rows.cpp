@@ -30,13 +30,22 @@ void sum_rows(const T* src, const int64_t* row_of, const T* weight, T* dst, int6
   }
 }
 
+// Four rows at a time (four independent sums in flight); each row's sum is still in column order.
 template <class T>
 void row_dots(const T* a, const int32_t* idx, const T* b, T* out, int64_t rows, int64_t H) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const T* x = a + int64_t(idx[r]) * H;
-    T dot = 0;
-    for (int64_t j = 0; j < H; ++j) dot += x[j] * b[r * H + j];
-    out[r] = dot;
+  constexpr int64_t kRows = 4;
+  for (int64_t r = 0; r < rows; r += kRows) {
+    const int64_t m = std::min(kRows, rows - r);
+    const T* x[kRows];
+    const T* y[kRows];
+    T dot[kRows] = {};
+    for (int64_t q = 0; q < kRows; ++q) {
+      const int64_t rq = r + std::min(q, m - 1);  // short tail: repeat the last row (its result is not stored)
+      x[q] = a + int64_t(idx[rq]) * H, y[q] = b + rq * H;
+    }
+    for (int64_t j = 0; j < H; ++j)
+      for (int64_t q = 0; q < kRows; ++q) dot[q] += x[q][j] * y[q][j];
+    for (int64_t q = 0; q < m; ++q) out[r + q] = dot[q];
   }
 }
 
