@@ -287,7 +287,8 @@ void Transformer<T>::moe_forward(const LayerView<T>& w, int l, LayerActs<T>& a, 
       [&](int64_t t0, int64_t t1) {
         T* block = moe_out.data() + t0 * H;
         std::fill(block, block + (t1 - t0) * H, T(0));
-        ops::sum_rows<T>(a.experts.y.data(), &row_of[t0 * k], &a.route_weight[t0 * k], block, t1 - t0, k, H);
+        ops::sum_rows<T>(a.experts.y.data(), row_of.data() + t0 * k, a.route_weight.data() + t0 * k, block, t1 - t0,
+                         k, H);  // pointer arithmetic, not indexing: k may be 0 (no routed expert)
         if (w.shared.gate) ops::gated_add_fwd<T>(&a.shared_gate_logit[t0], &a.shared.y[t0 * H], block, t1 - t0, H);
         add_into(out.data() + t0 * H, block, (t1 - t0) * H);
       },
