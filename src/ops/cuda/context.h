@@ -7,6 +7,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -43,6 +44,14 @@ class Context {
 // Whether a CUDA device is present (false, not an error, on a machine without a driver or GPU).
 bool device_available();
 
+// How many times a DeviceBuffer or PinnedBuffer in this process has taken or given back memory. A captured CUDA
+// graph bakes those buffers' addresses in (ops/cuda/step_graphs.h): it is replayed only while this count stands still.
+inline std::atomic<uint64_t>& allocation_count() {
+  static std::atomic<uint64_t> n{0};
+  return n;
+}
+inline uint64_t allocation_epoch() { return allocation_count().load(std::memory_order_relaxed); }
+
 // Owning device array of n elements of T (uninitialised). Moves, never copies.
 template <class T>
 class DeviceBuffer {
@@ -64,6 +73,7 @@ class DeviceBuffer {
       release();
       WATTMOE_CUDA_CALL(cudaMalloc(&p_, n * sizeof(T)));
       cap_ = n;
+      ++allocation_count();
     }
     n_ = n;
   }
@@ -93,7 +103,7 @@ class DeviceBuffer {
 
  private:
   void release() {
-    if (p_) cudaFree(p_);
+    if (p_) cudaFree(p_), ++allocation_count();
     p_ = nullptr, n_ = 0, cap_ = 0;
   }
   T* p_ = nullptr;
@@ -114,6 +124,7 @@ class PinnedBuffer {
       release();
       WATTMOE_CUDA_CALL(cudaMallocHost(reinterpret_cast<void**>(&p_), n * sizeof(T)));
       cap_ = n;
+      ++allocation_count();
     }
     n_ = n;
   }
@@ -123,7 +134,7 @@ class PinnedBuffer {
 
  private:
   void release() {
-    if (p_) cudaFreeHost(p_);
+    if (p_) cudaFreeHost(p_), ++allocation_count();
     p_ = nullptr, n_ = cap_ = 0;
   }
   T* p_ = nullptr;

@@ -12,6 +12,7 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "ops/cuda/moe_kernels.h"
+#include "ops/cuda/step_graphs.h"
 #include "ops/moe_cuda.h"
 
 namespace wattmoe {
@@ -201,25 +202,18 @@ CudaGraphRun::CudaGraphRun(const std::function<void(cudaStream_t)>& work, int ca
   WATTMOE_REQUIRE(stream != nullptr, "CudaGraphRun: capture needs a stream of its own, not the default stream");
   work(stream);
   WATTMOE_CUDA_CALL(cudaStreamSynchronize(stream));
-  cudaGraph_t g = nullptr;
-  WATTMOE_CUDA_CALL(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-  try {
-    for (int i = 0; i < calls; ++i) work(stream);
-  } catch (...) {
-    cudaStreamEndCapture(stream, &g);
-    if (g) cudaGraphDestroy(g);
-    throw;
-  }
-  WATTMOE_CUDA_CALL(cudaStreamEndCapture(stream, &g));
-  graph_ = g;
   cudaGraphExec_t e = nullptr;
-  WATTMOE_CUDA_CALL(cudaGraphInstantiate(&e, g, 0));
+  WATTMOE_CUDA_CALL(cuda::capture_graph(
+      stream,
+      [&] {
+        for (int i = 0; i < calls; ++i) work(stream);
+      },
+      &e));
   exec_ = e;
 }
 
 CudaGraphRun::~CudaGraphRun() {
   if (exec_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
-  if (graph_) cudaGraphDestroy(static_cast<cudaGraph_t>(graph_));
 }
 
 void CudaGraphRun::launch() { WATTMOE_CUDA_CALL(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec_), stream_)); }

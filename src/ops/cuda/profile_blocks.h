@@ -151,7 +151,6 @@ class CudaGraphRun {
 
  private:
   cudaStream_t stream_;
-  void* graph_ = nullptr;  // cudaGraph_t
   void* exec_ = nullptr;   // cudaGraphExec_t
 };
 
