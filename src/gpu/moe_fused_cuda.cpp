@@ -247,10 +247,8 @@ void TransformerCudaT<T>::fused_moe_forward(int l) {
     const int64_t N = tokens(), H = c.hidden_size, E = c.num_experts, S = F.slots();
     const int64_t m = F.moe_index[size_t(l)];
     WATTMOE_CHECK(m >= 0 && N <= F.max_tokens);
-    host_[size_t(l)] = HostRouting{};
     const void *gate = w.experts[0].gate, *up = w.experts[0].up, *down = w.experts[0].down;
-    if (c.lora_rank > 0) {  // the experts with their adapters merged in (rebuilt after the weights changed)
-      if (F.merged_stale) fused_merge_lora();
+    if (c.lora_rank > 0) {  // the experts with their adapters merged in (forward_impl rebuilds them when stale)
       const int64_t block = E * int64_t(c.moe_intermediate_size) * H;
       const bf16* merged = F.merged.data() + m * 3 * block;
       gate = merged, up = merged + block, down = merged + 2 * block;
@@ -294,8 +292,13 @@ void TransformerCudaT<T>::fused_queue_routing() {
                                     cudaMemcpyDeviceToHost, ctx_.stream()));
   WATTMOE_CUDA_CALL(cudaMemcpyAsync(F.host_counts.data(), F.counts.data(), sizeof(int32_t) * ncnt,
                                     cudaMemcpyDeviceToHost, ctx_.stream()));
+}
+
+template <class T>
+void TransformerCudaT<T>::fused_routing_queued() {
+  FusedMoeState& F = *fused_;
   WATTMOE_CUDA_CALL(cudaEventRecord(F.copied, ctx_.stream()));
-  F.tokens = N, F.pending = true, F.router_on_host = false;
+  F.tokens = tokens(), F.pending = true, F.router_on_host = false;
 }
 
 template <class T>
@@ -402,6 +405,7 @@ void TransformerCudaT<T>::fused_router_backward(int l, const float* drouter, T* 
   template void TransformerCudaT<T>::fused_merge_lora();                                      \
   template void TransformerCudaT<T>::fused_moe_forward(int);                                  \
   template void TransformerCudaT<T>::fused_queue_routing();                                   \
+  template void TransformerCudaT<T>::fused_routing_queued();                                  \
   template void TransformerCudaT<T>::fused_collect_routing() const;                           \
   template void TransformerCudaT<T>::fused_router_to_host();                                  \
   template void TransformerCudaT<T>::fused_rows_for_backward(int);                            \

@@ -154,12 +154,19 @@ class CudaRunner final : public Runner {
         experts_(ops::parse_expert_precision(o.expert_precision)) {
     if (choose_moe_kernels(o.moe_kernels, model_.fused_moe_unsupported()))
       model_.set_moe_kernels(gpu::MoeKernels::Fused);
+    model_.set_decode_graphs(o.decode_graphs);
   }
 
   const ModelConfig& config() const override { return model_.config(); }
   const ParamLayout& layout() const override { return model_.layout(); }
   RunnerInfo info() const override {
-    return {"cuda", precision_, fused() ? "fused" : "host", ops::expert_precision_name(experts_)};
+    RunnerInfo i;
+    i.device = "cuda", i.precision = precision_, i.moe_kernels = fused() ? "fused" : "host";
+    i.expert_precision = ops::expert_precision_name(experts_);
+    const cuda::StepGraphStats& g = model_.decode_graph_stats();
+    i.decode_graphs = fused() && model_.decode_graphs_enabled();
+    i.graph_captures = g.captures, i.graph_replays = g.replays, i.graph_failure = g.failure;
+    return i;
   }
 
   // Quantised experts (model/expert_quant.h): quantised on the device (TransformerCudaT::quantise_experts).

@@ -41,7 +41,8 @@ void attend_no_probs(Context& ctx, const T* q, const T* k, const T* v, T* out, c
 
 template <class T>
 TransformerCudaT<T>::TransformerCudaT(ModelConfig c, cuda::Context& ctx)
-    : cfg_(std::move(c)), layout_(ParamLayout::build(cfg_)), ctx_(ctx), acts_(std::make_unique<DeviceActs<T>>()) {
+    : cfg_(std::move(c)), layout_(ParamLayout::build(cfg_)), ctx_(ctx), acts_(std::make_unique<DeviceActs<T>>()),
+      graphs_(std::make_unique<cuda::StepGraphs>()) {
   cfg_.validate("TransformerCuda");
   const size_t n = size_t(layout_.total());
   params_.resize(n), params_.zero(ctx_.stream());
@@ -274,7 +275,7 @@ void TransformerCudaT<T>::forward_impl(const int32_t* host_ids, int B, int S, bo
                                        const RouterSelect<float>& select, bool rows) {
   const ModelConfig& c = cfg_;
   WATTMOE_CHECK(B >= 1 && S >= 1);
-  const int64_t N = int64_t(B) * S, H = c.hidden_size, V = c.vocab_size;
+  const int64_t N = int64_t(B) * S;
   for (int64_t i = 0; i < N; ++i)
     WATTMOE_REQUIRE(host_ids[i] >= 0 && host_ids[i] < c.vocab_size,
                     "input id {} at position {} is outside the vocabulary [0, {})", host_ids[i], i, c.vocab_size);
@@ -296,16 +297,35 @@ void TransformerCudaT<T>::forward_impl(const int32_t* host_ids, int B, int S, bo
     A.rope.upload(ctx_, ops::rope_table(0, need, c.head_dim, c.rope_theta));
     A.rope_len = need;
   }
+  // The outputs' sizes, which the host reads (download_logits), are set here: a graph replay runs no host code.
+  A.logits.resize(size_t(N * c.vocab_size)), A.dlogits.resize(size_t(N * c.vocab_size));
+  // Host routing state: every layer's is rebuilt by this forward (the host MoE path fills its layers as it goes).
+  for (int l = 0; l < c.num_layers; ++l)
+    if (fused || !c.is_moe_layer(l)) host_[size_t(l)] = HostRouting{};
+  if (fused && c.lora_rank > 0 && fused_->merged_stale) fused_merge_lora();
+  if (rows && fused) {  // a decode step: replayed as a CUDA graph (see the header comment)
+    const FusedMoeState& F = *fused_;
+    graphs_->run({N, F.max_tokens, F.slots(), int64_t(F.qprec)}, ctx_.stream(), [&] { forward_launches(select); });
+  } else {
+    forward_launches(select);
+  }
+  if (fused) fused_routing_queued();
+}
+
+template <class T>
+void TransformerCudaT<T>::forward_launches(const RouterSelect<float>& select) {
+  const ModelConfig& c = cfg_;
+  const int64_t N = tokens(), H = c.hidden_size, V = c.vocab_size;
+  DeviceActs<T>& A = *acts_;
+  WATTMOE_CHECK(A.logits.size() == size_t(N * V) && A.dlogits.size() == size_t(N * V));  // forward_impl sized them
   A.x.resize(size_t(N * H));
   cuda::embedding_fwd<T>(ctx_, w_.embed, A.ids.data(), A.x.data(), N, H);
   for (int l = 0; l < c.num_layers; ++l) layer_forward(l, select);
-  if (fused) fused_queue_routing();  // every layer's expert ids and counts to the host, one copy, no wait
+  if (fused_last_) fused_queue_routing();  // every layer's expert ids and counts to the host, one copy, no wait
   A.h_final.resize(size_t(N * H)), A.rstd_final.resize(size_t(N));
   cuda::rmsnorm_fwd<T>(ctx_, A.x.data(), w_.final_norm, A.h_final.data(), A.rstd_final.data(), N, H,
                            c.rms_norm_eps);
-  A.logits.resize(size_t(N * V));
   cuda::linear_fwd<T>(ctx_, A.h_final.data(), w_.lm_head, nullptr, A.logits.data(), N, H, V);
-  A.dlogits.resize(size_t(N * V));
   A.dlogits.zero(ctx_.stream());
 }
 
@@ -408,7 +428,6 @@ void TransformerCudaT<T>::post_attention(int l, const RouterSelect<float>& selec
     if (fused_last_) fused_moe_forward(l);  // adds the MoE output into x
     else moe_forward(l, select);            // adds the MoE output into x
   } else {
-    host_[size_t(l)] = HostRouting{};
     const int64_t I = c.intermediate_size;
     a.shared.g.resize(size_t(N * I)), a.shared.u.resize(size_t(N * I)), a.shared.a.resize(size_t(N * I));
     a.shared.y.resize(size_t(N * H));

@@ -72,6 +72,14 @@
 // cache they append to and attend over (cuda::kv_append_rows, cuda::attention_rows_fwd: per-row cache pointers and
 // lengths). Its logits equal the n forward_slot calls' within the precision's rounding, not bit for bit (other
 // summation orders: the attention kernel, cuBLAS at another M).
+// Decode-step graphs: a forward_slots step on the fused MoE kernels (T = bf16, no RouterSelect) issues its launches (26 per
+// MoE layer of the Mixtral shape) through ops/cuda/step_graphs.h: per row count n, the first step runs eagerly, the second is
+// captured into a CUDA graph, later ones replay it with one launch. Everything that varies between steps is read from
+// device memory — the ids, each row's position and cache pointers (row_pos_, row_cache_), the routing policy blocks —
+// so a replay runs the step as the eager launches would, bit for bit, and sees knobs changed in between. The graph key
+// is n, the fused layer's capacity and slots, and the expert tier; any buffer reallocation (allocation_epoch) forces a
+// fresh eager step and capture. Host work stays outside the graph: the id check, uploads, the LoRA merge when stale,
+// and the event that routing(l) waits for. set_decode_graphs(false) runs every step eagerly (the comparison).
 // Thread-safety: none; one object per Context, used from one thread.
 #pragma once
 #include <cstdint>
@@ -88,6 +96,7 @@
 #include "moe/dispatch.h"
 #include "moe/routing.h"
 #include "ops/cuda/context.h"
+#include "ops/cuda/step_graphs.h"
 #include "ops/moe_route_policy.h"
 
 namespace wattmoe::gpu {
@@ -232,11 +241,16 @@ class TransformerCudaT {
   // fused kernels, when H or I is not a multiple of 16 (16 codes per 16-byte load).
   void quantise_experts(ops::ExpertPrecision p);
   bool last_forward_fused() const { return fused_last_; }
+  // Decode-step graphs (see the header comment): on by default.
+  void set_decode_graphs(bool on) { graphs_->set_enabled(on); }
+  bool decode_graphs_enabled() const { return graphs_->enabled(); }
+  const cuda::StepGraphStats& decode_graph_stats() const { return graphs_->stats(); }
 
  private:
   // rows: a forward_slots forward (B = n rows of S = 1, positions and cache pointers in row_pos_, row_cache_).
   void forward_impl(const int32_t* host_ids, int B, int S, bool cached, const RouterSelect<float>& select,
                     bool rows = false);
+  void forward_launches(const RouterSelect<float>& select);  // the stream work of forward_impl, embedding to logits
   void layer_forward(int l, const RouterSelect<float>& select);
   void post_attention(int l, const RouterSelect<float>& select);  // o_proj + residual, then the FFN or MoE block
   void moe_forward(int l, const RouterSelect<float>& select);
@@ -245,6 +259,7 @@ class TransformerCudaT {
   void fused_moe_forward(int l);     // moe_fused_cuda.cpp
   void fused_merge_lora();           // the LoRA-merged experts of every MoE layer
   void fused_queue_routing();        // end of a fused forward: one copy of every layer's ids, weights, counts to the host
+  void fused_routing_queued();       // after it (outside any graph): the event routing(l) waits for, the host flags
   void fused_collect_routing() const;  // waits for that copy, fills host_[l].routing and weight
   void fused_router_to_host();       // the last fused forward's router probabilities and logits into host_
   void fused_rows_for_backward(int l);  // after a fused forward: the layer's rows and expert activations
@@ -291,6 +306,7 @@ class TransformerCudaT {
   MoeKernels kernels_ = MoeKernels::Host;
   bool fused_last_ = false;                // the last forward ran the fused MoE kernels
   std::unique_ptr<FusedMoeState> fused_;
+  std::unique_ptr<cuda::StepGraphs> graphs_;  // forward_slots' steps on the fused kernels
   ModelView<T> g_;  // during backward: grads bound with the mask (unneeded tensors null)
 };
 

@@ -50,6 +50,9 @@ struct RunnerOptions {
   // when the runner receives them, so every path computes with code · scale; the GPU's fused decode kernels read the
   // 1-byte codes themselves.
   std::string expert_precision = "bf16";
+  // cuda, fused kernels: forward_slots' decode steps replayed as CUDA graphs (gpu/transformer_cuda.h); false: every
+  // step launched kernel by kernel (the comparison).
+  bool decode_graphs = true;
 };
 
 // Error unless device/precision/moe_kernels/expert_precision are known names and bf16/fused come with device cuda; for cuda also
@@ -63,6 +66,9 @@ void check_slot_rows(const int32_t* slots, int n, size_t n_slots);
 // What a runner is: where it runs and which code runs its MoE layers ("host" or "fused"), for reports.
 struct RunnerInfo {
   std::string device, precision, moe_kernels, expert_precision = "bf16";
+  bool decode_graphs = false;                   // forward_slots' steps may replay as CUDA graphs
+  int64_t graph_captures = 0, graph_replays = 0;  // how many steps so far were captured, replayed
+  std::string graph_failure;                    // why graphs were given up (empty while they work)
 };
 
 struct TrainLosses {

@@ -27,7 +27,12 @@ class CpuRunner final : public Runner {
 
   const ModelConfig& config() const override { return model_.config(); }
   const ParamLayout& layout() const override { return model_.layout(); }
-  RunnerInfo info() const override { return {"cpu", "fp32", "host", ops::expert_precision_name(experts_)}; }
+  RunnerInfo info() const override {
+    RunnerInfo i;
+    i.device = "cpu", i.precision = "fp32", i.moe_kernels = "host";
+    i.expert_precision = ops::expert_precision_name(experts_);
+    return i;
+  }
 
   // Quantised experts (model/expert_quant.h): the experts become code · scale as they arrive.
   void set_params(const float* host) override {
