@@ -4,18 +4,21 @@
 //
 //   energy_policies (--model DIR | --random-init SEED --config FILE) --data FILE --out DIR [--name NAME]
 //     [--points "topk; topk k_max=1; skip beta=0.3/0.5/0.7" | --points-file FILE.json]   (eval/policy_points.h)
-//     [--modes prefill,decode1,decode8,decode64 | --streams 1,8,64] [--batch 64 --seq 128] [--cache 128]
+//     [--modes prefill,decode1,decode8,decode64,slots8 | --streams 1,8,64] [--batch 64 --seq 128] [--cache 128]
 //                                                                                         (eval/policy_workload.h)
 //     [--window-s 2] [--reps 3] [--warmup-s 0.3] [--idle-s 5] [--time-budget-s 900]
 //     [--precision bf16] [--moe-kernels auto|fused|host] [--quality-tokens 65536] [--report-data FILE]
 //     [--calib-batches 4]
-//     [--no-host-baseline] [--plan-only] [--device cuda --sensor nvml (cpu/fake: a smoke test of the flow)]
+//     [--no-host-baseline] [--no-decode-graphs | --eager-baseline] [--plan-only]
+//     [--device cuda --sensor nvml (cpu/fake: a smoke test of the flow)]
 //
 // What one run does, in order (each phase prints one line; every window one progress line with an ETA):
 //   1. checks (CUDA device, NVML: one clear line and exit 2 when missing); loads the model and the text; resolves the
 //      points (a bad point string is an error naming it); every point runs on the kernels --moe-kernels names (auto:
 //      the fused kernels, which run every policy, where the model allows); with auto the model's top-k also runs on
-//      host routing, as a second group (--no-host-baseline drops it).
+//      host routing, as a second group (--no-host-baseline drops it). slots<N> decode steps on the fused kernels replay
+//      as CUDA graphs (--no-decode-graphs: launched kernel by kernel); --eager-baseline adds a group that runs the
+//      model's top-k that way (kernels "fused-eager"), so the graphs' saving is measured in the same run.
 //   2. the runners: one per group, all alive at once when their weights fit in half the free device memory (then
 //      every point is interleaved with every other), else one at a time (points interleaved within a group).
 //   3. idle power: --idle-s seconds with nothing running (after --settle-s), by the same meter as the windows.
@@ -85,6 +88,7 @@ struct Args {
   std::string device = "cuda", sensor = "nvml";
   uint64_t seed = 0;
   bool random_init = false, host_baseline = true, plan_only = false;
+  bool decode_graphs = true, eager_baseline = false;  // slots<N> steps as CUDA graphs; top-k without them beside
   int batch = 64, seq = 128, cache = 128, reps = 3, calib_batches = 4, gpu = 0;
   double window_s = 2, warmup_s = 0.3, idle_s = 5, settle_s = 1, budget_s = 900;
   int64_t quality_tokens = -1;  // -1: 65536, or 0 for random models
@@ -182,11 +186,19 @@ Json meter_json(const WindowResult& r) {
   return j;
 }
 
+// How the runner's slots<N> decode steps have run so far (cumulative over the runner's life).
+Json graph_json(const RunnerInfo& i) {
+  Json j{{"on", i.decode_graphs}, {"captures", i.graph_captures}, {"replays", i.graph_replays}};
+  if (!i.graph_failure.empty()) j["failure"] = i.graph_failure;
+  return j;
+}
+
 // One runner configuration: the points whose routing the same kernels run.
 struct Group {
   std::string moe_kernels = "auto";  // what the group asks for (model/runner.h RunnerOptions::moe_kernels)
+  bool decode_graphs = true;         // RunnerOptions::decode_graphs
   std::unique_ptr<Runner> runner;
-  std::string kernels = "?";      // the runner's choice once made: fused | host
+  std::string kernels = "?";      // the runner's choice once made: fused | fused-eager (graphs off) | host
   double create_s = 0;
 };
 
@@ -347,15 +359,28 @@ void Bench::make_groups() {
   Group all;
   all.moe_kernels = a_.moe_kernels;
   groups_.push_back(std::move(all));
-  const auto base = std::find_if(items_.begin(), items_.end(), [](const Item& i) { return i.baseline; });
-  if (a_.host_baseline && a_.moe_kernels == "auto" && a_.device == "cuda" && base != items_.end()) {
+  // With --eager-baseline a third group measures the model's top-k on the fused kernels with the decode steps
+  // launched kernel by kernel: what the CUDA graphs of the slots<N> steps save, in the same run.
+  const auto add_baseline_group = [&](Group g) {
+    const auto base = std::find_if(items_.begin(), items_.end(), [](const Item& i) { return i.baseline; });
+    if (base == items_.end()) return;
+    Item b = *base;
+    b.group = int(groups_.size()), b.auto_baseline = true;
+    groups_.push_back(std::move(g));
+    items_.push_back(std::move(b));
+  };
+  const bool gpu = a_.device == "cuda";
+  if (a_.host_baseline && a_.moe_kernels == "auto" && gpu) {
     Group host;
     host.moe_kernels = "host";
-    groups_.push_back(std::move(host));
-    Item b = *base;
-    b.group = 1, b.auto_baseline = true;
-    items_.push_back(std::move(b));
+    add_baseline_group(std::move(host));
   }
+  if (a_.eager_baseline && a_.decode_graphs && a_.moe_kernels != "host" && gpu) {
+    Group eager;
+    eager.moe_kernels = a_.moe_kernels, eager.decode_graphs = false;
+    add_baseline_group(std::move(eager));
+  }
+  for (Group& g : groups_) g.decode_graphs = g.decode_graphs && a_.decode_graphs;
   if (!std::any_of(items_.begin(), items_.end(), [](const Item& i) { return i.baseline; }))
     notes_.push_back("no point is the model's own top-k: nothing to compare against (add 'topk')");
 }
@@ -365,10 +390,12 @@ void Bench::create_runner(int g) {
   if (G.runner) return;
   const Timer t;
   RunnerOptions o{a_.device, a_.precision, G.moe_kernels, a_.gpu};
+  o.decode_graphs = G.decode_graphs;
   G.runner = make_runner(cfg_, o);
   G.runner->set_params(params_.data());
   if (a_.device == "cuda") cuda_ok(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
-  G.kernels = G.runner->info().moe_kernels;
+  const RunnerInfo info = G.runner->info();
+  G.kernels = info.moe_kernels + (info.moe_kernels == "fused" && !info.decode_graphs ? "-eager" : "");
   G.create_s = t.seconds();
   fmt::print(stderr, "[{:6.1f}s] runner {} ({}, {}) ready in {:.1f} s\n", clock_.seconds(), g, a_.precision,
              G.kernels, G.create_s);
@@ -574,6 +601,7 @@ void Bench::window(int i, int m, int rep) {
          {"point_spec", point_json(it.point)},
          {"moe_kernels", groups_[size_t(it.group)].kernels},
          {"precision", a_.precision},
+         {"decode_graphs", graph_json(run.info())},
          {"rep", rep},
          {"tokens", t.tokens},
          {"steps", t.steps},
@@ -887,6 +915,10 @@ int main(int argc, char** argv) {
   app.add_option("--calib-batches", a.calib_batches, "prefill batches of top-k that count expert use (mask r=N)")
       ->capture_default_str();
   app.add_flag("!--no-host-baseline", a.host_baseline, "do not measure top-k on host routing beside fused top-k");
+  app.add_flag("!--no-decode-graphs", a.decode_graphs,
+               "launch every slots<N> decode step kernel by kernel (no CUDA graphs; gpu/transformer_cuda.h)");
+  app.add_flag("--eager-baseline", a.eager_baseline,
+               "also measure top-k with the slots<N> steps launched kernel by kernel (kernels 'fused-eager')");
   app.add_flag("--plan-only", a.plan_only, "resolve the points and print the plan; no weights, no GPU");
   app.add_option("--device", a.device, "cuda (cpu: a smoke test of the flow, decode 1 stream)")->capture_default_str();
   app.add_option("--sensor", a.sensor, "nvml | fake (constant 100 W: a smoke test, not a measurement)")
