@@ -30,6 +30,9 @@ void add_device_flags(CLI::App* cmd, RunnerOptions& o, const std::string& device
                   "--device cuda --precision bf16 the fused decode kernels (steps of <= 8 tokens) read the 1-byte "
                   "codes")
       ->capture_default_str();
+  cmd->add_flag("!--no-decode-graphs", o.decode_graphs,
+                "with --device cuda on the fused kernels, launch each batched decode step kernel by kernel instead of "
+                "replaying it as a CUDA graph (for comparison; the outputs are the same bit for bit)");
 }
 
 void add_window_flags(CLI::App* cmd, int& seq, int64_t& max_tokens) {

@@ -1,7 +1,8 @@
 // Flags that several commands share, declared once so every command spells, defaults and documents them the same
 // way; each binds straight to the library's option field (the default lives there).
 //   --model DIR, --tokenizer SPEC     add_model_flags (default model: cli/defaults.h)
-//   --device, --precision, --moe-kernels, --expert-precision   add_device_flags → RunnerOptions (model/runner.h)
+//   --device, --precision, --moe-kernels, --expert-precision, --no-decode-graphs
+//                                     add_device_flags → RunnerOptions (model/runner.h)
 //   --seq, --max-tokens               add_window_flags
 //   --threads N                       add_threads_flag → set_default_pool_threads (core/thread_pool.h)
 //   routing (--policy, knobs, costs)  cli/routing_flags.h;  test-time training (--ttt-*)  cli/ttt_flags.h

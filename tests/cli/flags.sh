@@ -5,7 +5,8 @@
 # old names still work as hidden aliases with one warning naming the new flag, the same result, and are refused
 # together with the new one; --help lists only the new names; profile --out shows as required. --config FILE (TOML,
 # a section per command) gives the same run as the flags, the command line wins over it, a misspelt key is refused;
-# run's --help is grouped. --expert-precision: listed by every command that loads a model, checked, reported.
+# run's --help is grouped. --expert-precision: listed by every command that loads a model, checked, reported;
+# --no-decode-graphs listed beside it and accepted.
 # Usage: bash flags.sh <path-to-wattmoe> <source-dir>. Needs python3's standard library.
 set -u
 BIN=${1:?usage: flags.sh <wattmoe> <source-dir>}
@@ -100,8 +101,9 @@ expect_error "--max-tokens: expected a number >= 0, got '-5'" "$BIN" "${RUN0[@]}
 # --expert-precision (every command with --device): listed, a bad name refused on each, reported in eval's and run's
 # JSON; fp8 experts score differently from the unquantised model, and generate/serve take the flag.
 for cmd in eval run generate serve; do
-  help "$cmd"; lists "--expert-precision" "$cmd"
+  help "$cmd"; lists "--expert-precision" "$cmd"; lists "--no-decode-graphs" "$cmd"
 done
+"$BIN" "${EV[@]}" --no-decode-graphs > /dev/null 2>&1 || fail "eval --no-decode-graphs (a no-op on the CPU) refused"
 expect_error "--expert-precision fp4: expected bf16, fp8 or int8" "$BIN" "${EV[@]}" --expert-precision fp4
 expect_error "--expert-precision fp4: expected bf16, fp8 or int8" "$BIN" "${G[@]}" --max-new-tokens 2 \
   --expert-precision fp4
