@@ -292,14 +292,23 @@ TEST(ModelParityCuda, MaskedBackwardMatchesCpu) {
   }
 }
 
-TEST(ModelParityCuda, Bf16ForwardMatchesCpu) {
-  SKIP_WITHOUT_GPU();
-  constexpr double kTolBf16 = 3e-2;
+// The bf16 forward tests' bound (logits and router logits relative to their largest, see the file comment).
+constexpr double kTolBf16 = 3e-2;
+
+// body(case, its data on bf16-exact weights, a context) for every parity case, traced by its name.
+template <class Body>
+void each_case_bf16_weights(Body&& body) {
   cuda::Context ctx;
   for (const Case& k : parity_cases()) {
     SCOPED_TRACE(k.name);
+    body(k, case_data(k, 31, 9, 0, true), ctx);
+  }
+}
+
+TEST(ModelParityCuda, Bf16ForwardMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  each_case_bf16_weights([](const Case& k, const CaseData& d, cuda::Context& ctx) {
     const ModelConfig& c = k.config;
-    const CaseData d = case_data(k, 31, 9, 0, true);
     const std::vector<float>& p = d.p;
     const std::vector<int32_t>& ids = d.ids;
     const Transformer<float>& cpu = d.cpu;
@@ -337,7 +346,7 @@ TEST(ModelParityCuda, Bf16ForwardMatchesCpu) {
     std::printf("[bf16]   %-30s logits %.2e router %.2e |dnll| %.2e (nll %.4f) selections differing from fp32: %lld/%lld\n",
                 k.name.c_str(), e_logits, e_router, std::abs(nll - want_nll), want_nll, (long long)changed,
                 (long long)slots);
-  }
+  });
 }
 
 // forward_inference keeps no attention probabilities (bf16: the flash kernel where the shape allows): its logits and
@@ -345,12 +354,8 @@ TEST(ModelParityCuda, Bf16ForwardMatchesCpu) {
 // the CPU's fp32 on the same weights), backward after it refused, and a forward after it trains again.
 TEST(ModelParityCuda, InferenceForwardMatchesForward) {
   SKIP_WITHOUT_GPU();
-  constexpr double kTolBf16 = 3e-2;
-  cuda::Context ctx;
-  for (const Case& k : parity_cases()) {
-    SCOPED_TRACE(k.name);
+  each_case_bf16_weights([](const Case& k, const CaseData& d, cuda::Context& ctx) {
     const ModelConfig& c = k.config;
-    const CaseData d = case_data(k, 31, 9, 0, true);
     gpu::TransformerCuda g32(c, ctx);
     g32.upload_params(d.p.data());
     g32.forward(d.ids.data(), kB, kS, k.select);
@@ -376,7 +381,7 @@ TEST(ModelParityCuda, InferenceForwardMatchesForward) {
     EXPECT_NO_THROW(g16.backward());
     std::printf("[infer]  %-30s bf16 inference vs forward %.2e, vs CPU %.2e\n", k.name.c_str(),
                 norm_err(got16, want16), norm_err(got16, acts.logits));
-  }
+  });
 }
 
 // ---- Hugging Face golden fixtures through the GPU model ----
