@@ -39,12 +39,16 @@ void run_generate(const GenArgs& a) {
   WATTMOE_REQUIRE(a.max_new >= 0, "generate: --max-new-tokens must be >= 0");
   const int total = std::min<int>(context, int(ids.size()) + a.max_new);
   const int V = m.config.vocab_size;
-  // The model with its KV cache; each call runs tokens through it and returns the logits row of the last one.
+  // The model with one KV-cache slot, decoded as serving decodes a request (serve/engine.h): the prompt in one
+  // forward_slot, then each token as a one-row forward_slots step (on the GPU's fused kernels a replayed CUDA graph).
+  // Each call runs tokens through it and returns the logits row of the last one.
   std::unique_ptr<Runner> model = make_runner(m.config, where);
   model->set_params(m.params.data());
-  model->reset_cache(total);
+  model->reset_slots(1, total);
+  const int32_t slot = 0;
   const auto run = [&](const int32_t* x, int n) {
-    model->forward_cached(x, n);
+    if (n == 1) model->forward_slots(&slot, x, 1);
+    else model->forward_slot(slot, x, n);
     return model->logits() + size_t(n - 1) * size_t(V);
   };
   Rng rng(a.seed);
