@@ -45,6 +45,9 @@ domain before and after TTT, and gain against adaptation overhead (CPU, no energ
 SERVE_TIER (--serve-tier-records, default results/h100-2026-12-07/device-quant/: card.txt and serve-fp8-0.4/,
 serve-fp8-0.7/, serve-bf16-0.7/ with serve_bench.jsonl and the bench's log) -> serve_tier.png (fig_serve_tier.py):
 serve's power per window under stepped budgets with and without the fp8 tier level (measured, NVML counter).
+DECODE_GRAPHS (--decode-graphs-records, default results/h100-2026-12-07/decode-graphs/: energy/*.jsonl of
+bench/energy_policies --modes slots8 --eager-baseline) -> decode_graphs.png (fig_decode_graphs.py): whole-board J/token
+of decode steps replayed as CUDA graphs against eager ones, and the policies' savings over three medium seeds.
 
 Each figure's footer states the card, the records' date (the folder's YYYY-MM-DD), the idle power and "measured",
 all read from the records; where a point was measured more than once the bar or marker shows the spread (min-max)
@@ -65,12 +68,14 @@ import fig_natural_shift  # noqa: E402  (natural_shift.png)
 import fig_ttt_time  # noqa: E402  (ttt_time.png)
 import fig_serve  # noqa: E402  (serve_billing.png)
 import fig_serve_tier  # noqa: E402  (serve_tier.png)
+import fig_decode_graphs  # noqa: E402  (decode_graphs.png)
 
 DEFAULT_RECORDS = os.path.join("results", "h100-2026-12-06")
 DEFAULT_TTT_USE = os.path.join("results", "cpu-kjv-small-ttt-use")
 DEFAULT_TTT_SEEDS = os.path.join("results", "h200-2026-12-06", "ttt-seeds")
 DEFAULT_SIM_EDGE = os.path.join("results", "sim-edge")
 DEFAULT_SERVE_TIER = os.path.join("results", "h100-2026-12-07", "device-quant")
+DEFAULT_DECODE_GRAPHS = os.path.join("results", "h100-2026-12-07", "decode-graphs")
 DEFAULT_EQUAL_ADAPTATION = os.path.join("results", "cpu-kjv-small-ablations")
 DEFAULT_SHIFT = os.path.join("results", "cpu-mix-small-shift")
 ENERGY_MODELS = ("kjv-small", "medium", "mixtral")
@@ -179,10 +184,11 @@ def rel(p):
 
 
 class Figures:
-    def __init__(self, records, out, plt, ttt_use, ttt_seeds, sim_edge, equal_adaptation, shift, serve_tier):
+    def __init__(self, records, out, plt, ttt_use, ttt_seeds, sim_edge, equal_adaptation, shift, serve_tier,
+                 decode_graphs):
         self.records, self.out, self.plt, self.ttt_use, self.ttt_seeds = records, out, plt, ttt_use, ttt_seeds
         self.sim_edge, self.equal_adaptation, self.shift = sim_edge, equal_adaptation, shift
-        self.serve_tier = serve_tier
+        self.serve_tier, self.decode_graphs = serve_tier, decode_graphs
         self.rel = rel(records)
         self.date = records_date(records)
         self.made = []
@@ -216,7 +222,8 @@ class Figures:
             fail(f"missing record {os.path.join(self.ttt_seeds, '*-seed*.summary.json')}")
         for p in (fig_sim_edge.files(self.sim_edge) + fig_equal_adaptation.files(self.equal_adaptation) +
                   fig_natural_shift.files(self.shift) + fig_ttt_time.files(self.records) +
-                  fig_serve.files(self.records) + fig_serve_tier.files(self.serve_tier)):
+                  fig_serve.files(self.records) + fig_serve_tier.files(self.serve_tier) +
+                  fig_decode_graphs.files(self.decode_graphs)):
             need(p)
 
     def seed_summaries(self):
@@ -517,7 +524,8 @@ def git_commit(*records):
                     os.path.join(HERE, "sim_edge.py"), os.path.join(HERE, "fig_equal_adaptation.py"),
                     os.path.join(HERE, "equal_adaptation.py"), os.path.join(HERE, "fig_natural_shift.py"),
                     os.path.join(HERE, "natural_shift.py"), os.path.join(HERE, "fig_ttt_time.py"),
-                    os.path.join(HERE, "fig_serve.py"), *records)
+                    os.path.join(HERE, "fig_serve.py"), os.path.join(HERE, "fig_serve_tier.py"),
+                    os.path.join(HERE, "fig_decode_graphs.py"), *records)
         return head + ("+uncommitted" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -539,6 +547,8 @@ def main():
                     help=f"the CPU records of scripts/experiments/natural_shift.py (default {DEFAULT_SHIFT})")
     ap.add_argument("--serve-tier-records", default=DEFAULT_SERVE_TIER, metavar="DIR",
                     help=f"bench/serve_bench.py records of serve's fp8 tier level (default {DEFAULT_SERVE_TIER})")
+    ap.add_argument("--decode-graphs-records", default=DEFAULT_DECODE_GRAPHS, metavar="DIR",
+                    help=f"energy_policies records of decode-step CUDA graphs (default {DEFAULT_DECODE_GRAPHS})")
     ap.add_argument("--device", choices=["cuda"], help="print how the device scripts regenerate the records")
     ap.add_argument("--out", default=os.path.join("docs", "figures"), help="folder for the PNGs (default docs/figures)")
     a = ap.parse_args()
@@ -551,10 +561,11 @@ def main():
     records, ttt_use = repo_path(a.from_records), repo_path(a.ttt_use_records)
     ttt_seeds, sim_edge = repo_path(a.ttt_seeds_records), repo_path(a.sim_edge_records)
     equal, shift = repo_path(a.equal_adaptation_records), repo_path(a.natural_shift_records)
-    tier = repo_path(a.serve_tier_records)
+    tier, graphs = repo_path(a.serve_tier_records), repo_path(a.decode_graphs_records)
     for d, given in ((records, a.from_records), (ttt_use, a.ttt_use_records), (ttt_seeds, a.ttt_seeds_records),
                      (sim_edge, a.sim_edge_records), (equal, a.equal_adaptation_records),
-                     (shift, a.natural_shift_records), (tier, a.serve_tier_records)):
+                     (shift, a.natural_shift_records), (tier, a.serve_tier_records),
+                     (graphs, a.decode_graphs_records)):
         if not os.path.isdir(d):
             fail(f"records folder {given} does not exist")
     try:
@@ -564,7 +575,7 @@ def main():
     except ImportError:
         fail("matplotlib is missing: install python3-matplotlib (scripts/install_deps.sh)")
     os.makedirs(a.out, exist_ok=True)
-    f = Figures(records, a.out, plt, ttt_use, ttt_seeds, sim_edge, equal, shift, tier)
+    f = Figures(records, a.out, plt, ttt_use, ttt_seeds, sim_edge, equal, shift, tier, graphs)
     f.check()
     f.energy()
     f.budgets()
@@ -577,12 +588,14 @@ def main():
     fig_ttt_time.draw(f, records, need, rel)
     fig_serve.draw(f, records, need, rel)
     fig_serve_tier.draw(f, tier, need, rel)
+    fig_decode_graphs.draw(f, graphs, need, rel, energy_table.summarise, read_jsonl)
     meta = {"command": f"python3 scripts/experiments/figures.py --from-records {f.rel} --ttt-use-records "
                        f"{rel(ttt_use)} --ttt-seeds-records {rel(ttt_seeds)} --sim-edge-records {rel(sim_edge)} "
                        f"--equal-adaptation-records {rel(equal)} --natural-shift-records {rel(shift)} "
-                       f"--serve-tier-records {rel(tier)} --out {a.out}",
-            "commit": git_commit(records, ttt_use, ttt_seeds, sim_edge, equal, shift, tier),
-            "records": [f.rel, rel(ttt_use), rel(ttt_seeds), rel(sim_edge), rel(equal), rel(shift), rel(tier)],
+                       f"--serve-tier-records {rel(tier)} --decode-graphs-records {rel(graphs)} --out {a.out}",
+            "commit": git_commit(records, ttt_use, ttt_seeds, sim_edge, equal, shift, tier, graphs),
+            "records": [f.rel, rel(ttt_use), rel(ttt_seeds), rel(sim_edge), rel(equal), rel(shift), rel(tier),
+                        rel(graphs)],
             "dpi": DPI,
             "figures": f.made}
     with open(os.path.join(a.out, "figures.json"), "w") as fh:
