@@ -7,7 +7,7 @@
 // top-1, then skip β 0.5: device knobs a replay must read; the expert counts show the policy acted), change the
 // LoRA adapters between replays (the merged experts are rebuilt outside the graph) and switch the expert tier to fp8
 // (a new key, so a new capture). The graph runner must have captured and replayed and never given up; the eager
-// runner never captured. The eager runner itself is checked against the CPU model in slot_batch_test.cpp.
+// runner never captured. forward_slots against the CPU model (graphs on, the default): slot_batch_test.cpp.
 #include <gtest/gtest.h>
 
 #include <cstring>
