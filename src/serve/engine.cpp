@@ -712,9 +712,12 @@ void Engine::step() {
   bill.id = energy_->end(counts, bill.tokens);
   for (auto& [s, n] : bill.shares) s->last_bill = bill.id;
   bills_.push_back(std::move(bill));
+  const RunnerInfo info = net_->info();
   {
     std::lock_guard<std::mutex> lk(mu_);
     ++stats_.steps;
+    stats_.decode_graphs = info.decode_graphs;
+    stats_.graph_captures = info.graph_captures, stats_.graph_replays = info.graph_replays;
     stats_.forward_tokens += uint64_t(bills_.back().tokens);
     stats_.prompt_tokens += uint64_t(prompt_tokens), stats_.completion_tokens += uint64_t(completion_tokens);
     for (size_t l = 0; l < counts.size(); ++l)

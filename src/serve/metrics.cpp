@@ -146,6 +146,13 @@ std::string prometheus_text(const ServeStats& st) {
            double(st.tier_switches));
   o.metric("wattmoe_expert_tier_switch_seconds_total", "counter", "host time the tier switches took",
            st.tier_switch_seconds);
+  o.metric("wattmoe_decode_graphs", "gauge",
+           "1 when the batched decode step replays as a CUDA graph (--device cuda, fused kernels)",
+           st.decode_graphs ? 1 : 0);
+  o.metric("wattmoe_decode_graph_captures_total", "counter", "decode steps captured into a CUDA graph",
+           double(st.graph_captures));
+  o.metric("wattmoe_decode_graph_replays_total", "counter", "decode steps replayed from a CUDA graph",
+           double(st.graph_replays));
   // Test-time training on served text
   o.metric("wattmoe_ttt_enabled", "gauge", "1 when answered requests' texts adapt the model (--ttt)", st.ttt ? 1 : 0);
   o.metric("wattmoe_ttt_queue_length", "gauge", "answered texts waiting for adaptation", st.ttt_queued);

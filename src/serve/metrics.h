@@ -45,6 +45,9 @@ struct ServeStats {
   std::string expert_tier;  // the routed experts' precision now (the ladder's tier level switches it)
   uint64_t tier_switches = 0;
   double tier_switch_seconds = 0;  // host time the switches took (inside steps)
+  // the batched decode step as CUDA graphs (model/runner.h RunnerInfo): on, and steps captured and replayed so far
+  bool decode_graphs = false;
+  int64_t graph_captures = 0, graph_replays = 0;
   // counters since start
   double energy_j = 0;  // metered over every step
   double billed_j = 0;  // shared out to requests (equals energy_j up to rounding once every step is billed)

@@ -226,7 +226,8 @@ TEST(ServeEngine, TestTimeTrainingAdaptsOnlyOnAnsweredText) {
   EXPECT_NEAR(st.energy_j, st.billed_j + st.ttt_energy_j, 1e-9 * st.energy_j);
   const std::string text = prometheus_text(st);
   for (const char* name : {"wattmoe_ttt_enabled 1", "wattmoe_ttt_adaptation_steps_total 1",
-                           "wattmoe_ttt_windows_total 1", "wattmoe_ttt_energy_joules_total{source=\"simulated\"}"})
+                           "wattmoe_ttt_windows_total 1", "wattmoe_ttt_energy_joules_total{source=\"simulated\"}",
+                           "wattmoe_decode_graphs 0\n", "wattmoe_decode_graph_replays_total 0\n"})  // the CPU: none
     EXPECT_NE(text.find(name), std::string::npos) << name;
   // Served with the adapted weights from now on: still answers.
   auto b = std::make_shared<Job>(params("And God said", 8, 0.0, 1.0, 2));
