@@ -359,8 +359,9 @@ void Bench::make_groups() {
   Group all;
   all.moe_kernels = a_.moe_kernels;
   groups_.push_back(std::move(all));
-  // With --eager-baseline a third group measures the model's top-k on the fused kernels with the decode steps
-  // launched kernel by kernel: what the CUDA graphs of the slots<N> steps save, in the same run.
+  // Baseline groups run only the model's top-k: on host routing (auto on a GPU, unless --no-host-baseline), and with
+  // --eager-baseline on the fused kernels with the decode steps launched kernel by kernel (what the CUDA graphs of
+  // the slots<N> steps save, in the same run).
   const auto add_baseline_group = [&](Group g) {
     const auto base = std::find_if(items_.begin(), items_.end(), [](const Item& i) { return i.baseline; });
     if (base == items_.end()) return;
