@@ -23,7 +23,8 @@ ProfiledCostModel ProfiledCostModel::from_json(const Json& j, const std::string&
   WATTMOE_REQUIRE(j.is_object(), "{}: expected a JSON object (a cost table)", where);
   // The profiler's extension fields (energy/profiler.h: profile_to_json) are accepted and not read here.
   json_no_unknown_keys(j, w, {"format", "device", "num_layers", "num_experts", "layers", "blocks", "token_counts",
-                              "sensor", "simulated", "method", "idle_w", "command", "options", "hardware"});
+                              "sensor", "simulated", "method", "idle_w", "command", "options", "hardware", "sm_limits",
+                              "launch_records"});
   const Json& fmt_v = json_member(j, w, "format");
   WATTMOE_REQUIRE(fmt_v.is_string() && fmt_v.get<std::string>() == kFormat, "{}: expected \"{}\", got {}",
                   w.key("format").str(), kFormat, fmt_v.dump());

@@ -35,6 +35,7 @@ void validate(const ProfileOptions& o) {
   WATTMOE_REQUIRE(std::isfinite(o.pilot_s) && o.pilot_s > 0 && o.pilot_s <= o.min_window_s,
                   "profile: pilot {} s: expected a number in (0, min window = {} s]", o.pilot_s, o.min_window_s);
   WATTMOE_REQUIRE(o.max_calls >= 1, "profile: max calls {}: expected >= 1", o.max_calls);
+  if (o.trace_launches) validate(o.sm);
 }
 
 Profiler::Profiler(PowerSensor& sensor, EnergyMeter& meter, ProfileOptions opt, SimulatedGpu* sim)
@@ -224,7 +225,23 @@ ProfileResult Profiler::run(const std::vector<ProfileBlock>& blocks, double idle
   t_start_ = now_seconds();
   for (const ProfileBlock& b : blocks) r.blocks.push_back(profile_one(b));
   r.method = integrated_windows_ == 0 ? "counter" : counter_windows_ == 0 ? "integrated" : "mixed";
+  if (opt_.trace_launches && !sim_) {
+    if (opt_.progress) fmt::print(stderr, "profile: launch records of {} points\n", total_);
+    bool any = false;
+    for (size_t i = 0; i < blocks.size(); ++i)
+      for (ProfilePoint& p : r.blocks[i].points) {
+        trace_launches(blocks[i], p);
+        any = any || p.launches.has_value();
+      }
+    if (any) r.sm = opt_.sm;
+  }
   return r;
+}
+
+void Profiler::trace_launches(const ProfileBlock& b, ProfilePoint& p) {
+  const std::vector<KernelLaunch> k =
+      opt_.trace_launches(fmt::format("{}.T{}", b.name, p.tokens), [&] { b.run(p.tokens); });
+  if (!k.empty()) p.launches = summarise_launches(opt_.sm, k, b.calls_per_run);
 }
 
 namespace {
@@ -234,6 +251,31 @@ Json fit_json(const LinearFit& f) {
             {"rel_residuals", f.rel_residuals}};
   if (!f.note.empty()) j["note"] = f.note;
   return j;
+}
+
+Json launches_json(const LaunchSummary& l) {
+  const KernelLaunch& k = l.dominant;
+  const Occupancy& o = l.dominant_occupancy;
+  return {{"kernels_per_call", l.kernels_per_call},
+          {"kernel_s_per_call", l.kernel_seconds_per_call},
+          {"occupancy_theoretical", l.theoretical},
+          {"occupancy_resident", l.resident},
+          {"max_regs_per_thread", l.max_regs_per_thread},
+          {"max_smem_per_block", l.max_smem_per_block},
+          {"dominant",
+           {{"name", k.name},
+            {"share", l.dominant_share},
+            {"s_per_call", k.seconds},
+            {"grid", k.grid},
+            {"threads", k.threads},
+            {"cluster", k.cluster},
+            {"regs_per_thread", k.regs_per_thread},
+            {"smem_per_block", k.static_smem + k.dynamic_smem},
+            {"blocks_per_sm", o.blocks_per_sm},
+            {"limiter", o.limiter},
+            {"occupancy_theoretical", o.theoretical},
+            {"occupancy_resident", o.resident},
+            {"waves", o.waves}}}};
 }
 
 Json measurements_json(const BlockProfile& b) {
@@ -254,6 +296,7 @@ Json measurements_json(const BlockProfile& b) {
                    {"bytes", p.work.bytes},
                    {"j_windows", wj},
                    {"s_windows", ws}});
+    if (p.launches) arr.back()["launches"] = launches_json(*p.launches);
   }
   return arr;
 }
@@ -316,6 +359,15 @@ Json profile_to_json(const ProfileResult& r, const std::string& device, const st
   j["idle_w"] = std::isnan(r.idle_w) ? Json(nullptr) : Json(r.idle_w);
   j["command"] = command;
   j["options"] = {{"min_window_s", r.min_window_s}, {"repeats", r.repeats}, {"warmup", r.warmup}};
+  if (r.sm)
+    j["sm_limits"] = {{"device", r.sm->device},
+                      {"sm_count", r.sm->sm_count},
+                      {"max_threads_per_sm", r.sm->max_threads_per_sm},
+                      {"max_blocks_per_sm", r.sm->max_blocks_per_sm},
+                      {"regs_per_sm", r.sm->regs_per_sm},
+                      {"smem_per_sm", r.sm->smem_per_sm},
+                      {"smem_per_block_optin", r.sm->smem_per_block_optin},
+                      {"smem_reserved_per_block", r.sm->smem_reserved_per_block}};
   return j;
 }
 

@@ -14,16 +14,22 @@
 // and the meter is polled every 1 ms of simulated time, so the whole profile is deterministic (bitwise the same
 // twice) and runs on CI. Progress (block i/n, rate, ETA) goes to stderr.
 //
+// Launch records (optional, ProfileOptions::trace_launches): after every window is measured, one more run of each
+// (block, T) is traced and its kernels summarised (energy/occupancy.h): kernels per call, their GPU time, occupancy,
+// registers and shared memory. Tracing happens after the energy windows so it cannot disturb them.
+//
 // profile_to_json writes the result as a wattmoe.cost_table.v1 table (energy/cost_table.h) that ProfiledCostModel
 // reads: expert blocks fill "layers"; the other blocks, the per-T measurements, the sensor, the method, the idle
 // power and the command are extension fields the loader accepts and ignores.
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "energy/meter.h"
+#include "energy/occupancy.h"
 #include "energy/profile_fit.h"
 #include "energy/sensor.h"
 #include "energy/sim_gpu.h"
@@ -52,6 +58,10 @@ struct ProfileOptions {
   int64_t max_calls = 10000000;  // per window
   std::function<void()> sync;    // device synchronise (also pass it to the meter: MeterOptions::sync)
   bool progress = true;          // one line per (block, T) on stderr
+  // The kernels `run` launches (on the GPU: CUPTI's kernel activity records), `label` "<block>.T<T>"; it must call
+  // `run` whether or not it can record (a profiler outside may be watching). Empty: nothing recorded. Null: no pass.
+  std::function<std::vector<KernelLaunch>(const std::string& label, const std::function<void()>& run)> trace_launches;
+  SmLimits sm;  // the device the launch records come from (validated when trace_launches is set)
 };
 // Error naming the option and what was expected.
 void validate(const ProfileOptions& o);
@@ -70,6 +80,7 @@ struct ProfilePoint {
   double spread_j = 0, spread_s = 0;  // relative spread over the repeats
   Work work;                          // of one call
   std::vector<ProfileWindow> windows;
+  std::optional<LaunchSummary> launches;  // per call, when launch records were taken
 };
 
 struct BlockProfile {
@@ -89,6 +100,7 @@ struct ProfileResult {
   double idle_w = kNaN; // measured before profiling (NaN if not measured)
   double min_window_s = 0;
   int repeats = 0, warmup = 0;
+  std::optional<SmLimits> sm;  // set when launch records were taken
 };
 
 class Profiler {
@@ -113,6 +125,7 @@ class Profiler {
   void call(const ProfileBlock& b, int tokens, const Work& w);
   double now();
   ProfilePoint measure(const ProfileBlock& b, int tokens);
+  void trace_launches(const ProfileBlock& b, ProfilePoint& p);
 
   PowerSensor& sensor_;
   EnergyMeter& meter_;

@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
+#include <thread>
 
 #include "energy/cost_analytic.h"
 #include "energy/cost_table.h"
@@ -219,6 +221,98 @@ TEST(Profiler, CallsPerRunGiveResultsPerCall) {
   Profiler prof(sensor, meter, o, &gpu);
   const std::string e = error_of([&] { prof.run({four}); });
   EXPECT_TRUE(has(e, "calls per run 0")) << e;
+}
+
+// Launch records: a fake tracer stands in for CUPTI (the gpu test runs the real one). Every (block, T) is traced once,
+// after all energy windows, under its label; the summary lands in each measurement and the table still loads.
+TEST(Profiler, LaunchRecordsAreTakenAfterTheWindowsAndSummarisedPerCall) {
+  FakeSensor fake;
+  fake.caps.power = true;
+  fake.make = [](size_t) {
+    Sample s;
+    s.time_s = now_seconds();
+    s.power_w = 100;
+    return s;
+  };
+  EnergyMeter meter(fake);
+  ProfileOptions o = quiet({1, 8}, 0.02);
+  o.pilot_s = 0.005;
+  o.settle_s = 0;
+  o.repeats = 1;
+  o.warmup = 0;
+  int runs = 0;
+  auto block = [&](const std::string& name, const std::string& kind, int expert) {
+    ProfileBlock b;
+    b.name = name;
+    b.kind = kind;
+    b.layer = 0;
+    b.expert = expert;
+    b.calls_per_run = 2;
+    b.run = [&runs](int) {
+      ++runs;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    };
+    return b;
+  };
+  const std::vector<ProfileBlock> blocks = {block("layer0.expert0", "expert", 0), block("layer0.router", "router", -1)};
+  KernelLaunch gemm{.name = std::string("gemm"), .grid = 264, .threads = 256, .regs_per_thread = 32, .seconds = 3e-6};
+  KernelLaunch route{.name = std::string("route"), .grid = 1, .threads = 128, .regs_per_thread = 168, .seconds = 1e-6};
+  std::vector<std::string> labels;
+  int runs_before_first_trace = -1;
+  o.sm.sm_count = 132;
+  o.sm.max_threads_per_sm = 2048;
+  o.sm.max_threads_per_block = 1024;
+  o.sm.max_blocks_per_sm = 32;
+  o.sm.regs_per_sm = o.sm.regs_per_block = 65536;
+  o.sm.smem_per_sm = 233472;
+  o.sm.smem_per_block_optin = 232448;
+  o.sm.smem_reserved_per_block = 1024;
+  o.sm.device = "fake H100";
+  o.trace_launches = [&](const std::string& label, const std::function<void()>& run) {
+    if (labels.empty()) runs_before_first_trace = runs;
+    labels.push_back(label);
+    run();
+    // The router launches nothing the tracer sees at T = 8: that point has no summary.
+    if (label == "layer0.router.T8") return std::vector<KernelLaunch>{};
+    return std::vector<KernelLaunch>{gemm, route, gemm, route};
+  };
+  Profiler prof(fake, meter, o);
+  const ProfileResult r = prof.run(blocks);
+  EXPECT_EQ(labels, (std::vector<std::string>{"layer0.expert0.T1", "layer0.expert0.T8", "layer0.router.T1",
+                                              "layer0.router.T8"}));
+  EXPECT_EQ(runs_before_first_trace, runs - 4);  // every window came first
+  ASSERT_TRUE(r.blocks[0].points[1].launches.has_value());
+  const LaunchSummary& l = *r.blocks[0].points[1].launches;
+  const LaunchSummary want = summarise_launches(o.sm, {gemm, route, gemm, route}, 2);
+  EXPECT_DOUBLE_EQ(l.kernels_per_call, 2);
+  EXPECT_DOUBLE_EQ(l.theoretical, want.theoretical);
+  EXPECT_EQ(l.dominant.name, "gemm");
+  EXPECT_FALSE(r.blocks[1].points[1].launches.has_value());
+  ASSERT_TRUE(r.sm.has_value());
+
+  const Json j = profile_to_json(r, "fake", "");
+  const Json& m = j["layers"][0]["experts"][0]["measurements"][0]["launches"];
+  EXPECT_DOUBLE_EQ(m["kernels_per_call"].get<double>(), 2);
+  EXPECT_DOUBLE_EQ(m["kernel_s_per_call"].get<double>(), 4e-6);
+  EXPECT_EQ(m["dominant"]["name"], "gemm");
+  EXPECT_EQ(m["dominant"]["blocks_per_sm"], 8);
+  EXPECT_EQ(m["dominant"]["limiter"], "warps");
+  EXPECT_DOUBLE_EQ(m["dominant"]["waves"].get<double>(), 264.0 / (8 * 132));
+  EXPECT_FALSE(j["blocks"][0]["measurements"][1].contains("launches"));
+  EXPECT_EQ(j["sm_limits"]["device"], "fake H100");
+  TempDir dir;
+  write_json_file(dir.file("costs.json"), j);
+  EXPECT_EQ(ProfiledCostModel::load(dir.file("costs.json")).num_experts(0), 1);
+
+  // Launch records need the device's limits; the simulated GPU runs no kernels, so it takes none.
+  ProfileOptions no_limits = o;
+  no_limits.sm = SmLimits{};
+  std::string e = error_of([&] { Profiler(fake, meter, no_limits); });
+  EXPECT_TRUE(has(e, "sm_count 0")) << e;
+  labels.clear();
+  const ProfileResult sim = profile_sim(SimGpuParams{}, test_blocks(), o, 0);
+  EXPECT_TRUE(labels.empty());
+  EXPECT_FALSE(sim.sm.has_value());
 }
 
 TEST(ProfileFit, RooflineTimeIsALowerEnvelope) {
