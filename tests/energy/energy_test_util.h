@@ -13,6 +13,7 @@
 #include "../test_util.h"
 #include "core/error.h"
 #include "core/timer.h"
+#include "energy/occupancy.h"
 #include "energy/sensor.h"
 
 namespace wattmoe::energy_test {
@@ -26,6 +27,22 @@ inline void write_text(const std::string& path, const std::string& text) {
 }
 
 using wattmoe::test::error_of;
+
+// An H100 SXM's per-SM limits as cudaDeviceGetAttribute reports them.
+inline SmLimits h100_limits() {
+  SmLimits s;
+  s.sm_count = 132;
+  s.max_threads_per_sm = 2048;
+  s.max_threads_per_block = 1024;
+  s.max_blocks_per_sm = 32;
+  s.regs_per_sm = 65536;
+  s.regs_per_block = 65536;
+  s.smem_per_sm = 233472;
+  s.smem_per_block_optin = 232448;
+  s.smem_reserved_per_block = 1024;
+  s.device = "H100 (test limits)";
+  return s;
+}
 
 // A scripted sensor: sample i has time t(i), constant power, counter = energy(i). Throws after `fail_after`
 // successful reads (a GPU that falls off the bus).

@@ -17,20 +17,7 @@ using energy_test::error_of;
 
 bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
-// An H100 SXM as cudaDeviceGetAttribute reports it.
-SmLimits h100() {
-  SmLimits s;
-  s.sm_count = 132;
-  s.max_threads_per_sm = 2048;
-  s.max_threads_per_block = 1024;
-  s.max_blocks_per_sm = 32;
-  s.regs_per_sm = 65536;
-  s.regs_per_block = 65536;
-  s.smem_per_sm = 233472;
-  s.smem_per_block_optin = 232448;
-  s.smem_reserved_per_block = 1024;
-  return s;
-}
+SmLimits h100() { return energy_test::h100_limits(); }
 
 KernelLaunch launch(int threads, int regs, int64_t dynamic_smem = 0, int64_t grid = 1 << 20, double seconds = 0) {
   return {.name = std::string("k"), .grid = grid, .threads = threads, .regs_per_thread = regs,

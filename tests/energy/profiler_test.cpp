@@ -259,15 +259,7 @@ TEST(Profiler, LaunchRecordsAreTakenAfterTheWindowsAndSummarisedPerCall) {
   KernelLaunch route{.name = std::string("route"), .grid = 1, .threads = 128, .regs_per_thread = 168, .seconds = 1e-6};
   std::vector<std::string> labels;
   int runs_before_first_trace = -1;
-  o.sm.sm_count = 132;
-  o.sm.max_threads_per_sm = 2048;
-  o.sm.max_threads_per_block = 1024;
-  o.sm.max_blocks_per_sm = 32;
-  o.sm.regs_per_sm = o.sm.regs_per_block = 65536;
-  o.sm.smem_per_sm = 233472;
-  o.sm.smem_per_block_optin = 232448;
-  o.sm.smem_reserved_per_block = 1024;
-  o.sm.device = "fake H100";
+  o.sm = energy_test::h100_limits();
   o.trace_launches = [&](const std::string& label, const std::function<void()>& run) {
     if (labels.empty()) runs_before_first_trace = runs;
     labels.push_back(label);
@@ -299,7 +291,7 @@ TEST(Profiler, LaunchRecordsAreTakenAfterTheWindowsAndSummarisedPerCall) {
   EXPECT_EQ(m["dominant"]["limiter"], "warps");
   EXPECT_DOUBLE_EQ(m["dominant"]["waves"].get<double>(), 264.0 / (8 * 132));
   EXPECT_FALSE(j["blocks"][0]["measurements"][1].contains("launches"));
-  EXPECT_EQ(j["sm_limits"]["device"], "fake H100");
+  EXPECT_EQ(j["sm_limits"]["device"], "H100 (test limits)");
   TempDir dir;
   write_json_file(dir.file("costs.json"), j);
   EXPECT_EQ(ProfiledCostModel::load(dir.file("costs.json")).num_experts(0), 1);
