@@ -17,6 +17,10 @@ BpeModel::BpeModel(TokenIdMap vocab, const std::vector<std::pair<std::string, st
     WATTMOE_REQUIRE(id >= 0, "{}: vocab token '{}' has a negative id {}", where, tok, id);
     max_id = std::max(max_id, id);
   }
+  // The id -> token table is dense: a few unused ids are fine, a huge id on a small vocab would allocate gigabytes.
+  const int64_t unused_ids = int64_t(max_id) + 1 - int64_t(vocab_.size());  // < 0: repeated ids, refused below
+  WATTMOE_REQUIRE(unused_ids <= kMaxUnusedVocabIds, "{}: vocab ids are sparse: the largest is {} for {} tokens ({} ids "
+                  "unused, at most {} allowed)", where, max_id, vocab_.size(), unused_ids, kMaxUnusedVocabIds);
   id_to_token_.resize(size_t(max_id + 1));
   has_id_.assign(size_t(max_id + 1), false);
   for (auto& [tok, id] : vocab_) {

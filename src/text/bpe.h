@@ -19,6 +19,9 @@ struct StringHash {  // lets the maps be searched with a string_view
 };
 using TokenIdMap = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
 
+// A vocab may leave ids unused (reserved ranges), this many at most: its id -> token table is dense.
+inline constexpr int64_t kMaxUnusedVocabIds = 65536;
+
 struct BpeOptions {
   std::optional<std::string> unk_token, continuing_subword_prefix, end_of_word_suffix;
   bool fuse_unk = false, byte_fallback = false, ignore_merges = false;

@@ -144,6 +144,9 @@ HfTokenizer::HfTokenizer(const Json& j, const std::string& path) : path_(path) {
       raw.push_back(t);
     }
   }
+  const int64_t unused_ids = int64_t(vocab_size_) - int64_t(model_->size() + added_.size());
+  WATTMOE_REQUIRE(unused_ids <= kMaxUnusedVocabIds, "{}: token ids are sparse: {} ids for {} vocab and {} added tokens "
+                  "(at most {} unused)", path, vocab_size_, model_->size(), added_.size(), kMaxUnusedVocabIds);
   raw_matcher_ = AddedTokenMatcher(std::move(raw));
   normalized_matcher_ = AddedTokenMatcher(std::move(normalized));
   find_bos_eos(j);

@@ -97,6 +97,16 @@ TEST_F(BadTokenizer, WrongTypesAndUnsupportedComponents) {
   error_of(j.dump());
 }
 
+// A huge id on a few tokens would size the dense id -> token table in gigabytes (found by the fuzzer): refused.
+TEST_F(BadTokenizer, SparseIdsAreAnError) {
+  Json j = good();
+  j["model"]["vocab"]["zzz-sparse"] = 2000000000;
+  EXPECT_NE(error_of(j.dump()).find("sparse"), std::string::npos);
+  j = good();
+  j["added_tokens"].push_back(Json{{"id", 2000000000}, {"content", "<|far|>"}, {"special", true}});
+  EXPECT_NE(error_of(j.dump()).find("sparse"), std::string::npos);
+}
+
 TEST_F(BadTokenizer, MissingFileAndDirectory) {
   EXPECT_THROW(load_tokenizer((dir_ / "nope.json").string()), Error);
   EXPECT_THROW(load_tokenizer(dir_.string()), Error);  // a directory without tokenizer.json
