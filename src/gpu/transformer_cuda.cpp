@@ -337,7 +337,7 @@ void TransformerCudaT<T>::layer_forward(int l, const RouterSelect<float>& select
   DeviceActs<T>& A = *acts_;
   const int64_t N = tokens(), H = c.hidden_size, qd = c.q_dim(), kvd = c.kv_dim(), S = S_;
   T* x = A.x.data();
-  copy_d2d(ctx_, a.x_in, x, N * H);
+  if (!no_backward()) copy_d2d(ctx_, a.x_in, x, N * H);  // the attention norm's input, for backward only
   a.h_attn.resize(size_t(N * H)), a.rstd_attn.resize(size_t(N));
   cuda::rmsnorm_fwd<T>(ctx_, x, w.ln_attn, a.h_attn.data(), a.rstd_attn.data(), N, H, c.rms_norm_eps);
 
@@ -415,12 +415,17 @@ void TransformerCudaT<T>::post_attention(int l, const RouterSelect<float>& selec
   DeviceActs<T>& A = *acts_;
   const int64_t N = tokens(), H = c.hidden_size, qd = c.q_dim();
   T* x = A.x.data();
-  // x += o_proj(att): the projection into x_mid's buffer, then x_mid = x + it (one rounding, as on the CPU).
+  // x += o_proj(att): the projection into x_mid's buffer, then x + it (one rounding, as on the CPU), kept in x_mid
+  // (the ffn norm's input, for backward) and x; with no backward to follow, added into x alone.
   a.x_mid.resize(size_t(N * H));
   cuda::linear_fwd<T>(ctx_, a.att.data(), w.wo, nullptr, a.x_mid.data(), N, qd, H);
-  cuda::axpy<T>(ctx_, 1.f, x, a.x_mid.data(), N * H);  // o + x == x + o in IEEE arithmetic
-  WATTMOE_CUDA_CALL(cudaMemcpyAsync(x, a.x_mid.data(), sizeof(T) * size_t(N * H), cudaMemcpyDeviceToDevice,
-                                    ctx_.stream()));
+  if (no_backward()) {
+    cuda::axpy<T>(ctx_, 1.f, a.x_mid.data(), x, N * H);  // x + o, the same bits as o + x
+  } else {
+    cuda::axpy<T>(ctx_, 1.f, x, a.x_mid.data(), N * H);
+    WATTMOE_CUDA_CALL(cudaMemcpyAsync(x, a.x_mid.data(), sizeof(T) * size_t(N * H), cudaMemcpyDeviceToDevice,
+                                      ctx_.stream()));
+  }
 
   a.h_ffn.resize(size_t(N * H)), a.rstd_ffn.resize(size_t(N));
   cuda::rmsnorm_fwd<T>(ctx_, x, w.ln_ffn, a.h_ffn.data(), a.rstd_ffn.data(), N, H, c.rms_norm_eps);

@@ -297,6 +297,8 @@ class TransformerCudaT {
   int64_t pos0_ = 0;      // position of the last forward's first token (its cache length before)
   bool cached_ = false;   // whether the last forward used the cache
   bool inference_ = false;  // whether the last forward was forward_inference (no attention probabilities kept)
+  // No backward can follow the forward under way (inference or the KV cache): what only backward reads is not kept.
+  bool no_backward() const { return inference_ || cached_; }
   ModelView<T> w_;                          // the weights the forward reads
   std::vector<int64_t> woff_;               // bf16: each tensor's offset in weights_ (expert_major_offsets)
   int B_ = 0, S_ = 0;

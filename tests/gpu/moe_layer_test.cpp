@@ -239,6 +239,9 @@ const MoeCase kCases[] = {
   // More tiles than SMs (gate_up 24 × 6 = 144): the persistent sm90 kernel runs several tiles per CTA, its stage ring
   // wraps across tiles, and an odd I leaves a partial N-tile.
   {"prefill128_many_tiles",1030, 520,  712,  8,  2, true, 128, Route::Random},
+  // More (token, slot) pairs than one permute CTA takes (1024): the row offsets carry across CTAs.
+  {"prefill128_one_expert_ctas",1500,128, 128,  8,  2, true, 128, Route::OneExpert},
+  {"prefill64_dead_ctas",  1100,  128,  136,  8,  2, true,  64, Route::DeadExpert},
   {"auto_t9",                9,  256,  320,  8,  2, true,   0, Route::Random},
   {"auto_t700",            700,  256,  320,  8,  2, true,   0, Route::Random},
 };

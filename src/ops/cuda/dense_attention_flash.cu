@@ -1,28 +1,26 @@
 // Causal GQA attention forward without the score matrix (dense_ops.h: attention_fwd_flash; maths of ops/attention.h,
-// layouts and batching of attention_fwd). Flash-style: one CTA of 4 warps takes 64 query rows of one (sequence,
-// head); K and V arrive in tiles of 64 keys through shared memory; each warp owns 16 query rows and keeps, per row, the
-// running maximum m and sum l of the online softmax and its fp32 output accumulator O [16, hd] in shared memory.
-// Per key tile: S = Q·Kᵀ (WMMA 16×16×16 bf16 → fp32) → the row's new maximum, p = exp(S·scale − m) (masked keys 0),
-// l ← l·α + Σp, O ← O·α with α = exp(m_old − m_new) → O += P·V (P rounded to bf16, as the materialised path rounds its
-// probabilities) → the next tile. At the end out = O / l, rounded once to bf16. Key tiles past the CTA's last visible
-// key are never read (causal: query t sees keys 0 .. pos0 + t). Rows past Tq are computed over zeros and not written.
-// Shared memory: Q, K, V tiles 3·64·(hd + 8) bf16, S 64·(64 + 4) fp32, P 64·(64 + 8) bf16, O 64·(hd + 4) fp32 (the
-// pads break bank conflicts and keep WMMA's 32-byte alignment): 110 KB at hd 128, 70 KB at hd 64.
+// layouts and batching of attention_fwd). Flash-style, in registers: one CTA of 4 warps takes 64 query rows of one
+// (sequence, head), each warp 16 of them; K and V arrive in tiles of 64 keys through shared memory (cp.async). Per
+// key tile a warp computes S = Q·Kᵀ [16, 64] with bf16 mma.sync m16n8k16 (fp32 accumulate; Q's fragments stay in
+// registers, K's come by ldmatrix), then the online softmax on its accumulators (each row lives in the 4 lanes of a
+// quad): the row's new maximum m, p = exp2(S·scale·log2e − m) rounded to bf16 (masked keys 0), l ← l·α + Σp and
+// O ← O·α with α = exp2(m_old − m_new), then O += P·V with P's bf16 accumulators reused as the A operand and V read by
+// ldmatrix.trans. At the end out = O / l, rounded once to bf16. Key tiles past the CTA's last visible key are never
+// read (causal: query t sees keys 0 .. pos0 + t), and a warp skips a tile none of its rows sees and every tile when
+// all its rows are past Tq; other rows past Tq are computed over zeros and not written.
+// Shared memory: Q, K, V tiles of 64 rows × (hd + 8) bf16 (the pad puts the 8 rows of each ldmatrix in distinct
+// banks): 27 KB at hd 64, 51 KB at hd 128. Registers: O [hd/8 × 4], S [8 × 4], Q's fragments [hd/16 × 4] per thread.
 // Requires (flash_attention_supported): hd a multiple of 16 up to 128, q_stride and kv_stride multiples of 8 (16-byte
 // row loads), 16-byte-aligned q, k, v.
-#include <mma.h>
-
 #include "ops/cuda/dense_common.cuh"
 #include "ops/cuda/dense_ops.h"
+#include "ops/cuda/tensor_core.cuh"
 
 namespace wattmoe::cuda {
 
 namespace {
 
-namespace wmma = nvcuda::wmma;
-
-constexpr int kBr = 64, kBc = 64, kWarps = 4;
-constexpr int kPadH = 8, kPadS = 4, kPadP = 8, kPadO = 4;
+constexpr int kBr = 64, kBc = 64, kWarps = 4, kPad = 8;
 
 struct FlashArgs {
   const bf16 *q, *k, *v;
@@ -31,118 +29,146 @@ struct FlashArgs {
   float scale_log2;  // 1/√hd · log2(e): the softmax in base 2
 };
 
-size_t flash_smem_bytes(int64_t hd) {
-  const size_t ldh = size_t(hd + kPadH);
-  return 3 * kBr * ldh * sizeof(bf16) + kBr * (kBc + kPadS) * sizeof(float) + kBr * (kBc + kPadP) * sizeof(bf16) +
-         kBr * size_t(hd + kPadO) * sizeof(float);
-}
+size_t flash_smem_bytes(int64_t hd) { return 3 * kBr * size_t(hd + kPad) * sizeof(bf16); }
 
-// rows [r0, r0 + 64) of a [n, hd] matrix with row stride ld (elements) into smem rows of ldh; rows ≥ n are zero.
-__device__ __forceinline__ void load_tile(const bf16* src, int64_t ld, int64_t r0, int64_t n, int hd, bf16* dst,
-                                          int ldh) {
-  const int chunks = hd / 8;  // 16 bytes each
+// cp.async rows [r0, r0 + 64) of a [n, HD] matrix with row stride ld (elements) into smem rows of HD + kPad; rows ≥ n
+// are zero-filled.
+template <int HD>
+__device__ __forceinline__ void load_tile(const bf16* src, int64_t ld, int64_t r0, int64_t n, bf16* dst) {
+  constexpr int chunks = HD / 8;  // 16 bytes each
   for (int i = threadIdx.x; i < kBr * chunks; i += kWarps * 32) {
     const int r = i / chunks, c = i % chunks;
-    uint4 val = make_uint4(0, 0, 0, 0);
-    if (r0 + r < n) val = *reinterpret_cast<const uint4*>(src + (r0 + r) * ld + c * 8);
-    *reinterpret_cast<uint4*>(dst + r * ldh + c * 8) = val;
+    const bool in = r0 + r < n;
+    cp_async16(uint32_t(__cvta_generic_to_shared(dst + r * (HD + kPad) + c * 8)),
+               in ? src + (r0 + r) * ld + c * 8 : src, in ? 16 : 0);
   }
 }
 
 template <int HD>
 __global__ void __launch_bounds__(kWarps * 32) flash_fwd_kernel(FlashArgs a) {
-  constexpr int ldh = HD + kPadH, lds = kBc + kPadS, ldp = kBc + kPadP, ldo = HD + kPadO;
+  constexpr int ld = HD + kPad, NT = HD / 8;  // smem row stride; n-tiles of 8 along hd
   extern __shared__ __align__(128) unsigned char smem[];
   bf16* sQ = reinterpret_cast<bf16*>(smem);
-  bf16* sK = sQ + kBr * ldh;
-  bf16* sV = sK + kBc * ldh;
-  float* sS = reinterpret_cast<float*>(sV + kBc * ldh);
-  bf16* sP = reinterpret_cast<bf16*>(sS + kBr * lds);
-  float* sO = reinterpret_cast<float*>(sP + kBr * ldp);
+  bf16* sK = sQ + kBr * ld;
+  bf16* sV = sK + kBc * ld;
 
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
   const int64_t q0 = int64_t(blockIdx.x) * kBr, h = blockIdx.y, b = blockIdx.z, kv = h / a.group;
   const bf16* qb = a.q + b * a.Tq * a.q_stride + h * HD;
   const bf16* kb = a.k + b * a.Tk * a.kv_stride + kv * HD;
   const bf16* vb = a.v + b * a.Tk * a.kv_stride + kv * HD;
 
-  load_tile(qb, a.q_stride, q0, a.Tq, HD, sQ, ldh);
-  for (int i = threadIdx.x; i < kBr * ldo; i += kWarps * 32) sO[i] = 0.f;
+  load_tile<HD>(qb, a.q_stride, q0, a.Tq, sQ);
+  cp_async_commit();
 
-  // Lane pair (2r, 2r + 1) owns row r of the warp's 16: lane parity picks the half of each 64-key tile it scans.
-  const int row = warp * 16 + (lane >> 1), half = lane & 1;
-  const int64_t t = q0 + row;                  // the query's index in the sequence (≥ Tq: padding)
-  const int64_t last_key = a.pos0 + t;          // keys 0 .. last_key are visible
-  float m = -INFINITY, l = 0.f;
+  // This thread's two rows (accumulator elements 0,1 and 2,3) and the last key each sees.
+  const int64_t t0 = q0 + warp * 16 + gid, t1 = t0 + 8;
+  const int64_t last0 = a.pos0 + t0, last1 = a.pos0 + t1;
+  float m0 = -INFINITY, m1 = -INFINITY, l0 = 0.f, l1 = 0.f;
+  float o[NT][4];
+#pragma unroll
+  for (int n = 0; n < NT; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+  uint32_t qf[HD / 16][4];
 
   const int64_t kend = std::min<int64_t>(a.Tk, a.pos0 + std::min<int64_t>(q0 + kBr, a.Tq));  // keys any row sees
+  const int64_t warp_last = a.pos0 + q0 + warp * 16 + 15;  // the last key any of this warp's rows sees
   for (int64_t j0 = 0; j0 < kend; j0 += kBc) {
-    __syncthreads();  // the previous tile's K, V (and, first time, nothing) are no longer read
-    load_tile(kb, a.kv_stride, j0, a.Tk, HD, sK, ldh);
-    load_tile(vb, a.kv_stride, j0, a.Tk, HD, sV, ldh);
+    __syncthreads();  // the previous tile's K and V are no longer read
+    load_tile<HD>(kb, a.kv_stride, j0, a.Tk, sK);
+    load_tile<HD>(vb, a.kv_stride, j0, a.Tk, sV);
+    cp_async_commit();
+    cp_async_wait<0>();
     __syncthreads();
-
-    // S [16 rows of this warp, 64 keys] = Q·Kᵀ
-    for (int n = 0; n < kBc / 16; ++n) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.f);
+    if (j0 == 0) {
 #pragma unroll
-      for (int kk = 0; kk < HD / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major> fb;
-        wmma::load_matrix_sync(fa, sQ + warp * 16 * ldh + kk * 16, ldh);
-        wmma::load_matrix_sync(fb, sK + n * 16 * ldh + kk * 16, ldh);
-        wmma::mma_sync(acc, fa, fb, acc);
-      }
-      wmma::store_matrix_sync(sS + warp * 16 * lds + n * 16, acc, lds, wmma::mem_row_major);
+      for (int kk = 0; kk < HD / 16; ++kk)
+        ldmatrix_x4(uint32_t(__cvta_generic_to_shared(sQ + (warp * 16 + (lane & 15)) * ld + kk * 16 + (lane >> 4) * 8)),
+                    qf[kk][0], qf[kk][1], qf[kk][2], qf[kk][3]);
     }
-    __syncwarp();
+    if (j0 > warp_last || q0 + warp * 16 >= a.Tq) continue;  // no row of this warp sees the tile, or none is real
 
-    // Online softmax on this lane's 32 keys of its row.
-    float* srow = sS + row * lds + half * 32;
-    bf16* prow = sP + row * ldp + half * 32;
-    const int64_t jh = j0 + half * 32;
-    float mx = -INFINITY;
-    for (int c = 0; c < 32; ++c)
-      if (jh + c <= last_key && jh + c < a.Tk) mx = fmaxf(mx, srow[c] * a.scale_log2);
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    const float m_new = fmaxf(m, mx);
-    const float alpha = m_new == -INFINITY ? 1.f : exp2f(m - m_new);  // m = −∞ before the first visible key
-    float sum = 0.f;
-    for (int c = 0; c < 32; ++c) {
-      const bool vis = jh + c <= last_key && jh + c < a.Tk;
-      const bf16 p = __float2bfloat16_rn(vis ? exp2f(srow[c] * a.scale_log2 - m_new) : 0.f);
-      prow[c] = p;
-      sum += __bfloat162float(p);  // l sums what P·V multiplies
-    }
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    l = l * alpha + sum, m = m_new;
-    float* orow = sO + row * ldo + half * (HD / 2);
-    for (int c = 0; c < HD / 2; ++c) orow[c] *= alpha;
-    __syncwarp();
-
-    // O [16, HD] += P [16, 64] · V [64, HD]
-    for (int n = 0; n < HD / 16; ++n) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::load_matrix_sync(acc, sO + warp * 16 * ldo + n * 16, ldo, wmma::mem_row_major);
+    // S [16, 64] = Q·Kᵀ: n-tiles of 8 keys, two per ldmatrix.x4 (keys (lane & 7) + 8·(lane >> 4), hd half (lane >> 3) & 1).
+    float s[kBc / 8][4];
 #pragma unroll
-      for (int kk = 0; kk < kBc / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::row_major> fa;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major> fb;
-        wmma::load_matrix_sync(fa, sP + warp * 16 * ldp + kk * 16, ldp);
-        wmma::load_matrix_sync(fb, sV + kk * 16 * ldh + n * 16, ldh);
-        wmma::mma_sync(acc, fa, fb, acc);
+    for (int n = 0; n < kBc / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk)
+#pragma unroll
+      for (int np = 0; np < kBc / 16; ++np) {
+        uint32_t b0, b1, b2, b3;
+        ldmatrix_x4(uint32_t(__cvta_generic_to_shared(sK + (np * 16 + (lane & 7) + 8 * (lane >> 4)) * ld + kk * 16 +
+                                                      8 * ((lane >> 3) & 1))),
+                    b0, b1, b2, b3);
+        mma_bf16_16816(s[2 * np], qf[kk], b0, b1);
+        mma_bf16_16816(s[2 * np + 1], qf[kk], b2, b3);
       }
-      wmma::store_matrix_sync(sO + warp * 16 * ldo + n * 16, acc, ldo, wmma::mem_row_major);
+
+    // Online softmax: element c of n-tile n is key j0 + 8n + 2·tig + (c & 1) of row t0 (c < 2) or t1.
+    float mx0 = -INFINITY, mx1 = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < kBc / 8; ++n)
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const int64_t key = j0 + 8 * n + 2 * tig + (c & 1);
+        const bool vis = key < a.Tk && key <= (c < 2 ? last0 : last1);
+        s[n][c] = vis ? s[n][c] * a.scale_log2 : -INFINITY;
+        if (c < 2) mx0 = fmaxf(mx0, s[n][c]);
+        else mx1 = fmaxf(mx1, s[n][c]);
+      }
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+      mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, off));
+      mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, off));
     }
-    __syncwarp();
+    const float n0 = fmaxf(m0, mx0), n1 = fmaxf(m1, mx1);
+    // m = −∞ before a row's first visible key: nothing to rescale, and every p of the tile is 0.
+    const float al0 = n0 == -INFINITY ? 1.f : exp2f(m0 - n0), al1 = n1 == -INFINITY ? 1.f : exp2f(m1 - n1);
+    float sum0 = 0.f, sum1 = 0.f;
+    uint32_t pf[kBc / 16][4];  // P as the A operand of P·V: 16 keys per k-step, bf16 pairs
+#pragma unroll
+    for (int n = 0; n < kBc / 8; ++n) {
+      float p[4];
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const float mn = c < 2 ? n0 : n1;
+        p[c] = round_bf16(s[n][c] == -INFINITY ? 0.f : exp2f(s[n][c] - mn));  // l sums what P·V multiplies
+      }
+      sum0 += p[0] + p[1], sum1 += p[2] + p[3];
+      pf[n / 2][(n & 1) * 2] = pack_bf16x2(p[0], p[1]);
+      pf[n / 2][(n & 1) * 2 + 1] = pack_bf16x2(p[2], p[3]);
+    }
+    l0 = l0 * al0 + sum0, l1 = l1 * al1 + sum1, m0 = n0, m1 = n1;  // l: this thread's share of the row's sum
+#pragma unroll
+    for (int n = 0; n < NT; ++n) o[n][0] *= al0, o[n][1] *= al0, o[n][2] *= al1, o[n][3] *= al1;
+
+    // O [16, HD] += P [16, 64] · V [64, HD]: V by ldmatrix.trans, keys (lane & 7) + 8·((lane >> 3) & 1), hd half
+    // lane >> 4; two n-tiles of 8 along hd per load.
+#pragma unroll
+    for (int kk = 0; kk < kBc / 16; ++kk)
+#pragma unroll
+      for (int np = 0; np < HD / 16; ++np) {
+        uint32_t b0, b1, b2, b3;
+        ldmatrix_x4_trans(uint32_t(__cvta_generic_to_shared(sV + (kk * 16 + (lane & 7) + 8 * ((lane >> 3) & 1)) * ld +
+                                                            np * 16 + 8 * (lane >> 4))),
+                          b0, b1, b2, b3);
+        mma_bf16_16816(o[2 * np], pf[kk], b0, b1);
+        mma_bf16_16816(o[2 * np + 1], pf[kk], b2, b3);
+      }
   }
 
-  if (t < a.Tq) {
-    const float inv = 1.f / l;  // l ≥ 1: the row's maximum key contributes exp2(0)
-    const float* orow = sO + row * ldo + half * (HD / 2);
-    bf16* dst = a.out + (b * a.Tq + t) * (a.n_heads * HD) + h * HD + half * (HD / 2);
-    for (int c = 0; c < HD / 2; ++c) dst[c] = __float2bfloat16_rn(orow[c] * inv);
+  // The row sums are spread over the quad's 4 lanes.
+#pragma unroll
+  for (int off = 1; off <= 2; off <<= 1) {
+    l0 += __shfl_xor_sync(0xffffffffu, l0, off);
+    l1 += __shfl_xor_sync(0xffffffffu, l1, off);
+  }
+  const float inv0 = 1.f / l0, inv1 = 1.f / l1;  // l ≥ 1: the row's maximum key contributes exp2(0)
+  bf16* dst0 = a.out + (b * a.Tq + t0) * (a.n_heads * HD) + h * HD + 2 * tig;
+  bf16* dst1 = dst0 + 8 * (a.n_heads * HD);
+#pragma unroll
+  for (int n = 0; n < NT; ++n) {
+    if (t0 < a.Tq) *reinterpret_cast<uint32_t*>(dst0 + 8 * n) = pack_bf16x2(o[n][0] * inv0, o[n][1] * inv0);
+    if (t1 < a.Tq) *reinterpret_cast<uint32_t*>(dst1 + 8 * n) = pack_bf16x2(o[n][2] * inv1, o[n][3] * inv1);
   }
 }
 
@@ -158,7 +184,6 @@ void launch_flash(const FlashArgs& a, int64_t batch, cudaStream_t st) {
 }
 
 }  // namespace
-
 bool flash_attention_supported(const ops::AttnShape& s) {
   return s.hd % 16 == 0 && s.hd >= 16 && s.hd <= 128 && s.q_stride % 8 == 0 && s.kv_stride % 8 == 0;
 }

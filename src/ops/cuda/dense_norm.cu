@@ -1,6 +1,7 @@
 // RMSNorm on the GPU (dense_ops.h; maths of ops/norm.h): y = w ⊙ x · r, r = (mean(x²) + eps)^-½ in fp32, one
-// block per row. rstd [rows] is saved in fp32. Backward accumulates: dx += w⊙dy·r − (Σ w·dy·x)·r³/dim · x per row
-// (one block per row), dw += Σ_rows dy·x·r by the deterministic two-pass column sum (no atomics).
+// warp per row with 16-byte loads where the width and alignment allow, else one block per row. rstd [rows] is saved
+// in fp32. Backward accumulates: dx += w⊙dy·r − (Σ w·dy·x)·r³/dim · x per row (one block per row), dw += Σ_rows
+// dy·x·r by the deterministic two-pass column sum (no atomics).
 #include "ops/cuda/dense_common.cuh"
 #include "ops/cuda/dense_ops.h"
 
@@ -23,6 +24,40 @@ __global__ void rmsnorm_fwd_kernel(const T* x, const T* w, T* y, float* rstd, in
   const float r = 1.f / sqrtf(ss / float(dim) + eps);
   if (rstd && threadIdx.x == 0) rstd[blockIdx.x] = r;
   for (int64_t j = threadIdx.x; j < dim; j += blockDim.x) yi[j] = from_f<T>(to_f(w[j]) * (to_f(xi[j]) * r));
+}
+
+// One warp per row, 16 bytes a step (dim a multiple of 16 / sizeof(T), rows 16-byte aligned): each lane sums the
+// squares of its chunks in order, then the fixed xor tree; the second pass reads the (cached) row again and writes y.
+// x and y may alias: a lane reads each of its chunks before writing it, after the reduction.
+template <class T>
+__global__ void rmsnorm_fwd_warp_kernel(const T* x, const T* w, T* y, float* rstd, int64_t rows, int chunks,
+                                        float eps) {
+  constexpr int per = 16 / sizeof(T);
+  const int lane = threadIdx.x & 31;
+  const int64_t row = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  const uint4* xi = reinterpret_cast<const uint4*>(x) + row * chunks;
+  uint4* yi = reinterpret_cast<uint4*>(y) + row * chunks;
+  const uint4* wv = reinterpret_cast<const uint4*>(w);
+  float ss = 0.f;
+  for (int c = lane; c < chunks; c += 32) {
+    const uint4 v = xi[c];
+    const T* e = reinterpret_cast<const T*>(&v);
+#pragma unroll
+    for (int k = 0; k < per; ++k) ss += to_f(e[k]) * to_f(e[k]);
+  }
+  ss = warp_sum(ss);
+  const float r = 1.f / sqrtf(ss / float(chunks * per) + eps);
+  if (rstd && lane == 0) rstd[row] = r;
+  for (int c = lane; c < chunks; c += 32) {
+    const uint4 v = xi[c], wc = wv[c];
+    const T *e = reinterpret_cast<const T*>(&v), *we = reinterpret_cast<const T*>(&wc);
+    uint4 out;
+    T* o = reinterpret_cast<T*>(&out);
+#pragma unroll
+    for (int k = 0; k < per; ++k) o[k] = from_f<T>(to_f(we[k]) * (to_f(e[k]) * r));
+    yi[c] = out;
+  }
 }
 
 template <class T>
@@ -54,7 +89,13 @@ template <class T>
 void rmsnorm_fwd(Context& ctx, const T* x, const T* w, T* y, float* rstd, int64_t rows, int64_t dim, double eps) {
   if (rows <= 0 || dim <= 0) return;
   WATTMOE_DENSE_REQUIRE(rows <= INT32_MAX, "rmsnorm_fwd: too many rows");
-  rmsnorm_fwd_kernel<T><<<unsigned(rows), row_threads(dim), 0, ctx.stream()>>>(x, w, y, rstd, dim, float(eps));
+  constexpr int64_t per = 16 / sizeof(T), warps = 8;
+  if (dim % per == 0 && dim / per <= INT32_MAX &&
+      ((reinterpret_cast<uintptr_t>(x) | reinterpret_cast<uintptr_t>(w) | reinterpret_cast<uintptr_t>(y)) & 15) == 0)
+    rmsnorm_fwd_warp_kernel<T><<<unsigned((rows + warps - 1) / warps), unsigned(32 * warps), 0, ctx.stream()>>>(
+        x, w, y, rstd, rows, int(dim / per), float(eps));
+  else
+    rmsnorm_fwd_kernel<T><<<unsigned(rows), row_threads(dim), 0, ctx.stream()>>>(x, w, y, rstd, dim, float(eps));
   WATTMOE_CUDA_LAUNCHED();
 }
 

@@ -1,10 +1,11 @@
-// Shared device helpers of the MoE CUDA kernels: bf16 packing, 16-byte loads, warp reductions, cp.async, the
-// bf16 tensor-core MMA (m16n8k16, fp32 accumulate) and the swizzled operand-tile copies of the grouped GEMMs. Included by src/ops/cuda/* only;
+// Shared device helpers of the MoE CUDA kernels: 16-byte loads, warp reductions, the tensor-core primitives
+// (ops/cuda/tensor_core.cuh) and the swizzled operand-tile copies of the grouped GEMMs. Included by src/ops/cuda/* only;
 // the device functions are compiled by nvcc only.
 #pragma once
 #include <cstdint>
 
 #include "ops/cuda/moe_kernels.h"
+#include "ops/cuda/tensor_core.cuh"
 
 namespace wattmoe::cuda {
 
@@ -22,13 +23,6 @@ __device__ __forceinline__ void unpack8(const uint4& v, float* f) {
     f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
   }
 }
-
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
-  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
-}
-
-__device__ __forceinline__ float round_bf16(float f) { return __bfloat162float(__float2bfloat16_rn(f)); }
 
 // Read-only 16-byte load through L1 (small operands that many warps re-read: activations, router weights).
 __device__ __forceinline__ uint4 ld_ro(const void* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
@@ -51,31 +45,6 @@ __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
-}
-
-// cp.async of 16 bytes; src_bytes = 0 fills the destination with zeros (rows or columns outside the matrix).
-__device__ __forceinline__ void cp_async16(uint32_t smem_addr, const void* gptr, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr), "l"(gptr), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t& r0, uint32_t& r1, uint32_t& r2, uint32_t& r3) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3)
-               : "r"(addr));
-}
-
-// D[16x8] += A[16x16] · B[16x8], bf16 operands, fp32 accumulators.
-__device__ __forceinline__ void mma_bf16_16816(float* d, const uint32_t* a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 // Byte offset of 16-byte chunk `c` (0..7) of tile row `r` (128 bytes a row), XOR-swizzled: ldmatrix reads it

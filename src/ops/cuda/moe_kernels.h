@@ -97,7 +97,7 @@ void launch_route_step(const RouteStepArgs& a, cudaStream_t s);
 // counts[e] rounded up to block_m; inside an expert rows follow (token, slot) order (stable, like build_dispatch).
 // Pairs p = t*S+s with topk_ids[p] = -1 (unused slots) get no row and leave inv[p] unwritten.
 // sorted_token[r] = source token or -1 (padding), sorted_w[r] = routing weight (0 on padding), inv[t*S+s] = row,
-// tile_expert[m] = expert of M-tile m or -1 past the last used tile. One CTA; no host synchronisation.
+// tile_expert[m] = expert of M-tile m or -1 past the last used tile. One CTA per 1024 pairs; no host synchronisation.
 struct PermuteArgs {
   const int* topk_ids;  // [T,S]
   const float* topk_w;  // [T,S]

@@ -3,8 +3,10 @@
 //           (fp32), counts [E] (+=). One warp per 1 or 2 tokens: the router GEMM, softmax, the policy's per-token
 //           selection and the weights in one kernel (moe_route_step.cu finishes budget and cost's second pass).
 //  permute: ids, weights, counts -> sorted_token / sorted_w [max_rows], inv [T*S], tile_expert [max_tiles].
-//           One CTA of 1024 threads, stable counting sort in (token, slot) order; unused slots (-1) get no row.
+//           One CTA per 1024 pairs, stable counting sort in (token, slot) order; unused slots (-1) get no row.
 //  combine: y [rows,H] -> out [T,H], out[t] = Σ_{used s} y[row(t,s)] (fp32 sum, one bf16 rounding). Overwrites out.
+#include <algorithm>
+
 #include "ops/cuda/moe_route_common.cuh"
 
 namespace wattmoe::cuda {
@@ -112,14 +114,22 @@ __global__ void __launch_bounds__(kRouteWarps * 32) route_kernel(RouteArgs a) {
 constexpr int kPermThreads = 1024;
 constexpr int kPermWarps = kPermThreads / 32;
 
+// One CTA per chunk of kPermThreads pairs, one pair per thread. Each CTA counts, per expert, the pairs of the chunks
+// before its own (re-reading their ids: at most pairs ints, from L2), which is where its chunk's rows of each expert
+// start; inside the chunk a pair's rank among its warp's pairs of the same expert (match_any) plus the same
+// expert's pairs of the earlier warps gives its row. Rows therefore follow (token, slot) order inside every expert,
+// whatever the CTA count. Padding rows (an expert's rows past its count, and the rows past the last tile) are
+// written by whichever CTA their grid-stride index falls to: they never meet a routed pair's row.
 __global__ void __launch_bounds__(kPermThreads) permute_kernel(PermuteArgs a) {
   __shared__ int s_off[kMaxExperts + 1];
   __shared__ int s_base[kMaxExperts];
   __shared__ int s_wcnt[kPermWarps][kMaxExperts];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int E = a.E, BM = a.block_m, pairs = a.T * a.slots;
+  const int E = a.E, BM = a.block_m, pairs = a.T * a.slots, p0 = blockIdx.x * kPermThreads;
+  const int gtid = blockIdx.x * kPermThreads + tid, gthreads = gridDim.x * kPermThreads;
 
   for (int i = tid; i < kPermWarps * kMaxExperts; i += kPermThreads) (&s_wcnt[0][0])[i] = 0;
+  for (int e = tid; e < E; e += kPermThreads) s_base[e] = 0;
   if (tid == 0) {
     int o = 0;
     for (int e = 0; e < E; ++e) {
@@ -128,9 +138,17 @@ __global__ void __launch_bounds__(kPermThreads) permute_kernel(PermuteArgs a) {
     }
     s_off[E] = o;
   }
-  for (int r = tid; r < a.max_rows; r += kPermThreads) a.sorted_token[r] = -1, a.sorted_w[r] = 0.f;
   __syncthreads();
-  for (int m = tid; m < a.max_tiles; m += kPermThreads) {
+  for (int r = gtid; r < a.max_rows; r += gthreads) {  // padding rows only
+    bool pad = true;
+    if (r < s_off[E]) {
+      int e = 0;
+      while (r >= s_off[e + 1]) ++e;  // skips empty experts
+      pad = r >= s_off[e] + a.counts[e];
+    }
+    if (pad) a.sorted_token[r] = -1, a.sorted_w[r] = 0.f;
+  }
+  for (int m = gtid; m < a.max_tiles; m += gthreads) {
     int ex = -1;
     const int r0 = m * BM;
     if (r0 < s_off[E])
@@ -138,31 +156,29 @@ __global__ void __launch_bounds__(kPermThreads) permute_kernel(PermuteArgs a) {
         if (r0 >= s_off[e] && r0 < s_off[e + 1]) ex = e;
     a.tile_expert[m] = ex;
   }
-  for (int e = tid; e < E; e += kPermThreads) s_base[e] = s_off[e];
+  // Pairs of the earlier chunks, per expert: one shared atomic per (warp step, distinct expert).
+  for (int q = tid; q < p0; q += kPermThreads) {
+    const int e = a.topk_ids[q];
+    const uint32_t peers = __match_any_sync(0xffffffffu, e);  // p0 is a multiple of the block: whole warps
+    if (e >= 0 && lane == __ffs(peers) - 1) atomicAdd(&s_base[e], __popc(peers));
+  }
+  __syncthreads();
+  if (tid < E) s_base[tid] += s_off[tid];
   __syncthreads();
 
   const uint32_t lt_mask = (1u << lane) - 1u;
-  for (int p0 = 0; p0 < pairs; p0 += kPermThreads) {
-    const int p = p0 + tid;
-    const int e = p < pairs ? a.topk_ids[p] : -1;
-    const uint32_t peers = __match_any_sync(0xffffffffu, e);
-    const int rank = __popc(peers & lt_mask);
-    if (e >= 0 && rank == 0) s_wcnt[warp][e] = __popc(peers);
-    __syncthreads();
-    if (e >= 0) {
-      int r = s_base[e] + rank;
-      for (int w = 0; w < warp; ++w) r += s_wcnt[w][e];
-      a.sorted_token[r] = p / a.slots;
-      a.sorted_w[r] = a.topk_w[p];
-      a.inv[p] = r;
-    }
-    __syncthreads();
-    for (int ex = tid; ex < E; ex += kPermThreads) {
-      int add = 0;
-      for (int w = 0; w < kPermWarps; ++w) add += s_wcnt[w][ex], s_wcnt[w][ex] = 0;
-      s_base[ex] += add;
-    }
-    __syncthreads();
+  const int p = p0 + tid;
+  const int e = p < pairs ? a.topk_ids[p] : -1;
+  const uint32_t peers = __match_any_sync(0xffffffffu, e);
+  const int rank = __popc(peers & lt_mask);
+  if (e >= 0 && rank == 0) s_wcnt[warp][e] = __popc(peers);
+  __syncthreads();
+  if (e >= 0) {
+    int r = s_base[e] + rank;
+    for (int w = 0; w < warp; ++w) r += s_wcnt[w][e];
+    a.sorted_token[r] = p / a.slots;
+    a.sorted_w[r] = a.topk_w[p];
+    a.inv[p] = r;
   }
 }
 
@@ -204,7 +220,8 @@ void launch_route(const RouteArgs& a, cudaStream_t s) {
 }
 
 void launch_permute(const PermuteArgs& a, cudaStream_t s) {
-  permute_kernel<<<1, kPermThreads, 0, s>>>(a);
+  const int chunks = std::max(1, (a.T * a.slots + kPermThreads - 1) / kPermThreads);
+  permute_kernel<<<chunks, kPermThreads, 0, s>>>(a);
   WATTMOE_CUDA_LAUNCHED();
 }
 
