@@ -4,8 +4,9 @@
 # scripts/device/session.sh unpacks into /tmp/wm:
 #   wattmoe, wattmoe_gpu_tests, moe_layer_bench, energy_policies,   this build
 #   attention_bench
-#   lib/                                                            OpenBLAS, gfortran, quadmath, fmt, cpp-httplib and
-#                                                                   brotli (CUDA is there; libssl and zlib are assumed)
+#   lib/                                                            OpenBLAS, gfortran, quadmath, fmt, cpp-httplib,
+#                                                                   brotli and this toolkit's CUPTI (dlopen'ed for launch
+#                                                                   records; CUDA is there; libssl and zlib are assumed)
 #   base/wattmoe, base/moe_layer_bench                              a reference build (--base DIR), for the phases that
 #                                                                   compare outputs and speed with it
 #   data/                                                           `wattmoe data build` (kjv splits and corruptions)
@@ -32,6 +33,10 @@ for lib in $(ldd "$B/wattmoe" "$B/bench/energy_policies" | awk '/=> \// {print $
   case $(basename "$lib") in
     libopenblas*|libgfortran*|libquadmath*|libfmt*|libcpp-httplib*|libbrotli*) cp -L "$lib" "$STAGE/lib/" ;;
   esac
+done
+NVCC=$(grep "^CMAKE_CUDA_COMPILER:" "$B/CMakeCache.txt" | cut -d= -f2)
+for cupti in "$(dirname "$NVCC")"/../lib*/libcupti.so.[0-9]* "$(dirname "$NVCC")"/../extras/CUPTI/lib64/libcupti.so.[0-9]*; do
+  [ -f "$cupti" ] && cp -L "$cupti" "$STAGE/lib/" && break
 done
 if [ -n "$BASE" ]; then mkdir -p "$STAGE/base" && cp "$BASE/wattmoe" "$BASE/moe_layer_bench" "$STAGE/base/"; fi
 [ -f "$SRC/data/kjv.test.noise10.txt" ] || "$B/wattmoe" data build --out "$SRC/data"

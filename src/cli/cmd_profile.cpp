@@ -72,6 +72,9 @@ void add_profile_command(CLI::App& app) {
   cmd->add_option("--check-layer", a->check_layer,
                   "cuda: also run layer 0's full MoE layer at each token count and write measured vs predicted "
                   "energy (and counter vs integrated power) to this JSON file; implies --fit-hardware");
+  cmd->add_flag("--launch-records,!--no-launch-records", a->launch_records,
+                "cuda: after the energy windows, trace one more run of each block and token count (CUPTI) and write "
+                "its kernels' occupancy, registers and shared memory (default on)");
   add_output_flags(cmd, *o, false);  // the table itself is --out
   cmd->callback([a, o, seed] {
     ProfileJob job = *a;

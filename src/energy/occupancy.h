@@ -1,6 +1,6 @@
 // Occupancy of GPU kernels from their launch records: how many CTAs of a kernel one SM can hold at once, what stops it
 // holding more, and what that means for a block of work made of several kernels. Host-only arithmetic (no CUDA), so
-// it is tested on CI; the launch records come from a tracer on the device (CUPTI's kernel activity records).
+// it is tested on CI; the launch records come from a tracer on the device (ops/cuda/kernel_trace.h).
 //
 // theoretical_occupancy() follows the rules of CUDA's own occupancy calculator (cudaOccupancyMaxActiveBlocksPer-
 // Multiprocessor, default carveout, partitioned global caching off) for compute capability 8.0 and newer:
@@ -11,7 +11,7 @@
 //   shared mem  smem_per_sm / ceil(static + dynamic + reserved_per_block, smem_unit); none if a CTA needs more than
 //               smem_per_block_optin + reserved_per_block
 //   CTAs        max_blocks_per_sm
-// and occupancy = resident warps / max_warps_per_sm (hand-worked H100 cases: tests/energy/occupancy_test.cpp).
+// and occupancy = resident warps / max_warps_per_sm. The gpu test compares it with the CUDA runtime's answer.
 // `resident` adds the grid: a grid smaller than one full wave (CTAs per SM × SMs) cannot fill the GPU, so it is the
 // resident warps of the first wave averaged over all SMs, the most an achieved occupancy can reach.
 //

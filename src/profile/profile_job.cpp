@@ -1,6 +1,7 @@
 #include "profile/profile_job.h"
 
 #include <fstream>
+#include <functional>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -24,6 +25,7 @@
 #include "model/checkpoint.h"
 
 #if WATTMOE_WITH_CUDA
+#include "ops/cuda/kernel_trace.h"
 #include "profile/blocks_cuda.h"
 #endif
 
@@ -74,6 +76,25 @@ void print_summary(const ProfileResult& r) {
     std::printf("%-22s %12.5g %12.5g %12.5g %12.5g %7.2f%% %7.2f%%%s\n", b.name.c_str(), b.joules.line.a,
                 b.joules.line.b, b.seconds.line.a, b.seconds.line.b, 100 * b.spread, 100 * b.joules.max_rel_residual,
                 b.joules.note.empty() ? "" : ("  (" + b.joules.note + ")").c_str());
+}
+
+// Layer 0's blocks (the first expert only: the others launch the same kernels) at every token count.
+void print_launches(const ProfileResult& r) {
+  std::printf("\nkernels per call (launch records; occupancy is theoretical: resident warps / %d per SM)\n",
+              r.sm->max_threads_per_sm / r.sm->warp_size);
+  std::printf("%-22s %6s %7s %6s %8s %8s %5s %8s  %s\n", "block", "T", "kernels", "busy", "occ", "resident", "regs",
+              "smem_KiB", "dominant kernel (share, CTAs/SM, limiter)");
+  for (const BlockProfile& b : r.blocks) {
+    if (b.layer > 0 || b.expert > 0) continue;
+    for (const ProfilePoint& p : b.points) {
+      if (!p.launches) continue;
+      const LaunchSummary& l = *p.launches;
+      std::printf("%-22s %6d %7.1f %5.0f%% %7.0f%% %7.0f%% %5d %8.1f  %s (%.0f%%, %d, %s)\n", b.name.c_str(),
+                  p.tokens, l.kernels_per_call, 100 * l.kernel_seconds_per_call / p.seconds, 100 * l.theoretical,
+                  100 * l.resident, l.max_regs_per_thread, double(l.max_smem_per_block) / 1024, l.dominant.name.c_str(),
+                  100 * l.dominant_share, l.dominant_occupancy.blocks_per_sm, l.dominant_occupancy.limiter.c_str());
+    }
+  }
 }
 
 }  // namespace
@@ -230,6 +251,36 @@ Json run_profile_job(const ProfileJob& a) {
   po.warmup = a.warmup;
   po.settle_s = a.settle_s;
   po.sync = mo.sync;
+  std::string launch_note = simulated ? "simulated: no kernels run" : !cuda ? "cpu: no kernels" : "off (--no-launch-records)";
+#if WATTMOE_WITH_CUDA
+  std::unique_ptr<KernelTracer> tracer;
+  if (cuda && !simulated && a.launch_records) {
+    po.sm = cuda_sm_limits();
+    try {
+      tracer = std::make_unique<KernelTracer>();
+      launch_note = "CUPTI";
+    } catch (const Error& e) {
+      launch_note = e.what();
+      log_info("profile: {}; no launch records", launch_note);
+    }
+    // NVTX ranges "launch_records" > "<block>.T<T>" > the block's own, so an outside profiler can pick these runs.
+    po.trace_launches = [&](const std::string& label, const std::function<void()>& run) {
+      NvtxScope pass("launch_records"), point(label);
+      if (tracer) {
+        try {
+          return tracer->trace(run);
+        } catch (const Error& e) {  // e.g. CUPTI refuses while another profiler is attached
+          launch_note = e.what();
+          log_info("profile: {}; no more launch records", launch_note);
+          tracer.reset();
+        }
+      }
+      run();
+      cuda_synchronize();
+      return std::vector<KernelLaunch>{};
+    };
+  }
+#endif
   Profiler prof(*sensor, meter, po, gpu.get());
   const double idle_s = a.idle_s >= 0 ? a.idle_s : (simulated ? 1.0 : 2.0);
   if (!a.quiet)
@@ -240,6 +291,7 @@ Json run_profile_job(const ProfileJob& a) {
   const ProfileResult r = prof.run(blocks, idle_s);
 
   Json j = profile_to_json(r, device, a.command);
+  j["launch_records"] = {{"recorded", r.sm.has_value()}, {"how", launch_note}};
   HardwareFit hwfit;
   const bool fit = a.fit_hardware || !a.check_layer.empty();
   if (fit) {
@@ -248,6 +300,7 @@ Json run_profile_job(const ProfileJob& a) {
   }
   write_json_file(a.out, j);
   if (!a.quiet) print_summary(r);
+  if (!a.quiet && r.sm) print_launches(r);
   if (!a.quiet && !std::isnan(r.idle_w)) std::printf("idle power %.1f W (%s)\n", r.idle_w, r.method.c_str());
   if (fit && !a.quiet)
     std::printf("hardware fit: static %.1f W, %.3g pJ/FLOP, %.3g pJ/byte, peak %.3g FLOP/s, %.3g B/s, launch %.3g s; "

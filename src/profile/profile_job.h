@@ -20,6 +20,7 @@ struct ProfileJob {
   double min_window_s = 0.5, idle_s = -1, settle_s = 0.25;
   int repeats = 3, warmup = 2, graph_calls = 16;
   bool fit_hardware = false;
+  bool launch_records = true;  // cuda: trace each (block, T) once more for its kernels' occupancy (CUPTI)
   std::string command;  // the command line as run, for the table's "command" field
   bool quiet = false;   // nothing on stdout (the caller prints the returned table: wattmoe profile --json)
 };
@@ -28,7 +29,8 @@ struct ProfileJob {
 std::vector<int> parse_token_counts(const std::string& s);
 
 // Validates, profiles, writes `out` (and `check_layer`), prints a summary table on stdout (unless quiet) and returns
-// the cost table written.
+// the cost table written. On the GPU the table also says, per block and token count, which kernels ran and how full
+// they could keep the SMs ("launches" in each measurement; "launch_records" says whether CUPTI could record them).
 Json run_profile_job(const ProfileJob& a);
 
 }  // namespace wattmoe

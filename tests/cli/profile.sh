@@ -32,6 +32,9 @@ assert a["simulated"] is True and a["sensor"].startswith("sim:") and a["method"]
 assert a["token_counts"] == [1, 8], a["token_counts"]
 assert abs(a["idle_w"] - 80) < 1, a["idle_w"]
 assert "--sensor sim" in a["command"], a["command"]
+# The simulated GPU runs no kernels: no launch records, and the table says why.
+assert a["launch_records"] == {"recorded": False, "how": "simulated: no kernels run"}, a["launch_records"]
+assert "sm_limits" not in a and all("launches" not in m for m in a["layers"][0]["experts"][0]["measurements"])
 names = [blk["name"] for blk in a["blocks"]]
 assert names == [f"layer{l}.{k}" for l in range(4) for k in ("attention", "router")], names
 for layer in a["layers"]:

@@ -1,6 +1,6 @@
 // Theoretical occupancy from launch records (energy/occupancy.h), checked against hand-worked cases of CUDA's
-// occupancy rules on an H100's limits; the GPU-time-weighted summary of a block's kernels; kernel names as readers
-// want them.
+// occupancy rules on an H100's limits (the gpu test compares the same function with the CUDA runtime's answer), the
+// GPU-time-weighted summary of a block's kernels, and kernel names as readers want them.
 #include "energy/occupancy.h"
 
 #include <gtest/gtest.h>
