@@ -203,33 +203,23 @@ class CudaRunner final : public Runner {
   void set_routing_observer(RoutingObserver observe) override { observe_ = std::move(observe); }
 
   void forward(const int32_t* ids, int B, int S) override {
-    flush();
-    model_.forward(ids, B, S, select_);
-    pending_ = true;
+    observed([&] { model_.forward(ids, B, S, select_); });
   }
   void forward_inference(const int32_t* ids, int B, int S) override {
-    flush();
-    model_.forward_inference(ids, B, S, select_);
-    pending_ = true;
+    observed([&] { model_.forward_inference(ids, B, S, select_); });
   }
   void reset_cache(int64_t capacity, int batch) override { model_.reset_cache(capacity, batch); }
   void forward_cached(const int32_t* ids, int S) override {
-    flush();
-    model_.forward_cached(ids, S, select_);
-    pending_ = true;
+    observed([&] { model_.forward_cached(ids, S, select_); });
   }
 
   void reset_slots(int slots, int64_t capacity) override { model_.reset_slots(slots, capacity); }
   void clear_slot(int slot) override { model_.clear_slot(slot); }
   void forward_slot(int slot, const int32_t* ids, int S) override {
-    flush();
-    model_.forward_slot(slot, ids, S, select_);
-    pending_ = true;
+    observed([&] { model_.forward_slot(slot, ids, S, select_); });
   }
   void forward_slots(const int32_t* slots, const int32_t* ids, int n) override {
-    flush();
-    model_.forward_slots(slots, ids, n, select_);
-    pending_ = true;
+    observed([&] { model_.forward_slots(slots, ids, n, select_); });
   }
   int64_t tokens() const override { return model_.tokens(); }
   double nll(const int32_t* targets) override {
@@ -424,6 +414,13 @@ class CudaRunner final : public Runner {
     experts_ = p;
   }
   bool fused() const { return model_.moe_kernels() == gpu::MoeKernels::Fused; }
+  // A forward whose routing the observer gets (at the next flush: reading it back waits for the GPU).
+  template <class Forward>
+  void observed(const Forward& forward) {
+    flush();
+    forward();
+    pending_ = true;
+  }
   // The last forward's routing to the observer (once), layers in order.
   void flush() {
     if (!pending_) return;
