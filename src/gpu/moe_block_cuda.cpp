@@ -69,11 +69,8 @@ void TransformerCudaT<T>::moe_forward(int l, const RouterSelect<float>& select) 
   const Dispatch& d = hr.dispatch;
   const int64_t R = d.rows();
   std::vector<float> row_w(static_cast<size_t>(R));
-  std::vector<int64_t> row_of(size_t(N * k), -1);
-  for (int64_t r = 0; r < R; ++r) {
-    row_w[r] = hr.weight[size_t(d.token[r]) * k + d.slot[r]];
-    row_of[size_t(d.token[r]) * k + d.slot[r]] = r;
-  }
+  for (int64_t r = 0; r < R; ++r) row_w[r] = hr.weight[size_t(d.token[r]) * k + d.slot[r]];
+  const std::vector<int64_t> row_of = slot_rows(d, N, k);
   a.row_token.upload(d.token, ctx_.stream());
   a.row_weight.upload(row_w, ctx_.stream());
   a.row_of.upload(row_of, ctx_.stream());
@@ -164,12 +161,8 @@ void TransformerCudaT<T>::moe_backward(int l, bool need_dh) {
     experts_bwd(ctx_, experts, g.experts, d.offsets, a.xe.data(), H, I, a.experts.g.data(), a.experts.u.data(),
                 a.experts.a.data(), A.dy_rows.data(), need_dh ? A.dxe.data() : nullptr, lora, A.scratch);
     if (need_dh) {  // dh[t] += its rows of dxe in row order (as the CPU adds them)
-      std::vector<int64_t>& rows = hr.rows_sorted;  // kept by hr until the next forward: no wait for the copy
-      rows.assign(size_t(N * k), -1);
-      for (int64_t r = 0; r < R; ++r) rows[size_t(d.token[r]) * k + d.slot[r]] = r;
-      for (int64_t t = 0; t < N; ++t) std::sort(rows.begin() + t * k, rows.begin() + (t + 1) * k);
-      // sorted ascending puts the −1 entries first; sum_rows skips them
-      a.row_of_sorted.upload(rows, ctx_.stream());
+      hr.rows_sorted = slot_rows_in_row_order(d, N, k);  // kept by hr until the next forward: no wait for the copy
+      a.row_of_sorted.upload(hr.rows_sorted, ctx_.stream());  // sum_rows skips the −1 entries
       cuda::sum_rows(ctx_, A.dxe.data(), a.row_of_sorted.data(), nullptr, dh, N, k, H);
     }
   }

@@ -278,9 +278,7 @@ void Transformer<T>::moe_forward(const LayerView<T>& w, int l, LayerActs<T>& a, 
   }
   // Combine per token, as the GPU's host path does: Σ over slots in slot order into a zeroed block (independent of
   // how rows were grouped), + the gated shared expert, then one add into out.
-  Scratch<int64_t> row_of(size_t(N * k));
-  std::fill(row_of.begin(), row_of.end(), int64_t(-1));
-  for (int64_t r = 0; r < R; ++r) row_of[a.dispatch.token[r] * k + a.dispatch.slot[r]] = r;
+  const std::vector<int64_t> row_of = slot_rows(a.dispatch, N, k);
   Scratch<T> moe_out(size_t(N * H));
   default_pool().parallel_for(
       N,
@@ -450,21 +448,13 @@ void Transformer<T>::moe_backward(const LayerView<T>& w, LayerView<T>& g, LayerA
     ffn_backward<T>(w.experts[e], g.experts[e], xe.data(), n, H, I, &a.experts.g[r0 * I], &a.experts.u[r0 * I],
                     &a.experts.a[r0 * I], dy.data(), need_dh ? &dxe[r0 * H] : nullptr, lora);
   });
-  // dh[t] += its rows of dxe in row order (the order one pass over the rows would add them).
+  // dh[t] (zero here) += its rows of dxe in row order (the order one pass over the rows would add them).
   if (need_dh) {
-    Scratch<int64_t> row_of(size_t(N * k));
-    std::fill(row_of.begin(), row_of.end(), int64_t(-1));
-    for (int64_t r = 0; r < R; ++r) row_of[a.dispatch.token[r] * k + a.dispatch.slot[r]] = r;
+    const std::vector<int64_t> rows = slot_rows_in_row_order(a.dispatch, N, k);
     default_pool().parallel_for(
         N,
         [&](int64_t t0, int64_t t1) {
-          std::vector<int64_t> rows(static_cast<size_t>(k));
-          for (int64_t t = t0; t < t1; ++t) {
-            std::copy(&row_of[t * k], &row_of[t * k] + k, rows.begin());
-            std::sort(rows.begin(), rows.end());
-            for (int64_t r : rows)
-              if (r >= 0) add_into(&dh[t * H], &dxe[r * H], H);
-          }
+          ops::sum_rows<T>(dxe.data(), rows.data() + t0 * k, nullptr, &dh[t0 * H], t1 - t0, k, H);
         },
         64);
   }

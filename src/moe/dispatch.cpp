@@ -1,5 +1,6 @@
 #include "moe/dispatch.h"
 
+#include <algorithm>
 #include <cstddef>
 
 namespace wattmoe {
@@ -22,6 +23,18 @@ Dispatch build_dispatch(const Routing& r) {
       d.slot[size_t(row)] = s;
     }
   return d;
+}
+
+std::vector<int64_t> slot_rows(const Dispatch& d, int64_t tokens, int k) {
+  std::vector<int64_t> out(size_t(tokens * k), -1);
+  for (int64_t r = 0; r < d.rows(); ++r) out[size_t(d.token[size_t(r)]) * size_t(k) + size_t(d.slot[size_t(r)])] = r;
+  return out;
+}
+
+std::vector<int64_t> slot_rows_in_row_order(const Dispatch& d, int64_t tokens, int k) {
+  std::vector<int64_t> out = slot_rows(d, tokens, k);
+  for (int64_t t = 0; t < tokens; ++t) std::sort(out.begin() + t * k, out.begin() + (t + 1) * k);
+  return out;
 }
 
 }  // namespace wattmoe

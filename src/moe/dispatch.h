@@ -19,4 +19,11 @@ struct Dispatch {
 
 Dispatch build_dispatch(const Routing& r);
 
+// The rows of each (token, slot): out[t·k + s] is the row of token t's slot s, −1 for an empty slot (the layout
+// ops::sum_rows reads; `tokens` and `k` are the Routing's).
+std::vector<int64_t> slot_rows(const Dispatch& d, int64_t tokens, int k);
+// The same with each token's k entries sorted ascending (−1 first): sum_rows then adds a token's rows in row order,
+// the order one pass over the rows would add them (the experts' input gradients in the backward).
+std::vector<int64_t> slot_rows_in_row_order(const Dispatch& d, int64_t tokens, int k);
+
 }  // namespace wattmoe
