@@ -225,6 +225,33 @@ TEST(Profiler, CallsPerRunGiveResultsPerCall) {
 
 // Launch records: a fake tracer stands in for CUPTI (the gpu test runs the real one). Every (block, T) is traced once,
 // after all energy windows, under its label; the summary lands in each measurement and the table still loads.
+// A window that reads no energy (here: a sensor at 0 W; on an H100, NVML's counter estimate over 0.1 s windows read
+// -1.1 J) is refused, and the error says what to change.
+TEST(Profiler, AWindowWithoutEnergyIsAnErrorThatSaysHowToFixIt) {
+  FakeSensor dark;
+  dark.caps.power = true;
+  dark.make = [](size_t) {
+    Sample s;
+    s.time_s = now_seconds();
+    s.power_w = 0;
+    return s;
+  };
+  EnergyMeter meter(dark);
+  ProfileOptions o = quiet({1}, 0.02);
+  o.pilot_s = 0.005;
+  o.settle_s = 0;
+  o.repeats = 1;
+  ProfileBlock b;
+  b.name = "layer0.expert0";
+  b.kind = "expert";
+  b.layer = 0;
+  b.expert = 0;
+  b.run = [](int) { std::this_thread::sleep_for(std::chrono::microseconds(200)); };
+  Profiler prof(dark, meter, o);
+  const std::string e = error_of([&] { prof.run({b}); });
+  EXPECT_TRUE(has(e, "expected energy > 0") && has(e, "make them longer, min_window_s 0.02 now")) << e;
+}
+
 TEST(Profiler, LaunchRecordsAreTakenAfterTheWindowsAndSummarisedPerCall) {
   FakeSensor fake;
   fake.caps.power = true;
