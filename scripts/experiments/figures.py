@@ -48,6 +48,9 @@ serve's power per window under stepped budgets with and without the fp8 tier lev
 DECODE_GRAPHS (--decode-graphs-records, default results/h100-2026-12-07/decode-graphs/: energy/*.jsonl of
 bench/energy_policies --modes slots8 --eager-baseline) -> decode_graphs.png (fig_decode_graphs.py): whole-board J/token
 of decode steps replayed as CUDA graphs against eager ones, and the policies' savings over three medium seeds.
+PREFILL_SEEDS (--prefill-seeds-records, default results/h100-2026-12-08/g3-prefill/: medium_prefill[_main-e605672]_seed*.jsonl
+of bench/energy_policies --modes prefill) -> prefill_seeds.png (fig_prefill_seeds.py): the policies' prefill cuts against
+held-out bits/byte on three medium seeds, and top-2 / top-1 before and after the prefill kernels.
 
 Each figure's footer states the card, the records' date (the folder's YYYY-MM-DD), the idle power and "measured",
 all read from the records; where a point was measured more than once the bar or marker shows the spread (min-max)
@@ -69,6 +72,7 @@ import fig_ttt_time  # noqa: E402  (ttt_time.png)
 import fig_serve  # noqa: E402  (serve_billing.png)
 import fig_serve_tier  # noqa: E402  (serve_tier.png)
 import fig_decode_graphs  # noqa: E402  (decode_graphs.png)
+import fig_prefill_seeds  # noqa: E402  (prefill_seeds.png)
 
 DEFAULT_RECORDS = os.path.join("results", "h100-2026-12-06")
 DEFAULT_TTT_USE = os.path.join("results", "cpu-kjv-small-ttt-use")
@@ -76,6 +80,7 @@ DEFAULT_TTT_SEEDS = os.path.join("results", "h200-2026-12-06", "ttt-seeds")
 DEFAULT_SIM_EDGE = os.path.join("results", "sim-edge")
 DEFAULT_SERVE_TIER = os.path.join("results", "h100-2026-12-07", "device-quant")
 DEFAULT_DECODE_GRAPHS = os.path.join("results", "h100-2026-12-07", "decode-graphs")
+DEFAULT_PREFILL_SEEDS = os.path.join("results", "h100-2026-12-08", "g3-prefill")
 DEFAULT_EQUAL_ADAPTATION = os.path.join("results", "cpu-kjv-small-ablations")
 DEFAULT_SHIFT = os.path.join("results", "cpu-mix-small-shift")
 ENERGY_MODELS = ("kjv-small", "medium", "mixtral")
@@ -185,10 +190,10 @@ def rel(p):
 
 class Figures:
     def __init__(self, records, out, plt, ttt_use, ttt_seeds, sim_edge, equal_adaptation, shift, serve_tier,
-                 decode_graphs):
+                 decode_graphs, prefill_seeds):
         self.records, self.out, self.plt, self.ttt_use, self.ttt_seeds = records, out, plt, ttt_use, ttt_seeds
         self.sim_edge, self.equal_adaptation, self.shift = sim_edge, equal_adaptation, shift
-        self.serve_tier, self.decode_graphs = serve_tier, decode_graphs
+        self.serve_tier, self.decode_graphs, self.prefill_seeds = serve_tier, decode_graphs, prefill_seeds
         self.rel = rel(records)
         self.date = records_date(records)
         self.made = []
@@ -223,7 +228,7 @@ class Figures:
         for p in (fig_sim_edge.files(self.sim_edge) + fig_equal_adaptation.files(self.equal_adaptation) +
                   fig_natural_shift.files(self.shift) + fig_ttt_time.files(self.records) +
                   fig_serve.files(self.records) + fig_serve_tier.files(self.serve_tier) +
-                  fig_decode_graphs.files(self.decode_graphs)):
+                  fig_decode_graphs.files(self.decode_graphs) + fig_prefill_seeds.files(self.prefill_seeds)):
             need(p)
 
     def seed_summaries(self):
@@ -525,7 +530,7 @@ def git_commit(*records):
                     os.path.join(HERE, "equal_adaptation.py"), os.path.join(HERE, "fig_natural_shift.py"),
                     os.path.join(HERE, "natural_shift.py"), os.path.join(HERE, "fig_ttt_time.py"),
                     os.path.join(HERE, "fig_serve.py"), os.path.join(HERE, "fig_serve_tier.py"),
-                    os.path.join(HERE, "fig_decode_graphs.py"), *records)
+                    os.path.join(HERE, "fig_decode_graphs.py"), os.path.join(HERE, "fig_prefill_seeds.py"), *records)
         return head + ("+uncommitted" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -549,6 +554,8 @@ def main():
                     help=f"bench/serve_bench.py records of serve's fp8 tier level (default {DEFAULT_SERVE_TIER})")
     ap.add_argument("--decode-graphs-records", default=DEFAULT_DECODE_GRAPHS, metavar="DIR",
                     help=f"energy_policies records of decode-step CUDA graphs (default {DEFAULT_DECODE_GRAPHS})")
+    ap.add_argument("--prefill-seeds-records", default=DEFAULT_PREFILL_SEEDS, metavar="DIR",
+                    help=f"energy_policies prefill records of three medium seeds (default {DEFAULT_PREFILL_SEEDS})")
     ap.add_argument("--device", choices=["cuda"], help="print how the device scripts regenerate the records")
     ap.add_argument("--out", default=os.path.join("docs", "figures"), help="folder for the PNGs (default docs/figures)")
     a = ap.parse_args()
@@ -562,10 +569,11 @@ def main():
     ttt_seeds, sim_edge = repo_path(a.ttt_seeds_records), repo_path(a.sim_edge_records)
     equal, shift = repo_path(a.equal_adaptation_records), repo_path(a.natural_shift_records)
     tier, graphs = repo_path(a.serve_tier_records), repo_path(a.decode_graphs_records)
+    prefill = repo_path(a.prefill_seeds_records)
     for d, given in ((records, a.from_records), (ttt_use, a.ttt_use_records), (ttt_seeds, a.ttt_seeds_records),
                      (sim_edge, a.sim_edge_records), (equal, a.equal_adaptation_records),
                      (shift, a.natural_shift_records), (tier, a.serve_tier_records),
-                     (graphs, a.decode_graphs_records)):
+                     (graphs, a.decode_graphs_records), (prefill, a.prefill_seeds_records)):
         if not os.path.isdir(d):
             fail(f"records folder {given} does not exist")
     try:
@@ -575,7 +583,7 @@ def main():
     except ImportError:
         fail("matplotlib is missing: install python3-matplotlib (scripts/install_deps.sh)")
     os.makedirs(a.out, exist_ok=True)
-    f = Figures(records, a.out, plt, ttt_use, ttt_seeds, sim_edge, equal, shift, tier, graphs)
+    f = Figures(records, a.out, plt, ttt_use, ttt_seeds, sim_edge, equal, shift, tier, graphs, prefill)
     f.check()
     f.energy()
     f.budgets()
@@ -589,13 +597,15 @@ def main():
     fig_serve.draw(f, records, need, rel)
     fig_serve_tier.draw(f, tier, need, rel)
     fig_decode_graphs.draw(f, graphs, need, rel, energy_table.summarise, read_jsonl)
+    fig_prefill_seeds.draw(f, prefill, need, rel, energy_table.summarise, read_jsonl)
     meta = {"command": f"python3 scripts/experiments/figures.py --from-records {f.rel} --ttt-use-records "
                        f"{rel(ttt_use)} --ttt-seeds-records {rel(ttt_seeds)} --sim-edge-records {rel(sim_edge)} "
                        f"--equal-adaptation-records {rel(equal)} --natural-shift-records {rel(shift)} "
-                       f"--serve-tier-records {rel(tier)} --decode-graphs-records {rel(graphs)} --out {a.out}",
-            "commit": git_commit(records, ttt_use, ttt_seeds, sim_edge, equal, shift, tier, graphs),
+                       f"--serve-tier-records {rel(tier)} --decode-graphs-records {rel(graphs)} "
+                       f"--prefill-seeds-records {rel(prefill)} --out {a.out}",
+            "commit": git_commit(records, ttt_use, ttt_seeds, sim_edge, equal, shift, tier, graphs, prefill),
             "records": [f.rel, rel(ttt_use), rel(ttt_seeds), rel(sim_edge), rel(equal), rel(shift), rel(tier),
-                        rel(graphs)],
+                        rel(graphs), rel(prefill)],
             "dpi": DPI,
             "figures": f.made}
     with open(os.path.join(a.out, "figures.json"), "w") as fh:
