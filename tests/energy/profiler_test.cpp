@@ -66,6 +66,17 @@ ProfileOptions quiet(std::vector<int> counts, double window) {
   return o;
 }
 
+// A real-time sensor (wall-clock samples) at a constant power.
+void wall_clock_power(FakeSensor& f, double watts) {
+  f.caps.power = true;
+  f.make = [watts](size_t) {
+    Sample s;
+    s.time_s = now_seconds();
+    s.power_w = watts;
+    return s;
+  };
+}
+
 ProfileResult profile_sim(const SimGpuParams& sp, const std::vector<ProfileBlock>& blocks, const ProfileOptions& o,
                           double idle_s = 0.5) {
   SimulatedGpu gpu(sp);
@@ -229,13 +240,7 @@ TEST(Profiler, CallsPerRunGiveResultsPerCall) {
 // -1.1 J) is refused, and the error says what to change.
 TEST(Profiler, AWindowWithoutEnergyIsAnErrorThatSaysHowToFixIt) {
   FakeSensor dark;
-  dark.caps.power = true;
-  dark.make = [](size_t) {
-    Sample s;
-    s.time_s = now_seconds();
-    s.power_w = 0;
-    return s;
-  };
+  wall_clock_power(dark, 0);
   EnergyMeter meter(dark);
   ProfileOptions o = quiet({1}, 0.02);
   o.pilot_s = 0.005;
@@ -254,13 +259,7 @@ TEST(Profiler, AWindowWithoutEnergyIsAnErrorThatSaysHowToFixIt) {
 
 TEST(Profiler, LaunchRecordsAreTakenAfterTheWindowsAndSummarisedPerCall) {
   FakeSensor fake;
-  fake.caps.power = true;
-  fake.make = [](size_t) {
-    Sample s;
-    s.time_s = now_seconds();
-    s.power_w = 100;
-    return s;
-  };
+  wall_clock_power(fake, 100);
   EnergyMeter meter(fake);
   ProfileOptions o = quiet({1, 8}, 0.02);
   o.pilot_s = 0.005;
@@ -425,13 +424,7 @@ TEST(Profiler, BadOptionsAndBlocksGiveClearErrors) {
 
   // A real (not virtual-time) sensor does not take a simulated GPU.
   FakeSensor fake;
-  fake.caps.power = true;
-  fake.make = [](size_t i) {
-    Sample s;
-    s.time_s = now_seconds();
-    s.power_w = 100;
-    return s;
-  };
+  wall_clock_power(fake, 100);
   {
     EnergyMeter m2(fake);
     e = error_of([&] { Profiler(fake, m2, quiet({1}, 0.2), &gpu); });
