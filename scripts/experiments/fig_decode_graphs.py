@@ -11,7 +11,6 @@ by kernel (kernels "fused-eager", measured in the same run), from bench/energy_p
 Aggregation: bench/energy_table.py's summarise (medians over reps). Measured (NVML energy counter) throughout.
 """
 import os
-import re
 
 MODELS = (("kjv-small", "kjv-small_slots8.jsonl", "skip beta=0.8"),
           ("medium", "medium_s1234_slots8_decode8.jsonl", "skip beta=0.8"),
@@ -80,11 +79,6 @@ def draw(fig_maker, records, need, rel, summarise, read_jsonl):
     bx.set_ylim(0, 35)
     bx.legend(fontsize=6, ncol=2, loc="lower right")
     bx.tick_params(labelsize=7)
-    date = re.search(r"\d{4}-\d{2}-\d{2}", os.path.abspath(records))
-    card = ", ".join(sorted(c for c in cards if c))
-    fig.text(0.01, 0.005, f"{card} · {date.group(0) if date else 'date unknown'} · idle: {', '.join(idles)} · "
-             f"measured (NVML energy counter), medians of 3–5 reps of ≥ 1 s\nrecords: {rel(records)}/energy",
-             fontsize=6.5, color="0.3")
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig_maker.measured_footer(fig, records, cards, idles, "medians of 3–5 reps of ≥ 1 s", "/energy")
     fig_maker.save(fig, "decode_graphs.png", files(records), "decode-step CUDA graphs: board J/token against eager "
                    "steps, and the policies' savings over three medium seeds")

@@ -11,7 +11,6 @@ Records: medium_prefill_seed{S}.jsonl (the new binary) and medium_prefill_main-e
 Aggregation: bench/energy_table.py's summarise (medians over reps). Measured (NVML energy counter) throughout.
 """
 import os
-import re
 
 SEEDS = ("1234", "2", "3")
 POLICIES = ("topk k_max=1", "skip beta=0.6", "skip beta=0.7", "skip beta=0.8")
@@ -81,11 +80,6 @@ def draw(fig_maker, records, need, rel, summarise, read_jsonl):
     bx.set_ylim(0, 0.26)
     bx.legend(fontsize=6, ncol=2, loc="upper center")
     bx.tick_params(labelsize=7)
-    date = re.search(r"\d{4}-\d{2}-\d{2}", os.path.abspath(records))
-    card = ", ".join(sorted(c for c in cards if c))
-    fig.text(0.01, 0.005, f"{card} · {date.group(0) if date else 'date unknown'} · idle: {', '.join(idles)} · "
-             f"measured (NVML energy counter), medians of 5 reps (3 before) of ≥ 1 s\nrecords: {rel(records)}",
-             fontsize=6.5, color="0.3")
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig_maker.measured_footer(fig, records, cards, idles, "medians of 5 reps (3 before) of ≥ 1 s")
     fig_maker.save(fig, "prefill_seeds.png", files(records), "prefill on three medium seeds: the policies' cuts "
                    "against bits/byte, and top-2 / top-1 before and after the prefill kernels")

@@ -206,6 +206,16 @@ class Figures:
         self.plt.close(fig)
         self.made.append({"png": name, "what": what, "label": label, "sources": [rel(s) for s in sources]})
 
+    def measured_footer(self, fig, records, cards, idles, reps, shown=""):
+        """The footer of the figures drawn from bench/energy_policies records (decode_graphs, prefill_seeds): the
+        cards, the date in the records' path, each run's idle power, how the windows were aggregated (`reps`) and
+        where the records are (`shown` appended to their folder); then the layout that leaves room for it."""
+        date = re.search(r"\d{4}-\d{2}-\d{2}", os.path.abspath(records))
+        card = ", ".join(sorted(c for c in cards if c))
+        fig.text(0.01, 0.005, f"{card} · {date.group(0) if date else 'date unknown'} · idle: {', '.join(idles)} · "
+                 f"measured (NVML energy counter), {reps}\nrecords: {rel(records)}{shown}", fontsize=6.5, color="0.3")
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
+
     def budget_folders(self):
         return sorted(d for d in os.listdir(self.records) if d.startswith("budget") and os.path.isdir(self.path(d)))
 
