@@ -168,6 +168,11 @@ TEST(Routing, UnusedSlots) {
   EXPECT_EQ(d.offsets, (std::vector<int64_t>{0, 2, 2, 5, 7}));
   EXPECT_EQ(d.token, (std::vector<int32_t>{0, 3, 0, 2, 3, 2, 4}));
   EXPECT_EQ(d.slot, (std::vector<int32_t>{2, 0, 0, 2, 1, 1, 0}));
+  // The (token, slot) -> row maps the combine reads: in slot order, and each token's rows in row order (−1 first).
+  EXPECT_EQ(slot_rows(d, r.tokens, r.k),
+            (std::vector<int64_t>{2, -1, 0, -1, -1, -1, -1, 5, 3, 1, 4, -1, 6, -1, -1}));
+  EXPECT_EQ(slot_rows_in_row_order(d, r.tokens, r.k),
+            (std::vector<int64_t>{-1, 0, 2, -1, -1, -1, -1, 3, 5, -1, 1, 4, -1, -1, 6}));
 
   Routing empty;
   empty.reset(0, 2, 3);
