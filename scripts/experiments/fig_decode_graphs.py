@@ -25,18 +25,15 @@ def files(records):
     return [os.path.join(records, "energy", f) for f in names]
 
 
-def row(s, point, kernels, path):
-    r = s["rows"].get(("slots8", point, kernels))
-    if r is None:
-        raise SystemExit(f"fig_decode_graphs: {path} has no slots8 window of '{point}' on {kernels}")
-    return r
-
-
 def draw(fig_maker, records, need, rel, summarise, read_jsonl):
     """fig_maker: figures.Figures (plt, save); need(path) fails on a missing record; summarise and read_jsonl are
     bench/energy_table.py's and bench/wattmoe_cli.py's. Draws decode_graphs.png."""
     for p in files(records):
         need(p)
+
+    def row(s, point, kernels, path):
+        return fig_maker.energy_row(s, "slots8", point, kernels, path)
+
     plt = fig_maker.plt
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [1.1, 1]})
     cards, idles = set(), []
@@ -73,7 +70,7 @@ def draw(fig_maker, records, need, rel, summarise, read_jsonl):
                        label=f"whole board, seed {seed}" if i == 0 else None)
     bx.axhline(15, color="0.5", ls="--", lw=0.8, label="goal at 8 streams: 15% above idle")
     bx.set_xticks(range(len(POLICIES)))
-    bx.set_xticklabels([p.replace("topk k_max=1", "top-1").replace("beta=", "β ") for p in POLICIES], fontsize=7.5)
+    bx.set_xticklabels([fig_maker.point_label(p) for p in POLICIES], fontsize=7.5)
     bx.set_ylabel("J/token saved against top-2 (%), both with graphs", fontsize=8)
     bx.set_title("medium, three seeds: what the policies save", fontsize=9)
     bx.set_ylim(0, 35)

@@ -21,22 +21,15 @@ def files(records):
     return [os.path.join(records, f"medium_prefill{tag}_seed{s}.jsonl") for s in SEEDS for tag in ("", f"_{BEFORE}")]
 
 
-def row(s, point, path):
-    r = s["rows"].get(("prefill", point, "fused"))
-    if r is None:
-        raise SystemExit(f"fig_prefill_seeds: {path} has no prefill window of '{point}' on the fused kernels")
-    return r
-
-
-def label(point):
-    return point.replace("topk k_max=1", "top-1").replace("beta=", "β ")
-
-
 def draw(fig_maker, records, need, rel, summarise, read_jsonl):
     """fig_maker: figures.Figures (plt, save); need(path) fails on a missing record; summarise and read_jsonl are
     bench/energy_table.py's and bench/wattmoe_cli.py's. Draws prefill_seeds.png."""
     for p in files(records):
         need(p)
+
+    def row(s, point, path):
+        return fig_maker.energy_row(s, "prefill", point, "fused", path)
+
     plt = fig_maker.plt
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.4), gridspec_kw={"width_ratios": [1.15, 1]})
     cards, idles = set(), []
@@ -53,7 +46,8 @@ def draw(fig_maker, records, need, rel, summarise, read_jsonl):
         for i, point in enumerate(POLICIES):
             r = row(new, point, new_path)
             x, y = 100 * (r["bpb_report"] / base["bpb_report"] - 1), 100 * (1 - r["above"] / base["above"])
-            ax.scatter(x, y, color=f"C{i}", marker="os^"[k], s=30, label=label(point) if k == 0 else None)
+            ax.scatter(x, y, color=f"C{i}", marker="os^"[k], s=30,
+                       label=fig_maker.point_label(point) if k == 0 else None)
         # Before the kernels: top-1 on the same model (top-2 and top-1 were all that binary ran).
         ob, o1 = row(old, "topk", old_path), row(old, "topk k_max=1", old_path)
         ax.scatter(100 * (o1["bpb_report"] / ob["bpb_report"] - 1), 100 * (1 - o1["above"] / ob["above"]),

@@ -48,9 +48,10 @@ serve's power per window under stepped budgets with and without the fp8 tier lev
 DECODE_GRAPHS (--decode-graphs-records, default results/h100-2026-12-07/decode-graphs/: energy/*.jsonl of
 bench/energy_policies --modes slots8 --eager-baseline) -> decode_graphs.png (fig_decode_graphs.py): whole-board J/token
 of decode steps replayed as CUDA graphs against eager ones, and the policies' savings over three medium seeds.
-PREFILL_SEEDS (--prefill-seeds-records, default results/h100-2026-12-08/g3-prefill/: medium_prefill[_main-e605672]_seed*.jsonl
-of bench/energy_policies --modes prefill) -> prefill_seeds.png (fig_prefill_seeds.py): the policies' prefill cuts against
-held-out bits/byte on three medium seeds, and top-2 / top-1 before and after the prefill kernels.
+PREFILL_SEEDS (--prefill-seeds-records, default results/h100-2026-12-08/g3-prefill/:
+medium_prefill[_main-e605672]_seed*.jsonl of bench/energy_policies --modes prefill) -> prefill_seeds.png
+(fig_prefill_seeds.py): the policies' prefill cuts against held-out bits/byte on three medium seeds, and top-2 /
+top-1 before and after the prefill kernels.
 
 Each figure's footer states the card, the records' date (the folder's YYYY-MM-DD), the idle power and "measured",
 all read from the records; where a point was measured more than once the bar or marker shows the spread (min-max)
@@ -205,6 +206,19 @@ class Figures:
         fig.savefig(os.path.join(self.out, name), dpi=DPI, metadata={"Software": None})
         self.plt.close(fig)
         self.made.append({"png": name, "what": what, "label": label, "sources": [rel(s) for s in sources]})
+
+    @staticmethod
+    def energy_row(summary, mode, point, kernels, path):
+        """A point's row in an energy_table.summarise model summary; a missing one is an error naming the record."""
+        r = summary["rows"].get((mode, point, kernels))
+        if r is None:
+            fail(f"{path} has no {mode} window of '{point}' on {kernels}")
+        return r
+
+    @staticmethod
+    def point_label(point):
+        """'topk k_max=1' -> 'top-1', 'skip beta=0.8' -> 'skip β 0.8' (the tick labels of the energy figures)."""
+        return point.replace("topk k_max=1", "top-1").replace("beta=", "β ")
 
     def measured_footer(self, fig, records, cards, idles, reps, shown=""):
         """The footer of the figures drawn from bench/energy_policies records (decode_graphs, prefill_seeds): the
