@@ -137,8 +137,8 @@ ProfilePoint Profiler::measure(const ProfileBlock& b, int tokens) {
     WATTMOE_REQUIRE(std::isfinite(wr.joules) && wr.joules > 0 && wr.seconds > 0,
                     "profile: {} at T={}: window '{}' measured {} J over {} s with {}: expected energy > 0 (over "
                     "windows this short the counter's estimate can read below 0 J: make them longer, min_window_s "
-                    "{} now, 0.5 by default)", b.name, tokens, wr.name, wr.joules, wr.seconds, sensor_.name(),
-                    opt_.min_window_s);
+                    "{} now, {} by default)", b.name, tokens, wr.name, wr.joules, wr.seconds, sensor_.name(),
+                    opt_.min_window_s, ProfileOptions{}.min_window_s);
     const double per_window = double(calls) * b.calls_per_run;
     ProfileWindow w;
     w.calls = calls * b.calls_per_run;

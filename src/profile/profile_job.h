@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "energy/profiler.h"
 #include "io/json.h"
 
 namespace wattmoe {
@@ -17,8 +18,8 @@ struct ProfileJob {
   uint64_t seed = 0;
   bool random_init = false;  // profile config's shape with random weights from seed (no checkpoint)
   int max_tokens = 0;
-  double min_window_s = 0.5, idle_s = -1, settle_s = 0.25;
-  int repeats = 3, warmup = 2, graph_calls = 16;
+  double min_window_s = ProfileOptions{}.min_window_s, idle_s = -1, settle_s = ProfileOptions{}.settle_s;
+  int repeats = ProfileOptions{}.repeats, warmup = ProfileOptions{}.warmup, graph_calls = 16;
   bool fit_hardware = false;
   bool launch_records = true;  // cuda: trace each (block, T) once more for its kernels' occupancy (CUPTI)
   std::string command;  // the command line as run, for the table's "command" field
