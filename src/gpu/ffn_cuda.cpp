@@ -63,7 +63,7 @@ using Rows = std::array<T*, P>;
 template <class T, size_t P>
 using RowsIn = std::array<const T*, P>;
 
-// y_p += s·(x·A_pᵀ)·B_pᵀ for every projection and expert (model/lora_linear.h); t_p = x·A_pᵀ in scratch.
+// y_p += s·(x·A_pᵀ)·B_pᵀ for every projection and expert (ops/lora.h); t_p = x·A_pᵀ in scratch.
 template <class T, size_t P>
 void lora_fwd(const Grouped<T>& G, const std::vector<FfnView<T>>& w, const Projs<T, P>& ps, const T* x, float s,
               const Rows<T, P>& y, int64_t in, int64_t out, int64_t r, FfnScratch<T>& sc) {
@@ -90,7 +90,7 @@ void proj_fwd(const Grouped<T>& G, const std::vector<FfnView<T>>& w, const Projs
 
 // Backward of proj_fwd for every projection and expert: dx_e += Σ_p dy_p·W_p (dx_of(e, r0): expert e's dx rows, or
 // null; one launch per projection, as they add into the same rows), dW_p += dy_pᵀ·x; LoRA: dB += s·dyᵀ·t, dA +=
-// dtᵀ·x, dx += dt·A with t = x·Aᵀ, dt = s·dy·B (model/lora_linear.h). With lo.merged, W already holds s·B·A, so dy·W
+// dtᵀ·x, dx += dt·A with t = x·Aᵀ, dt = s·dy·B (ops/lora.h). With lo.merged, W already holds s·B·A, so dy·W
 // is the whole dx and the dt·A product is not taken.
 template <class T, size_t P, class DxOf>
 void proj_bwd(const Grouped<T>& G, const std::vector<FfnView<T>>& w, const std::vector<FfnView<T>>& gw,

@@ -7,11 +7,11 @@
 #include "core/error.h"
 #include "core/scratch.h"
 #include "core/thread_pool.h"
-#include "model/lora_linear.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/elementwise.h"
 #include "ops/linear.h"
+#include "ops/lora.h"
 #include "ops/norm.h"
 #include "ops/rows.h"
 #include "ops/rope.h"
@@ -86,12 +86,12 @@ void ffn_forward(const FfnView<T>& w, const T* x, int64_t n, int64_t H, int64_t 
                  const LoraDims& lo = {}) {
   const T ls = T(lo.scale);
   ops::linear_fwd<T>(x, w.gate, nullptr, g, n, H, I);
-  if (w.has_lora()) lora_fwd<T>(x, w.gate_A, w.gate_B, ls, g, n, H, I, lo.rank);
+  if (w.has_lora()) ops::lora_fwd<T>(x, w.gate_A, w.gate_B, ls, g, n, H, I, lo.rank);
   ops::linear_fwd<T>(x, w.up, nullptr, u, n, H, I);
-  if (w.has_lora()) lora_fwd<T>(x, w.up_A, w.up_B, ls, u, n, H, I, lo.rank);
+  if (w.has_lora()) ops::lora_fwd<T>(x, w.up_A, w.up_B, ls, u, n, H, I, lo.rank);
   ops::swiglu_fwd<T>(g, u, a, n * I);
   ops::linear_fwd<T>(a, w.down, nullptr, out, n, I, H);
-  if (w.has_lora()) lora_fwd<T>(a, w.down_A, w.down_B, ls, out, n, I, H, lo.rank);
+  if (w.has_lora()) ops::lora_fwd<T>(a, w.down_A, w.down_B, ls, out, n, I, H, lo.rank);
 }
 
 // The same, saving g, u, a in `s` (y not used here).
@@ -114,13 +114,14 @@ void ffn_backward(const FfnView<T>& w, const FfnView<T>& gw, const T* x, int64_t
   da.zero(), dg.zero(), du.zero();
   ops::linear_bwd<T>(a, w.down, dout, lower ? da.data() : nullptr, gw.down, nullptr, n, I, H);
   if (lora)
-    lora_bwd<T>(a, w.down_A, w.down_B, ls, dout, lower ? da.data() : nullptr, gw.down_A, gw.down_B, n, I, H, lo.rank);
+    ops::lora_bwd<T>(a, w.down_A, w.down_B, ls, dout, lower ? da.data() : nullptr, gw.down_A, gw.down_B, n, I, H,
+                     lo.rank);
   if (!lower) return;
   ops::swiglu_bwd<T>(g, u, da.data(), dg.data(), du.data(), n * I);
   ops::linear_bwd<T>(x, w.gate, dg.data(), dx, gw.gate, nullptr, n, H, I);
-  if (lora) lora_bwd<T>(x, w.gate_A, w.gate_B, ls, dg.data(), dx, gw.gate_A, gw.gate_B, n, H, I, lo.rank);
+  if (lora) ops::lora_bwd<T>(x, w.gate_A, w.gate_B, ls, dg.data(), dx, gw.gate_A, gw.gate_B, n, H, I, lo.rank);
   ops::linear_bwd<T>(x, w.up, du.data(), dx, gw.up, nullptr, n, H, I);
-  if (lora) lora_bwd<T>(x, w.up_A, w.up_B, ls, du.data(), dx, gw.up_A, gw.up_B, n, H, I, lo.rank);
+  if (lora) ops::lora_bwd<T>(x, w.up_A, w.up_B, ls, du.data(), dx, gw.up_A, gw.up_B, n, H, I, lo.rank);
 }
 
 template <class T>

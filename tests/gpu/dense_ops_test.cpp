@@ -24,7 +24,7 @@
 #include "ops/attention.h"
 #include "ops/cuda/dense_ops.h"
 #include "ops/linear.h"
-#include "model/lora_linear.h"
+#include "ops/lora.h"
 #include "ops/loss.h"
 #include "ops/norm.h"
 #include "ops/rope.h"
@@ -168,7 +168,7 @@ TEST(DenseOpsCuda, LoraMerge) {
     const float scale = 2.0f;
     Vec want(size_t(m * items));
     for (int i = 0; i < items; ++i)
-      wattmoe::lora_merge<float>(W.data() + i * m, A.data() + i * r * in, B.data() + i * out * r, scale, want.data() + i * m,
+      wattmoe::ops::lora_merge<float>(W.data() + i * m, A.data() + i * r * in, B.data() + i * out * r, scale, want.data() + i * m,
                         out, in, r);
     want = round_to<bf16>(want);
     auto dW = to_dev<float>(W), dA = to_dev<float>(A), dB = to_dev<float>(B);

@@ -2,18 +2,16 @@
 // adapter (B = 0) leaves the logits bitwise as the base model's for every architecture (golden fixtures and
 // random configs), a trained adapter equals the base model with merged weights W + s·B·A, double-precision
 // finite-difference checks of the adapter gradients and of gradients that flow through adapted layers
-// (Mixtral, OLMoE, Qwen2-MoE), the LoRA branch alone (dx, dA, dB), deterministic init, bitwise save/load, the
+// (Mixtral, OLMoE, Qwen2-MoE; the branch alone: tests/ops/lora_test.cpp), deterministic init, bitwise save/load, the
 // config.json fields and their bad values.
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <tuple>
 
 #include "../moe/model_gradcheck.h"
 #include "../test_util.h"
 #include "model/checkpoint.h"
 #include "model/lora.h"
-#include "model/lora_linear.h"
 
 namespace wattmoe::test {
 namespace {
@@ -177,42 +175,6 @@ TEST(LoraForward, EqualsMergedWeights) {
     // Both are sums of O(10) terms of O(1) in double: 1e-12 leaves a wide margin over rounding (~1e-15) and
     // is far below any real difference (a wrong factor or transpose changes logits by O(1e-2)).
     EXPECT_LT(max_abs_diff(al.logits, ab.logits), 1e-12);
-  }
-}
-
-// The LoRA branch alone against central differences (double): dx, dA, dB of L = Σ dy ⊙ y.
-TEST(LoraGradcheck, Branch) {
-  const int64_t n = 5, in = 7, out = 6, r = 3;
-  const double s = 1.7;
-  Rng rng(9);
-  auto rnd = [&](int64_t k) {
-    std::vector<double> v(static_cast<size_t>(k));
-    for (auto& e : v) e = rng.normal();
-    return v;
-  };
-  std::vector<double> x = rnd(n * in), A = rnd(r * in), B = rnd(out * r), dy = rnd(n * out);
-  auto loss = [&] {
-    std::vector<double> y(size_t(n * out), 0.0);
-    lora_fwd<double>(x.data(), A.data(), B.data(), s, y.data(), n, in, out, r);
-    double L = 0;
-    for (size_t i = 0; i < y.size(); ++i) L += y[i] * dy[i];
-    return L;
-  };
-  std::vector<double> dx(x.size(), 0.5), dA(A.size(), -0.25), dB(B.size(), 1.0);  // accumulates onto these
-  const std::vector<double> dx0 = dx, dA0 = dA, dB0 = dB;
-  lora_bwd<double>(x.data(), A.data(), B.data(), s, dy.data(), dx.data(), dA.data(), dB.data(), n, in, out,
-                   r);
-  for (auto [v, g, g0] : {std::tuple{&x, &dx, &dx0}, std::tuple{&A, &dA, &dA0}, std::tuple{&B, &dB, &dB0}}) {
-    for (size_t i = 0; i < v->size(); ++i) {
-      const double h = 1e-6, v0 = (*v)[i];
-      (*v)[i] = v0 + h;
-      const double lp = loss();
-      (*v)[i] = v0 - h;
-      const double lm = loss();
-      (*v)[i] = v0;
-      // L is bilinear in each argument, so central differences are exact up to rounding (~1e-10 here).
-      EXPECT_NEAR((*g)[i] - (*g0)[i], (lp - lm) / (2 * h), 1e-7) << i;
-    }
   }
 }
 

@@ -66,7 +66,7 @@ void rope_apply_at(Context& ctx, T* x, int64_t n, int64_t n_heads, int64_t head_
 
 // LoRA-merged weights for many matrices of one shape at once: for each item, merged[o, c] = bf16(W[o, c] + scale ·
 // Σ_j B[o, j]·A[j, c]) over W [out, in], A [r, in], B [out, r] (fp32), the sum in order j = 0..r-1 and rounded once
-// (model/lora_linear.h's lora_merge is the reference).
+// (ops/lora.h's lora_merge is the reference).
 struct LoraMergeItem {
   const float* W;
   const float* A;

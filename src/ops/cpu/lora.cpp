@@ -1,18 +1,18 @@
-#include "model/lora_linear.h"
+#include "ops/lora.h"
 
 #include <cstddef>
 #include <vector>
 
 #include "ops/linear.h"
 
-namespace wattmoe {
+namespace wattmoe::ops {
 
 template <class T>
 void lora_fwd(const T* x, const T* A, const T* B, T s, T* y, int64_t n, int64_t in, int64_t out, int64_t r) {
   if (n == 0) return;
   std::vector<T> t(size_t(n * r));
-  ops::gemm<T>(false, true, n, r, in, T(1), x, in, A, in, T(0), t.data(), r);
-  ops::gemm<T>(false, true, n, out, r, s, t.data(), r, B, r, T(1), y, out);
+  gemm<T>(false, true, n, r, in, T(1), x, in, A, in, T(0), t.data(), r);
+  gemm<T>(false, true, n, out, r, s, t.data(), r, B, r, T(1), y, out);
 }
 
 template <class T>
@@ -21,14 +21,14 @@ void lora_bwd(const T* x, const T* A, const T* B, T s, const T* dy, T* dx, T* dA
   if (n == 0) return;
   if (dB) {
     std::vector<T> t(size_t(n * r));
-    ops::gemm<T>(false, true, n, r, in, T(1), x, in, A, in, T(0), t.data(), r);
-    ops::gemm<T>(true, false, out, r, n, s, dy, out, t.data(), r, T(1), dB, r);
+    gemm<T>(false, true, n, r, in, T(1), x, in, A, in, T(0), t.data(), r);
+    gemm<T>(true, false, out, r, n, s, dy, out, t.data(), r, T(1), dB, r);
   }
   if (!dA && !dx) return;
   std::vector<T> dt(size_t(n * r));
-  ops::gemm<T>(false, false, n, r, out, s, dy, out, B, r, T(0), dt.data(), r);
-  if (dA) ops::gemm<T>(true, false, r, in, n, T(1), dt.data(), r, x, in, T(1), dA, in);
-  if (dx) ops::gemm<T>(false, false, n, in, r, T(1), dt.data(), r, A, in, T(1), dx, in);
+  gemm<T>(false, false, n, r, out, s, dy, out, B, r, T(0), dt.data(), r);
+  if (dA) gemm<T>(true, false, r, in, n, T(1), dt.data(), r, x, in, T(1), dA, in);
+  if (dx) gemm<T>(false, false, n, in, r, T(1), dt.data(), r, A, in, T(1), dx, in);
 }
 
 template <class T>
@@ -51,4 +51,4 @@ template void lora_bwd<float>(const float*, const float*, const float*, float, c
 template void lora_bwd<double>(const double*, const double*, const double*, double, const double*, double*,
                                double*, double*, int64_t, int64_t, int64_t, int64_t);
 
-}  // namespace wattmoe
+}  // namespace wattmoe::ops
