@@ -48,6 +48,9 @@ serve's power per window under stepped budgets with and without the fp8 tier lev
 DECODE_GRAPHS (--decode-graphs-records, default results/h100-2026-12-07/decode-graphs/: energy/*.jsonl of
 bench/energy_policies --modes slots8 --eager-baseline) -> decode_graphs.png (fig_decode_graphs.py): whole-board J/token
 of decode steps replayed as CUDA graphs against eager ones, and the policies' savings over three medium seeds.
+NATURAL_SHIFT_USE (--natural-shift-use-records, default results/cpu-mix-small-shift-use/: runs.jsonl, meta.json of
+scripts/experiments/natural_shift_use.py) -> natural_shift_use.png (fig_natural_shift_use.py): expert use per layer on
+prose and on each held-out domain without adaptation, and what TTT changed on each (CPU, no energy: labelled so).
 PREFILL_SEEDS (--prefill-seeds-records, default results/h100-2026-12-08/g3-prefill/:
 medium_prefill[_main-e605672]_seed*.jsonl of bench/energy_policies --modes prefill) -> prefill_seeds.png
 (fig_prefill_seeds.py): the policies' prefill cuts against held-out bits/byte on three medium seeds, and top-2 /
@@ -69,6 +72,7 @@ import energy_table  # noqa: E402  (the one aggregation of bench/energy_policies
 import fig_sim_edge  # noqa: E402  (sim_edge.png)
 import fig_equal_adaptation  # noqa: E402  (equal_adaptation.png, ttt_ablations.png)
 import fig_natural_shift  # noqa: E402  (natural_shift.png)
+import fig_natural_shift_use  # noqa: E402  (natural_shift_use.png)
 import fig_ttt_time  # noqa: E402  (ttt_time.png)
 import fig_serve  # noqa: E402  (serve_billing.png)
 import fig_serve_tier  # noqa: E402  (serve_tier.png)
@@ -76,14 +80,28 @@ import fig_decode_graphs  # noqa: E402  (decode_graphs.png)
 import fig_prefill_seeds  # noqa: E402  (prefill_seeds.png)
 
 DEFAULT_RECORDS = os.path.join("results", "h100-2026-12-06")
-DEFAULT_TTT_USE = os.path.join("results", "cpu-kjv-small-ttt-use")
-DEFAULT_TTT_SEEDS = os.path.join("results", "h200-2026-12-06", "ttt-seeds")
-DEFAULT_SIM_EDGE = os.path.join("results", "sim-edge")
-DEFAULT_SERVE_TIER = os.path.join("results", "h100-2026-12-07", "device-quant")
-DEFAULT_DECODE_GRAPHS = os.path.join("results", "h100-2026-12-07", "decode-graphs")
-DEFAULT_PREFILL_SEEDS = os.path.join("results", "h100-2026-12-08", "g3-prefill")
-DEFAULT_EQUAL_ADAPTATION = os.path.join("results", "cpu-kjv-small-ablations")
-DEFAULT_SHIFT = os.path.join("results", "cpu-mix-small-shift")
+# The other records folders, one line each: (Figures attribute, flag, default, what it holds). The flags, the folder
+# checks, figures.json's command and records, and the commit's dirty check are all made from this list.
+RECORD_SETS = (
+    ("ttt_use", "--ttt-use-records", os.path.join("results", "cpu-kjv-small-ttt-use"),
+     "the CPU records of scripts/experiments/ttt_expert_use.py"),
+    ("ttt_seeds", "--ttt-seeds-records", os.path.join("results", "h200-2026-12-06", "ttt-seeds"),
+     "ttt_energy.sh summaries over LoRA seeds"),
+    ("sim_edge", "--sim-edge-records", os.path.join("results", "sim-edge"),
+     "the CPU records of scripts/experiments/sim_edge.py"),
+    ("equal_adaptation", "--equal-adaptation-records", os.path.join("results", "cpu-kjv-small-ablations"),
+     "the CPU records of scripts/experiments/equal_adaptation.py"),
+    ("shift", "--natural-shift-records", os.path.join("results", "cpu-mix-small-shift"),
+     "the CPU records of scripts/experiments/natural_shift.py"),
+    ("shift_use", "--natural-shift-use-records", os.path.join("results", "cpu-mix-small-shift-use"),
+     "the CPU records of scripts/experiments/natural_shift_use.py"),
+    ("serve_tier", "--serve-tier-records", os.path.join("results", "h100-2026-12-07", "device-quant"),
+     "bench/serve_bench.py records of serve's fp8 tier level"),
+    ("decode_graphs", "--decode-graphs-records", os.path.join("results", "h100-2026-12-07", "decode-graphs"),
+     "energy_policies records of decode-step CUDA graphs"),
+    ("prefill_seeds", "--prefill-seeds-records", os.path.join("results", "h100-2026-12-08", "g3-prefill"),
+     "energy_policies prefill records of three medium seeds"),
+)
 ENERGY_MODELS = ("kjv-small", "medium", "mixtral")
 TTT_MODELS = ("kjv-small", "medium")
 DPI = 100
@@ -190,11 +208,11 @@ def rel(p):
 
 
 class Figures:
-    def __init__(self, records, out, plt, ttt_use, ttt_seeds, sim_edge, equal_adaptation, shift, serve_tier,
-                 decode_graphs, prefill_seeds):
-        self.records, self.out, self.plt, self.ttt_use, self.ttt_seeds = records, out, plt, ttt_use, ttt_seeds
-        self.sim_edge, self.equal_adaptation, self.shift = sim_edge, equal_adaptation, shift
-        self.serve_tier, self.decode_graphs, self.prefill_seeds = serve_tier, decode_graphs, prefill_seeds
+    def __init__(self, records, out, plt, dirs):
+        """dirs: RECORD_SETS' folders by attribute (self.ttt_use, self.shift, ...)."""
+        self.records, self.out, self.plt = records, out, plt
+        for name, _, _, _ in RECORD_SETS:
+            setattr(self, name, dirs[name])
         self.rel = rel(records)
         self.date = records_date(records)
         self.made = []
@@ -250,7 +268,8 @@ class Figures:
         if not self.seed_summaries():
             fail(f"missing record {os.path.join(self.ttt_seeds, '*-seed*.summary.json')}")
         for p in (fig_sim_edge.files(self.sim_edge) + fig_equal_adaptation.files(self.equal_adaptation) +
-                  fig_natural_shift.files(self.shift) + fig_ttt_time.files(self.records) +
+                  fig_natural_shift.files(self.shift) + fig_natural_shift_use.files(self.shift_use) +
+                  fig_ttt_time.files(self.records) +
                   fig_serve.files(self.records) + fig_serve_tier.files(self.serve_tier) +
                   fig_decode_graphs.files(self.decode_graphs) + fig_prefill_seeds.files(self.prefill_seeds)):
             need(p)
@@ -543,18 +562,14 @@ class Figures:
 
 
 def git_commit(*records):
-    """The source commit; '+uncommitted' when this script, the aggregation or the records differ from it."""
+    """The source commit; '+uncommitted' when a script of this folder, the aggregation or the records differ from it."""
     def git(*args):
         return subprocess.run(["git", "-C", SRC, *args], capture_output=True, text=True, check=True).stdout.strip()
     try:
         head = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--", os.path.abspath(__file__),
-                    os.path.join(SRC, "bench", "energy_table.py"), os.path.join(HERE, "fig_sim_edge.py"),
-                    os.path.join(HERE, "sim_edge.py"), os.path.join(HERE, "fig_equal_adaptation.py"),
-                    os.path.join(HERE, "equal_adaptation.py"), os.path.join(HERE, "fig_natural_shift.py"),
-                    os.path.join(HERE, "natural_shift.py"), os.path.join(HERE, "fig_ttt_time.py"),
-                    os.path.join(HERE, "fig_serve.py"), os.path.join(HERE, "fig_serve_tier.py"),
-                    os.path.join(HERE, "fig_decode_graphs.py"), os.path.join(HERE, "fig_prefill_seeds.py"), *records)
+        # This folder's scripts (the figures and the experiments whose helpers they import), the aggregation, and
+        # the records.
+        dirty = git("status", "--porcelain", "--", HERE, os.path.join(SRC, "bench", "energy_table.py"), *records)
         return head + ("+uncommitted" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -564,22 +579,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from-records", nargs="?", const=DEFAULT_RECORDS, metavar="RECORDS",
                     help=f"draw from this records folder (default {DEFAULT_RECORDS})")
-    ap.add_argument("--ttt-use-records", default=DEFAULT_TTT_USE, metavar="DIR",
-                    help=f"the CPU records of scripts/experiments/ttt_expert_use.py (default {DEFAULT_TTT_USE})")
-    ap.add_argument("--ttt-seeds-records", default=DEFAULT_TTT_SEEDS, metavar="DIR",
-                    help=f"ttt_energy.sh summaries over LoRA seeds (default {DEFAULT_TTT_SEEDS})")
-    ap.add_argument("--sim-edge-records", default=DEFAULT_SIM_EDGE, metavar="DIR",
-                    help=f"the CPU records of scripts/experiments/sim_edge.py (default {DEFAULT_SIM_EDGE})")
-    ap.add_argument("--equal-adaptation-records", default=DEFAULT_EQUAL_ADAPTATION, metavar="DIR",
-                    help=f"the CPU records of scripts/experiments/equal_adaptation.py (default {DEFAULT_EQUAL_ADAPTATION})")
-    ap.add_argument("--natural-shift-records", default=DEFAULT_SHIFT, metavar="DIR",
-                    help=f"the CPU records of scripts/experiments/natural_shift.py (default {DEFAULT_SHIFT})")
-    ap.add_argument("--serve-tier-records", default=DEFAULT_SERVE_TIER, metavar="DIR",
-                    help=f"bench/serve_bench.py records of serve's fp8 tier level (default {DEFAULT_SERVE_TIER})")
-    ap.add_argument("--decode-graphs-records", default=DEFAULT_DECODE_GRAPHS, metavar="DIR",
-                    help=f"energy_policies records of decode-step CUDA graphs (default {DEFAULT_DECODE_GRAPHS})")
-    ap.add_argument("--prefill-seeds-records", default=DEFAULT_PREFILL_SEEDS, metavar="DIR",
-                    help=f"energy_policies prefill records of three medium seeds (default {DEFAULT_PREFILL_SEEDS})")
+    for name, flag, default, what in RECORD_SETS:
+        ap.add_argument(flag, dest=name, default=default, metavar="DIR", help=f"{what} (default {default})")
     ap.add_argument("--device", choices=["cuda"], help="print how the device scripts regenerate the records")
     ap.add_argument("--out", default=os.path.join("docs", "figures"), help="folder for the PNGs (default docs/figures)")
     a = ap.parse_args()
@@ -589,15 +590,9 @@ def main():
             return
     if not a.from_records:
         ap.error("give --from-records [RECORDS] (or --device cuda for how to make fresh records)")
-    records, ttt_use = repo_path(a.from_records), repo_path(a.ttt_use_records)
-    ttt_seeds, sim_edge = repo_path(a.ttt_seeds_records), repo_path(a.sim_edge_records)
-    equal, shift = repo_path(a.equal_adaptation_records), repo_path(a.natural_shift_records)
-    tier, graphs = repo_path(a.serve_tier_records), repo_path(a.decode_graphs_records)
-    prefill = repo_path(a.prefill_seeds_records)
-    for d, given in ((records, a.from_records), (ttt_use, a.ttt_use_records), (ttt_seeds, a.ttt_seeds_records),
-                     (sim_edge, a.sim_edge_records), (equal, a.equal_adaptation_records),
-                     (shift, a.natural_shift_records), (tier, a.serve_tier_records),
-                     (graphs, a.decode_graphs_records), (prefill, a.prefill_seeds_records)):
+    records = repo_path(a.from_records)
+    dirs = {name: repo_path(getattr(a, name)) for name, _, _, _ in RECORD_SETS}
+    for d, given in [(records, a.from_records)] + [(dirs[n], getattr(a, n)) for n, _, _, _ in RECORD_SETS]:
         if not os.path.isdir(d):
             fail(f"records folder {given} does not exist")
     try:
@@ -607,29 +602,26 @@ def main():
     except ImportError:
         fail("matplotlib is missing: install python3-matplotlib (scripts/install_deps.sh)")
     os.makedirs(a.out, exist_ok=True)
-    f = Figures(records, a.out, plt, ttt_use, ttt_seeds, sim_edge, equal, shift, tier, graphs, prefill)
+    f = Figures(records, a.out, plt, dirs)
     f.check()
     f.energy()
     f.budgets()
     f.ttt()
     f.ttt_seeds_figure()
     f.ttt_expert_use()
-    fig_sim_edge.draw(f, sim_edge, need, rel)
-    fig_equal_adaptation.draw(f, equal, need, rel)
-    fig_natural_shift.draw(f, shift, need, rel)
+    fig_sim_edge.draw(f, dirs["sim_edge"], need, rel)
+    fig_equal_adaptation.draw(f, dirs["equal_adaptation"], need, rel)
+    fig_natural_shift.draw(f, dirs["shift"], need, rel)
+    fig_natural_shift_use.draw(f, dirs["shift_use"], need, rel, fail, read_json, read_jsonl)
     fig_ttt_time.draw(f, records, need, rel)
     fig_serve.draw(f, records, need, rel)
-    fig_serve_tier.draw(f, tier, need, rel)
-    fig_decode_graphs.draw(f, graphs, need, rel, energy_table.summarise, read_jsonl)
-    fig_prefill_seeds.draw(f, prefill, need, rel, energy_table.summarise, read_jsonl)
-    meta = {"command": f"python3 scripts/experiments/figures.py --from-records {f.rel} --ttt-use-records "
-                       f"{rel(ttt_use)} --ttt-seeds-records {rel(ttt_seeds)} --sim-edge-records {rel(sim_edge)} "
-                       f"--equal-adaptation-records {rel(equal)} --natural-shift-records {rel(shift)} "
-                       f"--serve-tier-records {rel(tier)} --decode-graphs-records {rel(graphs)} "
-                       f"--prefill-seeds-records {rel(prefill)} --out {a.out}",
-            "commit": git_commit(records, ttt_use, ttt_seeds, sim_edge, equal, shift, tier, graphs, prefill),
-            "records": [f.rel, rel(ttt_use), rel(ttt_seeds), rel(sim_edge), rel(equal), rel(shift), rel(tier),
-                        rel(graphs), rel(prefill)],
+    fig_serve_tier.draw(f, dirs["serve_tier"], need, rel)
+    fig_decode_graphs.draw(f, dirs["decode_graphs"], need, rel, energy_table.summarise, read_jsonl)
+    fig_prefill_seeds.draw(f, dirs["prefill_seeds"], need, rel, energy_table.summarise, read_jsonl)
+    flags = " ".join(f"{flag} {rel(dirs[n])}" for n, flag, _, _ in RECORD_SETS)
+    meta = {"command": f"python3 scripts/experiments/figures.py --from-records {f.rel} {flags} --out {a.out}",
+            "commit": git_commit(records, *dirs.values()),
+            "records": [f.rel] + [rel(dirs[n]) for n, _, _, _ in RECORD_SETS],
             "dpi": DPI,
             "figures": f.made}
     with open(os.path.join(a.out, "figures.json"), "w") as fh:
