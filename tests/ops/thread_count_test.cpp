@@ -1,6 +1,6 @@
 // Results do not depend on the number of threads: the ops that split work across the pool (tiled GEMMs, row-wise
-// norms and losses, the column-split norm weight gradient) and a whole forward + backward of each architecture at a
-// size where every split kicks in, run on pools of 1, 2 and 3 threads, give the same bits.
+// norms and losses, TTT's next-token objective, the column-split norm weight gradient) and a whole forward + backward
+// of each architecture at a size where every split kicks in, run on pools of 1, 2 and 3 threads, give the same bits.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -12,6 +12,7 @@
 #include "ops/linear.h"
 #include "ops/loss.h"
 #include "ops/norm.h"
+#include "ops/token_objectives.h"
 
 namespace wattmoe::test {
 namespace {
@@ -86,7 +87,9 @@ TEST(ThreadCount, NormsAndLosses) {
     ops::rmsnorm_bwd<float>(x.data(), w.data(), rstd.data(), dy.data(), dx.data(), dw.data(), rows, dim);
     const double nll = ops::nll_loss<float>(logits.data(), targets.data(), rows, V, dl.data(), 1.0 / rows);
     const double ent = ops::entropy_loss<float>(logits.data(), rows, V, de.data(), 1.0 / rows);
-    return std::vector<std::vector<float>>{y, rstd, dx, dw, dl, de, bits_of(nll), bits_of(ent)};
+    std::vector<float> dn(logits.size(), 0.125f);  // TTT's next-token objective adds into its buffer
+    const double ntn = next_token_nll<float>(logits.data(), targets.data(), rows, V, 0.7, dn.data());
+    return std::vector<std::vector<float>>{y, rstd, dx, dw, dl, de, dn, bits_of(nll), bits_of(ent), bits_of(ntn)};
   });
 }
 

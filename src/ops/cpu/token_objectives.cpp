@@ -5,18 +5,25 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 
 namespace wattmoe {
 
 namespace {
 
+// log Σ_j exp(x_j) of one row in double: the row's max, then the shifted exponentials summed in column order.
+template <class T>
+double row_logsumexp(const T* x, int64_t V) {
+  double mx = double(*std::max_element(x, x + V)), sum = 0;
+  for (int64_t j = 0; j < V; ++j) sum += std::exp(double(x[j]) - mx);
+  return mx + std::log(sum);
+}
+
 // log-softmax of one row into lp (double); returns the row's entropy.
 template <class T>
 double row_log_softmax(const T* x, int64_t V, std::vector<double>& lp) {
   lp.resize(size_t(V));
-  double mx = double(*std::max_element(x, x + V)), sum = 0;
-  for (int64_t j = 0; j < V; ++j) sum += std::exp(double(x[j]) - mx);
-  const double lse = mx + std::log(sum);
+  const double lse = row_logsumexp(x, V);
   double h = 0;
   for (int64_t j = 0; j < V; ++j) {
     lp[size_t(j)] = double(x[j]) - lse;
@@ -32,22 +39,34 @@ double default_entropy_gate(int64_t V) { return 0.4 * std::log(double(V)); }
 template <class T>
 double next_token_nll(const T* logits, const int32_t* targets, int64_t rows, int64_t V, double weight, T* dlogits) {
   int64_t scored = 0;
-  for (int64_t i = 0; i < rows; ++i) scored += targets[i] >= 0 ? 1 : 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    WATTMOE_CHECK(targets[i] < V, "target {} >= vocab {}", targets[i], V);
+    scored += targets[i] >= 0 ? 1 : 0;
+  }
   if (scored == 0) return 0;
   const double scale = weight / double(scored);
-  std::vector<double> lp;
+  // Rows in parallel (each writes only its own dlogits row and log-probability); the total is summed in row order
+  // afterwards, so the value and the gradient are the same bits on any number of threads.
+  std::vector<double> lp_target(static_cast<size_t>(rows), 0.0);
+  default_pool().parallel_for(
+      rows,
+      [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const int32_t y = targets[i];
+          if (y < 0) continue;
+          const T* x = logits + i * V;
+          const double lse = row_logsumexp(x, V);
+          lp_target[size_t(i)] = double(x[y]) - lse;
+          if (!dlogits) continue;
+          T* d = dlogits + i * V;
+          for (int64_t j = 0; j < V; ++j) d[j] += T(scale * std::exp(double(x[j]) - lse));
+          d[y] -= T(scale);
+        }
+      },
+      std::max<int64_t>(1, (int64_t(1) << 13) / std::max<int64_t>(1, V)));
   double total = 0;
-  for (int64_t i = 0; i < rows; ++i) {
-    const int32_t y = targets[i];
-    if (y < 0) continue;
-    WATTMOE_CHECK(y < V, "target {} >= vocab {}", y, V);
-    row_log_softmax(logits + i * V, V, lp);
-    total -= lp[size_t(y)];
-    if (!dlogits) continue;
-    T* d = dlogits + i * V;
-    for (int64_t j = 0; j < V; ++j) d[j] += T(scale * std::exp(lp[size_t(j)]));
-    d[y] -= T(scale);
-  }
+  for (int64_t i = 0; i < rows; ++i)
+    if (targets[i] >= 0) total -= lp_target[size_t(i)];
   return total / double(scored);
 }
 
