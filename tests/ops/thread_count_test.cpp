@@ -1,5 +1,5 @@
 // Results do not depend on the number of threads: the ops that split work across the pool (tiled GEMMs, row-wise
-// norms and losses, TTT's next-token objective, the column-split norm weight gradient) and a whole forward + backward
+// norms and losses, TTT's objectives, the column-split norm weight gradient) and a whole forward + backward
 // of each architecture at a size where every split kicks in, run on pools of 1, 2 and 3 threads, give the same bits.
 #include <gtest/gtest.h>
 
@@ -87,9 +87,16 @@ TEST(ThreadCount, NormsAndLosses) {
     ops::rmsnorm_bwd<float>(x.data(), w.data(), rstd.data(), dy.data(), dx.data(), dw.data(), rows, dim);
     const double nll = ops::nll_loss<float>(logits.data(), targets.data(), rows, V, dl.data(), 1.0 / rows);
     const double ent = ops::entropy_loss<float>(logits.data(), rows, V, de.data(), 1.0 / rows);
-    std::vector<float> dn(logits.size(), 0.125f);  // TTT's next-token objective adds into its buffer
+    // TTT's objectives add into their buffers: the next-token loss, the gated entropy (TENT/EATA), the mean entropy
+    std::vector<float> dn(logits.size(), 0.125f), dg(logits.size(), -0.25f);
     const double ntn = next_token_nll<float>(logits.data(), targets.data(), rows, V, 0.7, dn.data());
-    return std::vector<std::vector<float>>{y, rstd, dx, dw, dl, de, dn, bits_of(nll), bits_of(ent), bits_of(ntn)};
+    const double ment = mean_entropy<float>(logits.data(), rows, V);
+    double kept = 0;  // gated at the mean entropy: about half the rows pass
+    const double gent = gated_entropy<float>(logits.data(), rows, V, ment, 0.3, dg.data(), &kept);
+    EXPECT_GT(kept, 0.05);
+    EXPECT_LT(kept, 0.95);  // the gate keeps some rows and drops others
+    return std::vector<std::vector<float>>{y,  rstd, dx, dw, dl, de, dn, dg, bits_of(nll), bits_of(ent), bits_of(ntn),
+                                           bits_of(gent), bits_of(ment)};
   });
 }
 

@@ -32,6 +32,23 @@ double row_log_softmax(const T* x, int64_t V, std::vector<double>& lp) {
   return h;
 }
 
+// Rows per task of the pool: at least 8,192 logits a task.
+int64_t min_rows(int64_t V) { return std::max<int64_t>(1, (int64_t(1) << 13) / std::max<int64_t>(1, V)); }
+
+// Every row's entropy (row_log_softmax's), rows in parallel: each value computed as on one thread.
+template <class T>
+std::vector<double> row_entropies(const T* logits, int64_t rows, int64_t V) {
+  std::vector<double> h(static_cast<size_t>(rows));
+  default_pool().parallel_for(
+      rows,
+      [&](int64_t b, int64_t e) {
+        std::vector<double> lp;
+        for (int64_t i = b; i < e; ++i) h[size_t(i)] = row_log_softmax(logits + i * V, V, lp);
+      },
+      min_rows(V));
+  return h;
+}
+
 }  // namespace
 
 double default_entropy_gate(int64_t V) { return 0.4 * std::log(double(V)); }
@@ -46,7 +63,7 @@ double next_token_nll(const T* logits, const int32_t* targets, int64_t rows, int
   if (scored == 0) return 0;
   const double scale = weight / double(scored);
   // Rows in parallel (each writes only its own dlogits row and log-probability); the total is summed in row order
-  // afterwards, so the value and the gradient are the same bits on any number of threads.
+  // afterwards, so the value and the gradient are the same bits on any number of threads (as every objective here).
   std::vector<double> lp_target(static_cast<size_t>(rows), 0.0);
   default_pool().parallel_for(
       rows,
@@ -63,7 +80,7 @@ double next_token_nll(const T* logits, const int32_t* targets, int64_t rows, int
           d[y] -= T(scale);
         }
       },
-      std::max<int64_t>(1, (int64_t(1) << 13) / std::max<int64_t>(1, V)));
+      min_rows(V));
   double total = 0;
   for (int64_t i = 0; i < rows; ++i)
     if (targets[i] >= 0) total -= lp_target[size_t(i)];
@@ -73,9 +90,9 @@ double next_token_nll(const T* logits, const int32_t* targets, int64_t rows, int
 template <class T>
 double mean_entropy(const T* logits, int64_t rows, int64_t V) {
   if (rows == 0) return 0;
-  std::vector<double> lp;
+  const std::vector<double> h = row_entropies(logits, rows, V);
   double total = 0;
-  for (int64_t i = 0; i < rows; ++i) total += row_log_softmax(logits + i * V, V, lp);
+  for (double x : h) total += x;
   return total / double(rows);
 }
 
@@ -84,12 +101,11 @@ std::vector<double> gate_weights(const T* logits, int64_t rows, int64_t V, doubl
   WATTMOE_REQUIRE(gate > 0 && std::isfinite(gate), "entropy_gate must be a finite number of nats > 0, got {}", gate);
   // w_i ∝ exp(gate − H_i) normalised to sum 1, i.e. ∝ exp(H_min − H_i): computed from the smallest kept entropy so a
   // huge gate (no gating) cannot overflow.
-  std::vector<double> w(static_cast<size_t>(rows), 0.0), h(static_cast<size_t>(rows)), lp;
+  std::vector<double> w(static_cast<size_t>(rows), 0.0);
+  const std::vector<double> h = row_entropies(logits, rows, V);
   double hmin = std::numeric_limits<double>::infinity();
-  for (int64_t i = 0; i < rows; ++i) {
-    h[size_t(i)] = row_log_softmax(logits + i * V, V, lp);
+  for (int64_t i = 0; i < rows; ++i)
     if (h[size_t(i)] <= gate) hmin = std::min(hmin, h[size_t(i)]);
-  }
   double sum = 0;
   int64_t n = 0;
   for (int64_t i = 0; i < rows; ++i) {
@@ -108,18 +124,26 @@ template <class T>
 double weighted_entropy(const T* logits, int64_t rows, int64_t V, const std::vector<double>& w, double weight,
                         T* dlogits) {
   WATTMOE_CHECK(int64_t(w.size()) == rows);
-  std::vector<double> lp;
+  std::vector<double> h(static_cast<size_t>(rows), 0.0);
+  default_pool().parallel_for(  // rows apart; the total in row order below
+      rows,
+      [&](int64_t b, int64_t e) {
+        std::vector<double> lp;
+        for (int64_t i = b; i < e; ++i) {
+          const double wi = w[size_t(i)];
+          if (wi == 0) continue;
+          h[size_t(i)] = row_log_softmax(logits + i * V, V, lp);
+          if (!dlogits) continue;
+          // ∂H/∂x_j = −p_j (log p_j + H)
+          T* d = dlogits + i * V;
+          for (int64_t j = 0; j < V; ++j)
+            d[j] += T(-weight * wi * std::exp(lp[size_t(j)]) * (lp[size_t(j)] + h[size_t(i)]));
+        }
+      },
+      min_rows(V));
   double total = 0;
-  for (int64_t i = 0; i < rows; ++i) {
-    const double wi = w[size_t(i)];
-    if (wi == 0) continue;
-    const double h = row_log_softmax(logits + i * V, V, lp);
-    total += wi * h;
-    if (!dlogits) continue;
-    // ∂H/∂x_j = −p_j (log p_j + H)
-    T* d = dlogits + i * V;
-    for (int64_t j = 0; j < V; ++j) d[j] += T(-weight * wi * std::exp(lp[size_t(j)]) * (lp[size_t(j)] + h));
-  }
+  for (int64_t i = 0; i < rows; ++i)
+    if (w[size_t(i)] != 0) total += w[size_t(i)] * h[size_t(i)];
   return total;
 }
 
