@@ -11,8 +11,8 @@ import os
 
 import natural_shift
 
-SETTINGS = (("static", "unadapted", "0.6"), ("full", "TTT every window", "C3"), ("cheap", "top layer + trigger", "C1"),
-            ("batch4", "batch of 4 windows", "C0"))
+SETTINGS = (("static", "unadapted", "0.6"), ("full", "TTT every window", "C3"),
+            ("cheap", "cheap (a trigger, no guard)", "C1"), ("batch4", "batch of 4 windows", "C0"))
 
 
 def files(records):

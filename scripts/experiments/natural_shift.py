@@ -11,7 +11,7 @@ sequence (batch 1) in windows of 128 tokens, scored before it is adapted on (pre
 
 1. Tuning (each domain's val split): the candidates of CANDIDATES (learning rate, with or without a reset to the
    source weights on a drift alarm) adapting on every window with the source guard, and the cheap candidates of
-   CHEAP (the top layer only, a trigger, no guard), each scored on the split's first TUNE_TOKENS tokens (gain,
+   CHEAP (a trigger, no guard: the top layer only, or every layer on every 8th / 16th window), each scored on the split's first TUNE_TOKENS tokens (gain,
    adaptation time) and on the forgetting stream of step 3 made of val text (the split's first SHIFT_BYTES bytes,
    then every 64th line of prose.val.txt). Of each kind, the setting with the best mean relative gain over the six
    domains (ties: the one forgetting less) among those meeting the goals (full: worst val forgetting ≤ FORGET_GOAL;
@@ -54,10 +54,14 @@ CANDIDATES = {  # every window, source guard on (the defaults); _drift: back to 
 }
 TOP1 = BASE_TTT + ["--ttt-groups", "router,norms,lora,top=1"] + RN_LORA[2:] + ["--ttt-source-check", "0",
                                                                                  "--ttt-lr", "2e-2"]
-CHEAP = {  # the top layer only, a trigger, no guard (docs/results.md, "What adaptation costs")
+EVERY_LAYER = BASE_TTT + RN_LORA + ["--ttt-source-check", "0", "--ttt-lr", "1e-2"]  # full's best rate
+CHEAP = {  # a trigger, no guard: the top layer only (docs/results.md, "What adaptation costs"), or every layer's
+    # router, norms and LoRA on every 8th / 16th window
     "top1_every8_lr2e-2": TOP1 + ["--ttt-trigger", "every", "--ttt-every", "8"],
     "top1_every16_lr2e-2": TOP1 + ["--ttt-trigger", "every", "--ttt-every", "16"],
     "top1_complexity1.1_lr2e-2": TOP1 + ["--ttt-trigger", "complexity", "--ttt-complexity", "1.1"],
+    "rnl_every8_lr1e-2": EVERY_LAYER + ["--ttt-trigger", "every", "--ttt-every", "8"],
+    "rnl_every16_lr1e-2": EVERY_LAYER + ["--ttt-trigger", "every", "--ttt-every", "16"],
 }
 WINDOW_KEYS = ("window", "start", "tokens", "nats", "adapted", "reset")
 
