@@ -9,6 +9,7 @@
 // Workers spin briefly after each job before sleeping, so that the many short parallel regions of one training step
 // do not each pay a thread wake-up.
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -61,6 +62,12 @@ class ThreadPool {
   std::mutex error_mu_;
   std::exception_ptr error_;
 };
+
+// parallel_for's min_chunk for row-wise work: enough rows of row_len elements that a chunk holds at least min_elements
+// (at least one row), so short rows are not split into chunks too small to pay for a thread.
+inline int64_t rows_per_chunk(int64_t row_len, int64_t min_elements) {
+  return std::max<int64_t>(1, min_elements / std::max<int64_t>(1, row_len));
+}
 
 // The most threads a pool is asked for (WATTMOE_THREADS, --threads).
 inline constexpr int kMaxThreads = 1024;

@@ -12,7 +12,7 @@ namespace wattmoe::ops {
 
 namespace {
 // Rows per thread below which threading costs more than it saves.
-int64_t min_rows(int64_t V) { return std::max<int64_t>(1, (int64_t(1) << 13) / std::max<int64_t>(1, V)); }
+int64_t min_rows(int64_t V) { return rows_per_chunk(V, int64_t(1) << 13); }
 
 // Σ over rows of per-row values, in row order (the same sum on any number of threads).
 double sum_in_order(const double* v, int64_t n) {

@@ -9,7 +9,7 @@ namespace wattmoe::ops {
 
 namespace {
 // Rows per thread below which threading costs more than it saves (~16k elements).
-int64_t min_rows(int64_t dim) { return std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(1, dim)); }
+int64_t min_rows(int64_t dim) { return rows_per_chunk(dim, int64_t(1) << 14); }
 }  // namespace
 
 template <class T>

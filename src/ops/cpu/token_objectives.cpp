@@ -32,8 +32,8 @@ double row_log_softmax(const T* x, int64_t V, std::vector<double>& lp) {
   return h;
 }
 
-// Rows per task of the pool: at least 8,192 logits a task.
-int64_t min_rows(int64_t V) { return std::max<int64_t>(1, (int64_t(1) << 13) / std::max<int64_t>(1, V)); }
+// Rows per task of the pool: at least 8,192 logits a task (as ops/cpu/loss.cpp's losses).
+int64_t min_rows(int64_t V) { return rows_per_chunk(V, int64_t(1) << 13); }
 
 // Every row's entropy (row_log_softmax's), rows in parallel: each value computed as on one thread.
 template <class T>
